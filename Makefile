@@ -1,0 +1,36 @@
+# Thin wrapper over CMake + CTest. `make` builds build/rlhf; `make test` runs the whole suite.
+JOBS ?= $(shell nproc)
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+
+.PHONY: all rlhf test test-asan demo bench fuzz clean deps
+
+all: rlhf
+
+$(BUILD)/Makefile: CMakeLists.txt
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
+
+rlhf: $(BUILD)/Makefile
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: rlhf
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-asan:
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DRLHF_SANITIZE=ON
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 RLHF_SLOW_TESTS=0 \
+		ctest --output-on-failure -j $(JOBS) -E 'slow'
+
+deps:
+	scripts/install-deps.sh
+
+demo: deps rlhf
+	scripts/demo.sh
+
+bench: rlhf
+	scripts/install-deps.sh --bench
+	bench/run.sh
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the Debian packages rlhf builds against, only where missing. Idempotent; run as root
+# (or with sudo available). Used by `make demo` and `.ci/run`.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config
+  libopenblas-openmp-dev libopenblas0-openmp   # OpenMP OpenBLAS: one thread pool shared with our OpenMP code
+  libcjson-dev libpcre2-dev libutf8proc-dev zlib1g-dev
+)
+# Optional extras: `--bench` adds PyTorch for the side-by-side benchmarks; `--fuzz` adds clang's libFuzzer runtime.
+for arg in "$@"; do
+  case $arg in
+    --bench) PACKAGES+=(python3-torch python3-numpy) ;;
+    --fuzz) PACKAGES+=(clang libclang-rt-14-dev) ;;
+    --report) PACKAGES+=(chromium) ;;
+    *) echo "install-deps.sh: unknown option '$arg' (expected --bench, --fuzz or --report)" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root to install: ${missing[*]}" >&2; exit 1; }
+  SUDO=sudo
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,26 @@
+// The rlhf commands. Each cmd_* parses its own flags (cli/args.h), validates all input before
+// writing anything, and returns an exit status: 0 ok, 1 runtime failure, 2 bad usage or input,
+// 130 interrupted after saving state. Messages go to stderr.
+#ifndef RLHF_CLI_COMMANDS_H
+#define RLHF_CLI_COMMANDS_H
+
+typedef struct {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);  // argv[0] is the command name
+} rlhf_command;
+
+int cmd_tokenize(int argc, char **argv);
+int cmd_init(int argc, char **argv);
+int cmd_reward(int argc, char **argv);
+int cmd_score(int argc, char **argv);
+int cmd_sft(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_ppo(int argc, char **argv);
+
+// Sets the OpenMP/OpenBLAS thread count (--threads; 0 = all cores).
+void cli_set_threads(long long n);
+// Prints "rlhf COMMAND: message" for a failed status and returns the exit code for it.
+int cli_report(const char *command, int status, const char *msg);
+
+#endif

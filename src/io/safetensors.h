@@ -1,0 +1,64 @@
+// safetensors reading (mmap, validated before trusted) and writing (byte-compatible with the
+// safetensors library: 8-byte little-endian header length, JSON header padded with spaces to a
+// multiple of 8, tensors in header order, written atomically).
+#ifndef RLHF_IO_SAFETENSORS_H
+#define RLHF_IO_SAFETENSORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/error.h"
+
+typedef enum { ST_F32, ST_F16, ST_BF16, ST_F64, ST_I64, ST_I32, ST_I16, ST_I8, ST_U8, ST_BOOL } st_dtype;
+
+typedef struct {
+    char *name;
+    st_dtype dtype;
+    int ndim;
+    int64_t shape[8];
+    int64_t numel;
+    const unsigned char *data;  // into the mapping (or into the owned buffer)
+    size_t nbytes;
+} st_tensor;
+
+// A set of tensors from one file, or from all shards of a model.safetensors.index.json.
+typedef struct {
+    st_tensor *tensors;
+    int n;
+    char *metadata_json;  // the "__metadata__" object as JSON text, or NULL
+    // private: mappings
+    void **maps;
+    size_t *map_sizes;
+    int n_maps;
+} st_file;
+
+// Opens path (a .safetensors file) read-only over mmap and validates the header: size sane,
+// JSON well-formed, dtypes known, shape products match byte ranges, offsets inside the file,
+// ranges neither overlapping nor leaving holes. Errors name the file and the tensor.
+rlhf_status st_open(st_file *f, const char *path, rlhf_err *err);
+// Opens DIR/model.safetensors, or DIR/model.safetensors.index.json and its shards.
+rlhf_status st_open_model_dir(st_file *f, const char *dir, rlhf_err *err);
+void st_close(st_file *f);
+const st_tensor *st_find(const st_file *f, const char *name);
+// Converts a tensor of F32/F16/BF16/F64 to fp32 into out (numel floats).
+rlhf_status st_to_f32(const st_tensor *t, float *out, rlhf_err *err);
+
+// ---- writing ----
+typedef struct {
+    const char *name;
+    st_dtype dtype;
+    int ndim;
+    int64_t shape[8];
+    const void *data;  // nbytes = numel * dtype size
+} st_write_tensor;
+
+// Writes tensors (sorted by name in the header, as the safetensors library does; data laid out in
+// the same order) with an optional metadata map (pairs of key, value strings; may be NULL) to path via
+// temporary file + fsync + rename + directory fsync.
+rlhf_status st_write(const char *path, const st_write_tensor *tensors, int n, const char *const *metadata_kv,
+                     int n_metadata, rlhf_err *err);
+
+size_t st_dtype_size(st_dtype d);
+const char *st_dtype_name(st_dtype d);
+
+#endif

@@ -1,0 +1,33 @@
+// rlhf: reward modelling and RLHF (PPO) for Hugging Face models. Dispatches to a command.
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+
+static const rlhf_command COMMANDS[] = {
+    {"tokenize", "encode texts with a Hugging Face tokenizer (tokenizer.json, vocab.txt, vocab.json+merges.txt)", cmd_tokenize},
+    {"init", "create a randomly initialised model from a config.json (HF init)", cmd_init},
+    {"reward", "train a reward model on preference pairs (pairwise loss)", cmd_reward},
+    {"score", "score (prompt, response) pairs or a dataset with a reward model", cmd_score},
+    {"sft", "supervised fine-tuning of a causal LM", cmd_sft},
+    {"generate", "generate text with a causal LM (greedy or sampling, KV cache)", cmd_generate},
+    {"ppo", "fine-tune a causal LM against a reward model with PPO", cmd_ppo},
+};
+#define N_COMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: rlhf COMMAND [flags]   (rlhf COMMAND --help lists every flag with its default)\n\ncommands:\n");
+    for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "rlhf: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

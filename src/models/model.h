@@ -1,0 +1,139 @@
+// The model interface the trainers see (as transformers' Auto classes hide the class): load a
+// Hugging Face model directory, run forward/backward on a batch, save. Each family (bert.c,
+// distilbert.c, roberta.c, gpt2.c, gptneox.c, llama.c) fills a model_family and one table of
+// param_spec rows mapping every HF tensor name to its shape and place in the flat buffers; loading,
+// saving, `rlhf init`, head creation and the optimizer's weight-decay groups are all driven by it.
+#ifndef RLHF_MODELS_MODEL_H
+#define RLHF_MODELS_MODEL_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/arena.h"
+#include "base/error.h"
+
+typedef enum {
+    HEAD_SEQCLS,  // *ForSequenceClassification: scores (B, num_labels)
+    HEAD_LM       // *ForCausalLM / GPT2LMHeadModel: logits (B, T, vocab)
+} model_head;
+
+typedef enum {
+    INIT_NORMAL,  // normal(0, initializer_range) (HF _init_weights for Linear/Embedding)
+    INIT_ZEROS,   // biases
+    INIT_ONES     // LayerNorm / RMSNorm weights
+} param_init;
+
+#define MODEL_NAME_MAX 160
+
+typedef struct {
+    char name[MODEL_NAME_MAX];  // exact HF tensor name, e.g. "bert.encoder.layer.0.attention.self.query.weight"
+    int ndim;
+    int64_t shape[4];
+    size_t offset;      // into params / grads (floats)
+    size_t numel;
+    param_init init;
+    int padding_row;    // embedding row zeroed at init (padding_idx), -1 none
+    uint8_t no_decay;   // biases and norm weights: HF Trainer excludes them from weight decay
+    uint8_t is_head;    // task head: created fresh (with a notice) when loading a base checkpoint
+} param_spec;
+
+// Hyperparameters the trainers and tools need, whatever the family.
+typedef struct {
+    char model_type[32];        // config.json model_type: "bert", "gpt2", ...
+    char architecture[96];      // the class written to config.json "architectures"
+    int vocab_size;
+    int hidden_size;
+    int num_layers;
+    int num_heads;
+    int max_positions;          // max_position_embeddings / n_positions (0 = unbounded, rotary)
+    int num_labels;             // seq-cls heads: len(id2label), else num_labels, else 2
+    int pad_token_id;           // -1 when the config has none
+    int bos_token_id, eos_token_id;  // -1 when absent
+    int type_vocab_size;        // 0: the family has no token_type_ids
+    int is_decoder;             // causal family (left padding, generation)
+} model_config;
+
+typedef struct {
+    int B, T;
+    const int32_t *input_ids;       // (B, T)
+    const int32_t *attention_mask;  // (B, T) 1 real token, 0 padding; NULL = all real
+    const int32_t *token_type_ids;  // (B, T) or NULL (zeros)
+    const int32_t *position_ids;    // (B, T) or NULL: the family's default (HF's, given the mask)
+    int training;                   // dropout on
+    uint64_t dropout_key;           // rng_key(seed, RNG_STREAM_DROPOUT, step, micro-step)
+} model_batch;
+
+typedef struct model model;
+
+typedef struct model_family {
+    const char *model_type;               // "bert"
+    const char *seqcls_architecture;      // "BertForSequenceClassification"
+    const char *lm_architecture;          // "GPT2LMHeadModel"; NULL for encoders
+    const char *base_prefix;              // "bert." : prefix of backbone tensors inside a head model
+    // Reads m->config_json into m->cfg and family-private hyperparameters (m->impl), and builds
+    // m->specs for m->head. Errors name the config field.
+    rlhf_status (*configure)(model *m, rlhf_err *err);
+    // Forward over a batch. Outputs: m->out (seq-cls: (B, num_labels); LM: (B, T, V) logits) and
+    // m->last_hidden (B, T, C) (after the final norm for decoders). When m->keep_hidden_states is
+    // set, m->hidden_states[0..L] point at each layer's output as HF's output_hidden_states.
+    rlhf_status (*forward)(model *m, const model_batch *b, rlhf_err *err);
+    // Backward of the last forward: dout has m->out's shape (NULL = zero); dhidden (B, T, C) is an
+    // extra gradient on m->last_hidden (value heads), may be NULL. Accumulates into m->grads.
+    rlhf_status (*backward)(model *m, const float *dout, const float *dhidden, rlhf_err *err);
+    void (*destroy)(model *m);            // frees m->impl
+} model_family;
+
+struct model {
+    const model_family *family;
+    model_head head;
+    model_config cfg;
+    cJSON *config_json;     // the whole config.json: unknown fields survive a round trip
+    param_spec *specs;
+    int n_specs;
+    float *params;          // one flat buffer, spec order
+    float *grads;           // same layout; NULL until model_alloc_grads
+    size_t n_params;
+    float *out;             // forward output (see model_family.forward)
+    float *last_hidden;     // (B, T, C)
+    int keep_hidden_states;
+    float **hidden_states;  // num_layers + 1 pointers, valid after a forward with keep_hidden_states
+    rlhf_arena acts;        // activations, sized per (B, T)
+    void *impl;             // family-private state
+};
+
+// Families known to the project (models/registry.c).
+const model_family *model_family_find(const char *model_type);
+// Names of every supported model_type, comma separated (for error messages).
+const char *model_family_list(void);
+
+typedef struct {
+    int quiet;          // no notices on stderr
+    uint64_t init_seed; // seed for freshly created tensors (heads of base checkpoints)
+} model_load_opts;
+
+// Loads DIR/config.json and its weights for the given head, as from_pretrained does: a base
+// checkpoint (no head, with or without the family prefix, or an MLM checkpoint) gets a fresh head and
+// one notice naming the new tensors; unexpected tensors are listed; a shape mismatch is an error
+// naming the tensor; an unknown model_type / architecture is RLHF_EINPUT naming it.
+rlhf_status model_load(model **out, const char *dir, model_head head, const model_load_opts *opts, rlhf_err *err);
+// Builds a model from a config (no weights) with HF's init: normal(0, initializer_range), zero
+// biases, unit norm weights, zero padding rows.
+rlhf_status model_create(model **out, const cJSON *config, model_head head, uint64_t seed, rlhf_err *err);
+// Writes DIR/config.json (architectures, num_labels, id2label, label2id, pad_token_id, ...) and
+// DIR/model.safetensors with exactly HF's tensor names, atomically.
+rlhf_status model_save(const model *m, const char *dir, rlhf_err *err);
+rlhf_status model_alloc_grads(model *m, rlhf_err *err);
+void model_zero_grads(model *m);
+void model_free(model *m);
+
+const param_spec *model_find_param(const model *m, const char *name);
+// Convenience: forward/backward through the family.
+rlhf_status model_forward(model *m, const model_batch *b, rlhf_err *err);
+rlhf_status model_backward(model *m, const float *dout, const float *dhidden, rlhf_err *err);
+
+// Helper for families: appends a spec (offsets assigned in order).
+rlhf_status model_add_param(model *m, const char *name, int ndim, const int64_t *shape, param_init init,
+                            int no_decay, int is_head, int padding_row, rlhf_err *err);
+
+#endif

@@ -1,0 +1,126 @@
+// The differentiable ops every model is built from. Each op is a pair of plain functions, forward
+// and backward (llm.c's convention): arguments in the order out, saved-for-backward, inputs,
+// weights, then sizes. Backward functions ACCUMULATE (+=) into every gradient buffer they receive,
+// which the caller zeroes once per step; a NULL gradient pointer means "not needed".
+// Matrices are row-major; weights keep PyTorch's layout (nn.Linear: (OC, C)).
+#ifndef RLHF_NN_OPS_H
+#define RLHF_NN_OPS_H
+
+#include <stdint.h>
+
+// ---- linear ------------------------------------------------------------------------------------
+// out: (N, OC) = inp: (N, C) @ weight^T + bias; weight: (OC, C) (nn.Linear); bias: (OC) or NULL
+void linear_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC);
+void linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                     const float *weight, int N, int C, int OC);
+// GPT-2's Conv1D keeps the weight transposed: out = inp @ weight + bias, weight: (C, OC)
+void conv1d_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC);
+void conv1d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                     const float *weight, int N, int C, int OC);
+
+// ---- embedding ---------------------------------------------------------------------------------
+// out: (N, C) = table[ids[n]]; table: (V, C). Backward skips rows equal to padding_idx (torch
+// nn.Embedding(padding_idx) semantics; pass -1 for none).
+void embedding_forward(float *out, const int32_t *ids, const float *table, int N, int C);
+void embedding_backward(float *dtable, const float *dout, const int32_t *ids, int N, int C, int padding_idx);
+
+// ---- normalisation -----------------------------------------------------------------------------
+// out, inp: (N, C); mean, rstd: (N) saved for backward; weight, bias: (C)
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                       const float *bias, int N, int C, float eps);
+void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                        const float *weight, const float *mean, const float *rstd, int N, int C);
+// Llama's RMSNorm: out = weight * inp * rsqrt(mean(inp^2) + eps); rstd: (N)
+void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N, int C, float eps);
+void rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight,
+                      const float *rstd, int N, int C);
+
+// ---- activations (elementwise over n values) ----------------------------------------------------
+void gelu_erf_forward(float *out, const float *inp, int64_t n);     // "gelu" in HF configs
+void gelu_erf_backward(float *dinp, const float *dout, const float *inp, int64_t n);
+void gelu_tanh_forward(float *out, const float *inp, int64_t n);    // "gelu_new", "gelu_pytorch_tanh"
+void gelu_tanh_backward(float *dinp, const float *dout, const float *inp, int64_t n);
+void relu_forward(float *out, const float *inp, int64_t n);
+void relu_backward(float *dinp, const float *dout, const float *inp, int64_t n);
+void silu_forward(float *out, const float *inp, int64_t n);
+void silu_backward(float *dinp, const float *dout, const float *inp, int64_t n);
+void tanh_forward(float *out, const float *inp, int64_t n);
+void tanh_backward(float *dinp, const float *dout, const float *out, int64_t n);  // uses the output
+// SwiGLU of Llama's MLP: out = silu(gate) * up; all (n)
+void swiglu_forward(float *out, const float *gate, const float *up, int64_t n);
+void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n);
+
+// Activation by HF config name ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "swish", "tanh").
+typedef enum { ACT_GELU_ERF, ACT_GELU_TANH, ACT_RELU, ACT_SILU, ACT_TANH, ACT_UNKNOWN } activation_kind;
+activation_kind activation_from_name(const char *name);
+void activation_forward(activation_kind k, float *out, const float *inp, int64_t n);
+// inp is the activation's input; out its output (tanh uses it)
+void activation_backward(activation_kind k, float *dinp, const float *dout, const float *inp, const float *out,
+                         int64_t n);
+
+// ---- softmax -----------------------------------------------------------------------------------
+// Row-wise over (N, C); backward: dinp += out * (dout - sum(dout * out))
+void softmax_forward(float *out, const float *inp, int N, int C);
+void softmax_backward(float *dinp, const float *dout, const float *out, int N, int C);
+
+// ---- residual ----------------------------------------------------------------------------------
+void add_forward(float *out, const float *a, const float *b, int64_t n);
+
+// ---- dropout -----------------------------------------------------------------------------------
+// Inverted dropout: out = inp * mask / (1 - p). The mask is a pure function of key and the element
+// index (counter-based RNG), so it is regenerated, not stored, in the backward. p == 0 copies.
+void dropout_forward(float *out, const float *inp, float p, uint64_t key, int64_t n);
+void dropout_backward(float *dinp, const float *dout, float p, uint64_t key, int64_t n);
+
+// ---- rotary position embeddings ----------------------------------------------------------------
+// x: (B, T, H, D) rotated in place on its first rot_dim features at positions pos: (B, T).
+// ROPE_HALF: HF rotate_half layout (Llama, Mistral, GPT-NeoX): pairs (i, i + rot_dim/2).
+// ROPE_INTERLEAVED: GPT-J layout: pairs (2i, 2i + 1). inv_freq[i] = theta^(-2i/rot_dim).
+typedef enum { ROPE_HALF, ROPE_INTERLEAVED } rope_layout;
+void rope_forward(float *x, const int32_t *pos, int B, int T, int H, int D, int rot_dim, float theta,
+                  rope_layout layout);
+// The rotation is orthogonal: backward rotates the gradient by -angle, in place.
+void rope_backward(float *dx, const int32_t *pos, int B, int T, int H, int D, int rot_dim, float theta,
+                   rope_layout layout);
+
+// ---- attention ---------------------------------------------------------------------------------
+// Multi-head scaled dot-product attention with grouped-query heads.
+// q: (B, T, NH, HD); k, v: (B, T, NKV, HD) with NH % NKV == 0 (query head h reads kv head h / (NH/NKV))
+// out: (B, T, NH, HD); probs: (B, NH, T, T) saved for backward (after dropout mask is NOT applied;
+// attention dropout, if any, is applied by the caller via attn_dropout_p/key).
+// key_mask: (B, T) 1 = attend, 0 = padding (NULL: all attend). causal: key j <= query i.
+// window > 0: also require i - j < window (Mistral sliding window). scale: usually 1/sqrt(HD).
+// A query row with no visible key gets zero output (HF yields a uniform or masked row there; such rows
+// are padding and never read).
+typedef struct {
+    int B, T, NH, NKV, HD;
+    int causal;
+    int window;
+    float scale;
+    float dropout_p;      // attention-probability dropout (BERT attention_probs_dropout_prob) in training
+    uint64_t dropout_key;
+} attention_shape;
+void attention_forward(float *out, float *probs, const float *q, const float *k, const float *v,
+                       const int32_t *key_mask, const attention_shape *s);
+void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
+                        const float *k, const float *v, const attention_shape *s);
+
+// ---- losses ------------------------------------------------------------------------------------
+// Pairwise reward loss over P pairs: loss = mean_p -logsigmoid(chosen[p] - rejected[p] - margin[p])
+// (margin NULL = 0) + center_coef * mean_p (chosen[p] + rejected[p])^2 (TRL's center_rewards_coefficient).
+// Returns the loss; backward writes (+=) dchosen, drejected: (P) scaled by grad_scale (e.g. 1/accum).
+float pairwise_loss_forward(const float *chosen, const float *rejected, const float *margin, float center_coef,
+                            int P);
+void pairwise_loss_backward(float *dchosen, float *drejected, const float *chosen, const float *rejected,
+                            const float *margin, float center_coef, int P, float grad_scale);
+// Token cross-entropy: logits (N, V), targets (N) with ignore_index skipped; mean over counted rows.
+// Returns the loss and stores the count in *n_counted. Backward: dlogits (+=) scaled by grad_scale / n_counted.
+#define CE_IGNORE_INDEX (-100)
+float cross_entropy_forward(const float *logits, const int32_t *targets, int N, int V, int *n_counted);
+void cross_entropy_backward(float *dlogits, const float *logits, const int32_t *targets, int N, int V,
+                            int n_counted, float grad_scale);
+// log_softmax(logits)[target] per row: out (N); logits (N, V). Used for policy/ref log-probs.
+void token_logprobs_forward(float *out, const float *logits, const int32_t *targets, int N, int V,
+                            float temperature);
+
+#endif

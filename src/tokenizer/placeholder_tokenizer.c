@@ -1,0 +1,1 @@
+// placeholder until the layer lands; removed with its first real file

@@ -1,0 +1,53 @@
+// Public interface of the Hugging Face `tokenizers` pipeline (tokenizer.json, or the BERT / GPT-2 /
+// RoBERTa vocabulary-file fallbacks): encode text (and an optional pair) to ids exactly as
+// `tokenizer(text, pair, add_special_tokens=...)` does, and decode ids back as `tokenizer.decode`.
+// A loaded tokenizer is immutable, so encode/decode may run concurrently from many threads.
+#ifndef RLHF_TOKENIZER_TOKENIZER_H
+#define RLHF_TOKENIZER_TOKENIZER_H
+
+#include <stdint.h>
+
+#include "base/error.h"
+
+typedef struct tokenizer tokenizer;             // immutable after load; encode/decode are thread-safe
+typedef enum { TRUNC_LONGEST_FIRST, TRUNC_ONLY_FIRST, TRUNC_ONLY_SECOND } tok_truncation;
+typedef struct {
+    int32_t *ids, *type_ids, *attention_mask;   // n each, malloc'd; free with tok_encoding_free
+    int n;
+    int truncated;                              // 1 if tokens were dropped by max_length
+} tok_encoding;
+// Loads DIR/tokenizer.json, else BERT vocab.txt (+tokenizer_config.json), else vocab.json+merges.txt.
+rlhf_status tokenizer_load(tokenizer **out, const char *dir, rlhf_err *err);
+void tokenizer_free(tokenizer *t);
+// Encodes text (and pair, NULL for none) as HF `tokenizer(text, pair, add_special_tokens=...)`; UTF-8 is
+// validated (invalid -> RLHF_EINPUT "invalid UTF-8 at byte N"). max_length <= 0: no truncation.
+rlhf_status tokenizer_encode(const tokenizer *t, const char *text, const char *pair, int add_special_tokens,
+                             int max_length, tok_truncation strategy, tok_encoding *out, rlhf_err *err);
+void tok_encoding_free(tok_encoding *e);
+// Decodes ids to a malloc'd UTF-8 string as HF decode(ids, skip_special_tokens).
+rlhf_status tokenizer_decode(const tokenizer *t, const int32_t *ids, int n, int skip_special_tokens, char **out,
+                             rlhf_err *err);
+int tokenizer_vocab_size(const tokenizer *t);           // including added tokens
+int tokenizer_token_to_id(const tokenizer *t, const char *token);   // -1 if absent
+// Special ids from tokenizer.json added tokens + tokenizer_config.json / special_tokens_map.json; -1 if none.
+int tokenizer_pad_id(const tokenizer *t);
+int tokenizer_eos_id(const tokenizer *t);
+int tokenizer_bos_id(const tokenizer *t);
+int tokenizer_is_special(const tokenizer *t, int32_t id);
+// Copies the tokenizer files it was loaded from (tokenizer.json, vocab.*, merges.txt, tokenizer_config.json,
+// special_tokens_map.json) into dir, atomically.
+rlhf_status tokenizer_save(const tokenizer *t, const char *dir, rlhf_err *err);
+
+// ---- additions beyond the cross-team API ----
+
+// Parses a tokenizer.json held in memory (json: NUL-terminated text of len bytes). what names the source in
+// error messages. Used by the loader and by the fuzzer.
+rlhf_status tokenizer_load_json(tokenizer **out, const char *json, const char *what, rlhf_err *err);
+// Token string of id (NULL if out of range); the pointer lives as long as t.
+const char *tokenizer_id_to_token(const tokenizer *t, int32_t id);
+// Pads e in place to length (or to the next multiple of pad_to_multiple_of when > 0, whichever is larger)
+// with pad_id / pad_type_id and attention 0; left != 0 pads on the left, as HF padding_side="left".
+rlhf_status tok_encoding_pad(tok_encoding *e, int length, int pad_to_multiple_of, int32_t pad_id,
+                             int32_t pad_type_id, int left, rlhf_err *err);
+
+#endif

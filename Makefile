@@ -30,7 +30,8 @@ demo: deps rlhf
 
 bench: rlhf
 	scripts/install-deps.sh --bench
-	bench/run.sh
+	cmake --build $(BUILD) -j $(JOBS) --target benches
+	bench/run.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

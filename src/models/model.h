@@ -36,6 +36,7 @@ typedef struct {
     int padding_row;    // embedding row zeroed at init (padding_idx), -1 none
     uint8_t no_decay;   // biases and norm weights: HF Trainer excludes them from weight decay
     uint8_t is_head;    // task head: created fresh (with a notice) when loading a base checkpoint
+    float init_std;     // INIT_NORMAL standard deviation; 0 = config.json initializer_range (default 0.02)
 } param_spec;
 
 // Hyperparameters the trainers and tools need, whatever the family.
@@ -82,6 +83,9 @@ typedef struct model_family {
     // extra gradient on m->last_hidden (value heads), may be NULL. Accumulates into m->grads.
     rlhf_status (*backward)(model *m, const float *dout, const float *dhidden, rlhf_err *err);
     void (*destroy)(model *m);            // frees m->impl
+    // NULL-terminated further classes whose checkpoints this family loads (base and pre-training
+    // classes, e.g. "BertModel", "BertForMaskedLM"); NULL = only the two architectures above.
+    const char *const *known_architectures;
 } model_family;
 
 struct model {

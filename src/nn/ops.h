@@ -71,6 +71,9 @@ void add_forward(float *out, const float *a, const float *b, int64_t n);
 // index (counter-based RNG), so it is regenerated, not stored, in the backward. p == 0 copies.
 void dropout_forward(float *out, const float *inp, float p, uint64_t key, int64_t n);
 void dropout_backward(float *dinp, const float *dout, float p, uint64_t key, int64_t n);
+// The mask value (0 or 1/(1-p)) that dropout with this key gives element i; attention-probability
+// dropout uses the same function with i = the flat index into probs (B, NH, T, T).
+float dropout_scale_at(uint64_t key, int64_t i, float p);
 
 // ---- rotary position embeddings ----------------------------------------------------------------
 // x: (B, T, H, D) rotated in place on its first rot_dim features at positions pos: (B, T).
@@ -91,7 +94,9 @@ void rope_backward(float *dx, const int32_t *pos, int B, int T, int H, int D, in
 // key_mask: (B, T) 1 = attend, 0 = padding (NULL: all attend). causal: key j <= query i.
 // window > 0: also require i - j < window (Mistral sliding window). scale: usually 1/sqrt(HD).
 // A query row with no visible key gets zero output (HF yields a uniform or masked row there; such rows
-// are padding and never read).
+// are padding and never read). The ops need O(T*T) scratch per thread; if it cannot be allocated
+// they write NaN to out (forward) / dq (backward) so the failure surfaces as a non-finite loss or
+// gradient norm, which the trainers already treat as an error.
 typedef struct {
     int B, T, NH, NKV, HD;
     int causal;

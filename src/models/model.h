@@ -66,6 +66,7 @@ typedef struct {
 } model_batch;
 
 typedef struct model model;
+struct kv_cache;
 
 typedef struct model_family {
     const char *model_type;               // "bert"
@@ -86,6 +87,12 @@ typedef struct model_family {
     // NULL-terminated further classes whose checkpoints this family loads (base and pre-training
     // classes, e.g. "BertModel", "BertForMaskedLM"); NULL = only the two architectures above.
     const char *const *known_architectures;
+    // Optional (causal LMs; NULL otherwise): incremental decoding over a KV cache (models/kv_cache.h).
+    // Runs T_new new tokens per row (ids, mask, pos: (c->B, T_new)) after the c->len cached positions,
+    // appends their keys/values and mask to the cache, and writes the logits of each row's last new
+    // token to logits (c->B, vocab). Keeps no activations (no backward).
+    rlhf_status (*decode)(model *m, struct kv_cache *c, const int32_t *ids, const int32_t *mask,
+                          const int32_t *pos, int T_new, float *logits, rlhf_err *err);
 } model_family;
 
 struct model {

@@ -23,7 +23,7 @@
 typedef void (*gc_forward_fn)(void *ctx, const double *x, double *y);
 
 // grad[i] = dL/dx[i] with L = sum_j w[j] * f(x)[j], by central differences
-static void gc_numeric_grad(gc_forward_fn f, void *ctx, const double *x0, int n_in, int n_out, const double *w,
+static inline void gc_numeric_grad(gc_forward_fn f, void *ctx, const double *x0, int n_in, int n_out, const double *w,
                             double *grad) {
     double *x = malloc(sizeof(double) * n_in), *y = malloc(sizeof(double) * n_out);
     memcpy(x, x0, sizeof(double) * n_in);
@@ -43,7 +43,7 @@ static void gc_numeric_grad(gc_forward_fn f, void *ctx, const double *x0, int n_
 }
 
 // Passes when |analytic - numeric| <= atol + rtol * |numeric| everywhere; prints the worst element.
-static int gc_compare(const char *name, const float *analytic, const double *numeric, int n, double atol,
+static inline int gc_compare(const char *name, const float *analytic, const double *numeric, int n, double atol,
                       double rtol) {
     int worst = -1;
     double worst_ratio = 0.0;
@@ -64,22 +64,22 @@ static int gc_compare(const char *name, const float *analytic, const double *num
 }
 
 // Compares a float forward output against the double reference.
-static int gc_compare_fwd(const char *name, const float *got, const double *want, int n, double atol, double rtol) {
+static inline int gc_compare_fwd(const char *name, const float *got, const double *want, int n, double atol, double rtol) {
     return gc_compare(name, got, want, n, atol, rtol);
 }
 
 // Deterministic test data: normal(0, scale) floats and their double copies.
-static void gc_fill(float *f, double *d, int n, uint64_t key, float scale) {
+static inline void gc_fill(float *f, double *d, int n, uint64_t key, float scale) {
     for (int i = 0; i < n; i++) {
         f[i] = scale * rng_normal(key, (uint64_t)i);
         if (d) d[i] = f[i];
     }
 }
 
-static float *gc_floats(int n) { return calloc((size_t)(n > 0 ? n : 1), sizeof(float)); }
-static double *gc_doubles(int n) { return calloc((size_t)(n > 0 ? n : 1), sizeof(double)); }
+static inline float *gc_floats(int n) { return calloc((size_t)(n > 0 ? n : 1), sizeof(float)); }
+static inline double *gc_doubles(int n) { return calloc((size_t)(n > 0 ? n : 1), sizeof(double)); }
 
 // Random upstream gradient w (float for the op, double for the numeric check).
-static void gc_weights(float *wf, double *wd, int n, uint64_t key) { gc_fill(wf, wd, n, key ^ 0x5eedull, 1.0f); }
+static inline void gc_weights(float *wf, double *wd, int n, uint64_t key) { gc_fill(wf, wd, n, key ^ 0x5eedull, 1.0f); }
 
 #endif

@@ -1,0 +1,137 @@
+// Elementwise activations and their derivatives, matching torch / HF definitions:
+// gelu = 0.5 x (1 + erf(x / sqrt 2)) (nn.GELU()), gelu_new / gelu_pytorch_tanh =
+// 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), silu = x * sigmoid(x), SwiGLU = silu(gate) * up,
+// plus the residual add. Loops are plain so they vectorise; big ones are split over OpenMP threads.
+#include <math.h>
+#include <string.h>
+
+#include "nn/nn_internal.h"
+#include "nn/ops.h"
+
+#define GELU_TANH_COEF 0.044715f                   // HF NewGELUActivation
+#define SQRT_2_OVER_PI 0.7978845608028654f         // sqrt(2 / pi)
+#define INV_SQRT_2 0.7071067811865476f             // 1 / sqrt(2)
+#define INV_SQRT_2PI 0.3989422804014327f           // 1 / sqrt(2 pi)
+
+#define PAR_IF if (n > NN_PARALLEL_MIN)
+
+void gelu_erf_forward(float *out, const float *inp, int64_t n) {
+#pragma omp parallel for PAR_IF
+    for (int64_t i = 0; i < n; i++) out[i] = 0.5f * inp[i] * (1.0f + erff(inp[i] * INV_SQRT_2));
+}
+
+// d/dx = Phi(x) + x * phi(x)
+void gelu_erf_backward(float *dinp, const float *dout, const float *inp, int64_t n) {
+#pragma omp parallel for PAR_IF
+    for (int64_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float cdf = 0.5f * (1.0f + erff(x * INV_SQRT_2));
+        float pdf = INV_SQRT_2PI * expf(-0.5f * x * x);
+        dinp[i] += dout[i] * (cdf + x * pdf);
+    }
+}
+
+void gelu_tanh_forward(float *out, const float *inp, int64_t n) {
+#pragma omp parallel for PAR_IF
+    for (int64_t i = 0; i < n; i++) {
+        float x = inp[i];
+        out[i] = 0.5f * x * (1.0f + tanhf(SQRT_2_OVER_PI * (x + GELU_TANH_COEF * x * x * x)));
+    }
+}
+
+void gelu_tanh_backward(float *dinp, const float *dout, const float *inp, int64_t n) {
+#pragma omp parallel for PAR_IF
+    for (int64_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float u = SQRT_2_OVER_PI * (x + GELU_TANH_COEF * x * x * x);
+        float t = tanhf(u);
+        float du = SQRT_2_OVER_PI * (1.0f + 3.0f * GELU_TANH_COEF * x * x);
+        dinp[i] += dout[i] * (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du);
+    }
+}
+
+void relu_forward(float *out, const float *inp, int64_t n) {
+#pragma omp parallel for PAR_IF
+    for (int64_t i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+}
+
+void relu_backward(float *dinp, const float *dout, const float *inp, int64_t n) {
+#pragma omp parallel for PAR_IF
+    for (int64_t i = 0; i < n; i++) dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f;
+}
+
+void silu_forward(float *out, const float *inp, int64_t n) {
+#pragma omp parallel for PAR_IF
+    for (int64_t i = 0; i < n; i++) out[i] = inp[i] / (1.0f + expf(-inp[i]));
+}
+
+// d/dx x s(x) = s (1 + x (1 - s))
+void silu_backward(float *dinp, const float *dout, const float *inp, int64_t n) {
+#pragma omp parallel for PAR_IF
+    for (int64_t i = 0; i < n; i++) {
+        float x = inp[i], s = 1.0f / (1.0f + expf(-x));
+        dinp[i] += dout[i] * s * (1.0f + x * (1.0f - s));
+    }
+}
+
+void tanh_forward(float *out, const float *inp, int64_t n) {
+#pragma omp parallel for PAR_IF
+    for (int64_t i = 0; i < n; i++) out[i] = tanhf(inp[i]);
+}
+
+void tanh_backward(float *dinp, const float *dout, const float *out, int64_t n) {
+#pragma omp parallel for PAR_IF
+    for (int64_t i = 0; i < n; i++) dinp[i] += dout[i] * (1.0f - out[i] * out[i]);
+}
+
+void swiglu_forward(float *out, const float *gate, const float *up, int64_t n) {
+#pragma omp parallel for PAR_IF
+    for (int64_t i = 0; i < n; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n) {
+#pragma omp parallel for PAR_IF
+    for (int64_t i = 0; i < n; i++) {
+        float g = gate[i], s = 1.0f / (1.0f + expf(-g));
+        if (dgate) dgate[i] += dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
+        if (dup) dup[i] += dout[i] * g * s;
+    }
+}
+
+activation_kind activation_from_name(const char *name) {
+    if (!name) return ACT_UNKNOWN;
+    if (!strcmp(name, "gelu")) return ACT_GELU_ERF;
+    if (!strcmp(name, "gelu_new") || !strcmp(name, "gelu_pytorch_tanh")) return ACT_GELU_TANH;
+    if (!strcmp(name, "relu")) return ACT_RELU;
+    if (!strcmp(name, "silu") || !strcmp(name, "swish")) return ACT_SILU;
+    if (!strcmp(name, "tanh")) return ACT_TANH;
+    return ACT_UNKNOWN;
+}
+
+void activation_forward(activation_kind k, float *out, const float *inp, int64_t n) {
+    switch (k) {
+    case ACT_GELU_ERF: gelu_erf_forward(out, inp, n); break;
+    case ACT_GELU_TANH: gelu_tanh_forward(out, inp, n); break;
+    case ACT_RELU: relu_forward(out, inp, n); break;
+    case ACT_SILU: silu_forward(out, inp, n); break;
+    case ACT_TANH: tanh_forward(out, inp, n); break;
+    case ACT_UNKNOWN: break;   // rejected when the config is read
+    }
+}
+
+void activation_backward(activation_kind k, float *dinp, const float *dout, const float *inp, const float *out,
+                         int64_t n) {
+    switch (k) {
+    case ACT_GELU_ERF: gelu_erf_backward(dinp, dout, inp, n); break;
+    case ACT_GELU_TANH: gelu_tanh_backward(dinp, dout, inp, n); break;
+    case ACT_RELU: relu_backward(dinp, dout, inp, n); break;
+    case ACT_SILU: silu_backward(dinp, dout, inp, n); break;
+    case ACT_TANH: tanh_backward(dinp, dout, out, n); break;
+    case ACT_UNKNOWN: break;
+    }
+}
+
+void add_forward(float *out, const float *a, const float *b, int64_t n) {
+#pragma omp parallel for PAR_IF
+    for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}

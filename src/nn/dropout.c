@@ -1,0 +1,54 @@
+// Inverted dropout whose mask is a pure function of (key, element index) (see nn_internal.h), so
+// the backward regenerates it instead of storing it and results never depend on thread count.
+#include <string.h>
+
+#include "nn/nn_internal.h"
+#include "nn/ops.h"
+
+// Elements per mask block: a multiple of 4 so blocks start on a Philox block boundary.
+#define DROPOUT_BLOCK 1024
+
+float dropout_scale_at(uint64_t key, int64_t i, float p) {
+    float s;
+    if (p <= 0.0f) return 1.0f;
+    if (p >= 1.0f) return 0.0f;
+    nn_dropout_mask(&s, key, i, 1, p);
+    return s;
+}
+
+// out = inp * mask (dinp += dout * mask when accumulate), over blocks of DROPOUT_BLOCK elements
+static void apply_mask(float *out, const float *inp, float p, uint64_t key, int64_t n, int accumulate) {
+    int64_t nblocks = (n + DROPOUT_BLOCK - 1) / DROPOUT_BLOCK;
+#pragma omp parallel for if (n > NN_PARALLEL_MIN / 4)
+    for (int64_t bi = 0; bi < nblocks; bi++) {
+        float scale[DROPOUT_BLOCK];
+        int64_t i0 = bi * DROPOUT_BLOCK, len = n - i0 < DROPOUT_BLOCK ? n - i0 : DROPOUT_BLOCK;
+        nn_dropout_mask(scale, key, i0, len, p);
+        if (accumulate)
+            for (int64_t j = 0; j < len; j++) out[i0 + j] += inp[i0 + j] * scale[j];
+        else
+            for (int64_t j = 0; j < len; j++) out[i0 + j] = inp[i0 + j] * scale[j];
+    }
+}
+
+void dropout_forward(float *out, const float *inp, float p, uint64_t key, int64_t n) {
+    if (p <= 0.0f) {
+        if (out != inp) memmove(out, inp, sizeof(float) * (size_t)n);
+        return;
+    }
+    if (p >= 1.0f) {   // torch: everything dropped
+        memset(out, 0, sizeof(float) * (size_t)n);
+        return;
+    }
+    apply_mask(out, inp, p, key, n, 0);
+}
+
+void dropout_backward(float *dinp, const float *dout, float p, uint64_t key, int64_t n) {
+    if (p >= 1.0f) return;
+    if (p <= 0.0f) {
+#pragma omp parallel for if (n > NN_PARALLEL_MIN)
+        for (int64_t i = 0; i < n; i++) dinp[i] += dout[i];
+        return;
+    }
+    apply_mask(dinp, dout, p, key, n, 1);
+}

@@ -143,6 +143,10 @@ const param_spec *model_find_param(const model *m, const char *name);
 rlhf_status model_forward(model *m, const model_batch *b, rlhf_err *err);
 rlhf_status model_backward(model *m, const float *dout, const float *dhidden, rlhf_err *err);
 
+// Helper for families: the label count as transformers derives it: len(id2label), else num_labels,
+// else 2. Errors name config.json's field.
+rlhf_status model_config_num_labels(const cJSON *config, int *out, rlhf_err *err);
+
 // Helper for families: appends a spec (offsets assigned in order).
 rlhf_status model_add_param(model *m, const char *name, int ndim, const int64_t *shape, param_init init,
                             int no_decay, int is_head, int padding_row, rlhf_err *err);

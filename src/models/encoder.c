@@ -1,0 +1,472 @@
+// Forward and backward of the post-LayerNorm encoder shared by BERT, RoBERTa and DistilBERT (see
+// encoder.h), with its activation plan: every buffer the backward needs is carved once per (B, T)
+// from the model's arena, so a training step allocates nothing.
+#include "models/encoder.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/rng.h"
+#include "io/json_util.h"
+
+// Dropout sites inside a layer (the rng_key's last word); layer index 0 is the embeddings,
+// 1..L the layers and L+1 the classification head.
+enum { SITE_ATTN_PROBS = 0, SITE_ATTN_OUT = 1, SITE_FFN_OUT = 2, SITE_EMB = 3, SITE_HEAD_IN = 4, SITE_HEAD_OUT = 5 };
+
+// ---- construction helpers ----------------------------------------------------------------------
+
+rlhf_status encoder_new(model *m, rlhf_err *err) {
+    encoder *e = calloc(1, sizeof *e);
+    if (!e) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory (encoder)");
+    e->type_emb = ENC_NONE;
+    m->impl = e;
+    return RLHF_OK;
+}
+
+void encoder_destroy(model *m) {
+    encoder *e = m->impl;
+    if (!e) return;
+    free(e->layers);
+    free(e->acts);
+    free(e);
+    m->impl = NULL;
+}
+
+static size_t last_offset(const model *m) { return m->specs[m->n_specs - 1].offset; }
+
+rlhf_status encoder_add_embedding(model *m, size_t *off, const char *name, int rows, int C, int padding_row,
+                                  rlhf_err *err) {
+    int64_t shape[2] = {rows, C};
+    RLHF_TRY(model_add_param(m, name, 2, shape, INIT_NORMAL, 0, 0, padding_row, err));
+    *off = last_offset(m);
+    return RLHF_OK;
+}
+
+rlhf_status encoder_add_linear(model *m, size_t *w, size_t *b, const char *prefix, int out, int in, int is_head,
+                               rlhf_err *err) {
+    char name[MODEL_NAME_MAX];
+    int64_t wshape[2] = {out, in}, bshape[1] = {out};
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    RLHF_TRY(model_add_param(m, name, 2, wshape, INIT_NORMAL, 0, is_head, -1, err));
+    *w = last_offset(m);
+    snprintf(name, sizeof name, "%s.bias", prefix);
+    RLHF_TRY(model_add_param(m, name, 1, bshape, INIT_ZEROS, 1, is_head, -1, err));
+    *b = last_offset(m);
+    return RLHF_OK;
+}
+
+rlhf_status encoder_add_layernorm(model *m, size_t *w, size_t *b, const char *prefix, int is_head, rlhf_err *err) {
+    encoder *e = m->impl;
+    char name[MODEL_NAME_MAX];
+    int64_t shape[1] = {e->hp.C};
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    RLHF_TRY(model_add_param(m, name, 1, shape, INIT_ONES, 1, is_head, -1, err));
+    *w = last_offset(m);
+    snprintf(name, sizeof name, "%s.bias", prefix);
+    RLHF_TRY(model_add_param(m, name, 1, shape, INIT_ZEROS, 1, is_head, -1, err));
+    *b = last_offset(m);
+    return RLHF_OK;
+}
+
+rlhf_status encoder_add_layers(model *m, const char *layer_fmt, const char *const modules[8], rlhf_err *err) {
+    encoder *e = m->impl;
+    const encoder_hparams *hp = &e->hp;
+    e->layers = calloc((size_t)hp->L, sizeof *e->layers);
+    if (!e->layers) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory (encoder layers)");
+    for (int l = 0; l < hp->L; l++) {
+        encoder_layer_params *p = &e->layers[l];
+        char pre[MODEL_NAME_MAX], name[MODEL_NAME_MAX * 2];
+        snprintf(pre, sizeof pre, layer_fmt, l);
+#define NAME(i) (snprintf(name, sizeof name, "%s%s", pre, modules[i]), name)
+        RLHF_TRY(encoder_add_linear(m, &p->q_w, &p->q_b, NAME(0), hp->C, hp->C, 0, err));
+        RLHF_TRY(encoder_add_linear(m, &p->k_w, &p->k_b, NAME(1), hp->C, hp->C, 0, err));
+        RLHF_TRY(encoder_add_linear(m, &p->v_w, &p->v_b, NAME(2), hp->C, hp->C, 0, err));
+        RLHF_TRY(encoder_add_linear(m, &p->o_w, &p->o_b, NAME(3), hp->C, hp->C, 0, err));
+        RLHF_TRY(encoder_add_layernorm(m, &p->ln1_w, &p->ln1_b, NAME(4), 0, err));
+        RLHF_TRY(encoder_add_linear(m, &p->fc1_w, &p->fc1_b, NAME(5), hp->I, hp->C, 0, err));
+        RLHF_TRY(encoder_add_linear(m, &p->fc2_w, &p->fc2_b, NAME(6), hp->C, hp->I, 0, err));
+        RLHF_TRY(encoder_add_layernorm(m, &p->ln2_w, &p->ln2_b, NAME(7), 0, err));
+#undef NAME
+    }
+    m->hidden_states = calloc((size_t)hp->L + 1, sizeof *m->hidden_states);
+    e->acts = calloc((size_t)hp->L, sizeof *e->acts);
+    if (!m->hidden_states || !e->acts) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory (encoder)");
+    return RLHF_OK;
+}
+
+rlhf_status encoder_config_dropout(const model *m, const char *key, double def, float *out, rlhf_err *err) {
+    double p;
+    RLHF_TRY(json_get_double(m->config_json, key, def, &p, "config.json", err));
+    if (!(p >= 0 && p < 1)) return rlhf_fail(err, RLHF_EINPUT, "config.json: '%s' = %g, expected a probability in [0, 1)", key, p);
+    *out = (float)p;
+    return RLHF_OK;
+}
+
+rlhf_status encoder_config_int(const model *m, const char *key, long long def, int *out, rlhf_err *err) {
+    long long v;
+    RLHF_TRY(json_get_int(m->config_json, key, def, &v, "config.json", err));
+    if (v <= 0 || v > (1LL << 30))
+        return rlhf_fail(err, RLHF_EINPUT, "config.json: '%s' = %lld, expected a positive size", key, v);
+    *out = (int)v;
+    return RLHF_OK;
+}
+
+// ---- activation plan ---------------------------------------------------------------------------
+
+// Carves buffers in two passes: first measuring (arena NULL), then from the arena sized to fit.
+typedef struct {
+    rlhf_arena *arena;
+    size_t bytes;
+} carver;
+
+static void *carve(carver *c, size_t bytes) {
+    c->bytes += (bytes + RLHF_ALIGN - 1) & ~(size_t)(RLHF_ALIGN - 1);
+    return c->arena ? arena_alloc(c->arena, bytes) : NULL;
+}
+#define CARVE_F(c, n) ((float *)carve((c), (size_t)(n) * sizeof(float)))
+
+static void carve_plan(encoder *e, carver *c, int B, int T) {
+    const encoder_hparams *hp = &e->hp;
+    size_t BT = (size_t)B * T, BTC = BT * hp->C, BTI = BT * hp->I, BC = (size_t)B * hp->C;
+    e->ids = carve(c, BT * sizeof(int32_t));
+    e->type_ids = carve(c, BT * sizeof(int32_t));
+    e->pos_ids = carve(c, BT * sizeof(int32_t));
+    e->mask = carve(c, BT * sizeof(int32_t));
+    e->emb_sum = CARVE_F(c, BTC);
+    e->emb_ln = CARVE_F(c, BTC);
+    e->emb_mean = CARVE_F(c, BT);
+    e->emb_rstd = CARVE_F(c, BT);
+    e->emb_out = CARVE_F(c, BTC);
+    for (int l = 0; l < hp->L; l++) {
+        encoder_layer_acts *a = &e->acts[l];
+        a->q = CARVE_F(c, BTC);
+        a->k = CARVE_F(c, BTC);
+        a->v = CARVE_F(c, BTC);
+        a->probs = CARVE_F(c, (size_t)B * hp->NH * T * T);
+        a->ctx = CARVE_F(c, BTC);
+        a->res1 = CARVE_F(c, BTC);
+        a->ln1 = CARVE_F(c, BTC);
+        a->ln1_mean = CARVE_F(c, BT);
+        a->ln1_rstd = CARVE_F(c, BT);
+        a->fc1 = CARVE_F(c, BTI);
+        a->res2 = CARVE_F(c, BTC);
+        a->out = CARVE_F(c, BTC);
+        a->ln2_mean = CARVE_F(c, BT);
+        a->ln2_rstd = CARVE_F(c, BT);
+    }
+    e->cls = CARVE_F(c, BC);
+    e->head_x = CARVE_F(c, BC);
+    e->head_dense = CARVE_F(c, BC);
+    e->head_act = CARVE_F(c, BC);
+    e->head_in = CARVE_F(c, BC);
+    e->logits = CARVE_F(c, (size_t)B * hp->num_labels);
+    e->scratch_c = CARVE_F(c, BTC);
+    e->scratch_i = CARVE_F(c, BTI);
+    float **d[] = {&e->d_a, &e->d_b, &e->d_res, &e->d_ln1, &e->d_q, &e->d_k, &e->d_v, &e->d_ctx, &e->d_tmp};
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) *d[i] = CARVE_F(c, BTC);
+    e->d_fc1 = CARVE_F(c, BTI);
+    e->d_act = CARVE_F(c, BTI);
+    for (int i = 0; i < 4; i++) e->d_head[i] = CARVE_F(c, BC);
+}
+
+static rlhf_status plan(model *m, int B, int T, rlhf_err *err) {
+    encoder *e = m->impl;
+    if (e->B == B && e->T == T) return RLHF_OK;
+    carver c = {NULL, 0};
+    carve_plan(e, &c, B, T);
+    e->B = e->T = 0;
+    // Grows only: a smaller batch reuses the buffer (its contents are not needed across shapes).
+    RLHF_TRY(arena_reserve(&m->acts, c.bytes, err));
+    arena_reset(&m->acts);
+    c.arena = &m->acts;
+    c.bytes = 0;
+    carve_plan(e, &c, B, T);
+    e->B = B;
+    e->T = T;
+    e->have_forward = 0;
+    return RLHF_OK;
+}
+
+// ---- small fused loops -------------------------------------------------------------------------
+
+static void zero(float *p, size_t n) { memset(p, 0, n * sizeof *p); }
+
+// out += a, elementwise
+static void add_inplace(float *out, const float *a, size_t n) {
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (size_t i = 0; i < n; i++) out[i] += a[i];
+}
+
+static float dropout_p(const encoder *e, float p) { return e->training ? p : 0.0f; }
+
+static uint64_t dropout_key(const encoder *e, int layer, int site) {
+    return rng_key(e->dropout_key, RNG_STREAM_DROPOUT, (uint64_t)layer, (uint64_t)site);
+}
+
+// ---- forward -----------------------------------------------------------------------------------
+
+// Copies the batch's ids and derives HF's default positions; checks every id against its table.
+static rlhf_status prepare_inputs(encoder *e, const model_batch *b, rlhf_err *err) {
+    const encoder_hparams *hp = &e->hp;
+    int B = b->B, T = b->T;
+    for (int bi = 0; bi < B; bi++) {
+        int run = 0;  // RoBERTa: count of non-pad tokens so far
+        for (int t = 0; t < T; t++) {
+            size_t n = (size_t)bi * T + t;
+            int32_t id = b->input_ids[n];
+            if (id < 0 || id >= hp->vocab_size)
+                return rlhf_fail(err, RLHF_EINPUT, "input id %d at (%d, %d) is outside the vocabulary of %d", id, bi, t,
+                                 hp->vocab_size);
+            e->ids[n] = id;
+            e->mask[n] = b->attention_mask ? (b->attention_mask[n] != 0) : 1;
+            int32_t tt = b->token_type_ids ? b->token_type_ids[n] : 0;
+            int tv = hp->type_vocab_size > 0 ? hp->type_vocab_size : 1;
+            if (tt < 0 || tt >= tv)
+                return rlhf_fail(err, RLHF_EINPUT, "token_type_id %d at (%d, %d): type_vocab_size is %d", tt, bi, t,
+                                 hp->type_vocab_size);
+            e->type_ids[n] = tt;
+            int32_t pos;
+            if (b->position_ids)
+                pos = b->position_ids[n];
+            else if (hp->positions == ENC_POS_ROBERTA) {
+                int real = id != hp->pad_token_id;
+                run += real;
+                pos = real ? run + hp->pad_token_id : hp->pad_token_id;
+            } else
+                pos = t;
+            if (pos < 0 || pos >= hp->max_positions)
+                return rlhf_fail(err, RLHF_EINPUT,
+                                 "position %d at (%d, %d) exceeds max_position_embeddings %d (sequence too long: "
+                                 "lower --max_length)",
+                                 pos, bi, t, hp->max_positions);
+            e->pos_ids[n] = pos;
+        }
+    }
+    return RLHF_OK;
+}
+
+// emb_sum: (BT, C) = word[ids] + type[type_ids] + pos[pos_ids] (HF's order of the sums)
+static void embeddings_sum(encoder *e, const float *params, int BT) {
+    const int C = e->hp.C;
+    const float *word = params + e->word_emb, *pos = params + e->pos_emb;
+    const float *type = e->type_emb != ENC_NONE ? params + e->type_emb : NULL;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < BT; n++) {
+        float *o = e->emb_sum + (size_t)n * C;
+        const float *w = word + (size_t)e->ids[n] * C, *p = pos + (size_t)e->pos_ids[n] * C;
+        if (type) {
+            const float *ty = type + (size_t)e->type_ids[n] * C;
+            for (int c = 0; c < C; c++) o[c] = (w[c] + ty[c]) + p[c];
+        } else {
+            for (int c = 0; c < C; c++) o[c] = w[c] + p[c];
+        }
+    }
+}
+
+static attention_shape attn_shape(const encoder *e, int layer) {
+    const encoder_hparams *hp = &e->hp;
+    attention_shape s = {0};
+    s.B = e->B;
+    s.T = e->T;
+    s.NH = s.NKV = hp->NH;
+    s.HD = hp->C / hp->NH;
+    s.causal = 0;
+    s.window = 0;
+    s.scale = 1.0f / sqrtf((float)s.HD);
+    s.dropout_p = dropout_p(e, hp->attn_dropout);
+    s.dropout_key = dropout_key(e, layer + 1, SITE_ATTN_PROBS);
+    return s;
+}
+
+static void layer_forward(encoder *e, const float *params, int l, const float *x) {
+    const encoder_hparams *hp = &e->hp;
+    const encoder_layer_params *p = &e->layers[l];
+    encoder_layer_acts *a = &e->acts[l];
+    const int BT = e->B * e->T, C = hp->C, I = hp->I;
+    const size_t BTC = (size_t)BT * C, BTI = (size_t)BT * I;
+#define W(off) (params + (off))
+    linear_forward(a->q, x, W(p->q_w), W(p->q_b), BT, C, C);
+    linear_forward(a->k, x, W(p->k_w), W(p->k_b), BT, C, C);
+    linear_forward(a->v, x, W(p->v_w), W(p->v_b), BT, C, C);
+    attention_shape s = attn_shape(e, l);
+    attention_forward(a->ctx, a->probs, a->q, a->k, a->v, e->mask, &s);
+    linear_forward(e->scratch_c, a->ctx, W(p->o_w), W(p->o_b), BT, C, C);
+    dropout_forward(a->res1, e->scratch_c, dropout_p(e, hp->attn_out_dropout), dropout_key(e, l + 1, SITE_ATTN_OUT),
+                    (int64_t)BTC);
+    add_inplace(a->res1, x, BTC);
+    layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->res1, W(p->ln1_w), W(p->ln1_b), BT, C, hp->ln_eps);
+    linear_forward(a->fc1, a->ln1, W(p->fc1_w), W(p->fc1_b), BT, C, I);
+    activation_forward(hp->act, e->scratch_i, a->fc1, (int64_t)BTI);
+    linear_forward(e->scratch_c, e->scratch_i, W(p->fc2_w), W(p->fc2_b), BT, I, C);
+    dropout_forward(a->res2, e->scratch_c, dropout_p(e, hp->ffn_dropout), dropout_key(e, l + 1, SITE_FFN_OUT),
+                    (int64_t)BTC);
+    add_inplace(a->res2, a->ln1, BTC);
+    layernorm_forward(a->out, a->ln2_mean, a->ln2_rstd, a->res2, W(p->ln2_w), W(p->ln2_b), BT, C, hp->ln_eps);
+#undef W
+}
+
+// logits (B, NL) from the first token of each row of h (B, T, C).
+static void head_forward(encoder *e, const float *params, const float *h) {
+    const encoder_hparams *hp = &e->hp;
+    const int B = e->B, T = e->T, C = hp->C;
+    const int64_t BC = (int64_t)B * C;
+    for (int b = 0; b < B; b++) memcpy(e->cls + (size_t)b * C, h + (size_t)b * T * C, (size_t)C * sizeof(float));
+    const int site = hp->L + 1;
+    dropout_forward(e->head_x, e->cls, dropout_p(e, hp->head_dropout_in), dropout_key(e, site, SITE_HEAD_IN), BC);
+    linear_forward(e->head_dense, e->head_x, params + e->head_dense_w, params + e->head_dense_b, B, C, C);
+    activation_forward(hp->head_act, e->head_act, e->head_dense, BC);
+    dropout_forward(e->head_in, e->head_act, dropout_p(e, hp->head_dropout_out), dropout_key(e, site, SITE_HEAD_OUT),
+                    BC);
+    linear_forward(e->logits, e->head_in, params + e->head_out_w, params + e->head_out_b, B, C, hp->num_labels);
+}
+
+rlhf_status encoder_forward(model *m, const model_batch *b, rlhf_err *err) {
+    encoder *e = m->impl;
+    const encoder_hparams *hp = &e->hp;
+    if (m->head != HEAD_SEQCLS)
+        return rlhf_fail(err, RLHF_ERUNTIME, "%s: only the sequence-classification head exists", m->cfg.model_type);
+    RLHF_TRY(plan(m, b->B, b->T, err));
+    e->have_forward = 0;
+    e->training = b->training;
+    e->dropout_key = b->dropout_key;
+    RLHF_TRY(prepare_inputs(e, b, err));
+    const int BT = b->B * b->T;
+    const float *params = m->params;
+    embeddings_sum(e, params, BT);
+    layernorm_forward(e->emb_ln, e->emb_mean, e->emb_rstd, e->emb_sum, params + e->emb_ln_w, params + e->emb_ln_b, BT,
+                      hp->C, hp->ln_eps);
+    dropout_forward(e->emb_out, e->emb_ln, dropout_p(e, hp->emb_dropout), dropout_key(e, 0, SITE_EMB),
+                    (int64_t)BT * hp->C);
+    m->hidden_states[0] = e->emb_out;
+    const float *x = e->emb_out;
+    for (int l = 0; l < hp->L; l++) {
+        layer_forward(e, params, l, x);
+        x = e->acts[l].out;
+        m->hidden_states[l + 1] = e->acts[l].out;
+    }
+    m->last_hidden = (float *)x;
+    head_forward(e, params, x);
+    m->out = e->logits;
+    e->have_forward = 1;
+    return RLHF_OK;
+}
+
+// ---- backward ----------------------------------------------------------------------------------
+
+// dh (B, T, C) += gradient of the head's input (first token of each row) given dlogits (B, NL).
+static void head_backward(encoder *e, const float *params, float *grads, const float *dlogits, float *dh) {
+    const encoder_hparams *hp = &e->hp;
+    const int B = e->B, T = e->T, C = hp->C;
+    const int64_t BC = (int64_t)B * C;
+    const int site = hp->L + 1;
+    float *d_in = e->d_head[0], *d_act = e->d_head[1], *d_dense = e->d_head[2], *d_x = e->d_head[3];
+    zero(d_in, (size_t)BC);
+    linear_backward(d_in, grads + e->head_out_w, grads + e->head_out_b, dlogits, e->head_in, params + e->head_out_w,
+                    B, C, hp->num_labels);
+    zero(d_act, (size_t)BC);
+    dropout_backward(d_act, d_in, dropout_p(e, hp->head_dropout_out), dropout_key(e, site, SITE_HEAD_OUT), BC);
+    zero(d_dense, (size_t)BC);
+    activation_backward(hp->head_act, d_dense, d_act, e->head_dense, e->head_act, BC);
+    zero(d_x, (size_t)BC);
+    linear_backward(d_x, grads + e->head_dense_w, grads + e->head_dense_b, d_dense, e->head_x,
+                    params + e->head_dense_w, B, C, C);
+    zero(d_in, (size_t)BC);
+    dropout_backward(d_in, d_x, dropout_p(e, hp->head_dropout_in), dropout_key(e, site, SITE_HEAD_IN), BC);
+    for (int b = 0; b < B; b++) add_inplace(dh + (size_t)b * T * C, d_in + (size_t)b * C, (size_t)C);
+}
+
+// dout: gradient of layer l's output; dx (zeroed by the caller) receives its input's gradient.
+static void layer_backward(encoder *e, const float *params, float *grads, int l, const float *x, const float *dout,
+                           float *dx) {
+    const encoder_hparams *hp = &e->hp;
+    const encoder_layer_params *p = &e->layers[l];
+    const encoder_layer_acts *a = &e->acts[l];
+    const int BT = e->B * e->T, C = hp->C, I = hp->I;
+    const size_t BTC = (size_t)BT * C, BTI = (size_t)BT * I;
+#define W(off) (params + (off))
+#define G(off) (grads + (off))
+    // LayerNorm 2 and its residual: d_res -> d_ln1 (skip) and the feed-forward branch.
+    zero(e->d_res, BTC);
+    layernorm_backward(e->d_res, G(p->ln2_w), G(p->ln2_b), dout, a->res2, W(p->ln2_w), a->ln2_mean, a->ln2_rstd, BT, C);
+    memcpy(e->d_ln1, e->d_res, BTC * sizeof(float));
+    zero(e->d_tmp, BTC);
+    dropout_backward(e->d_tmp, e->d_res, dropout_p(e, hp->ffn_dropout), dropout_key(e, l + 1, SITE_FFN_OUT),
+                     (int64_t)BTC);
+    // The activation output was not kept: recompute it for fc2's weight gradient.
+    activation_forward(hp->act, e->scratch_i, a->fc1, (int64_t)BTI);
+    zero(e->d_act, BTI);
+    linear_backward(e->d_act, G(p->fc2_w), G(p->fc2_b), e->d_tmp, e->scratch_i, W(p->fc2_w), BT, I, C);
+    zero(e->d_fc1, BTI);
+    activation_backward(hp->act, e->d_fc1, e->d_act, a->fc1, e->scratch_i, (int64_t)BTI);
+    linear_backward(e->d_ln1, G(p->fc1_w), G(p->fc1_b), e->d_fc1, a->ln1, W(p->fc1_w), BT, C, I);
+    // LayerNorm 1 and its residual: d_res -> dx (skip) and the attention branch.
+    zero(e->d_res, BTC);
+    layernorm_backward(e->d_res, G(p->ln1_w), G(p->ln1_b), e->d_ln1, a->res1, W(p->ln1_w), a->ln1_mean, a->ln1_rstd,
+                       BT, C);
+    add_inplace(dx, e->d_res, BTC);
+    zero(e->d_tmp, BTC);
+    dropout_backward(e->d_tmp, e->d_res, dropout_p(e, hp->attn_out_dropout), dropout_key(e, l + 1, SITE_ATTN_OUT),
+                     (int64_t)BTC);
+    zero(e->d_ctx, BTC);
+    linear_backward(e->d_ctx, G(p->o_w), G(p->o_b), e->d_tmp, a->ctx, W(p->o_w), BT, C, C);
+    zero(e->d_q, BTC);
+    zero(e->d_k, BTC);
+    zero(e->d_v, BTC);
+    attention_shape s = attn_shape(e, l);
+    attention_backward(e->d_q, e->d_k, e->d_v, e->d_ctx, a->probs, a->q, a->k, a->v, &s);
+    linear_backward(dx, G(p->q_w), G(p->q_b), e->d_q, x, W(p->q_w), BT, C, C);
+    linear_backward(dx, G(p->k_w), G(p->k_b), e->d_k, x, W(p->k_w), BT, C, C);
+    linear_backward(dx, G(p->v_w), G(p->v_b), e->d_v, x, W(p->v_w), BT, C, C);
+#undef W
+#undef G
+}
+
+rlhf_status encoder_backward(model *m, const float *dout, const float *dhidden, rlhf_err *err) {
+    encoder *e = m->impl;
+    const encoder_hparams *hp = &e->hp;
+    if (!e->have_forward) return rlhf_fail(err, RLHF_ERUNTIME, "%s: backward without a forward", m->cfg.model_type);
+    const int BT = e->B * e->T, C = hp->C;
+    const size_t BTC = (size_t)BT * C;
+    const float *params = m->params;
+    float *grads = m->grads;
+    float *dh = e->d_a, *dprev = e->d_b;
+    if (dhidden)
+        memcpy(dh, dhidden, BTC * sizeof(float));
+    else
+        zero(dh, BTC);
+    if (dout) head_backward(e, params, grads, dout, dh);
+    for (int l = hp->L - 1; l >= 0; l--) {
+        const float *x = l ? e->acts[l - 1].out : e->emb_out;
+        zero(dprev, BTC);
+        layer_backward(e, params, grads, l, x, dh, dprev);
+        float *t = dh;
+        dh = dprev;
+        dprev = t;
+    }
+    // Embeddings: dropout, LayerNorm, then the three lookups (padding rows get no gradient, as
+    // nn.Embedding(padding_idx)).
+    zero(e->d_tmp, BTC);
+    dropout_backward(e->d_tmp, dh, dropout_p(e, hp->emb_dropout), dropout_key(e, 0, SITE_EMB), (int64_t)BTC);
+    zero(e->d_res, BTC);
+    layernorm_backward(e->d_res, grads + e->emb_ln_w, grads + e->emb_ln_b, e->d_tmp, e->emb_sum, params + e->emb_ln_w,
+                       e->emb_mean, e->emb_rstd, BT, C);
+    embedding_backward(grads + e->word_emb, e->d_res, e->ids, BT, C, hp->pad_token_id);
+    embedding_backward(grads + e->pos_emb, e->d_res, e->pos_ids, BT, C, hp->position_padding_idx);
+    if (e->type_emb != ENC_NONE) embedding_backward(grads + e->type_emb, e->d_res, e->type_ids, BT, C, -1);
+    return RLHF_OK;
+}
+
+rlhf_status encoder_config_pad(const model *m, int def, int *out, rlhf_err *err) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(m->config_json, "pad_token_id");
+    if (j && cJSON_IsNull(j)) {
+        *out = -1;
+        return RLHF_OK;
+    }
+    long long v;
+    RLHF_TRY(json_get_int(m->config_json, "pad_token_id", def, &v, "config.json", err));
+    if (v < -1 || v > (1LL << 30)) return rlhf_fail(err, RLHF_EINPUT, "config.json: 'pad_token_id' = %lld", v);
+    *out = (int)v;
+    return RLHF_OK;
+}

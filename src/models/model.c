@@ -421,7 +421,7 @@ rlhf_status model_save(const model *m, const char *dir, rlhf_err *err) {
     rlhf_status st = st_write(path, ts, m->n_specs, metadata, 1, err);
     free(ts);
     RLHF_TRY(st);
-    cJSON *c;
+    cJSON *c = NULL;
     RLHF_TRY(build_saved_config(m, &c, err));
     snprintf(path, sizeof path, "%s/config.json", dir);
     st = json_save_file(path, c, err);

@@ -12,7 +12,6 @@
     }
 
 RLHF_STUB(cmd_tokenize, "tokenize")
-RLHF_STUB(cmd_init, "init")
 RLHF_STUB(cmd_reward, "reward")
 RLHF_STUB(cmd_score, "score")
 RLHF_STUB(cmd_sft, "sft")

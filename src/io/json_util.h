@@ -11,7 +11,12 @@
 // Parses path (reading through read_file) into *out. Errors: "PATH: invalid JSON near byte N".
 rlhf_status json_load_file(const char *path, cJSON **out, rlhf_err *err);
 // Pretty-prints json (2-space indent, as transformers writes config.json) atomically to path.
+// The text is Python's `json.dumps(obj, indent=2, sort_keys=True) + "\n"` (keys sorted at every
+// level, non-ASCII as \uXXXX, floats in Python repr). Numbers json_load_file read as float literals
+// ("10000.0") are written back as floats; other integral numbers as ints.
 rlhf_status json_save_file(const char *path, const cJSON *json, rlhf_err *err);
+// The same text as a malloc'd string (NULL when out of memory); sort_keys = 0 keeps insertion order.
+char *json_print_hf(const cJSON *json, int sort_keys);
 
 // Getters: return the default when the key is missing or null. json_get_int fails (EINPUT) when the
 // key is present with the wrong type; the message names `what` (e.g. the file) and the key.

@@ -52,11 +52,22 @@ typedef struct {
     const void *data;  // nbytes = numel * dtype size
 } st_write_tensor;
 
-// Writes tensors (sorted by name in the header, as the safetensors library does; data laid out in
-// the same order) with an optional metadata map (pairs of key, value strings; may be NULL) to path via
-// temporary file + fsync + rename + directory fsync.
+// Writes tensors (ordered as the safetensors library orders them: dtype alignment descending, then
+// name; data laid out in the same order) with an optional metadata map (n_metadata pairs of key,
+// value strings, written in the order given; may be NULL) to path via temporary file + fsync +
+// rename + directory fsync. The bytes equal safetensors.torch.save_file's for the same input.
+// The header data pointers must stay valid during the call.
 rlhf_status st_write(const char *path, const st_write_tensor *tensors, int n, const char *const *metadata_kv,
                      int n_metadata, rlhf_err *err);
+
+// The padded JSON header st_write writes (without the 8-byte length) in *header (malloc'd, *len
+// bytes, not NUL-terminated), and in *order (malloc'd, n entries) the input index of each tensor in
+// file order.
+rlhf_status st_serialize_header(const st_write_tensor *tensors, int n, const char *const *metadata_kv,
+                                int n_metadata, char **header, size_t *len, int **order, rlhf_err *err);
+// Validates an in-memory file image as st_open does; f's tensors point into buf (not owned, must
+// outlive f); name is used in error messages. st_close frees the index.
+rlhf_status st_parse_buffer(st_file *f, const char *name, const void *buf, size_t size, rlhf_err *err);
 
 size_t st_dtype_size(st_dtype d);
 const char *st_dtype_name(st_dtype d);

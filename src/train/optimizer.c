@@ -1,0 +1,98 @@
+// AdamW exactly as torch.optim.AdamW (single-tensor path, torch 1.13 - 2.x):
+//   p *= 1 - lr * wd;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
+//   p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+// in fp32 with the scalar coefficients computed in double and rounded once, as torch does. Weight
+// decay is skipped for no_decay specs (biases, norm weights: HF Trainer's parameter groups).
+// The gradient norm is summed in a fixed number of chunks so it never depends on the thread count.
+#include "train/optimizer.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+// Torch's clip_grad_norm_ adds this to the norm before dividing (clip_coef = max_norm / (norm + 1e-6)).
+#define CLIP_NORM_EPS 1e-6
+// Fixed chunking of the norm's sum: deterministic whatever OMP_NUM_THREADS is.
+#define NORM_CHUNKS 256
+// Below this many elements the optimizer loops stay single-threaded.
+#define OPT_PARALLEL_MIN 65536
+
+rlhf_status adamw_init(adamw_state *s, size_t n, rlhf_err *err) {
+    s->n = n;
+    s->step = 0;
+    s->m = calloc(n ? n : 1, sizeof(float));
+    s->v = calloc(n ? n : 1, sizeof(float));
+    if (!s->m || !s->v) {
+        adamw_free(s);
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory allocating AdamW moments for %zu parameters", n);
+    }
+    return RLHF_OK;
+}
+
+void adamw_free(adamw_state *s) {
+    free(s->m);
+    free(s->v);
+    s->m = s->v = NULL;
+    s->n = 0;
+}
+
+// One AdamW update of params[0..n) with moments m, v
+static void adamw_range(float *p, const float *g, float *m, float *v, int64_t n, float decay_mul, float b1,
+                        float one_minus_b1, float b2, float one_minus_b2, float bc2_sqrt, float eps,
+                        float neg_step_size) {
+#pragma omp parallel for if (n > OPT_PARALLEL_MIN)
+    for (int64_t i = 0; i < n; i++) {
+        float pi = p[i] * decay_mul;
+        float mi = m[i] * b1 + g[i] * one_minus_b1;
+        float vi = v[i] * b2 + one_minus_b2 * g[i] * g[i];
+        float denom = sqrtf(vi) / bc2_sqrt + eps;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] = pi + neg_step_size * (mi / denom);
+    }
+}
+
+void adamw_step(adamw_state *s, float *params, const float *grads, const param_spec *specs, int n_specs,
+                double lr, const adamw_config *c) {
+    s->step++;
+    double bc1 = 1.0 - pow(c->beta1, (double)s->step);
+    double bc2 = 1.0 - pow(c->beta2, (double)s->step);
+    float b1 = (float)c->beta1, b2 = (float)c->beta2;
+    float omb1 = (float)(1.0 - c->beta1), omb2 = (float)(1.0 - c->beta2);
+    float bc2_sqrt = (float)sqrt(bc2), eps = (float)c->eps, neg_step = (float)(-lr / bc1);
+    float decay_mul = (float)(1.0 - lr * c->weight_decay);
+    if (!specs || n_specs <= 0) {   // no groups: the whole buffer decays
+        adamw_range(params, grads, s->m, s->v, (int64_t)s->n, decay_mul, b1, omb1, b2, omb2, bc2_sqrt, eps,
+                    neg_step);
+        return;
+    }
+    for (int k = 0; k < n_specs; k++) {
+        size_t o = specs[k].offset;
+        if (o >= s->n) continue;
+        size_t n = specs[k].numel < s->n - o ? specs[k].numel : s->n - o;
+        adamw_range(params + o, grads + o, s->m + o, s->v + o, (int64_t)n, specs[k].no_decay ? 1.0f : decay_mul,
+                    b1, omb1, b2, omb2, bc2_sqrt, eps, neg_step);
+    }
+}
+
+double clip_grad_norm(float *grads, size_t n, double max_norm) {
+    double part[NORM_CHUNKS] = {0};
+    size_t per = (n + NORM_CHUNKS - 1) / NORM_CHUNKS;
+#pragma omp parallel for schedule(static) if (n > OPT_PARALLEL_MIN)
+    for (int ch = 0; ch < NORM_CHUNKS; ch++) {
+        double s = 0.0;
+        for (size_t i = (size_t)ch * per; i < (size_t)(ch + 1) * per && i < n; i++) s += (double)grads[i] * grads[i];
+        part[ch] = s;
+    }
+    double total = 0.0;
+    for (int ch = 0; ch < NORM_CHUNKS; ch++) total += part[ch];
+    double norm = sqrt(total);
+    if (max_norm > 0.0 && isfinite(norm)) {
+        double coef = max_norm / (norm + CLIP_NORM_EPS);
+        if (coef < 1.0) {
+            float cf = (float)coef;
+#pragma omp parallel for if (n > OPT_PARALLEL_MIN)
+            for (size_t i = 0; i < n; i++) grads[i] *= cf;
+        }
+    }
+    return norm;
+}

@@ -283,7 +283,7 @@ int main(void) {
     test_dtypes();
     test_corrupt();
     test_sharded();
-    char cmd[400];
+    char cmd[1024];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
     return tu_finish("io_safetensors");

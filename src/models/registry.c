@@ -9,6 +9,10 @@
     X(bert_family, "bert")                   \
     X(distilbert_family, "distilbert")       \
     X(roberta_family, "roberta")             \
+    X(gpt2_family, "gpt2")                   \
+    X(gptneox_family, "gpt_neox")            \
+    X(llama_family, "llama")                 \
+    X(mistral_family, "mistral")             \
     /* end of the family table */
 
 #define DECLARE_FAMILY(var, type) extern const model_family var;

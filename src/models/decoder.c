@@ -1,0 +1,538 @@
+// Forward and backward of the shared causal-LM backbone (see decoder.h). One pre-norm block:
+//   sequential (GPT-2, Llama, NeoX without use_parallel_residual):
+//     h = x + drop(attn(norm1(x)));  out = h + drop(mlp(norm2(h)))
+//   parallel (GPT-NeoX use_parallel_residual):
+//     out = x + drop(attn(norm1(x))) + drop(mlp(norm2(x)))
+// Activations live in model.acts, carved for the batch shape; the backward reads them back and uses
+// its own scratch arena. Backward ops accumulate, so every scratch gradient is zeroed before use.
+#include "models/decoder.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/rng.h"
+#include "io/json_util.h"
+
+// Dropout sites inside a block (part of the dropout key, so each gets an independent mask).
+enum { SITE_EMBD = 0, SITE_ATTN_PROBS = 1, SITE_ATTN_OUT = 2, SITE_MLP_OUT = 3 };
+
+typedef struct {
+    float *ln1, *ln1_mean, *ln1_rstd;
+    float *qkv;             // fused projection output (N, 3*NH*HD), GPT2/NEOX layouts
+    float *q, *k, *v;       // (B, T, NH|NKV, HD), rotated
+    float *probs;           // (B, NH, T, T)
+    float *atty;            // (N, NH*HD) attention output before o_proj
+    float *res1;            // sequential: the stream after the attention residual (N, C)
+    float *ln2, *ln2_mean, *ln2_rstd;
+    float *fc;              // (N, I) MLP pre-activation (SWIGLU: gate)
+    float *up;              // (N, I) SWIGLU up projection
+    float *act;             // (N, I) activation output
+} dec_layer_acts;
+
+typedef struct {
+    int B, T;
+    int training;
+    uint64_t dropout_key;
+    int32_t *ids, *mask, *pos;  // copies of the batch (mask NULL when the batch had none)
+    float *resid;           // (L+1, N, C): embeddings, then each block's output
+    dec_layer_acts *layers;
+    float *lnf_mean, *lnf_rstd;
+    float *attn_proj, *mlp_proj;  // (N, C) scratch, not needed by the backward
+    int *pool;              // (B) seq-cls pooled positions
+    float *pooled;          // (B, C)
+} dec_acts;
+
+static size_t round_up64(size_t n) { return (n + RLHF_ALIGN - 1) & ~(size_t)(RLHF_ALIGN - 1); }
+
+// Two-pass carving: with a == NULL only counts the bytes needed.
+typedef struct {
+    rlhf_arena *a;
+    size_t need;
+} carver;
+static void *carve(carver *cv, size_t bytes) {
+    cv->need += round_up64(bytes ? bytes : 1);
+    return cv->a ? arena_alloc(cv->a, bytes ? bytes : 1) : NULL;
+}
+static float *carve_f(carver *cv, size_t n) { return carve(cv, n * sizeof(float)); }
+
+static inline float *P(const model *m, size_t off) { return off == DEC_NONE ? NULL : m->params + off; }
+static inline float *G(const model *m, size_t off) { return off == DEC_NONE || !m->grads ? NULL : m->grads + off; }
+
+static uint64_t drop_key(uint64_t key, int layer, int site) {
+    return rng_key(key, RNG_STREAM_DROPOUT, (uint64_t)layer, (uint64_t)site);
+}
+
+// ---- building blocks (also used by decoder_decode.c) ---------------------------------------------
+
+void dec_proj_forward(const decoder_cfg *c, float *out, const float *inp, const float *w, const float *b, int N,
+                         int C, int OC) {
+    if (c->conv1d)
+        conv1d_forward(out, inp, w, b, N, C, OC);
+    else
+        linear_forward(out, inp, w, b, N, C, OC);
+}
+static void proj_backward(const decoder_cfg *c, float *dinp, float *dw, float *db, const float *dout,
+                          const float *inp, const float *w, int N, int C, int OC) {
+    if (c->conv1d)
+        conv1d_backward(dinp, dw, db, dout, inp, w, N, C, OC);
+    else
+        linear_backward(dinp, dw, db, dout, inp, w, N, C, OC);
+}
+void dec_norm_forward(const decoder_cfg *c, float *out, float *mean, float *rstd, const float *inp,
+                         const float *w, const float *b, int N) {
+    if (c->norm == DEC_NORM_LAYER)
+        layernorm_forward(out, mean, rstd, inp, w, b, N, c->C, c->norm_eps);
+    else
+        rmsnorm_forward(out, rstd, inp, w, N, c->C, c->norm_eps);
+}
+static void norm_backward(const decoder_cfg *c, float *dinp, float *dw, float *db, const float *dout,
+                          const float *inp, const float *w, const float *mean, const float *rstd, int N) {
+    if (c->norm == DEC_NORM_LAYER)
+        layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, c->C);
+    else
+        rmsnorm_backward(dinp, dw, dout, inp, w, rstd, N, c->C);
+}
+
+// Column offset of (head h, feature d) of q (which = 0), k (1), v (2) inside the fused projection row.
+static inline size_t fused_col(const decoder_cfg *c, int which, int h, int d) {
+    if (c->qkv == DEC_QKV_GPT2) return (size_t)which * c->NH * c->HD + (size_t)h * c->HD + d;
+    return (size_t)h * 3 * c->HD + (size_t)which * c->HD + d;  // NEOX: view (NH, 3*HD)
+}
+
+void dec_split_qkv(const decoder_cfg *c, float *q, float *k, float *v, const float *qkv, size_t N) {
+    int NH = c->NH, HD = c->HD;
+    size_t W = (size_t)3 * NH * HD;
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++)
+        for (int h = 0; h < NH; h++)
+            for (int d = 0; d < HD; d++) {
+                size_t o = n * NH * HD + (size_t)h * HD + d;
+                q[o] = qkv[n * W + fused_col(c, 0, h, d)];
+                k[o] = qkv[n * W + fused_col(c, 1, h, d)];
+                v[o] = qkv[n * W + fused_col(c, 2, h, d)];
+            }
+}
+static void merge_qkv(const decoder_cfg *c, float *dqkv, const float *dq, const float *dk, const float *dv,
+                      size_t N) {
+    int NH = c->NH, HD = c->HD;
+    size_t W = (size_t)3 * NH * HD;
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++)
+        for (int h = 0; h < NH; h++)
+            for (int d = 0; d < HD; d++) {
+                size_t o = n * NH * HD + (size_t)h * HD + d;
+                dqkv[n * W + fused_col(c, 0, h, d)] = dq[o];
+                dqkv[n * W + fused_col(c, 1, h, d)] = dk[o];
+                dqkv[n * W + fused_col(c, 2, h, d)] = dv[o];
+            }
+}
+
+// ---- helpers for the family files ----------------------------------------------------------------
+
+rlhf_status decoder_state_new(model *m, int L, rlhf_err *err) {
+    decoder_state *st = calloc(1, sizeof *st);
+    if (!st) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    st->cfg.layers = malloc((size_t)(L > 0 ? L : 1) * sizeof(dec_layer_offsets));
+    if (!st->cfg.layers) {
+        free(st);
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    }
+    for (int l = 0; l < L; l++) {
+        size_t *o = (size_t *)&st->cfg.layers[l];
+        for (size_t i = 0; i < sizeof(dec_layer_offsets) / sizeof(size_t); i++) o[i] = DEC_NONE;
+    }
+    m->hidden_states = calloc((size_t)L + 1, sizeof(float *));  // freed by model_free
+    if (!m->hidden_states) {
+        free(st->cfg.layers);
+        free(st);
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    }
+    st->cfg.L = L;
+    st->cfg.wte = st->cfg.wpe = st->cfg.lnf_w = st->cfg.lnf_b = st->cfg.head = DEC_NONE;
+    st->cfg.padding_idx = -1;
+    m->impl = st;
+    return RLHF_OK;
+}
+
+rlhf_status decoder_add(model *m, size_t *off, const char *name, int ndim, int64_t d0, int64_t d1,
+                        param_init init, int no_decay, int is_head, int padding_row, rlhf_err *err) {
+    int64_t shape[4] = {d0, d1, 0, 0};
+    RLHF_TRY(model_add_param(m, name, ndim, shape, init, no_decay, is_head, padding_row, err));
+    *off = m->specs[m->n_specs - 1].offset;
+    return RLHF_OK;
+}
+
+int decoder_num_labels(const cJSON *config) {
+    const cJSON *id2label = cJSON_GetObjectItemCaseSensitive(config, "id2label");
+    if (cJSON_IsObject(id2label)) {
+        int n = cJSON_GetArraySize(id2label);
+        if (n > 0) return n;
+    }
+    const cJSON *nl = cJSON_GetObjectItemCaseSensitive(config, "num_labels");
+    if (cJSON_IsNumber(nl) && nl->valueint > 0) return nl->valueint;
+    return 2;
+}
+
+rlhf_status decoder_cfg_int(const cJSON *config, const char *key, long long def, long long min, int *out,
+                            rlhf_err *err) {
+    long long v;
+    RLHF_TRY(json_get_int(config, key, def, &v, "config.json", err));
+    if (v < min || v > INT32_MAX)
+        return rlhf_fail(err, RLHF_EINPUT, "config.json: field '%s' is %lld, expected an integer >= %lld", key, v, min);
+    *out = (int)v;
+    return RLHF_OK;
+}
+
+rlhf_status decoder_cfg_float(const cJSON *config, const char *key, double def, float *out, rlhf_err *err) {
+    double v;
+    RLHF_TRY(json_get_double(config, key, def, &v, "config.json", err));
+    *out = (float)v;
+    return RLHF_OK;
+}
+
+int decoder_token_id(const cJSON *config, const char *key, int def) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(config, key);
+    if (cJSON_IsArray(v)) v = cJSON_GetArrayItem(v, 0);
+    if (cJSON_IsNumber(v)) return v->valueint;
+    return def;
+}
+
+void decoder_fill_model_config(model *m, int bos_def, int eos_def) {
+    const decoder_cfg *c = &((decoder_state *)m->impl)->cfg;
+    model_config *mc = &m->cfg;
+    mc->vocab_size = c->V;
+    mc->hidden_size = c->C;
+    mc->num_layers = c->L;
+    mc->num_heads = c->NH;
+    mc->max_positions = c->max_positions;
+    mc->num_labels = decoder_num_labels(m->config_json);
+    mc->pad_token_id = decoder_token_id(m->config_json, "pad_token_id", -1);
+    mc->bos_token_id = decoder_token_id(m->config_json, "bos_token_id", bos_def);
+    mc->eos_token_id = decoder_token_id(m->config_json, "eos_token_id", eos_def);
+    mc->type_vocab_size = 0;
+    mc->is_decoder = 1;
+}
+
+void decoder_pool_index(int *pool, const int32_t *mask, int B, int T) {
+    for (int b = 0; b < B; b++) {
+        pool[b] = T - 1;
+        if (!mask) continue;
+        for (int t = T - 1; t >= 0; t--)
+            if (mask[(size_t)b * T + t]) {
+                pool[b] = t;
+                break;
+            }
+    }
+}
+
+void decoder_destroy(model *m) {
+    decoder_state *st = m->impl;
+    if (!st) return;
+    free(st->cfg.layers);
+    arena_free(&st->bwd);
+    arena_free(&st->dec);
+    free(st);
+    m->impl = NULL;
+}
+
+// ---- forward -------------------------------------------------------------------------------------
+
+static dec_acts *layout_acts(model *m, int B, int T, carver *cv) {
+    const decoder_cfg *c = &((decoder_state *)m->impl)->cfg;
+    size_t N = (size_t)B * T, C = c->C, QD = (size_t)c->NH * c->HD, KD = (size_t)c->NKV * c->HD;
+    dec_acts *a = carve(cv, sizeof(dec_acts));
+    dec_layer_acts *layers = carve(cv, sizeof(dec_layer_acts) * c->L);
+    int32_t *ids = carve(cv, N * sizeof(int32_t)), *mask = carve(cv, N * sizeof(int32_t));
+    int32_t *pos = carve(cv, N * sizeof(int32_t));
+    float *resid = carve_f(cv, (size_t)(c->L + 1) * N * C);
+    dec_layer_acts tmp[1];
+    for (int l = 0; l < c->L; l++) {
+        dec_layer_acts *la = cv->a ? &layers[l] : tmp;
+        la->ln1 = carve_f(cv, N * C);
+        la->ln1_mean = carve_f(cv, N);
+        la->ln1_rstd = carve_f(cv, N);
+        la->qkv = c->qkv == DEC_QKV_SEPARATE ? NULL : carve_f(cv, N * 3 * QD);
+        la->q = carve_f(cv, N * QD);
+        la->k = carve_f(cv, N * KD);
+        la->v = carve_f(cv, N * KD);
+        la->probs = carve_f(cv, (size_t)B * c->NH * T * T);
+        la->atty = carve_f(cv, N * QD);
+        la->res1 = c->parallel_residual ? NULL : carve_f(cv, N * C);
+        la->ln2 = carve_f(cv, N * C);
+        la->ln2_mean = carve_f(cv, N);
+        la->ln2_rstd = carve_f(cv, N);
+        la->fc = carve_f(cv, N * c->I);
+        la->up = c->mlp == DEC_MLP_SWIGLU ? carve_f(cv, N * c->I) : NULL;
+        la->act = carve_f(cv, N * c->I);
+    }
+    float *last_hidden = carve_f(cv, N * C);
+    float *lnf_mean = carve_f(cv, N), *lnf_rstd = carve_f(cv, N);
+    float *attn_proj = carve_f(cv, N * C), *mlp_proj = carve_f(cv, N * C);
+    int *pool = carve(cv, (size_t)B * sizeof(int));
+    float *pooled = carve_f(cv, (size_t)B * C);
+    float *out = m->head == HEAD_LM ? carve_f(cv, N * c->V) : carve_f(cv, (size_t)B * m->cfg.num_labels);
+    if (!cv->a) return NULL;
+    a->B = B, a->T = T;
+    a->layers = layers, a->ids = ids, a->mask = mask, a->pos = pos, a->resid = resid;
+    a->lnf_mean = lnf_mean, a->lnf_rstd = lnf_rstd, a->attn_proj = attn_proj, a->mlp_proj = mlp_proj;
+    a->pool = pool, a->pooled = pooled;
+    m->last_hidden = last_hidden;
+    m->out = out;
+    for (int l = 0; l < c->L; l++) m->hidden_states[l] = resid + (size_t)l * N * C;
+    m->hidden_states[c->L] = last_hidden;
+    return a;
+}
+
+static rlhf_status check_batch(const model *m, const model_batch *b, rlhf_err *err) {
+    const decoder_cfg *c = &((decoder_state *)m->impl)->cfg;
+    if (b->B <= 0 || b->T <= 0) return rlhf_fail(err, RLHF_ERUNTIME, "empty batch (B=%d, T=%d)", b->B, b->T);
+    size_t N = (size_t)b->B * b->T;
+    for (size_t i = 0; i < N; i++)
+        if (b->input_ids[i] < 0 || b->input_ids[i] >= c->V)
+            return rlhf_fail(err, RLHF_EINPUT, "token id %d at row %zu position %zu is outside the vocabulary [0, %d)",
+                             b->input_ids[i], i / b->T, i % b->T, c->V);
+    if (c->max_positions > 0) {
+        if (!b->position_ids && b->T > c->max_positions)
+            return rlhf_fail(err, RLHF_EINPUT, "sequence length %d exceeds the model's %d positions (n_positions)",
+                             b->T, c->max_positions);
+        if (b->position_ids)
+            for (size_t i = 0; i < N; i++)
+                if (b->position_ids[i] < 0 || b->position_ids[i] >= c->max_positions)
+                    return rlhf_fail(err, RLHF_EINPUT, "position id %d outside [0, %d) (n_positions)",
+                                     b->position_ids[i], c->max_positions);
+    }
+    return RLHF_OK;
+}
+
+static attention_shape attn_shape(const decoder_cfg *c, int B, int T, int l, int training, uint64_t key) {
+    attention_shape s;
+    memset(&s, 0, sizeof s);
+    s.B = B, s.T = T, s.NH = c->NH, s.NKV = c->NKV, s.HD = c->HD;
+    s.causal = 1;
+    s.window = c->window;
+    s.scale = c->scale_attn_weights ? 1.0f / sqrtf((float)c->HD) : 1.0f;
+    if (c->scale_by_inverse_layer_idx) s.scale /= (float)(l + 1);
+    s.dropout_p = training ? c->attn_pdrop : 0.0f;
+    s.dropout_key = drop_key(key, l, SITE_ATTN_PROBS);
+    return s;
+}
+
+rlhf_status decoder_forward(model *m, const model_batch *b, rlhf_err *err) {
+    decoder_state *st = m->impl;
+    const decoder_cfg *c = &st->cfg;
+    RLHF_TRY(check_batch(m, b, err));
+    int B = b->B, T = b->T, C = c->C, QD = c->NH * c->HD, KD = c->NKV * c->HD;
+    size_t N = (size_t)B * T;
+
+    carver count = {NULL, 0};
+    layout_acts(m, B, T, &count);
+    RLHF_TRY(arena_reserve(&m->acts, count.need, err));
+    arena_reset(&m->acts);
+    carver cv = {&m->acts, 0};
+    dec_acts *a = layout_acts(m, B, T, &cv);
+    if (!a) return rlhf_fail(err, RLHF_ERUNTIME, "activation arena too small");
+    st->saved = a, st->B = B, st->T = T;
+    a->training = b->training;
+    a->dropout_key = b->dropout_key;
+    memcpy(a->ids, b->input_ids, N * sizeof(int32_t));
+    if (b->attention_mask)
+        memcpy(a->mask, b->attention_mask, N * sizeof(int32_t));
+    else
+        a->mask = NULL;
+    for (size_t i = 0; i < N; i++) a->pos[i] = b->position_ids ? b->position_ids[i] : (int32_t)(i % T);
+    int drop = b->training;
+
+    // embeddings: wte[ids] (+ wpe[pos]) then embedding dropout
+    float *x = a->resid;
+    embedding_forward(x, a->ids, P(m, c->wte), (int)N, C);
+    if (c->wpe != DEC_NONE) {
+        float *pe = a->attn_proj;  // scratch
+        embedding_forward(pe, a->pos, P(m, c->wpe), (int)N, C);
+        add_forward(x, x, pe, (int64_t)N * C);
+    }
+    if (drop && c->embd_pdrop > 0) dropout_forward(x, x, c->embd_pdrop, drop_key(b->dropout_key, 0, SITE_EMBD), (int64_t)N * C);
+
+    for (int l = 0; l < c->L; l++) {
+        const dec_layer_offsets *o = &c->layers[l];
+        dec_layer_acts *la = &a->layers[l];
+        float *xin = a->resid + (size_t)l * N * C, *xout = a->resid + (size_t)(l + 1) * N * C;
+        // attention
+        dec_norm_forward(c, la->ln1, la->ln1_mean, la->ln1_rstd, xin, P(m, o->ln1_w), P(m, o->ln1_b), (int)N);
+        if (c->qkv == DEC_QKV_SEPARATE) {
+            dec_proj_forward(c, la->q, la->ln1, P(m, o->q_w), P(m, o->q_b), (int)N, C, QD);
+            dec_proj_forward(c, la->k, la->ln1, P(m, o->k_w), P(m, o->k_b), (int)N, C, KD);
+            dec_proj_forward(c, la->v, la->ln1, P(m, o->v_w), P(m, o->v_b), (int)N, C, KD);
+        } else {
+            dec_proj_forward(c, la->qkv, la->ln1, P(m, o->qkv_w), P(m, o->qkv_b), (int)N, C, 3 * QD);
+            dec_split_qkv(c, la->q, la->k, la->v, la->qkv, N);
+        }
+        if (c->rot_dim > 0) {
+            rope_forward(la->q, a->pos, B, T, c->NH, c->HD, c->rot_dim, c->rope_theta, ROPE_HALF);
+            rope_forward(la->k, a->pos, B, T, c->NKV, c->HD, c->rot_dim, c->rope_theta, ROPE_HALF);
+        }
+        attention_shape s = attn_shape(c, B, T, l, drop, b->dropout_key);
+        attention_forward(la->atty, la->probs, la->q, la->k, la->v, a->mask, &s);
+        dec_proj_forward(c, a->attn_proj, la->atty, P(m, o->o_w), P(m, o->o_b), (int)N, QD, C);
+        if (drop && c->resid_pdrop > 0)
+            dropout_forward(a->attn_proj, a->attn_proj, c->resid_pdrop, drop_key(b->dropout_key, l + 1, SITE_ATTN_OUT),
+                            (int64_t)N * C);
+        const float *mlp_in = xin;
+        if (!c->parallel_residual) {
+            add_forward(la->res1, xin, a->attn_proj, (int64_t)N * C);
+            mlp_in = la->res1;
+        }
+        // MLP
+        dec_norm_forward(c, la->ln2, la->ln2_mean, la->ln2_rstd, mlp_in, P(m, o->ln2_w), P(m, o->ln2_b), (int)N);
+        if (c->mlp == DEC_MLP_SWIGLU) {
+            dec_proj_forward(c, la->fc, la->ln2, P(m, o->fc_w), P(m, o->fc_b), (int)N, C, c->I);
+            dec_proj_forward(c, la->up, la->ln2, P(m, o->up_w), P(m, o->up_b), (int)N, C, c->I);
+            swiglu_forward(la->act, la->fc, la->up, (int64_t)N * c->I);
+        } else {
+            dec_proj_forward(c, la->fc, la->ln2, P(m, o->fc_w), P(m, o->fc_b), (int)N, C, c->I);
+            activation_forward(c->act, la->act, la->fc, (int64_t)N * c->I);
+        }
+        dec_proj_forward(c, a->mlp_proj, la->act, P(m, o->down_w), P(m, o->down_b), (int)N, c->I, C);
+        if (drop && c->resid_pdrop > 0)
+            dropout_forward(a->mlp_proj, a->mlp_proj, c->resid_pdrop, drop_key(b->dropout_key, l + 1, SITE_MLP_OUT),
+                            (int64_t)N * C);
+        if (c->parallel_residual) {
+            add_forward(xout, xin, a->attn_proj, (int64_t)N * C);
+            add_forward(xout, xout, a->mlp_proj, (int64_t)N * C);
+        } else {
+            add_forward(xout, la->res1, a->mlp_proj, (int64_t)N * C);
+        }
+    }
+    dec_norm_forward(c, m->last_hidden, a->lnf_mean, a->lnf_rstd, a->resid + (size_t)c->L * N * C, P(m, c->lnf_w),
+                 P(m, c->lnf_b), (int)N);
+
+    if (m->head == HEAD_LM) {
+        linear_forward(m->out, m->last_hidden, P(m, c->head), NULL, (int)N, C, c->V);
+    } else {
+        decoder_pool_index(a->pool, a->mask, B, T);
+        for (int r = 0; r < B; r++)
+            memcpy(a->pooled + (size_t)r * C, m->last_hidden + ((size_t)r * T + a->pool[r]) * C, C * sizeof(float));
+        linear_forward(m->out, a->pooled, P(m, c->head), NULL, B, C, m->cfg.num_labels);
+    }
+    return RLHF_OK;
+}
+
+// ---- backward ------------------------------------------------------------------------------------
+
+// d(branch output) from d(stream): through the residual dropout when it was on.
+static const float *branch_grad(float *scratch, const float *dstream, int on, float p, uint64_t key, size_t n) {
+    if (!on || p <= 0) return dstream;
+    memset(scratch, 0, n * sizeof(float));
+    dropout_backward(scratch, dstream, p, key, (int64_t)n);
+    return scratch;
+}
+
+rlhf_status decoder_backward(model *m, const float *dout, const float *dhidden, rlhf_err *err) {
+    decoder_state *st = m->impl;
+    const decoder_cfg *c = &st->cfg;
+    dec_acts *a = st->saved;
+    if (!a) return rlhf_fail(err, RLHF_ERUNTIME, "backward without a forward");
+    if (!m->grads) return rlhf_fail(err, RLHF_ERUNTIME, "backward before model_alloc_grads");
+    int B = a->B, T = a->T, C = c->C, QD = c->NH * c->HD, KD = c->NKV * c->HD, I = c->I;
+    size_t N = (size_t)B * T, NC = N * C;
+    int drop = a->training;
+
+    size_t big = (size_t)I > (size_t)3 * QD ? (size_t)I : (size_t)3 * QD;
+    size_t need = 0;
+    size_t sizes[] = {NC, NC, NC, NC, NC, NC, N * big, N * I, N * I, N * QD, N * KD, N * KD, N * QD, (size_t)B * C};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) need += round_up64(sizes[i] * sizeof(float));
+    RLHF_TRY(arena_reserve(&st->bwd, need, err));
+    arena_reset(&st->bwd);
+    float *dlh = arena_floats(&st->bwd, NC), *dx = arena_floats(&st->bwd, NC), *dxin = arena_floats(&st->bwd, NC);
+    float *dres1 = arena_floats(&st->bwd, NC), *dln = arena_floats(&st->bwd, NC), *dtmp = arena_floats(&st->bwd, NC);
+    float *dbig = arena_floats(&st->bwd, N * big), *dfc = arena_floats(&st->bwd, N * I);
+    float *dup = arena_floats(&st->bwd, N * I), *dq = arena_floats(&st->bwd, N * QD);
+    float *dk = arena_floats(&st->bwd, N * KD), *dv = arena_floats(&st->bwd, N * KD);
+    float *datty = arena_floats(&st->bwd, N * QD), *dpooled = arena_floats(&st->bwd, (size_t)B * C);
+
+    memset(dlh, 0, NC * sizeof(float));
+    if (dout) {
+        if (m->head == HEAD_LM) {
+            linear_backward(dlh, G(m, c->head), NULL, dout, m->last_hidden, P(m, c->head), (int)N, C, c->V);
+        } else {
+            memset(dpooled, 0, (size_t)B * C * sizeof(float));
+            linear_backward(dpooled, G(m, c->head), NULL, dout, a->pooled, P(m, c->head), B, C, m->cfg.num_labels);
+            for (int r = 0; r < B; r++) {
+                float *d = dlh + ((size_t)r * T + a->pool[r]) * C;
+                for (int i = 0; i < C; i++) d[i] += dpooled[(size_t)r * C + i];
+            }
+        }
+    }
+    if (dhidden)
+        for (size_t i = 0; i < NC; i++) dlh[i] += dhidden[i];
+    memset(dx, 0, NC * sizeof(float));
+    norm_backward(c, dx, G(m, c->lnf_w), G(m, c->lnf_b), dlh, a->resid + (size_t)c->L * NC, P(m, c->lnf_w),
+                  a->lnf_mean, a->lnf_rstd, (int)N);
+
+    for (int l = c->L - 1; l >= 0; l--) {
+        const dec_layer_offsets *o = &c->layers[l];
+        dec_layer_acts *la = &a->layers[l];
+        const float *xin = a->resid + (size_t)l * NC;
+        // dx: gradient of this block's output. MLP branch first.
+        const float *dmlp = branch_grad(dtmp, dx, drop, c->resid_pdrop, drop_key(a->dropout_key, l + 1, SITE_MLP_OUT), NC);
+        float *dact = dbig;
+        memset(dact, 0, N * I * sizeof(float));
+        proj_backward(c, dact, G(m, o->down_w), G(m, o->down_b), dmlp, la->act, P(m, o->down_w), (int)N, I, C);
+        memset(dln, 0, NC * sizeof(float));
+        memset(dfc, 0, N * I * sizeof(float));
+        if (c->mlp == DEC_MLP_SWIGLU) {
+            memset(dup, 0, N * I * sizeof(float));
+            swiglu_backward(dfc, dup, dact, la->fc, la->up, (int64_t)N * I);
+            proj_backward(c, dln, G(m, o->fc_w), G(m, o->fc_b), dfc, la->ln2, P(m, o->fc_w), (int)N, C, I);
+            proj_backward(c, dln, G(m, o->up_w), G(m, o->up_b), dup, la->ln2, P(m, o->up_w), (int)N, C, I);
+        } else {
+            activation_backward(c->act, dfc, dact, la->fc, la->act, (int64_t)N * I);
+            proj_backward(c, dln, G(m, o->fc_w), G(m, o->fc_b), dfc, la->ln2, P(m, o->fc_w), (int)N, C, I);
+        }
+        const float *dattn_stream;  // gradient of the stream the attention branch was added to
+        memcpy(dxin, dx, NC * sizeof(float));
+        if (c->parallel_residual) {
+            norm_backward(c, dxin, G(m, o->ln2_w), G(m, o->ln2_b), dln, xin, P(m, o->ln2_w), la->ln2_mean,
+                          la->ln2_rstd, (int)N);
+            dattn_stream = dx;
+        } else {
+            memcpy(dres1, dx, NC * sizeof(float));
+            norm_backward(c, dres1, G(m, o->ln2_w), G(m, o->ln2_b), dln, la->res1, P(m, o->ln2_w), la->ln2_mean,
+                          la->ln2_rstd, (int)N);
+            memcpy(dxin, dres1, NC * sizeof(float));
+            dattn_stream = dres1;
+        }
+        // attention branch
+        const float *dattn = branch_grad(dtmp, dattn_stream, drop, c->resid_pdrop,
+                                         drop_key(a->dropout_key, l + 1, SITE_ATTN_OUT), NC);
+        memset(datty, 0, N * QD * sizeof(float));
+        proj_backward(c, datty, G(m, o->o_w), G(m, o->o_b), dattn, la->atty, P(m, o->o_w), (int)N, QD, C);
+        memset(dq, 0, N * QD * sizeof(float));
+        memset(dk, 0, N * KD * sizeof(float));
+        memset(dv, 0, N * KD * sizeof(float));
+        attention_shape s = attn_shape(c, B, T, l, drop, a->dropout_key);
+        attention_backward(dq, dk, dv, datty, la->probs, la->q, la->k, la->v, &s);
+        if (c->rot_dim > 0) {
+            rope_backward(dq, a->pos, B, T, c->NH, c->HD, c->rot_dim, c->rope_theta, ROPE_HALF);
+            rope_backward(dk, a->pos, B, T, c->NKV, c->HD, c->rot_dim, c->rope_theta, ROPE_HALF);
+        }
+        memset(dln, 0, NC * sizeof(float));
+        if (c->qkv == DEC_QKV_SEPARATE) {
+            proj_backward(c, dln, G(m, o->q_w), G(m, o->q_b), dq, la->ln1, P(m, o->q_w), (int)N, C, QD);
+            proj_backward(c, dln, G(m, o->k_w), G(m, o->k_b), dk, la->ln1, P(m, o->k_w), (int)N, C, KD);
+            proj_backward(c, dln, G(m, o->v_w), G(m, o->v_b), dv, la->ln1, P(m, o->v_w), (int)N, C, KD);
+        } else {
+            merge_qkv(c, dbig, dq, dk, dv, N);
+            proj_backward(c, dln, G(m, o->qkv_w), G(m, o->qkv_b), dbig, la->ln1, P(m, o->qkv_w), (int)N, C, 3 * QD);
+        }
+        norm_backward(c, dxin, G(m, o->ln1_w), G(m, o->ln1_b), dln, xin, P(m, o->ln1_w), la->ln1_mean, la->ln1_rstd,
+                      (int)N);
+        float *t = dx;
+        dx = dxin;
+        dxin = t;
+    }
+    const float *demb = branch_grad(dtmp, dx, drop, c->embd_pdrop, drop_key(a->dropout_key, 0, SITE_EMBD), NC);
+    embedding_backward(G(m, c->wte), demb, a->ids, (int)N, C, c->padding_idx);
+    if (c->wpe != DEC_NONE) embedding_backward(G(m, c->wpe), demb, a->pos, (int)N, C, -1);
+    return RLHF_OK;
+}

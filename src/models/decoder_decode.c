@@ -1,0 +1,148 @@
+// Incremental decoding with a KV cache for the shared decoder (model_family.decode): the same block
+// math as decoder_forward, run on the new tokens only, with attention over every cached position.
+// Nothing is saved for a backward. Scratch is carved from decoder_state.dec, which only grows, so a
+// generation loop allocates once (at the prefill) and never per token.
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "models/decoder.h"
+
+static inline const float *P(const model *m, size_t off) { return off == DEC_NONE ? NULL : m->params + off; }
+
+// Attention of the T_new new queries of every row over the cached keys 0 .. len + T_new - 1.
+// q, out: (B, T_new, NH, HD). A cached key j is visible to the query at cache position i when j <= i,
+// the cache mask marks it real, and (with a sliding window) i - j < window, as in decoder_forward.
+static void cached_attention(float *out, float *scores_all, const float *q, const kv_cache *kc, int l,
+                             const decoder_cfg *c, int T_new, float scale) {
+    int B = kc->B, NH = c->NH, HD = c->HD, group = c->NH / c->NKV, len0 = kc->len;
+    int total = B * NH * T_new;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int w = 0; w < total; w++) {
+        int b = w / (NH * T_new), h = (w / T_new) % NH, t = w % T_new;
+        int i = len0 + t, kvh = h / group;
+        float *scores = scores_all + (size_t)omp_get_thread_num() * kc->max_T;
+        const float *qv = q + (((size_t)b * T_new + t) * NH + h) * HD;
+        float *o = out + (((size_t)b * T_new + t) * NH + h) * HD;
+        const int32_t *mask = kc->mask + (size_t)b * kc->max_T;
+        int j0 = c->window > 0 && i - c->window + 1 > 0 ? i - c->window + 1 : 0;
+        float mx = -INFINITY;
+        for (int j = j0; j <= i; j++) {
+            if (!mask[j]) {
+                scores[j] = -INFINITY;
+                continue;
+            }
+            const float *kv = kv_cache_k(kc, l, b, j) + (size_t)kvh * HD;
+            float s = 0;
+            for (int d = 0; d < HD; d++) s += qv[d] * kv[d];
+            s *= scale;
+            scores[j] = s;
+            if (s > mx) mx = s;
+        }
+        memset(o, 0, (size_t)HD * sizeof(float));
+        if (mx == -INFINITY) continue;  // no visible key: zero output, as attention_forward
+        float sum = 0;
+        for (int j = j0; j <= i; j++) {
+            float e = scores[j] == -INFINITY ? 0.0f : expf(scores[j] - mx);
+            scores[j] = e;
+            sum += e;
+        }
+        float inv = 1.0f / sum;
+        for (int j = j0; j <= i; j++) {
+            if (scores[j] == 0.0f) continue;
+            const float *vv = kv_cache_v(kc, l, b, j) + (size_t)kvh * HD;
+            float p = scores[j] * inv;
+            for (int d = 0; d < HD; d++) o[d] += p * vv[d];
+        }
+    }
+}
+
+rlhf_status decoder_decode(model *m, kv_cache *kc, const int32_t *ids, const int32_t *mask, const int32_t *pos,
+                           int T_new, float *logits, rlhf_err *err) {
+    decoder_state *st = m->impl;
+    const decoder_cfg *c = &st->cfg;
+    int B = kc->B, C = c->C, QD = c->NH * c->HD, KD = c->NKV * c->HD, I = c->I;
+    if (kc->L != c->L || kc->NKV != c->NKV || kc->HD != c->HD)
+        return rlhf_fail(err, RLHF_ERUNTIME, "kv cache shape (L=%d NKV=%d HD=%d) does not match the model", kc->L,
+                         kc->NKV, kc->HD);
+    if (T_new <= 0 || kc->len + T_new > kc->max_T)
+        return rlhf_fail(err, RLHF_ERUNTIME, "kv cache full: %d cached + %d new > %d", kc->len, T_new, kc->max_T);
+    size_t N = (size_t)B * T_new;
+    for (size_t i = 0; i < N; i++) {
+        if (ids[i] < 0 || ids[i] >= c->V)
+            return rlhf_fail(err, RLHF_EINPUT, "token id %d is outside the vocabulary [0, %d)", ids[i], c->V);
+        if (c->max_positions > 0 && (pos[i] < 0 || pos[i] >= c->max_positions))
+            return rlhf_fail(err, RLHF_EINPUT, "position %d outside the model's %d positions (n_positions)", pos[i],
+                             c->max_positions);
+    }
+    int nthreads = omp_get_max_threads();
+    int OUT = m->head == HEAD_LM ? c->V : m->cfg.num_labels;
+    size_t sizes[] = {N * C, N * C, N * C, c->qkv == DEC_QKV_SEPARATE ? 1 : N * 3 * QD, N * QD, N * KD, N * KD,
+                      N * QD, N, N, N * I, N * I, N * I, (size_t)B * C, (size_t)B * C, (size_t)nthreads * kc->max_T};
+    size_t need = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) need += (sizes[i] * sizeof(float) + 127) & ~(size_t)63;
+    RLHF_TRY(arena_reserve(&st->dec, need, err));
+    arena_reset(&st->dec);
+    float *f[16];
+    for (int i = 0; i < 16; i++) f[i] = arena_floats(&st->dec, sizes[i]);
+    float *x = f[0], *ln = f[1], *proj = f[2], *qkv = f[3], *q = f[4], *k = f[5], *v = f[6], *atty = f[7];
+    float *mean = f[8], *rstd = f[9], *fc = f[10], *up = f[11], *act = f[12], *last = f[13], *lastn = f[14];
+    float *scores = f[15];
+    (void)OUT;
+
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T_new; t++)
+            kc->mask[(size_t)b * kc->max_T + kc->len + t] = mask ? mask[(size_t)b * T_new + t] : 1;
+
+    embedding_forward(x, ids, P(m, c->wte), (int)N, C);
+    if (c->wpe != DEC_NONE) {
+        embedding_forward(proj, pos, P(m, c->wpe), (int)N, C);
+        add_forward(x, x, proj, (int64_t)N * C);
+    }
+    for (int l = 0; l < c->L; l++) {
+        const dec_layer_offsets *o = &c->layers[l];
+        dec_norm_forward(c, ln, mean, rstd, x, P(m, o->ln1_w), P(m, o->ln1_b), (int)N);
+        if (c->qkv == DEC_QKV_SEPARATE) {
+            dec_proj_forward(c, q, ln, P(m, o->q_w), P(m, o->q_b), (int)N, C, QD);
+            dec_proj_forward(c, k, ln, P(m, o->k_w), P(m, o->k_b), (int)N, C, KD);
+            dec_proj_forward(c, v, ln, P(m, o->v_w), P(m, o->v_b), (int)N, C, KD);
+        } else {
+            dec_proj_forward(c, qkv, ln, P(m, o->qkv_w), P(m, o->qkv_b), (int)N, C, 3 * QD);
+            dec_split_qkv(c, q, k, v, qkv, N);
+        }
+        if (c->rot_dim > 0) {
+            rope_forward(q, pos, B, T_new, c->NH, c->HD, c->rot_dim, c->rope_theta, ROPE_HALF);
+            rope_forward(k, pos, B, T_new, c->NKV, c->HD, c->rot_dim, c->rope_theta, ROPE_HALF);
+        }
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T_new; t++) {
+                memcpy(kv_cache_k(kc, l, b, kc->len + t), k + ((size_t)b * T_new + t) * KD, KD * sizeof(float));
+                memcpy(kv_cache_v(kc, l, b, kc->len + t), v + ((size_t)b * T_new + t) * KD, KD * sizeof(float));
+            }
+        float scale = c->scale_attn_weights ? 1.0f / sqrtf((float)c->HD) : 1.0f;
+        if (c->scale_by_inverse_layer_idx) scale /= (float)(l + 1);
+        cached_attention(atty, scores, q, kc, l, c, T_new, scale);
+        dec_proj_forward(c, proj, atty, P(m, o->o_w), P(m, o->o_b), (int)N, QD, C);
+        // sequential: x += attn, then the MLP reads norm2(x); parallel: the MLP reads norm2(x) of the
+        // block input, so norm2 runs before the attention residual is added.
+        if (!c->parallel_residual) add_forward(x, x, proj, (int64_t)N * C);
+        dec_norm_forward(c, ln, mean, rstd, x, P(m, o->ln2_w), P(m, o->ln2_b), (int)N);
+        if (c->parallel_residual) add_forward(x, x, proj, (int64_t)N * C);
+        if (c->mlp == DEC_MLP_SWIGLU) {
+            dec_proj_forward(c, fc, ln, P(m, o->fc_w), P(m, o->fc_b), (int)N, C, I);
+            dec_proj_forward(c, up, ln, P(m, o->up_w), P(m, o->up_b), (int)N, C, I);
+            swiglu_forward(act, fc, up, (int64_t)N * I);
+        } else {
+            dec_proj_forward(c, fc, ln, P(m, o->fc_w), P(m, o->fc_b), (int)N, C, I);
+            activation_forward(c->act, act, fc, (int64_t)N * I);
+        }
+        dec_proj_forward(c, proj, act, P(m, o->down_w), P(m, o->down_b), (int)N, I, C);
+        add_forward(x, x, proj, (int64_t)N * C);
+    }
+    kc->len += T_new;
+    for (int b = 0; b < B; b++)
+        memcpy(last + (size_t)b * C, x + ((size_t)b * T_new + T_new - 1) * C, C * sizeof(float));
+    dec_norm_forward(c, lastn, mean, rstd, last, P(m, c->lnf_w), P(m, c->lnf_b), B);
+    linear_forward(logits, lastn, P(m, c->head), NULL, B, C, m->head == HEAD_LM ? c->V : m->cfg.num_labels);
+    return RLHF_OK;
+}

@@ -1,0 +1,33 @@
+// KV cache allocation (see kv_cache.h).
+#include "models/kv_cache.h"
+
+#include <string.h>
+
+#include "base/arena.h"
+
+rlhf_status kv_cache_init(kv_cache *c, int L, int B, int max_T, int NKV, int HD, rlhf_err *err) {
+    memset(c, 0, sizeof *c);
+    if (L <= 0 || B <= 0 || max_T <= 0 || NKV <= 0 || HD <= 0)
+        return rlhf_fail(err, RLHF_ERUNTIME, "kv cache: bad shape L=%d B=%d T=%d NKV=%d HD=%d", L, B, max_T,
+                         NKV, HD);
+    size_t n = (size_t)L * B * max_T * NKV * HD;
+    c->k = rlhf_calloc_aligned(n * sizeof(float));
+    c->v = rlhf_calloc_aligned(n * sizeof(float));
+    c->mask = rlhf_calloc_aligned((size_t)B * max_T * sizeof(int32_t));
+    if (!c->k || !c->v || !c->mask) {
+        kv_cache_free(c);
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory: kv cache of %.1f MiB",
+                         2.0 * n * sizeof(float) / (1 << 20));
+    }
+    c->L = L, c->B = B, c->max_T = max_T, c->NKV = NKV, c->HD = HD;
+    return RLHF_OK;
+}
+
+void kv_cache_clear(kv_cache *c) { c->len = 0; }
+
+void kv_cache_free(kv_cache *c) {
+    rlhf_free(c->k);
+    rlhf_free(c->v);
+    rlhf_free(c->mask);
+    memset(c, 0, sizeof *c);
+}

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -84,12 +85,25 @@ static void test_atomic_readonly(void) {
     path_join(path, sizeof path, dir, "f.txt");
     CHECK(atomic_write(path, "old", 3, &err) == RLHF_OK, "%s", err.msg);
     chmod(dir, 0555);
-    if (access(path, W_OK) == 0 && geteuid() == 0) {
-        // root ignores permissions: nothing to test here.
-        chmod(dir, 0755);
-        return;
+    rlhf_status s;
+    if (geteuid() == 0) {
+        // root ignores permission bits: run the write as `nobody` in a child process.
+        chmod(tmpdir, 0755);
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            if (setgid(65534) != 0 || setuid(65534) != 0) _exit(100);
+            rlhf_status cs = atomic_write(path, "new", 3, &err);
+            _exit(cs == RLHF_EINPUT && strstr(err.msg, "f.txt") ? 0 : 1);
+        }
+        int st = -1;
+        waitpid(pid, &st, 0);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "read-only dir as nobody: child status %d", st);
+        s = RLHF_EINPUT;
+        snprintf(err.msg, sizeof err.msg, "f.txt");
+    } else {
+        s = atomic_write(path, "new", 3, &err);
     }
-    rlhf_status s = atomic_write(path, "new", 3, &err);
     CHECK(s == RLHF_EINPUT && strstr(err.msg, "f.txt"), "read-only dir: %d %s", s, err.msg);
     chmod(dir, 0755);
     char *txt;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "base/arena.h"
+#include "models/decoder.h"
 
 rlhf_status kv_cache_init(kv_cache *c, int L, int B, int max_T, int NKV, int HD, rlhf_err *err) {
     memset(c, 0, sizeof *c);
@@ -21,6 +22,14 @@ rlhf_status kv_cache_init(kv_cache *c, int L, int B, int max_T, int NKV, int HD,
     }
     c->L = L, c->B = B, c->max_T = max_T, c->NKV = NKV, c->HD = HD;
     return RLHF_OK;
+}
+
+rlhf_status kv_cache_for_model(kv_cache *c, const model *m, int B, int max_T, rlhf_err *err) {
+    if (!m->family->decode)
+        return rlhf_fail(err, RLHF_EINPUT, "model_type '%s' has no incremental decoding (not a causal LM)",
+                         m->cfg.model_type);
+    const decoder_cfg *d = &((const decoder_state *)m->impl)->cfg;  // every decode family is a decoder
+    return kv_cache_init(c, d->L, B, max_T, d->NKV, d->HD, err);
 }
 
 void kv_cache_clear(kv_cache *c) { c->len = 0; }

@@ -17,6 +17,10 @@ typedef struct kv_cache {
 } kv_cache;
 
 rlhf_status kv_cache_init(kv_cache *c, int L, int B, int max_T, int NKV, int HD, rlhf_err *err);
+struct model;
+// A cache shaped for a causal LM (its layers, key/value heads and head size); RLHF_EINPUT when the
+// model's family has no KV-cache decoding.
+rlhf_status kv_cache_for_model(kv_cache *c, const struct model *m, int B, int max_T, rlhf_err *err);
 // Forgets the cached positions (keeps the allocation).
 void kv_cache_clear(kv_cache *c);
 void kv_cache_free(kv_cache *c);

@@ -43,6 +43,18 @@ rlhf_status tokenizer_save(const tokenizer *t, const char *dir, rlhf_err *err);
 // Parses a tokenizer.json held in memory (json: NUL-terminated text of len bytes). what names the source in
 // error messages. Used by the loader and by the fuzzer.
 rlhf_status tokenizer_load_json(tokenizer **out, const char *json, const char *what, rlhf_err *err);
+// tokenizer_encode for texts that may contain NUL bytes (explicit byte lengths; pair NULL for none).
+rlhf_status tokenizer_encode_n(const tokenizer *t, const char *text, size_t text_len, const char *pair, size_t pair_len,
+                               int add_special_tokens, int max_length, tok_truncation strategy, tok_encoding *out,
+                               rlhf_err *err);
+// cJSON strings end at the first NUL, so a JSON "\u0000" would cut a text short. tok_json_protect_nul returns a
+// malloc'd copy of a JSON text with every \u0000 escape rewritten to U+10FFFF (a noncharacter); after parsing,
+// tok_json_restore_nul turns those back into NUL bytes in place and returns the string's byte length.
+char *tok_json_protect_nul(const char *json);
+size_t tok_json_restore_nul(char *s);
+// tokenizer_decode that also gives the byte length (decoded text may contain NUL bytes).
+rlhf_status tokenizer_decode_n(const tokenizer *t, const int32_t *ids, int n, int skip_special_tokens, char **out,
+                               size_t *len, rlhf_err *err);
 // Token string of id (NULL if out of range); the pointer lives as long as t.
 const char *tokenizer_id_to_token(const tokenizer *t, int32_t id);
 // Pads e in place to length (or to the next multiple of pad_to_multiple_of when > 0, whichever is larger)

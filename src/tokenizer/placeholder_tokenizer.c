@@ -1,1 +1,0 @@
-// placeholder until the layer lands; removed with its first real file

@@ -1,0 +1,448 @@
+// The public tokenizer API: loading (tokenizer.json or the vocabulary-file fallbacks, plus the special
+// token ids from tokenizer_config.json / special_tokens_map.json), the encode pipeline (added tokens ->
+// normalizer -> added tokens on normalized text -> pre-tokenizer -> model -> truncation ->
+// post-processor) and decode (ids -> token strings -> decoder).
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "tokenizer/tok_internal.h"
+
+#define TOK_PATH_MAX 4096
+#define TOK_MATCH_PAIRS 64   // PCRE2 ovector size; only the whole match is used
+
+rlhf_status tok_read_file(const char *path, char **out, size_t *len, rlhf_err *err) {
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return rlhf_fail(err, RLHF_EINPUT, "%s: cannot open", path);
+    tbuf b = {0};
+    char chunk[65536];
+    size_t k;
+    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0)
+        if (tbuf_put(&b, chunk, k)) {
+            fclose(f);
+            tbuf_free(&b);
+            return rlhf_fail(err, RLHF_ERUNTIME, "%s: out of memory", path);
+        }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        tbuf_free(&b);
+        return rlhf_fail(err, RLHF_ERUNTIME, "%s: read error", path);
+    }
+    if (tbuf_put(&b, "", 0)) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    *out = b.p;
+    if (len) *len = b.n;
+    return RLHF_OK;
+}
+
+static int is_file(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static cJSON *load_json_opt(const char *dir, const char *name) {
+    char p[TOK_PATH_MAX];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    if (!is_file(p)) return NULL;
+    char *txt;
+    if (tok_read_file(p, &txt, NULL, NULL) != RLHF_OK) return NULL;
+    cJSON *j = cJSON_Parse(txt);
+    free(txt);
+    return j;
+}
+
+// A special token setting: "tok", {"content": "tok"}, or null. Returns 1 when the key is present.
+static int special_from(const cJSON *cfg, const char *key, const char **tok) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
+    if (!v) return 0;
+    *tok = cJSON_IsString(v) ? v->valuestring : tj_str(v, "content");
+    return 1;
+}
+
+static void resolve_special(tokenizer *t, const cJSON *cfg, const cJSON *map, const char *key,
+                            const char *const *guesses, int *id) {
+    const char *tok = NULL;
+    if (special_from(cfg, key, &tok) || special_from(map, key, &tok)) {
+        *id = tok ? tokenizer_token_to_id(t, tok) : -1;
+        return;
+    }
+    // no configuration: the defaults of the transformers class such a vocabulary implies
+    for (int i = 0; guesses[i]; i++)
+        if ((*id = tokenizer_token_to_id(t, guesses[i])) >= 0) return;
+    *id = -1;
+}
+
+static rlhf_status add_file(tokenizer *t, const char *name) {
+    if (t->n_files < (int)(sizeof t->files / sizeof t->files[0])) {
+        t->files[t->n_files] = tok_strndup(name, strlen(name));
+        if (t->files[t->n_files]) t->n_files++;
+    }
+    return RLHF_OK;
+}
+
+rlhf_status tokenizer_load(tokenizer **out, const char *dir, rlhf_err *err) {
+    *out = NULL;
+    char p[TOK_PATH_MAX];
+    tokenizer *t = NULL;
+    rlhf_status st;
+    snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+    if (is_file(p)) {
+        char *txt;
+        RLHF_TRY(tok_read_file(p, &txt, NULL, err));
+        st = tokenizer_load_json(&t, txt, p, err);
+        free(txt);
+        if (st != RLHF_OK) return st;
+        add_file(t, "tokenizer.json");
+    } else {
+        cJSON *j = NULL;
+        snprintf(p, sizeof p, "%s/vocab.txt", dir);
+        int bert = is_file(p);
+        if (bert) {
+            RLHF_TRY(fallback_bert_json(dir, &j, err));
+        } else {
+            char m[TOK_PATH_MAX];
+            snprintf(p, sizeof p, "%s/vocab.json", dir);
+            snprintf(m, sizeof m, "%s/merges.txt", dir);
+            if (!is_file(p) || !is_file(m))
+                return rlhf_fail(err, RLHF_EINPUT, "%s: no tokenizer files (expected tokenizer.json, vocab.txt, or vocab.json + merges.txt)", dir);
+            RLHF_TRY(fallback_bpe_json(dir, &j, err));
+        }
+        st = tokenizer_from_json(&t, j, dir, err);
+        cJSON_Delete(j);
+        if (st != RLHF_OK) return st;
+        if (bert) add_file(t, "vocab.txt");
+        else {
+            add_file(t, "vocab.json");
+            add_file(t, "merges.txt");
+        }
+    }
+    if (!(t->dir = tok_strndup(dir, strlen(dir)))) {
+        tokenizer_free(t);
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    }
+    cJSON *cfg = load_json_opt(dir, "tokenizer_config.json"), *map = load_json_opt(dir, "special_tokens_map.json");
+    if (cfg) add_file(t, "tokenizer_config.json");
+    if (map) add_file(t, "special_tokens_map.json");
+    static const char *const PAD[] = {"[PAD]", "<pad>", NULL};
+    static const char *const EOS[] = {"</s>", "<|endoftext|>", NULL};
+    static const char *const BOS[] = {"<s>", "<|endoftext|>", NULL};
+    resolve_special(t, cfg, map, "pad_token", PAD, &t->pad_id);
+    resolve_special(t, cfg, map, "eos_token", EOS, &t->eos_id);
+    resolve_special(t, cfg, map, "bos_token", BOS, &t->bos_id);
+    cJSON_Delete(cfg);
+    cJSON_Delete(map);
+    *out = t;
+    return RLHF_OK;
+}
+
+// ---- encode ----
+
+typedef struct {
+    tok_scratch sc;
+    tbuf norm;
+    plist in, out;
+    added_seg *segs0, *segs1;
+    int cap0, cap1;
+} encode_state;
+
+static void encode_state_free(encode_state *e) {
+    tok_scratch_free(&e->sc);
+    tbuf_free(&e->norm);
+    plist_free(&e->in);
+    plist_free(&e->out);
+    free(e->segs0);
+    free(e->segs1);
+}
+
+// -1: out of memory, -2: a word needs an unknown token the model lacks
+static int encode_seq(const tokenizer *t, const char *s, size_t n, ivec *ids, encode_state *e) {
+    int n0, n1;
+    if (added_vocab_split(&t->added, 0, s, n, &e->segs0, &n0, &e->cap0)) return -1;
+    for (int i = 0; i < n0; i++) {
+        added_seg g = e->segs0[i];
+        if (g.id >= 0) {
+            if (ivec_push(ids, g.id)) return -1;
+            continue;
+        }
+        const char *p = s + g.start;
+        size_t pn = g.end - g.start;
+        if (t->normalizer) {
+            if (normalizer_apply(t->normalizer, p, pn, &e->norm, e->sc.md)) return -1;
+            p = e->norm.p ? e->norm.p : "";
+            pn = e->norm.n;
+        }
+        if (added_vocab_split(&t->added, 1, p, pn, &e->segs1, &n1, &e->cap1)) return -1;
+        for (int k = 0; k < n1; k++) {
+            added_seg h = e->segs1[k];
+            if (h.id >= 0) {
+                if (ivec_push(ids, h.id)) return -1;
+                continue;
+            }
+            if (h.end == h.start) continue;
+            plist_clear(&e->in);
+            if (plist_push(&e->in, p + h.start, h.end - h.start, g.start == 0 && h.start == 0)) return -1;
+            const plist *words = &e->in;
+            if (t->pretok) {
+                if (pretok_apply(t->pretok, &e->in, &e->out, e->sc.md)) return -1;
+                words = &e->out;
+            }
+            for (int w = 0; w < words->n; w++) {
+                int rc = model_tokenize(&t->model, words->text.p + words->off[w], words->len[w], ids, &e->sc);
+                if (rc) return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+// HF utils/truncation.rs truncate_encodings (no stride, right side).
+static rlhf_status truncate(ivec *a, ivec *b, int max_len, tok_truncation strategy, int *truncated, rlhf_err *err) {
+    int total = a->n + (b ? b->n : 0);
+    if (total <= max_len) return RLHF_OK;
+    int to_remove = total - max_len;
+    *truncated = 1;
+    if (strategy == TRUNC_LONGEST_FIRST) {
+        if (!b) {
+            a->n = max_len;
+            return RLHF_OK;
+        }
+        int n1 = a->n, n2 = b->n, swap = 0;
+        if (n1 > n2) {
+            swap = 1;
+            int x = n1;
+            n1 = n2;
+            n2 = x;
+        }
+        if (n1 > max_len) n2 = n1;
+        else n2 = n1 > max_len - n1 ? n1 : max_len - n1;
+        if (n1 + n2 > max_len) {
+            n1 = max_len / 2;
+            n2 = n1 + max_len % 2;
+        }
+        if (swap) {
+            int x = n1;
+            n1 = n2;
+            n2 = x;
+        }
+        if (a->n > n1) a->n = n1;
+        if (b->n > n2) b->n = n2;
+        return RLHF_OK;
+    }
+    ivec *target = strategy == TRUNC_ONLY_FIRST ? a : b;
+    if (!target)
+        return rlhf_fail(err, RLHF_EINPUT, "truncation only_second needs a text pair");
+    if (target->n <= to_remove)
+        return rlhf_fail(err, RLHF_EINPUT, "truncation %s: the %s sequence (%d tokens) is too short to remove %d tokens",
+                         strategy == TRUNC_ONLY_FIRST ? "only_first" : "only_second",
+                         strategy == TRUNC_ONLY_FIRST ? "first" : "second", target->n, to_remove);
+    target->n -= to_remove;
+    return RLHF_OK;
+}
+
+rlhf_status tokenizer_encode(const tokenizer *t, const char *text, const char *pair, int add_special_tokens,
+                             int max_length, tok_truncation strategy, tok_encoding *out, rlhf_err *err) {
+    return tokenizer_encode_n(t, text, strlen(text), pair, pair ? strlen(pair) : 0, add_special_tokens, max_length,
+                              strategy, out, err);
+}
+
+rlhf_status tokenizer_encode_n(const tokenizer *t, const char *text, size_t n, const char *pair, size_t pn,
+                               int add_special_tokens, int max_length, tok_truncation strategy, tok_encoding *out,
+                               rlhf_err *err) {
+    memset(out, 0, sizeof *out);
+    size_t v = utf8_valid_prefix(text, n);
+    if (v != n) return rlhf_fail(err, RLHF_EINPUT, "invalid UTF-8 at byte %zu", v);
+    if (pair) {
+        v = utf8_valid_prefix(pair, pn);
+        if (v != pn) return rlhf_fail(err, RLHF_EINPUT, "invalid UTF-8 at byte %zu of the text pair", v);
+    }
+    encode_state e = {0};
+    ivec a = {0}, b = {0}, ids = {0}, types = {0};
+    rlhf_status st = RLHF_OK;
+    int rc = 0;
+    if (!(e.sc.md = pcre2_match_data_create(TOK_MATCH_PAIRS, NULL))) rc = -1;
+    if (!rc) rc = encode_seq(t, text, n, &a, &e);
+    if (!rc && pair) rc = encode_seq(t, pair, pn, &b, &e);
+    if (rc == -2) st = rlhf_fail(err, RLHF_EINPUT, "text needs the unknown token but the tokenizer model has none");
+    else if (rc) st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory while encoding");
+    if (st == RLHF_OK && max_length > 0) {
+        int added = add_special_tokens ? postproc_added(t->post, pair != NULL) : 0;
+        int budget = max_length - added;
+        st = truncate(&a, pair ? &b : NULL, budget > 0 ? budget : 0, strategy, &out->truncated, err);
+    }
+    if (st == RLHF_OK && postproc_apply(t->post, &a, pair ? &b : NULL, add_special_tokens, &ids, &types))
+        st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory while encoding");
+    if (st == RLHF_OK) {
+        out->n = ids.n;
+        size_t sz = ((size_t)ids.n + 1) * sizeof(int32_t);
+        out->ids = malloc(sz);
+        out->type_ids = malloc(sz);
+        out->attention_mask = malloc(sz);
+        if (!out->ids || !out->type_ids || !out->attention_mask) {
+            tok_encoding_free(out);
+            st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory while encoding");
+        } else {
+            if (ids.n) {
+                memcpy(out->ids, ids.p, (size_t)ids.n * sizeof(int32_t));
+                memcpy(out->type_ids, types.p, (size_t)ids.n * sizeof(int32_t));
+            }
+            for (int i = 0; i < ids.n; i++) out->attention_mask[i] = 1;
+        }
+    }
+    encode_state_free(&e);
+    ivec_free(&a);
+    ivec_free(&b);
+    ivec_free(&ids);
+    ivec_free(&types);
+    return st;
+}
+
+void tok_encoding_free(tok_encoding *e) {
+    if (!e) return;
+    free(e->ids);
+    free(e->type_ids);
+    free(e->attention_mask);
+    memset(e, 0, sizeof *e);
+}
+
+rlhf_status tok_encoding_pad(tok_encoding *e, int length, int pad_to_multiple_of, int32_t pad_id, int32_t pad_type_id,
+                             int left, rlhf_err *err) {
+    int target = length > e->n ? length : e->n;
+    if (pad_to_multiple_of > 0 && target % pad_to_multiple_of) target += pad_to_multiple_of - target % pad_to_multiple_of;
+    if (target == e->n) return RLHF_OK;
+    size_t sz = (size_t)target * sizeof(int32_t);
+    int32_t *ids = malloc(sz), *ty = malloc(sz), *am = malloc(sz);
+    if (!ids || !ty || !am) {
+        free(ids);
+        free(ty);
+        free(am);
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory while padding");
+    }
+    int pad = target - e->n, at = left ? pad : 0, pad_at = left ? 0 : e->n;
+    for (int i = 0; i < e->n; i++) {
+        ids[at + i] = e->ids[i];
+        ty[at + i] = e->type_ids[i];
+        am[at + i] = e->attention_mask[i];
+    }
+    for (int i = 0; i < pad; i++) {
+        ids[pad_at + i] = pad_id;
+        ty[pad_at + i] = pad_type_id;
+        am[pad_at + i] = 0;
+    }
+    free(e->ids);
+    free(e->type_ids);
+    free(e->attention_mask);
+    e->ids = ids;
+    e->type_ids = ty;
+    e->attention_mask = am;
+    e->n = target;
+    return RLHF_OK;
+}
+
+// ---- decode and lookups ----
+
+const char *tokenizer_id_to_token(const tokenizer *t, int32_t id) {
+    const added_token *a = added_vocab_by_id(&t->added, id);
+    if (a) return a->content;
+    if (id < 0 || id >= t->model.vocab_n) return NULL;
+    return t->model.vocab[id];
+}
+
+rlhf_status tokenizer_decode(const tokenizer *t, const int32_t *ids, int n, int skip_special_tokens, char **out,
+                             rlhf_err *err) {
+    size_t len;
+    return tokenizer_decode_n(t, ids, n, skip_special_tokens, out, &len, err);
+}
+
+rlhf_status tokenizer_decode_n(const tokenizer *t, const int32_t *ids, int n, int skip_special_tokens, char **out,
+                               size_t *len, rlhf_err *err) {
+    *out = NULL;
+    *len = 0;
+    slist l = {0};
+    tbuf b = {0};
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        const char *tok = tokenizer_id_to_token(t, ids[i]);
+        if (!tok) continue;   // HF skips ids without a token
+        if (skip_special_tokens && tokenizer_is_special(t, ids[i])) continue;
+        rc = slist_push(&l, tok, strlen(tok));
+    }
+    if (!rc && t->decoder) rc = decoder_apply(t->decoder, &l);
+    for (int i = 0; i < l.n && !rc; i++) {
+        if (!t->decoder && i > 0) rc = tbuf_putc(&b, ' ');
+        if (!rc) rc = tbuf_put(&b, l.s[i], l.len[i]);
+    }
+    if (!rc) rc = tbuf_put(&b, "", 0);
+    slist_free(&l);
+    if (rc) {
+        tbuf_free(&b);
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory while decoding");
+    }
+    *out = b.p;
+    *len = b.n;
+    return RLHF_OK;
+}
+
+int tokenizer_vocab_size(const tokenizer *t) { return t->vocab_size; }
+
+int tokenizer_token_to_id(const tokenizer *t, const char *token) {
+    size_t n = strlen(token);
+    for (int i = 0; i < t->added.n; i++)
+        if (!strcmp(t->added.tokens[i].content, token)) return t->added.tokens[i].id;
+    return strmap_get(&t->model.tok2id, token, n);
+}
+
+int tokenizer_pad_id(const tokenizer *t) { return t->pad_id; }
+int tokenizer_eos_id(const tokenizer *t) { return t->eos_id; }
+int tokenizer_bos_id(const tokenizer *t) { return t->bos_id; }
+
+int tokenizer_is_special(const tokenizer *t, int32_t id) {
+    const added_token *a = added_vocab_by_id(&t->added, id);
+    return a && a->special;
+}
+
+// ---- NUL-preserving JSON strings ----
+
+char *tok_json_protect_nul(const char *json) {
+    size_t n = strlen(json), extra = 0;
+    for (size_t i = 0; i + 1 < n; i++)
+        if (json[i] == '\\') {
+            if (json[i + 1] == 'u' && i + 5 < n && !strncmp(json + i + 2, "0000", 4)) extra += 6;
+            i++;   // skip the escaped character
+        }
+    char *out = malloc(n + extra + 1);
+    if (!out) return NULL;
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (json[i] == '\\' && i + 1 < n) {
+            if (json[i + 1] == 'u' && i + 5 < n && !strncmp(json + i + 2, "0000", 4)) {
+                memcpy(out + w, "\\uDBFF\\uDFFF", 12);
+                w += 12;
+                i += 5;
+            } else {
+                out[w++] = json[i++];
+                out[w++] = json[i];
+            }
+            continue;
+        }
+        out[w++] = json[i];
+    }
+    out[w] = 0;
+    return out;
+}
+
+size_t tok_json_restore_nul(char *s) {
+    size_t r = 0, w = 0;
+    for (; s[r]; r++) {
+        if ((unsigned char)s[r] == 0xF4 && (unsigned char)s[r + 1] == 0x8F && (unsigned char)s[r + 2] == 0xBF &&
+            (unsigned char)s[r + 3] == 0xBF) {
+            s[w++] = 0;
+            r += 3;
+            continue;
+        }
+        s[w++] = s[r];
+    }
+    s[w] = 0;
+    return w;
+}

@@ -1,0 +1,201 @@
+// Every row of tests/fixtures/tokenizers/expected_ids/*.jsonl (HF tokenizers Rust core output) and of
+// extra_ids/*.jsonl (tools/gen_tokenizer_ids.js): ids, type_ids, ids without special tokens and the
+// decoded text must be identical. Each tokenizer is also loaded through its fallback files where the
+// fixture has them (vocab.txt; vocab.json + merges.txt for GPT-2 and RoBERTa).
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "testutil.h"
+#include "tokenizer/tokenizer.h"
+
+#define TOKS TU_FIXTURES "/tokenizers"
+#define MAX_REPORTED 3   // mismatching rows printed per file
+
+static char *slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    if (b) b[n] = 0;
+    if (len) *len = (size_t)n;
+    return b;
+}
+
+static int copy(const char *src, const char *dst) {
+    size_t n;
+    char *b = slurp(src, &n);
+    if (!b) return -1;
+    FILE *f = fopen(dst, "wb");
+    int ok = f && fwrite(b, 1, n, f) == n;
+    if (f) fclose(f);
+    free(b);
+    return ok ? 0 : -1;
+}
+
+static int ids_equal(const cJSON *want, const int32_t *got, int n) {
+    if (!cJSON_IsArray(want) || cJSON_GetArraySize(want) != n) return 0;
+    int i = 0;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, want) if ((int32_t)x->valuedouble != got[i++]) return 0;
+    return 1;
+}
+
+static void print_ids(const char *label, const int32_t *ids, int n) {
+    fprintf(stderr, "    %s:", label);
+    for (int i = 0; i < n && i < 40; i++) fprintf(stderr, " %d", ids[i]);
+    fprintf(stderr, n > 40 ? " ...\n" : "\n");
+}
+
+// Returns the number of rows checked.
+static int check_file(const char *tok_dir, const char *jsonl, const char *label) {
+    tokenizer *t = NULL;
+    rlhf_err err = {0};
+    rlhf_status st = tokenizer_load(&t, tok_dir, &err);
+    CHECK(st == RLHF_OK, "%s: load %s: %s", label, tok_dir, err.msg);
+    if (st != RLHF_OK) return 0;
+    size_t len;
+    char *txt = slurp(jsonl, &len);
+    CHECK(txt != NULL, "%s: cannot read %s", label, jsonl);
+    if (!txt) {
+        tokenizer_free(t);
+        return 0;
+    }
+    int rows = 0, bad = 0, line = 0;
+    for (char *l = txt; *l; line++) {
+        char *nl = strchr(l, '\n');
+        if (nl) *nl = 0;
+        char *prot = *l ? tok_json_protect_nul(l) : NULL;   // texts may hold \\u0000
+        cJSON *row = prot ? cJSON_Parse(prot) : NULL;
+        free(prot);
+        l = nl ? nl + 1 : l + strlen(l);
+        if (!row) continue;
+        char *text = cJSON_GetObjectItem(row, "text")->valuestring;
+        size_t text_len = tok_json_restore_nul(text), pair_len = 0;
+        const cJSON *pj = cJSON_GetObjectItem(row, "pair");
+        char *pair = cJSON_IsString(pj) ? pj->valuestring : NULL;
+        if (pair) pair_len = tok_json_restore_nul(pair);
+        tok_encoding e = {0}, ns = {0};
+        char *dec = NULL;
+        size_t dec_len = 0;
+        rlhf_status s1 = tokenizer_encode_n(t, text, text_len, pair, pair_len, 1, 0, TRUNC_LONGEST_FIRST, &e, &err);
+        rlhf_status s2 =
+            s1 == RLHF_OK ? tokenizer_encode_n(t, text, text_len, pair, pair_len, 0, 0, TRUNC_LONGEST_FIRST, &ns, &err) : s1;
+        rlhf_status s3 = s2 == RLHF_OK ? tokenizer_decode_n(t, e.ids, e.n, 0, &dec, &dec_len, &err) : s2;
+        int ok = s3 == RLHF_OK;
+        int ok_ids = ok && ids_equal(cJSON_GetObjectItem(row, "ids"), e.ids, e.n);
+        int ok_types = ok && ids_equal(cJSON_GetObjectItem(row, "type_ids"), e.type_ids, e.n);
+        int ok_ns = ok && ids_equal(cJSON_GetObjectItem(row, "ids_no_special"), ns.ids, ns.n);
+        const cJSON *wd = cJSON_GetObjectItem(row, "decoded");
+        size_t wd_len = cJSON_IsString(wd) ? tok_json_restore_nul(wd->valuestring) : 0;
+        int ok_dec = ok && cJSON_IsString(wd) && wd_len == dec_len && !memcmp(wd->valuestring, dec, dec_len);
+        rows++;
+        if (!(ok_ids && ok_types && ok_ns && ok_dec)) {
+            if (bad++ < MAX_REPORTED) {
+                fprintf(stderr, "%s line %d (%.60s): %s%s%s%s%s\n", label, line + 1, text, ok ? "" : err.msg,
+                        ok_ids ? "" : " ids", ok_types ? "" : " type_ids", ok_ns ? "" : " ids_no_special", ok_dec ? "" : " decoded");
+                if (ok && !ok_ids) {
+                    char *w = cJSON_PrintUnformatted(cJSON_GetObjectItem(row, "ids"));
+                    fprintf(stderr, "    want: %.300s\n", w);
+                    free(w);
+                    print_ids("got ", e.ids, e.n);
+                }
+                if (ok && !ok_dec) fprintf(stderr, "    want decoded: %.200s\n    got  decoded: %.200s\n", wd->valuestring, dec);
+            }
+        }
+        tok_encoding_free(&e);
+        tok_encoding_free(&ns);
+        free(dec);
+        cJSON_Delete(row);
+    }
+    CHECK(bad == 0, "%s: %d of %d rows differ from %s", label, bad, rows, jsonl);
+    CHECK(rows > 0, "%s: no rows in %s", label, jsonl);
+    fprintf(stderr, "%s: %d/%d rows identical\n", label, rows - bad, rows);
+    free(txt);
+    tokenizer_free(t);
+    return rows;
+}
+
+int main(void) {
+    char tmp[] = "/tmp/rlhf_tok_test_XXXXXX";
+    if (!mkdtemp(tmp)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    char d_rob[512], d_rob_fb[512], d_gpt2_fb[512], d_bert_fb[512], p[1024];
+    snprintf(d_rob, sizeof d_rob, "%s/roberta-base", tmp);
+    snprintf(d_rob_fb, sizeof d_rob_fb, "%s/roberta-base-files", tmp);
+    snprintf(d_gpt2_fb, sizeof d_gpt2_fb, "%s/gpt2-files", tmp);
+    snprintf(d_bert_fb, sizeof d_bert_fb, "%s/bert-files", tmp);
+    mkdir(d_rob, 0700);
+    mkdir(d_rob_fb, 0700);
+    mkdir(d_gpt2_fb, 0700);
+    mkdir(d_bert_fb, 0700);
+    int setup = 0;
+    snprintf(p, sizeof p, "%s/tokenizer.json", d_rob);
+    setup |= copy(TOKS "/roberta-base/tokenizer.constructed.json", p);
+    snprintf(p, sizeof p, "%s/vocab.json", d_rob_fb);
+    setup |= copy(TOKS "/roberta-base/vocab.json", p);
+    snprintf(p, sizeof p, "%s/merges.txt", d_rob_fb);
+    setup |= copy(TOKS "/roberta-base/merges.txt", p);
+    snprintf(p, sizeof p, "%s/vocab.json", d_gpt2_fb);
+    setup |= copy(TOKS "/gpt2/vocab.json", p);
+    snprintf(p, sizeof p, "%s/merges.txt", d_gpt2_fb);
+    setup |= copy(TOKS "/gpt2/merges.txt", p);
+    snprintf(p, sizeof p, "%s/tokenizer_config.json", d_gpt2_fb);
+    setup |= copy(TOKS "/gpt2/tokenizer_config.json", p);
+    snprintf(p, sizeof p, "%s/vocab.txt", d_bert_fb);
+    setup |= copy(TOKS "/bert-base-uncased/vocab.txt", p);
+    snprintf(p, sizeof p, "%s/tokenizer_config.json", d_bert_fb);
+    setup |= copy(TOKS "/bert-base-uncased/tokenizer_config.json", p);
+    CHECK(setup == 0, "copying fixtures into %s", tmp);
+
+    const struct {
+        const char *dir, *name, *label;
+    } cases[] = {
+        {TOKS "/bert-base-uncased", "bert-base-uncased", "bert-base-uncased"},
+        {d_bert_fb, "bert-base-uncased", "bert-base-uncased (vocab.txt)"},
+        {TOKS "/gpt2", "gpt2", "gpt2"},
+        {TOKS "/gpt2-newformat", "gpt2", "gpt2-newformat"},
+        {d_gpt2_fb, "gpt2", "gpt2 (vocab.json+merges.txt)"},
+        {TOKS "/pythia-gpt-neox-20b", "pythia-gpt-neox-20b", "pythia-gpt-neox-20b"},
+        {d_rob, "roberta-base", "roberta-base"},
+        {d_rob_fb, "roberta-base", "roberta-base (vocab.json+merges.txt)"},
+        {TOKS "/mistral-7b-v0.1", "mistral-7b-v0.1", "mistral-7b-v0.1"},
+    };
+    int total = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char path[1024], label[256];
+        snprintf(path, sizeof path, TOKS "/expected_ids/%s.jsonl", cases[i].name);
+        total += check_file(cases[i].dir, path, cases[i].label);
+        snprintf(path, sizeof path, TOKS "/extra_ids/%s.jsonl", cases[i].name);
+        snprintf(label, sizeof label, "%s extra", cases[i].label);
+        if (access(path, R_OK) == 0) total += check_file(cases[i].dir, path, label);
+    }
+    fprintf(stderr, "%d rows checked\n", total);
+    // clean up the temporary directory
+    const char *files[] = {"roberta-base/tokenizer.json", "roberta-base-files/vocab.json", "roberta-base-files/merges.txt",
+                           "gpt2-files/vocab.json", "gpt2-files/merges.txt", "gpt2-files/tokenizer_config.json",
+                           "bert-files/vocab.txt", "bert-files/tokenizer_config.json"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", tmp, files[i]);
+        unlink(p);
+    }
+    rmdir(d_rob);
+    rmdir(d_rob_fb);
+    rmdir(d_gpt2_fb);
+    rmdir(d_bert_fb);
+    rmdir(tmp);
+    return tu_finish("tokenizer_expected");
+}

@@ -69,6 +69,19 @@ static void test_printing(void) {
     expect_print("{\"z\":{\"y\":[],\"x\":{}},\"s\":\"caf\\u00e9 \\ud83d\\ude00 \\\"q\\\" \\n\"}",
                  "{\n  \"s\": \"caf\\u00e9 \\ud83d\\ude00 \\\"q\\\" \\n\",\n  \"z\": {\n    \"x\": {},\n    \"y\": []\n  }\n}\n");
     expect_print("{\"t\":true,\"f\":false,\"n\":null}", "{\n  \"f\": false,\n  \"n\": null,\n  \"t\": true\n}\n");
+    cJSON *o = cJSON_CreateObject();
+    json_add_float(o, "epoch", 1.0);
+    cJSON_AddNumberToObject(o, "step", 10);
+    json_add_float(o, "lr", 5e-05);
+    char *t = json_print_hf(o, 1);
+    CHECK(strcmp(t, "{\n  \"epoch\": 1.0,\n  \"lr\": 5e-05,\n  \"step\": 10\n}\n") == 0, "json_float: %s", t);
+    cJSON *dup = cJSON_Duplicate(o, 1);
+    char *t2 = json_print_hf(dup, 1);
+    CHECK(strcmp(t, t2) == 0, "duplicate keeps float marks: %s", t2);
+    free(t);
+    free(t2);
+    cJSON_Delete(dup);
+    cJSON_Delete(o);
     // Float literals keep their ".0" through load + save.
     char path[512];
     rlhf_err err;

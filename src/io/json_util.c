@@ -323,6 +323,24 @@ rlhf_status json_save_file(const char *path, const cJSON *json, rlhf_err *err) {
     return s;
 }
 
+cJSON *json_float(double v) {
+    cJSON *n = cJSON_CreateNumber(v);
+    if (n && !(n->valuestring = strdup(JSON_FLOAT_MARK))) {
+        cJSON_Delete(n);
+        return NULL;
+    }
+    return n;
+}
+
+cJSON *json_add_float(cJSON *obj, const char *key, double v) {
+    cJSON *n = json_float(v);
+    if (n && !cJSON_AddItemToObject(obj, key, n)) {
+        cJSON_Delete(n);
+        return NULL;
+    }
+    return n;
+}
+
 // ---- typed getters ----
 
 static const cJSON *get(const cJSON *obj, const char *key) {

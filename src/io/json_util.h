@@ -18,6 +18,11 @@ rlhf_status json_save_file(const char *path, const cJSON *json, rlhf_err *err);
 // The same text as a malloc'd string (NULL when out of memory); sort_keys = 0 keeps insertion order.
 char *json_print_hf(const cJSON *json, int sort_keys);
 
+// A number item that json_save_file writes as a Python float even when integral ("1.0", as HF
+// writes epoch or learning-rate fields), or NULL when out of memory; json_add_float adds it to obj.
+cJSON *json_float(double v);
+cJSON *json_add_float(cJSON *obj, const char *key, double v);
+
 // Getters: return the default when the key is missing or null. json_get_int fails (EINPUT) when the
 // key is present with the wrong type; the message names `what` (e.g. the file) and the key.
 rlhf_status json_get_int(const cJSON *obj, const char *key, long long def, long long *out, const char *what,

@@ -1,7 +1,9 @@
 // Elementwise activations and their derivatives, matching torch / HF definitions:
 // gelu = 0.5 x (1 + erf(x / sqrt 2)) (nn.GELU()), gelu_new / gelu_pytorch_tanh =
 // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), silu = x * sigmoid(x), SwiGLU = silu(gate) * up,
-// plus the residual add. Loops are plain so they vectorise; big ones are split over OpenMP threads.
+// plus the residual add. Loops are plain so they vectorise (exp and erf are nn_internal.h's
+// vectorisable versions, as torch's own vectorised kernels); big ones are split over OpenMP threads.
+// gelu_new is evaluated as x * sigmoid(2u), the same function as 0.5 x (1 + tanh(u)) with one exp.
 #include <math.h>
 #include <string.h>
 
@@ -16,83 +18,84 @@
 #define PAR_IF if (n > NN_PARALLEL_MIN)
 
 void gelu_erf_forward(float *out, const float *inp, int64_t n) {
-#pragma omp parallel for PAR_IF
-    for (int64_t i = 0; i < n; i++) out[i] = 0.5f * inp[i] * (1.0f + erff(inp[i] * INV_SQRT_2));
+#pragma omp parallel for simd PAR_IF
+    for (int64_t i = 0; i < n; i++) out[i] = 0.5f * inp[i] * (1.0f + nn_erff(inp[i] * INV_SQRT_2));
 }
 
 // d/dx = Phi(x) + x * phi(x)
 void gelu_erf_backward(float *dinp, const float *dout, const float *inp, int64_t n) {
-#pragma omp parallel for PAR_IF
+#pragma omp parallel for simd PAR_IF
     for (int64_t i = 0; i < n; i++) {
         float x = inp[i];
-        float cdf = 0.5f * (1.0f + erff(x * INV_SQRT_2));
-        float pdf = INV_SQRT_2PI * expf(-0.5f * x * x);
+        float cdf = 0.5f * (1.0f + nn_erff(x * INV_SQRT_2));
+        float pdf = INV_SQRT_2PI * nn_expf(-0.5f * x * x);
         dinp[i] += dout[i] * (cdf + x * pdf);
     }
 }
 
 void gelu_tanh_forward(float *out, const float *inp, int64_t n) {
-#pragma omp parallel for PAR_IF
+#pragma omp parallel for simd PAR_IF
     for (int64_t i = 0; i < n; i++) {
         float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + tanhf(SQRT_2_OVER_PI * (x + GELU_TANH_COEF * x * x * x)));
+        float u = SQRT_2_OVER_PI * (x + GELU_TANH_COEF * x * x * x);
+        out[i] = x / (1.0f + nn_expf(-2.0f * u));   // 0.5 (1 + tanh u) = sigmoid(2u)
     }
 }
 
 void gelu_tanh_backward(float *dinp, const float *dout, const float *inp, int64_t n) {
-#pragma omp parallel for PAR_IF
+#pragma omp parallel for simd PAR_IF
     for (int64_t i = 0; i < n; i++) {
         float x = inp[i];
         float u = SQRT_2_OVER_PI * (x + GELU_TANH_COEF * x * x * x);
-        float t = tanhf(u);
+        float s = 1.0f / (1.0f + nn_expf(-2.0f * u));   // (1 + tanh u) / 2; 1 - tanh^2 u = 4 s (1 - s)
         float du = SQRT_2_OVER_PI * (1.0f + 3.0f * GELU_TANH_COEF * x * x);
-        dinp[i] += dout[i] * (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du);
+        dinp[i] += dout[i] * (s + 2.0f * x * s * (1.0f - s) * du);
     }
 }
 
 void relu_forward(float *out, const float *inp, int64_t n) {
-#pragma omp parallel for PAR_IF
+#pragma omp parallel for simd PAR_IF
     for (int64_t i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
 }
 
 void relu_backward(float *dinp, const float *dout, const float *inp, int64_t n) {
-#pragma omp parallel for PAR_IF
+#pragma omp parallel for simd PAR_IF
     for (int64_t i = 0; i < n; i++) dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f;
 }
 
 void silu_forward(float *out, const float *inp, int64_t n) {
-#pragma omp parallel for PAR_IF
-    for (int64_t i = 0; i < n; i++) out[i] = inp[i] / (1.0f + expf(-inp[i]));
+#pragma omp parallel for simd PAR_IF
+    for (int64_t i = 0; i < n; i++) out[i] = inp[i] / (1.0f + nn_expf(-inp[i]));
 }
 
 // d/dx x s(x) = s (1 + x (1 - s))
 void silu_backward(float *dinp, const float *dout, const float *inp, int64_t n) {
-#pragma omp parallel for PAR_IF
+#pragma omp parallel for simd PAR_IF
     for (int64_t i = 0; i < n; i++) {
-        float x = inp[i], s = 1.0f / (1.0f + expf(-x));
+        float x = inp[i], s = 1.0f / (1.0f + nn_expf(-x));
         dinp[i] += dout[i] * s * (1.0f + x * (1.0f - s));
     }
 }
 
 void tanh_forward(float *out, const float *inp, int64_t n) {
-#pragma omp parallel for PAR_IF
+#pragma omp parallel for simd PAR_IF
     for (int64_t i = 0; i < n; i++) out[i] = tanhf(inp[i]);
 }
 
 void tanh_backward(float *dinp, const float *dout, const float *out, int64_t n) {
-#pragma omp parallel for PAR_IF
+#pragma omp parallel for simd PAR_IF
     for (int64_t i = 0; i < n; i++) dinp[i] += dout[i] * (1.0f - out[i] * out[i]);
 }
 
 void swiglu_forward(float *out, const float *gate, const float *up, int64_t n) {
-#pragma omp parallel for PAR_IF
-    for (int64_t i = 0; i < n; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+#pragma omp parallel for simd PAR_IF
+    for (int64_t i = 0; i < n; i++) out[i] = gate[i] / (1.0f + nn_expf(-gate[i])) * up[i];
 }
 
 void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n) {
-#pragma omp parallel for PAR_IF
+#pragma omp parallel for simd PAR_IF
     for (int64_t i = 0; i < n; i++) {
-        float g = gate[i], s = 1.0f / (1.0f + expf(-g));
+        float g = gate[i], s = 1.0f / (1.0f + nn_expf(-g));
         if (dgate) dgate[i] += dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
         if (dup) dup[i] += dout[i] * g * s;
     }
@@ -132,6 +135,6 @@ void activation_backward(activation_kind k, float *dinp, const float *dout, cons
 }
 
 void add_forward(float *out, const float *a, const float *b, int64_t n) {
-#pragma omp parallel for PAR_IF
+#pragma omp parallel for simd PAR_IF
     for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }

@@ -22,16 +22,19 @@ static void masked_softmax_row(float *row, const int32_t *km, int i, const atten
     int lo, hi;
     visible_range(s, i, &lo, &hi);
     float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
     for (int j = lo; j <= hi; j++)
         if (!km || km[j]) mx = row[j] > mx ? row[j] : mx;
     float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
     for (int j = 0; j < s->T; j++) {
         int vis = j >= lo && j <= hi && (!km || km[j]);
-        row[j] = vis ? expf(row[j] - mx) : 0.0f;
+        row[j] = vis ? nn_expf(row[j] - mx) : 0.0f;
         sum += row[j];
     }
     if (sum > 0.0f) {
         float inv = 1.0f / sum;
+#pragma omp simd
         for (int j = lo; j <= hi; j++) row[j] *= inv;
     }
 }
@@ -66,6 +69,7 @@ void attention_forward(float *out, float *probs, const float *q, const float *k,
             const float *pv = P;
             if (dropping) {
                 nn_dropout_mask(pd, s->dropout_key, (int64_t)bh * T * T, (int64_t)T * T, s->dropout_p);
+#pragma omp simd
                 for (int64_t e = 0; e < (int64_t)T * T; e++) pd[e] *= P[e];
                 pv = pd;
             }
@@ -113,6 +117,7 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
                     // dV (T, HD) += (P * mask)^T dO
                     const float *pv = P;
                     if (dropping) {
+#pragma omp simd
                         for (int64_t e = 0; e < TT; e++) pm[e] = P[e] * mask[e];
                         pv = pm;
                     }
@@ -125,10 +130,13 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
                     const float *pr = P + (int64_t)i * T;
                     if (dropping) {
                         const float *mr = mask + (int64_t)i * T;
+#pragma omp simd
                         for (int j = 0; j < T; j++) r[j] *= mr[j];
                     }
                     float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
                     for (int j = 0; j < T; j++) dot += r[j] * pr[j];
+#pragma omp simd
                     for (int j = 0; j < T; j++) r[j] = pr[j] * (r[j] - dot);
                 }
                 // dQ += scale * dS K; dK += scale * dS^T Q

@@ -25,8 +25,10 @@ static void apply_mask(float *out, const float *inp, float p, uint64_t key, int6
         int64_t i0 = bi * DROPOUT_BLOCK, len = n - i0 < DROPOUT_BLOCK ? n - i0 : DROPOUT_BLOCK;
         nn_dropout_mask(scale, key, i0, len, p);
         if (accumulate)
+#pragma omp simd
             for (int64_t j = 0; j < len; j++) out[i0 + j] += inp[i0 + j] * scale[j];
         else
+#pragma omp simd
             for (int64_t j = 0; j < len; j++) out[i0 + j] = inp[i0 + j] * scale[j];
     }
 }
@@ -46,7 +48,7 @@ void dropout_forward(float *out, const float *inp, float p, uint64_t key, int64_
 void dropout_backward(float *dinp, const float *dout, float p, uint64_t key, int64_t n) {
     if (p >= 1.0f) return;
     if (p <= 0.0f) {
-#pragma omp parallel for if (n > NN_PARALLEL_MIN)
+#pragma omp parallel for simd if (n > NN_PARALLEL_MIN)
         for (int64_t i = 0; i < n; i++) dinp[i] += dout[i];
         return;
     }

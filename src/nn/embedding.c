@@ -25,6 +25,7 @@ void embedding_backward(float *dtable, const float *dout, const int32_t *ids, in
             if (ids[n] == padding_idx) continue;
             float *d = dtable + (int64_t)ids[n] * C;
             const float *g = dout + (int64_t)n * C;
+#pragma omp simd
             for (int c = c0; c < c1; c++) d[c] += g[c];
         }
     }

@@ -11,17 +11,27 @@ static void fill_bias(float *out, const float *bias, int N, int OC) {
 #pragma omp parallel for if ((int64_t)N * OC > NN_PARALLEL_MIN)
     for (int n = 0; n < N; n++) {
         float *o = out + (int64_t)n * OC;
+#pragma omp simd
         for (int j = 0; j < OC; j++) o[j] = bias[j];
     }
 }
 
-// dbias: (OC) += sum over rows of dout: (N, OC)
+// Columns per parallel chunk of the bias-gradient column sums.
+#define BIAS_COL_CHUNK 64
+
+// dbias: (OC) += sum over rows of dout: (N, OC); each column sums its rows in order
 static void bias_backward(float *dbias, const float *dout, int N, int OC) {
+    int nchunks = (OC + BIAS_COL_CHUNK - 1) / BIAS_COL_CHUNK;
 #pragma omp parallel for if ((int64_t)N * OC > NN_PARALLEL_MIN)
-    for (int j = 0; j < OC; j++) {
-        float s = 0.0f;
-        for (int n = 0; n < N; n++) s += dout[(int64_t)n * OC + j];
-        dbias[j] += s;
+    for (int ch = 0; ch < nchunks; ch++) {
+        int j0 = ch * BIAS_COL_CHUNK, len = OC - j0 < BIAS_COL_CHUNK ? OC - j0 : BIAS_COL_CHUNK;
+        float s[BIAS_COL_CHUNK] = {0};
+        for (int n = 0; n < N; n++) {
+            const float *g = dout + (int64_t)n * OC + j0;
+#pragma omp simd
+            for (int j = 0; j < len; j++) s[j] += g[j];
+        }
+        for (int j = 0; j < len; j++) dbias[j0 + j] += s[j];
     }
 }
 

@@ -18,14 +18,17 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
         const float *x = inp + (int64_t)n * C;
         float *o = out + (int64_t)n * C;
         double s = 0.0;
+#pragma omp simd reduction(+ : s)
         for (int c = 0; c < C; c++) s += x[c];
         float m = (float)(s / C);
         double v = 0.0;
+#pragma omp simd reduction(+ : v)
         for (int c = 0; c < C; c++) {
             double d = (double)x[c] - m;
             v += d * d;
         }
         float r = (float)(1.0 / sqrt(v / C + (double)eps));
+#pragma omp simd
         for (int c = 0; c < C; c++) {
             float y = (x[c] - m) * r;
             if (weight) y *= weight[c];
@@ -49,6 +52,7 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
             for (int n = 0; n < N; n++) {
                 const float *x = inp + (int64_t)n * C, *g = dout + (int64_t)n * C;
                 float m = mean[n], r = rstd[n];
+#pragma omp simd
                 for (int c = c0; c < c1; c++) {
                     if (dweight) dweight[c] += g[c] * ((x[c] - m) * r);
                     if (dbias) dbias[c] += g[c];
@@ -63,12 +67,14 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
         float *dx = dinp + (int64_t)n * C;
         float m = mean[n], r = rstd[n];
         double sg = 0.0, sgx = 0.0;
+#pragma omp simd reduction(+ : sg, sgx)
         for (int c = 0; c < C; c++) {
             float gw = weight ? g[c] * weight[c] : g[c];
             sg += gw;
             sgx += (double)gw * ((x[c] - m) * r);
         }
         float mg = (float)(sg / C), mgx = (float)(sgx / C);
+#pragma omp simd
         for (int c = 0; c < C; c++) {
             float gw = weight ? g[c] * weight[c] : g[c];
             float xhat = (x[c] - m) * r;
@@ -84,9 +90,11 @@ void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *wei
         const float *x = inp + (int64_t)n * C;
         float *o = out + (int64_t)n * C;
         double ss = 0.0;
+#pragma omp simd reduction(+ : ss)
         for (int c = 0; c < C; c++) ss += (double)x[c] * x[c];
         float r = (float)(1.0 / sqrt(ss / C + (double)eps));
         // HF order: the normalised value is rounded to fp32 before the weight multiplies it
+#pragma omp simd
         for (int c = 0; c < C; c++) o[c] = weight ? weight[c] * (x[c] * r) : x[c] * r;
         if (rstd) rstd[n] = r;
     }
@@ -104,6 +112,7 @@ void rmsnorm_backward(float *dinp, float *dweight, const float *dout, const floa
             for (int n = 0; n < N; n++) {
                 const float *x = inp + (int64_t)n * C, *g = dout + (int64_t)n * C;
                 float r = rstd[n];
+#pragma omp simd
                 for (int c = c0; c < c1; c++) dweight[c] += g[c] * (x[c] * r);
             }
         }
@@ -115,8 +124,10 @@ void rmsnorm_backward(float *dinp, float *dweight, const float *dout, const floa
         float *dx = dinp + (int64_t)n * C;
         float r = rstd[n];
         double sgx = 0.0;
+#pragma omp simd reduction(+ : sgx)
         for (int c = 0; c < C; c++) sgx += (double)(weight ? g[c] * weight[c] : g[c]) * x[c];
         float k = (float)(sgx / C) * r * r;
+#pragma omp simd
         for (int c = 0; c < C; c++) {
             float gw = weight ? g[c] * weight[c] : g[c];
             dx[c] += r * (gw - x[c] * k);

@@ -12,13 +12,16 @@ void softmax_forward(float *out, const float *inp, int N, int C) {
         const float *x = inp + (int64_t)n * C;
         float *o = out + (int64_t)n * C;
         float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
         for (int c = 0; c < C; c++) mx = x[c] > mx ? x[c] : mx;
         float s = 0.0f;
+#pragma omp simd reduction(+ : s)
         for (int c = 0; c < C; c++) {
-            o[c] = expf(x[c] - mx);
+            o[c] = nn_expf(x[c] - mx);
             s += o[c];
         }
         float inv = 1.0f / s;
+#pragma omp simd
         for (int c = 0; c < C; c++) o[c] *= inv;
     }
 }
@@ -30,7 +33,9 @@ void softmax_backward(float *dinp, const float *dout, const float *out, int N, i
         const float *g = dout + (int64_t)n * C, *y = out + (int64_t)n * C;
         float *d = dinp + (int64_t)n * C;
         float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
         for (int c = 0; c < C; c++) dot += g[c] * y[c];
+#pragma omp simd
         for (int c = 0; c < C; c++) d[c] += y[c] * (g[c] - dot);
     }
 }

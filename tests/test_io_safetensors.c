@@ -45,6 +45,7 @@ static void test_corrupt(void) {
     expect_einput("header length huge", "{}", 1ull << 40, 0, "100 MB");
     expect_einput("header beyond file", "{}      ", 4096, 0, "beyond the end");
     expect_einput("not json", "{\"a\": nope}", -1, 0, "not valid JSON");
+    expect_einput("header not utf-8", "{\"w\xff\":{}}  ", -1, 0, "not valid UTF-8");
     expect_einput("not an object", "[1,2]   ", -1, 0, "not a JSON object");
     expect_einput("bad dtype", "{\"w\":{\"dtype\":\"Q4\",\"shape\":[1],\"data_offsets\":[0,4]}}", -1, 4, "'w'");
     expect_einput("bad dtype names dtype", "{\"w\":{\"dtype\":\"Q4\",\"shape\":[1],\"data_offsets\":[0,4]}}", -1, 4,

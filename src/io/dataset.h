@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "base/error.h"
+#include "io/utf8.h"  // utf8_invalid_at
 
 // A dataset file (JSONL, JSONL.gz, or a JSON array file) read whole and validated as JSON, row by row.
 typedef struct {
@@ -29,8 +30,5 @@ rlhf_status dataset_get_ids(const dataset *d, int row, const char *field, int re
 // Extensions beyond the cross-team API:
 // Loads from an in-memory text (name is used in messages); text is not modified or kept.
 rlhf_status dataset_load_text(dataset *d, const char *name, const char *text, size_t len, rlhf_err *err);
-// Returns the byte offset of the first invalid UTF-8 sequence in s[0..n), or -1 if s is valid
-// (strict: no overlong forms, surrogates or code points above U+10FFFF).
-long utf8_invalid_at(const char *s, size_t n);
 
 #endif

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "io/files.h"
+#include "io/utf8.h"
 
 // The safetensors library refuses headers above 100 MB (MAX_HEADER_SIZE in tensor.rs).
 #define ST_MAX_HEADER ((uint64_t)100000000)
@@ -185,6 +186,10 @@ static rlhf_status parse_buffer(st_file *f, const char *path, const unsigned cha
     const char *htext = (const char *)buf + 8;
     if (hlen == 0 || htext[0] != '{')
         return rlhf_fail(err, RLHF_EINPUT, "%s: header is not a JSON object", path);
+    // The library reads the header as a Rust str: it must be UTF-8.
+    long bad = utf8_invalid_at(htext, (size_t)hlen);
+    if (bad >= 0)
+        return rlhf_fail(err, RLHF_EINPUT, "%s: header is not valid UTF-8 (byte %ld of the header)", path, bad);
     const char *end = NULL;
     cJSON *h = cJSON_ParseWithLengthOpts(htext, (size_t)hlen, &end, 0);
     if (!h) {

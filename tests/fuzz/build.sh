@@ -10,8 +10,8 @@ flags=(-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sa
        -I"$root/src" $(pkg-config --cflags libcjson))
 libs=($(pkg-config --libs libcjson) -lz -lm)
 base=("$root"/src/base/error.c)
-io=("$root"/src/io/safetensors.c "$root"/src/io/files.c)
+io=("$root"/src/io/safetensors.c "$root"/src/io/files.c "$root"/src/io/utf8.c)
 "$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_safetensors.c" "${io[@]}" "${base[@]}" "${libs[@]}" -o "$out/fuzz_safetensors"
-"$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_dataset.c" "$root/src/io/dataset.c" "$root/src/io/files.c" "${base[@]}" \
+"$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_dataset.c" "$root/src/io/dataset.c" "$root/src/io/files.c" "$root/src/io/utf8.c" "${base[@]}" \
     "${libs[@]}" -o "$out/fuzz_dataset"
 echo "built $out/fuzz_safetensors $out/fuzz_dataset"

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "gradcheck.h"
+#include "nn/nn_internal.h"
 #include "nn/ops.h"
 
 // ---- activations --------------------------------------------------------------------------------
@@ -167,7 +168,27 @@ static void test_dropout(void) {
     free(x); free(y); free(y2); free(dx); free(g);
 }
 
+// The vectorisable exp and erf behind every activation, softmax and loss.
+static void test_fast_math(void) {
+    double worst_ulp = 0, worst_erf = 0;
+    for (float x = -86.4f; x < 88.7f; x += 0.00173f) {
+        double e = exp((double)x);
+        float ulp = nextafterf((float)e, INFINITY) - (float)e;
+        double u = fabs(nn_expf(x) - e) / ulp;
+        if (u > worst_ulp) worst_ulp = u;
+    }
+    for (float x = -6.0f; x < 6.0f; x += 0.0003f) {
+        double d = fabs(nn_erff(x) - erf((double)x));
+        if (d > worst_erf) worst_erf = d;
+    }
+    CHECK(worst_ulp <= 2.0, "nn_expf worst error %.2f ulp", worst_ulp);
+    CHECK(worst_erf <= 1e-6, "nn_erff worst abs error %.3g", worst_erf);
+    CHECK(nn_expf(0.0f) == 1.0f && nn_expf(-INFINITY) == 0.0f && isinf(nn_expf(100.0f)) && isnan(nn_expf(NAN)),
+          "exp edge cases");
+}
+
 int main(void) {
+    test_fast_math();
     test_activation("gelu", 1.0f, 0.8413447461f);
     test_activation("gelu_new", 1.0f, 0.8411919906f);
     test_activation("relu", -1.0f, 0.0f);

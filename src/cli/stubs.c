@@ -11,7 +11,6 @@
         return 1;                                                                    \
     }
 
-RLHF_STUB(cmd_tokenize, "tokenize")
 RLHF_STUB(cmd_reward, "reward")
 RLHF_STUB(cmd_score, "score")
 RLHF_STUB(cmd_sft, "sft")

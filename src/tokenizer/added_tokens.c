@@ -7,7 +7,7 @@
 
 #include "tokenizer/tok_internal.h"
 
-rlhf_status added_vocab_parse(const cJSON *arr, added_vocab *av, const char *what, rlhf_err *err) {
+rlhf_status tk_added_vocab_parse(const cJSON *arr, added_vocab *av, const char *what, rlhf_err *err) {
     memset(av, 0, sizeof *av);
     if (!arr || cJSON_IsNull(arr)) return RLHF_OK;
     if (!cJSON_IsArray(arr)) return rlhf_fail(err, RLHF_EINPUT, "%s: \"added_tokens\" must be an array", what);
@@ -17,22 +17,22 @@ rlhf_status added_vocab_parse(const cJSON *arr, added_vocab *av, const char *wha
     const cJSON *e;
     int i = 0;
     cJSON_ArrayForEach(e, arr) {
-        const char *content = tj_str(e, "content");
+        const char *content = tk_tj_str(e, "content");
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id");
         if (!content || !cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble >= (1 << 24))
             return rlhf_fail(err, RLHF_EINPUT, "%s: added_tokens[%d] needs a string \"content\" and an id in [0, 2^24)", what, i);
         size_t len = strlen(content);
-        if (utf8_valid_prefix(content, len) != len)
+        if (tk_utf8_valid_prefix(content, len) != len)
             return rlhf_fail(err, RLHF_EINPUT, "%s: added_tokens[%d] content is not valid UTF-8", what, i);
         added_token *t = &av->tokens[av->n];
         if (!(t->content = tok_strndup(content, len))) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
         av->n++;
         t->id = (int32_t)id->valuedouble;
-        t->special = tj_bool(e, "special", 0);
-        t->lstrip = tj_bool(e, "lstrip", 0);
-        t->rstrip = tj_bool(e, "rstrip", 0);
-        t->single_word = tj_bool(e, "single_word", 0);
-        t->normalized = tj_bool(e, "normalized", !t->special);
+        t->special = tk_tj_bool(e, "special", 0);
+        t->lstrip = tk_tj_bool(e, "lstrip", 0);
+        t->rstrip = tk_tj_bool(e, "rstrip", 0);
+        t->single_word = tk_tj_bool(e, "single_word", 0);
+        t->normalized = tk_tj_bool(e, "normalized", !t->special);
         i++;
     }
     return RLHF_OK;
@@ -48,7 +48,7 @@ static int by_len_desc(const void *a, const void *b) {
     return x->idx - y->idx;
 }
 
-int added_vocab_finish(added_vocab *av, const normalizer *nm) {
+int tk_added_vocab_finish(added_vocab *av, const normalizer *nm) {
     tbuf norm = {0};
     pcre2_match_data *md = pcre2_match_data_create(32, NULL);
     if (!md) return -1;
@@ -59,7 +59,7 @@ int added_vocab_finish(added_vocab *av, const normalizer *nm) {
         const char *m = t->content;
         size_t ml = strlen(m);
         if (t->normalized && nm) {
-            if (normalizer_apply(nm, t->content, ml, &norm, md)) goto fail;
+            if (tk_normalizer_apply(nm, t->content, ml, &norm, md)) goto fail;
             m = norm.p ? norm.p : "";
             ml = norm.n;
         }
@@ -92,16 +92,16 @@ int added_vocab_finish(added_vocab *av, const normalizer *nm) {
             l[av->n_by_byte[pass][c]++] = i;
         }
     free(order);
-    tbuf_free(&norm);
+    tk_tbuf_free(&norm);
     pcre2_match_data_free(md);
     return 0;
 fail:
-    tbuf_free(&norm);
+    tk_tbuf_free(&norm);
     pcre2_match_data_free(md);
     return -1;
 }
 
-void added_vocab_free(added_vocab *av) {
+void tk_added_vocab_free(added_vocab *av) {
     for (int i = 0; i < av->n; i++) {
         free(av->tokens[i].content);
         free(av->tokens[i].match);
@@ -113,7 +113,7 @@ void added_vocab_free(added_vocab *av) {
     memset(av, 0, sizeof *av);
 }
 
-const added_token *added_vocab_by_id(const added_vocab *av, int32_t id) {
+const added_token *tk_added_vocab_by_id(const added_vocab *av, int32_t id) {
     if (id < 0 || id >= av->n_by_id || av->by_id[id] < 0) return NULL;
     return &av->tokens[av->by_id[id]];
 }
@@ -124,7 +124,7 @@ static uint32_t cp_before(const char *s, size_t end, size_t *start) {
     while (st > 0 && ((unsigned char)s[st] & 0xC0) == 0x80) st--;
     size_t i = st;
     if (start) *start = st;
-    return utf8_next(s, end, &i);
+    return tk_utf8_next(s, end, &i);
 }
 
 static int push_seg(added_seg **segs, int *n, int *cap, size_t a, size_t b, int32_t id) {
@@ -139,7 +139,7 @@ static int push_seg(added_seg **segs, int *n, int *cap, size_t a, size_t b, int3
     return 0;
 }
 
-int added_vocab_split(const added_vocab *av, int pass, const char *s, size_t n, added_seg **segs, int *n_segs,
+int tk_added_vocab_split(const added_vocab *av, int pass, const char *s, size_t n, added_seg **segs, int *n_segs,
                       int *cap_segs) {
     *n_segs = 0;
     size_t pos = 0, start_offset = 0;
@@ -161,21 +161,21 @@ int added_vocab_split(const added_vocab *av, int pass, const char *s, size_t n, 
         size_t start = pos, stop = pos + t->match_len;
         pos = stop;
         if (t->single_word) {
-            int start_space = start == 0 || !uc_is_word(cp_before(s, start, NULL));
+            int start_space = start == 0 || !tk_uc_is_word(cp_before(s, start, NULL));
             size_t i = stop;
-            int stop_space = stop == n || !uc_is_word(utf8_next(s, n, &i));
+            int stop_space = stop == n || !tk_uc_is_word(tk_utf8_next(s, n, &i));
             if (!start_space || !stop_space) continue;
         }
         if (t->lstrip) {
             size_t ns = start, st;
-            while (ns > 0 && uc_is_whitespace(cp_before(s, ns, &st))) ns = st;
+            while (ns > 0 && tk_uc_is_whitespace(cp_before(s, ns, &st))) ns = st;
             start = ns > start_offset ? ns : start_offset;
         }
         if (t->rstrip) {
             size_t i = stop;
             while (i < n) {
                 size_t j = i;
-                if (!uc_is_whitespace(utf8_next(s, n, &j))) break;
+                if (!tk_uc_is_whitespace(tk_utf8_next(s, n, &j))) break;
                 i = j;
             }
             stop = i;

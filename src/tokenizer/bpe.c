@@ -30,14 +30,14 @@ static rlhf_status merge_parts(const cJSON *e, int rank, const char **a, size_t 
     return rlhf_fail(err, RLHF_EINPUT, "%s: merge %d must be \"a b\" or [\"a\", \"b\"]", what, rank);
 }
 
-rlhf_status bpe_parse(const cJSON *j, tok_model *m, const char *what, rlhf_err *err) {
+rlhf_status tk_bpe_parse(const cJSON *j, tok_model *m, const char *what, rlhf_err *err) {
     m->type = MODEL_BPE;
-    RLHF_TRY(model_vocab_from_object(cJSON_GetObjectItemCaseSensitive(j, "vocab"), m, what, err));
-    RLHF_TRY(model_unk(j, m));
-    m->byte_fallback = tj_bool(j, "byte_fallback", 0);
-    m->ignore_merges = tj_bool(j, "ignore_merges", 0);
-    m->fuse_unk = tj_bool(j, "fuse_unk", 0);
-    const char *csp = tj_str(j, "continuing_subword_prefix"), *eow = tj_str(j, "end_of_word_suffix");
+    RLHF_TRY(tk_model_vocab_from_object(cJSON_GetObjectItemCaseSensitive(j, "vocab"), m, what, err));
+    RLHF_TRY(tk_model_unk(j, m));
+    m->byte_fallback = tk_tj_bool(j, "byte_fallback", 0);
+    m->ignore_merges = tk_tj_bool(j, "ignore_merges", 0);
+    m->fuse_unk = tk_tj_bool(j, "fuse_unk", 0);
+    const char *csp = tk_tj_str(j, "continuing_subword_prefix"), *eow = tk_tj_str(j, "end_of_word_suffix");
     // HF treats "" like null for both (an empty prefix changes nothing)
     if (csp && *csp && !(m->csp = tok_strndup(csp, strlen(csp)))) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
     if (eow && *eow && !(m->eow = tok_strndup(eow, strlen(eow)))) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
@@ -47,11 +47,11 @@ rlhf_status bpe_parse(const cJSON *j, tok_model *m, const char *what, rlhf_err *
     for (int b = 0; b < 256; b++) {
         char name[8];
         snprintf(name, sizeof name, "<0x%02X>", b);
-        m->byte_ids[b] = strmap_get(&m->tok2id, name, 6);
+        m->byte_ids[b] = tk_strmap_get(&m->tok2id, name, 6);
     }
     const cJSON *merges = cJSON_GetObjectItemCaseSensitive(j, "merges");
     if (merges && !cJSON_IsArray(merges)) return rlhf_fail(err, RLHF_EINPUT, "%s: BPE \"merges\" must be an array", what);
-    if (pairmap_init(&m->merges, merges ? (size_t)cJSON_GetArraySize(merges) : 0)) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    if (tk_pairmap_init(&m->merges, merges ? (size_t)cJSON_GetArraySize(merges) : 0)) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
     size_t csp_len = m->csp ? strlen(m->csp) : 0;
     tbuf joined = {0};
     int rank = 0;
@@ -61,35 +61,35 @@ rlhf_status bpe_parse(const cJSON *j, tok_model *m, const char *what, rlhf_err *
         size_t al = 0, bl = 0;
         rlhf_status st = merge_parts(e, rank, &a, &al, &b, &bl, what, err);
         if (st != RLHF_OK) {
-            tbuf_free(&joined);
+            tk_tbuf_free(&joined);
             return st;
         }
-        int32_t ia = strmap_get(&m->tok2id, a, al), ib = strmap_get(&m->tok2id, b, bl);
+        int32_t ia = tk_strmap_get(&m->tok2id, a, al), ib = tk_strmap_get(&m->tok2id, b, bl);
         if (ia < 0 || ib < 0) {
-            tbuf_free(&joined);
+            tk_tbuf_free(&joined);
             return rlhf_fail(err, RLHF_EINPUT, "%s: merge %d uses token \"%.*s\" that is not in the vocab", what, rank,
                              ia < 0 ? (int)(al > 80 ? 80 : al) : (int)(bl > 80 ? 80 : bl), ia < 0 ? a : b);
         }
         // the merged token drops b's continuing_subword_prefix (HF: format!("{a}{}", &b[prefix_len..]))
         size_t skip = (csp_len && bl >= csp_len && memcmp(b, m->csp, csp_len) == 0) ? csp_len : 0;
         joined.n = 0;
-        if (tbuf_put(&joined, a, al) || tbuf_put(&joined, b + skip, bl - skip)) {
-            tbuf_free(&joined);
+        if (tk_tbuf_put(&joined, a, al) || tk_tbuf_put(&joined, b + skip, bl - skip)) {
+            tk_tbuf_free(&joined);
             return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
         }
-        int32_t id = strmap_get(&m->tok2id, joined.p, joined.n);
+        int32_t id = tk_strmap_get(&m->tok2id, joined.p, joined.n);
         if (id < 0) {
             rlhf_fail(err, RLHF_EINPUT, "%s: merge %d result \"%.80s\" is not in the vocab", what, rank, joined.p);
-            tbuf_free(&joined);
+            tk_tbuf_free(&joined);
             return RLHF_EINPUT;
         }
-        if (pairmap_put(&m->merges, ia, ib, rank, id)) {
-            tbuf_free(&joined);
+        if (tk_pairmap_put(&m->merges, ia, ib, rank, id)) {
+            tk_tbuf_free(&joined);
             return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
         }
         rank++;
     }
-    tbuf_free(&joined);
+    tk_tbuf_free(&joined);
     return RLHF_OK;
 }
 
@@ -151,14 +151,14 @@ static void push_pair(const tok_model *m, tok_scratch *sc, int *hn, int pos) {
     int nx = sc->sym_next[pos];
     if (nx < 0) return;
     int32_t rank, id;
-    if (pairmap_get(&m->merges, sc->sym_id[pos], sc->sym_id[nx], &rank, &id) && *hn < sc->heap_cap)
+    if (tk_pairmap_get(&m->merges, sc->sym_id[pos], sc->sym_id[nx], &rank, &id) && *hn < sc->heap_cap)
         heap_push(sc, hn, ((uint64_t)(uint32_t)rank << 32) | (uint32_t)pos, id);
 }
 
-int bpe_tokenize(const tok_model *m, const char *s, size_t n, ivec *out, tok_scratch *sc) {
+int tk_bpe_tokenize(const tok_model *m, const char *s, size_t n, ivec *out, tok_scratch *sc) {
     if (m->ignore_merges) {
-        int32_t id = strmap_get(&m->tok2id, s, n);
-        if (id >= 0) return ivec_push(out, id);
+        int32_t id = tk_strmap_get(&m->tok2id, s, n);
+        if (id >= 0) return tk_ivec_push(out, id);
     }
     // 1. initial symbols
     if (grow_symbols(sc, (int)n + 2)) return -1;
@@ -167,20 +167,20 @@ int bpe_tokenize(const tok_model *m, const char *s, size_t n, ivec *out, tok_scr
     size_t i = 0;
     while (i < n) {
         size_t st = i;
-        i += (size_t)utf8_len((unsigned char)s[i]);
+        i += (size_t)tk_utf8_len((unsigned char)s[i]);
         if (i > n) i = n;
         int first = st == 0, last = i == n;
         const char *tok = s + st;
         size_t tl = i - st;
         if ((!first && m->csp) || (last && m->eow)) {
             sc->word.n = 0;
-            if ((!first && m->csp && tbuf_put(&sc->word, m->csp, strlen(m->csp))) || tbuf_put(&sc->word, s + st, i - st) ||
-                (last && m->eow && tbuf_put(&sc->word, m->eow, strlen(m->eow))))
+            if ((!first && m->csp && tk_tbuf_put(&sc->word, m->csp, strlen(m->csp))) || tk_tbuf_put(&sc->word, s + st, i - st) ||
+                (last && m->eow && tk_tbuf_put(&sc->word, m->eow, strlen(m->eow))))
                 return -1;
             tok = sc->word.p;
             tl = sc->word.n;
         }
-        int32_t id = strmap_get(&m->tok2id, tok, tl);
+        int32_t id = tk_strmap_get(&m->tok2id, tok, tl);
         if (id >= 0) {
             if (unk >= 0) {
                 sc->sym_id[ns++] = unk;
@@ -221,7 +221,7 @@ int bpe_tokenize(const tok_model *m, const char *s, size_t n, ivec *out, tok_scr
         int nx = sc->sym_next[pos];
         if (nx < 0) continue;
         int32_t rank, id;
-        if (!pairmap_get(&m->merges, sc->sym_id[pos], sc->sym_id[nx], &rank, &id) || id != new_id) continue;   // stale
+        if (!tk_pairmap_get(&m->merges, sc->sym_id[pos], sc->sym_id[nx], &rank, &id) || id != new_id) continue;   // stale
         sc->sym_id[pos] = new_id;
         sc->sym_len[pos] += sc->sym_len[nx];
         sc->sym_len[nx] = 0;
@@ -231,6 +231,6 @@ int bpe_tokenize(const tok_model *m, const char *s, size_t n, ivec *out, tok_scr
         push_pair(m, sc, &hn, pos);
     }
     for (int k = 0; k >= 0; k = sc->sym_next[k])
-        if (ivec_push(out, sc->sym_id[k])) return -1;
+        if (tk_ivec_push(out, sc->sym_id[k])) return -1;
     return 0;
 }

@@ -10,7 +10,7 @@
 
 static rlhf_status parse_rec(const cJSON *j, decoder **out, const char *what, int depth, rlhf_err *err) {
     const char *type;
-    RLHF_TRY(tj_type(j, &type, what, err));
+    RLHF_TRY(tk_tj_type(j, &type, what, err));
     if (depth > DEC_MAX_NESTING) return rlhf_fail(err, RLHF_EINPUT, "%s: Sequence nested too deeply", what);
     decoder *d = calloc(1, sizeof *d);
     if (!d) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
@@ -18,37 +18,37 @@ static rlhf_status parse_rec(const cJSON *j, decoder **out, const char *what, in
     if (!strcmp(type, "ByteLevel")) d->type = DEC_BYTELEVEL;
     else if (!strcmp(type, "WordPiece")) {
         d->type = DEC_WORDPIECE;
-        const char *p = tj_str(j, "prefix");
+        const char *p = tk_tj_str(j, "prefix");
         if (!p) p = "##";
         if (!(d->prefix = tok_strndup(p, strlen(p)))) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
-        d->cleanup = tj_bool(j, "cleanup", 1);
+        d->cleanup = tk_tj_bool(j, "cleanup", 1);
     } else if (!strcmp(type, "Metaspace")) {
         d->type = DEC_METASPACE;
         RLHF_TRY(tok_parse_replacement(j, &d->replacement, what, err));
-        const char *s = tj_str(j, "prepend_scheme");
+        const char *s = tk_tj_str(j, "prepend_scheme");
         if (s) d->scheme = !strcmp(s, "never") ? PREPEND_NEVER : !strcmp(s, "first") ? PREPEND_FIRST : PREPEND_ALWAYS;
-        else d->scheme = tj_bool(j, "add_prefix_space", 1) ? PREPEND_ALWAYS : PREPEND_NEVER;
+        else d->scheme = tk_tj_bool(j, "add_prefix_space", 1) ? PREPEND_ALWAYS : PREPEND_NEVER;
     } else if (!strcmp(type, "ByteFallback")) d->type = DEC_BYTEFALLBACK;
     else if (!strcmp(type, "Fuse")) d->type = DEC_FUSE;
     else if (!strcmp(type, "Strip")) {
         d->type = DEC_STRIP;
-        const char *c = tj_str(j, "content");
+        const char *c = tk_tj_str(j, "content");
         size_t i = 0;
-        if (!c || !*c || utf8_valid_prefix(c, strlen(c)) != strlen(c)) return rlhf_fail(err, RLHF_EINPUT, "%s: Strip needs a one-character \"content\"", what);
-        d->strip_content = utf8_next(c, strlen(c), &i);
+        if (!c || !*c || tk_utf8_valid_prefix(c, strlen(c)) != strlen(c)) return rlhf_fail(err, RLHF_EINPUT, "%s: Strip needs a one-character \"content\"", what);
+        d->strip_content = tk_utf8_next(c, strlen(c), &i);
         const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "start"), *b = cJSON_GetObjectItemCaseSensitive(j, "stop");
         d->strip_start = cJSON_IsNumber(a) ? (int)a->valuedouble : 0;
         d->strip_stop = cJSON_IsNumber(b) ? (int)b->valuedouble : 0;
     } else if (!strcmp(type, "Replace")) {
         d->type = DEC_REPLACE;
-        const char *c = tj_str(j, "content");
+        const char *c = tk_tj_str(j, "content");
         if (!c) return rlhf_fail(err, RLHF_EINPUT, "%s: Replace needs a string \"content\"", what);
         if (!(d->content = tok_strndup(c, strlen(c)))) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
         size_t len;
         RLHF_TRY(tok_parse_pattern(j, &d->pattern, &len, &d->re, what, err));
     } else if (!strcmp(type, "BPEDecoder")) {
         d->type = DEC_BPE;
-        const char *s = tj_str(j, "suffix");
+        const char *s = tk_tj_str(j, "suffix");
         if (!s) s = "</w>";
         if (!(d->content = tok_strndup(s, strlen(s)))) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
     } else if (!strcmp(type, "Sequence")) {
@@ -69,19 +69,19 @@ static rlhf_status parse_rec(const cJSON *j, decoder **out, const char *what, in
     return RLHF_OK;
 }
 
-rlhf_status decoder_parse(const cJSON *j, decoder **out, const char *what, rlhf_err *err) {
+rlhf_status tk_decoder_parse(const cJSON *j, decoder **out, const char *what, rlhf_err *err) {
     *out = NULL;
     rlhf_status st = parse_rec(j, out, what, 0, err);
     if (st != RLHF_OK) {
-        decoder_free(*out);
+        tk_decoder_free(*out);
         *out = NULL;
     }
     return st;
 }
 
-void decoder_free(decoder *d) {
+void tk_decoder_free(decoder *d) {
     if (!d) return;
-    for (int i = 0; i < d->n_children; i++) decoder_free(d->children[i]);
+    for (int i = 0; i < d->n_children; i++) tk_decoder_free(d->children[i]);
     free(d->children);
     free(d->prefix);
     free(d->pattern);
@@ -104,14 +104,14 @@ static int replace_str(const char *s, size_t n, const char *pat, const char *rep
     size_t pl = strlen(pat), rl = strlen(rep);
     const char *e = s + n;
     out->n = 0;
-    if (!pl) return tbuf_put(out, s, n);
+    if (!pl) return tk_tbuf_put(out, s, n);
     for (;;) {
         const char *h = memmem(s, (size_t)(e - s), pat, pl);
         if (!h) break;
-        if (tbuf_put(out, s, (size_t)(h - s)) || tbuf_put(out, rep, rl)) return -1;
+        if (tk_tbuf_put(out, s, (size_t)(h - s)) || tk_tbuf_put(out, rep, rl)) return -1;
         s = h + pl;
     }
-    return tbuf_put(out, s, (size_t)(e - s));
+    return tk_tbuf_put(out, s, (size_t)(e - s));
 }
 
 // HF decoders/wordpiece.rs cleanup(), applied to each token.
@@ -139,24 +139,24 @@ static int apply_one(const decoder *d, slist *l) {
             size_t n = l->len[i], k = 0, mark = t.n;
             int raw = 0;
             while (k < n && !rc) {
-                int byte = bytelevel_byte(utf8_next(s, n, &k));
+                int byte = tk_bytelevel_byte(tk_utf8_next(s, n, &k));
                 if (byte < 0) {
                     raw = 1;
                     break;
                 }
-                rc = tbuf_putc(&t, (char)byte);
+                rc = tk_tbuf_putc(&t, (char)byte);
             }
             if (raw) {   // a char outside the byte map: HF keeps the token's own bytes
                 t.n = mark;
-                rc = tbuf_put(&t, s, n);
+                rc = tk_tbuf_put(&t, s, n);
             }
         }
-        if (!rc) rc = utf8_lossy(&b, (const unsigned char *)(t.p ? t.p : ""), t.n);
+        if (!rc) rc = tk_utf8_lossy(&b, (const unsigned char *)(t.p ? t.p : ""), t.n);
         if (!rc) {
             for (int i = 1; i < l->n; i++) free(l->s[i]);
             l->n = l->n ? 1 : 0;
             if (l->n) rc = set_token(l, 0, &b);
-            else rc = slist_push(l, b.p ? b.p : "", b.n);
+            else rc = tk_slist_push(l, b.p ? b.p : "", b.n);
         }
         break;
     }
@@ -167,10 +167,10 @@ static int apply_one(const decoder *d, slist *l) {
             const char *s = l->s[i];
             size_t n = l->len[i];
             if (i != 0) {
-                if (n >= pl && !memcmp(s, d->prefix, pl)) rc = tbuf_put(&b, s + pl, n - pl);
-                else rc = tbuf_putc(&b, ' ') || tbuf_put(&b, s, n);
+                if (n >= pl && !memcmp(s, d->prefix, pl)) rc = tk_tbuf_put(&b, s + pl, n - pl);
+                else rc = tk_tbuf_putc(&b, ' ') || tk_tbuf_put(&b, s, n);
             } else {
-                rc = tbuf_put(&b, s, n);
+                rc = tk_tbuf_put(&b, s, n);
             }
             if (!rc && d->cleanup) rc = wordpiece_cleanup(&b, &t);
             if (!rc) rc = set_token(l, i, &b);
@@ -182,14 +182,14 @@ static int apply_one(const decoder *d, slist *l) {
             b.n = 0;
             const char *s = l->s[i];
             size_t n = l->len[i], k = 0;
-            rc = tbuf_put(&b, "", 0);
+            rc = tk_tbuf_put(&b, "", 0);
             while (k < n && !rc) {
                 size_t st = k;
-                uint32_t c = utf8_next(s, n, &k);
+                uint32_t c = tk_utf8_next(s, n, &k);
                 if (c == d->replacement) {
-                    if (!(i == 0 && d->scheme != PREPEND_NEVER)) rc = tbuf_putc(&b, ' ');
+                    if (!(i == 0 && d->scheme != PREPEND_NEVER)) rc = tk_tbuf_putc(&b, ' ');
                 } else {
-                    rc = tbuf_put(&b, s + st, k - st);
+                    rc = tk_tbuf_put(&b, s + st, k - st);
                 }
             }
             if (!rc) rc = set_token(l, i, &b);
@@ -209,28 +209,28 @@ static int apply_one(const decoder *d, slist *l) {
                 if (*end == 0 && hex[0] != '+' && hex[0] != '-' && hex[0] != ' ') byte = (int)v;
             }
             if (byte >= 0) {
-                rc = tbuf_putc(&bytes, (char)byte);
+                rc = tk_tbuf_putc(&bytes, (char)byte);
                 continue;
             }
             if (bytes.n) {
-                if (utf8_valid_prefix(bytes.p, bytes.n) == bytes.n) rc = slist_push(&o, bytes.p, bytes.n);
+                if (tk_utf8_valid_prefix(bytes.p, bytes.n) == bytes.n) rc = tk_slist_push(&o, bytes.p, bytes.n);
                 else
-                    for (size_t k = 0; k < bytes.n && !rc; k++) rc = slist_push(&o, "\xEF\xBF\xBD", 3);
+                    for (size_t k = 0; k < bytes.n && !rc; k++) rc = tk_slist_push(&o, "\xEF\xBF\xBD", 3);
                 bytes.n = 0;
             }
-            if (s && !rc) rc = slist_push(&o, s, sn);
+            if (s && !rc) rc = tk_slist_push(&o, s, sn);
         }
-        tbuf_free(&bytes);
-        slist_free(l);
+        tk_tbuf_free(&bytes);
+        tk_slist_free(l);
         *l = o;
         break;
     }
     case DEC_FUSE:
-        for (int i = 0; i < l->n && !rc; i++) rc = tbuf_put(&b, l->s[i], l->len[i]);
+        for (int i = 0; i < l->n && !rc; i++) rc = tk_tbuf_put(&b, l->s[i], l->len[i]);
         if (!rc) {
             for (int i = 0; i < l->n; i++) free(l->s[i]);
             l->n = 0;
-            rc = slist_push(l, b.p ? b.p : "", b.n);
+            rc = tk_slist_push(l, b.p ? b.p : "", b.n);
         }
         break;
     case DEC_STRIP:
@@ -241,7 +241,7 @@ static int apply_one(const decoder *d, slist *l) {
             size_t k = 0;
             for (int c = 0; c < d->strip_start && k < n; c++) {
                 size_t st = k;
-                if (utf8_next(s, n, &k) != d->strip_content) {
+                if (tk_utf8_next(s, n, &k) != d->strip_content) {
                     k = st;
                     break;
                 }
@@ -251,11 +251,11 @@ static int apply_one(const decoder *d, slist *l) {
                 size_t st = e - 1;
                 while (st > a && ((unsigned char)s[st] & 0xC0) == 0x80) st--;
                 size_t j = st;
-                if (utf8_next(s, n, &j) != d->strip_content) break;
+                if (tk_utf8_next(s, n, &j) != d->strip_content) break;
                 e = st;
             }
             b.n = 0;
-            rc = tbuf_put(&b, s + a, e - a) || set_token(l, i, &b);
+            rc = tk_tbuf_put(&b, s + a, e - a) || set_token(l, i, &b);
         }
         break;
     case DEC_REPLACE:
@@ -267,7 +267,7 @@ static int apply_one(const decoder *d, slist *l) {
                 pcre2_match_data *md = pcre2_match_data_create(32, NULL);
                 if (!md) rc = -1;
                 else {
-                    rc = normalizer_apply(&nm, l->s[i], l->len[i], &b, md) || set_token(l, i, &b);
+                    rc = tk_normalizer_apply(&nm, l->s[i], l->len[i], &b, md) || set_token(l, i, &b);
                     pcre2_match_data_free(md);
                 }
             }
@@ -281,9 +281,9 @@ static int apply_one(const decoder *d, slist *l) {
         for (int i = 0; i < d->n_children && !rc; i++) rc = apply_one(d->children[i], l);
         break;
     }
-    tbuf_free(&b);
-    tbuf_free(&t);
+    tk_tbuf_free(&b);
+    tk_tbuf_free(&t);
     return rc;
 }
 
-int decoder_apply(const decoder *d, slist *tokens) { return apply_one(d, tokens); }
+int tk_decoder_apply(const decoder *d, slist *tokens) { return apply_one(d, tokens); }

@@ -24,7 +24,7 @@ static cJSON *read_json(const char *dir, const char *name) {
 static const char *cfg_token(const cJSON *cfg, const char *key, const char *def) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
     if (cJSON_IsString(v)) return v->valuestring;
-    const char *c = tj_str(v, "content");
+    const char *c = tk_tj_str(v, "content");
     return c ? c : def;
 }
 
@@ -58,13 +58,13 @@ static int vocab_id(const cJSON *vocab, const char *tok) {
     return cJSON_IsNumber(v) ? (int)v->valuedouble : -1;
 }
 
-rlhf_status fallback_bert_json(const char *dir, cJSON **out, rlhf_err *err) {
+rlhf_status tk_fallback_bert_json(const char *dir, cJSON **out, rlhf_err *err) {
     char p[FB_PATH_MAX];
     snprintf(p, sizeof p, "%s/vocab.txt", dir);
     char *txt;
     size_t len;
     RLHF_TRY(tok_read_file(p, &txt, &len, err));
-    if (utf8_valid_prefix(txt, len) != len) {
+    if (tk_utf8_valid_prefix(txt, len) != len) {
         free(txt);
         return rlhf_fail(err, RLHF_EINPUT, "%s: not valid UTF-8", p);
     }
@@ -95,11 +95,11 @@ rlhf_status fallback_bert_json(const char *dir, cJSON **out, rlhf_err *err) {
         if (vocab_id(vocab, specials[i]) >= 0) cJSON_AddItemToArray(at, added(vocab_id(vocab, specials[i]), specials[i], 0, 0));
     cJSON *nm = typed("BertNormalizer");
     cJSON_AddBoolToObject(nm, "clean_text", 1);
-    cJSON_AddBoolToObject(nm, "handle_chinese_chars", tj_bool(cfg, "tokenize_chinese_chars", 1));
+    cJSON_AddBoolToObject(nm, "handle_chinese_chars", tk_tj_bool(cfg, "tokenize_chinese_chars", 1));
     const cJSON *sa = cJSON_GetObjectItemCaseSensitive(cfg, "strip_accents");
     if (cJSON_IsBool(sa)) cJSON_AddBoolToObject(nm, "strip_accents", cJSON_IsTrue(sa));
     else cJSON_AddNullToObject(nm, "strip_accents");
-    cJSON_AddBoolToObject(nm, "lowercase", tj_bool(cfg, "do_lower_case", 1));
+    cJSON_AddBoolToObject(nm, "lowercase", tk_tj_bool(cfg, "do_lower_case", 1));
     cJSON_AddItemToObject(root, "normalizer", nm);
     cJSON_AddItemToObject(root, "pre_tokenizer", typed("BertPreTokenizer"));
     cJSON *model = typed("WordPiece");
@@ -133,7 +133,7 @@ static int contains_ci(const char *s, const char *needle) {
     return 0;
 }
 
-rlhf_status fallback_bpe_json(const char *dir, cJSON **out, rlhf_err *err) {
+rlhf_status tk_fallback_bpe_json(const char *dir, cJSON **out, rlhf_err *err) {
     char p[FB_PATH_MAX];
     snprintf(p, sizeof p, "%s/vocab.json", dir);
     char *txt;
@@ -173,9 +173,9 @@ rlhf_status fallback_bpe_json(const char *dir, cJSON **out, rlhf_err *err) {
     free(txt);
     cJSON *cfg = read_json(dir, "tokenizer_config.json"), *mcfg = read_json(dir, "config.json");
     const char *slash = strrchr(dir, '/');
-    int roberta = contains_ci(tj_str(cfg, "tokenizer_class"), "roberta") || contains_ci(tj_str(mcfg, "model_type"), "roberta") ||
+    int roberta = contains_ci(tk_tj_str(cfg, "tokenizer_class"), "roberta") || contains_ci(tk_tj_str(mcfg, "model_type"), "roberta") ||
                   contains_ci(slash && slash[1] ? slash + 1 : dir, "roberta");
-    int prefix = tj_bool(cfg, "add_prefix_space", 0);
+    int prefix = tk_tj_bool(cfg, "add_prefix_space", 0);
     cJSON *root = cJSON_CreateObject();
     cJSON *at = cJSON_AddArrayToObject(root, "added_tokens");
     if (roberta) {

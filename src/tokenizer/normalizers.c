@@ -15,7 +15,7 @@ static rlhf_status parse_rec(const cJSON *j, normalizer **out, const char *what,
 rlhf_status tok_parse_pattern(const cJSON *j, char **literal, size_t *lit_len, pcre2_code **re, const char *what,
                               rlhf_err *err) {
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "pattern");
-    const char *s = tj_str(p, "String"), *r = tj_str(p, "Regex");
+    const char *s = tk_tj_str(p, "String"), *r = tk_tj_str(p, "Regex");
     if (s) {
         *literal = tok_strndup(s, strlen(s));
         *lit_len = strlen(s);
@@ -27,17 +27,17 @@ rlhf_status tok_parse_pattern(const cJSON *j, char **literal, size_t *lit_len, p
 
 static rlhf_status parse_rec(const cJSON *j, normalizer **out, const char *what, int depth, rlhf_err *err) {
     const char *type;
-    RLHF_TRY(tj_type(j, &type, what, err));
+    RLHF_TRY(tk_tj_type(j, &type, what, err));
     if (depth > NORM_MAX_NESTING) return rlhf_fail(err, RLHF_EINPUT, "%s: Sequence nested too deeply", what);
     normalizer *nm = calloc(1, sizeof *nm);
     if (!nm) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
     *out = nm;
     if (!strcmp(type, "BertNormalizer")) {
         nm->type = NORM_BERT;
-        nm->clean_text = tj_bool(j, "clean_text", 1);
-        nm->chinese = tj_bool(j, "handle_chinese_chars", 1);
-        nm->lowercase = tj_bool(j, "lowercase", 1);
-        nm->strip_accents = tj_bool(j, "strip_accents", nm->lowercase);   // null follows lowercase, as HF
+        nm->clean_text = tk_tj_bool(j, "clean_text", 1);
+        nm->chinese = tk_tj_bool(j, "handle_chinese_chars", 1);
+        nm->lowercase = tk_tj_bool(j, "lowercase", 1);
+        nm->strip_accents = tk_tj_bool(j, "strip_accents", nm->lowercase);   // null follows lowercase, as HF
     } else if (!strcmp(type, "NFC")) nm->type = NORM_NFC;
     else if (!strcmp(type, "NFD")) nm->type = NORM_NFD;
     else if (!strcmp(type, "NFKC")) nm->type = NORM_NFKC;
@@ -46,11 +46,11 @@ static rlhf_status parse_rec(const cJSON *j, normalizer **out, const char *what,
     else if (!strcmp(type, "StripAccents")) nm->type = NORM_STRIP_ACCENTS;
     else if (!strcmp(type, "Strip")) {
         nm->type = NORM_STRIP;
-        nm->left = tj_bool(j, "strip_left", 1);
-        nm->right = tj_bool(j, "strip_right", 1);
+        nm->left = tk_tj_bool(j, "strip_left", 1);
+        nm->right = tk_tj_bool(j, "strip_right", 1);
     } else if (!strcmp(type, "Replace")) {
         nm->type = NORM_REPLACE;
-        const char *c = tj_str(j, "content");
+        const char *c = tk_tj_str(j, "content");
         if (!c) return rlhf_fail(err, RLHF_EINPUT, "%s: Replace needs a string \"content\"", what);
         nm->content = tok_strndup(c, strlen(c));
         nm->content_len = strlen(c);
@@ -58,7 +58,7 @@ static rlhf_status parse_rec(const cJSON *j, normalizer **out, const char *what,
         RLHF_TRY(tok_parse_pattern(j, &nm->pattern, &nm->pattern_len, &nm->re, what, err));
     } else if (!strcmp(type, "Prepend")) {
         nm->type = NORM_PREPEND;
-        const char *c = tj_str(j, "prepend");
+        const char *c = tk_tj_str(j, "prepend");
         if (!c) return rlhf_fail(err, RLHF_EINPUT, "%s: Prepend needs a string \"prepend\"", what);
         nm->content = tok_strndup(c, strlen(c));
         nm->content_len = strlen(c);
@@ -82,19 +82,19 @@ static rlhf_status parse_rec(const cJSON *j, normalizer **out, const char *what,
     return RLHF_OK;
 }
 
-rlhf_status normalizer_parse(const cJSON *j, normalizer **out, const char *what, rlhf_err *err) {
+rlhf_status tk_normalizer_parse(const cJSON *j, normalizer **out, const char *what, rlhf_err *err) {
     *out = NULL;
     rlhf_status st = parse_rec(j, out, what, 0, err);
     if (st != RLHF_OK) {
-        normalizer_free(*out);
+        tk_normalizer_free(*out);
         *out = NULL;
     }
     return st;
 }
 
-void normalizer_free(normalizer *nm) {
+void tk_normalizer_free(normalizer *nm) {
     if (!nm) return;
-    for (int i = 0; i < nm->n_children; i++) normalizer_free(nm->children[i]);
+    for (int i = 0; i < nm->n_children; i++) tk_normalizer_free(nm->children[i]);
     free(nm->children);
     free(nm->pattern);
     free(nm->content);
@@ -110,19 +110,19 @@ static int is_chinese(uint32_t c) {
 
 // Rust char::to_lowercase, one char at a time as NormalizedString::lowercase does (no final-sigma rule).
 static int put_lower(tbuf *out, uint32_t c) {
-    if (c < 0x80) return tbuf_putc(out, (char)((c >= 'A' && c <= 'Z') ? c + 32 : c));
-    if (c == 0x130) return tbuf_put(out, "i\xCC\x87", 3);   // the only unconditional multi-char lowercase
-    return tbuf_put_cp(out, (uint32_t)utf8proc_tolower((utf8proc_int32_t)c));
+    if (c < 0x80) return tk_tbuf_putc(out, (char)((c >= 'A' && c <= 'Z') ? c + 32 : c));
+    if (c == 0x130) return tk_tbuf_put(out, "i\xCC\x87", 3);   // the only unconditional multi-char lowercase
+    return tk_tbuf_put_cp(out, (uint32_t)utf8proc_tolower((utf8proc_int32_t)c));
 }
 
 static int unicode_form(const char *s, size_t n, tbuf *out, int options) {
     out->n = 0;
-    if (n == 0) return tbuf_put(out, "", 0);
+    if (n == 0) return tk_tbuf_put(out, "", 0);
     utf8proc_uint8_t *dst = NULL;
     utf8proc_ssize_t k = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &dst,
                                       (utf8proc_option_t)(UTF8PROC_STABLE | options));
     if (k < 0) return -1;
-    int rc = tbuf_put(out, (const char *)dst, (size_t)k);
+    int rc = tk_tbuf_put(out, (const char *)dst, (size_t)k);
     free(dst);
     return rc;
 }
@@ -135,7 +135,7 @@ static int is_ascii(const char *s, size_t n) {
 
 static int bert_normalize(const normalizer *nm, const char *s, size_t n, tbuf *out) {
     out->n = 0;
-    if (tbuf_reserve(out, n)) return -1;
+    if (tk_tbuf_reserve(out, n)) return -1;
     if (is_ascii(s, n)) {   // fast path: no Chinese characters, NFD is the identity
         for (size_t i = 0; i < n; i++) {
             unsigned char c = (unsigned char)s[i];
@@ -153,7 +153,7 @@ static int bert_normalize(const normalizer *nm, const char *s, size_t n, tbuf *o
     int rc = 0;
     size_t i = 0;
     while (i < n && !rc) {   // clean text + Chinese characters
-        uint32_t c = utf8_next(s, n, &i);
+        uint32_t c = tk_utf8_next(s, n, &i);
         if (nm->clean_text) {
             if (c == 0 || c == 0xFFFD) continue;
             if (c == '\t' || c == '\n' || c == '\r') c = ' ';
@@ -162,13 +162,13 @@ static int bert_normalize(const normalizer *nm, const char *s, size_t n, tbuf *o
                 if (k == UTF8PROC_CATEGORY_CC || k == UTF8PROC_CATEGORY_CF || k == UTF8PROC_CATEGORY_CS ||
                     k == UTF8PROC_CATEGORY_CO || k == UTF8PROC_CATEGORY_CN)
                     continue;   // Rust is_control: any C* category, even White_Space ones like U+0085
-                if (uc_is_whitespace(c)) c = ' ';
+                if (tk_uc_is_whitespace(c)) c = ' ';
             }
         }
         if (nm->chinese && is_chinese(c)) {
-            rc = tbuf_putc(&a, ' ') || tbuf_put_cp(&a, c) || tbuf_putc(&a, ' ');
+            rc = tk_tbuf_putc(&a, ' ') || tk_tbuf_put_cp(&a, c) || tk_tbuf_putc(&a, ' ');
         } else {
-            rc = tbuf_put_cp(&a, c);
+            rc = tk_tbuf_put_cp(&a, c);
         }
     }
     if (!rc && nm->strip_accents) {
@@ -176,21 +176,21 @@ static int bert_normalize(const normalizer *nm, const char *s, size_t n, tbuf *o
         a.n = 0;
         for (size_t j = 0; j < b.n && !rc;) {
             size_t st = j;
-            uint32_t c = utf8_next(b.p, b.n, &j);
+            uint32_t c = tk_utf8_next(b.p, b.n, &j);
             if (c >= 0x80 && utf8proc_category((utf8proc_int32_t)c) == UTF8PROC_CATEGORY_MN) continue;
-            rc = tbuf_put(&a, b.p + st, j - st);
+            rc = tk_tbuf_put(&a, b.p + st, j - st);
         }
     }
     if (!rc) {
         for (size_t j = 0; j < a.n && !rc;) {
             size_t st = j;
-            uint32_t c = utf8_next(a.p, a.n, &j);
-            rc = nm->lowercase ? put_lower(out, c) : tbuf_put(out, a.p + st, j - st);
+            uint32_t c = tk_utf8_next(a.p, a.n, &j);
+            rc = nm->lowercase ? put_lower(out, c) : tk_tbuf_put(out, a.p + st, j - st);
         }
-        if (!rc) rc = tbuf_put(out, "", 0);
+        if (!rc) rc = tk_tbuf_put(out, "", 0);
     }
-    tbuf_free(&a);
-    tbuf_free(&b);
+    tk_tbuf_free(&a);
+    tk_tbuf_free(&b);
     return rc;
 }
 
@@ -198,30 +198,30 @@ static int replace_all(const normalizer *nm, const char *s, size_t n, tbuf *out,
     out->n = 0;
     size_t pos = 0;
     if (nm->pattern) {
-        if (nm->pattern_len == 0) return tbuf_put(out, s, n);
+        if (nm->pattern_len == 0) return tk_tbuf_put(out, s, n);
         for (;;) {
             const char *hit = nm->pattern_len <= n - pos ? memmem(s + pos, n - pos, nm->pattern, nm->pattern_len) : NULL;
             if (!hit) break;
             size_t h = (size_t)(hit - s);
-            if (tbuf_put(out, s + pos, h - pos) || tbuf_put(out, nm->content, nm->content_len)) return -1;
+            if (tk_tbuf_put(out, s + pos, h - pos) || tk_tbuf_put(out, nm->content, nm->content_len)) return -1;
             pos = h + nm->pattern_len;
         }
-        return tbuf_put(out, s + pos, n - pos);
+        return tk_tbuf_put(out, s + pos, n - pos);
     }
     size_t search = 0, ms, me;
     for (;;) {
         int r = tok_regex_next(nm->re, md, s, n, search, &ms, &me);
         if (r < 0) return -1;
         if (r == 0) break;
-        if (tbuf_put(out, s + pos, ms - pos) || tbuf_put(out, nm->content, nm->content_len)) return -1;
+        if (tk_tbuf_put(out, s + pos, ms - pos) || tk_tbuf_put(out, nm->content, nm->content_len)) return -1;
         pos = me;
         search = me;
         if (me == ms) {   // empty match: step over one character
             if (me >= n) break;
-            search = me + (size_t)utf8_len((unsigned char)s[me]);
+            search = me + (size_t)tk_utf8_len((unsigned char)s[me]);
         }
     }
-    return tbuf_put(out, s + pos, n - pos);
+    return tk_tbuf_put(out, s + pos, n - pos);
 }
 
 static int apply_rec(const normalizer *nm, const char *s, size_t n, tbuf *out, pcre2_match_data *md) {
@@ -239,23 +239,23 @@ static int apply_rec(const normalizer *nm, const char *s, size_t n, tbuf *out, p
         return unicode_form(s, n, out, UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT);
     case NORM_LOWERCASE:
         for (size_t i = 0; i < n;)
-            if (put_lower(out, utf8_next(s, n, &i))) return -1;
-        return tbuf_put(out, "", 0);
+            if (put_lower(out, tk_utf8_next(s, n, &i))) return -1;
+        return tk_tbuf_put(out, "", 0);
     case NORM_STRIP_ACCENTS:
         for (size_t i = 0; i < n;) {
             size_t st = i;
-            uint32_t c = utf8_next(s, n, &i);
+            uint32_t c = tk_utf8_next(s, n, &i);
             utf8proc_category_t k = c < 0x80 ? UTF8PROC_CATEGORY_CN : utf8proc_category((utf8proc_int32_t)c);
             if (k == UTF8PROC_CATEGORY_MN || k == UTF8PROC_CATEGORY_MC || k == UTF8PROC_CATEGORY_ME) continue;
-            if (tbuf_put(out, s + st, i - st)) return -1;
+            if (tk_tbuf_put(out, s + st, i - st)) return -1;
         }
-        return tbuf_put(out, "", 0);
+        return tk_tbuf_put(out, "", 0);
     case NORM_STRIP: {
         size_t a = 0, b = n;
         if (nm->left)
             while (a < b) {
                 size_t i = a;
-                if (!uc_is_whitespace(utf8_next(s, n, &i))) break;
+                if (!tk_uc_is_whitespace(tk_utf8_next(s, n, &i))) break;
                 a = i;
             }
         if (nm->right)
@@ -263,22 +263,22 @@ static int apply_rec(const normalizer *nm, const char *s, size_t n, tbuf *out, p
                 size_t st = b - 1;
                 while (st > a && ((unsigned char)s[st] & 0xC0) == 0x80) st--;
                 size_t i = st;
-                if (!uc_is_whitespace(utf8_next(s, n, &i))) break;
+                if (!tk_uc_is_whitespace(tk_utf8_next(s, n, &i))) break;
                 b = st;
             }
-        return tbuf_put(out, s + a, b - a);
+        return tk_tbuf_put(out, s + a, b - a);
     }
     case NORM_REPLACE:
         return replace_all(nm, s, n, out, md);
     case NORM_PREPEND:
-        if (n && tbuf_put(out, nm->content, nm->content_len)) return -1;
-        return tbuf_put(out, s, n);
+        if (n && tk_tbuf_put(out, nm->content, nm->content_len)) return -1;
+        return tk_tbuf_put(out, s, n);
     case NORM_SEQUENCE: {
         tbuf cur = {0};
-        if (tbuf_put(&cur, s, n)) return -1;
+        if (tk_tbuf_put(&cur, s, n)) return -1;
         for (int i = 0; i < nm->n_children; i++) {
             if (apply_rec(nm->children[i], cur.p, cur.n, out, md)) {
-                tbuf_free(&cur);
+                tk_tbuf_free(&cur);
                 return -1;
             }
             tbuf t = cur;
@@ -286,14 +286,14 @@ static int apply_rec(const normalizer *nm, const char *s, size_t n, tbuf *out, p
             *out = t;
         }
         out->n = 0;
-        int rc = tbuf_put(out, cur.p, cur.n);
-        tbuf_free(&cur);
+        int rc = tk_tbuf_put(out, cur.p, cur.n);
+        tk_tbuf_free(&cur);
         return rc;
     }
     }
     return -1;
 }
 
-int normalizer_apply(const normalizer *nm, const char *s, size_t n, tbuf *out, pcre2_match_data *md) {
+int tk_normalizer_apply(const normalizer *nm, const char *s, size_t n, tbuf *out, pcre2_match_data *md) {
     return apply_rec(nm, s, n, out, md);
 }

@@ -22,7 +22,7 @@ static rlhf_status parse_template(const cJSON *arr, const cJSON *specials, templ
         const cJSON *sp = cJSON_GetObjectItemCaseSensitive(e, "SpecialToken"),
                     *sq = cJSON_GetObjectItemCaseSensitive(e, "Sequence");
         const cJSON *body = sp ? sp : sq;
-        const char *id = tj_str(body, "id");
+        const char *id = tk_tj_str(body, "id");
         const cJSON *ty = cJSON_GetObjectItemCaseSensitive(body, "type_id");
         if (!id) return rlhf_fail(err, RLHF_EINPUT, "%s: template piece %d must be {\"SpecialToken\"|\"Sequence\": {\"id\": ...}}", what, *n_out);
         t->type_id = cJSON_IsNumber(ty) ? (int)ty->valuedouble : 0;
@@ -59,7 +59,7 @@ static rlhf_status parse_pair(const cJSON *j, const char *key, int32_t *id, cons
 
 static rlhf_status parse_rec(const cJSON *j, postproc **out, const char *what, int depth, rlhf_err *err) {
     const char *type;
-    RLHF_TRY(tj_type(j, &type, what, err));
+    RLHF_TRY(tk_tj_type(j, &type, what, err));
     if (depth > POST_MAX_NESTING) return rlhf_fail(err, RLHF_EINPUT, "%s: Sequence nested too deeply", what);
     postproc *p = calloc(1, sizeof *p);
     if (!p) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
@@ -93,26 +93,26 @@ static rlhf_status parse_rec(const cJSON *j, postproc **out, const char *what, i
     return RLHF_OK;
 }
 
-rlhf_status postproc_parse(const cJSON *j, postproc **out, const tok_model *m, const added_vocab *av, const char *what,
+rlhf_status tk_postproc_parse(const cJSON *j, postproc **out, const tok_model *m, const added_vocab *av, const char *what,
                            rlhf_err *err) {
     (void)m;
     (void)av;
     *out = NULL;
     rlhf_status st = parse_rec(j, out, what, 0, err);
     if (st != RLHF_OK) {
-        postproc_free(*out);
+        tk_postproc_free(*out);
         *out = NULL;
     }
     return st;
 }
 
-void postproc_free(postproc *p) {
+void tk_postproc_free(postproc *p) {
     if (!p) return;
     for (int i = 0; i < p->n_single; i++) free(p->single[i].ids);
     for (int i = 0; i < p->n_pair; i++) free(p->pair[i].ids);
     free(p->single);
     free(p->pair);
-    for (int i = 0; i < p->n_children; i++) postproc_free(p->children[i]);
+    for (int i = 0; i < p->n_children; i++) tk_postproc_free(p->children[i]);
     free(p->children);
     free(p);
 }
@@ -131,7 +131,7 @@ static const postproc *effective(const postproc *p) {
     return p->type == POST_BYTELEVEL ? NULL : p;
 }
 
-int postproc_added(const postproc *p, int pair) {
+int tk_postproc_added(const postproc *p, int pair) {
     p = effective(p);
     if (!p) return 0;
     if (p->type == POST_BERT) return pair ? 3 : 2;
@@ -143,7 +143,7 @@ int postproc_added(const postproc *p, int pair) {
     return n;
 }
 
-static int put(ivec *ids, ivec *types, int32_t id, int32_t type) { return ivec_push(ids, id) || ivec_push(types, type); }
+static int put(ivec *ids, ivec *types, int32_t id, int32_t type) { return tk_ivec_push(ids, id) || tk_ivec_push(types, type); }
 
 static int put_seq(ivec *ids, ivec *types, const ivec *s, int32_t type) {
     for (int i = 0; i < s->n; i++)
@@ -151,7 +151,7 @@ static int put_seq(ivec *ids, ivec *types, const ivec *s, int32_t type) {
     return 0;
 }
 
-int postproc_apply(const postproc *p, const ivec *a, const ivec *b, int add_special, ivec *ids, ivec *types) {
+int tk_postproc_apply(const postproc *p, const ivec *a, const ivec *b, int add_special, ivec *ids, ivec *types) {
     ids->n = types->n = 0;
     p = effective(p);
     if (!p) return put_seq(ids, types, a, 0) || (b && put_seq(ids, types, b, 1));

@@ -15,7 +15,7 @@ static const char WHITESPACE_REGEX[] = "\\w+|[^\\w\\s]+";
 
 static rlhf_status parse_behavior(const cJSON *j, split_behavior def, split_behavior *out, const char *what,
                                   rlhf_err *err) {
-    const char *b = tj_str(j, "behavior");
+    const char *b = tk_tj_str(j, "behavior");
     *out = def;
     if (!b) return RLHF_OK;
     if (!strcmp(b, "Removed")) *out = SPLIT_REMOVED;
@@ -28,9 +28,9 @@ static rlhf_status parse_behavior(const cJSON *j, split_behavior def, split_beha
 }
 
 static rlhf_status parse_scheme(const cJSON *j, prepend_scheme *out, const char *what, rlhf_err *err) {
-    const char *s = tj_str(j, "prepend_scheme");
+    const char *s = tk_tj_str(j, "prepend_scheme");
     if (!s) {   // older files: add_prefix_space (default true)
-        *out = tj_bool(j, "add_prefix_space", 1) ? PREPEND_ALWAYS : PREPEND_NEVER;
+        *out = tk_tj_bool(j, "add_prefix_space", 1) ? PREPEND_ALWAYS : PREPEND_NEVER;
         return RLHF_OK;
     }
     if (!strcmp(s, "always")) *out = PREPEND_ALWAYS;
@@ -41,18 +41,18 @@ static rlhf_status parse_scheme(const cJSON *j, prepend_scheme *out, const char 
 }
 
 rlhf_status tok_parse_replacement(const cJSON *j, uint32_t *out, const char *what, rlhf_err *err) {
-    const char *r = tj_str(j, "replacement");
+    const char *r = tk_tj_str(j, "replacement");
     if (!r) r = "\xE2\x96\x81";
     size_t n = strlen(r), i = 0;
-    if (n == 0 || utf8_valid_prefix(r, n) != n) return rlhf_fail(err, RLHF_EINPUT, "%s: bad \"replacement\"", what);
-    *out = utf8_next(r, n, &i);
+    if (n == 0 || tk_utf8_valid_prefix(r, n) != n) return rlhf_fail(err, RLHF_EINPUT, "%s: bad \"replacement\"", what);
+    *out = tk_utf8_next(r, n, &i);
     if (i != n) return rlhf_fail(err, RLHF_EINPUT, "%s: \"replacement\" must be one character", what);
     return RLHF_OK;
 }
 
 static rlhf_status parse_rec(const cJSON *j, pretok **out, const char *what, int depth, rlhf_err *err) {
     const char *type;
-    RLHF_TRY(tj_type(j, &type, what, err));
+    RLHF_TRY(tk_tj_type(j, &type, what, err));
     if (depth > PRE_MAX_NESTING) return rlhf_fail(err, RLHF_EINPUT, "%s: Sequence nested too deeply", what);
     pretok *p = calloc(1, sizeof *p);
     if (!p) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
@@ -60,27 +60,27 @@ static rlhf_status parse_rec(const cJSON *j, pretok **out, const char *what, int
     if (!strcmp(type, "BertPreTokenizer")) p->type = PRE_BERT;
     else if (!strcmp(type, "ByteLevel")) {
         p->type = PRE_BYTELEVEL;
-        p->add_prefix_space = tj_bool(j, "add_prefix_space", 1);
-        p->use_regex = tj_bool(j, "use_regex", 1);
+        p->add_prefix_space = tk_tj_bool(j, "add_prefix_space", 1);
+        p->use_regex = tk_tj_bool(j, "use_regex", 1);
         if (p->use_regex) RLHF_TRY(tok_regex_compile(GPT2_REGEX, sizeof GPT2_REGEX - 1, &p->re, what, err));
     } else if (!strcmp(type, "Split")) {
         p->type = PRE_SPLIT;
         RLHF_TRY(parse_behavior(j, SPLIT_ISOLATED, &p->behavior, what, err));
-        if (!tj_str(j, "behavior")) return rlhf_fail(err, RLHF_EINPUT, "%s: Split needs a \"behavior\"", what);
-        p->invert = tj_bool(j, "invert", 0);
+        if (!tk_tj_str(j, "behavior")) return rlhf_fail(err, RLHF_EINPUT, "%s: Split needs a \"behavior\"", what);
+        p->invert = tk_tj_bool(j, "invert", 0);
         RLHF_TRY(tok_parse_pattern(j, &p->literal, &p->literal_len, &p->re, what, err));
     } else if (!strcmp(type, "Metaspace")) {
         p->type = PRE_METASPACE;
         RLHF_TRY(tok_parse_replacement(j, &p->replacement, what, err));
         RLHF_TRY(parse_scheme(j, &p->scheme, what, err));
-        p->split = tj_bool(j, "split", 1);
+        p->split = tk_tj_bool(j, "split", 1);
     } else if (!strcmp(type, "Whitespace")) {
         p->type = PRE_WHITESPACE;
         RLHF_TRY(tok_regex_compile(WHITESPACE_REGEX, sizeof WHITESPACE_REGEX - 1, &p->re, what, err));
     } else if (!strcmp(type, "WhitespaceSplit")) p->type = PRE_WHITESPACE_SPLIT;
     else if (!strcmp(type, "Digits")) {
         p->type = PRE_DIGITS;
-        p->individual_digits = tj_bool(j, "individual_digits", 0);
+        p->individual_digits = tk_tj_bool(j, "individual_digits", 0);
     } else if (!strcmp(type, "Punctuation")) {
         p->type = PRE_PUNCTUATION;
         RLHF_TRY(parse_behavior(j, SPLIT_ISOLATED, &p->behavior, what, err));
@@ -102,19 +102,19 @@ static rlhf_status parse_rec(const cJSON *j, pretok **out, const char *what, int
     return RLHF_OK;
 }
 
-rlhf_status pretok_parse(const cJSON *j, pretok **out, const char *what, rlhf_err *err) {
+rlhf_status tk_pretok_parse(const cJSON *j, pretok **out, const char *what, rlhf_err *err) {
     *out = NULL;
     rlhf_status st = parse_rec(j, out, what, 0, err);
     if (st != RLHF_OK) {
-        pretok_free(*out);
+        tk_pretok_free(*out);
         *out = NULL;
     }
     return st;
 }
 
-void pretok_free(pretok *p) {
+void tk_pretok_free(pretok *p) {
     if (!p) return;
-    for (int i = 0; i < p->n_children; i++) pretok_free(p->children[i]);
+    for (int i = 0; i < p->n_children; i++) tk_pretok_free(p->children[i]);
     free(p->children);
     free(p->literal);
     if (p->re) pcre2_code_free(p->re);
@@ -149,7 +149,7 @@ static int find_pred(const char *s, size_t n, char_pred pred, segs *out) {
     size_t last = 0, i = 0;
     while (i < n) {
         size_t st = i;
-        uint32_t c = utf8_next(s, n, &i);
+        uint32_t c = tk_utf8_next(s, n, &i);
         if (pred(c)) {
             if (last < st && seg_push(out, last, st, 0)) return -1;
             if (seg_push(out, st, i, 1)) return -1;
@@ -172,7 +172,7 @@ static int find_regex(const char *s, size_t n, const pcre2_code *re, pcre2_match
         search = me;
         if (me == ms) {
             if (me >= n) break;
-            search = me + (size_t)utf8_len((unsigned char)s[me]);
+            search = me + (size_t)tk_utf8_len((unsigned char)s[me]);
         }
     }
     if (prev != n && seg_push(out, prev, n, 0)) return -1;
@@ -229,7 +229,7 @@ static int emit_split(const char *s, segs *m, split_behavior beh, int invert, in
     for (int i = 0; i < k; i++) {
         seg g = m->v[i];
         if (g.match || g.b == g.a) continue;
-        if (plist_push(out, s + g.a, g.b - g.a, first && g.a == 0)) return -1;
+        if (tk_plist_push(out, s + g.a, g.b - g.a, first && g.a == 0)) return -1;
     }
     return 0;
 }
@@ -250,13 +250,13 @@ static int is_metaspace_rep(uint32_t c) { return c == 0x2581; }
 
 static int push_mapped(plist *out, const char *s, size_t n, int first, tbuf *tmp) {
     tmp->n = 0;
-    if (tbuf_reserve(tmp, 2 * n)) return -1;
+    if (tk_tbuf_reserve(tmp, 2 * n)) return -1;
     for (size_t k = 0; k < n; k++) {
-        const unsigned char *u = bytelevel_utf8((unsigned char)s[k]);
+        const unsigned char *u = tk_bytelevel_utf8((unsigned char)s[k]);
         memcpy(tmp->p + tmp->n, u + 1, u[0]);
         tmp->n += u[0];
     }
-    return plist_push(out, tmp->p, tmp->n, first);
+    return tk_plist_push(out, tmp->p, tmp->n, first);
 }
 
 static int bytelevel_piece(const pretok *p, const char *s, size_t n, int first, plist *out, pcre2_match_data *md) {
@@ -264,7 +264,7 @@ static int bytelevel_piece(const pretok *p, const char *s, size_t n, int first, 
     plist parts = {0};
     int rc = 0;
     if (p->add_prefix_space && !(n > 0 && s[0] == ' ')) {
-        if (tbuf_putc(&pre, ' ') || tbuf_put(&pre, s, n)) rc = -1;
+        if (tk_tbuf_putc(&pre, ' ') || tk_tbuf_put(&pre, s, n)) rc = -1;
         s = pre.p;
         n = pre.n;
     }
@@ -275,9 +275,9 @@ static int bytelevel_piece(const pretok *p, const char *s, size_t n, int first, 
     } else if (!rc && n) {
         rc = push_mapped(out, s, n, first, &tmp);
     }
-    tbuf_free(&pre);
-    tbuf_free(&tmp);
-    plist_free(&parts);
+    tk_tbuf_free(&pre);
+    tk_tbuf_free(&tmp);
+    tk_plist_free(&parts);
     return rc;
 }
 
@@ -286,20 +286,20 @@ static int metaspace_piece(const pretok *p, const char *s, size_t n, int first, 
     int rc = 0;
     char rep[5];
     tbuf r = {0};
-    if (tbuf_put_cp(&r, p->replacement)) return -1;
+    if (tk_tbuf_put_cp(&r, p->replacement)) return -1;
     size_t rl = r.n;
     memcpy(rep, r.p, rl);
-    tbuf_free(&r);
+    tk_tbuf_free(&r);
     int starts = n >= rl && memcmp(s, rep, rl) == 0;
     // a leading space becomes the replacement, so it counts as "starts with" too
     if (!starts && n > 0 && s[0] == ' ') starts = 1;
-    if ((p->scheme == PREPEND_ALWAYS || (p->scheme == PREPEND_FIRST && first)) && !starts) rc |= tbuf_put(&t, rep, rl);
-    for (size_t i = 0; i < n && !rc; i++) rc |= s[i] == ' ' ? tbuf_put(&t, rep, rl) : tbuf_putc(&t, s[i]);
+    if ((p->scheme == PREPEND_ALWAYS || (p->scheme == PREPEND_FIRST && first)) && !starts) rc |= tk_tbuf_put(&t, rep, rl);
+    for (size_t i = 0; i < n && !rc; i++) rc |= s[i] == ' ' ? tk_tbuf_put(&t, rep, rl) : tk_tbuf_putc(&t, s[i]);
     if (!rc && t.n) {
         if (p->split) rc = split_with(t.p, t.n, first, out, SPLIT_MERGED_NEXT, 0, NULL, NULL, rep, rl, NULL);
-        else rc = plist_push(out, t.p, t.n, first);
+        else rc = tk_plist_push(out, t.p, t.n, first);
     }
-    tbuf_free(&t);
+    tk_tbuf_free(&t);
     return rc;
 }
 
@@ -307,11 +307,11 @@ static int piece(const pretok *p, const char *s, size_t n, int first, plist *out
     switch (p->type) {
     case PRE_BERT: {
         plist tmp = {0};
-        int rc = split_with(s, n, first, &tmp, SPLIT_REMOVED, 0, uc_is_whitespace, NULL, NULL, 0, md);
+        int rc = split_with(s, n, first, &tmp, SPLIT_REMOVED, 0, tk_uc_is_whitespace, NULL, NULL, 0, md);
         for (int i = 0; i < tmp.n && !rc; i++)
-            rc = split_with(tmp.text.p + tmp.off[i], tmp.len[i], tmp.first[i], out, SPLIT_ISOLATED, 0, uc_is_punct, NULL,
+            rc = split_with(tmp.text.p + tmp.off[i], tmp.len[i], tmp.first[i], out, SPLIT_ISOLATED, 0, tk_uc_is_punct, NULL,
                             NULL, 0, md);
-        plist_free(&tmp);
+        tk_plist_free(&tmp);
         return rc;
     }
     case PRE_BYTELEVEL:
@@ -323,26 +323,26 @@ static int piece(const pretok *p, const char *s, size_t n, int first, plist *out
     case PRE_WHITESPACE:
         return split_with(s, n, first, out, SPLIT_REMOVED, 1, NULL, p->re, NULL, 0, md);
     case PRE_WHITESPACE_SPLIT:
-        return split_with(s, n, first, out, SPLIT_REMOVED, 0, uc_is_whitespace, NULL, NULL, 0, md);
+        return split_with(s, n, first, out, SPLIT_REMOVED, 0, tk_uc_is_whitespace, NULL, NULL, 0, md);
     case PRE_DIGITS:
-        return split_with(s, n, first, out, p->individual_digits ? SPLIT_ISOLATED : SPLIT_CONTIGUOUS, 0, uc_is_numeric,
+        return split_with(s, n, first, out, p->individual_digits ? SPLIT_ISOLATED : SPLIT_CONTIGUOUS, 0, tk_uc_is_numeric,
                           NULL, NULL, 0, md);
     case PRE_PUNCTUATION:
-        return split_with(s, n, first, out, p->behavior, 0, uc_is_punct, NULL, NULL, 0, md);
+        return split_with(s, n, first, out, p->behavior, 0, tk_uc_is_punct, NULL, NULL, 0, md);
     case PRE_SEQUENCE: {
         plist a = {0}, b = {0};
-        int rc = plist_push(&a, s, n, first);
+        int rc = tk_plist_push(&a, s, n, first);
         for (int c = 0; c < p->n_children && !rc; c++) {
-            plist_clear(&b);
+            tk_plist_clear(&b);
             for (int i = 0; i < a.n && !rc; i++)
                 rc = piece(p->children[c], a.text.p + a.off[i], a.len[i], a.first[i], &b, md);
             plist t = a;
             a = b;
             b = t;
         }
-        for (int i = 0; i < a.n && !rc; i++) rc = plist_push(out, a.text.p + a.off[i], a.len[i], a.first[i]);
-        plist_free(&a);
-        plist_free(&b);
+        for (int i = 0; i < a.n && !rc; i++) rc = tk_plist_push(out, a.text.p + a.off[i], a.len[i], a.first[i]);
+        tk_plist_free(&a);
+        tk_plist_free(&b);
         return rc;
     }
     }
@@ -350,8 +350,8 @@ static int piece(const pretok *p, const char *s, size_t n, int first, plist *out
     return -1;
 }
 
-int pretok_apply(const pretok *p, const plist *in, plist *out, pcre2_match_data *md) {
-    plist_clear(out);
+int tk_pretok_apply(const pretok *p, const plist *in, plist *out, pcre2_match_data *md) {
+    tk_plist_clear(out);
     for (int i = 0; i < in->n; i++)
         if (piece(p, in->text.p + in->off[i], in->len[i], in->first[i], out, md)) return -1;
     return 0;

@@ -20,19 +20,19 @@ typedef struct {
     char *p;
     size_t n, cap;
 } tbuf;
-int tbuf_reserve(tbuf *b, size_t extra);
-int tbuf_put(tbuf *b, const char *s, size_t n);
-int tbuf_putc(tbuf *b, char c);
-int tbuf_put_cp(tbuf *b, uint32_t cp);   // appends one code point as UTF-8
-void tbuf_free(tbuf *b);
+int tk_tbuf_reserve(tbuf *b, size_t extra);
+int tk_tbuf_put(tbuf *b, const char *s, size_t n);
+int tk_tbuf_putc(tbuf *b, char c);
+int tk_tbuf_put_cp(tbuf *b, uint32_t cp);   // appends one code point as UTF-8
+void tk_tbuf_free(tbuf *b);
 
 typedef struct {
     int32_t *p;
     int n, cap;
 } ivec;
-int ivec_push(ivec *v, int32_t x);
-int ivec_reserve(ivec *v, int extra);
-void ivec_free(ivec *v);
+int tk_ivec_push(ivec *v, int32_t x);
+int tk_ivec_reserve(ivec *v, int extra);
+void tk_ivec_free(ivec *v);
 
 // String -> int32 open-addressing map; keys are borrowed (must outlive the map).
 typedef struct {
@@ -41,10 +41,10 @@ typedef struct {
     int32_t *vals;
     size_t cap, n;
 } strmap;
-int strmap_init(strmap *m, size_t expected);
-int strmap_put(strmap *m, const char *k, size_t len, int32_t v);   // overwrites an existing key
-int32_t strmap_get(const strmap *m, const char *k, size_t len);     // -1 if absent
-void strmap_free(strmap *m);
+int tk_strmap_init(strmap *m, size_t expected);
+int tk_strmap_put(strmap *m, const char *k, size_t len, int32_t v);   // overwrites an existing key
+int32_t tk_strmap_get(const strmap *m, const char *k, size_t len);     // -1 if absent
+void tk_strmap_free(strmap *m);
 
 // (left id, right id) -> (rank, merged id) map for BPE merges.
 typedef struct {
@@ -52,41 +52,41 @@ typedef struct {
     int32_t *rank, *id;
     size_t cap, n;
 } pairmap;
-int pairmap_init(pairmap *m, size_t expected);
-int pairmap_put(pairmap *m, int32_t a, int32_t b, int32_t rank, int32_t id);   // overwrites, as HF's collect
-int pairmap_get(const pairmap *m, int32_t a, int32_t b, int32_t *rank, int32_t *id);   // 1 if found
-void pairmap_free(pairmap *m);
+int tk_pairmap_init(pairmap *m, size_t expected);
+int tk_pairmap_put(pairmap *m, int32_t a, int32_t b, int32_t rank, int32_t id);   // overwrites, as HF's collect
+int tk_pairmap_get(const pairmap *m, int32_t a, int32_t b, int32_t *rank, int32_t *id);   // 1 if found
+void tk_pairmap_free(pairmap *m);
 
 uint64_t tok_hash(const char *s, size_t n);
 
 // tokenizer.json field access: a string field (NULL if missing/null/not a string), a bool field
 // (def if missing or null), and the "type" of a component with an error naming what when absent.
-const char *tj_str(const cJSON *j, const char *key);
-int tj_bool(const cJSON *j, const char *key, int def);
-rlhf_status tj_type(const cJSON *j, const char **type, const char *what, rlhf_err *err);
+const char *tk_tj_str(const cJSON *j, const char *key);
+int tk_tj_bool(const cJSON *j, const char *key, int def);
+rlhf_status tk_tj_type(const cJSON *j, const char **type, const char *what, rlhf_err *err);
 char *tok_strndup(const char *s, size_t n);
 
 // ---- UTF-8 (utf8.c) ----
 // Returns n when s[0..n) is valid UTF-8 (as Rust's str), else the byte offset of the first invalid sequence.
-size_t utf8_valid_prefix(const char *s, size_t n);
+size_t tk_utf8_valid_prefix(const char *s, size_t n);
 // Decodes the code point at s[*i] (s valid UTF-8) and advances *i.
-uint32_t utf8_next(const char *s, size_t n, size_t *i);
+uint32_t tk_utf8_next(const char *s, size_t n, size_t *i);
 // Length in bytes of the UTF-8 sequence starting with lead byte c (1 for invalid leads).
-int utf8_len(unsigned char c);
+int tk_utf8_len(unsigned char c);
 // Appends s[0..n) to out as Rust's String::from_utf8_lossy: each maximal invalid subpart -> U+FFFD.
-int utf8_lossy(tbuf *out, const unsigned char *s, size_t n);
+int tk_utf8_lossy(tbuf *out, const unsigned char *s, size_t n);
 // GPT-2 byte-to-unicode table: the code point standing for byte b, and the reverse (-1 if none).
-uint32_t bytelevel_cp(unsigned char b);
-int bytelevel_byte(uint32_t cp);
-// UTF-8 of bytelevel_cp(b): [0] = length (1 or 2), then the bytes.
-const unsigned char *bytelevel_utf8(unsigned char b);
+uint32_t tk_bytelevel_cp(unsigned char b);
+int tk_bytelevel_byte(uint32_t cp);
+// UTF-8 of tk_bytelevel_cp(b): [0] = length (1 or 2), then the bytes.
+const unsigned char *tk_bytelevel_utf8(unsigned char b);
 // Rust char predicates (Unicode): char::is_whitespace, is_alphanumeric, is_numeric, punctuation as
 // BERT's is_punctuation (ASCII punctuation or a P* category), \w as the regex crate defines it.
-int uc_is_whitespace(uint32_t cp);
-int uc_is_numeric(uint32_t cp);
-int uc_is_alphabetic(uint32_t cp);
-int uc_is_punct(uint32_t cp);
-int uc_is_word(uint32_t cp);
+int tk_uc_is_whitespace(uint32_t cp);
+int tk_uc_is_numeric(uint32_t cp);
+int tk_uc_is_alphabetic(uint32_t cp);
+int tk_uc_is_punct(uint32_t cp);
+int tk_uc_is_word(uint32_t cp);
 
 // ---- piece lists: the split state between pre-tokenizers (pretokenizers.c) ----
 typedef struct {
@@ -95,9 +95,9 @@ typedef struct {
     unsigned char *first;   // 1 if the piece starts at offset 0 of the original input (Metaspace "first")
     int n, cap;
 } plist;
-int plist_push(plist *l, const char *s, size_t n, int first);
-void plist_clear(plist *l);
-void plist_free(plist *l);
+int tk_plist_push(plist *l, const char *s, size_t n, int first);
+void tk_plist_clear(plist *l);
+void tk_plist_free(plist *l);
 
 // ---- normalizers (normalizers.c) ----
 typedef enum {
@@ -114,13 +114,13 @@ typedef struct normalizer {
     struct normalizer **children;
     int n_children;
 } normalizer;
-rlhf_status normalizer_parse(const cJSON *j, normalizer **out, const char *what, rlhf_err *err);
+rlhf_status tk_normalizer_parse(const cJSON *j, normalizer **out, const char *what, rlhf_err *err);
 // Normalizes s[0..n) into out (cleared first).
-int normalizer_apply(const normalizer *nm, const char *s, size_t n, tbuf *out, pcre2_match_data *md);
+int tk_normalizer_apply(const normalizer *nm, const char *s, size_t n, tbuf *out, pcre2_match_data *md);
 // Parses a {"String": s} / {"Regex": r} "pattern" field of j (Replace, Split).
 rlhf_status tok_parse_pattern(const cJSON *j, char **literal, size_t *lit_len, pcre2_code **re, const char *what,
                               rlhf_err *err);
-void normalizer_free(normalizer *nm);
+void tk_normalizer_free(normalizer *nm);
 
 // ---- regex helpers (regex.c) ----
 rlhf_status tok_regex_compile(const char *pattern, size_t len, pcre2_code **out, const char *what, rlhf_err *err);
@@ -150,17 +150,17 @@ typedef struct pretok {
     struct pretok **children;
     int n_children;
 } pretok;
-rlhf_status pretok_parse(const cJSON *j, pretok **out, const char *what, rlhf_err *err);
+rlhf_status tk_pretok_parse(const cJSON *j, pretok **out, const char *what, rlhf_err *err);
 // Splits every piece of in into out (cleared first). md: match data sized for the pretokenizer's regexes.
 // Parses a Metaspace "replacement" (one character; default U+2581).
 rlhf_status tok_parse_replacement(const cJSON *j, uint32_t *out, const char *what, rlhf_err *err);
-int pretok_apply(const pretok *p, const plist *in, plist *out, pcre2_match_data *md);
-void pretok_free(pretok *p);
+int tk_pretok_apply(const pretok *p, const plist *in, plist *out, pcre2_match_data *md);
+void tk_pretok_free(pretok *p);
 
 // ---- models (bpe.c, wordpiece.c, unigram.c, model.c) ----
-typedef enum { MODEL_BPE, MODEL_WORDPIECE, MODEL_UNIGRAM, MODEL_WORDLEVEL } model_type;
+typedef enum { MODEL_BPE, MODEL_WORDPIECE, MODEL_UNIGRAM, MODEL_WORDLEVEL } tk_model_type;
 typedef struct {
-    model_type type;
+    tk_model_type type;
     char **vocab;         // id -> token (NULL for ids without a token)
     int vocab_n;          // 1 + max id
     strmap tok2id;
@@ -181,23 +181,23 @@ typedef struct {
     double min_score;
 } tok_model;
 typedef struct tok_scratch tok_scratch;
-rlhf_status model_parse(const cJSON *j, tok_model *m, const char *what, rlhf_err *err);
-void model_free(tok_model *m);
+rlhf_status tk_model_parse(const cJSON *j, tok_model *m, const char *what, rlhf_err *err);
+void tk_model_free(tok_model *m);
 // Appends the ids of one pre-tokenized word to out. Returns 0, -1 when out of memory, -2 when the word
 // needs an unknown token the model lacks.
-int model_tokenize(const tok_model *m, const char *s, size_t n, ivec *out, tok_scratch *sc);
-rlhf_status bpe_parse(const cJSON *j, tok_model *m, const char *what, rlhf_err *err);
-int bpe_tokenize(const tok_model *m, const char *s, size_t n, ivec *out, tok_scratch *sc);
-rlhf_status wordpiece_parse(const cJSON *j, tok_model *m, const char *what, rlhf_err *err);
-int wordpiece_tokenize(const tok_model *m, const char *s, size_t n, ivec *out, tok_scratch *sc);
-rlhf_status unigram_parse(const cJSON *j, tok_model *m, const char *what, rlhf_err *err);
-int unigram_tokenize(const tok_model *m, const char *s, size_t n, ivec *out, tok_scratch *sc);
-rlhf_status wordlevel_parse(const cJSON *j, tok_model *m, const char *what, rlhf_err *err);
+int tk_model_tokenize(const tok_model *m, const char *s, size_t n, ivec *out, tok_scratch *sc);
+rlhf_status tk_bpe_parse(const cJSON *j, tok_model *m, const char *what, rlhf_err *err);
+int tk_bpe_tokenize(const tok_model *m, const char *s, size_t n, ivec *out, tok_scratch *sc);
+rlhf_status tk_wordpiece_parse(const cJSON *j, tok_model *m, const char *what, rlhf_err *err);
+int tk_wordpiece_tokenize(const tok_model *m, const char *s, size_t n, ivec *out, tok_scratch *sc);
+rlhf_status tk_unigram_parse(const cJSON *j, tok_model *m, const char *what, rlhf_err *err);
+int tk_unigram_tokenize(const tok_model *m, const char *s, size_t n, ivec *out, tok_scratch *sc);
+rlhf_status tk_wordlevel_parse(const cJSON *j, tok_model *m, const char *what, rlhf_err *err);
 // Adds one token (used for added tokens missing from the model vocabulary); unk_token lookup.
-rlhf_status model_add_token(tok_model *m, const char *tok, size_t len, int id, const char *what, rlhf_err *err);
-rlhf_status model_unk(const cJSON *j, tok_model *m);
+rlhf_status tk_model_add_token(tok_model *m, const char *tok, size_t len, int id, const char *what, rlhf_err *err);
+rlhf_status tk_model_unk(const cJSON *j, tok_model *m);
 // Loads a {"token": id} object into m->vocab / m->tok2id.
-rlhf_status model_vocab_from_object(const cJSON *vocab, tok_model *m, const char *what, rlhf_err *err);
+rlhf_status tk_model_vocab_from_object(const cJSON *vocab, tok_model *m, const char *what, rlhf_err *err);
 
 // ---- added tokens (added_tokens.c) ----
 typedef struct {
@@ -216,19 +216,19 @@ typedef struct {
     int32_t *by_id;       // id -> index in tokens (-1), for ids < n_by_id
     int n_by_id;
 } added_vocab;
-rlhf_status added_vocab_parse(const cJSON *arr, added_vocab *av, const char *what, rlhf_err *err);
+rlhf_status tk_added_vocab_parse(const cJSON *arr, added_vocab *av, const char *what, rlhf_err *err);
 // Computes the normalized match strings and the first-byte index (after the normalizer is known).
-int added_vocab_finish(added_vocab *av, const normalizer *nm);
-void added_vocab_free(added_vocab *av);
+int tk_added_vocab_finish(added_vocab *av, const normalizer *nm);
+void tk_added_vocab_free(added_vocab *av);
 // Splits s[0..n) on added tokens of one pass (normalized_pass 0: tokens with normalized=false, 1: true).
 // Each segment is [seg_start, seg_end) with id -1 for plain text or the added token id.
 typedef struct {
     size_t start, end;
     int32_t id;
 } added_seg;
-int added_vocab_split(const added_vocab *av, int normalized_pass, const char *s, size_t n, added_seg **segs,
+int tk_added_vocab_split(const added_vocab *av, int normalized_pass, const char *s, size_t n, added_seg **segs,
                       int *n_segs, int *cap_segs);
-const added_token *added_vocab_by_id(const added_vocab *av, int32_t id);
+const added_token *tk_added_vocab_by_id(const added_vocab *av, int32_t id);
 
 // ---- post-processors (postprocess.c) ----
 typedef enum { POST_TEMPLATE, POST_BERT, POST_ROBERTA, POST_BYTELEVEL, POST_SEQUENCE } post_type;
@@ -247,13 +247,13 @@ typedef struct postproc {
     struct postproc **children;
     int n_children;
 } postproc;
-rlhf_status postproc_parse(const cJSON *j, postproc **out, const tok_model *m, const added_vocab *av,
+rlhf_status tk_postproc_parse(const cJSON *j, postproc **out, const tok_model *m, const added_vocab *av,
                            const char *what, rlhf_err *err);
 // Number of special tokens added for a single sequence (pair = 0) or a pair.
-int postproc_added(const postproc *p, int pair);
+int tk_postproc_added(const postproc *p, int pair);
 // Combines the encodings a (and b, NULL if no pair) into out (ids, type ids).
-int postproc_apply(const postproc *p, const ivec *a, const ivec *b, int add_special, ivec *ids, ivec *type_ids);
-void postproc_free(postproc *p);
+int tk_postproc_apply(const postproc *p, const ivec *a, const ivec *b, int add_special, ivec *ids, ivec *type_ids);
+void tk_postproc_free(postproc *p);
 
 // ---- decoders (decoders.c) ----
 typedef enum {
@@ -279,12 +279,12 @@ typedef struct {
     size_t *len;   // byte lengths (decoded bytes may include NUL)
     int n, cap;
 } slist;
-int slist_push(slist *l, const char *s, size_t n);
-void slist_free(slist *l);
-rlhf_status decoder_parse(const cJSON *j, decoder **out, const char *what, rlhf_err *err);
+int tk_slist_push(slist *l, const char *s, size_t n);
+void tk_slist_free(slist *l);
+rlhf_status tk_decoder_parse(const cJSON *j, decoder **out, const char *what, rlhf_err *err);
 // Rewrites the token list in place as decoder.decode_chain does.
-int decoder_apply(const decoder *d, slist *tokens);
-void decoder_free(decoder *d);
+int tk_decoder_apply(const decoder *d, slist *tokens);
+void tk_decoder_free(decoder *d);
 
 // ---- the tokenizer ----
 struct tokenizer {
@@ -304,8 +304,8 @@ struct tokenizer {
 // Builds a tokenizer from a parsed tokenizer.json tree (tokenizer_json.c).
 rlhf_status tokenizer_from_json(tokenizer **out, const cJSON *root, const char *what, rlhf_err *err);
 // Fallbacks without tokenizer.json (fallback.c): build the equivalent tokenizer.json tree.
-rlhf_status fallback_bert_json(const char *dir, cJSON **out, rlhf_err *err);
-rlhf_status fallback_bpe_json(const char *dir, cJSON **out, rlhf_err *err);
+rlhf_status tk_fallback_bert_json(const char *dir, cJSON **out, rlhf_err *err);
+rlhf_status tk_fallback_bpe_json(const char *dir, cJSON **out, rlhf_err *err);
 // Reads a whole file (NUL-terminated) without the io layer's gzip handling.
 rlhf_status tok_read_file(const char *path, char **out, size_t *len, rlhf_err *err);
 

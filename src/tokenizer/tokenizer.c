@@ -20,18 +20,18 @@ rlhf_status tok_read_file(const char *path, char **out, size_t *len, rlhf_err *e
     char chunk[65536];
     size_t k;
     while ((k = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if (tbuf_put(&b, chunk, k)) {
+        if (tk_tbuf_put(&b, chunk, k)) {
             fclose(f);
-            tbuf_free(&b);
+            tk_tbuf_free(&b);
             return rlhf_fail(err, RLHF_ERUNTIME, "%s: out of memory", path);
         }
     int bad = ferror(f);
     fclose(f);
     if (bad) {
-        tbuf_free(&b);
+        tk_tbuf_free(&b);
         return rlhf_fail(err, RLHF_ERUNTIME, "%s: read error", path);
     }
-    if (tbuf_put(&b, "", 0)) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    if (tk_tbuf_put(&b, "", 0)) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
     *out = b.p;
     if (len) *len = b.n;
     return RLHF_OK;
@@ -57,7 +57,7 @@ static cJSON *load_json_opt(const char *dir, const char *name) {
 static int special_from(const cJSON *cfg, const char *key, const char **tok) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
     if (!v) return 0;
-    *tok = cJSON_IsString(v) ? v->valuestring : tj_str(v, "content");
+    *tok = cJSON_IsString(v) ? v->valuestring : tk_tj_str(v, "content");
     return 1;
 }
 
@@ -100,14 +100,14 @@ rlhf_status tokenizer_load(tokenizer **out, const char *dir, rlhf_err *err) {
         snprintf(p, sizeof p, "%s/vocab.txt", dir);
         int bert = is_file(p);
         if (bert) {
-            RLHF_TRY(fallback_bert_json(dir, &j, err));
+            RLHF_TRY(tk_fallback_bert_json(dir, &j, err));
         } else {
             char m[TOK_PATH_MAX];
             snprintf(p, sizeof p, "%s/vocab.json", dir);
             snprintf(m, sizeof m, "%s/merges.txt", dir);
             if (!is_file(p) || !is_file(m))
                 return rlhf_fail(err, RLHF_EINPUT, "%s: no tokenizer files (expected tokenizer.json, vocab.txt, or vocab.json + merges.txt)", dir);
-            RLHF_TRY(fallback_bpe_json(dir, &j, err));
+            RLHF_TRY(tk_fallback_bpe_json(dir, &j, err));
         }
         st = tokenizer_from_json(&t, j, dir, err);
         cJSON_Delete(j);
@@ -149,9 +149,9 @@ typedef struct {
 
 static void encode_state_free(encode_state *e) {
     tok_scratch_free(&e->sc);
-    tbuf_free(&e->norm);
-    plist_free(&e->in);
-    plist_free(&e->out);
+    tk_tbuf_free(&e->norm);
+    tk_plist_free(&e->in);
+    tk_plist_free(&e->out);
     free(e->segs0);
     free(e->segs1);
 }
@@ -159,37 +159,37 @@ static void encode_state_free(encode_state *e) {
 // -1: out of memory, -2: a word needs an unknown token the model lacks
 static int encode_seq(const tokenizer *t, const char *s, size_t n, ivec *ids, encode_state *e) {
     int n0, n1;
-    if (added_vocab_split(&t->added, 0, s, n, &e->segs0, &n0, &e->cap0)) return -1;
+    if (tk_added_vocab_split(&t->added, 0, s, n, &e->segs0, &n0, &e->cap0)) return -1;
     for (int i = 0; i < n0; i++) {
         added_seg g = e->segs0[i];
         if (g.id >= 0) {
-            if (ivec_push(ids, g.id)) return -1;
+            if (tk_ivec_push(ids, g.id)) return -1;
             continue;
         }
         const char *p = s + g.start;
         size_t pn = g.end - g.start;
         if (t->normalizer) {
-            if (normalizer_apply(t->normalizer, p, pn, &e->norm, e->sc.md)) return -1;
+            if (tk_normalizer_apply(t->normalizer, p, pn, &e->norm, e->sc.md)) return -1;
             p = e->norm.p ? e->norm.p : "";
             pn = e->norm.n;
         }
-        if (added_vocab_split(&t->added, 1, p, pn, &e->segs1, &n1, &e->cap1)) return -1;
+        if (tk_added_vocab_split(&t->added, 1, p, pn, &e->segs1, &n1, &e->cap1)) return -1;
         for (int k = 0; k < n1; k++) {
             added_seg h = e->segs1[k];
             if (h.id >= 0) {
-                if (ivec_push(ids, h.id)) return -1;
+                if (tk_ivec_push(ids, h.id)) return -1;
                 continue;
             }
             if (h.end == h.start) continue;
-            plist_clear(&e->in);
-            if (plist_push(&e->in, p + h.start, h.end - h.start, g.start == 0 && h.start == 0)) return -1;
+            tk_plist_clear(&e->in);
+            if (tk_plist_push(&e->in, p + h.start, h.end - h.start, g.start == 0 && h.start == 0)) return -1;
             const plist *words = &e->in;
             if (t->pretok) {
-                if (pretok_apply(t->pretok, &e->in, &e->out, e->sc.md)) return -1;
+                if (tk_pretok_apply(t->pretok, &e->in, &e->out, e->sc.md)) return -1;
                 words = &e->out;
             }
             for (int w = 0; w < words->n; w++) {
-                int rc = model_tokenize(&t->model, words->text.p + words->off[w], words->len[w], ids, &e->sc);
+                int rc = tk_model_tokenize(&t->model, words->text.p + words->off[w], words->len[w], ids, &e->sc);
                 if (rc) return rc;
             }
         }
@@ -251,10 +251,10 @@ rlhf_status tokenizer_encode_n(const tokenizer *t, const char *text, size_t n, c
                                int add_special_tokens, int max_length, tok_truncation strategy, tok_encoding *out,
                                rlhf_err *err) {
     memset(out, 0, sizeof *out);
-    size_t v = utf8_valid_prefix(text, n);
+    size_t v = tk_utf8_valid_prefix(text, n);
     if (v != n) return rlhf_fail(err, RLHF_EINPUT, "invalid UTF-8 at byte %zu", v);
     if (pair) {
-        v = utf8_valid_prefix(pair, pn);
+        v = tk_utf8_valid_prefix(pair, pn);
         if (v != pn) return rlhf_fail(err, RLHF_EINPUT, "invalid UTF-8 at byte %zu of the text pair", v);
     }
     encode_state e = {0};
@@ -267,11 +267,11 @@ rlhf_status tokenizer_encode_n(const tokenizer *t, const char *text, size_t n, c
     if (rc == -2) st = rlhf_fail(err, RLHF_EINPUT, "text needs the unknown token but the tokenizer model has none");
     else if (rc) st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory while encoding");
     if (st == RLHF_OK && max_length > 0) {
-        int added = add_special_tokens ? postproc_added(t->post, pair != NULL) : 0;
+        int added = add_special_tokens ? tk_postproc_added(t->post, pair != NULL) : 0;
         int budget = max_length - added;
         st = truncate(&a, pair ? &b : NULL, budget > 0 ? budget : 0, strategy, &out->truncated, err);
     }
-    if (st == RLHF_OK && postproc_apply(t->post, &a, pair ? &b : NULL, add_special_tokens, &ids, &types))
+    if (st == RLHF_OK && tk_postproc_apply(t->post, &a, pair ? &b : NULL, add_special_tokens, &ids, &types))
         st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory while encoding");
     if (st == RLHF_OK) {
         out->n = ids.n;
@@ -291,10 +291,10 @@ rlhf_status tokenizer_encode_n(const tokenizer *t, const char *text, size_t n, c
         }
     }
     encode_state_free(&e);
-    ivec_free(&a);
-    ivec_free(&b);
-    ivec_free(&ids);
-    ivec_free(&types);
+    tk_ivec_free(&a);
+    tk_ivec_free(&b);
+    tk_ivec_free(&ids);
+    tk_ivec_free(&types);
     return st;
 }
 
@@ -343,7 +343,7 @@ rlhf_status tok_encoding_pad(tok_encoding *e, int length, int pad_to_multiple_of
 // ---- decode and lookups ----
 
 const char *tokenizer_id_to_token(const tokenizer *t, int32_t id) {
-    const added_token *a = added_vocab_by_id(&t->added, id);
+    const added_token *a = tk_added_vocab_by_id(&t->added, id);
     if (a) return a->content;
     if (id < 0 || id >= t->model.vocab_n) return NULL;
     return t->model.vocab[id];
@@ -366,17 +366,17 @@ rlhf_status tokenizer_decode_n(const tokenizer *t, const int32_t *ids, int n, in
         const char *tok = tokenizer_id_to_token(t, ids[i]);
         if (!tok) continue;   // HF skips ids without a token
         if (skip_special_tokens && tokenizer_is_special(t, ids[i])) continue;
-        rc = slist_push(&l, tok, strlen(tok));
+        rc = tk_slist_push(&l, tok, strlen(tok));
     }
-    if (!rc && t->decoder) rc = decoder_apply(t->decoder, &l);
+    if (!rc && t->decoder) rc = tk_decoder_apply(t->decoder, &l);
     for (int i = 0; i < l.n && !rc; i++) {
-        if (!t->decoder && i > 0) rc = tbuf_putc(&b, ' ');
-        if (!rc) rc = tbuf_put(&b, l.s[i], l.len[i]);
+        if (!t->decoder && i > 0) rc = tk_tbuf_putc(&b, ' ');
+        if (!rc) rc = tk_tbuf_put(&b, l.s[i], l.len[i]);
     }
-    if (!rc) rc = tbuf_put(&b, "", 0);
-    slist_free(&l);
+    if (!rc) rc = tk_tbuf_put(&b, "", 0);
+    tk_slist_free(&l);
     if (rc) {
-        tbuf_free(&b);
+        tk_tbuf_free(&b);
         return rlhf_fail(err, RLHF_ERUNTIME, "out of memory while decoding");
     }
     *out = b.p;
@@ -390,7 +390,7 @@ int tokenizer_token_to_id(const tokenizer *t, const char *token) {
     size_t n = strlen(token);
     for (int i = 0; i < t->added.n; i++)
         if (!strcmp(t->added.tokens[i].content, token)) return t->added.tokens[i].id;
-    return strmap_get(&t->model.tok2id, token, n);
+    return tk_strmap_get(&t->model.tok2id, token, n);
 }
 
 int tokenizer_pad_id(const tokenizer *t) { return t->pad_id; }
@@ -398,7 +398,7 @@ int tokenizer_eos_id(const tokenizer *t) { return t->eos_id; }
 int tokenizer_bos_id(const tokenizer *t) { return t->bos_id; }
 
 int tokenizer_is_special(const tokenizer *t, int32_t id) {
-    const added_token *a = added_vocab_by_id(&t->added, id);
+    const added_token *a = tk_added_vocab_by_id(&t->added, id);
     return a && a->special;
 }
 

@@ -27,20 +27,20 @@ rlhf_status tokenizer_from_json(tokenizer **out, const cJSON *root, const char *
         st = rlhf_fail(err, RLHF_EINPUT, "%s: missing \"model\" section", what);
         goto fail;
     }
-    if ((st = model_parse(s, &t->model, w, err)) != RLHF_OK) goto fail;
+    if ((st = tk_model_parse(s, &t->model, w, err)) != RLHF_OK) goto fail;
     snprintf(w, sizeof w, "%s: added_tokens", what);
-    if ((st = added_vocab_parse(section(root, "added_tokens"), &t->added, w, err)) != RLHF_OK) goto fail;
+    if ((st = tk_added_vocab_parse(section(root, "added_tokens"), &t->added, w, err)) != RLHF_OK) goto fail;
     snprintf(w, sizeof w, "%s: normalizer", what);
-    if ((s = section(root, "normalizer")) && (st = normalizer_parse(s, &t->normalizer, w, err)) != RLHF_OK) goto fail;
+    if ((s = section(root, "normalizer")) && (st = tk_normalizer_parse(s, &t->normalizer, w, err)) != RLHF_OK) goto fail;
     snprintf(w, sizeof w, "%s: pre_tokenizer", what);
-    if ((s = section(root, "pre_tokenizer")) && (st = pretok_parse(s, &t->pretok, w, err)) != RLHF_OK) goto fail;
+    if ((s = section(root, "pre_tokenizer")) && (st = tk_pretok_parse(s, &t->pretok, w, err)) != RLHF_OK) goto fail;
     snprintf(w, sizeof w, "%s: post_processor", what);
     if ((s = section(root, "post_processor")) &&
-        (st = postproc_parse(s, &t->post, &t->model, &t->added, w, err)) != RLHF_OK)
+        (st = tk_postproc_parse(s, &t->post, &t->model, &t->added, w, err)) != RLHF_OK)
         goto fail;
     snprintf(w, sizeof w, "%s: decoder", what);
-    if ((s = section(root, "decoder")) && (st = decoder_parse(s, &t->decoder, w, err)) != RLHF_OK) goto fail;
-    if (added_vocab_finish(&t->added, t->normalizer)) {
+    if ((s = section(root, "decoder")) && (st = tk_decoder_parse(s, &t->decoder, w, err)) != RLHF_OK) goto fail;
+    if (tk_added_vocab_finish(&t->added, t->normalizer)) {
         st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
         goto fail;
     }
@@ -54,12 +54,12 @@ fail:
 
 void tokenizer_free(tokenizer *t) {
     if (!t) return;
-    normalizer_free(t->normalizer);
-    pretok_free(t->pretok);
-    model_free(&t->model);
-    added_vocab_free(&t->added);
-    postproc_free(t->post);
-    decoder_free(t->decoder);
+    tk_normalizer_free(t->normalizer);
+    tk_pretok_free(t->pretok);
+    tk_model_free(&t->model);
+    tk_added_vocab_free(&t->added);
+    tk_postproc_free(t->post);
+    tk_decoder_free(t->decoder);
     free(t->dir);
     for (int i = 0; i < t->n_files; i++) free(t->files[i]);
     free(t);

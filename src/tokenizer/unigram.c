@@ -10,12 +10,12 @@
 
 #define UNIGRAM_UNK_PENALTY 10.0   // HF's K_UNK_PENALTY
 
-rlhf_status unigram_parse(const cJSON *j, tok_model *m, const char *what, rlhf_err *err) {
+rlhf_status tk_unigram_parse(const cJSON *j, tok_model *m, const char *what, rlhf_err *err) {
     m->type = MODEL_UNIGRAM;
     const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(j, "vocab");
     if (!cJSON_IsArray(vocab)) return rlhf_fail(err, RLHF_EINPUT, "%s: Unigram \"vocab\" must be an array of [piece, score]", what);
     int n = cJSON_GetArraySize(vocab);
-    if (strmap_init(&m->tok2id, (size_t)n)) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    if (tk_strmap_init(&m->tok2id, (size_t)n)) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
     m->vocab = calloc((size_t)n + 1, sizeof *m->vocab);
     m->scores = calloc((size_t)n + 1, sizeof *m->scores);
     if (!m->vocab || !m->scores) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
@@ -31,7 +31,7 @@ rlhf_status unigram_parse(const cJSON *j, tok_model *m, const char *what, rlhf_e
         m->vocab_n = id + 1;
         m->scores[id] = sc->valuedouble;
         if (sc->valuedouble < m->min_score) m->min_score = sc->valuedouble;
-        if (strmap_get(&m->tok2id, p->valuestring, len) < 0 && strmap_put(&m->tok2id, m->vocab[id], len, id))
+        if (tk_strmap_get(&m->tok2id, p->valuestring, len) < 0 && tk_strmap_put(&m->tok2id, m->vocab[id], len, id))
             return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
         int chars = 0;
         for (size_t i = 0; i < len; i++) chars += ((unsigned char)p->valuestring[i] & 0xC0) != 0x80;
@@ -41,32 +41,32 @@ rlhf_status unigram_parse(const cJSON *j, tok_model *m, const char *what, rlhf_e
     const cJSON *unk = cJSON_GetObjectItemCaseSensitive(j, "unk_id");
     m->unk_id = cJSON_IsNumber(unk) ? (int)unk->valuedouble : -1;
     if (m->unk_id >= n) return rlhf_fail(err, RLHF_EINPUT, "%s: unk_id %d out of range", what, m->unk_id);
-    m->byte_fallback = tj_bool(j, "byte_fallback", 0);
+    m->byte_fallback = tk_tj_bool(j, "byte_fallback", 0);
     for (int b = 0; b < 256; b++) {
         char name[8];
         snprintf(name, sizeof name, "<0x%02X>", b);
-        m->byte_ids[b] = strmap_get(&m->tok2id, name, 6);
+        m->byte_ids[b] = tk_strmap_get(&m->tok2id, name, 6);
     }
     return RLHF_OK;
 }
 
 static int push_unknown(const tok_model *m, const char *s, size_t n, ivec *out) {
-    int32_t id = strmap_get(&m->tok2id, s, n);
-    if (id >= 0) return ivec_push(out, id);
+    int32_t id = tk_strmap_get(&m->tok2id, s, n);
+    if (id >= 0) return tk_ivec_push(out, id);
     if (m->byte_fallback) {
         int ok = 1;
         for (size_t k = 0; k < n; k++) ok &= m->byte_ids[(unsigned char)s[k]] >= 0;
         if (ok) {
             for (size_t k = 0; k < n; k++)
-                if (ivec_push(out, m->byte_ids[(unsigned char)s[k]])) return -1;
+                if (tk_ivec_push(out, m->byte_ids[(unsigned char)s[k]])) return -1;
             return 0;
         }
     }
     if (m->unk_id < 0) return -2;
-    return ivec_push(out, m->unk_id);
+    return tk_ivec_push(out, m->unk_id);
 }
 
-int unigram_tokenize(const tok_model *m, const char *s, size_t n, ivec *out, tok_scratch *sc) {
+int tk_unigram_tokenize(const tok_model *m, const char *s, size_t n, ivec *out, tok_scratch *sc) {
     if ((size_t)sc->vit_cap < n + 1) {
         int cap = (int)n + 1;
         double *b = realloc(sc->best, (size_t)cap * sizeof *b);
@@ -83,15 +83,15 @@ int unigram_tokenize(const tok_model *m, const char *s, size_t n, ivec *out, tok
     sc->best[0] = 0;
     sc->best_len[0] = -1;
     for (size_t st = 0; st < n;) {
-        size_t ch = (size_t)utf8_len((unsigned char)s[st]);
+        size_t ch = (size_t)tk_utf8_len((unsigned char)s[st]);
         if (st + ch > n) ch = n - st;
         if (sc->best_len[st] != 0) {
             int single = 0;
             size_t end = st;
             for (int k = 0; k < m->max_token_chars && end < n; k++) {
-                end += (size_t)utf8_len((unsigned char)s[end]);
+                end += (size_t)tk_utf8_len((unsigned char)s[end]);
                 if (end > n) end = n;
-                int32_t id = strmap_get(&m->tok2id, s + st, end - st);
+                int32_t id = tk_strmap_get(&m->tok2id, s + st, end - st);
                 if (id < 0) continue;
                 double score = sc->best[st] + m->scores[id];
                 if (sc->best_len[end] == 0 || score > sc->best[end]) {
@@ -147,7 +147,7 @@ int unigram_tokenize(const tok_model *m, const char *s, size_t n, ivec *out, tok
         end = cuts[i];
     }
     for (int i = k - 1; i >= 0 && !rc; i--) {
-        if (ids[i] >= 0) rc = ivec_push(out, ids[i]);
+        if (ids[i] >= 0) rc = tk_ivec_push(out, ids[i]);
         else rc = push_unknown(m, s + cuts[i], ends[i] - cuts[i], out);
     }
     free(ends);

@@ -7,7 +7,7 @@
 
 #include "tokenizer/tok_internal.h"
 
-int utf8_len(unsigned char c) {
+int tk_utf8_len(unsigned char c) {
     if (c < 0x80) return 1;
     if (c >= 0xC2 && c <= 0xDF) return 2;
     if (c >= 0xE0 && c <= 0xEF) return 3;
@@ -42,7 +42,7 @@ static int seq_check(const unsigned char *s, size_t n, size_t i, int *bad_len) {
     return need + 1;
 }
 
-size_t utf8_valid_prefix(const char *str, size_t n) {
+size_t tk_utf8_valid_prefix(const char *str, size_t n) {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
     while (i < n) {
@@ -57,14 +57,14 @@ size_t utf8_valid_prefix(const char *str, size_t n) {
     return n;
 }
 
-uint32_t utf8_next(const char *str, size_t n, size_t *i) {
+uint32_t tk_utf8_next(const char *str, size_t n, size_t *i) {
     const unsigned char *s = (const unsigned char *)str;
     unsigned char b = s[*i];
     if (b < 0x80 || *i + 1 >= n + 1) {
         (*i)++;
         return b;
     }
-    int len = utf8_len(b);
+    int len = tk_utf8_len(b);
     uint32_t cp;
     if (len == 2) cp = b & 0x1F;
     else if (len == 3) cp = b & 0x0F;
@@ -78,7 +78,7 @@ uint32_t utf8_next(const char *str, size_t n, size_t *i) {
     return cp;
 }
 
-int utf8_lossy(tbuf *out, const unsigned char *s, size_t n) {
+int tk_utf8_lossy(tbuf *out, const unsigned char *s, size_t n) {
     size_t i = 0, run = 0;   // run: start of the pending valid stretch
     while (i < n) {
         if (s[i] < 0x80) {
@@ -90,12 +90,12 @@ int utf8_lossy(tbuf *out, const unsigned char *s, size_t n) {
             i += (size_t)k;
             continue;
         }
-        if (tbuf_put(out, (const char *)s + run, i - run)) return -1;
-        if (tbuf_put(out, "\xEF\xBF\xBD", 3)) return -1;
+        if (tk_tbuf_put(out, (const char *)s + run, i - run)) return -1;
+        if (tk_tbuf_put(out, "\xEF\xBF\xBD", 3)) return -1;
         i += (size_t)bad;
         run = i;
     }
-    return tbuf_put(out, (const char *)s + run, n - run);
+    return tk_tbuf_put(out, (const char *)s + run, n - run);
 }
 
 // GPT-2 bytes_to_unicode as UTF-8: byte b is written as BL_UTF8[b][1..1+BL_UTF8[b][0]].
@@ -134,14 +134,14 @@ static const unsigned char BL_UTF8[256][3] = {
     {2,0xC3,0xB8}, {2,0xC3,0xB9}, {2,0xC3,0xBA}, {2,0xC3,0xBB}, {2,0xC3,0xBC}, {2,0xC3,0xBD}, {2,0xC3,0xBE}, {2,0xC3,0xBF},
 };
 
-uint32_t bytelevel_cp(unsigned char b) {
+uint32_t tk_bytelevel_cp(unsigned char b) {
     const unsigned char *u = BL_UTF8[b];
     return u[0] == 1 ? u[1] : (uint32_t)(((u[1] & 0x1F) << 6) | (u[2] & 0x3F));
 }
 
-const unsigned char *bytelevel_utf8(unsigned char b) { return BL_UTF8[b]; }
+const unsigned char *tk_bytelevel_utf8(unsigned char b) { return BL_UTF8[b]; }
 
-int bytelevel_byte(uint32_t cp) {
+int tk_bytelevel_byte(uint32_t cp) {
     // inverse of the table: printable bytes are themselves, U+0100..U+0143 are the others in order
     static const unsigned char OTHERS[68] = {0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,127,128,129,130,131,132,133,134,135,136,137,138,139,140,141,142,143,144,145,146,147,148,149,150,151,152,153,154,155,156,157,158,159,160,173};
     if (cp < 256) {
@@ -152,31 +152,31 @@ int bytelevel_byte(uint32_t cp) {
     return -1;
 }
 
-int uc_is_whitespace(uint32_t c) {
+int tk_uc_is_whitespace(uint32_t c) {
     return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
            (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
            c == 0x3000;
 }
 
-int uc_is_numeric(uint32_t c) {
+int tk_uc_is_numeric(uint32_t c) {
     if (c < 0x80) return c >= '0' && c <= '9';
     utf8proc_category_t k = utf8proc_category((utf8proc_int32_t)c);
     return k == UTF8PROC_CATEGORY_ND || k == UTF8PROC_CATEGORY_NL || k == UTF8PROC_CATEGORY_NO;
 }
 
-int uc_is_alphabetic(uint32_t c) {
+int tk_uc_is_alphabetic(uint32_t c) {
     if (c < 0x80) return (c | 32) >= 'a' && (c | 32) <= 'z';
     utf8proc_category_t k = utf8proc_category((utf8proc_int32_t)c);
     return (k >= UTF8PROC_CATEGORY_LU && k <= UTF8PROC_CATEGORY_LO) || k == UTF8PROC_CATEGORY_NL;
 }
 
-int uc_is_punct(uint32_t c) {
+int tk_uc_is_punct(uint32_t c) {
     if (c < 0x80) return (c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) || (c >= 123 && c <= 126);
     utf8proc_category_t k = utf8proc_category((utf8proc_int32_t)c);
     return k >= UTF8PROC_CATEGORY_PC && k <= UTF8PROC_CATEGORY_PO;
 }
 
-int uc_is_word(uint32_t c) {
+int tk_uc_is_word(uint32_t c) {
     if (c < 0x80) return ((c | 32) >= 'a' && (c | 32) <= 'z') || (c >= '0' && c <= '9') || c == '_';
     utf8proc_category_t k = utf8proc_category((utf8proc_int32_t)c);
     return (k >= UTF8PROC_CATEGORY_LU && k <= UTF8PROC_CATEGORY_ME) || k == UTF8PROC_CATEGORY_ND ||

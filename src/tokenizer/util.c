@@ -5,7 +5,7 @@
 
 #include "tokenizer/tok_internal.h"
 
-int tbuf_reserve(tbuf *b, size_t extra) {
+int tk_tbuf_reserve(tbuf *b, size_t extra) {
     if (b->n + extra + 1 <= b->cap) return 0;
     size_t cap = b->cap ? b->cap : 64;
     while (cap < b->n + extra + 1) cap *= 2;
@@ -16,17 +16,17 @@ int tbuf_reserve(tbuf *b, size_t extra) {
     return 0;
 }
 
-int tbuf_put(tbuf *b, const char *s, size_t n) {
-    if (tbuf_reserve(b, n)) return -1;
+int tk_tbuf_put(tbuf *b, const char *s, size_t n) {
+    if (tk_tbuf_reserve(b, n)) return -1;
     if (n) memcpy(b->p + b->n, s, n);
     b->n += n;
     b->p[b->n] = 0;
     return 0;
 }
 
-int tbuf_putc(tbuf *b, char c) { return tbuf_put(b, &c, 1); }
+int tk_tbuf_putc(tbuf *b, char c) { return tk_tbuf_put(b, &c, 1); }
 
-int tbuf_put_cp(tbuf *b, uint32_t cp) {
+int tk_tbuf_put_cp(tbuf *b, uint32_t cp) {
     char u[4];
     int k;
     if (cp < 0x80) {
@@ -48,15 +48,15 @@ int tbuf_put_cp(tbuf *b, uint32_t cp) {
         u[3] = (char)(0x80 | (cp & 0x3F));
         k = 4;
     }
-    return tbuf_put(b, u, (size_t)k);
+    return tk_tbuf_put(b, u, (size_t)k);
 }
 
-void tbuf_free(tbuf *b) {
+void tk_tbuf_free(tbuf *b) {
     free(b->p);
     memset(b, 0, sizeof *b);
 }
 
-int ivec_reserve(ivec *v, int extra) {
+int tk_ivec_reserve(ivec *v, int extra) {
     if (v->n + extra <= v->cap) return 0;
     int cap = v->cap ? v->cap : 32;
     while (cap < v->n + extra) cap *= 2;
@@ -67,13 +67,13 @@ int ivec_reserve(ivec *v, int extra) {
     return 0;
 }
 
-int ivec_push(ivec *v, int32_t x) {
-    if (v->n == v->cap && ivec_reserve(v, 1)) return -1;
+int tk_ivec_push(ivec *v, int32_t x) {
+    if (v->n == v->cap && tk_ivec_reserve(v, 1)) return -1;
     v->p[v->n++] = x;
     return 0;
 }
 
-void ivec_free(ivec *v) {
+void tk_ivec_free(ivec *v) {
     free(v->p);
     memset(v, 0, sizeof *v);
 }
@@ -97,14 +97,14 @@ static size_t cap_for(size_t expected) {
     return cap;
 }
 
-int strmap_init(strmap *m, size_t expected) {
+int tk_strmap_init(strmap *m, size_t expected) {
     memset(m, 0, sizeof *m);
     m->cap = cap_for(expected);
     m->keys = calloc(m->cap, sizeof *m->keys);
     m->klen = calloc(m->cap, sizeof *m->klen);
     m->vals = calloc(m->cap, sizeof *m->vals);
     if (!m->keys || !m->klen || !m->vals) {
-        strmap_free(m);
+        tk_strmap_free(m);
         return -1;
     }
     return 0;
@@ -112,15 +112,15 @@ int strmap_init(strmap *m, size_t expected) {
 
 static int strmap_grow(strmap *m) {
     strmap bigger;
-    if (strmap_init(&bigger, m->cap)) return -1;
+    if (tk_strmap_init(&bigger, m->cap)) return -1;
     for (size_t i = 0; i < m->cap; i++)
-        if (m->keys[i]) strmap_put(&bigger, m->keys[i], m->klen[i], m->vals[i]);
-    strmap_free(m);
+        if (m->keys[i]) tk_strmap_put(&bigger, m->keys[i], m->klen[i], m->vals[i]);
+    tk_strmap_free(m);
     *m = bigger;
     return 0;
 }
 
-int strmap_put(strmap *m, const char *k, size_t len, int32_t v) {
+int tk_strmap_put(strmap *m, const char *k, size_t len, int32_t v) {
     if ((m->n + 1) * 2 > m->cap && strmap_grow(m)) return -1;
     size_t mask = m->cap - 1, i = (size_t)tok_hash(k, len) & mask;
     while (m->keys[i]) {
@@ -137,7 +137,7 @@ int strmap_put(strmap *m, const char *k, size_t len, int32_t v) {
     return 0;
 }
 
-int32_t strmap_get(const strmap *m, const char *k, size_t len) {
+int32_t tk_strmap_get(const strmap *m, const char *k, size_t len) {
     if (!m->cap) return -1;
     size_t mask = m->cap - 1, i = (size_t)tok_hash(k, len) & mask;
     while (m->keys[i]) {
@@ -147,7 +147,7 @@ int32_t strmap_get(const strmap *m, const char *k, size_t len) {
     return -1;
 }
 
-void strmap_free(strmap *m) {
+void tk_strmap_free(strmap *m) {
     free(m->keys);
     free(m->klen);
     free(m->vals);
@@ -161,29 +161,29 @@ static size_t pair_slot(uint64_t key, size_t mask) {
     return (size_t)(h >> 17) & mask;
 }
 
-int pairmap_init(pairmap *m, size_t expected) {
+int tk_pairmap_init(pairmap *m, size_t expected) {
     memset(m, 0, sizeof *m);
     m->cap = cap_for(expected);
     m->keys = calloc(m->cap, sizeof *m->keys);
     m->rank = calloc(m->cap, sizeof *m->rank);
     m->id = calloc(m->cap, sizeof *m->id);
     if (!m->keys || !m->rank || !m->id) {
-        pairmap_free(m);
+        tk_pairmap_free(m);
         return -1;
     }
     return 0;
 }
 
-int pairmap_put(pairmap *m, int32_t a, int32_t b, int32_t rank, int32_t id) {
+int tk_pairmap_put(pairmap *m, int32_t a, int32_t b, int32_t rank, int32_t id) {
     if ((m->n + 1) * 2 > m->cap) {
         pairmap bigger;
-        if (pairmap_init(&bigger, m->cap)) return -1;
+        if (tk_pairmap_init(&bigger, m->cap)) return -1;
         for (size_t i = 0; i < m->cap; i++)
             if (m->keys[i]) {
                 uint64_t k = m->keys[i] - 1;
-                pairmap_put(&bigger, (int32_t)(k >> 32), (int32_t)(uint32_t)k, m->rank[i], m->id[i]);
+                tk_pairmap_put(&bigger, (int32_t)(k >> 32), (int32_t)(uint32_t)k, m->rank[i], m->id[i]);
             }
-        pairmap_free(m);
+        tk_pairmap_free(m);
         *m = bigger;
     }
     uint64_t key = pair_key(a, b);
@@ -203,7 +203,7 @@ int pairmap_put(pairmap *m, int32_t a, int32_t b, int32_t rank, int32_t id) {
     return 0;
 }
 
-int pairmap_get(const pairmap *m, int32_t a, int32_t b, int32_t *rank, int32_t *id) {
+int tk_pairmap_get(const pairmap *m, int32_t a, int32_t b, int32_t *rank, int32_t *id) {
     if (!m->cap) return 0;
     uint64_t key = pair_key(a, b);
     size_t mask = m->cap - 1, i = pair_slot(key, mask);
@@ -218,14 +218,14 @@ int pairmap_get(const pairmap *m, int32_t a, int32_t b, int32_t *rank, int32_t *
     return 0;
 }
 
-void pairmap_free(pairmap *m) {
+void tk_pairmap_free(pairmap *m) {
     free(m->keys);
     free(m->rank);
     free(m->id);
     memset(m, 0, sizeof *m);
 }
 
-int plist_push(plist *l, const char *s, size_t n, int first) {
+int tk_plist_push(plist *l, const char *s, size_t n, int first) {
     if (l->n == l->cap) {
         int cap = l->cap ? l->cap * 2 : 16;
         size_t *off = realloc(l->off, (size_t)cap * sizeof *off);
@@ -243,23 +243,23 @@ int plist_push(plist *l, const char *s, size_t n, int first) {
     l->len[l->n] = n;
     l->first[l->n] = (unsigned char)first;
     l->n++;
-    return tbuf_put(&l->text, s, n);
+    return tk_tbuf_put(&l->text, s, n);
 }
 
-void plist_clear(plist *l) {
+void tk_plist_clear(plist *l) {
     l->n = 0;
     l->text.n = 0;
 }
 
-void plist_free(plist *l) {
-    tbuf_free(&l->text);
+void tk_plist_free(plist *l) {
+    tk_tbuf_free(&l->text);
     free(l->off);
     free(l->len);
     free(l->first);
     memset(l, 0, sizeof *l);
 }
 
-int slist_push(slist *l, const char *s, size_t n) {
+int tk_slist_push(slist *l, const char *s, size_t n) {
     if (l->n == l->cap) {
         int cap = l->cap ? l->cap * 2 : 16;
         char **p = realloc(l->s, (size_t)cap * sizeof *p);
@@ -279,7 +279,7 @@ int slist_push(slist *l, const char *s, size_t n) {
     return 0;
 }
 
-void slist_free(slist *l) {
+void tk_slist_free(slist *l) {
     for (int i = 0; i < l->n; i++) free(l->s[i]);
     free(l->s);
     free(l->len);
@@ -287,7 +287,7 @@ void slist_free(slist *l) {
 }
 
 void tok_scratch_free(tok_scratch *sc) {
-    tbuf_free(&sc->word);
+    tk_tbuf_free(&sc->word);
     free(sc->sym_id);
     free(sc->sym_prev);
     free(sc->sym_next);
@@ -301,20 +301,20 @@ void tok_scratch_free(tok_scratch *sc) {
     memset(sc, 0, sizeof *sc);
 }
 
-const char *tj_str(const cJSON *j, const char *key) {
+const char *tk_tj_str(const cJSON *j, const char *key) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-int tj_bool(const cJSON *j, const char *key, int def) {
+int tk_tj_bool(const cJSON *j, const char *key, int def) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
     if (cJSON_IsBool(v)) return cJSON_IsTrue(v);
     return def;
 }
 
-rlhf_status tj_type(const cJSON *j, const char **type, const char *what, rlhf_err *err) {
+rlhf_status tk_tj_type(const cJSON *j, const char **type, const char *what, rlhf_err *err) {
     if (!cJSON_IsObject(j)) return rlhf_fail(err, RLHF_EINPUT, "%s: expected a JSON object", what);
-    *type = tj_str(j, "type");
+    *type = tk_tj_str(j, "type");
     if (!*type) return rlhf_fail(err, RLHF_EINPUT, "%s: missing string field \"type\"", what);
     return RLHF_OK;
 }

@@ -1,6 +1,6 @@
 // Encoder families against transformers' ground truth (tests/fixtures/hf/<name>/): for every encoder
 // fixture, the logits, each layer's hidden states (on real tokens), the head input, the loss named in
-// inputs.json and every parameter gradient; plus dropout determinism in training mode.
+// inputs.json and every parameter gradient (DeBERTa-v2 included); plus dropout determinism in training mode.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +18,7 @@
 #define GRAD_ATOL 1e-6
 
 static const char *const ENCODER_FIXTURES[] = {"bert_seqcls_1", "bert_seqcls_2", "distilbert_seqcls_1",
-                                               "roberta_seqcls_1"};
+                                               "roberta_seqcls_1", "debertav2_seqcls_1"};
 
 // A (B, T) int matrix from a JSON list of lists; NULL if absent.
 static int32_t *int_matrix(const cJSON *obj, const char *key, int *B, int *T) {
@@ -163,9 +163,9 @@ static void test_fixture(const char *name) {
 
 // Training mode: dropout masks are a pure function of dropout_key (same key, same logits; another key
 // differs), and eval mode ignores the key. Uses a copy of the config with dropout switched on.
-static void test_dropout(void) {
+static void test_dropout(const char *fixture) {
     char path[512];
-    snprintf(path, sizeof path, "%s/hf/bert_seqcls_1/config.json", TU_FIXTURES);
+    snprintf(path, sizeof path, "%s/hf/%s/config.json", TU_FIXTURES, fixture);
     rlhf_err err = {0};
     cJSON *cfg = NULL;
     CHECK(json_load_file(path, &cfg, &err) == RLHF_OK, "%s", err.msg);
@@ -202,6 +202,7 @@ static void test_dropout(void) {
 int main(void) {
     for (size_t i = 0; i < sizeof ENCODER_FIXTURES / sizeof ENCODER_FIXTURES[0]; i++)
         test_fixture(ENCODER_FIXTURES[i]);
-    test_dropout();
+    test_dropout("bert_seqcls_1");
+    test_dropout("debertav2_seqcls_1");
     return tu_finish("models_encoders");
 }

@@ -15,7 +15,8 @@
 #include "models/model.h"
 #include "testutil.h"
 
-static const char *const FIXTURES[] = {"bert_seqcls_1", "bert_seqcls_2", "distilbert_seqcls_1", "roberta_seqcls_1"};
+static const char *const FIXTURES[] = {"bert_seqcls_1", "bert_seqcls_2", "distilbert_seqcls_1", "roberta_seqcls_1",
+                                       "debertav2_seqcls_1"};
 #define N_FIXTURES (int)(sizeof FIXTURES / sizeof FIXTURES[0])
 
 static void fixture_dir(char *out, size_t n, const char *name) { snprintf(out, n, "%s/hf/%s", TU_FIXTURES, name); }
@@ -246,6 +247,12 @@ static void test_base_checkpoints(void) {
     make_tmp(tmp, sizeof tmp);
     write_base("distilbert_seqcls_1", tmp, "distilbert.", 1, "DistilBertModel", NULL, NULL);
     check_base_load("distilbert_seqcls_1", tmp, distil_head, 4, NULL);
+    remove_dir(tmp);
+    // DebertaV2Model: the pooler sits outside "deberta." so it is new along with the classifier.
+    const char *deberta_head[] = {"pooler.dense.weight", "pooler.dense.bias", "classifier.weight", "classifier.bias"};
+    make_tmp(tmp, sizeof tmp);
+    write_base("debertav2_seqcls_1", tmp, "deberta.", 0, "DebertaV2Model", NULL, NULL);
+    check_base_load("debertav2_seqcls_1", tmp, deberta_head, 4, NULL);
     remove_dir(tmp);
 }
 

@@ -9,18 +9,20 @@
 #include <string.h>
 
 #include "base/rng.h"
+#include "models/encoder_disentangled.h"
 #include "io/json_util.h"
 
 // Dropout sites inside a layer (the rng_key's last word); layer index 0 is the embeddings,
 // 1..L the layers and L+1 the classification head.
-enum { SITE_ATTN_PROBS = 0, SITE_ATTN_OUT = 1, SITE_FFN_OUT = 2, SITE_EMB = 3, SITE_HEAD_IN = 4, SITE_HEAD_OUT = 5 };
+enum { SITE_ATTN_PROBS = 0, SITE_ATTN_OUT = 1, SITE_FFN_OUT = 2, SITE_EMB = 3, SITE_HEAD_IN = 4, SITE_HEAD_OUT = 5,
+       SITE_REL = 6 };
 
 // ---- construction helpers ----------------------------------------------------------------------
 
 rlhf_status encoder_new(model *m, rlhf_err *err) {
     encoder *e = calloc(1, sizeof *e);
     if (!e) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory (encoder)");
-    e->type_emb = ENC_NONE;
+    e->type_emb = e->pos_emb = e->rel_emb = e->rel_ln_w = e->rel_ln_b = ENC_NONE;
     m->impl = e;
     return RLHF_OK;
 }
@@ -130,6 +132,7 @@ static void *carve(carver *c, size_t bytes) {
 static void carve_plan(encoder *e, carver *c, int B, int T) {
     const encoder_hparams *hp = &e->hp;
     size_t BT = (size_t)B * T, BTC = BT * hp->C, BTI = BT * hp->I, BC = (size_t)B * hp->C;
+    size_t R2 = (size_t)2 * hp->rel_span, R2C = R2 * hp->C;
     e->ids = carve(c, BT * sizeof(int32_t));
     e->type_ids = carve(c, BT * sizeof(int32_t));
     e->pos_ids = carve(c, BT * sizeof(int32_t));
@@ -155,6 +158,11 @@ static void carve_plan(encoder *e, carver *c, int B, int T) {
         a->out = CARVE_F(c, BTC);
         a->ln2_mean = CARVE_F(c, BT);
         a->ln2_rstd = CARVE_F(c, BT);
+        if (hp->rel_attention) {
+            a->rel = CARVE_F(c, R2C);
+            a->pk = CARVE_F(c, R2C);
+            a->pq = CARVE_F(c, R2C);
+        }
     }
     e->cls = CARVE_F(c, BC);
     e->head_x = CARVE_F(c, BC);
@@ -169,6 +177,16 @@ static void carve_plan(encoder *e, carver *c, int B, int T) {
     e->d_fc1 = CARVE_F(c, BTI);
     e->d_act = CARVE_F(c, BTI);
     for (int i = 0; i < 4; i++) e->d_head[i] = CARVE_F(c, BC);
+    if (hp->rel_attention) {
+        e->rel_idx = carve(c, (size_t)T * T * sizeof(int32_t));
+        e->rel_ln = CARVE_F(c, R2C);
+        e->rel_mean = CARVE_F(c, R2);
+        e->rel_rstd = CARVE_F(c, R2);
+        e->d_rel = CARVE_F(c, R2C);
+        e->d_rel_l = CARVE_F(c, R2C);
+        e->d_pk = CARVE_F(c, R2C);
+        e->d_pq = CARVE_F(c, R2C);
+    }
 }
 
 static rlhf_status plan(model *m, int B, int T, rlhf_err *err) {
@@ -247,22 +265,51 @@ static rlhf_status prepare_inputs(encoder *e, const model_batch *b, rlhf_err *er
     return RLHF_OK;
 }
 
-// emb_sum: (BT, C) = word[ids] + type[type_ids] + pos[pos_ids] (HF's order of the sums)
+// emb_sum: (BT, C) = word[ids] + type[type_ids] + pos[pos_ids] (HF's order of the sums; DeBERTa
+// may have neither types nor positions)
 static void embeddings_sum(encoder *e, const float *params, int BT) {
     const int C = e->hp.C;
-    const float *word = params + e->word_emb, *pos = params + e->pos_emb;
+    const float *word = params + e->word_emb;
+    const float *pos = e->pos_emb != ENC_NONE ? params + e->pos_emb : NULL;
     const float *type = e->type_emb != ENC_NONE ? params + e->type_emb : NULL;
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < BT; n++) {
         float *o = e->emb_sum + (size_t)n * C;
-        const float *w = word + (size_t)e->ids[n] * C, *p = pos + (size_t)e->pos_ids[n] * C;
-        if (type) {
-            const float *ty = type + (size_t)e->type_ids[n] * C;
+        const float *w = word + (size_t)e->ids[n] * C;
+        const float *ty = type ? type + (size_t)e->type_ids[n] * C : NULL;
+        const float *p = pos ? pos + (size_t)e->pos_ids[n] * C : NULL;
+        if (ty && p) {
             for (int c = 0; c < C; c++) o[c] = (w[c] + ty[c]) + p[c];
-        } else {
+        } else if (p) {
             for (int c = 0; c < C; c++) o[c] = w[c] + p[c];
+        } else if (ty) {
+            for (int c = 0; c < C; c++) o[c] = w[c] + ty[c];
+        } else {
+            memcpy(o, w, (size_t)C * sizeof *o);
         }
     }
+}
+
+// x (BT, C) rows of padding tokens set to zero (DeBERTa's embeddings * mask, and its backward).
+static void mask_rows(float *x, const int32_t *mask, int BT, int C) {
+    for (int n = 0; n < BT; n++)
+        if (!mask[n]) memset(x + (size_t)n * C, 0, (size_t)C * sizeof *x);
+}
+
+static disentangled_shape rel_shape(const encoder *e, int layer) {
+    const encoder_hparams *hp = &e->hp;
+    disentangled_shape s = {0};
+    s.B = e->B;
+    s.T = e->T;
+    s.NH = hp->NH;
+    s.HD = hp->C / hp->NH;
+    s.R2 = 2 * hp->rel_span;
+    s.c2p = hp->c2p;
+    s.p2c = hp->p2c;
+    s.scale = 1.0f / sqrtf((float)s.HD * (float)(1 + hp->c2p + hp->p2c));
+    s.dropout_p = dropout_p(e, hp->attn_dropout);
+    s.dropout_key = dropout_key(e, layer + 1, SITE_ATTN_PROBS);
+    return s;
 }
 
 static attention_shape attn_shape(const encoder *e, int layer) {
@@ -290,8 +337,19 @@ static void layer_forward(encoder *e, const float *params, int l, const float *x
     linear_forward(a->q, x, W(p->q_w), W(p->q_b), BT, C, C);
     linear_forward(a->k, x, W(p->k_w), W(p->k_b), BT, C, C);
     linear_forward(a->v, x, W(p->v_w), W(p->v_b), BT, C, C);
-    attention_shape s = attn_shape(e, l);
-    attention_forward(a->ctx, a->probs, a->q, a->k, a->v, e->mask, &s);
+    if (hp->rel_attention) {
+        // The relative embeddings, dropped per layer, through this layer's key / query projections.
+        const int R2 = 2 * hp->rel_span;
+        dropout_forward(a->rel, e->rel_ln, dropout_p(e, hp->rel_dropout), dropout_key(e, l + 1, SITE_REL),
+                        (int64_t)R2 * C);
+        if (hp->c2p) linear_forward(a->pk, a->rel, W(p->k_w), W(p->k_b), R2, C, C);
+        if (hp->p2c) linear_forward(a->pq, a->rel, W(p->q_w), W(p->q_b), R2, C, C);
+        disentangled_shape ds = rel_shape(e, l);
+        disentangled_attention_forward(a->ctx, a->probs, a->q, a->k, a->v, a->pk, a->pq, e->rel_idx, e->mask, &ds);
+    } else {
+        attention_shape s = attn_shape(e, l);
+        attention_forward(a->ctx, a->probs, a->q, a->k, a->v, e->mask, &s);
+    }
     linear_forward(e->scratch_c, a->ctx, W(p->o_w), W(p->o_b), BT, C, C);
     dropout_forward(a->res1, e->scratch_c, dropout_p(e, hp->attn_out_dropout), dropout_key(e, l + 1, SITE_ATTN_OUT),
                     (int64_t)BTC);
@@ -337,6 +395,16 @@ rlhf_status encoder_forward(model *m, const model_batch *b, rlhf_err *err) {
     embeddings_sum(e, params, BT);
     layernorm_forward(e->emb_ln, e->emb_mean, e->emb_rstd, e->emb_sum, params + e->emb_ln_w, params + e->emb_ln_b, BT,
                       hp->C, hp->ln_eps);
+    if (hp->emb_mask) mask_rows(e->emb_ln, e->mask, BT, hp->C);
+    if (hp->rel_attention) {
+        const int R2 = 2 * hp->rel_span;
+        disentangled_rel_index(e->rel_idx, b->T, hp->rel_buckets, hp->rel_max, hp->rel_span);
+        if (e->rel_ln_w != ENC_NONE)
+            layernorm_forward(e->rel_ln, e->rel_mean, e->rel_rstd, params + e->rel_emb, params + e->rel_ln_w,
+                              params + e->rel_ln_b, R2, hp->C, hp->ln_eps);
+        else
+            memcpy(e->rel_ln, params + e->rel_emb, (size_t)R2 * hp->C * sizeof(float));
+    }
     dropout_forward(e->emb_out, e->emb_ln, dropout_p(e, hp->emb_dropout), dropout_key(e, 0, SITE_EMB),
                     (int64_t)BT * hp->C);
     m->hidden_states[0] = e->emb_out;
@@ -414,8 +482,22 @@ static void layer_backward(encoder *e, const float *params, float *grads, int l,
     zero(e->d_q, BTC);
     zero(e->d_k, BTC);
     zero(e->d_v, BTC);
-    attention_shape s = attn_shape(e, l);
-    attention_backward(e->d_q, e->d_k, e->d_v, e->d_ctx, a->probs, a->q, a->k, a->v, &s);
+    if (hp->rel_attention) {
+        const int R2 = 2 * hp->rel_span;
+        zero(e->d_pk, (size_t)R2 * C);
+        zero(e->d_pq, (size_t)R2 * C);
+        disentangled_shape ds = rel_shape(e, l);
+        disentangled_attention_backward(e->d_q, e->d_k, e->d_v, e->d_pk, e->d_pq, e->d_ctx, a->probs, a->q, a->k, a->v,
+                                        a->pk, a->pq, e->rel_idx, &ds);
+        zero(e->d_rel_l, (size_t)R2 * C);
+        if (hp->c2p) linear_backward(e->d_rel_l, G(p->k_w), G(p->k_b), e->d_pk, a->rel, W(p->k_w), R2, C, C);
+        if (hp->p2c) linear_backward(e->d_rel_l, G(p->q_w), G(p->q_b), e->d_pq, a->rel, W(p->q_w), R2, C, C);
+        dropout_backward(e->d_rel, e->d_rel_l, dropout_p(e, hp->rel_dropout), dropout_key(e, l + 1, SITE_REL),
+                         (int64_t)R2 * C);
+    } else {
+        attention_shape s = attn_shape(e, l);
+        attention_backward(e->d_q, e->d_k, e->d_v, e->d_ctx, a->probs, a->q, a->k, a->v, &s);
+    }
     linear_backward(dx, G(p->q_w), G(p->q_b), e->d_q, x, W(p->q_w), BT, C, C);
     linear_backward(dx, G(p->k_w), G(p->k_b), e->d_k, x, W(p->k_w), BT, C, C);
     linear_backward(dx, G(p->v_w), G(p->v_b), e->d_v, x, W(p->v_w), BT, C, C);
@@ -436,6 +518,7 @@ rlhf_status encoder_backward(model *m, const float *dout, const float *dhidden, 
         memcpy(dh, dhidden, BTC * sizeof(float));
     else
         zero(dh, BTC);
+    if (hp->rel_attention) zero(e->d_rel, (size_t)2 * hp->rel_span * C);
     if (dout) head_backward(e, params, grads, dout, dh);
     for (int l = hp->L - 1; l >= 0; l--) {
         const float *x = l ? e->acts[l - 1].out : e->emb_out;
@@ -449,11 +532,21 @@ rlhf_status encoder_backward(model *m, const float *dout, const float *dhidden, 
     // nn.Embedding(padding_idx)).
     zero(e->d_tmp, BTC);
     dropout_backward(e->d_tmp, dh, dropout_p(e, hp->emb_dropout), dropout_key(e, 0, SITE_EMB), (int64_t)BTC);
+    if (hp->emb_mask) mask_rows(e->d_tmp, e->mask, BT, C);
+    if (hp->rel_attention) {
+        const int R2 = 2 * hp->rel_span;
+        if (e->rel_ln_w != ENC_NONE)
+            layernorm_backward(grads + e->rel_emb, grads + e->rel_ln_w, grads + e->rel_ln_b, e->d_rel,
+                               params + e->rel_emb, params + e->rel_ln_w, e->rel_mean, e->rel_rstd, R2, C);
+        else
+            add_inplace(grads + e->rel_emb, e->d_rel, (size_t)R2 * C);
+    }
     zero(e->d_res, BTC);
     layernorm_backward(e->d_res, grads + e->emb_ln_w, grads + e->emb_ln_b, e->d_tmp, e->emb_sum, params + e->emb_ln_w,
                        e->emb_mean, e->emb_rstd, BT, C);
     embedding_backward(grads + e->word_emb, e->d_res, e->ids, BT, C, hp->pad_token_id);
-    embedding_backward(grads + e->pos_emb, e->d_res, e->pos_ids, BT, C, hp->position_padding_idx);
+    if (e->pos_emb != ENC_NONE)
+        embedding_backward(grads + e->pos_emb, e->d_res, e->pos_ids, BT, C, hp->position_padding_idx);
     if (e->type_emb != ENC_NONE) embedding_backward(grads + e->type_emb, e->d_res, e->type_ids, BT, C, -1);
     return RLHF_OK;
 }

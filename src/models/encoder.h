@@ -30,6 +30,11 @@ typedef struct {
     encoder_positions positions;
     // Dropout probabilities (used only when model_batch.training).
     float emb_dropout, attn_dropout, attn_out_dropout, ffn_dropout, head_dropout_in, head_dropout_out;
+    // DeBERTa: embeddings multiplied by the attention mask after their LayerNorm, and disentangled
+    // relative attention (encoder_disentangled.c) over 2 * rel_span relative embeddings.
+    int emb_mask;
+    int rel_attention, rel_span, rel_buckets, rel_max, c2p, p2c;
+    float rel_dropout;            // pos_dropout on the relative embeddings, per layer
 } encoder_hparams;
 
 // Offsets into the flat parameter buffer, in the order the layer uses them.
@@ -50,6 +55,7 @@ typedef struct {
     float *fc1;               // (B, T, I) pre-activation (the activation is recomputed in the backward)
     float *res2;              // (B, T, C) ln1 + dropout(fc2(act(fc1)))
     float *out, *ln2_mean, *ln2_rstd;
+    float *rel, *pk, *pq;     // (2 span, C) DeBERTa: dropped relative embeddings and their key / query projections
 } encoder_layer_acts;
 
 typedef struct {
@@ -57,6 +63,7 @@ typedef struct {
     size_t word_emb, pos_emb, type_emb, emb_ln_w, emb_ln_b;
     encoder_layer_params *layers;
     size_t head_dense_w, head_dense_b, head_out_w, head_out_b;
+    size_t rel_emb, rel_ln_w, rel_ln_b;         // DeBERTa encoder.rel_embeddings / encoder.LayerNorm
 
     // Activation plan for the current (B, T), carved from model.acts.
     int B, T;
@@ -73,6 +80,9 @@ typedef struct {
     float *d_a, *d_b, *d_res, *d_ln1, *d_q, *d_k, *d_v, *d_ctx, *d_tmp;  // (B, T, C)
     float *d_fc1, *d_act;                                                 // (B, T, I)
     float *d_head[4];                                                     // (B, C)
+    int32_t *rel_idx;                            // (T, T) DeBERTa relative-embedding row per (query, key)
+    float *rel_ln, *rel_mean, *rel_rstd;         // (2 span, C) normalised relative embeddings
+    float *d_rel, *d_rel_l, *d_pk, *d_pq;        // (2 span, C)
 } encoder;
 
 // Allocates m->impl as an encoder and m->hidden_states; the family then fills hp and the offsets.

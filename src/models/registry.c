@@ -13,6 +13,7 @@
     X(gptneox_family, "gpt_neox")            \
     X(llama_family, "llama")                 \
     X(mistral_family, "mistral")             \
+    X(deberta_v2_family, "deberta-v2")       \
     /* end of the family table */
 
 #define DECLARE_FAMILY(var, type) extern const model_family var;

@@ -115,6 +115,10 @@ static void test_errors(void) {
               "utf8 case %d: %s", i, err.msg);
         dataset_free(&d);
     }
+    const char nul_row[] = "{\"a\":\"1\"}\n{\"a\":\"2\"}\0junk\n";
+    CHECK(dataset_load_text(&d, "nul.jsonl", nul_row, sizeof nul_row - 1, &err) == RLHF_EINPUT &&
+              strstr(err.msg, "nul.jsonl:2: invalid JSON"),
+          "NUL byte: %s", err.msg);
     CHECK(utf8_invalid_at("\xf0\x9f\x98\x80 \xe4\xb8\xad", 8) == -1, "valid 4-byte and 3-byte");
     CHECK(utf8_invalid_at("\xf4\x90\x80\x80", 4) == 0, "above U+10FFFF");
 }

@@ -17,7 +17,8 @@ typedef struct {
     int ndim;
     int64_t shape[8];
     int64_t numel;
-    const unsigned char *data;  // into the mapping (or into the owned buffer)
+    const unsigned char *data;  // into the mapping: 8-byte aligned when the header length is a multiple
+                                // of 8 (files from the library and st_write); st_to_f32 needs no alignment
     size_t nbytes;
 } st_tensor;
 

@@ -93,6 +93,10 @@ static int check_file(const char *tok_dir, const char *jsonl, const char *label)
         rlhf_status s2 =
             s1 == RLHF_OK ? tokenizer_encode_n(t, text, text_len, pair, pair_len, 0, 0, TRUNC_LONGEST_FIRST, &ns, &err) : s1;
         rlhf_status s3 = s2 == RLHF_OK ? tokenizer_decode_n(t, e.ids, e.n, 0, &dec, &dec_len, &err) : s2;
+        const cJSON *wskip = cJSON_GetObjectItem(row, "decoded_skip_special");   // extra_ids rows only
+        char *dskip = NULL;
+        size_t dskip_len = 0;
+        if (s3 == RLHF_OK && wskip) s3 = tokenizer_decode_n(t, e.ids, e.n, 1, &dskip, &dskip_len, &err);
         int ok = s3 == RLHF_OK;
         int ok_ids = ok && ids_equal(cJSON_GetObjectItem(row, "ids"), e.ids, e.n);
         int ok_types = ok && ids_equal(cJSON_GetObjectItem(row, "type_ids"), e.type_ids, e.n);
@@ -100,11 +104,17 @@ static int check_file(const char *tok_dir, const char *jsonl, const char *label)
         const cJSON *wd = cJSON_GetObjectItem(row, "decoded");
         size_t wd_len = cJSON_IsString(wd) ? tok_json_restore_nul(wd->valuestring) : 0;
         int ok_dec = ok && cJSON_IsString(wd) && wd_len == dec_len && !memcmp(wd->valuestring, dec, dec_len);
+        int ok_skip = 1;
+        if (ok && wskip) {
+            size_t wl = tok_json_restore_nul(wskip->valuestring);
+            ok_skip = wl == dskip_len && !memcmp(wskip->valuestring, dskip, wl);
+        }
         rows++;
-        if (!(ok_ids && ok_types && ok_ns && ok_dec)) {
+        if (!(ok_ids && ok_types && ok_ns && ok_dec && ok_skip)) {
             if (bad++ < MAX_REPORTED) {
-                fprintf(stderr, "%s line %d (%.60s): %s%s%s%s%s\n", label, line + 1, text, ok ? "" : err.msg,
-                        ok_ids ? "" : " ids", ok_types ? "" : " type_ids", ok_ns ? "" : " ids_no_special", ok_dec ? "" : " decoded");
+                fprintf(stderr, "%s line %d (%.60s): %s%s%s%s%s%s\n", label, line + 1, text, ok ? "" : err.msg,
+                        ok_ids ? "" : " ids", ok_types ? "" : " type_ids", ok_ns ? "" : " ids_no_special", ok_dec ? "" : " decoded",
+                        ok_skip ? "" : " decoded_skip_special");
                 if (ok && !ok_ids) {
                     char *w = cJSON_PrintUnformatted(cJSON_GetObjectItem(row, "ids"));
                     fprintf(stderr, "    want: %.300s\n", w);
@@ -117,6 +127,7 @@ static int check_file(const char *tok_dir, const char *jsonl, const char *label)
         tok_encoding_free(&e);
         tok_encoding_free(&ns);
         free(dec);
+        free(dskip);
         cJSON_Delete(row);
     }
     CHECK(bad == 0, "%s: %d of %d rows differ from %s", label, bad, rows, jsonl);

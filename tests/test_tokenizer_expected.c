@@ -194,6 +194,17 @@ int main(void) {
         snprintf(label, sizeof label, "%s extra", cases[i].label);
         if (access(path, R_OK) == 0) total += check_file(cases[i].dir, path, label);
     }
+    // synthetic tokenizer.json files (tools/gen_tokenizer_ids.js) for components the real fixtures lack
+    static const char *const SYNTHETIC[] = {"synthetic-wordpiece", "synthetic-whitespace", "synthetic-split-removed",
+                                            "synthetic-split-isolated", "synthetic-split-mergedwithprevious",
+                                            "synthetic-split-mergedwithnext", "synthetic-split-contiguous",
+                                            "synthetic-unigram-always", "synthetic-unigram-first"};
+    for (size_t i = 0; i < sizeof SYNTHETIC / sizeof SYNTHETIC[0]; i++) {
+        char dir[512], path[1024];
+        snprintf(dir, sizeof dir, TOKS "/extra_ids/%s", SYNTHETIC[i]);
+        snprintf(path, sizeof path, TOKS "/extra_ids/%s.jsonl", SYNTHETIC[i]);
+        total += check_file(dir, path, SYNTHETIC[i]);
+    }
     fprintf(stderr, "%d rows checked\n", total);
     // clean up the temporary directory
     const char *files[] = {"roberta-base/tokenizer.json", "roberta-base-files/vocab.json", "roberta-base-files/merges.txt",

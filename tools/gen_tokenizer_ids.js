@@ -60,8 +60,114 @@ const tokenizers = [
   ['mistral-7b-v0.1', path.join(TOKS, 'mistral-7b-v0.1', 'tokenizer.json')],
 ];
 
+// Small synthetic tokenizer.json files covering components the real fixtures do not use: Unigram with
+// Metaspace and byte fallback, Split with every behaviour, Whitespace/Digits/Punctuation, NFKC/Strip/
+// Replace/Lowercase normalizers, single_word/lstrip/rstrip added tokens, TemplateProcessing pairs,
+// BertProcessing, and the Strip/Replace/Fuse/BPEDecoder decoders.
+function added(id, content, o = {}) {
+  return Object.assign({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }, o);
+}
+
+function syntheticTokenizers() {
+  const bert = JSON.parse(fs.readFileSync(path.join(TOKS, 'bert-base-uncased', 'tokenizer.json'), 'utf8'));
+  const gpt2 = JSON.parse(fs.readFileSync(path.join(TOKS, 'gpt2', 'tokenizer.json'), 'utf8'));
+  const out = {};
+  // 1. WordPiece with a normalizer Sequence and a pre-tokenizer Sequence
+  out['synthetic-wordpiece'] = {
+    version: '1.0', truncation: null, padding: null,
+    added_tokens: bert.added_tokens.concat([
+      added(30522, 'hello', { single_word: true, normalized: true, special: false }),
+      added(30523, '<sw>', { lstrip: true, rstrip: true }),
+    ]),
+    normalizer: { type: 'Sequence', normalizers: [
+      { type: 'NFKC' }, { type: 'Replace', pattern: { Regex: '[0-9]{4,}' }, content: '#' },
+      { type: 'Strip', strip_left: true, strip_right: true }, { type: 'Lowercase' }, { type: 'StripAccents' }] },
+    pre_tokenizer: { type: 'Sequence', pretokenizers: [
+      { type: 'WhitespaceSplit' }, { type: 'Punctuation', behavior: 'Contiguous' }, { type: 'Digits', individual_digits: true }] },
+    post_processor: { type: 'BertProcessing', sep: ['[SEP]', 102], cls: ['[CLS]', 101] },
+    decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
+    model: bert.model,
+  };
+  out['synthetic-whitespace'] = Object.assign({}, out['synthetic-wordpiece'], {
+    normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: false, strip_accents: false, lowercase: true },
+    pre_tokenizer: { type: 'Whitespace' },
+    post_processor: { type: 'TemplateProcessing',
+      single: [{ SpecialToken: { id: '[CLS]', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+      pair: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '[SEP]', type_id: 0 } },
+             { Sequence: { id: 'B', type_id: 2 } }, { SpecialToken: { id: '[SEP]', type_id: 2 } }],
+      special_tokens: { '[CLS]': { id: '[CLS]', ids: [101], tokens: ['[CLS]'] }, '[SEP]': { id: '[SEP]', ids: [102], tokens: ['[SEP]'] } } },
+    decoder: { type: 'Sequence', decoders: [{ type: 'WordPiece', prefix: '##', cleanup: false }, { type: 'Strip', content: ' ', start: 2, stop: 1 }] },
+  });
+  // 2. byte-level BPE cut to its first merges, with Split pre-tokenizers of every behaviour
+  const NMERGES = 4000;
+  const merges = gpt2.model.merges.slice(0, NMERGES);
+  const keep = new Set();
+  for (const [tok, id] of Object.entries(gpt2.model.vocab)) if (id < 256) keep.add(tok);
+  for (const m of merges) { const [a, b] = m.split(' '); keep.add(a); keep.add(b); keep.add(a + b); }
+  const vocab = {};
+  let next = 0;
+  for (const [tok, id] of Object.entries(gpt2.model.vocab).sort((x, y) => x[1] - y[1])) if (keep.has(tok)) vocab[tok] = next++;
+  vocab['<|endoftext|>'] = next;
+  const bpeModel = { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
+                     fuse_unk: false, byte_fallback: false, vocab, merges: merges.map((m) => m.split(' ')) };
+  const behaviours = ['Removed', 'Isolated', 'MergedWithPrevious', 'MergedWithNext', 'Contiguous'];
+  behaviours.forEach((beh, i) => {
+    out['synthetic-split-' + beh.toLowerCase()] = {
+      version: '1.0', truncation: null, padding: null,
+      added_tokens: [added(next, '<|endoftext|>', { normalized: true })],
+      normalizer: { type: 'NFC' },
+      pre_tokenizer: { type: 'Sequence', pretokenizers: [
+        { type: 'Split', pattern: { Regex: i % 2 ? '[0-9]+|[.,!?]' : '\\s+' }, behavior: beh, invert: false },
+        { type: 'Split', pattern: { String: 'e' }, behavior: beh, invert: i === 3 },
+        { type: 'ByteLevel', add_prefix_space: i === 2, trim_offsets: true, use_regex: i !== 4 }] },
+      post_processor: { type: 'TemplateProcessing',
+        single: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '<|endoftext|>', type_id: 0 } }],
+        pair: [{ Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }, { SpecialToken: { id: '<|endoftext|>', type_id: 1 } }],
+        special_tokens: { '<|endoftext|>': { id: '<|endoftext|>', ids: [next], tokens: ['<|endoftext|>'] } } },
+      decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+      model: bpeModel,
+    };
+  });
+  // 3. Unigram (SentencePiece-style) with Metaspace, byte fallback and a Replace/Fuse/Strip decoder chain
+  const pieces = [['<unk>', 0], ['<s>', 0], ['</s>', 0]];
+  for (let b = 0; b < 256; b++) pieces.push(['<0x' + b.toString(16).toUpperCase().padStart(2, '0') + '>', 0]);
+  const seen = new Set(pieces.map((p) => p[0]));
+  let rank = 0;
+  for (const tok of Object.keys(bert.model.vocab)) {
+    if (tok.startsWith('[') || tok.startsWith('##') && tok.length < 3) continue;
+    const cands = tok.startsWith('##') ? [tok.slice(2)] : ['\u2581' + tok, tok];
+    for (const c of cands) if (!seen.has(c) && rank < 6000) { seen.add(c); pieces.push([c, -1 - Math.log(2 + rank++)]); }
+  }
+  pieces.push(['\u2581', -2.5]);
+  for (const scheme of ['always', 'first']) {
+    out['synthetic-unigram-' + scheme] = {
+      version: '1.0', truncation: null, padding: null,
+      added_tokens: [added(0, '<unk>'), added(1, '<s>'), added(2, '</s>')],
+      normalizer: { type: 'Sequence', normalizers: [{ type: 'NFKD' }, { type: 'Lowercase' }] },
+      pre_tokenizer: { type: 'Metaspace', replacement: '\u2581', prepend_scheme: scheme, split: scheme === 'always' },
+      post_processor: { type: 'TemplateProcessing',
+        single: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
+        pair: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } },
+               { Sequence: { id: 'B', type_id: 1 } }, { SpecialToken: { id: '</s>', type_id: 1 } }],
+        special_tokens: { '</s>': { id: '</s>', ids: [2], tokens: ['</s>'] } } },
+      decoder: scheme === 'always'
+        ? { type: 'Metaspace', replacement: '\u2581', prepend_scheme: 'always', split: true }
+        : { type: 'Sequence', decoders: [{ type: 'Replace', pattern: { String: '\u2581' }, content: ' ' },
+            { type: 'ByteFallback' }, { type: 'Fuse' }, { type: 'Strip', content: ' ', start: 1, stop: 0 }] },
+      model: { type: 'Unigram', unk_id: 0, vocab: pieces, byte_fallback: scheme === 'always' },
+    };
+  }
+  return out;
+}
+
 async function main() {
   fs.mkdirSync(OUT, { recursive: true });
+  for (const [name, json] of Object.entries(syntheticTokenizers())) {
+    const dir = path.join(OUT, name);
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(json));
+    tokenizers.push([name, path.join(dir, 'tokenizer.json')]);
+  }
   for (const [name, file] of tokenizers) {
     const tok = Tokenizer.fromFile(file);
     const lines = [];

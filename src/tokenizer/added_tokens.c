@@ -48,13 +48,20 @@ static int by_len_desc(const void *a, const void *b) {
     return x->idx - y->idx;
 }
 
-int tk_added_vocab_finish(added_vocab *av, const normalizer *nm) {
+int tk_added_vocab_finish(added_vocab *av, const normalizer *nm, const tok_model *m) {
     tbuf norm = {0};
     pcre2_match_data *md = pcre2_match_data_create(32, NULL);
     if (!md) return -1;
     int max_id = -1;
+    int32_t next_id = (int32_t)m->tok2id.n;   // HF: model.get_vocab_size(), the number of vocabulary entries
     for (int i = 0; i < av->n; i++) {
         added_token *t = &av->tokens[i];
+        int32_t id = -1;
+        for (int k = 0; k < i && id < 0; k++)
+            if (!strcmp(av->tokens[k].content, t->content)) id = av->tokens[k].id;
+        if (id < 0) id = tk_strmap_get(&m->tok2id, t->content, strlen(t->content));
+        if (id < 0) id = next_id++;
+        t->id = id;
         if (t->id > max_id) max_id = t->id;
         const char *m = t->content;
         size_t ml = strlen(m);

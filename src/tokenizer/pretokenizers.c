@@ -10,8 +10,10 @@
 #define PRE_MAX_NESTING 16
 // GPT-2's pre-tokenization regex (HF pre_tokenizers/byte_level.rs).
 static const char GPT2_REGEX[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
-// Whitespace pre-tokenizer's regex; its matches are the pieces.
-static const char WHITESPACE_REGEX[] = "\\w+|[^\\w\\s]+";
+// Whitespace pre-tokenizer's regex \w+|[^\w\s]+ with \w spelled out as the Rust regex crate defines it
+// (Alphabetic + marks + decimal digits + connector punctuation + joiners); PCRE2 10.42's \w lacks marks.
+#define RUST_WORD "\\p{L}\\p{Nl}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}\\x{24B6}-\\x{24E9}\\x{1F130}-\\x{1F189}"
+static const char WHITESPACE_REGEX[] = "[" RUST_WORD "]+|[^" RUST_WORD "\\s]+";
 
 static rlhf_status parse_behavior(const cJSON *j, split_behavior def, split_behavior *out, const char *what,
                                   rlhf_err *err) {

@@ -217,8 +217,10 @@ typedef struct {
     int n_by_id;
 } added_vocab;
 rlhf_status tk_added_vocab_parse(const cJSON *arr, added_vocab *av, const char *what, rlhf_err *err);
-// Computes the normalized match strings and the first-byte index (after the normalizer is known).
-int tk_added_vocab_finish(added_vocab *av, const normalizer *nm);
+// Assigns ids as HF's deserializer does (the JSON id is only a hint: a content already in the model vocabulary
+// or added earlier keeps that id, a new one takes the next id after the model), computes the normalized match
+// strings and the first-byte index.
+int tk_added_vocab_finish(added_vocab *av, const normalizer *nm, const tok_model *m);
 void tk_added_vocab_free(added_vocab *av);
 // Splits s[0..n) on added tokens of one pass (normalized_pass 0: tokens with normalized=false, 1: true).
 // Each segment is [seg_start, seg_end) with id -1 for plain text or the added token id.

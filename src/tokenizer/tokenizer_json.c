@@ -40,7 +40,7 @@ rlhf_status tokenizer_from_json(tokenizer **out, const cJSON *root, const char *
         goto fail;
     snprintf(w, sizeof w, "%s: decoder", what);
     if ((s = section(root, "decoder")) && (st = tk_decoder_parse(s, &t->decoder, w, err)) != RLHF_OK) goto fail;
-    if (tk_added_vocab_finish(&t->added, t->normalizer)) {
+    if (tk_added_vocab_finish(&t->added, t->normalizer, &t->model)) {
         st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
         goto fail;
     }

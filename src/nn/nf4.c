@@ -198,6 +198,8 @@ rlhf_status nf4_quantize(nf4_tensor *q, const float *w, int64_t n, nf4_quant_typ
         return RLHF_OK;
     }
     // Double quantization: the mean of the scales is subtracted, the residuals quantized in blocks of 256.
+    // The mean is summed in double and rounded once; torch's float32 reduction can differ in the last
+    // bit (never changed a code in our comparison, and the offset is stored, so dequantization agrees).
     double mean = 0;
     for (int64_t b = 0; b < q->nblocks; b++) mean += absmax[b];
     q->offset = (float)(mean / (double)q->nblocks);
@@ -247,13 +249,25 @@ void nf4_dequantize(float *out, const nf4_tensor *q, int64_t start, int64_t coun
         int64_t blk = j / NF4_BLOCKSIZE;
         int64_t bend = (blk + 1) * NF4_BLOCKSIZE;
         if (bend > end) bend = end;
-        float s = nf4_block_scale(q, blk);
-        for (; j < bend; j++) {
+        const float s = nf4_block_scale(q, blk);
+        float scaled[16];  // the block's 16 possible values
+        for (int c = 0; c < 16; c++) scaled[c] = code[c] * s;
+        if (j % 2 == 1 && j < bend) *out++ = scaled[q->packed[j / 2] & 0xF], j++;
+        // whole bytes: high nibble first
+        for (; j + 1 < bend; j += 2) {
             uint8_t byte = q->packed[j / 2];
-            uint8_t c = (j % 2 == 0) ? byte >> 4 : byte & 0xF;
-            *out++ = code[c] * s;
+            out[0] = scaled[byte >> 4];
+            out[1] = scaled[byte & 0xF];
+            out += 2;
         }
+        if (j < bend) *out++ = scaled[q->packed[j / 2] >> 4], j++;
     }
+}
+
+// tile (rows, C) = dequantized rows o0 .. o0 + rows - 1 of a (OC, C) weight, rows in parallel.
+static void dequantize_rows(float *tile, const nf4_tensor *w, int o0, int rows, int C) {
+#pragma omp parallel for schedule(static) if ((int64_t)rows * C >= 65536)
+    for (int r = 0; r < rows; r++) nf4_dequantize(tile + (size_t)r * C, w, (int64_t)(o0 + r) * C, C);
 }
 
 // ---- bf16 --------------------------------------------------------------------------------------
@@ -323,7 +337,7 @@ static rlhf_status forward_bf16_native(float *out, const float *inp, const nf4_t
     // One tile of weight rows at a time goes to fp32 and then bf16; the full weight is never expanded.
     for (int o0 = 0; o0 < OC; o0 += NF4_TILE_ROWS) {
         int rows = OC - o0 < NF4_TILE_ROWS ? OC - o0 : NF4_TILE_ROWS;
-        nf4_dequantize(row, w, (int64_t)o0 * C, (int64_t)rows * C);
+        dequantize_rows(row, w, o0, rows, C);
         for (int r = 0; r < rows; r++) to_bf16(wb + (size_t)r * Cp, row + (size_t)r * C, C);
 #pragma omp parallel for schedule(static) collapse(2)
         for (int n = 0; n < N; n++)
@@ -365,7 +379,7 @@ rlhf_status nf4_linear_forward(float *out, const float *inp, const nf4_tensor *w
     }
     for (int o0 = 0; o0 < OC; o0 += NF4_TILE_ROWS) {
         int rows = OC - o0 < NF4_TILE_ROWS ? OC - o0 : NF4_TILE_ROWS;
-        nf4_dequantize(tile, w, (int64_t)o0 * C, (int64_t)rows * C);
+        dequantize_rows(tile, w, o0, rows, C);
         if (bf16) bf16_round_n(tile, (int64_t)rows * C);
         // out[:, o0:o0+rows] = x @ tile^T (bf16 products are exact in fp32, so this is bf16 math)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, rows, C, 1.0f, x, C, tile, C, 0.0f, out + o0, OC);
@@ -404,7 +418,7 @@ rlhf_status nf4_linear_backward(float *dinp, const float *dout, const nf4_tensor
     float *target = bf16 ? acc : dinp;
     for (int o0 = 0; o0 < OC; o0 += NF4_TILE_ROWS) {
         int rows = OC - o0 < NF4_TILE_ROWS ? OC - o0 : NF4_TILE_ROWS;
-        nf4_dequantize(tile, w, (int64_t)o0 * C, (int64_t)rows * C);
+        dequantize_rows(tile, w, o0, rows, C);
         if (bf16) bf16_round_n(tile, (int64_t)rows * C);
         // target += g[:, o0:o0+rows] @ tile
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, rows, 1.0f, g + o0, OC, tile, C, 1.0f, target,

@@ -103,7 +103,8 @@ rlhf_status ppo_loss_forward(ppo_loss_stats *stats, const float *new_logprobs, c
                              const float *returns, const float *mask, const ppo_loss_config *c, int B, int T,
                              rlhf_err *err);
 // d(grad_scale * loss)/d new_logprobs and /d new_values, ACCUMULATED (+=) into dlogprobs, dvalues (B, T)
-// (either may be NULL); 0 on padding. torch's subgradient conventions are kept so the numbers equal
+// (either may be NULL); 0 on padding. grad_scale is 1 / gradient_accumulation_steps when micro-batch
+// gradients are summed into one optimizer step (accelerate scales each micro-batch loss that way). torch's subgradient conventions are kept so the numbers equal
 // autograd's: max() splits the gradient evenly on ties, clamp() passes it at the bounds inclusive.
 void ppo_loss_backward(float *dlogprobs, float *dvalues, const float *new_logprobs, const float *new_values,
                        const float *old_logprobs, const float *old_values, const float *advantages,
@@ -112,7 +113,8 @@ void ppo_loss_backward(float *dlogprobs, float *dvalues, const float *new_logpro
 
 // ---- entropy -----------------------------------------------------------------------------------
 // out (N) = entropy of softmax(logits / temperature) per row: logsumexp(z) - sum(softmax(z) * z), as
-// TRL computes policy/entropy_avg from the (temperature-scaled) logits. logits: (N, V).
+// TRL computes policy/entropy_avg from the temperature-scaled logits (TRL divides by temperature +
+// 1e-7; pass that to match it to the last bit). logits: (N, V).
 void ppo_entropy_from_logits(float *out, const float *logits, float temperature, int N, int V);
 
 // ---- rollout metrics (TRL's objective/* columns) -------------------------------------------------

@@ -199,10 +199,50 @@ static void test_dropout(const char *fixture) {
     model_free(m);
 }
 
+// no_grad forwards (scoring) give bit-identical outputs and hidden states with a much smaller plan,
+// and refuse a backward.
+static void test_no_grad(const char *name) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/hf/%s", TU_FIXTURES, name);
+    rlhf_err err = {0};
+    model *a = NULL, *b = NULL;
+    model_load_opts opts = {.quiet = 1};
+    CHECK(model_load(&a, dir, HEAD_SEQCLS, &opts, &err) == RLHF_OK, "%s", err.msg);
+    CHECK(model_load(&b, dir, HEAD_SEQCLS, &opts, &err) == RLHF_OK, "%s", err.msg);
+    if (!a || !b) {
+        model_free(a);
+        model_free(b);
+        return;
+    }
+    enum { B = 3, T = 24 };
+    int32_t ids[B * T], mask[B * T];
+    for (int i = 0; i < B * T; i++) {
+        ids[i] = 2 + (i * 37) % 100;
+        mask[i] = (i % T) < T - 5 * (i / T);
+    }
+    model_batch batch = {.B = B, .T = T, .input_ids = ids, .attention_mask = mask};
+    b->no_grad = 1;
+    CHECK(model_forward(a, &batch, &err) == RLHF_OK, "%s", err.msg);
+    CHECK(model_forward(b, &batch, &err) == RLHF_OK, "%s", err.msg);
+    int L = a->cfg.num_layers, C = a->cfg.hidden_size;
+    CHECK(!memcmp(a->out, b->out, sizeof(float) * B * a->cfg.num_labels), "%s: no_grad logits differ", name);
+    int same = 1;
+    for (int l = 0; l <= L; l++) same &= !memcmp(a->hidden_states[l], b->hidden_states[l], sizeof(float) * B * T * C);
+    CHECK(same, "%s: no_grad hidden states differ", name);
+    CHECK(b->acts.cap * 2 < a->acts.cap, "%s: no_grad plan %zu bytes vs %zu", name, b->acts.cap, a->acts.cap);
+    float dout[B * 2] = {0};
+    CHECK(model_backward(b, dout, NULL, &err) == RLHF_ERUNTIME && strstr(err.msg, "no_grad"), "%s: %s", name,
+          err.msg);
+    model_free(a);
+    model_free(b);
+}
+
 int main(void) {
     for (size_t i = 0; i < sizeof ENCODER_FIXTURES / sizeof ENCODER_FIXTURES[0]; i++)
         test_fixture(ENCODER_FIXTURES[i]);
     test_dropout("bert_seqcls_1");
     test_dropout("debertav2_seqcls_1");
+    test_no_grad("bert_seqcls_2");
+    test_no_grad("debertav2_seqcls_1");
     return tu_finish("models_encoders");
 }

@@ -129,7 +129,7 @@ static void *carve(carver *c, size_t bytes) {
 }
 #define CARVE_F(c, n) ((float *)carve((c), (size_t)(n) * sizeof(float)))
 
-static void carve_plan(encoder *e, carver *c, int B, int T) {
+static void carve_plan(encoder *e, carver *c, int B, int T, int no_grad) {
     const encoder_hparams *hp = &e->hp;
     size_t BT = (size_t)B * T, BTC = BT * hp->C, BTI = BT * hp->I, BC = (size_t)B * hp->C;
     size_t R2 = (size_t)2 * hp->rel_span, R2C = R2 * hp->C;
@@ -144,6 +144,12 @@ static void carve_plan(encoder *e, carver *c, int B, int T) {
     e->emb_out = CARVE_F(c, BTC);
     for (int l = 0; l < hp->L; l++) {
         encoder_layer_acts *a = &e->acts[l];
+        if (no_grad && l > 0) {
+            // Inference: every layer reuses layer 0's buffers except its output (a hidden state).
+            *a = e->acts[0];
+            a->out = CARVE_F(c, BTC);
+            continue;
+        }
         a->q = CARVE_F(c, BTC);
         a->k = CARVE_F(c, BTC);
         a->v = CARVE_F(c, BTC);
@@ -172,6 +178,19 @@ static void carve_plan(encoder *e, carver *c, int B, int T) {
     e->logits = CARVE_F(c, (size_t)B * hp->num_labels);
     e->scratch_c = CARVE_F(c, BTC);
     e->scratch_i = CARVE_F(c, BTI);
+    if (no_grad) {
+        e->d_a = e->d_b = e->d_res = e->d_ln1 = e->d_q = e->d_k = e->d_v = e->d_ctx = e->d_tmp = NULL;
+        e->d_fc1 = e->d_act = NULL;
+        for (int i = 0; i < 4; i++) e->d_head[i] = NULL;
+        e->d_rel = e->d_rel_l = e->d_pk = e->d_pq = NULL;
+        if (hp->rel_attention) {
+            e->rel_idx = carve(c, (size_t)T * T * sizeof(int32_t));
+            e->rel_ln = CARVE_F(c, R2C);
+            e->rel_mean = CARVE_F(c, R2);
+            e->rel_rstd = CARVE_F(c, R2);
+        }
+        return;
+    }
     float **d[] = {&e->d_a, &e->d_b, &e->d_res, &e->d_ln1, &e->d_q, &e->d_k, &e->d_v, &e->d_ctx, &e->d_tmp};
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) *d[i] = CARVE_F(c, BTC);
     e->d_fc1 = CARVE_F(c, BTI);
@@ -191,18 +210,20 @@ static void carve_plan(encoder *e, carver *c, int B, int T) {
 
 static rlhf_status plan(model *m, int B, int T, rlhf_err *err) {
     encoder *e = m->impl;
-    if (e->B == B && e->T == T) return RLHF_OK;
+    int no_grad = m->no_grad != 0;
+    if (e->B == B && e->T == T && e->no_grad == no_grad) return RLHF_OK;
     carver c = {NULL, 0};
-    carve_plan(e, &c, B, T);
+    carve_plan(e, &c, B, T, no_grad);
     e->B = e->T = 0;
     // Grows only: a smaller batch reuses the buffer (its contents are not needed across shapes).
     RLHF_TRY(arena_reserve(&m->acts, c.bytes, err));
     arena_reset(&m->acts);
     c.arena = &m->acts;
     c.bytes = 0;
-    carve_plan(e, &c, B, T);
+    carve_plan(e, &c, B, T, no_grad);
     e->B = B;
     e->T = T;
+    e->no_grad = no_grad;
     e->have_forward = 0;
     return RLHF_OK;
 }
@@ -509,6 +530,9 @@ rlhf_status encoder_backward(model *m, const float *dout, const float *dhidden, 
     encoder *e = m->impl;
     const encoder_hparams *hp = &e->hp;
     if (!e->have_forward) return rlhf_fail(err, RLHF_ERUNTIME, "%s: backward without a forward", m->cfg.model_type);
+    if (e->no_grad)
+        return rlhf_fail(err, RLHF_ERUNTIME, "%s: backward after a no_grad forward (clear model.no_grad to train)",
+                         m->cfg.model_type);
     const int BT = e->B * e->T, C = hp->C;
     const size_t BTC = (size_t)BT * C;
     const float *params = m->params;

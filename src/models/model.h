@@ -108,6 +108,9 @@ struct model {
     float *out;             // forward output (see model_family.forward)
     float *last_hidden;     // (B, T, C)
     int keep_hidden_states;
+    // Set by callers that only score (rlhf score, PPO's reward model): the forward keeps no
+    // activations for a backward, so memory stays about one layer's worth (families may ignore it).
+    int no_grad;
     float **hidden_states;  // num_layers + 1 pointers, valid after a forward with keep_hidden_states
     rlhf_arena acts;        // activations, sized per (B, T)
     void *impl;             // family-private state

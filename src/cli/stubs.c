@@ -11,7 +11,4 @@
         return 1;                                                                    \
     }
 
-RLHF_STUB(cmd_reward, "reward")
-RLHF_STUB(cmd_score, "score")
 RLHF_STUB(cmd_sft, "sft")
-RLHF_STUB(cmd_ppo, "ppo")

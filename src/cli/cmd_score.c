@@ -1,0 +1,232 @@
+// `rlhf score`: the reward of one (prompt, response), or of every row of a dataset. Pair rows give
+// {"chosen_score","rejected_score"}, single rows {"score"}; the last stdout line is a JSON summary
+// {"n","accuracy","margin_mean","reward_mean","reward_std"}. Rewards are read as the contract says:
+// a 1-label head's logit, a 2-label head's softmax probability of label 1.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "io/dataset.h"
+#include "io/files.h"
+#include "train/preference_data.h"
+#include "train/trainer_common.h"
+
+#define CMD "score"
+
+typedef struct {
+    const char *model, *prompt, *response, *dataset, *output_file, *encoding;
+    long long max_length, batch_size, threads;
+} score_flags;
+
+static const char USAGE[] =
+    "usage: rlhf score --model_name_or_path DIR (--prompt P --response R | --dataset_name FILE) [flags]\n"
+    "Scores responses with a reward model: a 1-label head gives its logit, a 2-label head the probability of label 1.";
+
+static int build_specs(arg_spec *s, score_flags *f) {
+    int n = 0;
+#define F(name, type, dest, def, help) s[n++] = (arg_spec){name, type, dest, def, help, NULL, 0}
+    F("model_name_or_path", ARG_STRING, &f->model, NULL, "reward model directory (HF layout, required)");
+    F("prompt", ARG_STRING, &f->prompt, NULL, "prompt of the one response to score (with --response)");
+    F("response", ARG_STRING, &f->response, NULL, "the response to score; prints the reward alone");
+    F("dataset_name", ARG_STRING, &f->dataset, NULL, "rows with prompt/chosen/rejected, prompt/response, "
+                                                       "chosen_ids/rejected_ids or input_ids");
+    F("output_file", ARG_STRING, &f->output_file, NULL, "write the per-row scores here (JSONL) instead of stdout");
+    F("max_length", ARG_INT, &f->max_length, "0", "longest sequence in tokens (0: the model's limit)");
+    F("per_device_eval_batch_size", ARG_INT, &f->batch_size, "8", "rows per forward pass");
+    F("encoding", ARG_STRING, &f->encoding, "pair", "encoders: pair (tokenizer(prompt, response)) or concat");
+    F("threads", ARG_INT, &f->threads, "0", "CPU threads (0: all cores)");
+#undef F
+    return n;
+}
+
+static rlhf_status validate(const score_flags *f, rlhf_err *err) {
+    if (!f->model) return rlhf_fail(err, RLHF_EINPUT, "--model_name_or_path is required");
+    if (f->dataset && (f->prompt || f->response))
+        return rlhf_fail(err, RLHF_EINPUT, "give either --dataset_name or --prompt/--response, not both");
+    if (!f->dataset && !f->response)
+        return rlhf_fail(err, RLHF_EINPUT, "give --dataset_name FILE, or --prompt P --response R");
+    if (f->prompt && !f->response) return rlhf_fail(err, RLHF_EINPUT, "--prompt needs --response");
+    if (f->max_length < 0) return rlhf_fail(err, RLHF_EINPUT, "--max_length must be >= 0, got %lld", f->max_length);
+    if (f->batch_size < 1 || f->batch_size > 1 << 20)
+        return rlhf_fail(err, RLHF_EINPUT, "--per_device_eval_batch_size must be in [1, %d]", 1 << 20);
+    if (f->threads < 0) return rlhf_fail(err, RLHF_EINPUT, "--threads must be >= 0");
+    if (strcmp(f->encoding, "pair") && strcmp(f->encoding, "concat"))
+        return rlhf_fail(err, RLHF_EINPUT, "--encoding: expected pair or concat, got '%s'", f->encoding);
+    if (f->output_file && !f->dataset) return rlhf_fail(err, RLHF_EINPUT, "--output_file needs --dataset_name");
+    return RLHF_OK;
+}
+
+// Scores every sequence of set: chosen (and rejected for pairs) rewards, batched by rows.
+static rlhf_status score_set(model *m, const pref_set *set, int batch_rows, double *chosen, double *rejected,
+                             rlhf_err *err) {
+    const token_seq **seqs = malloc(sizeof(token_seq *) * (size_t)batch_rows * 2);
+    double **dst = malloc(sizeof(double *) * (size_t)batch_rows * 2);
+    if (!seqs || !dst) {
+        free(seqs);
+        free(dst);
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    }
+    rlhf_status s = RLHF_OK;
+    int L = m->cfg.num_labels;
+    for (int r0 = 0; r0 < set->n && !s; r0 += batch_rows) {
+        int nseq = 0;
+        for (int r = r0; r < set->n && r < r0 + batch_rows; r++) {
+            seqs[nseq] = &set->rows[r].chosen;
+            dst[nseq++] = &chosen[r];
+            if (set->rows[r].is_pair) {
+                seqs[nseq] = &set->rows[r].rejected;
+                dst[nseq++] = &rejected[r];
+            }
+        }
+        padded_batch b;
+        if ((s = batch_collate(&b, seqs, nseq, model_pad_id(m), err))) break;
+        model_batch mb = {.B = b.B, .T = b.T, .input_ids = b.input_ids, .attention_mask = b.attention_mask,
+                          .token_type_ids = m->cfg.type_vocab_size > 0 ? b.token_type_ids : NULL};
+        s = model_forward(m, &mb, err);
+        if (!s)
+            for (int i = 0; i < nseq; i++) *dst[i] = reward_read(m->out + (size_t)i * L, L);
+        padded_batch_free(&b);
+    }
+    free(seqs);
+    free(dst);
+    return s;
+}
+
+typedef struct {
+    char *s;
+    size_t len, cap;
+} out_buf;
+
+static int ob_printf(out_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#include <stdarg.h>
+static int ob_printf(out_buf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (w < 0) return 0;
+    if (b->len + (size_t)w + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + (size_t)w + 1) cap *= 2;
+        char *p = realloc(b->s, cap);
+        if (!p) return 0;
+        b->s = p;
+        b->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->s + b->len, (size_t)w + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)w;
+    return 1;
+}
+
+static void json_num(char *buf, size_t n, double v) {
+    if (isfinite(v)) snprintf(buf, n, "%.9g", v);
+    else snprintf(buf, n, "null");
+}
+
+static rlhf_status run(const score_flags *f, rlhf_err *err) {
+    RLHF_TRY(validate(f, err));
+    cli_set_threads(f->threads);
+    model *m = NULL;
+    tokenizer *tok = NULL;
+    RLHF_TRY(reward_model_load(&m, &tok, f->model, 0, err));
+    pref_opts o;
+    pref_opts_for_model(&o, m, tok, (int)f->max_length,
+                        strcmp(f->encoding, "concat") ? PREF_ENCODING_PAIR : PREF_ENCODING_CONCAT, f->model);
+    o.allow_single = 1;
+    pref_set set = {0};
+    dataset d = {0};
+    rlhf_status s;
+    if (f->dataset) {
+        s = dataset_load(&d, f->dataset, err);
+        if (!s) s = pref_set_build(&set, &d, &o, err);
+        dataset_free(&d);
+    } else {  // one row {"prompt", "response"} through the same reader as dataset rows
+        cJSON *row = cJSON_CreateObject();
+        cJSON *rows[1] = {row};
+        int lines[1] = {1};
+        char where[] = "--response";
+        if (f->prompt) cJSON_AddStringToObject(row, "prompt", f->prompt);
+        cJSON_AddStringToObject(row, "response", f->response);
+        dataset one = {.rows = rows, .lines = lines, .n = 1, .path = where};
+        s = pref_set_build(&set, &one, &o, err);
+        cJSON_Delete(row);
+    }
+    double *chosen = NULL, *rejected = NULL;
+    out_buf out = {0};
+    if (!s) {
+        chosen = calloc((size_t)set.n, sizeof(double));
+        rejected = calloc((size_t)set.n, sizeof(double));
+        if (!chosen || !rejected) s = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    }
+    if (!s) s = score_set(m, &set, (int)f->batch_size, chosen, rejected, err);
+    if (!s && !f->dataset) {
+        printf("%.9g\n", chosen[0]);
+    } else if (!s) {
+        long pairs = 0, correct = 0, n_scores = 0;
+        double margin_sum = 0, sum = 0, sumsq = 0;
+        char a[40], b[40];
+        for (int r = 0; r < set.n && !s; r++) {
+            int ok;
+            json_num(a, sizeof a, chosen[r]);
+            if (set.rows[r].is_pair) {
+                json_num(b, sizeof b, rejected[r]);
+                ok = ob_printf(&out, "{\"chosen_score\": %s, \"rejected_score\": %s}\n", a, b);
+                pairs++;
+                correct += chosen[r] > rejected[r];
+                margin_sum += chosen[r] - rejected[r];
+                sum += chosen[r] + rejected[r];
+                sumsq += chosen[r] * chosen[r] + rejected[r] * rejected[r];
+                n_scores += 2;
+            } else {
+                ok = ob_printf(&out, "{\"score\": %s}\n", a);
+                sum += chosen[r];
+                sumsq += chosen[r] * chosen[r];
+                n_scores++;
+            }
+            if (!ok) s = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+        }
+        if (!s && f->output_file) s = atomic_write(f->output_file, out.s ? out.s : "", out.len, err);
+        if (!s) {
+            if (!f->output_file && out.s) fputs(out.s, stdout);
+            double mean = sum / (double)n_scores, var = sumsq / (double)n_scores - mean * mean;
+            char acc[40], mm[40], rm[40], rs[40];
+            json_num(acc, sizeof acc, pairs ? (double)correct / (double)pairs : NAN);
+            json_num(mm, sizeof mm, pairs ? margin_sum / (double)pairs : NAN);
+            json_num(rm, sizeof rm, mean);
+            json_num(rs, sizeof rs, sqrt(var > 0 ? var : 0));
+            if (set.n_truncated)
+                fprintf(stderr, "rlhf score: %d rows truncated to %d tokens\n", set.n_truncated, o.max_length);
+            printf("{\"n\": %d, \"pairs\": %ld, \"accuracy\": %s, \"margin_mean\": %s, \"reward_mean\": %s, "
+                   "\"reward_std\": %s}\n", set.n, pairs, acc, mm, rm, rs);
+        }
+    }
+    free(out.s);
+    free(chosen);
+    free(rejected);
+    pref_set_free(&set);
+    if (tok) tokenizer_free(tok);
+    model_free(m);
+    return s;
+}
+
+int cmd_score(int argc, char **argv) {
+    score_flags f;
+    memset(&f, 0, sizeof f);
+    arg_spec specs[16];
+    int n = build_specs(specs, &f), help = 0;
+    rlhf_err err;
+    rlhf_err_clear(&err);
+    rlhf_status s = args_parse(specs, n, argc, argv, 1, &help, &err);
+    if (s) return cli_report(CMD, s, err.msg);
+    if (help) {
+        args_print_help(USAGE, specs, n);
+        return 0;
+    }
+    s = run(&f, &err);
+    return cli_report(CMD, s, err.msg);
+}

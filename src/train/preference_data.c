@@ -1,0 +1,585 @@
+// Preference rows -> token sequences (see preference_data.h for the layouts). One function per row
+// layout turns a row into (prompt, chosen, rejected) texts or ids; one encoder turns a (prompt,
+// response) into ids the way the model family reads it. Row errors are collected, never fatal alone.
+#include "train/preference_data.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/rng.h"
+
+// HH-RLHF turns: the prompt ends right after the last assistant cue (seed: extract_anthropic_prompt).
+#define HH_ASSISTANT_CUE "\n\nAssistant:"
+
+// ---- error collection -------------------------------------------------------------------------
+
+typedef struct {
+    char msg[RLHF_ERR_MSG];
+    size_t len;
+    int count;
+    int listed;
+} row_errors;
+
+static void row_errors_add(row_errors *e, const char *text) {
+    e->count++;
+    if (e->listed >= PREF_MAX_REPORTED_ERRORS) return;
+    size_t room = sizeof e->msg - e->len;
+    int w = snprintf(e->msg + e->len, room, "%s%s", e->len ? "\n" : "", text);
+    if (w < 0 || (size_t)w >= room) {  // no room: stop listing, the count still grows
+        e->msg[e->len] = '\0';
+        e->listed = PREF_MAX_REPORTED_ERRORS;
+        return;
+    }
+    e->len += (size_t)w;
+    e->listed++;
+}
+
+static rlhf_status row_fail(rlhf_err *err, const dataset *d, int r, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static rlhf_status row_fail(rlhf_err *err, const dataset *d, int r, const char *fmt, ...) {
+    char what[RLHF_ERR_MSG / 2];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return rlhf_fail(err, RLHF_EINPUT, "%s:%d: %s", d->path, d->lines[r], what);
+}
+
+// ---- small string builder ---------------------------------------------------------------------
+
+typedef struct {
+    char *s;
+    size_t len, cap;
+} strbuf;
+
+static int sb_add(strbuf *b, const char *s, size_t n) {
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->len + n + 1) cap *= 2;
+        char *p = realloc(b->s, cap);
+        if (!p) return 0;
+        b->s = p;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+    return 1;
+}
+
+static int sb_str(strbuf *b, const char *s) { return sb_add(b, s, strlen(s)); }
+
+static char *str_dup_n(const char *s, size_t n) {
+    char *p = malloc(n + 1);
+    if (!p) return NULL;
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+// ---- implicit prompt ----------------------------------------------------------------------------
+
+size_t pref_implicit_prompt_len(const char *chosen, const char *rejected) {
+    size_t i = 0;
+    while (chosen[i] && chosen[i] == rejected[i]) i++;
+    // Never split a UTF-8 character: back up over continuation bytes of a differing character.
+    while (i > 0 && ((unsigned char)chosen[i] & 0xC0) == 0x80) i--;
+    size_t cue = strlen(HH_ASSISTANT_CUE), best = 0;
+    int found = 0;
+    for (size_t k = 0; k + cue <= i; k++)
+        if (!memcmp(chosen + k, HH_ASSISTANT_CUE, cue)) {
+            best = k + cue;
+            found = 1;
+        }
+    if (found) return best;
+    if (chosen[i] != rejected[i] && i > 0 && chosen[i - 1] == ' ') i--;  // TRL: the space joins the response
+    return i;
+}
+
+// ---- messages -----------------------------------------------------------------------------------
+
+// Renders a list of {"role","content"} (or ShareGPT {"from","value"}) messages [from, to) with the
+// plain template "role: content\n". Returns 0 and a reason in why on a malformed message.
+static const char *sharegpt_role(const char *from) {
+    if (!strcmp(from, "human") || !strcmp(from, "user")) return "user";
+    if (!strcmp(from, "gpt") || !strcmp(from, "assistant")) return "assistant";
+    if (!strcmp(from, "system")) return "system";
+    return from;
+}
+
+static int message_parts(const cJSON *msg, const char **role, const char **content, char *why, size_t nwhy,
+                         const char *field, int idx) {
+    if (!cJSON_IsObject(msg)) {
+        snprintf(why, nwhy, "field '%s' message %d must be an object with \"role\" and \"content\"", field, idx);
+        return 0;
+    }
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(msg, "role");
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(msg, "content");
+    int sharegpt = 0;
+    if (!r && !c) {
+        r = cJSON_GetObjectItemCaseSensitive(msg, "from");
+        c = cJSON_GetObjectItemCaseSensitive(msg, "value");
+        sharegpt = 1;
+    }
+    if (!cJSON_IsString(r) || !cJSON_IsString(c)) {
+        snprintf(why, nwhy, "field '%s' message %d needs string \"%s\" and \"%s\"", field, idx,
+                 sharegpt ? "from" : "role", sharegpt ? "value" : "content");
+        return 0;
+    }
+    *role = sharegpt ? sharegpt_role(r->valuestring) : r->valuestring;
+    *content = c->valuestring;
+    return 1;
+}
+
+static int render_messages(strbuf *b, const cJSON *list, int from, int to, const char *field, char *why,
+                           size_t nwhy) {
+    for (int i = from; i < to; i++) {
+        const char *role, *content;
+        if (!message_parts(cJSON_GetArrayItem(list, i), &role, &content, why, nwhy, field, i)) return 0;
+        if (!sb_str(b, role) || !sb_str(b, ": ") || !sb_str(b, content) || !sb_str(b, "\n")) {
+            snprintf(why, nwhy, "out of memory");
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int messages_equal(const cJSON *a, const cJSON *b) {
+    const char *ra, *ca, *rb, *cb;
+    char why[8];
+    if (!message_parts(a, &ra, &ca, why, sizeof why, "", 0) || !message_parts(b, &rb, &cb, why, sizeof why, "", 0))
+        return 0;
+    return !strcmp(ra, rb) && !strcmp(ca, cb);
+}
+
+// Texts built from messages are checked here (the dataset getters check plain string fields).
+static int text_invalid_utf8(const char *s) { return utf8_invalid_at(s, strlen(s)) >= 0; }
+
+// ---- encoding -----------------------------------------------------------------------------------
+
+static rlhf_status seq_from_encoding(token_seq *s, tok_encoding *e, rlhf_err *err) {
+    s->n = e->n;
+    s->ids = e->ids;
+    s->type_ids = e->type_ids;
+    e->ids = e->type_ids = NULL;
+    tok_encoding_free(e);
+    if (s->n > 0 && !s->type_ids) {
+        s->type_ids = calloc((size_t)s->n, sizeof(int32_t));
+        if (!s->type_ids) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    }
+    return RLHF_OK;
+}
+
+static void seq_free(token_seq *s) {
+    free(s->ids);
+    free(s->type_ids);
+    s->ids = s->type_ids = NULL;
+    s->n = 0;
+}
+
+// Decoder sequences: prompt + response + EOS; a sequence over max_length keeps its end (the reward is
+// read at the last token), and BOS stays in front.
+static rlhf_status encode_decoder(const pref_opts *o, const char *text, token_seq *out, int *truncated,
+                                  rlhf_err *err) {
+    tok_encoding e = {0};
+    RLHF_TRY(tokenizer_encode(o->tok, text, NULL, 1, 0, TRUNC_LONGEST_FIRST, &e, err));
+    int n = e.n + (o->eos_id >= 0 ? 1 : 0);
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)(n > 0 ? n : 1));
+    int32_t *types = calloc((size_t)(n > 0 ? n : 1), sizeof(int32_t));
+    if (!ids || !types) {
+        free(ids);
+        free(types);
+        tok_encoding_free(&e);
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    }
+    memcpy(ids, e.ids, sizeof(int32_t) * (size_t)e.n);
+    if (o->eos_id >= 0) ids[e.n] = o->eos_id;
+    tok_encoding_free(&e);
+    if (o->max_length > 0 && n > o->max_length) {
+        int keep_bos = o->bos_id >= 0 && ids[0] == o->bos_id && o->max_length > 1;
+        int tail = o->max_length - keep_bos;
+        memmove(ids + keep_bos, ids + n - tail, sizeof(int32_t) * (size_t)tail);
+        n = o->max_length;
+        *truncated = 1;
+    }
+    out->ids = ids;
+    out->type_ids = types;
+    out->n = n;
+    return RLHF_OK;
+}
+
+// Encoders: tokenizer(prompt, response) as a sentence pair. Over max_length, the prompt is shortened
+// first (only_first) so the response survives; when the prompt alone cannot absorb it, longest_first
+// as HF's default. --encoding concat: tokenizer(prompt + response), as TRL's RewardTrainer.
+static rlhf_status encode_encoder(const pref_opts *o, const char *prompt, const char *response, token_seq *out,
+                                  int *truncated, rlhf_err *err) {
+    tok_encoding e = {0};
+    if (o->encoding == PREF_ENCODING_CONCAT || !prompt) {
+        strbuf b = {0};
+        if ((prompt && !sb_str(&b, prompt)) || !sb_str(&b, response)) {
+            free(b.s);
+            return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+        }
+        rlhf_status s = tokenizer_encode(o->tok, b.s, NULL, 1, o->max_length, TRUNC_LONGEST_FIRST, &e, err);
+        free(b.s);
+        RLHF_TRY(s);
+        if (e.truncated) *truncated = 1;
+        return seq_from_encoding(out, &e, err);
+    }
+    RLHF_TRY(tokenizer_encode(o->tok, prompt, response, 1, 0, TRUNC_LONGEST_FIRST, &e, err));
+    if (o->max_length <= 0 || e.n <= o->max_length) return seq_from_encoding(out, &e, err);
+    tok_encoding_free(&e);
+    *truncated = 1;
+    rlhf_err quiet;
+    memset(&e, 0, sizeof e);
+    if (tokenizer_encode(o->tok, prompt, response, 1, o->max_length, TRUNC_ONLY_FIRST, &e, &quiet) == RLHF_OK &&
+        e.n <= o->max_length)
+        return seq_from_encoding(out, &e, err);
+    tok_encoding_free(&e);
+    memset(&e, 0, sizeof e);
+    RLHF_TRY(tokenizer_encode(o->tok, prompt, response, 1, o->max_length, TRUNC_LONGEST_FIRST, &e, err));
+    return seq_from_encoding(out, &e, err);
+}
+
+static rlhf_status encode_text(const pref_opts *o, const char *prompt, const char *response, token_seq *out,
+                               int *truncated, rlhf_err *err) {
+    if (o->is_decoder) {
+        strbuf b = {0};
+        if ((prompt && !sb_str(&b, prompt)) || !sb_str(&b, response)) {
+            free(b.s);
+            return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+        }
+        rlhf_status s = encode_decoder(o, b.s, out, truncated, err);
+        free(b.s);
+        return s;
+    }
+    return encode_encoder(o, prompt, response, out, truncated, err);
+}
+
+// ---- row layouts ----------------------------------------------------------------------------------
+
+// Pre-tokenized sequence: ids used as given (special tokens included), type ids optional.
+static rlhf_status pretok_seq(const dataset *d, int r, const pref_opts *o, const char *ids_field,
+                              const char *types_field, token_seq *out, int *truncated, rlhf_err *err) {
+    RLHF_TRY(dataset_get_ids(d, r, ids_field, 1, o->vocab_size, &out->ids, &out->n, err));
+    if (out->n == 0) return row_fail(err, d, r, "field '%s' is empty", ids_field);
+    int32_t *types = NULL;
+    int nt = 0;
+    int type_max = o->type_vocab_size > 1 ? o->type_vocab_size : 1;
+    RLHF_TRY(dataset_get_ids(d, r, types_field, 0, type_max, &types, &nt, err));
+    if (types && nt != out->n) {
+        free(types);
+        return row_fail(err, d, r, "field '%s' has %d ids but '%s' has %d", types_field, nt, ids_field, out->n);
+    }
+    if (!types) {
+        types = calloc((size_t)out->n, sizeof(int32_t));
+        if (!types) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    }
+    out->type_ids = types;
+    if (o->max_length > 0 && out->n > o->max_length) {
+        if (o->is_decoder) {  // keep the end: the reward is read at the last token
+            int drop = out->n - o->max_length;
+            memmove(out->ids, out->ids + drop, sizeof(int32_t) * (size_t)o->max_length);
+            memmove(out->type_ids, out->type_ids + drop, sizeof(int32_t) * (size_t)o->max_length);
+        }
+        out->n = o->max_length;
+        *truncated = 1;
+    }
+    return RLHF_OK;
+}
+
+static int has_field(const cJSON *row, const char *name) {
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(row, name);
+    return f && !cJSON_IsNull(f);
+}
+
+// A chosen/rejected/prompt field that may be a string or a list of messages: its text.
+static rlhf_status field_text(const dataset *d, int r, const char *field, int required, char **out,
+                              rlhf_err *err) {
+    *out = NULL;
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(d->rows[r], field);
+    if (cJSON_IsArray(f)) {
+        strbuf b = {0};
+        char why[256];
+        if (!sb_str(&b, "") || !render_messages(&b, f, 0, cJSON_GetArraySize(f), field, why, sizeof why)) {
+            free(b.s);
+            return row_fail(err, d, r, "%s", why);
+        }
+        if (text_invalid_utf8(b.s)) {
+            free(b.s);
+            return row_fail(err, d, r, "field '%s': invalid UTF-8", field);
+        }
+        *out = b.s;
+        return RLHF_OK;
+    }
+    const char *s = NULL;
+    RLHF_TRY(dataset_get_string(d, r, field, required, &s, err));
+    if (s && !(*out = str_dup_n(s, strlen(s)))) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    return RLHF_OK;
+}
+
+// Text of a ShareGPT-style single message object ({"from","value"} or {"role","content"}).
+static rlhf_status sharegpt_answer(const dataset *d, int r, const char *field, char **out, rlhf_err *err) {
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(d->rows[r], field);
+    const char *role, *content;
+    char why[256];
+    if (!f) return row_fail(err, d, r, "field '%s' missing", field);
+    if (cJSON_IsString(f)) {
+        content = f->valuestring;
+    } else if (!message_parts(f, &role, &content, why, sizeof why, field, 0)) {
+        return row_fail(err, d, r, "%s", why);
+    }
+    if (text_invalid_utf8(content)) return row_fail(err, d, r, "field '%s': invalid UTF-8", field);
+    if (!(*out = str_dup_n(content, strlen(content)))) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    return RLHF_OK;
+}
+
+// Prompt and two responses as texts, whatever the text layout. *prompt may be NULL (no prompt:
+// responses are read alone).
+static rlhf_status pair_texts(const dataset *d, int r, char **prompt, char **chosen, char **rejected,
+                              rlhf_err *err) {
+    const cJSON *row = d->rows[r];
+    *prompt = *chosen = *rejected = NULL;
+    const cJSON *conv = cJSON_GetObjectItemCaseSensitive(row, "conversations");
+    if (cJSON_IsArray(conv)) {  // LLaMA-Factory ShareGPT preference layout
+        strbuf b = {0};
+        char why[256];
+        if (!sb_str(&b, "") || !render_messages(&b, conv, 0, cJSON_GetArraySize(conv), "conversations", why,
+                                                sizeof why)) {
+            free(b.s);
+            return row_fail(err, d, r, "%s", why);
+        }
+        if (text_invalid_utf8(b.s)) {
+            free(b.s);
+            return row_fail(err, d, r, "field 'conversations': invalid UTF-8");
+        }
+        *prompt = b.s;
+        RLHF_TRY(sharegpt_answer(d, r, "chosen", chosen, err));
+        return sharegpt_answer(d, r, "rejected", rejected, err);
+    }
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(row, "chosen");
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(row, "rejected");
+    if (!c || cJSON_IsNull(c)) return row_fail(err, d, r, "field 'chosen' missing");
+    if (!j || cJSON_IsNull(j)) return row_fail(err, d, r, "field 'rejected' missing");
+    if (cJSON_IsArray(c) != cJSON_IsArray(j))
+        return row_fail(err, d, r, "fields 'chosen' and 'rejected' must both be strings or both message lists");
+    if (!cJSON_IsArray(c) && !cJSON_IsString(c))
+        return row_fail(err, d, r, "field 'chosen' must be a string or a list of messages");
+    if (!cJSON_IsArray(j) && !cJSON_IsString(j))
+        return row_fail(err, d, r, "field 'rejected' must be a string or a list of messages");
+    if (has_field(row, "prompt")) {
+        RLHF_TRY(field_text(d, r, "prompt", 1, prompt, err));
+        RLHF_TRY(field_text(d, r, "chosen", 1, chosen, err));
+        return field_text(d, r, "rejected", 1, rejected, err);
+    }
+    if (cJSON_IsArray(c)) {  // implicit conversational prompt: the common leading messages
+        int nc = cJSON_GetArraySize(c), nj = cJSON_GetArraySize(j), k = 0;
+        while (k < nc && k < nj && messages_equal(cJSON_GetArrayItem(c, k), cJSON_GetArrayItem(j, k))) k++;
+        strbuf p = {0}, bc = {0}, bj = {0};
+        char why[256];
+        int ok = sb_str(&p, "") && sb_str(&bc, "") && sb_str(&bj, "") &&
+                 render_messages(&p, c, 0, k, "chosen", why, sizeof why) &&
+                 render_messages(&bc, c, k, nc, "chosen", why, sizeof why) &&
+                 render_messages(&bj, j, k, nj, "rejected", why, sizeof why);
+        if (!ok || text_invalid_utf8(p.s) || text_invalid_utf8(bc.s) || text_invalid_utf8(bj.s)) {
+            free(p.s);
+            free(bc.s);
+            free(bj.s);
+            return ok ? row_fail(err, d, r, "invalid UTF-8 in a message") : row_fail(err, d, r, "%s", why);
+        }
+        *prompt = k > 0 ? p.s : (free(p.s), NULL);
+        *chosen = bc.s;
+        *rejected = bj.s;
+        return RLHF_OK;
+    }
+    const char *cs, *js;
+    RLHF_TRY(dataset_get_string(d, r, "chosen", 1, &cs, err));
+    RLHF_TRY(dataset_get_string(d, r, "rejected", 1, &js, err));
+    size_t np = pref_implicit_prompt_len(cs, js);
+    *prompt = np > 0 ? str_dup_n(cs, np) : NULL;
+    *chosen = str_dup_n(cs + np, strlen(cs) - np);
+    *rejected = str_dup_n(js + np, strlen(js) - np);
+    if ((np > 0 && !*prompt) || !*chosen || !*rejected) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    return RLHF_OK;
+}
+
+static rlhf_status need_tokenizer(const dataset *d, int r, const pref_opts *o, rlhf_err *err) {
+    if (o->tok) return RLHF_OK;
+    return row_fail(err, d, r,
+                    "text rows need a tokenizer, but %s has no tokenizer files (tokenizer.json, vocab.txt or "
+                    "vocab.json+merges.txt); give pre-tokenized rows (chosen_ids/rejected_ids%s) instead",
+                    o->model_dir ? o->model_dir : "the model directory", o->allow_single ? ", input_ids" : "");
+}
+
+// Prefixes a tokenizer error (e.g. invalid UTF-8) with the row's FILE:LINE and field.
+static rlhf_status encode_field(const dataset *d, int r, const pref_opts *o, const char *field,
+                                const char *prompt, const char *response, token_seq *out, int *truncated,
+                                rlhf_err *err) {
+    rlhf_status s = encode_text(o, prompt, response, out, truncated, err);
+    if (s == RLHF_EINPUT) {
+        char inner[RLHF_ERR_MSG / 2];
+        size_t k = strnlen(err->msg, sizeof inner - 1);
+        memcpy(inner, err->msg, k);
+        inner[k] = '\0';
+        return row_fail(err, d, r, "field '%s': %s", field, inner);
+    }
+    return s;
+}
+
+static rlhf_status build_row(const dataset *d, int r, const pref_opts *o, pref_row *out, int *truncated,
+                             rlhf_err *err) {
+    const cJSON *row = d->rows[r];
+    memset(out, 0, sizeof *out);
+    out->line = d->lines[r];
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(row, "margin");
+    if (m && !cJSON_IsNull(m)) {
+        if (!cJSON_IsNumber(m) || !isfinite(m->valuedouble))
+            return row_fail(err, d, r, "field 'margin' must be a finite number");
+        out->margin = (float)m->valuedouble;
+    }
+    int trunc = 0;
+    rlhf_status s = RLHF_OK;
+    if (has_field(row, "chosen_ids") || has_field(row, "rejected_ids")) {
+        out->is_pair = 1;
+        s = pretok_seq(d, r, o, "chosen_ids", "chosen_token_type_ids", &out->chosen, &trunc, err);
+        if (!s) s = pretok_seq(d, r, o, "rejected_ids", "rejected_token_type_ids", &out->rejected, &trunc, err);
+    } else if (has_field(row, "input_ids") && o->allow_single) {
+        s = pretok_seq(d, r, o, "input_ids", "token_type_ids", &out->chosen, &trunc, err);
+    } else if (has_field(row, "chosen") || has_field(row, "rejected") || has_field(row, "conversations")) {
+        out->is_pair = 1;
+        char *prompt = NULL, *chosen = NULL, *rejected = NULL;
+        s = need_tokenizer(d, r, o, err);
+        if (!s) s = pair_texts(d, r, &prompt, &chosen, &rejected, err);
+        if (!s) s = encode_field(d, r, o, "chosen", prompt, chosen, &out->chosen, &trunc, err);
+        if (!s) s = encode_field(d, r, o, "rejected", prompt, rejected, &out->rejected, &trunc, err);
+        free(prompt);
+        free(chosen);
+        free(rejected);
+    } else if (o->allow_single && has_field(row, "response")) {
+        char *prompt = NULL, *response = NULL;
+        s = need_tokenizer(d, r, o, err);
+        if (!s) s = field_text(d, r, "prompt", 0, &prompt, err);
+        if (!s) s = field_text(d, r, "response", 1, &response, err);
+        if (!s) s = encode_field(d, r, o, "response", prompt, response, &out->chosen, &trunc, err);
+        free(prompt);
+        free(response);
+    } else {
+        s = o->allow_single
+                ? row_fail(err, d, r,
+                           "expected \"chosen\" and \"rejected\" (with an optional \"prompt\"), \"response\" (with an "
+                           "optional \"prompt\"), \"chosen_ids\" and \"rejected_ids\", or \"input_ids\"")
+                : row_fail(err, d, r,
+                           "field 'chosen' missing (expected \"chosen\" and \"rejected\" with an optional "
+                           "\"prompt\", or pre-tokenized \"chosen_ids\" and \"rejected_ids\")");
+    }
+    if (s) {
+        seq_free(&out->chosen);
+        seq_free(&out->rejected);
+        return s;
+    }
+    *truncated = trunc;
+    return RLHF_OK;
+}
+
+rlhf_status pref_set_build(pref_set *out, const dataset *d, const pref_opts *o, rlhf_err *err) {
+    memset(out, 0, sizeof *out);
+    if (d->n <= 0) return rlhf_fail(err, RLHF_EINPUT, "%s: no rows (empty dataset)", d->path);
+    pref_row *rows = calloc((size_t)d->n, sizeof *rows);
+    row_errors *errs = calloc(1, sizeof *errs);
+    if (!rows || !errs) {
+        free(rows);
+        free(errs);
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    }
+    int n_trunc = 0, has_margin = 0;
+    for (int r = 0; r < d->n; r++) {
+        rlhf_err e;
+        rlhf_err_clear(&e);
+        int truncated = 0;
+        rlhf_status s = build_row(d, r, o, &rows[r], &truncated, &e);
+        if (s == RLHF_ERUNTIME) {  // not the row's fault: stop now
+            for (int k = 0; k <= r; k++) {
+                seq_free(&rows[k].chosen);
+                seq_free(&rows[k].rejected);
+            }
+            free(rows);
+            free(errs);
+            *err = e;
+            return s;
+        }
+        if (s != RLHF_OK) {
+            row_errors_add(errs, e.msg);
+            continue;
+        }
+        if (has_field(d->rows[r], "margin")) has_margin = 1;
+        n_trunc += truncated;
+    }
+    if (errs->count > 0) {
+        for (int k = 0; k < d->n; k++) {
+            seq_free(&rows[k].chosen);
+            seq_free(&rows[k].rejected);
+        }
+        free(rows);
+        if (errs->count > errs->listed)
+            rlhf_fail(err, RLHF_EINPUT, "%d malformed rows in %s:\n%s\n(and %d more)", errs->count, d->path,
+                      errs->msg, errs->count - errs->listed);
+        else if (errs->count > 1)
+            rlhf_fail(err, RLHF_EINPUT, "%d malformed rows in %s:\n%s", errs->count, d->path, errs->msg);
+        else
+            rlhf_fail(err, RLHF_EINPUT, "%s", errs->msg);
+        free(errs);
+        return RLHF_EINPUT;
+    }
+    free(errs);
+    out->rows = rows;
+    out->n = d->n;
+    out->n_truncated = n_trunc;
+    out->has_margin = has_margin;
+    return RLHF_OK;
+}
+
+void pref_set_free(pref_set *s) {
+    for (int i = 0; i < s->n; i++) {
+        seq_free(&s->rows[i].chosen);
+        seq_free(&s->rows[i].rejected);
+    }
+    free(s->rows);
+    memset(s, 0, sizeof *s);
+}
+
+rlhf_status pref_set_split(pref_set *all, double fraction, uint64_t seed, pref_set *train, pref_set *eval,
+                           rlhf_err *err) {
+    memset(train, 0, sizeof *train);
+    memset(eval, 0, sizeof *eval);
+    if (!(fraction > 0 && fraction < 1))
+        return rlhf_fail(err, RLHF_EINPUT, "--eval_split: expected a fraction in (0, 1), got %g", fraction);
+    int n = all->n, n_eval = (int)ceil(fraction * n);
+    if (n_eval < 1 || n_eval >= n)
+        return rlhf_fail(err, RLHF_EINPUT,
+                         "--eval_split %g of %d rows leaves %d for evaluation and %d for training; both need one",
+                         fraction, n, n_eval, n - n_eval);
+    int *perm = malloc(sizeof(int) * (size_t)n);
+    train->rows = malloc(sizeof(pref_row) * (size_t)(n - n_eval));
+    eval->rows = malloc(sizeof(pref_row) * (size_t)n_eval);
+    if (!perm || !train->rows || !eval->rows) {
+        free(perm);
+        free(train->rows);
+        free(eval->rows);
+        train->rows = eval->rows = NULL;
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    }
+    rng_permutation(rng_key(seed, RNG_STREAM_SPLIT, 0, 0), perm, n);
+    for (int i = 0; i < n_eval; i++) eval->rows[i] = all->rows[perm[i]];
+    for (int i = n_eval; i < n; i++) train->rows[i - n_eval] = all->rows[perm[i]];
+    eval->n = n_eval;
+    train->n = n - n_eval;
+    train->has_margin = eval->has_margin = all->has_margin;
+    train->n_truncated = all->n_truncated;
+    free(perm);
+    free(all->rows);
+    memset(all, 0, sizeof *all);
+    return RLHF_OK;
+}

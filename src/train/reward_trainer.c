@@ -1,0 +1,380 @@
+// The reward trainer's loop (see reward_trainer.h). Order of work per optimizer step: micro-batches
+// (forward + backward, chosen and rejected in one batch), clip, AdamW at the scheduled lr, then at the
+// step boundary: log, evaluate, checkpoint, and honour a stop request. The data order of an epoch is
+// rng_permutation(rng_key(seed, SHUFFLE, epoch)); dropout keys are rng_key(seed, DROPOUT, step,
+// micro); the lr is lr_at(step): nothing depends on how the run got to a step, which is what makes a
+// resumed run bit-identical to an uninterrupted one.
+#include "train/reward_trainer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/progress.h"
+#include "base/rng.h"
+#include "io/csv_log.h"
+#include "io/files.h"
+#include "train/checkpoint.h"
+#include "train/optimizer.h"
+#include "train/report.h"
+#include "train/trainer_common.h"
+
+#define PATH_LEN 4096
+// torch.optim.AdamW defaults (HF TrainingArguments adam_beta1/adam_beta2/adam_epsilon).
+#define ADAM_BETA1 0.9
+#define ADAM_BETA2 0.999
+#define ADAM_EPS 1e-8
+
+static long long ceil_div(long long a, long long b) { return (a + b - 1) / b; }
+
+static long long updates_per_epoch(int n_train, const reward_train_args *a) {
+    long long batches = ceil_div(n_train, a->train_batch_size);
+    long long u = ceil_div(batches, a->grad_accum);
+    return u > 0 ? u : 1;
+}
+
+long long reward_total_steps(int n_train, const reward_train_args *a) {
+    if (a->max_steps > 0) return a->max_steps;
+    long long t = (long long)ceil(a->num_train_epochs * (double)updates_per_epoch(n_train, a) - 1e-9);
+    return t > 0 ? t : 1;
+}
+
+rlhf_status reward_evaluate(model *m, const pref_set *set, int batch_size, float center_coef,
+                            reward_eval_result *out, rlhf_err *err) {
+    memset(out, 0, sizeof *out);
+    int *idx = malloc(sizeof(int) * (size_t)batch_size);
+    if (!idx) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    double loss_sum = 0, margin_sum = 0;
+    long correct = 0;
+    int pad = model_pad_id(m);
+    for (int s = 0; s < set->n; s += batch_size) {
+        int P = set->n - s < batch_size ? set->n - s : batch_size;
+        for (int p = 0; p < P; p++) idx[p] = s + p;
+        pair_metrics pm;
+        rlhf_status st = pairs_forward_backward(m, set, idx, P, pad, center_coef, 0, 0, 0, 0.0f, &pm, err);
+        if (st) {
+            free(idx);
+            return st;
+        }
+        loss_sum += pm.loss * P;
+        margin_sum += pm.margin_sum;
+        correct += pm.correct;
+    }
+    free(idx);
+    out->n = set->n;
+    out->loss = loss_sum / set->n;
+    out->accuracy = (double)correct / set->n;
+    out->margin = margin_sum / set->n;
+    return RLHF_OK;
+}
+
+// ---- logging -----------------------------------------------------------------------------------
+
+static void fmt_cell(char *buf, size_t n, double v) {
+    if (isfinite(v)) snprintf(buf, n, "%.8g", v);
+    else buf[0] = '\0';
+}
+
+static rlhf_status log_row_write(csv_log *log, const train_log_entry *e, rlhf_err *err) {
+    char cells[REWARD_LOG_N_COLUMNS][40];
+    snprintf(cells[0], sizeof cells[0], "%.6g", e->epoch);
+    snprintf(cells[1], sizeof cells[1], "%lld", e->step);
+    double v[] = {e->loss, e->learning_rate, e->grad_norm, e->accuracy, e->margin,
+                  e->eval_loss, e->eval_accuracy, e->eval_margin};
+    for (int i = 0; i < 8; i++) fmt_cell(cells[2 + i], sizeof cells[0], v[i]);
+    const char *vals[REWARD_LOG_N_COLUMNS];
+    for (int i = 0; i < REWARD_LOG_N_COLUMNS; i++) vals[i] = cells[i];
+    return csv_log_row(log, vals, err);
+}
+
+static void log_row_print(const train_log_entry *e) {
+    printf("{\"epoch\": %.4g, \"step\": %lld", e->epoch, e->step);
+    const char *names[] = {"loss", "learning_rate", "grad_norm", "accuracy", "margin",
+                           "eval_loss", "eval_accuracy", "eval_margin"};
+    double v[] = {e->loss, e->learning_rate, e->grad_norm, e->accuracy, e->margin,
+                  e->eval_loss, e->eval_accuracy, e->eval_margin};
+    for (int i = 0; i < 8; i++)
+        if (isfinite(v[i])) printf(", \"%s\": %.6g", names[i], v[i]);
+    printf("}\n");
+    fflush(stdout);
+}
+
+// Rewrites training_log.csv from the log history (a resume drops rows logged after its checkpoint),
+// then reopens it for appending.
+static rlhf_status open_log(csv_log **log, const char *path, const trainer_state *st, rlhf_err *err) {
+    static const char *const cols[] = {REWARD_LOG_COLUMNS};
+    RLHF_TRY(csv_log_open(log, path, cols, REWARD_LOG_N_COLUMNS, 0, err));
+    for (int i = 0; i < st->n_log; i++) {
+        rlhf_status s = log_row_write(*log, &st->log[i], err);
+        if (s) {
+            csv_log_close(*log);
+            *log = NULL;
+            return s;
+        }
+    }
+    return RLHF_OK;
+}
+
+static rlhf_status write_report(const char *output_dir, const trainer_state *st, const char *summary,
+                                rlhf_err *err) {
+    int n = st->n_log;
+    double *buf = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1) * 9);
+    if (!buf) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    double *x = buf, *col[8];
+    for (int k = 0; k < 8; k++) col[k] = buf + (size_t)(k + 1) * (n > 0 ? n : 1);
+    for (int i = 0; i < n; i++) {
+        const train_log_entry *e = &st->log[i];
+        x[i] = (double)e->step;
+        double v[] = {e->loss, e->eval_loss, e->accuracy, e->eval_accuracy, e->margin, e->eval_margin,
+                      e->learning_rate, e->grad_norm};
+        for (int k = 0; k < 8; k++) col[k][i] = v[k];
+    }
+    report_series s[8] = {{"train loss", x, col[0], n}, {"eval loss", x, col[1], n},
+                          {"train accuracy", x, col[2], n}, {"eval accuracy", x, col[3], n},
+                          {"train margin (r_c - r_r)", x, col[4], n}, {"eval margin", x, col[5], n},
+                          {"learning rate", x, col[6], n}, {"grad norm (before clipping)", x, col[7], n}};
+    report_chart charts[] = {{"Pairwise loss", "optimizer step", s, 2},
+                             {"Accuracy (share of pairs with r_chosen > r_rejected)", "optimizer step", s + 2, 2},
+                             {"Reward margin", "optimizer step", s + 4, 2},
+                             {"Learning rate", "optimizer step", s + 6, 1},
+                             {"Gradient norm", "optimizer step", s + 7, 1}};
+    char path[PATH_LEN];
+    rlhf_status r = report_write_html(path_join(path, sizeof path, output_dir, "report.html"),
+                                      "rlhf reward: training report", summary, charts, 5, err);
+    free(buf);
+    return r;
+}
+
+// ---- the loop ----------------------------------------------------------------------------------
+
+typedef struct {  // training metrics since the last logged row
+    double loss_sum;
+    long steps;
+    long pairs, correct;
+    double margin_sum;
+} pending_metrics;
+
+static rlhf_status save_checkpoint(const char *output_dir, const char *name, const model *m,
+                                   const tokenizer *tok, const adamw_state *opt, trainer_state *st,
+                                   const int *order, const char *summary, rlhf_err *err) {
+    char dir[PATH_LEN];
+    path_join(dir, sizeof dir, output_dir, name);
+    int *saved = st->order;
+    st->order = st->micro_in_epoch > 0 ? (int *)order : NULL;  // only a partial epoch needs its order
+    rlhf_status s = checkpoint_save(dir, m, tok, opt, st, err);
+    st->order = saved;
+    if (!s) s = write_report(output_dir, st, summary, err);
+    return s;
+}
+
+static void summary_text(char *buf, size_t n, const trainer_state *st, long long total, int n_train,
+                         int n_eval) {
+    const train_log_entry *last = st->n_log ? &st->log[st->n_log - 1] : NULL;
+    double eval_acc = NAN;
+    for (int i = st->n_log - 1; i >= 0; i--)
+        if (isfinite(st->log[i].eval_accuracy)) {
+            eval_acc = st->log[i].eval_accuracy;
+            break;
+        }
+    snprintf(buf, n, "step %lld of %lld; %d training pairs, %d evaluation pairs; skipped steps %lld\n"
+                     "last logged loss %.6g; last eval accuracy %.4f",
+             st->global_step, total, n_train, n_eval, st->skipped_steps, last ? last->loss : NAN, eval_acc);
+}
+
+rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, const pref_set *eval,
+                         const reward_train_args *a, reward_train_result *res, rlhf_err *err) {
+    memset(res, 0, sizeof *res);
+    res->eval_loss = res->eval_accuracy = res->eval_margin = NAN;
+    const int n = train->n, B = a->train_batch_size;
+    const long long n_micro = ceil_div(n, B);
+    const long long total = reward_total_steps(n, a);
+    const long long upe = updates_per_epoch(n, a);
+    const int n_epochs = (int)ceil_div(total, upe);
+    const long long warmup =
+        a->warmup_steps > 0 ? a->warmup_steps : (long long)ceil(a->warmup_ratio * (double)total - 1e-9);
+    const int have_eval = eval && eval->n > 0 && a->eval_strategy != STRATEGY_NO;
+    const float center = (float)a->center_rewards_coefficient;
+    const adamw_config acfg = {ADAM_BETA1, ADAM_BETA2, ADAM_EPS, a->weight_decay};
+
+    trainer_state st = {0};
+    adamw_state opt = {0};
+    csv_log *log = NULL;
+    progress *bar = NULL;
+    int *order = malloc(sizeof(int) * (size_t)n), *idx = malloc(sizeof(int) * (size_t)B);
+    char path[PATH_LEN], summary[512], name[64];
+    rlhf_status s = RLHF_OK;
+    if (!order || !idx) {
+        s = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+        goto done;
+    }
+    if ((s = model_alloc_grads(m, err)) || (s = adamw_init(&opt, m->n_params, err))) goto done;
+    st.seed = a->seed;
+    st.n_train = n;
+    if (a->resume_from) {
+        if ((s = trainer_state_load(path_join(path, sizeof path, a->resume_from, "trainer_state.json"), &st, err)))
+            goto done;
+        if (st.n_train != n) {
+            s = rlhf_fail(err, RLHF_EINPUT,
+                          "--resume_from_checkpoint %s: the checkpoint was trained on %d pairs, this dataset gives %d",
+                          a->resume_from, st.n_train, n);
+            goto done;
+        }
+        if (st.seed != a->seed) {
+            s = rlhf_fail(err, RLHF_EINPUT, "--seed %llu differs from the checkpoint's %llu (the data order and "
+                          "dropout would not continue the run)", (unsigned long long)a->seed,
+                          (unsigned long long)st.seed);
+            goto done;
+        }
+        if ((s = optimizer_state_load(path_join(path, sizeof path, a->resume_from, "optimizer.safetensors"), m,
+                                      &opt, err)))
+            goto done;
+    }
+    if ((s = open_log(&log, path_join(path, sizeof path, a->output_dir, "training_log.csv"), &st, err))) goto done;
+    if (!a->quiet) {
+        fprintf(stderr, "rlhf reward: %d training pairs, %d evaluation pairs; %lld optimizer steps (%d epochs of "
+                        "%lld), %lld warmup%s\n",
+                n, eval ? eval->n : 0, total, n_epochs, upe, warmup,
+                a->resume_from ? "; resuming" : "");
+        bar = progress_start("reward", total, "steps");
+        progress_update(bar, st.global_step, NULL);
+    }
+
+    pending_metrics pend = {0};
+    long long last_eval_step = -1;
+    double last_norm = NAN, last_lr = NAN;
+    for (int epoch = st.epochs_done; epoch < n_epochs && st.global_step < total; epoch++) {
+        for (int i = 0; i < n; i++) order[i] = i;
+        if (a->shuffle) rng_permutation(rng_key(a->seed, RNG_STREAM_SHUFFLE, (uint64_t)epoch, 0), order, n);
+        if (st.order && st.micro_in_epoch > 0) {  // resuming inside this epoch: same data order?
+            if (memcmp(st.order, order, sizeof(int) * (size_t)n) != 0) {
+                s = rlhf_fail(err, RLHF_EINPUT, "--resume_from_checkpoint %s: the data order differs from the "
+                              "checkpoint's (different --no_shuffle or dataset?)", a->resume_from);
+                goto done;
+            }
+        }
+        free(st.order);
+        st.order = NULL;
+        long long micro = epoch == st.epochs_done ? st.micro_in_epoch : 0;
+        while (micro < n_micro && st.global_step < total) {
+            long long group_start = micro, group_end = micro + a->grad_accum;
+            if (group_end > n_micro) group_end = n_micro;
+            // Each micro-batch's mean loss is divided by the micro-batches in its step, as HF Trainer
+            // divides by gradient_accumulation_steps (a short last step keeps a mean, not a fraction).
+            float grad_scale = 1.0f / (float)(group_end - group_start);
+            model_zero_grads(m);
+            double step_loss = 0;
+            long step_pairs = 0, step_correct = 0;
+            double step_margin = 0;
+            for (long long k = group_start; k < group_end; k++) {
+                int P = 0;
+                for (long long i = k * B; i < (k + 1) * B && i < n; i++) idx[P++] = order[i];
+                uint64_t key = rng_key(a->seed, RNG_STREAM_DROPOUT, (uint64_t)st.global_step,
+                                       (uint64_t)(k - group_start));
+                pair_metrics pm;
+                if ((s = pairs_forward_backward(m, train, idx, P, model_pad_id(m), center, !a->disable_dropout, key,
+                                                1, grad_scale, &pm, err)))
+                    goto done;
+                step_loss += pm.loss * P;
+                step_pairs += P;
+                step_correct += pm.correct;
+                step_margin += pm.margin_sum;
+            }
+            step_loss /= (double)step_pairs;
+            double lr = lr_at(a->schedule, a->learning_rate, st.global_step, warmup, total);
+            double norm = clip_grad_norm(m->grads, m->n_params, a->max_grad_norm);
+            if (!isfinite(step_loss) || !isfinite(norm)) {
+                st.skipped_steps++;
+                fprintf(stderr, "\nrlhf reward: step %lld: non-finite %s (%g); step skipped (%lld skipped so far)\n",
+                        st.global_step + 1, isfinite(step_loss) ? "gradient norm" : "loss",
+                        isfinite(step_loss) ? norm : step_loss, st.skipped_steps);
+            } else {
+                adamw_step(&opt, m->params, m->grads, m->specs, m->n_specs, lr, &acfg);
+                pend.loss_sum += step_loss;
+                pend.steps++;
+                pend.pairs += step_pairs;
+                pend.correct += step_correct;
+                pend.margin_sum += step_margin;
+            }
+            last_norm = norm;
+            last_lr = lr;
+            st.global_step++;
+            micro = group_end;
+            int epoch_end = micro == n_micro;
+            st.micro_in_epoch = epoch_end ? 0 : (int)micro;
+            st.epochs_done = epoch_end ? epoch + 1 : epoch;
+            res->last_loss = step_loss;
+
+            // -- step boundary: log, evaluate, save, stop --
+            int final_step = st.global_step == total;
+            int do_log = pend.steps > 0 && (st.global_step % a->logging_steps == 0 || final_step);
+            int do_eval = have_eval && ((a->eval_strategy == STRATEGY_STEPS && st.global_step % a->eval_steps == 0) ||
+                                        (a->eval_strategy == STRATEGY_EPOCH && epoch_end) || final_step);
+            if (do_log || do_eval) {
+                train_log_entry e = {epoch + (double)micro / (double)n_micro, st.global_step, NAN, NAN, NAN, NAN,
+                                     NAN, NAN, NAN, NAN};
+                if (do_log) {
+                    e.loss = pend.loss_sum / (double)pend.steps;
+                    e.learning_rate = last_lr;
+                    e.grad_norm = last_norm;
+                    e.accuracy = (double)pend.correct / (double)pend.pairs;
+                    e.margin = pend.margin_sum / (double)pend.pairs;
+                    memset(&pend, 0, sizeof pend);
+                }
+                if (do_eval) {
+                    reward_eval_result ev;
+                    if ((s = reward_evaluate(m, eval, a->eval_batch_size, center, &ev, err))) goto done;
+                    e.eval_loss = res->eval_loss = ev.loss;
+                    e.eval_accuracy = res->eval_accuracy = ev.accuracy;
+                    e.eval_margin = res->eval_margin = ev.margin;
+                    last_eval_step = st.global_step;
+                }
+                if ((s = trainer_state_add_log(&st, &e, err)) || (s = log_row_write(log, &e, err))) goto done;
+                if (!a->quiet) {
+                    if (bar) fprintf(stderr, "\n");
+                    log_row_print(&e);
+                }
+            }
+            summary_text(summary, sizeof summary, &st, total, n, eval ? eval->n : 0);
+            name[0] = '\0';
+            if (a->save_strategy == STRATEGY_STEPS && st.global_step % a->save_steps == 0)
+                snprintf(name, sizeof name, "checkpoint-%lld", st.global_step);
+            else if (a->save_strategy == STRATEGY_EPOCH && epoch_end)
+                snprintf(name, sizeof name, "checkpoint-epoch%d", epoch + 1);
+            if (name[0] && (s = save_checkpoint(a->output_dir, name, m, tok, &opt, &st, order, summary, err)))
+                goto done;
+            if (bar) {
+                char extra[128];
+                snprintf(extra, sizeof extra, "loss %.4f lr %.3g", step_loss, lr);
+                progress_update(bar, st.global_step, extra);
+            }
+            if (a->stop && *a->stop && !final_step) {
+                char stop_name[64];
+                snprintf(stop_name, sizeof stop_name, "checkpoint-%lld", st.global_step);
+                if (strcmp(name, stop_name) &&
+                    (s = save_checkpoint(a->output_dir, stop_name, m, tok, &opt, &st, order, summary, err)))
+                    goto done;
+                res->interrupted = 1;
+                s = rlhf_fail(err, RLHF_EINTERRUPT, "interrupted: state saved in %s/%s (continue with "
+                              "--resume_from_checkpoint)", a->output_dir, stop_name);
+                goto done;
+            }
+        }
+    }
+    (void)last_eval_step;
+    // The final model (HF layout) at the output directory's root, then the report.
+    if ((s = model_save(m, a->output_dir, err))) goto done;
+    if (tok && (s = tokenizer_save(tok, a->output_dir, err))) goto done;
+    summary_text(summary, sizeof summary, &st, total, n, eval ? eval->n : 0);
+    if ((s = write_report(a->output_dir, &st, summary, err))) goto done;
+done:
+    if (bar) progress_finish(bar, s == RLHF_OK ? "done" : "stopped");
+    res->global_step = st.global_step;
+    res->skipped_steps = st.skipped_steps;
+    if (log) csv_log_close(log);
+    trainer_state_free(&st);
+    adamw_free(&opt);
+    free(order);
+    free(idx);
+    return s;
+}

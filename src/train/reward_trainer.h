@@ -1,0 +1,81 @@
+// The reward-model trainer (TRL RewardTrainer on HF Trainer's loop): pairwise loss
+// -logsigmoid(r_c - r_r - margin) (+ center_rewards_coefficient * mean((r_c + r_r)^2)), AdamW with HF's
+// no-decay groups, an lr schedule with warmup, gradient clipping and accumulation, seeded shuffling per
+// epoch, periodic evaluation, logging, checkpoints, bit-identical resume and interruption at a step
+// boundary. Everything that decides the numbers is a pure function of (seed, epoch, step), so a
+// resumed run replays exactly what the uninterrupted run would have done.
+#ifndef RLHF_TRAIN_REWARD_TRAINER_H
+#define RLHF_TRAIN_REWARD_TRAINER_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "base/error.h"
+#include "models/model.h"
+#include "tokenizer/tokenizer.h"
+#include "train/preference_data.h"
+#include "train/schedule.h"
+
+typedef enum { STRATEGY_NO, STRATEGY_EPOCH, STRATEGY_STEPS } interval_strategy;
+
+// The columns of training_log.csv for `rlhf reward` (the contract's, in this order).
+#define REWARD_LOG_COLUMNS \
+    "epoch", "step", "loss", "learning_rate", "grad_norm", "accuracy", "margin", "eval_loss", "eval_accuracy", \
+        "eval_margin"
+#define REWARD_LOG_N_COLUMNS 10
+
+typedef struct {
+    const char *output_dir;
+    int train_batch_size;         // pairs per micro-batch (per_device_train_batch_size)
+    int eval_batch_size;
+    int grad_accum;               // gradient_accumulation_steps
+    double num_train_epochs;
+    long long max_steps;          // > 0 overrides num_train_epochs
+    double learning_rate;
+    double weight_decay;
+    double warmup_ratio;
+    long long warmup_steps;       // > 0 overrides warmup_ratio
+    double max_grad_norm;         // <= 0: no clipping
+    lr_schedule schedule;
+    double center_rewards_coefficient;
+    uint64_t seed;
+    int shuffle;                  // 0: --no_shuffle
+    int disable_dropout;
+    long long logging_steps;
+    interval_strategy eval_strategy;
+    long long eval_steps;
+    interval_strategy save_strategy;
+    long long save_steps;
+    const char *resume_from;      // checkpoint directory, or NULL
+    volatile sig_atomic_t *stop;  // set by the CLI's SIGINT/SIGTERM handler; may be NULL
+    int quiet;                    // no progress bar / per-log lines
+} reward_train_args;
+
+typedef struct {
+    long long global_step;
+    long long skipped_steps;
+    double last_loss;
+    double eval_loss, eval_accuracy, eval_margin;  // of the last evaluation (NaN when none)
+    int interrupted;
+} reward_train_result;
+
+// Trains m (grads allocated here) on train, evaluating on eval (may be NULL / empty), writing
+// training_log.csv, report.html, checkpoints and finally the model (and tokenizer, when tok) to
+// output_dir. The caller has validated everything and prepared output_dir. Returns RLHF_EINTERRUPT
+// after writing checkpoint-{STEP} when *stop was set.
+rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, const pref_set *eval,
+                         const reward_train_args *a, reward_train_result *res, rlhf_err *err);
+
+typedef struct {
+    double loss, accuracy, margin;
+    int n;
+} reward_eval_result;
+
+// Evaluation over a whole set (no dropout): mean pairwise loss, share with read r_c > r_r, mean read margin.
+rlhf_status reward_evaluate(model *m, const pref_set *set, int batch_size, float center_coef,
+                            reward_eval_result *out, rlhf_err *err);
+
+// Total optimizer steps HF Trainer would take: max_steps, else ceil(epochs * ceil(batches / accum)).
+long long reward_total_steps(int n_train, const reward_train_args *a);
+
+#endif

@@ -1,0 +1,71 @@
+// Pieces shared by the trainers and the scorer: padding a list of token sequences into one batch
+// (dynamic padding: the longest in the batch, never max_length), reading a reward from a
+// sequence-classification head, and the pairwise forward/backward of a batch of preference pairs.
+#ifndef RLHF_TRAIN_TRAINER_COMMON_H
+#define RLHF_TRAIN_TRAINER_COMMON_H
+
+#include <stdint.h>
+
+#include "base/error.h"
+#include "models/model.h"
+#include "train/preference_data.h"
+
+// A right-padded batch: real tokens first, then padding with attention_mask 0. Decoder families pool
+// the last real token through the mask, so right padding serves them too.
+typedef struct {
+    int B, T;
+    int32_t *input_ids;       // (B, T)
+    int32_t *attention_mask;  // (B, T)
+    int32_t *token_type_ids;  // (B, T)
+} padded_batch;
+
+// seqs: B pointers to sequences. pad_id fills padding positions (masked out, so its value only has to
+// be a valid row of the embedding).
+rlhf_status batch_collate(padded_batch *b, const token_seq *const *seqs, int B, int pad_id, rlhf_err *err);
+void padded_batch_free(padded_batch *b);
+
+// The id used for padding: the config's pad_token_id, else 0 (always masked out).
+int model_pad_id(const model *m);
+
+// The reward as the contract reads it: a 1-label head gives its logit, a 2-label head the softmax
+// probability of label 1 (the seed's PPO script). row: num_labels scores.
+double reward_read(const float *row, int num_labels);
+
+// The reward the pairwise loss trains. 1 label: the logit. 2 labels: logit1 - logit0, the log-odds of
+// label 1, which is monotone in the read reward (softmax p1 = sigmoid(logit1 - logit0)), so the
+// trained order is the scored order. (TRL's RewardTrainer subtracts whole logit rows and averages,
+// i.e. trains both columns as separate rewards, which leaves p1 untied to the preference.)
+float reward_train_value(const float *row, int num_labels);
+// d(reward_train_value)/d(row) * g, accumulated into drow.
+void reward_train_backward(float *drow, float g, int num_labels);
+
+// Metrics of one forward over P pairs.
+typedef struct {
+    double loss;        // mean pairwise loss (with center term)
+    int correct;        // pairs with read reward chosen > rejected
+    double margin_sum;  // sum of read (chosen - rejected)
+    int P;
+} pair_metrics;
+
+// Forward of P pairs (rows[0..P) of set, by index idx) as one 2P-row batch: chosen rows first, then
+// rejected. Fills metrics; with want_backward, backpropagates the loss scaled by grad_scale into
+// m->grads. training: dropout on with dropout_key.
+rlhf_status pairs_forward_backward(model *m, const pref_set *set, const int *idx, int P, int pad_id,
+                                   float center_coef, int training, uint64_t dropout_key, int want_backward,
+                                   float grad_scale, pair_metrics *metrics, rlhf_err *err);
+
+// ---- loading a reward model -------------------------------------------------------------------
+
+// 1 if dir holds tokenizer files (tokenizer.json, vocab.txt or vocab.json).
+int model_dir_has_tokenizer(const char *dir);
+
+// Loads dir as a sequence-classification model (1 or 2 labels: the contract's reward readings) and its
+// tokenizer when dir has tokenizer files (*tok NULL otherwise: only pre-tokenized rows can be read).
+rlhf_status reward_model_load(model **m, tokenizer **tok, const char *dir, uint64_t init_seed, rlhf_err *err);
+
+// Encoding options for m: vocabulary bounds, EOS/BOS for decoders, max_length clamped to the model's
+// positions (max_length <= 0: the model's limit).
+void pref_opts_for_model(pref_opts *o, const model *m, const tokenizer *tok, int max_length, pref_encoding enc,
+                         const char *model_dir);
+
+#endif

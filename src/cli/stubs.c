@@ -12,3 +12,4 @@
     }
 
 RLHF_STUB(cmd_sft, "sft")
+RLHF_STUB(cmd_ppo, "ppo")

@@ -237,11 +237,51 @@ static void test_no_grad(const char *name) {
     model_free(b);
 }
 
+// Input checks: families without token types ignore them (HF's DistilBERT has no such input); bad
+// ids, types and over-long sequences are RLHF_EINPUT naming the limit.
+static void test_inputs(void) {
+    char dir[512];
+    rlhf_err err = {0};
+    model_load_opts opts = {.quiet = 1};
+    model *d = NULL, *bert = NULL;
+    snprintf(dir, sizeof dir, "%s/hf/distilbert_seqcls_1", TU_FIXTURES);
+    CHECK(model_load(&d, dir, HEAD_SEQCLS, &opts, &err) == RLHF_OK, "%s", err.msg);
+    snprintf(dir, sizeof dir, "%s/hf/bert_seqcls_1", TU_FIXTURES);
+    CHECK(model_load(&bert, dir, HEAD_SEQCLS, &opts, &err) == RLHF_OK, "%s", err.msg);
+    if (!d || !bert) {
+        model_free(d);
+        model_free(bert);
+        return;
+    }
+    int32_t ids[2 * 4] = {5, 6, 7, 8, 9, 10, 11, 12}, types[2 * 4] = {0, 0, 1, 1, 0, 1, 1, 1};
+    model_batch b = {.B = 2, .T = 4, .input_ids = ids};
+    CHECK(model_forward(d, &b, &err) == RLHF_OK, "%s", err.msg);
+    float plain[2];
+    memcpy(plain, d->out, sizeof plain);
+    b.token_type_ids = types;
+    CHECK(model_forward(d, &b, &err) == RLHF_OK, "%s", err.msg);
+    CHECK(!memcmp(plain, d->out, sizeof plain), "distilbert ignores token_type_ids");
+    CHECK(model_forward(bert, &b, &err) == RLHF_OK, "%s", err.msg);
+    types[3] = 2;
+    CHECK(model_forward(bert, &b, &err) == RLHF_EINPUT && strstr(err.msg, "type_vocab_size"), "%s", err.msg);
+    types[3] = 1;
+    ids[5] = 128;
+    CHECK(model_forward(bert, &b, &err) == RLHF_EINPUT && strstr(err.msg, "vocabulary"), "%s", err.msg);
+    enum { LONG = 40 };  // the fixture's max_position_embeddings is 32
+    int32_t long_ids[LONG] = {0};
+    model_batch lb = {.B = 1, .T = LONG, .input_ids = long_ids};
+    CHECK(model_forward(bert, &lb, &err) == RLHF_EINPUT && strstr(err.msg, "max_position_embeddings"), "%s",
+          err.msg);
+    model_free(d);
+    model_free(bert);
+}
+
 int main(void) {
     for (size_t i = 0; i < sizeof ENCODER_FIXTURES / sizeof ENCODER_FIXTURES[0]; i++)
         test_fixture(ENCODER_FIXTURES[i]);
     test_dropout("bert_seqcls_1");
     test_dropout("debertav2_seqcls_1");
+    test_inputs();
     test_no_grad("bert_seqcls_2");
     test_no_grad("debertav2_seqcls_1");
     return tu_finish("models_encoders");

@@ -260,7 +260,8 @@ static rlhf_status prepare_inputs(encoder *e, const model_batch *b, rlhf_err *er
                                  hp->vocab_size);
             e->ids[n] = id;
             e->mask[n] = b->attention_mask ? (b->attention_mask[n] != 0) : 1;
-            int32_t tt = b->token_type_ids ? b->token_type_ids[n] : 0;
+            // Families without token types (DistilBERT, DeBERTa-v3) ignore them, as HF does.
+            int32_t tt = b->token_type_ids && hp->type_vocab_size > 0 ? b->token_type_ids[n] : 0;
             int tv = hp->type_vocab_size > 0 ? hp->type_vocab_size : 1;
             if (tt < 0 || tt >= tv)
                 return rlhf_fail(err, RLHF_EINPUT, "token_type_id %d at (%d, %d): type_vocab_size is %d", tt, bi, t,

@@ -1,0 +1,827 @@
+// The PPO loop (TRL PPOTrainer.train): setup and validation of every input before anything is written,
+// then per update: rollout (ppo_trainer_rollout.c), rewards / GAE / whitening (ppo_math.h), and
+// num_ppo_epochs x num_mini_batches clipped-PPO optimizer steps; logging, samples and checkpoints
+// (ppo_trainer_state.c) around it.
+#include "train/ppo_trainer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/progress.h"
+#include "base/rng.h"
+#include "io/csv_log.h"
+#include "io/dataset.h"
+#include "io/files.h"
+#include "io/json_util.h"
+#include "train/ppo_trainer_impl.h"
+#include "train/checkpoint.h"
+#include "train/schedule.h"
+
+// TRL's ValueHead is a torch nn.Linear: weight and bias ~ U(-1/sqrt(C), 1/sqrt(C)) (kaiming_uniform a=sqrt(5)).
+#define PPO_VHEAD_INIT_STREAM_TAG 0x76686561ULL  // "vhea": keys the v_head init within RNG_STREAM_INIT
+// A probe text both tokenizers must encode identically for the reward model to serve as value model.
+#define PPO_TOKENIZER_PROBE "Hello world, 123! How are you?\n\tcaf\xc3\xa9 <|endoftext|>"
+
+void ppo_args_defaults(ppo_args *a) {
+    memset(a, 0, sizeof *a);
+    a->learning_rate = 3e-6;
+    a->weight_decay = 0;
+    a->max_grad_norm = 1.0;
+    a->per_device_train_batch_size = 8;
+    a->gradient_accumulation_steps = 1;
+    a->num_mini_batches = 1;
+    a->num_ppo_epochs = 4;
+    a->local_rollout_forward_batch_size = 64;
+    a->total_episodes = 0;
+    a->num_train_epochs = 3.0;
+    a->response_length = 53;
+    a->temperature = 0.7;
+    a->stop_token = "eos";
+    a->kl_coef = 0.05;
+    a->kl_estimator = PPO_KL_K1;
+    a->kl_target = 6.0;
+    a->kl_horizon = 10000;
+    a->cliprange = 0.2;
+    a->cliprange_value = 0.2;
+    a->vf_coef = 0.1;
+    a->gamma = 1.0;
+    a->lam = 0.95;
+    a->value_model = PPO_VALUE_REWARD;
+    a->encoding = PREF_ENCODING_PAIR;
+    a->seed = 42;
+    a->save_steps = 500;
+    a->num_sample_generations = 10;
+}
+
+#define CHECK_FLAG(cond, ...) \
+    do {                      \
+        if (!(cond)) return rlhf_fail(err, RLHF_EINPUT, __VA_ARGS__); \
+    } while (0)
+
+rlhf_status ppo_args_check(const ppo_args *a, rlhf_err *err) {
+    CHECK_FLAG(a->model_name_or_path, "--model_name_or_path is required");
+    CHECK_FLAG(a->sft_model_path, "--sft_model_path is required");
+    CHECK_FLAG(a->reward_model_path, "--reward_model_path is required");
+    CHECK_FLAG(a->dataset_name, "--dataset_name is required");
+    CHECK_FLAG(a->output_dir && *a->output_dir, "--output_dir is required");
+    CHECK_FLAG(isfinite(a->learning_rate) && a->learning_rate > 0, "--learning_rate: expected a finite number > 0, got %g",
+               a->learning_rate);
+    CHECK_FLAG(isfinite(a->weight_decay) && a->weight_decay >= 0, "--weight_decay: expected >= 0, got %g", a->weight_decay);
+    CHECK_FLAG(!isnan(a->max_grad_norm), "--max_grad_norm: expected a number");
+    CHECK_FLAG(a->per_device_train_batch_size >= 1, "--per_device_train_batch_size: expected >= 1, got %d",
+               a->per_device_train_batch_size);
+    CHECK_FLAG(a->gradient_accumulation_steps >= 1, "--gradient_accumulation_steps: expected >= 1, got %d",
+               a->gradient_accumulation_steps);
+    CHECK_FLAG(a->num_mini_batches >= 1, "--num_mini_batches: expected >= 1, got %d", a->num_mini_batches);
+    CHECK_FLAG(a->num_ppo_epochs >= 1, "--num_ppo_epochs: expected >= 1, got %d", a->num_ppo_epochs);
+    CHECK_FLAG(a->local_rollout_forward_batch_size >= 1, "--local_rollout_forward_batch_size: expected >= 1, got %d",
+               a->local_rollout_forward_batch_size);
+    CHECK_FLAG(a->total_episodes >= 0, "--total_episodes: expected >= 1, got %lld", a->total_episodes);
+    CHECK_FLAG(isfinite(a->num_train_epochs) && a->num_train_epochs > 0, "--num_train_epochs: expected > 0, got %g",
+               a->num_train_epochs);
+    CHECK_FLAG(a->response_length >= 1, "--response_length: expected >= 1, got %d", a->response_length);
+    CHECK_FLAG(isfinite(a->temperature) && a->temperature > 0, "--temperature: expected a finite number > 0, got %g",
+               a->temperature);
+    CHECK_FLAG(!a->has_missing_eos_penalty || isfinite(a->missing_eos_penalty),
+               "--missing_eos_penalty: expected a finite number");
+    CHECK_FLAG(isfinite(a->kl_coef) && a->kl_coef >= 0, "--kl_coef: expected a finite number >= 0, got %g", a->kl_coef);
+    CHECK_FLAG(isfinite(a->cliprange) && a->cliprange > 0, "--cliprange: expected > 0, got %g", a->cliprange);
+    CHECK_FLAG(isfinite(a->cliprange_value) && a->cliprange_value > 0, "--cliprange_value: expected > 0, got %g",
+               a->cliprange_value);
+    CHECK_FLAG(isfinite(a->vf_coef) && a->vf_coef >= 0, "--vf_coef: expected >= 0, got %g", a->vf_coef);
+    CHECK_FLAG(isfinite(a->gamma) && a->gamma >= 0 && a->gamma <= 1, "--gamma: expected in [0, 1], got %g", a->gamma);
+    CHECK_FLAG(isfinite(a->lam) && a->lam >= 0 && a->lam <= 1, "--lam: expected in [0, 1], got %g", a->lam);
+    CHECK_FLAG(!a->adap_kl_ctrl || (isfinite(a->kl_target) && a->kl_target > 0), "--target: expected > 0, got %g",
+               a->kl_target);
+    CHECK_FLAG(!a->adap_kl_ctrl || (isfinite(a->kl_horizon) && a->kl_horizon > 0), "--horizon: expected > 0, got %g",
+               a->kl_horizon);
+    CHECK_FLAG(a->num_sample_generations >= 0, "--num_sample_generations: expected >= 0, got %d",
+               a->num_sample_generations);
+    CHECK_FLAG(a->stop_token, "--stop_token: expected eos, none or a token id");
+    return RLHF_OK;
+}
+
+long long ppo_num_updates(long long total_episodes, int batch) {
+    return (total_episodes + batch - 1) / batch;
+}
+
+static int has_tokenizer_files(const char *dir) {
+    static const char *const names[] = {"tokenizer.json", "vocab.txt", "vocab.json"};
+    char p[4200];
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (file_exists(path_join(p, sizeof p, dir, names[i]))) return 1;
+    return 0;
+}
+
+static void run_free(ppo_run *r) {
+    model_free(r->policy);
+    model_free(r->ref);
+    model_free(r->reward);
+    model_free(r->value);
+    tokenizer_free(r->policy_tok);
+    tokenizer_free(r->reward_tok);
+    free(r->vhead);
+    free(r->vhead_grad);
+    adamw_free(&r->policy_opt);
+    adamw_free(&r->value_opt);
+    adamw_free(&r->vhead_opt);
+    for (int i = 0; i < r->n_prompts; i++) {
+        free(r->prompts[i].ids);
+        free(r->prompts[i].text);
+    }
+    free(r->prompts);
+    free(r->qr_ids);
+    free(r->qr_mask);
+    free(r->qr_pos);
+    free(r->responses);
+    free(r->n_generated);
+    free(r->lengths);
+    free(r->has_stop);
+    free(r->rows);
+    float **fs[] = {&r->mask, &r->logprobs, &r->ref_logprobs, &r->values, &r->kl, &r->non_score,
+                    &r->rewards, &r->advantages, &r->returns, &r->scores};
+    for (size_t i = 0; i < sizeof fs / sizeof *fs; i++) free(*fs[i]);
+    free(r->log);
+    free(r->samples);
+}
+
+// Prompt rows {"prompt": str} or {"prompt_ids": [...]}, each checked against the policy's context.
+static rlhf_status load_prompts(ppo_run *r, rlhf_err *err) {
+    const ppo_args *a = r->a;
+    dataset d = {0};
+    RLHF_TRY(dataset_load(&d, a->dataset_name, err));
+    rlhf_status st = RLHF_OK;
+    r->prompts = calloc((size_t)d.n, sizeof *r->prompts);
+    if (!r->prompts) {
+        dataset_free(&d);
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory reading %s", a->dataset_name);
+    }
+    int max_pos = r->policy->cfg.max_positions;
+    if (r->ref->cfg.max_positions > 0 && (max_pos == 0 || r->ref->cfg.max_positions < max_pos))
+        max_pos = r->ref->cfg.max_positions;
+    if (r->value && r->value->cfg.max_positions > 0 && (max_pos == 0 || r->value->cfg.max_positions < max_pos))
+        max_pos = r->value->cfg.max_positions;
+    for (int i = 0; i < d.n; i++) {
+        ppo_prompt *p = &r->prompts[i];
+        r->n_prompts = i + 1;
+        p->line = d.lines[i];
+        const char *text = NULL;
+        st = dataset_get_string(&d, i, "prompt", 0, &text, err);
+        if (st) break;
+        if (text) {
+            if (!r->policy_tok) {
+                st = rlhf_fail(err, RLHF_EINPUT,
+                               "%s:%d: a text prompt needs the policy's tokenizer, but %s has no tokenizer files "
+                               "(use {\"prompt_ids\": [...]} rows)",
+                               a->dataset_name, p->line, a->model_name_or_path);
+                break;
+            }
+            tok_encoding e = {0};
+            st = tokenizer_encode(r->policy_tok, text, NULL, 1, 0, TRUNC_LONGEST_FIRST, &e, err);
+            if (st) {
+                rlhf_err_prefix(err, "%s:%d: prompt: ", a->dataset_name, p->line);
+                break;
+            }
+            p->ids = e.ids;
+            p->n = e.n;
+            e.ids = NULL;
+            tok_encoding_free(&e);
+            p->text = strdup(text);
+            if (!p->text) {
+                st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+                break;
+            }
+        } else {
+            st = dataset_get_ids(&d, i, "prompt_ids", 0, r->policy->cfg.vocab_size, &p->ids, &p->n, err);
+            if (st) break;
+            if (!p->ids) {
+                st = rlhf_fail(err, RLHF_EINPUT, "%s:%d: expected a \"prompt\" (string) or \"prompt_ids\" (list) field",
+                               a->dataset_name, p->line);
+                break;
+            }
+            if (r->policy_tok) {
+                st = tokenizer_decode(r->policy_tok, p->ids, p->n, 1, &p->text, err);
+                if (st) break;
+            }
+        }
+        if (p->n < 1) {
+            st = rlhf_fail(err, RLHF_EINPUT, "%s:%d: the prompt has no tokens (the policy needs at least one)",
+                           a->dataset_name, p->line);
+            break;
+        }
+        if (max_pos > 0 && p->n + a->response_length > max_pos) {
+            st = rlhf_fail(err, RLHF_EINPUT,
+                           "%s:%d: prompt of %d tokens + --response_length %d exceeds the policy's %d positions",
+                           a->dataset_name, p->line, p->n, a->response_length, max_pos);
+            break;
+        }
+        if (p->n > r->max_prompt) r->max_prompt = p->n;
+    }
+    dataset_free(&d);
+    return st;
+}
+
+// 1 when both tokenizers turn the probe text into the same ids (the reward model can then read the
+// policy's tokens directly, as a value model must).
+static int same_tokenizer(const tokenizer *x, const tokenizer *y) {
+    if (tokenizer_vocab_size(x) != tokenizer_vocab_size(y)) return 0;
+    tok_encoding ex = {0}, ey = {0};
+    rlhf_err e;
+    int same = 0;
+    if (tokenizer_encode(x, PPO_TOKENIZER_PROBE, NULL, 0, 0, TRUNC_LONGEST_FIRST, &ex, &e) == RLHF_OK &&
+        tokenizer_encode(y, PPO_TOKENIZER_PROBE, NULL, 0, 0, TRUNC_LONGEST_FIRST, &ey, &e) == RLHF_OK)
+        same = ex.n == ey.n && memcmp(ex.ids, ey.ids, (size_t)ex.n * sizeof *ex.ids) == 0;
+    tok_encoding_free(&ex);
+    tok_encoding_free(&ey);
+    return same;
+}
+
+// The score row (label 0) of a sequence-classification head: the head tensor of shape (labels, C).
+static rlhf_status find_score_row(const model *m, size_t *off, rlhf_err *err) {
+    for (int i = 0; i < m->n_specs; i++) {
+        const param_spec *s = &m->specs[i];
+        if (s->is_head && s->ndim == 2 && s->shape[0] == m->cfg.num_labels && s->shape[1] == m->cfg.hidden_size) {
+            *off = s->offset;
+            return RLHF_OK;
+        }
+    }
+    return rlhf_fail(err, RLHF_EINPUT, "reward model: no (num_labels, hidden) score head to use as value head");
+}
+
+static rlhf_status alloc_buffers(ppo_run *r, rlhf_err *err) {
+    size_t B = (size_t)r->batch, R = (size_t)r->R, T = (size_t)r->max_prompt + R;
+    r->qr_ids = malloc(B * T * 4);
+    r->qr_mask = malloc(B * T * 4);
+    r->qr_pos = malloc(B * T * 4);
+    r->responses = malloc(B * R * 4);
+    r->n_generated = calloc(B, sizeof(int));
+    r->lengths = calloc(B, sizeof(int));
+    r->has_stop = calloc(B, sizeof(int));
+    r->rows = calloc(B, sizeof(int));
+    float **fs[] = {&r->mask, &r->logprobs, &r->ref_logprobs, &r->values, &r->kl, &r->non_score,
+                    &r->rewards, &r->advantages, &r->returns};
+    int ok = r->qr_ids && r->qr_mask && r->qr_pos && r->responses && r->n_generated && r->lengths && r->has_stop &&
+             r->rows;
+    for (size_t i = 0; i < sizeof fs / sizeof *fs; i++) ok &= (*fs[i] = calloc(B * R, sizeof(float))) != NULL;
+    ok &= (r->scores = calloc(B, sizeof(float))) != NULL;
+    return ok ? RLHF_OK : rlhf_fail(err, RLHF_ERUNTIME, "out of memory allocating rollout buffers");
+}
+
+static rlhf_status init_value_head(ppo_run *r, rlhf_err *err) {
+    int C = r->policy->cfg.hidden_size;
+    r->vhead_n = (size_t)C + 1;
+    r->vhead = calloc(r->vhead_n, sizeof(float));
+    r->vhead_grad = calloc(r->vhead_n, sizeof(float));
+    if (!r->vhead || !r->vhead_grad) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory (value head)");
+    double bound = 1.0 / sqrt((double)C);
+    uint64_t key = rng_key(r->a->seed, RNG_STREAM_INIT, PPO_VHEAD_INIT_STREAM_TAG, 0);
+    for (size_t i = 0; i < r->vhead_n; i++) r->vhead[i] = (float)((2.0 * rng_uniform_double(key, i) - 1.0) * bound);
+    param_spec *w = &r->vhead_specs[0], *b = &r->vhead_specs[1];
+    memset(r->vhead_specs, 0, sizeof r->vhead_specs);
+    snprintf(w->name, sizeof w->name, "v_head.summary.weight");
+    w->ndim = 2;
+    w->shape[0] = 1;
+    w->shape[1] = C;
+    w->numel = (size_t)C;
+    w->offset = 0;
+    snprintf(b->name, sizeof b->name, "v_head.summary.bias");
+    b->ndim = 1;
+    b->shape[0] = 1;
+    b->numel = 1;
+    b->offset = (size_t)C;
+    b->no_decay = 1;
+    return adamw_init(&r->vhead_opt, r->vhead_n, err);
+}
+
+// Loads the models and tokenizers, resolves the stop token and value source, reads the prompts.
+static rlhf_status setup(ppo_run *r, rlhf_err *err) {
+    const ppo_args *a = r->a;
+    model_load_opts lo = {.quiet = 0, .init_seed = a->seed};
+    const char *policy_dir = a->resume_from_checkpoint ? a->resume_from_checkpoint : a->model_name_or_path;
+    RLHF_TRY(model_load(&r->policy, policy_dir, HEAD_LM, &lo, err));
+    if (!r->policy->cfg.is_decoder || !r->policy->family->decode)
+        return rlhf_fail(err, RLHF_EINPUT, "--model_name_or_path %s: model_type '%s' is not a causal LM",
+                         policy_dir, r->policy->cfg.model_type);
+    RLHF_TRY(model_load(&r->ref, a->sft_model_path, HEAD_LM, &lo, err));
+    if (r->ref->cfg.vocab_size != r->policy->cfg.vocab_size)
+        return rlhf_fail(err, RLHF_EINPUT, "--sft_model_path %s: vocabulary of %d tokens, the policy has %d",
+                         a->sft_model_path, r->ref->cfg.vocab_size, r->policy->cfg.vocab_size);
+    RLHF_TRY(model_load(&r->reward, a->reward_model_path, HEAD_SEQCLS, &lo, err));
+
+    if (has_tokenizer_files(a->model_name_or_path))
+        RLHF_TRY(tokenizer_load(&r->policy_tok, a->model_name_or_path, err));
+    else if (has_tokenizer_files(a->sft_model_path))
+        RLHF_TRY(tokenizer_load(&r->policy_tok, a->sft_model_path, err));
+    if (r->policy_tok && has_tokenizer_files(a->reward_model_path))
+        RLHF_TRY(tokenizer_load(&r->reward_tok, a->reward_model_path, err));
+    if (!r->reward_tok && r->reward->cfg.vocab_size < r->policy->cfg.vocab_size)
+        return rlhf_fail(err, RLHF_EINPUT,
+                         "--reward_model_path %s: without tokenizer files on both sides the reward model reads the "
+                         "policy's token ids, but its vocabulary (%d) is smaller than the policy's (%d)",
+                         a->reward_model_path, r->reward->cfg.vocab_size, r->policy->cfg.vocab_size);
+    r->rm_max_len = r->reward->cfg.max_positions;
+    r->rm_eos = r->reward_tok && tokenizer_eos_id(r->reward_tok) >= 0 ? tokenizer_eos_id(r->reward_tok)
+                                                                       : r->reward->cfg.eos_token_id;
+
+    int policy_eos = r->policy_tok && tokenizer_eos_id(r->policy_tok) >= 0 ? tokenizer_eos_id(r->policy_tok)
+                                                                           : r->policy->cfg.eos_token_id;
+    if (!strcmp(a->stop_token, "eos")) {
+        if (policy_eos < 0)
+            return rlhf_fail(err, RLHF_EINPUT, "--stop_token eos: the policy %s has no EOS token (tokenizer or config)",
+                             a->model_name_or_path);
+        r->stop_id = policy_eos;
+    } else if (!strcmp(a->stop_token, "none")) {
+        r->stop_id = -1;
+    } else {
+        char *end = NULL;
+        long v = strtol(a->stop_token, &end, 10);
+        if (!*a->stop_token || *end || v < 0 || v >= r->policy->cfg.vocab_size)
+            return rlhf_fail(err, RLHF_EINPUT, "--stop_token: expected eos, none or a token id below %d, got '%s'",
+                             r->policy->cfg.vocab_size, a->stop_token);
+        r->stop_id = (int)v;
+    }
+    r->fill_id = r->stop_id >= 0 ? r->stop_id : 0;
+
+    r->value_source = a->value_model;
+    if (r->value_source == PPO_VALUE_REWARD) {
+        const char *why = NULL;
+        if (!r->reward->cfg.is_decoder)
+            why = "it is an encoder, which cannot give a value per policy token";
+        else if (r->reward->cfg.num_labels != 1)
+            why = "its head has more than one label";
+        else if (r->reward->cfg.vocab_size != r->policy->cfg.vocab_size ||
+                 (r->reward_tok && !same_tokenizer(r->policy_tok, r->reward_tok)))
+            why = "its tokenizer differs from the policy's";
+        if (why) {
+            fprintf(stderr, "rlhf ppo: notice: --value_model reward: the reward model cannot serve as value model (%s); "
+                            "using a value head on the policy (--value_model head)\n", why);
+            r->value_source = PPO_VALUE_HEAD;
+        } else {
+            char vdir[4200];
+            const char *dir = a->reward_model_path;
+            if (a->resume_from_checkpoint) dir = path_join(vdir, sizeof vdir, a->resume_from_checkpoint, "value_model");
+            model_load_opts q = lo;
+            q.quiet = 1;
+            RLHF_TRY(model_load(&r->value, dir, HEAD_SEQCLS, &q, err));
+            RLHF_TRY(find_score_row(r->value, &r->value_score_off, err));
+        }
+    }
+    RLHF_TRY(load_prompts(r, err));
+
+    r->micro = a->per_device_train_batch_size;
+    r->mini = r->micro * a->gradient_accumulation_steps;
+    r->batch = r->mini * a->num_mini_batches;
+    r->fwd = a->local_rollout_forward_batch_size < r->batch ? a->local_rollout_forward_batch_size : r->batch;
+    r->R = a->response_length;
+    long long total = a->total_episodes > 0 ? a->total_episodes : (long long)(a->num_train_epochs * r->n_prompts);
+    if (total < 1) return rlhf_fail(err, RLHF_EINPUT, "--total_episodes: the run would have no episodes");
+    r->num_updates = ppo_num_updates(total, r->batch);
+    RLHF_TRY(ppo_kl_controller_init(&r->klc, a->kl_coef, a->adap_kl_ctrl, a->kl_target, a->kl_horizon, err));
+
+    RLHF_TRY(model_alloc_grads(r->policy, err));
+    RLHF_TRY(adamw_init(&r->policy_opt, r->policy->n_params, err));
+    if (r->value) {
+        RLHF_TRY(model_alloc_grads(r->value, err));
+        RLHF_TRY(adamw_init(&r->value_opt, r->value->n_params, err));
+    } else {
+        RLHF_TRY(init_value_head(r, err));
+    }
+    return alloc_buffers(r, err);
+}
+
+// ---- one update -----------------------------------------------------------------------------------
+
+// Scratch of the PPO epochs, sized once for a micro-batch.
+typedef struct {
+    int32_t *ids, *mask, *pos, *resp;                        // (micro, T) / (micro, R)
+    float *old_lp, *old_v, *adv, *ret, *rmask;               // (micro, R) gathered from the rollout
+    float *new_lp, *new_v, *entropy, *lse, *dlp, *dval;      // (micro, R)
+    float *dlogits;                                          // (micro, T, V)
+    float *dhidden, *dhidden_v;                              // (micro, T, C) policy / value model
+} ppo_scratch;
+
+static void scratch_free(ppo_scratch *s) {
+    void *ps[] = {s->ids, s->mask, s->pos, s->resp, s->old_lp, s->old_v, s->adv, s->ret, s->rmask, s->new_lp,
+                  s->new_v, s->entropy, s->lse, s->dlp, s->dval, s->dlogits, s->dhidden, s->dhidden_v};
+    for (size_t i = 0; i < sizeof ps / sizeof *ps; i++) free(ps[i]);
+    memset(s, 0, sizeof *s);
+}
+
+static rlhf_status scratch_init(ppo_scratch *s, const ppo_run *r, rlhf_err *err) {
+    memset(s, 0, sizeof *s);
+    size_t M = (size_t)r->micro, R = (size_t)r->R, T = (size_t)r->max_prompt + R;
+    size_t V = (size_t)r->policy->cfg.vocab_size, C = (size_t)r->policy->cfg.hidden_size;
+    int ok = (s->ids = malloc(M * T * 4)) && (s->mask = malloc(M * T * 4)) && (s->pos = malloc(M * T * 4)) &&
+             (s->resp = malloc(M * R * 4));
+    float **fs[] = {&s->old_lp, &s->old_v, &s->adv, &s->ret, &s->rmask, &s->new_lp, &s->new_v, &s->entropy,
+                    &s->lse, &s->dlp, &s->dval};
+    for (size_t i = 0; i < sizeof fs / sizeof *fs; i++) ok = ok && (*fs[i] = calloc(M * R, sizeof(float)));
+    ok = ok && (s->dlogits = malloc(M * T * V * sizeof(float))) && (s->dhidden = malloc(M * T * C * sizeof(float)));
+    if (ok && r->value) ok = (s->dhidden_v = malloc(M * T * (size_t)r->value->cfg.hidden_size * sizeof(float))) != NULL;
+    if (!ok) {
+        scratch_free(s);
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory allocating PPO update buffers");
+    }
+    return RLHF_OK;
+}
+
+// One slot's softmax p = exp(z / tau - lse): its entropy (returned) and, when g != 0, the gradient of
+// g * logprob(tok) into dz (V): g / tau * (onehot - p). One exp pass serves both.
+static float slot_entropy_backward(float *dz, const float *z, float lse, int32_t tok, float g, int V, float inv) {
+    double ez = 0;
+    float gi = g * inv;
+    for (int v = 0; v < V; v++) {
+        float zs = z[v] * inv;
+        float p = expf(zs - lse);
+        ez += (double)p * zs;
+        dz[v] = -gi * p;
+    }
+    dz[tok] += gi;
+    return (float)(lse - ez);
+}
+
+typedef struct {
+    double approxkl, pg_clipfrac, pg_loss, vf_loss, vf_clipfrac, entropy;
+    double *ratio;  // one per micro-batch (val/ratio_var is their variance, as TRL's ratio_stats.var())
+    int n;
+} ppo_epoch_stats;
+
+// Forward + loss + backward of one micro-batch (rows idx[0..m)) with gradient scale 1 / accumulation.
+static rlhf_status micro_step(ppo_run *r, ppo_scratch *s, const int *idx, int m, ppo_epoch_stats *es,
+                              rlhf_err *err) {
+    const ppo_args *a = r->a;
+    const int P = r->P, T = r->T, R = r->R, V = r->policy->cfg.vocab_size, C = r->policy->cfg.hidden_size;
+    for (int i = 0; i < m; i++) {
+        int b = idx[i];
+        memcpy(s->ids + (size_t)i * T, r->qr_ids + (size_t)b * T, (size_t)T * 4);
+        memcpy(s->mask + (size_t)i * T, r->qr_mask + (size_t)b * T, (size_t)T * 4);
+        memcpy(s->pos + (size_t)i * T, r->qr_pos + (size_t)b * T, (size_t)T * 4);
+        memcpy(s->resp + (size_t)i * R, r->responses + (size_t)b * R, (size_t)R * 4);
+        memcpy(s->old_lp + (size_t)i * R, r->logprobs + (size_t)b * R, (size_t)R * 4);
+        memcpy(s->old_v + (size_t)i * R, r->values + (size_t)b * R, (size_t)R * 4);
+        memcpy(s->adv + (size_t)i * R, r->advantages + (size_t)b * R, (size_t)R * 4);
+        memcpy(s->ret + (size_t)i * R, r->returns + (size_t)b * R, (size_t)R * 4);
+        memcpy(s->rmask + (size_t)i * R, r->mask + (size_t)b * R, (size_t)R * 4);
+    }
+    model_batch mb = {.B = m, .T = T, .input_ids = s->ids, .attention_mask = s->mask, .position_ids = s->pos};
+    RLHF_TRY(model_forward(r->policy, &mb, err));
+    const float *logits = r->policy->out;
+    ppo_response_logprobs(s->new_lp, s->lse, logits, s->resp, m, T, P, R, V, a->temperature);
+    if (r->value) {
+        RLHF_TRY(model_forward(r->value, &mb, err));
+        ppo_values_from_hidden(s->new_v, r->value->last_hidden, r->value->params + r->value_score_off, 0.0f, m, T, P,
+                               R, r->value->cfg.hidden_size);
+    } else {
+        ppo_values_from_hidden(s->new_v, r->policy->last_hidden, r->vhead, r->vhead[C], m, T, P, R, C);
+    }
+    ppo_loss_config lc = {(float)a->cliprange, (float)a->cliprange_value, (float)a->vf_coef};
+    ppo_loss_stats ls;
+    RLHF_TRY(ppo_loss_forward(&ls, s->new_lp, s->new_v, s->old_lp, s->old_v, s->adv, s->ret, s->rmask, &lc, m, R, err));
+    es->approxkl += ls.approxkl;
+    es->pg_clipfrac += ls.pg_clipfrac;
+    es->pg_loss += ls.pg_loss;
+    es->vf_loss += ls.vf_loss;
+    es->vf_clipfrac += ls.vf_clipfrac;
+    es->ratio[es->n++] = ls.ratio_mean;
+
+    memset(s->dlp, 0, (size_t)m * R * sizeof(float));
+    memset(s->dval, 0, (size_t)m * R * sizeof(float));
+    ppo_loss_backward(s->dlp, s->dval, s->new_lp, s->new_v, s->old_lp, s->old_v, s->adv, s->ret, s->rmask, &lc,
+                      1.0f / (float)a->gradient_accumulation_steps, m, R);
+    // d loss / d logits on response slots (zero on the prompt), entropy on the way (policy/entropy_avg)
+    const float inv = (float)(1.0 / (a->temperature + PPO_TEMPERATURE_EPS));
+    for (int i = 0; i < m; i++) {
+        memset(s->dlogits + (size_t)i * T * V, 0, (size_t)(P - 1) * V * sizeof(float));
+        memset(s->dlogits + ((size_t)i * T + P - 1 + R) * V, 0, (size_t)(T - (P - 1 + R)) * V * sizeof(float));
+    }
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int i = 0; i < m; i++)
+        for (int t = 0; t < R; t++) {
+            size_t k = (size_t)i * R + t, at = ((size_t)i * T + P - 1 + t) * V;
+            s->entropy[k] = slot_entropy_backward(s->dlogits + at, logits + at, s->lse[k], s->resp[k], s->dlp[k], V, inv);
+        }
+    es->entropy += ppo_masked_mean(s->entropy, s->rmask, (int64_t)m * R);
+    // value gradients: v = h . w + b at hidden positions P-1+t
+    const int Cv = r->value ? r->value->cfg.hidden_size : C;
+    const float *hidden = r->value ? r->value->last_hidden : r->policy->last_hidden;
+    const float *w = r->value ? r->value->params + r->value_score_off : r->vhead;
+    float *dw = r->value ? r->value->grads + r->value_score_off : r->vhead_grad;
+    float *dh = r->value ? s->dhidden_v : s->dhidden;
+    memset(dh, 0, (size_t)m * T * Cv * sizeof(float));
+    for (int i = 0; i < m; i++)
+        for (int t = 0; t < R; t++) {
+            float g = s->dval[(size_t)i * R + t];
+            if (g == 0.0f) continue;
+            size_t at = ((size_t)i * T + P - 1 + t) * Cv;
+            for (int c = 0; c < Cv; c++) {
+                dh[at + c] += g * w[c];
+                dw[c] += g * hidden[at + c];
+            }
+            if (!r->value) r->vhead_grad[C] += g;
+        }
+    if (r->value) {
+        // the value model's activations are the live ones only until its next forward: backward it first
+        RLHF_TRY(model_backward(r->value, NULL, s->dhidden_v, err));
+        RLHF_TRY(model_backward(r->policy, s->dlogits, NULL, err));
+    } else {
+        RLHF_TRY(model_backward(r->policy, s->dlogits, s->dhidden, err));
+    }
+    return RLHF_OK;
+}
+
+static double sumsq_norm(float *g, size_t n) {
+    double x = clip_grad_norm(g, n, 0.0);
+    return x * x;
+}
+
+static void scale(float *g, size_t n, float f) {
+    for (size_t i = 0; i < n; i++) g[i] *= f;
+}
+
+// Global-norm clipping over every trained buffer (policy, value head or value model, as one
+// optimizer over TRL's PolicyAndValueWrapper), then AdamW. A non-finite norm skips the step.
+static int optimizer_step(ppo_run *r, double lr) {
+    const ppo_args *a = r->a;
+    model *p = r->policy;
+    double sq = sumsq_norm(p->grads, p->n_params);
+    if (r->value) sq += sumsq_norm(r->value->grads, r->value->n_params);
+    else sq += sumsq_norm(r->vhead_grad, r->vhead_n);
+    double norm = sqrt(sq);
+    int stepped = isfinite(norm);
+    if (stepped) {
+        if (a->max_grad_norm > 0 && norm > a->max_grad_norm) {
+            float f = (float)(a->max_grad_norm / (norm + 1e-6));
+            scale(p->grads, p->n_params, f);
+            if (r->value) scale(r->value->grads, r->value->n_params, f);
+            else scale(r->vhead_grad, r->vhead_n, f);
+        }
+        adamw_config c = {ADAMW_DEFAULT_BETA1, ADAMW_DEFAULT_BETA2, ADAMW_DEFAULT_EPS, a->weight_decay};
+        adamw_step(&r->policy_opt, p->params, p->grads, p->specs, p->n_specs, lr, &c);
+        if (r->value)
+            adamw_step(&r->value_opt, r->value->params, r->value->grads, r->value->specs, r->value->n_specs, lr, &c);
+        else
+            adamw_step(&r->vhead_opt, r->vhead, r->vhead_grad, r->vhead_specs, 2, lr, &c);
+    }
+    model_zero_grads(p);
+    if (r->value) model_zero_grads(r->value);
+    else memset(r->vhead_grad, 0, r->vhead_n * sizeof(float));
+    return stepped;
+}
+
+// The prompt of episode e: passes over the prompts in an order shuffled per pass.
+static void batch_rows(ppo_run *r, long long update, int *perm, long long *perm_pass) {
+    for (int i = 0; i < r->batch; i++) {
+        long long e = (update - 1) * r->batch + i;
+        long long pass = e / r->n_prompts;
+        if (pass != *perm_pass) {
+            rng_permutation(rng_key(r->a->seed, RNG_STREAM_SHUFFLE, (uint64_t)pass, 0), perm, r->n_prompts);
+            *perm_pass = pass;
+        }
+        r->rows[i] = perm[e % r->n_prompts];
+    }
+}
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+enum {
+    COL_EPISODE, COL_STEP, COL_KL, COL_ENTROPY, COL_NON_SCORE, COL_RLHF_REWARD, COL_SCORES, COL_APPROXKL,
+    COL_PG_CLIPFRAC, COL_PG_LOSS, COL_VF_LOSS, COL_VF_CLIPFRAC, COL_POLICY_ENTROPY, COL_RATIO, COL_RATIO_VAR,
+    COL_NUM_EOS, COL_LR, COL_EPS
+};
+
+// One PPO update: rollout, rewards, advantages, epochs of clipped PPO. Fills the logged row.
+static rlhf_status ppo_update(ppo_run *r, ppo_scratch *s, long long update, double lr, ppo_log_row *row,
+                              int *skipped, rlhf_err *err) {
+    const ppo_args *a = r->a;
+    const int B = r->batch, R = r->R;
+    RLHF_TRY(ppo_rollout(r, update, err));
+    ppo_compute_rewards(r->rewards, r->kl, r->non_score, r->logprobs, r->ref_logprobs, r->scores, r->mask,
+                        r->lengths, (float)r->klc.value, a->kl_estimator, B, R);
+    if (a->whiten_rewards) RLHF_TRY(ppo_whiten_rewards(r->rewards, r->mask, B, R, err));
+    ppo_gae(r->advantages, r->returns, r->rewards, r->values, r->mask, (float)a->gamma, (float)a->lam, B, R);
+    RLHF_TRY(ppo_whiten_advantages(r->advantages, r->mask, B, R, err));
+    ppo_rollout_stats rs;
+    ppo_rollout_stats_compute(&rs, r->kl, r->non_score, r->logprobs, r->scores, r->mask, r->has_stop, B, R);
+
+    int n_micro_total = a->num_ppo_epochs * a->num_mini_batches * a->gradient_accumulation_steps;
+    ppo_epoch_stats es = {0};
+    es.ratio = calloc((size_t)n_micro_total, sizeof(double));
+    int *perm = malloc((size_t)B * sizeof(int));
+    rlhf_status st = RLHF_OK;
+    if (!es.ratio || !perm) {
+        st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+        goto out;
+    }
+    for (int ep = 0; ep < a->num_ppo_epochs && !st; ep++) {
+        rng_permutation(rng_key(a->seed, RNG_STREAM_PPO, (uint64_t)update, (uint64_t)ep), perm, B);
+        for (int mb = 0; mb < a->num_mini_batches && !st; mb++) {
+            for (int k = 0; k < a->gradient_accumulation_steps && !st; k++)
+                st = micro_step(r, s, perm + mb * r->mini + k * r->micro, r->micro, &es, err);
+            if (!st && !optimizer_step(r, lr)) {
+                (*skipped)++;
+                fprintf(stderr, "rlhf ppo: update %lld: non-finite gradient norm, optimizer step skipped\n", update);
+            }
+        }
+    }
+    if (st) goto out;
+    double n = es.n;
+    double rmean = 0, rvar = NAN;
+    for (int i = 0; i < es.n; i++) rmean += es.ratio[i] / n;
+    if (es.n > 1) {
+        rvar = 0;
+        for (int i = 0; i < es.n; i++) rvar += (es.ratio[i] - rmean) * (es.ratio[i] - rmean) / (n - 1);
+    }
+    row->v[COL_STEP] = (double)update;
+    row->v[COL_EPISODE] = (double)update * B;
+    row->v[COL_KL] = rs.kl;
+    row->v[COL_ENTROPY] = rs.entropy;
+    row->v[COL_NON_SCORE] = rs.non_score_reward;
+    row->v[COL_RLHF_REWARD] = rs.rlhf_reward;
+    row->v[COL_SCORES] = rs.scores;
+    row->v[COL_APPROXKL] = es.approxkl / n;
+    row->v[COL_PG_CLIPFRAC] = es.pg_clipfrac / n;
+    row->v[COL_PG_LOSS] = es.pg_loss / n;
+    row->v[COL_VF_LOSS] = es.vf_loss / n;
+    row->v[COL_VF_CLIPFRAC] = es.vf_clipfrac / n;
+    row->v[COL_POLICY_ENTROPY] = es.entropy / n;
+    row->v[COL_RATIO] = rmean;
+    row->v[COL_RATIO_VAR] = rvar;
+    row->v[COL_NUM_EOS] = rs.num_stop_tokens;
+    row->v[COL_LR] = lr;
+    if (a->adap_kl_ctrl) ppo_kl_controller_update(&r->klc, rs.kl, B);
+out:
+    free(es.ratio);
+    free(perm);
+    return st;
+}
+
+// ---- samples.jsonl --------------------------------------------------------------------------------
+
+static rlhf_status add_samples(ppo_run *r, long long update, rlhf_err *err) {
+    int n = r->batch < PPO_SAMPLES_PER_POINT ? r->batch : PPO_SAMPLES_PER_POINT;
+    for (int b = 0; b < n; b++) {
+        const ppo_prompt *p = &r->prompts[r->rows[b]];
+        cJSON *o = cJSON_CreateObject();
+        if (!o) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+        cJSON_AddNumberToObject(o, "step", (double)update);
+        cJSON_AddNumberToObject(o, "episode", (double)update * r->batch);
+        if (p->text) {
+            cJSON_AddStringToObject(o, "prompt", p->text);
+        } else {
+            cJSON *ids = cJSON_AddArrayToObject(o, "prompt_ids");
+            for (int i = 0; i < p->n; i++) cJSON_AddItemToArray(ids, cJSON_CreateNumber(p->ids[i]));
+        }
+        if (r->policy_tok) {
+            char *text = NULL;
+            rlhf_status st = ppo_response_text(r, b, &text, err);
+            if (st) {
+                cJSON_Delete(o);
+                return st;
+            }
+            cJSON_AddStringToObject(o, "response", text);
+            free(text);
+        }
+        cJSON *ids = cJSON_AddArrayToObject(o, "response_ids");
+        for (int i = 0; i < r->lengths[b]; i++) cJSON_AddItemToArray(ids, cJSON_CreateNumber(r->responses[(size_t)b * r->R + i]));
+        cJSON_AddNumberToObject(o, "score", r->scores[b]);
+        char *line = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        if (!line) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+        size_t len = strlen(line);
+        char *grown = realloc(r->samples, r->samples_len + len + 2);
+        if (!grown) {
+            free(line);
+            return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+        }
+        r->samples = grown;
+        memcpy(r->samples + r->samples_len, line, len);
+        r->samples_len += len;
+        r->samples[r->samples_len++] = '\n';
+        r->samples[r->samples_len] = 0;
+        free(line);
+    }
+    char path[4200];
+    return atomic_write(path_join(path, sizeof path, r->a->output_dir, "samples.jsonl"), r->samples, r->samples_len,
+                        err);
+}
+
+// ---- the run --------------------------------------------------------------------------------------
+
+static rlhf_status log_row_write(csv_log *l, const ppo_log_row *row, rlhf_err *err) {
+    char cells[PPO_LOG_N_COLUMNS][40];
+    const char *vals[PPO_LOG_N_COLUMNS];
+    for (int c = 0; c < PPO_LOG_N_COLUMNS; c++) {
+        ppo_format_value(cells[c], sizeof cells[c], c, row->v[c]);
+        vals[c] = cells[c];
+    }
+    return csv_log_row(l, vals, err);
+}
+
+static rlhf_status check_output_dir(const ppo_args *a, rlhf_err *err) {
+    char p[4200];
+    if (a->resume_from_checkpoint) {
+        if (!file_exists(path_join(p, sizeof p, a->resume_from_checkpoint, "ppo_state.json")))
+            return rlhf_fail(err, RLHF_EINPUT, "--resume_from_checkpoint %s: not a PPO checkpoint (no ppo_state.json)",
+                             a->resume_from_checkpoint);
+        return RLHF_OK;
+    }
+    if (a->overwrite_output_dir || !dir_exists(a->output_dir)) return RLHF_OK;
+    if (file_exists(path_join(p, sizeof p, a->output_dir, "training_log.csv")) ||
+        file_exists(path_join(p, sizeof p, a->output_dir, "config.json")))
+        return rlhf_fail(err, RLHF_EINPUT,
+                         "--output_dir %s already holds a run; pass --overwrite_output_dir or --resume_from_checkpoint",
+                         a->output_dir);
+    return RLHF_OK;
+}
+
+static rlhf_status train_loop(ppo_run *r, ppo_result *res, rlhf_err *err) {
+    const ppo_args *a = r->a;
+    long long start = 0;
+    if (a->resume_from_checkpoint) RLHF_TRY(ppo_checkpoint_load(r, a->resume_from_checkpoint, &start, err));
+    RLHF_TRY(make_dirs(a->output_dir, err));
+    char path[4200];
+    path_join(path, sizeof path, a->output_dir, "training_log.csv");
+    if (a->resume_from_checkpoint) RLHF_TRY(ppo_log_rewrite(r, path, err));
+    static const char *const cols[PPO_LOG_N_COLUMNS] = {PPO_LOG_COLUMNS};
+    csv_log *log = NULL;
+    RLHF_TRY(csv_log_open(&log, path, cols, PPO_LOG_N_COLUMNS, a->resume_from_checkpoint != NULL, err));
+
+    int *perm = malloc((size_t)r->n_prompts * sizeof(int));
+    ppo_scratch s;
+    rlhf_status st = scratch_init(&s, r, err);
+    if (!perm && !st) st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    long long perm_pass = -1;
+    long long sample_freq = a->num_sample_generations > 0 ? r->num_updates / a->num_sample_generations : 0;
+    if (a->num_sample_generations > 0 && sample_freq < 1) sample_freq = 1;
+    int skipped = 0;
+    progress *pg = a->quiet ? NULL : progress_start("ppo", r->num_updates * r->batch, "ep");
+    progress_update(pg, start * r->batch, NULL);
+    double t0 = now_seconds();
+    char extra[160] = "";
+    res->updates_done = start;
+    res->episodes_done = start * r->batch;
+    for (long long u = start + 1; u <= r->num_updates && !st; u++) {
+        if (a->stop && *a->stop) {
+            st = ppo_checkpoint_save(r, u - 1, err);
+            if (!st) st = rlhf_fail(err, RLHF_EINTERRUPT, "interrupted: state saved in %s/checkpoint-%lld",
+                                    a->output_dir, u - 1);
+            res->interrupted = 1;
+            break;
+        }
+        batch_rows(r, u, perm, &perm_pass);
+        double lr = lr_at(SCHED_LINEAR, a->learning_rate, u - 1, 0, r->num_updates);
+        ppo_log_row row;
+        st = ppo_update(r, &s, u, lr, &row, &skipped, err);
+        if (st) break;
+        double el = now_seconds() - t0;
+        row.v[COL_EPS] = el > 0 ? floor((double)(u - start) * r->batch / el) : 0;
+        st = ppo_log_add(r, &row, err);
+        if (!st) st = log_row_write(log, &row, err);
+        if (st) break;
+        if (u == start + 1) res->first_score = row.v[COL_SCORES];
+        res->last_score = row.v[COL_SCORES];
+        res->last_kl = row.v[COL_KL];
+        res->updates_done = u;
+        res->episodes_done = u * r->batch;
+        if (sample_freq > 0 && (u - 1) % sample_freq == 0 && (st = add_samples(r, u, err))) break;
+        snprintf(extra, sizeof extra, "score %.3f kl %.4f", row.v[COL_SCORES], row.v[COL_KL]);
+        progress_update(pg, u * r->batch, extra);
+        if (a->save_steps > 0 && u % a->save_steps == 0 && u < r->num_updates) st = ppo_checkpoint_save(r, u, err);
+    }
+    progress_finish(pg, extra);
+    csv_log_close(log);
+    if (!st) st = ppo_save_policy_dir(r, a->output_dir, err);
+    if (!st || st == RLHF_EINTERRUPT) {
+        rlhf_err e2;
+        rlhf_status rs = ppo_report_write(r, st ? &e2 : err);
+        if (!st) st = rs;
+    }
+    if (skipped) fprintf(stderr, "rlhf ppo: %d optimizer steps skipped (non-finite gradients)\n", skipped);
+    scratch_free(&s);
+    free(perm);
+    return st;
+}
+
+rlhf_status ppo_train(const ppo_args *a, ppo_result *res, rlhf_err *err) {
+    memset(res, 0, sizeof *res);
+    RLHF_TRY(ppo_args_check(a, err));
+    RLHF_TRY(check_output_dir(a, err));
+    ppo_run r;
+    memset(&r, 0, sizeof r);
+    r.a = a;
+    rlhf_status st = setup(&r, err);
+    if (!st) {
+        if (a->overwrite_output_dir && !a->resume_from_checkpoint && dir_exists(a->output_dir))
+            st = remove_tree(a->output_dir, err);
+        if (!st) st = train_loop(&r, res, err);
+    }
+    run_free(&r);
+    return st;
+}

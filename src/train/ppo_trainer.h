@@ -1,0 +1,111 @@
+// The PPO trainer (TRL's PPOTrainer.train, trl/trainer/ppo_trainer.py): per update, sample responses
+// from the policy for a batch of prompts, score them with a reward model, penalise the KL from a frozen
+// reference, estimate advantages with GAE on a value function, and run num_ppo_epochs of clipped PPO
+// over shuffled mini-batches. The math of one update lives in train/ppo_math.h; this file owns the
+// loop around it: models, rollouts, the optimizer, logging, samples, checkpoints and resume.
+//
+// Everything that decides the numbers is a pure function of (seed, update, row, epoch): the data order
+// (RNG_STREAM_SHUFFLE keyed by the pass over the prompts), token sampling (RNG_STREAM_SAMPLE keyed by
+// update and global row, counter = response slot) and mini-batch permutations (RNG_STREAM_PPO keyed by
+// update and PPO epoch). A resumed run therefore replays exactly what the uninterrupted run would have.
+//
+// Differences from TRL, each deliberate (see also ppo_math.h):
+// - Padding is tracked with masks, never by comparing ids with pad_token_id: a stop token the policy
+//   emits stays part of its response (trained, and the score is read there).
+// - The score is added at the last real response token (TRL adds it one slot later: its issue 3750).
+// - Reward models with another tokenizer than the policy's, encoders (BERT...) included, work: the
+//   response is decoded with the policy tokenizer and re-encoded with the reward model's own.
+// - Per-update batch = per_device_train_batch_size * gradient_accumulation_steps * num_mini_batches
+//   prompts, as TRL's local_batch_size.
+// - The policy's log-probs of a rollout come from a full forward of the sampled sequence (not from the
+//   sampler's logits), so the first PPO step sees ratio 1 exactly.
+#ifndef RLHF_TRAIN_PPO_TRAINER_H
+#define RLHF_TRAIN_PPO_TRAINER_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "base/error.h"
+#include "train/ppo_math.h"
+#include "train/preference_data.h"
+
+// The columns of training_log.csv for `rlhf ppo` (the contract's, in this order).
+#define PPO_LOG_COLUMNS                                                                                         \
+    "episode", "step", "objective/kl", "objective/entropy", "objective/non_score_reward",                     \
+        "objective/rlhf_reward", "objective/scores", "policy/approxkl_avg", "policy/clipfrac_avg",              \
+        "loss/policy_avg", "loss/value_avg", "val/clipfrac_avg", "policy/entropy_avg", "val/ratio",             \
+        "val/ratio_var", "val/num_eos_tokens", "lr", "eps"
+#define PPO_LOG_N_COLUMNS 18
+
+// TRL adds 1e-7 to the temperature everywhere it divides logits by it (generation config and forwards).
+#define PPO_TEMPERATURE_EPS 1e-7
+// Responses written to samples.jsonl at each sample point (the first rows of that update's batch).
+#define PPO_SAMPLES_PER_POINT 4
+
+typedef enum {
+    PPO_VALUE_REWARD,  // a copy of the reward model, its score head applied per token (TRL's default)
+    PPO_VALUE_HEAD     // a v_head Linear(hidden, 1) on the policy's last hidden state (TRL's old ValueHead)
+} ppo_value_source;
+
+typedef struct {
+    const char *model_name_or_path;   // the policy to train
+    const char *sft_model_path;       // the frozen reference
+    const char *reward_model_path;
+    const char *dataset_name;         // prompt rows {"prompt": str} or {"prompt_ids": [...]}
+    const char *output_dir;
+    const char *resume_from_checkpoint;  // NULL: fresh run
+    int overwrite_output_dir;
+
+    double learning_rate;             // 3e-6 (TRL PPOConfig)
+    double weight_decay;              // 0
+    double max_grad_norm;             // 1.0; <= 0: no clipping
+    int per_device_train_batch_size;  // micro-batch
+    int gradient_accumulation_steps;  // micro-batches per mini-batch (optimizer step)
+    int num_mini_batches;
+    int num_ppo_epochs;
+    int local_rollout_forward_batch_size;
+    long long total_episodes;         // <= 0: num_train_epochs * prompts
+    double num_train_epochs;
+    int response_length;
+    double temperature;
+    const char *stop_token;           // "eos", "none", or a token id
+    int has_missing_eos_penalty;
+    double missing_eos_penalty;
+    double kl_coef;
+    ppo_kl_estimator kl_estimator;
+    int adap_kl_ctrl;                 // adaptive KL controller (Ziegler et al.)
+    double kl_target, kl_horizon;
+    double cliprange, cliprange_value, vf_coef, gamma, lam;
+    int whiten_rewards;
+    ppo_value_source value_model;
+    pref_encoding encoding;           // how an encoder reward model reads (prompt, response)
+    uint64_t seed;
+    long long save_steps;             // checkpoint every N updates; <= 0: none
+    int num_sample_generations;       // sample points over the run (TRL's); 0: no samples.jsonl
+    volatile sig_atomic_t *stop;      // set by the CLI's SIGINT/SIGTERM handler; may be NULL
+    int quiet;                        // no progress bar
+} ppo_args;
+
+// TRL's / the contract's defaults (every pointer NULL).
+void ppo_args_defaults(ppo_args *a);
+// Range checks of the numeric flags, each error naming the flag (RLHF_EINPUT).
+rlhf_status ppo_args_check(const ppo_args *a, rlhf_err *err);
+
+typedef struct {
+    long long updates_done;
+    long long episodes_done;
+    double first_score, last_score;   // objective/scores of the first and last update of this process
+    double last_kl;
+    int interrupted;
+} ppo_result;
+
+// Loads and validates every input (models, tokenizers, prompts, flags) before writing anything, then
+// trains, writing OUTPUT_DIR/{training_log.csv, samples.jsonl, report.html, checkpoint-N/} and finally
+// the policy (HF layout, tokenizer, generation_config.json) at OUTPUT_DIR. Returns RLHF_EINTERRUPT after
+// writing checkpoint-{UPDATE} when *stop was set.
+rlhf_status ppo_train(const ppo_args *a, ppo_result *res, rlhf_err *err);
+
+// Number of updates of a run: ceil(total_episodes / batch) as TRL's num_total_batches.
+long long ppo_num_updates(long long total_episodes, int batch);
+
+#endif

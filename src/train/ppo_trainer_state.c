@@ -1,0 +1,312 @@
+// PPO checkpoints and outputs. checkpoint-{UPDATE}/ is the policy as an HF model directory (loadable by
+// `rlhf generate` / from_pretrained) plus the whole PPO state: optimizer.safetensors (AdamW moments of
+// the policy, train/checkpoint.h's format), value_head.safetensors (v_head.summary.* and their moments)
+// or value_model/ (the value model and its optimizer file), and ppo_state.json (update reached, KL
+// coefficient, run shape, log history). It is built under checkpoint-{UPDATE}.tmp and renamed into
+// place, so a directory named checkpoint-* is always whole. Resume needs nothing else: every random
+// draw is keyed by (seed, update, ...), so restoring the weights, moments and KL coefficient replays
+// the uninterrupted run exactly.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/files.h"
+#include "io/json_util.h"
+#include "io/safetensors.h"
+#include "train/checkpoint.h"
+#include "train/ppo_trainer_impl.h"
+#include "train/report.h"
+
+#define PPO_STATE_FILE "ppo_state.json"
+#define PPO_VHEAD_FILE "value_head.safetensors"
+#define PPO_VALUE_DIR "value_model"
+// transformers version written into generation_config.json (what the fixtures were made with).
+#define PPO_TRANSFORMERS_VERSION "4.44.0"
+
+rlhf_status ppo_log_add(ppo_run *r, const ppo_log_row *row, rlhf_err *err) {
+    if (r->n_log == r->cap_log) {
+        int cap = r->cap_log ? 2 * r->cap_log : 64;
+        ppo_log_row *g = realloc(r->log, (size_t)cap * sizeof *g);
+        if (!g) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory (log history)");
+        r->log = g;
+        r->cap_log = cap;
+    }
+    r->log[r->n_log++] = *row;
+    return RLHF_OK;
+}
+
+// episode, step, val/num_eos_tokens and eps are counts; the rest full-precision-enough decimals.
+void ppo_format_value(char *buf, size_t n, int column, double v) {
+    if (isnan(v)) snprintf(buf, n, "nan");
+    else if (column == 0 || column == 1 || column == 15 || column == 17) snprintf(buf, n, "%lld", (long long)v);
+    else snprintf(buf, n, "%.9g", v);
+}
+
+rlhf_status ppo_log_rewrite(const ppo_run *r, const char *path, rlhf_err *err) {
+    static const char *const cols[PPO_LOG_N_COLUMNS] = {PPO_LOG_COLUMNS};
+    size_t cap = 1024 + (size_t)r->n_log * PPO_LOG_N_COLUMNS * 32, len = 0;
+    char *buf = malloc(cap);
+    if (!buf) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    for (int c = 0; c < PPO_LOG_N_COLUMNS; c++) len += (size_t)snprintf(buf + len, cap - len, "%s%s", c ? "," : "", cols[c]);
+    buf[len++] = '\n';
+    for (int i = 0; i < r->n_log; i++) {
+        for (int c = 0; c < PPO_LOG_N_COLUMNS; c++) {
+            char cell[40];
+            ppo_format_value(cell, sizeof cell, c, r->log[i].v[c]);
+            len += (size_t)snprintf(buf + len, cap - len, "%s%s", c ? "," : "", cell);
+        }
+        buf[len++] = '\n';
+    }
+    rlhf_status st = atomic_write(path, buf, len, err);
+    free(buf);
+    return st;
+}
+
+rlhf_status ppo_save_policy_dir(const ppo_run *r, const char *dir, rlhf_err *err) {
+    RLHF_TRY(model_save(r->policy, dir, err));
+    if (r->policy_tok) RLHF_TRY(tokenizer_save(r->policy_tok, dir, err));
+    // generation_config.json as transformers derives it from the model config
+    cJSON *g = cJSON_CreateObject();
+    if (!g) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    cJSON_AddTrueToObject(g, "_from_model_config");
+    if (r->policy->cfg.bos_token_id >= 0) cJSON_AddNumberToObject(g, "bos_token_id", r->policy->cfg.bos_token_id);
+    if (r->policy->cfg.eos_token_id >= 0) cJSON_AddNumberToObject(g, "eos_token_id", r->policy->cfg.eos_token_id);
+    if (r->policy->cfg.pad_token_id >= 0) cJSON_AddNumberToObject(g, "pad_token_id", r->policy->cfg.pad_token_id);
+    cJSON_AddStringToObject(g, "transformers_version", PPO_TRANSFORMERS_VERSION);
+    char p[4200];
+    rlhf_status st = json_save_file(path_join(p, sizeof p, dir, "generation_config.json"), g, err);
+    cJSON_Delete(g);
+    return st;
+}
+
+static rlhf_status vhead_save(const ppo_run *r, const char *path, rlhf_err *err) {
+    int64_t C = (int64_t)r->vhead_n - 1;
+    int64_t step = r->vhead_opt.step;
+    const float *bufs[3] = {r->vhead, r->vhead_opt.m, r->vhead_opt.v};
+    static const char *const prefix[3] = {"", "exp_avg.", "exp_avg_sq."};
+    char names[6][80];
+    st_write_tensor t[7];
+    memset(t, 0, sizeof t);
+    for (int k = 0; k < 3; k++) {
+        snprintf(names[2 * k], sizeof names[0], "%sv_head.summary.weight", prefix[k]);
+        snprintf(names[2 * k + 1], sizeof names[0], "%sv_head.summary.bias", prefix[k]);
+        t[2 * k] = (st_write_tensor){.name = names[2 * k], .dtype = ST_F32, .ndim = 2, .shape = {1, C}, .data = bufs[k]};
+        t[2 * k + 1] = (st_write_tensor){.name = names[2 * k + 1], .dtype = ST_F32, .ndim = 1, .shape = {1},
+                                         .data = bufs[k] + C};
+    }
+    t[6] = (st_write_tensor){.name = "step", .dtype = ST_I64, .ndim = 0, .data = &step};
+    return st_write(path, t, 7, NULL, 0, err);
+}
+
+static rlhf_status vhead_load(ppo_run *r, const char *path, rlhf_err *err) {
+    st_file f;
+    RLHF_TRY(st_open(&f, path, err));
+    int64_t C = (int64_t)r->vhead_n - 1;
+    float *bufs[3] = {r->vhead, r->vhead_opt.m, r->vhead_opt.v};
+    static const char *const prefix[3] = {"", "exp_avg.", "exp_avg_sq."};
+    rlhf_status st = RLHF_OK;
+    for (int k = 0; k < 3 && !st; k++)
+        for (int j = 0; j < 2 && !st; j++) {
+            char name[80];
+            snprintf(name, sizeof name, "%sv_head.summary.%s", prefix[k], j ? "bias" : "weight");
+            const st_tensor *t = st_find(&f, name);
+            int64_t want = j ? 1 : C;
+            if (!t || t->numel != want)
+                st = rlhf_fail(err, RLHF_EINPUT, "%s: tensor %s missing or not of %lld elements", path, name,
+                               (long long)want);
+            else
+                st = st_to_f32(t, bufs[k] + (j ? C : 0), err);
+        }
+    const st_tensor *s = st_find(&f, "step");
+    if (!st && (!s || s->dtype != ST_I64 || s->numel != 1))
+        st = rlhf_fail(err, RLHF_EINPUT, "%s: tensor step missing or not one I64", path);
+    if (!st) memcpy(&r->vhead_opt.step, s->data, sizeof(int64_t));
+    st_close(&f);
+    return st;
+}
+
+static cJSON *state_json(const ppo_run *r, long long update) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddNumberToObject(o, "update", (double)update);
+    cJSON_AddNumberToObject(o, "episode", (double)update * r->batch);
+    cJSON_AddNumberToObject(o, "num_updates", (double)r->num_updates);
+    cJSON_AddNumberToObject(o, "batch", r->batch);
+    cJSON_AddNumberToObject(o, "n_prompts", r->n_prompts);
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)r->a->seed);
+    cJSON_AddStringToObject(o, "seed", seed);
+    cJSON_AddStringToObject(o, "value_model", r->value ? "reward" : "head");
+    cJSON_AddNumberToObject(o, "kl_coef", r->klc.value);
+    static const char *const cols[PPO_LOG_N_COLUMNS] = {PPO_LOG_COLUMNS};
+    cJSON *c = cJSON_AddArrayToObject(o, "log_columns");
+    for (int i = 0; i < PPO_LOG_N_COLUMNS; i++) cJSON_AddItemToArray(c, cJSON_CreateString(cols[i]));
+    cJSON *h = cJSON_AddArrayToObject(o, "log_history");
+    for (int i = 0; i < r->n_log; i++) {
+        cJSON *row = cJSON_CreateArray();
+        for (int k = 0; k < PPO_LOG_N_COLUMNS; k++)
+            cJSON_AddItemToArray(row, isfinite(r->log[i].v[k]) ? cJSON_CreateNumber(r->log[i].v[k]) : cJSON_CreateNull());
+        cJSON_AddItemToArray(h, row);
+    }
+    return o;
+}
+
+rlhf_status ppo_checkpoint_save(ppo_run *r, long long update, rlhf_err *err) {
+    char dir[4200], tmp[4300], p[4400], name[64];
+    snprintf(name, sizeof name, "checkpoint-%lld", update);
+    path_join(dir, sizeof dir, r->a->output_dir, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp", dir);
+    if (dir_exists(tmp)) RLHF_TRY(remove_tree(tmp, err));
+    RLHF_TRY(make_dirs(tmp, err));
+    RLHF_TRY(ppo_save_policy_dir(r, tmp, err));
+    RLHF_TRY(optimizer_state_save(path_join(p, sizeof p, tmp, "optimizer.safetensors"), r->policy, &r->policy_opt, err));
+    if (r->value) {
+        char vd[4400];
+        path_join(vd, sizeof vd, tmp, PPO_VALUE_DIR);
+        RLHF_TRY(model_save(r->value, vd, err));
+        RLHF_TRY(optimizer_state_save(path_join(p, sizeof p, vd, "optimizer.safetensors"), r->value, &r->value_opt, err));
+    } else {
+        RLHF_TRY(vhead_save(r, path_join(p, sizeof p, tmp, PPO_VHEAD_FILE), err));
+    }
+    cJSON *s = state_json(r, update);
+    if (!s) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    rlhf_status st = json_save_file(path_join(p, sizeof p, tmp, PPO_STATE_FILE), s, err);
+    cJSON_Delete(s);
+    if (st) return st;
+    if (dir_exists(dir)) RLHF_TRY(remove_tree(dir, err));
+    if (rename(tmp, dir) != 0) return rlhf_fail(err, RLHF_ERUNTIME, "%s: cannot rename to %s", tmp, dir);
+    RLHF_TRY(fsync_dir(r->a->output_dir, err));
+    return ppo_report_write(r, err);
+}
+
+// Keeps the samples.jsonl lines of updates <= update (a resumed run rewrites the rest).
+static rlhf_status samples_restore(ppo_run *r, long long update, rlhf_err *err) {
+    char p[4200];
+    path_join(p, sizeof p, r->a->output_dir, "samples.jsonl");
+    if (!file_exists(p)) return RLHF_OK;
+    char *buf = NULL;
+    size_t len = 0;
+    RLHF_TRY(read_file(p, &buf, &len, err));
+    r->samples = malloc(len + 1);
+    if (!r->samples) {
+        free(buf);
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    }
+    r->samples_len = 0;
+    for (char *line = buf; *line;) {
+        char *nl = strchr(line, '\n');
+        size_t n = nl ? (size_t)(nl - line) : strlen(line);
+        cJSON *o = cJSON_ParseWithLength(line, n);
+        const cJSON *s = o ? cJSON_GetObjectItemCaseSensitive(o, "step") : NULL;
+        if (cJSON_IsNumber(s) && s->valuedouble <= (double)update) {
+            memcpy(r->samples + r->samples_len, line, n);
+            r->samples_len += n;
+            r->samples[r->samples_len++] = '\n';
+        }
+        cJSON_Delete(o);
+        line += n + (nl ? 1 : 0);
+    }
+    r->samples[r->samples_len] = 0;
+    free(buf);
+    return RLHF_OK;
+}
+
+rlhf_status ppo_checkpoint_load(ppo_run *r, const char *dir, long long *update, rlhf_err *err) {
+    char p[4400];
+    cJSON *s = NULL;
+    RLHF_TRY(json_load_file(path_join(p, sizeof p, dir, PPO_STATE_FILE), &s, err));
+    rlhf_status st = RLHF_OK;
+    long long u = 0, batch = 0, n_prompts = 0;
+    double kl = 0;
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)r->a->seed);
+    if ((st = json_get_int(s, "update", -1, &u, p, err)) || (st = json_get_int(s, "batch", -1, &batch, p, err)) ||
+        (st = json_get_int(s, "n_prompts", -1, &n_prompts, p, err)) ||
+        (st = json_get_double(s, "kl_coef", NAN, &kl, p, err)))
+        goto out;
+    if (u < 0 || !isfinite(kl)) {
+        st = rlhf_fail(err, RLHF_EINPUT, "%s: missing update or kl_coef", p);
+        goto out;
+    }
+    if (batch != r->batch || n_prompts != r->n_prompts || strcmp(json_get_string(s, "seed", ""), seed)) {
+        st = rlhf_fail(err, RLHF_EINPUT,
+                       "--resume_from_checkpoint %s: the checkpoint was made with batch %lld, %lld prompts, seed %s; "
+                       "this run has batch %d, %d prompts, seed %s (resume needs the same data and flags)",
+                       dir, batch, n_prompts, json_get_string(s, "seed", "?"), r->batch, r->n_prompts, seed);
+        goto out;
+    }
+    if (u > r->num_updates) {
+        st = rlhf_fail(err, RLHF_EINPUT, "--resume_from_checkpoint %s: update %lld is past this run's %lld updates", dir,
+                       u, r->num_updates);
+        goto out;
+    }
+    r->klc.value = kl;
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(s, "log_history");
+    const cJSON *row;
+    cJSON_ArrayForEach(row, h) {
+        ppo_log_row lr;
+        for (int k = 0; k < PPO_LOG_N_COLUMNS; k++) {
+            const cJSON *v = cJSON_GetArrayItem(row, k);
+            lr.v[k] = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+        }
+        if ((st = ppo_log_add(r, &lr, err))) goto out;
+    }
+    if ((st = optimizer_state_load(path_join(p, sizeof p, dir, "optimizer.safetensors"), r->policy, &r->policy_opt, err)))
+        goto out;
+    if (r->value) {
+        char vd[4400];
+        path_join(vd, sizeof vd, dir, PPO_VALUE_DIR);
+        st = optimizer_state_load(path_join(p, sizeof p, vd, "optimizer.safetensors"), r->value, &r->value_opt, err);
+    } else {
+        st = vhead_load(r, path_join(p, sizeof p, dir, PPO_VHEAD_FILE), err);
+    }
+    if (!st) st = samples_restore(r, u, err);
+    *update = u;
+out:
+    cJSON_Delete(s);
+    return st;
+}
+
+rlhf_status ppo_report_write(const ppo_run *r, rlhf_err *err) {
+    int n = r->n_log;
+    double *x = malloc(((size_t)n + 1) * sizeof(double));
+    double *y[6] = {0};
+    static const int cols[6] = {6, 2, 3, 12, 9, 10};  // scores, kl, entropy, policy entropy, pg loss, vf loss
+    int ok = x != NULL;
+    for (int k = 0; k < 6; k++) ok &= (y[k] = malloc(((size_t)n + 1) * sizeof(double))) != NULL;
+    rlhf_status st = RLHF_OK;
+    if (!ok) {
+        st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory (report)");
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        x[i] = r->log[i].v[0];
+        for (int k = 0; k < 6; k++) y[k][i] = r->log[i].v[cols[k]];
+    }
+    report_series s_score = {"objective/scores", x, y[0], n};
+    report_series s_kl = {"objective/kl", x, y[1], n};
+    report_series s_ent[2] = {{"objective/entropy (sum over response)", x, y[2], n},
+                              {"policy/entropy_avg (per token)", x, y[3], n}};
+    report_series s_loss[2] = {{"loss/policy_avg", x, y[4], n}, {"loss/value_avg", x, y[5], n}};
+    report_chart charts[5] = {{"Reward model score (objective/scores)", "episode", &s_score, 1},
+                              {"KL from the reference (objective/kl)", "episode", &s_kl, 1},
+                              {"Entropy (sum over response)", "episode", &s_ent[0], 1},
+                              {"Entropy per token", "episode", &s_ent[1], 1},
+                              {"Losses", "episode", s_loss, 2}};
+    char summary[512];
+    if (n > 0)
+        snprintf(summary, sizeof summary,
+                 "updates: %d of %lld\nepisodes: %.0f\nobjective/scores: first %.4f, last %.4f\nobjective/kl: last %.4f\n"
+                 "kl_coef: %.6g%s",
+                 n, r->num_updates, r->log[n - 1].v[0], r->log[0].v[6], r->log[n - 1].v[6], r->log[n - 1].v[2],
+                 r->klc.value, r->klc.adaptive ? " (adaptive)" : "");
+    else
+        snprintf(summary, sizeof summary, "no updates yet");
+    char p[4200];
+    st = report_write_html(path_join(p, sizeof p, r->a->output_dir, "report.html"), "rlhf ppo", summary, charts, 5, err);
+out:
+    free(x);
+    for (int k = 0; k < 6; k++) free(y[k]);
+    return st;
+}

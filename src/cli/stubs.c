@@ -12,4 +12,3 @@
     }
 
 RLHF_STUB(cmd_sft, "sft")
-RLHF_STUB(cmd_ppo, "ppo")

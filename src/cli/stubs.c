@@ -11,4 +11,3 @@
         return 1;                                                                    \
     }
 
-RLHF_STUB(cmd_sft, "sft")

@@ -1,0 +1,343 @@
+// SFT data preparation and training loop (see sft.h).
+#include "train/sft.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/progress.h"
+#include "base/rng.h"
+#include "io/csv_log.h"
+#include "io/files.h"
+#include "io/json_util.h"
+#include "nn/ops.h"
+#include "train/checkpoint.h"
+#include "train/optimizer.h"
+#include "train/report.h"
+
+// ---- data ----------------------------------------------------------------------------------------
+
+static rlhf_status encode(const tokenizer *tok, const char *text, int special, const char *where, int vocab,
+                          int32_t **ids, int *n, rlhf_err *err) {
+    if (!tok)
+        return rlhf_fail(err, RLHF_EINPUT, "%s: text rows need tokenizer files in the model directory (or give ids)",
+                         where);
+    tok_encoding e;
+    if (tokenizer_encode(tok, text, NULL, special, 0, TRUNC_LONGEST_FIRST, &e, err) != RLHF_OK)
+        return rlhf_err_prefix(err, "%s: ", where);
+    for (int i = 0; i < e.n; i++)
+        if (e.ids[i] < 0 || e.ids[i] >= vocab) {
+            tok_encoding_free(&e);
+            return rlhf_fail(err, RLHF_EINPUT, "%s: token id %d outside the model's vocabulary (%d)", where, e.ids[i],
+                             vocab);
+        }
+    *ids = malloc(sizeof(int32_t) * (size_t)(e.n + 1));
+    if (!*ids) {
+        tok_encoding_free(&e);
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    }
+    memcpy(*ids, e.ids, sizeof(int32_t) * (size_t)e.n);
+    *n = e.n;
+    tok_encoding_free(&e);
+    return RLHF_OK;
+}
+
+// Reads one row into (prompt part, trained part).
+static rlhf_status read_row(const dataset *d, int r, const tokenizer *tok, int vocab, int32_t **p, int *np,
+                            int32_t **c, int *nc, rlhf_err *err) {
+    char where[4200];
+    snprintf(where, sizeof where, "%s:%d", d->path, d->lines[r]);
+    *p = *c = NULL;
+    *np = *nc = 0;
+    RLHF_TRY(dataset_get_ids(d, r, "prompt_ids", 0, vocab, p, np, err));
+    if (*p) return dataset_get_ids(d, r, "completion_ids", 1, vocab, c, nc, err);
+    RLHF_TRY(dataset_get_ids(d, r, "input_ids", 0, vocab, c, nc, err));
+    if (*c) return RLHF_OK;
+    const char *prompt, *completion, *text;
+    RLHF_TRY(dataset_get_string(d, r, "prompt", 0, &prompt, err));
+    if (prompt) {
+        RLHF_TRY(dataset_get_string(d, r, "completion", 1, &completion, err));
+        RLHF_TRY(encode(tok, prompt, 1, where, vocab, p, np, err));
+        return encode(tok, completion, 0, where, vocab, c, nc, err);
+    }
+    rlhf_status st = dataset_get_string(d, r, "text", 1, &text, err);
+    if (st != RLHF_OK)
+        return rlhf_fail(err, RLHF_EINPUT, "%s: expected {\"prompt\", \"completion\"} or {\"text\"} (or token ids)",
+                         where);
+    return encode(tok, text, 1, where, vocab, c, nc, err);
+}
+
+rlhf_status sft_set_load(sft_set *s, const dataset *d, const tokenizer *tok, int vocab, int eos_id, int max_length,
+                         rlhf_err *err) {
+    memset(s, 0, sizeof *s);
+    s->ex = calloc((size_t)d->n, sizeof *s->ex);
+    if (!s->ex) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    for (int r = 0; r < d->n; r++) {
+        int32_t *p = NULL, *c = NULL;
+        int np = 0, nc = 0;
+        rlhf_status st = read_row(d, r, tok, vocab, &p, &np, &c, &nc, err);
+        int n = np + nc + 1;
+        sft_example *e = &s->ex[r];
+        if (st == RLHF_OK) {
+            e->ids = malloc(sizeof(int32_t) * (size_t)n);
+            e->labels = malloc(sizeof(int32_t) * (size_t)n);
+            if (!e->ids || !e->labels) st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+        }
+        if (st == RLHF_OK) {
+            for (int i = 0; i < np; i++) e->ids[i] = p[i], e->labels[i] = SFT_IGNORE;
+            for (int i = 0; i < nc; i++) e->ids[np + i] = c[i], e->labels[np + i] = c[i];
+            e->n = np + nc;
+            // TRL appends EOS unless the example already ends with it
+            if (eos_id >= 0 && (e->n == 0 || e->ids[e->n - 1] != eos_id)) {
+                e->ids[e->n] = eos_id;
+                e->labels[e->n] = eos_id;
+                e->n++;
+            }
+            if (max_length > 0 && e->n > max_length) e->n = max_length;
+            if (e->n < 2)
+                st = rlhf_fail(err, RLHF_EINPUT, "%s:%d: example has %d token(s); at least 2 are needed", d->path,
+                               d->lines[r], e->n);
+        }
+        free(p);
+        free(c);
+        s->n = r + 1;
+        if (st != RLHF_OK) {
+            sft_set_free(s);
+            return st;
+        }
+    }
+    return RLHF_OK;
+}
+
+void sft_set_free(sft_set *s) {
+    for (int i = 0; i < s->n; i++) {
+        free(s->ex[i].ids);
+        free(s->ex[i].labels);
+    }
+    free(s->ex);
+    memset(s, 0, sizeof *s);
+}
+
+// ---- one micro-batch -----------------------------------------------------------------------------
+
+typedef struct {
+    int32_t *ids, *mask, *targets;
+    float *dlogits;
+    size_t cap_tok, cap_logits;
+} sft_scratch;
+
+static void scratch_free(sft_scratch *s) {
+    free(s->ids);
+    free(s->mask);
+    free(s->targets);
+    free(s->dlogits);
+    memset(s, 0, sizeof *s);
+}
+
+static rlhf_status batch_loss(model *m, const sft_set *s, const int *idx, int B, int pad_id, int training,
+                              uint64_t key, float grad_scale, double *loss, sft_scratch *sc, rlhf_err *err) {
+    int T = 0, V = m->cfg.vocab_size;
+    for (int b = 0; b < B; b++)
+        if (s->ex[idx[b]].n > T) T = s->ex[idx[b]].n;
+    size_t N = (size_t)B * T;
+    if (N > sc->cap_tok) {
+        free(sc->ids), free(sc->mask), free(sc->targets);
+        sc->ids = malloc(sizeof(int32_t) * N), sc->mask = malloc(sizeof(int32_t) * N);
+        sc->targets = malloc(sizeof(int32_t) * N);
+        sc->cap_tok = N;
+        if (!sc->ids || !sc->mask || !sc->targets) {
+            sc->cap_tok = 0;
+            return rlhf_fail(err, RLHF_ERUNTIME, "out of memory (batch)");
+        }
+    }
+    for (int b = 0; b < B; b++) {
+        const sft_example *e = &s->ex[idx[b]];
+        for (int t = 0; t < T; t++) {
+            size_t i = (size_t)b * T + t;
+            sc->ids[i] = t < e->n ? e->ids[t] : pad_id;
+            sc->mask[i] = t < e->n;
+            sc->targets[i] = t + 1 < e->n ? e->labels[t + 1] : CE_IGNORE_INDEX;  // HF shift: logits[t] -> labels[t+1]
+        }
+    }
+    model_batch mb = {.B = B, .T = T, .input_ids = sc->ids, .attention_mask = sc->mask, .training = training,
+                      .dropout_key = key};
+    RLHF_TRY(model_forward(m, &mb, err));
+    int counted = 0;
+    float l = cross_entropy_forward(m->out, sc->targets, (int)N, V, &counted);
+    *loss = counted ? l : 0.0;
+    if (grad_scale > 0 && counted) {
+        size_t nl = N * V;
+        if (nl > sc->cap_logits) {
+            free(sc->dlogits);
+            sc->dlogits = malloc(sizeof(float) * nl);
+            sc->cap_logits = sc->dlogits ? nl : 0;
+            if (!sc->dlogits) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory (logit gradients)");
+        }
+        memset(sc->dlogits, 0, sizeof(float) * nl);
+        cross_entropy_backward(sc->dlogits, m->out, sc->targets, (int)N, V, counted, grad_scale);
+        RLHF_TRY(model_backward(m, sc->dlogits, NULL, err));
+    }
+    return RLHF_OK;
+}
+
+rlhf_status sft_batch_loss(model *m, const sft_set *s, const int *idx, int B, int pad_id, int training,
+                           uint64_t dropout_key, float grad_scale, double *loss, rlhf_err *err) {
+    sft_scratch sc;
+    memset(&sc, 0, sizeof sc);
+    rlhf_status st = batch_loss(m, s, idx, B, pad_id, training, dropout_key, grad_scale, loss, &sc, err);
+    scratch_free(&sc);
+    return st;
+}
+
+// ---- training loop -------------------------------------------------------------------------------
+
+static void fmt(char *buf, size_t n, double v) {
+    if (isfinite(v))
+        snprintf(buf, n, "%.8g", v);
+    else
+        buf[0] = 0;
+}
+
+// generation_config.json as save_pretrained writes it for a causal LM made from its config.
+static rlhf_status save_generation_config(const model *m, const char *dir, rlhf_err *err) {
+    cJSON *g = cJSON_CreateObject();
+    if (!g) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    cJSON_AddBoolToObject(g, "_from_model_config", 1);
+    if (m->cfg.bos_token_id >= 0) cJSON_AddNumberToObject(g, "bos_token_id", m->cfg.bos_token_id);
+    if (m->cfg.eos_token_id >= 0) cJSON_AddNumberToObject(g, "eos_token_id", m->cfg.eos_token_id);
+    if (m->cfg.pad_token_id >= 0) cJSON_AddNumberToObject(g, "pad_token_id", m->cfg.pad_token_id);
+    cJSON_AddStringToObject(g, "transformers_version", "4.44.2");
+    char path[4200];
+    rlhf_status st = json_save_file(path_join(path, sizeof path, dir, "generation_config.json"), g, err);
+    cJSON_Delete(g);
+    return st;
+}
+
+static rlhf_status save_model_dir(const model *m, const tokenizer *tok, const char *dir, rlhf_err *err) {
+    RLHF_TRY(model_save(m, dir, err));
+    RLHF_TRY(save_generation_config(m, dir, err));
+    if (tok) RLHF_TRY(tokenizer_save(tok, dir, err));
+    return RLHF_OK;
+}
+
+rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, const sft_args *a, sft_result *res,
+                      rlhf_err *err) {
+    memset(res, 0, sizeof *res);
+    int n = train->n, bs = a->train_batch_size, accum = a->grad_accum;
+    int n_batches = (n + bs - 1) / bs;
+    long long steps_per_epoch = (n_batches + accum - 1) / accum;
+    long long total = a->max_steps > 0 ? a->max_steps : (long long)ceil(a->num_train_epochs * steps_per_epoch);
+    if (total < 1) total = 1;
+    long long warmup = (long long)ceil(a->warmup_ratio * (double)total);
+    int pad_id = m->cfg.pad_token_id >= 0 && m->cfg.pad_token_id < m->cfg.vocab_size ? m->cfg.pad_token_id : 0;
+    adamw_config ac = {0.9, 0.999, 1e-8, a->weight_decay};
+
+    RLHF_TRY(model_alloc_grads(m, err));
+    model_zero_grads(m);
+    adamw_state opt;
+    RLHF_TRY(adamw_init(&opt, m->n_params, err));
+    char path[4200];
+    csv_log *log = NULL;
+    static const char *const cols[] = {SFT_LOG_COLUMNS};
+    rlhf_status st = csv_log_open(&log, path_join(path, sizeof path, a->output_dir, "training_log.csv"), cols,
+                                  SFT_LOG_N_COLUMNS, 0, err);
+    int *order = malloc(sizeof(int) * (size_t)n);
+    double *hist_x = malloc(sizeof(double) * (size_t)(total + 1)), *hist_y = malloc(sizeof(double) * (size_t)(total + 1));
+    int n_hist = 0;
+    trainer_state ts;
+    memset(&ts, 0, sizeof ts);
+    ts.seed = a->seed;
+    ts.n_train = n;
+    sft_scratch sc;
+    memset(&sc, 0, sizeof sc);
+    if (st == RLHF_OK && (!order || !hist_x || !hist_y)) st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    progress *pg = a->quiet ? NULL : progress_start("sft", total, "steps");
+    long long step = 0;
+    double log_loss = 0;
+    int log_count = 0;
+    for (int epoch = 0; st == RLHF_OK && step < total && !res->interrupted; epoch++) {
+        if (a->shuffle)
+            rng_permutation(rng_key(a->seed, RNG_STREAM_SHUFFLE, (uint64_t)epoch, 0), order, n);
+        else
+            for (int i = 0; i < n; i++) order[i] = i;
+        double step_loss = 0;
+        for (int mb = 0; mb < n_batches && st == RLHF_OK; mb++) {
+            int B = n - mb * bs < bs ? n - mb * bs : bs;
+            double loss;
+            uint64_t key = rng_key(a->seed, RNG_STREAM_DROPOUT, (uint64_t)step, (uint64_t)mb);
+            // HF Trainer (4.44) divides every micro-batch loss by gradient_accumulation_steps
+            st = batch_loss(m, train, order + (size_t)mb * bs, B, pad_id, !a->disable_dropout, key, 1.0f / accum,
+                            &loss, &sc, err);
+            if (st != RLHF_OK) break;
+            step_loss += loss / accum;
+            if ((mb + 1) % accum != 0 && mb != n_batches - 1) continue;
+            double norm = clip_grad_norm(m->grads, m->n_params, a->max_grad_norm);
+            double lr = lr_at(a->schedule, a->learning_rate, step, warmup, total);
+            if (isfinite(norm)) adamw_step(&opt, m->params, m->grads, m->specs, m->n_specs, lr, &ac);
+            model_zero_grads(m);
+            step++;
+            res->last_loss = step_loss;
+            log_loss += step_loss, log_count++;
+            hist_x[n_hist] = (double)step, hist_y[n_hist++] = step_loss;
+            step_loss = 0;
+            double ep = epoch + (double)(mb + 1) / n_batches;
+            if (step % a->logging_steps == 0 || step == total) {
+                char v[SFT_LOG_N_COLUMNS][48];
+                fmt(v[0], 48, ep), snprintf(v[1], 48, "%lld", step), fmt(v[2], 48, log_loss / log_count);
+                fmt(v[3], 48, lr), fmt(v[4], 48, norm);
+                const char *vals[SFT_LOG_N_COLUMNS] = {v[0], v[1], v[2], v[3], v[4]};
+                st = csv_log_row(log, vals, err);
+                train_log_entry le = {ep, step, log_loss / log_count, lr, norm, NAN, NAN, NAN, NAN, NAN};
+                if (st == RLHF_OK) st = trainer_state_add_log(&ts, &le, err);
+                log_loss = 0, log_count = 0;
+            }
+            if (pg) {
+                char extra[64];
+                snprintf(extra, sizeof extra, "loss %.4f", res->last_loss);
+                progress_update(pg, step, extra);
+            }
+            if (a->stop && *a->stop) {
+                res->interrupted = 1;
+                break;
+            }
+            if (step >= total) break;
+        }
+        ts.epochs_done = epoch + 1;
+        ts.global_step = step;
+        ts.order = order;
+        if (st == RLHF_OK && a->save_epochs && !res->interrupted) {
+            char name[64];
+            snprintf(name, sizeof name, "checkpoint-epoch%d", epoch + 1);
+            st = checkpoint_save(path_join(path, sizeof path, a->output_dir, name), m, tok, &opt, &ts, err);
+        }
+    }
+    if (pg) progress_finish(pg, NULL);
+    res->global_step = step;
+    if (st == RLHF_OK && res->interrupted) {
+        char name[64];
+        snprintf(name, sizeof name, "checkpoint-%lld", step);
+        ts.global_step = step;
+        st = checkpoint_save(path_join(path, sizeof path, a->output_dir, name), m, tok, &opt, &ts, err);
+        if (st == RLHF_OK) st = rlhf_fail(err, RLHF_EINTERRUPT, "interrupted: saved %s/%s", a->output_dir, name);
+    }
+    if (st == RLHF_OK) st = save_model_dir(m, tok, a->output_dir, err);
+    if (st == RLHF_OK) {
+        report_series s = {"train loss", hist_x, hist_y, n_hist};
+        report_chart ch = {"SFT loss", "step", &s, 1};
+        char summary[256];
+        snprintf(summary, sizeof summary, "%lld optimizer steps on %d examples; final loss %.4f", step, n,
+                 res->last_loss);
+        st = report_write_html(path_join(path, sizeof path, a->output_dir, "report.html"), "rlhf sft", summary, &ch, 1,
+                               err);
+    }
+    ts.order = NULL;
+    trainer_state_free(&ts);
+    scratch_free(&sc);
+    free(order);
+    free(hist_x);
+    free(hist_y);
+    csv_log_close(log);
+    adamw_free(&opt);
+    return st;
+}

@@ -1,0 +1,72 @@
+// Supervised fine-tuning of a causal LM (TRL SFTTrainer on HF Trainer's loop): rows
+// {"prompt", "completion"} train on the completion tokens only (completion_only_loss), rows {"text"}
+// on every token; each example ends with EOS as TRL appends it. The loss is transformers' causal-LM
+// loss (mean token cross-entropy of logits[t] against ids[t+1] over unmasked labels) per micro-batch,
+// divided by gradient_accumulation_steps; AdamW with HF's no-decay groups, the lr schedule with warmup,
+// clipping, seeded shuffling per epoch, training_log.csv, report.html, per-epoch checkpoints.
+#ifndef RLHF_TRAIN_SFT_H
+#define RLHF_TRAIN_SFT_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "base/error.h"
+#include "io/dataset.h"
+#include "models/model.h"
+#include "tokenizer/tokenizer.h"
+#include "train/schedule.h"
+
+#define SFT_LOG_COLUMNS "epoch", "step", "loss", "learning_rate", "grad_norm"
+#define SFT_LOG_N_COLUMNS 5
+#define SFT_IGNORE (-100)  // labels not trained (prompt tokens), as transformers' ignore_index
+
+typedef struct {
+    int n;
+    int32_t *ids;  // (n)
+    int32_t *labels;  // (n): ids, or SFT_IGNORE on prompt tokens
+} sft_example;
+
+typedef struct {
+    sft_example *ex;
+    int n;
+} sft_set;
+
+// Reads every row of d: {"prompt", "completion"} / {"text"} (encoded with tok, prompt with special
+// tokens, completion without) or pre-tokenized {"prompt_ids", "completion_ids"} / {"input_ids"}; appends
+// eos_id (>= 0) and truncates to max_length. Errors name PATH:LINE.
+rlhf_status sft_set_load(sft_set *s, const dataset *d, const tokenizer *tok, int vocab, int eos_id, int max_length,
+                         rlhf_err *err);
+void sft_set_free(sft_set *s);
+
+typedef struct {
+    const char *output_dir;
+    int train_batch_size;
+    int grad_accum;
+    double num_train_epochs;
+    long long max_steps;
+    double learning_rate, weight_decay, warmup_ratio, max_grad_norm;
+    lr_schedule schedule;
+    uint64_t seed;
+    int shuffle;
+    int disable_dropout;
+    long long logging_steps;
+    int save_epochs;                  // write checkpoint-epoch{N}/ after each epoch
+    volatile sig_atomic_t *stop;      // SIGINT/SIGTERM flag (may be NULL): stop at a step boundary
+    int quiet;
+} sft_args;
+
+typedef struct {
+    long long global_step;
+    double last_loss;
+    int interrupted;
+} sft_result;
+
+// Mean causal-LM loss of one right-padded micro-batch (rows idx[0..B) of s); with grad_scale > 0 also
+// backpropagates loss * grad_scale into m->grads.
+rlhf_status sft_batch_loss(model *m, const sft_set *s, const int *idx, int B, int pad_id, int training,
+                           uint64_t dropout_key, float grad_scale, double *loss, rlhf_err *err);
+
+rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, const sft_args *a, sft_result *res,
+                      rlhf_err *err);
+
+#endif

@@ -59,8 +59,8 @@ static rlhf_status parse_rec(const cJSON *j, decoder **out, const char *what, in
         if (!d->children) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
         const cJSON *c;
         cJSON_ArrayForEach(c, arr) {
-            RLHF_TRY(parse_rec(c, &d->children[d->n_children], what, depth + 1, err));
-            d->n_children++;
+            d->n_children++;   // counted before parsing so a failed child is freed too
+            RLHF_TRY(parse_rec(c, &d->children[d->n_children - 1], what, depth + 1, err));
         }
     } else {
         return rlhf_fail(err, RLHF_EINPUT, "%s: unknown decoder type \"%s\" (supported: ByteLevel, WordPiece, Metaspace, "

@@ -72,8 +72,8 @@ static rlhf_status parse_rec(const cJSON *j, normalizer **out, const char *what,
         if (!nm->children) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
         const cJSON *c;
         cJSON_ArrayForEach(c, arr) {
-            RLHF_TRY(parse_rec(c, &nm->children[nm->n_children], what, depth + 1, err));
-            nm->n_children++;
+            nm->n_children++;   // counted before parsing so a failed child is freed too
+            RLHF_TRY(parse_rec(c, &nm->children[nm->n_children - 1], what, depth + 1, err));
         }
     } else {
         return rlhf_fail(err, RLHF_EINPUT, "%s: unknown normalizer type \"%s\" (supported: BertNormalizer, NFC, NFD, NFKC, "

@@ -94,8 +94,8 @@ static rlhf_status parse_rec(const cJSON *j, pretok **out, const char *what, int
         if (!p->children) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
         const cJSON *c;
         cJSON_ArrayForEach(c, arr) {
-            RLHF_TRY(parse_rec(c, &p->children[p->n_children], what, depth + 1, err));
-            p->n_children++;
+            p->n_children++;   // counted before parsing so a failed child is freed too
+            RLHF_TRY(parse_rec(c, &p->children[p->n_children - 1], what, depth + 1, err));
         }
     } else {
         return rlhf_fail(err, RLHF_EINPUT, "%s: unknown pre_tokenizer type \"%s\" (supported: BertPreTokenizer, ByteLevel, "

@@ -19,7 +19,8 @@ void conv1d_backward(float *dinp, float *dweight, float *dbias, const float *dou
                      const float *weight, int N, int C, int OC);
 
 // ---- embedding ---------------------------------------------------------------------------------
-// out: (N, C) = table[ids[n]]; table: (V, C). Backward skips rows equal to padding_idx (torch
+// out: (N, C) = table[ids[n]]; table: (V, C); ids must be in [0, V) (the tokenizer / dataset layer
+// validates them). Backward skips rows equal to padding_idx (torch
 // nn.Embedding(padding_idx) semantics; pass -1 for none).
 void embedding_forward(float *out, const int32_t *ids, const float *table, int N, int C);
 void embedding_backward(float *dtable, const float *dout, const int32_t *ids, int N, int C, int padding_idx);
@@ -119,12 +120,14 @@ float pairwise_loss_forward(const float *chosen, const float *rejected, const fl
 void pairwise_loss_backward(float *dchosen, float *drejected, const float *chosen, const float *rejected,
                             const float *margin, float center_coef, int P, float grad_scale);
 // Token cross-entropy: logits (N, V), targets (N) with ignore_index skipped; mean over counted rows.
-// Returns the loss and stores the count in *n_counted. Backward: dlogits (+=) scaled by grad_scale / n_counted.
+// Returns the loss and stores the count in *n_counted (loss 0 when nothing counts; torch gives NaN).
+// Backward: dlogits (+=) scaled by grad_scale / n_counted.
 #define CE_IGNORE_INDEX (-100)
 float cross_entropy_forward(const float *logits, const int32_t *targets, int N, int V, int *n_counted);
 void cross_entropy_backward(float *dlogits, const float *logits, const int32_t *targets, int N, int V,
                             int n_counted, float grad_scale);
-// log_softmax(logits)[target] per row: out (N); logits (N, V). Used for policy/ref log-probs.
+// log_softmax(logits / temperature)[target] per row: out (N); logits (N, V). Used for policy/ref
+// log-probs; rows whose target is ignore_index get 0. TRL divides by (temperature + 1e-7): pass that.
 void token_logprobs_forward(float *out, const float *logits, const int32_t *targets, int N, int V,
                             float temperature);
 

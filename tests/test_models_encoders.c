@@ -276,12 +276,80 @@ static void test_inputs(void) {
     model_free(bert);
 }
 
+// With dropout on (the fixtures have it off), the backward must regenerate exactly the forward's
+// masks: analytic gradients of loss = sum(logits * w) match central differences at a fixed key.
+#define FD_EPS 2e-3f
+#define FD_RTOL 3e-2
+#define FD_ATOL 2e-3
+static double weighted_logits(model *m, const model_batch *b, const float *w) {
+    rlhf_err err;
+    if (model_forward(m, b, &err) != RLHF_OK) return NAN;
+    double l = 0;
+    for (int i = 0; i < b->B * m->cfg.num_labels; i++) l += (double)m->out[i] * w[i];
+    return l;
+}
+
+static void test_dropout_gradients(const char *fixture, const char *const *dropout_keys, int n_keys) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/hf/%s/config.json", TU_FIXTURES, fixture);
+    rlhf_err err = {0};
+    cJSON *cfg = NULL;
+    CHECK(json_load_file(path, &cfg, &err) == RLHF_OK, "%s", err.msg);
+    if (!cfg) return;
+    for (int i = 0; i < n_keys; i++) {
+        cJSON_DeleteItemFromObjectCaseSensitive(cfg, dropout_keys[i]);
+        cJSON_AddNumberToObject(cfg, dropout_keys[i], 0.25);
+    }
+    model *m = NULL;
+    CHECK(model_create(&m, cfg, HEAD_SEQCLS, 3, &err) == RLHF_OK, "%s: %s", fixture, err.msg);
+    cJSON_Delete(cfg);
+    if (!m) return;
+    enum { B = 2, T = 6 };
+    int32_t ids[B * T] = {5, 17, 33, 9, 60, 2, 7, 44, 21, 90, 3, 3};
+    int32_t mask[B * T] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0};
+    model_batch b = {.B = B, .T = T, .input_ids = ids, .attention_mask = mask, .training = 1, .dropout_key = 1234};
+    float w[B * 4] = {0.7f, -1.3f, 0.4f, 0.9f, -0.2f, 1.1f, 0.5f, -0.8f};
+    CHECK(model_alloc_grads(m, &err) == RLHF_OK, "%s", err.msg);
+    model_zero_grads(m);
+    weighted_logits(m, &b, w);
+    CHECK(model_backward(m, w, NULL, &err) == RLHF_OK, "%s", err.msg);
+    int bad = 0, checked = 0;
+    for (int i = 0; i < m->n_specs; i++) {
+        const param_spec *p = &m->specs[i];
+        for (int k = 0; k < 2; k++) {
+            size_t j = (size_t)((k * 7919 + i * 104729) % (long)p->numel);
+            float *x = m->params + p->offset + j, x0 = *x;
+            if (p->padding_row >= 0 && p->ndim == 2 && (int64_t)(j / (size_t)p->shape[1]) == p->padding_row) continue;
+            *x = x0 + FD_EPS;
+            double up = weighted_logits(m, &b, w);
+            *x = x0 - FD_EPS;
+            double down = weighted_logits(m, &b, w);
+            *x = x0;
+            double fd = (up - down) / (2.0 * FD_EPS), g = m->grads[p->offset + j];
+            checked++;
+            if (!(fabs(fd - g) <= FD_ATOL + FD_RTOL * fabs(fd))) {
+                if (bad++ < 5) fprintf(stderr, "  %s %s[%zu]: analytic %.6g, finite difference %.6g\n", fixture, p->name, j, g, fd);
+            }
+        }
+    }
+    CHECK(bad == 0, "%s: %d of %d gradient entries disagree with finite differences under dropout", fixture, bad,
+          checked);
+    model_free(m);
+}
+
 int main(void) {
     for (size_t i = 0; i < sizeof ENCODER_FIXTURES / sizeof ENCODER_FIXTURES[0]; i++)
         test_fixture(ENCODER_FIXTURES[i]);
     test_dropout("bert_seqcls_1");
     test_dropout("debertav2_seqcls_1");
     test_inputs();
+    const char *bert_drop[] = {"hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"};
+    test_dropout_gradients("bert_seqcls_1", bert_drop, 3);
+    test_dropout_gradients("roberta_seqcls_1", bert_drop, 3);
+    const char *distil_drop[] = {"dropout", "attention_dropout", "seq_classif_dropout"};
+    test_dropout_gradients("distilbert_seqcls_1", distil_drop, 3);
+    const char *deberta_drop[] = {"hidden_dropout_prob", "attention_probs_dropout_prob", "pooler_dropout", "cls_dropout"};
+    test_dropout_gradients("debertav2_seqcls_1", deberta_drop, 4);
     test_no_grad("bert_seqcls_2");
     test_no_grad("debertav2_seqcls_1");
     return tu_finish("models_encoders");

@@ -6,6 +6,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "nn/nn_internal.h"
 #include "nn/ops.h"
@@ -17,25 +18,46 @@ static void visible_range(const attention_shape *s, int i, int *lo, int *hi) {
     if (s->window > 0 && i - s->window + 1 > 0) *lo = i - s->window + 1;
 }
 
-// probs row i of one (b, h): masked softmax of the raw scores already in row (written in place)
+// probs row i of one (b, h): masked softmax of the raw scores already in row (written in place).
+// Keys outside the causal / window range [lo, hi] are zeroed without touching exp; the padding mask
+// is applied inside the range.
 static void masked_softmax_row(float *row, const int32_t *km, int i, const attention_shape *s) {
     int lo, hi;
     visible_range(s, i, &lo, &hi);
+    if (lo > 0) memset(row, 0, sizeof(float) * (size_t)lo);
+    if (hi + 1 < s->T) memset(row + hi + 1, 0, sizeof(float) * (size_t)(s->T - hi - 1));
+    float *r = row + lo;
+    const int n = hi - lo + 1;
+    const int32_t *m = km ? km + lo : NULL;
     float mx = -INFINITY;
+    if (m) {
 #pragma omp simd reduction(max : mx)
-    for (int j = lo; j <= hi; j++)
-        if (!km || km[j]) mx = row[j] > mx ? row[j] : mx;
+        for (int j = 0; j < n; j++) mx = (m[j] && r[j] > mx) ? r[j] : mx;
+    } else {
+#pragma omp simd reduction(max : mx)
+        for (int j = 0; j < n; j++) mx = r[j] > mx ? r[j] : mx;
+    }
     float sum = 0.0f;
+    if (m) {
 #pragma omp simd reduction(+ : sum)
-    for (int j = 0; j < s->T; j++) {
-        int vis = j >= lo && j <= hi && (!km || km[j]);
-        row[j] = vis ? nn_expf(row[j] - mx) : 0.0f;
-        sum += row[j];
+        for (int j = 0; j < n; j++) {
+            float e = m[j] ? nn_expf(r[j] - mx) : 0.0f;
+            r[j] = e;
+            sum += e;
+        }
+    } else {
+#pragma omp simd reduction(+ : sum)
+        for (int j = 0; j < n; j++) {
+            r[j] = nn_expf(r[j] - mx);
+            sum += r[j];
+        }
     }
     if (sum > 0.0f) {
         float inv = 1.0f / sum;
 #pragma omp simd
-        for (int j = lo; j <= hi; j++) row[j] *= inv;
+        for (int j = 0; j < n; j++) r[j] *= inv;
+    } else {   // no visible key: a zero row (the query is padding)
+        memset(r, 0, sizeof(float) * (size_t)n);
     }
 }
 

@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "io/files.h"
 #include "io/json_util.h"
+#include "models/decoder.h"
 #include "models/model.h"
 
 #define INIT_DEFAULT_SEED "42"
@@ -114,6 +115,8 @@ static rlhf_status run_init(const char *config_path, const char *tok_dir, const 
     }
     cJSON_Delete(config);
     if (st == RLHF_OK) st = model_save(m, out_dir, err);
+    // causal LMs also get generation_config.json, as save_pretrained writes it for them
+    if (st == RLHF_OK && head == HEAD_LM) st = decoder_save_generation_config(m, out_dir, err);
     for (int i = 0; i < N_TOKENIZER_FILES && st == RLHF_OK; i++)
         if (have[i])
             st = copy_file(path_join(src, sizeof src, tok_dir, TOKENIZER_FILES[i]),

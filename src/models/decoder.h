@@ -100,6 +100,9 @@ void dec_norm_forward(const decoder_cfg *c, float *out, float *mean, float *rstd
 // Fused projection output (N, 3*NH*HD) -> q, k, v (N, NH*HD) each, per the family's layout.
 void dec_split_qkv(const decoder_cfg *c, float *q, float *k, float *v, const float *qkv, size_t N);
 
+// Writes DIR/generation_config.json for a causal LM (decoder_generation_config.c).
+rlhf_status decoder_save_generation_config(const model *m, const char *dir, rlhf_err *err);
+
 // Index of the pooled token per row for *ForSequenceClassification: the last position whose
 // attention_mask is 1 (T-1 without a mask). pool: (B).
 void decoder_pool_index(int *pool, const int32_t *mask, int B, int T);

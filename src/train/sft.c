@@ -11,6 +11,7 @@
 #include "io/csv_log.h"
 #include "io/files.h"
 #include "io/json_util.h"
+#include "models/decoder.h"
 #include "nn/ops.h"
 #include "train/checkpoint.h"
 #include "train/optimizer.h"
@@ -199,24 +200,9 @@ static void fmt(char *buf, size_t n, double v) {
         buf[0] = 0;
 }
 
-// generation_config.json as save_pretrained writes it for a causal LM made from its config.
-static rlhf_status save_generation_config(const model *m, const char *dir, rlhf_err *err) {
-    cJSON *g = cJSON_CreateObject();
-    if (!g) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
-    cJSON_AddBoolToObject(g, "_from_model_config", 1);
-    if (m->cfg.bos_token_id >= 0) cJSON_AddNumberToObject(g, "bos_token_id", m->cfg.bos_token_id);
-    if (m->cfg.eos_token_id >= 0) cJSON_AddNumberToObject(g, "eos_token_id", m->cfg.eos_token_id);
-    if (m->cfg.pad_token_id >= 0) cJSON_AddNumberToObject(g, "pad_token_id", m->cfg.pad_token_id);
-    cJSON_AddStringToObject(g, "transformers_version", "4.44.2");
-    char path[4200];
-    rlhf_status st = json_save_file(path_join(path, sizeof path, dir, "generation_config.json"), g, err);
-    cJSON_Delete(g);
-    return st;
-}
-
 static rlhf_status save_model_dir(const model *m, const tokenizer *tok, const char *dir, rlhf_err *err) {
     RLHF_TRY(model_save(m, dir, err));
-    RLHF_TRY(save_generation_config(m, dir, err));
+    RLHF_TRY(decoder_save_generation_config(m, dir, err));
     if (tok) RLHF_TRY(tokenizer_save(tok, dir, err));
     return RLHF_OK;
 }

@@ -123,6 +123,12 @@ static void test_cross_entropy(void) {
     free(bxd);
 }
 
+// y (N) = log_softmax(x / temp)[target], 0 for ignored rows
+static void logprobs_ref(void *vc, const double *x, double *y) {
+    ce_ctx *c = vc;
+    for (int n = 0; n < c->N; n++) y[n] = c->t[n] < 0 ? 0.0 : ref_logprob(x + n * c->V, c->V, c->t[n], c->temp);
+}
+
 static void test_token_logprobs(void) {
     enum { N = 4, V = 9 };
     int32_t t[N] = {2, 8, CE_IGNORE_INDEX, 0};
@@ -134,6 +140,14 @@ static void test_token_logprobs(void) {
     double want[N];
     for (int n = 0; n < N; n++) want[n] = t[n] < 0 ? 0.0 : ref_logprob(xd + n * V, V, t[n], (double)temp);
     gc_compare_fwd("token logprobs (temperature 0.7)", out, want, N, 1e-5, 1e-5);
+    // backward against finite differences of the double reference
+    ce_ctx c = {N, V, t, (double)temp};
+    float w[N], dx[N * V] = {0};
+    double wd[N], num[N * V];
+    gc_weights(w, wd, N, 12);
+    token_logprobs_backward(dx, w, x, t, N, V, temp);
+    gc_numeric_grad(logprobs_ref, &c, xd, N * V, N, wd, num);
+    gc_compare("token logprobs backward", dx, num, N * V, GC_ATOL, GC_RTOL);
     float u[3] = {1, 1, 1}, uo;
     int32_t ut = 1;
     token_logprobs_forward(&uo, u, &ut, 1, 3, 1.0f);

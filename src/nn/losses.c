@@ -111,3 +111,20 @@ void token_logprobs_forward(float *out, const float *logits, const int32_t *targ
         out[n] = (float)((double)(x[targets[n]] * inv_temp) - row_logsumexp(x, V, inv_temp));
     }
 }
+
+// d logp / d x_v = (onehot_v - softmax(x / T)_v) / T
+void token_logprobs_backward(float *dlogits, const float *dout, const float *logits, const int32_t *targets, int N,
+                             int V, float temperature) {
+    float inv_temp = 1.0f / temperature;
+#pragma omp parallel for if ((int64_t)N * V > NN_PARALLEL_MIN)
+    for (int64_t n = 0; n < N; n++) {
+        if (!counted(targets[n], V) || dout[n] == 0.0f) continue;
+        const float *x = logits + n * V;
+        float *d = dlogits + n * V;
+        float lse = (float)row_logsumexp(x, V, inv_temp);
+        float k = dout[n] * inv_temp;
+#pragma omp simd
+        for (int v = 0; v < V; v++) d[v] -= nn_expf(x[v] * inv_temp - lse) * k;
+        d[targets[n]] += k;
+    }
+}

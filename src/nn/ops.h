@@ -130,5 +130,9 @@ void cross_entropy_backward(float *dlogits, const float *logits, const int32_t *
 // log-probs; rows whose target is ignore_index get 0. TRL divides by (temperature + 1e-7): pass that.
 void token_logprobs_forward(float *out, const float *logits, const int32_t *targets, int N, int V,
                             float temperature);
+// dlogits (N, V) += dout[n] * (onehot(target) - softmax(logits / temperature)) / temperature on rows
+// with a valid target (the policy-gradient path of PPO).
+void token_logprobs_backward(float *dlogits, const float *dout, const float *logits, const int32_t *targets, int N,
+                             int V, float temperature);
 
 #endif

@@ -26,7 +26,9 @@ static int dir_nonempty(const char *dir) {
 }
 
 int cmd_sft(int argc, char **argv) {
-    const char *model_dir = NULL, *data = NULL, *out = NULL, *sched = NULL, *save = NULL;
+    const char *model_dir = NULL, *data = NULL, *out = NULL, *sched = NULL, *save = NULL, *eval_data = NULL;
+    double eval_split = 0;
+    long long eval_bs = 0;
     long long bs = 0, accum = 0, max_length = 0, max_steps = 0, seed = 0, logging = 0, threads = 0;
     double epochs = 0, lr = 0, warmup = 0, wd = 0, clip = 0;
     int no_shuffle = 0, disable_dropout = 0, overwrite = 0;
@@ -34,7 +36,10 @@ int cmd_sft(int argc, char **argv) {
         {"model_name_or_path", ARG_STRING, &model_dir, NULL, "causal-LM model directory", NULL, 0},
         {"dataset_name", ARG_STRING, &data, NULL, "rows {\"prompt\",\"completion\"} or {\"text\"} (JSONL / JSON)", NULL, 0},
         {"output_dir", ARG_STRING, &out, NULL, "where the trained model, log and checkpoints go", NULL, 0},
+        {"eval_dataset_name", ARG_STRING, &eval_data, NULL, "held-out rows: eval_loss after each epoch", NULL, 0},
+        {"eval_split", ARG_FLOAT, &eval_split, "0", "hold out this fraction of --dataset_name instead", NULL, 0},
         {"per_device_train_batch_size", ARG_INT, &bs, "8", "examples per micro-batch", NULL, 0},
+        {"per_device_eval_batch_size", ARG_INT, &eval_bs, "8", "examples per evaluation batch", NULL, 0},
         {"gradient_accumulation_steps", ARG_INT, &accum, "1", "micro-batches per optimizer step", NULL, 0},
         {"num_train_epochs", ARG_FLOAT, &epochs, "1", "epochs", NULL, 0},
         {"max_steps", ARG_INT, &max_steps, "-1", "optimizer steps (> 0 overrides epochs)", NULL, 0},
@@ -77,6 +82,9 @@ int cmd_sft(int argc, char **argv) {
     if (!(wd >= 0)) BAD("--weight_decay must be >= 0, got %g", wd);
     if (!(warmup >= 0 && warmup <= 1)) BAD("--warmup_ratio must be in [0, 1], got %g", warmup);
     if (!(epochs > 0) && max_steps <= 0) BAD("--num_train_epochs must be > 0, got %g", epochs);
+    if (eval_data && eval_split > 0) BAD("give --eval_dataset_name or --eval_split, not both");
+    if (!(eval_split >= 0 && eval_split < 1)) BAD("--eval_split must be in [0, 1), got %g", eval_split);
+    if (eval_bs < 1) BAD("--per_device_eval_batch_size must be >= 1, got %lld", eval_bs);
     if (logging < 1) BAD("--logging_steps must be >= 1, got %lld", logging);
     if (seed < 0) BAD("--seed must be >= 0");
     if (strcmp(save, "epoch") && strcmp(save, "no")) BAD("--save_strategy: expected epoch or no, got '%s'", save);
@@ -92,9 +100,13 @@ int cmd_sft(int argc, char **argv) {
     memset(&d, 0, sizeof d);
     model *m = NULL;
     tokenizer *tok = NULL;
-    sft_set set;
+    sft_set set, eval;
     memset(&set, 0, sizeof set);
+    memset(&eval, 0, sizeof eval);
+    dataset ed;
+    memset(&ed, 0, sizeof ed);
     st = dataset_load(&d, data, &err);
+    if (st == RLHF_OK && eval_data) st = dataset_load(&ed, eval_data, &err);
     if (st == RLHF_OK) {
         model_load_opts opts = {.quiet = 0, .init_seed = (uint64_t)seed};
         st = model_load(&m, model_dir, HEAD_LM, &opts, &err);
@@ -112,6 +124,10 @@ int cmd_sft(int argc, char **argv) {
             (maxlen <= 0 || maxlen > m->cfg.max_positions))
             maxlen = m->cfg.max_positions;  // learned positions: longer inputs cannot be embedded
         st = sft_set_load(&set, &d, tok, m->cfg.vocab_size, eos, maxlen, &err);
+        if (st == RLHF_OK && eval_data) st = sft_set_load(&eval, &ed, tok, m->cfg.vocab_size, eos, maxlen, &err);
+        if (st == RLHF_OK && eval_split > 0) st = sft_set_split(&set, &eval, eval_split, (uint64_t)seed, &err);
+        a.eval = eval.n ? &eval : NULL;
+        a.eval_batch_size = (int)eval_bs;
     }
     if (st == RLHF_OK) st = make_dirs(out, &err);
     if (st == RLHF_OK) {
@@ -120,10 +136,12 @@ int cmd_sft(int argc, char **argv) {
         st = sft_train(m, tok, &set, &a, &res, &err);
         cli_stop_flag_remove();
         if (st == RLHF_OK)
-            fprintf(stderr, "rlhf sft: %lld steps, final loss %.4f; model written to %s\n", res.global_step,
-                    res.last_loss, out);
+            fprintf(stderr, "rlhf sft: %lld steps, final loss %.4f, eval loss %.4f -> %.4f; model written to %s\n",
+                    res.global_step, res.last_loss, res.first_eval_loss, res.eval_loss, out);
     }
     sft_set_free(&set);
+    sft_set_free(&eval);
+    if (eval_data) dataset_free(&ed);
     tokenizer_free(tok);
     model_free(m);
     dataset_free(&d);

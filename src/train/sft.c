@@ -191,6 +191,57 @@ rlhf_status sft_batch_loss(model *m, const sft_set *s, const int *idx, int B, in
     return st;
 }
 
+rlhf_status sft_evaluate(model *m, const sft_set *s, int batch_size, double *loss, rlhf_err *err) {
+    sft_scratch sc;
+    memset(&sc, 0, sizeof sc);
+    int pad_id = m->cfg.pad_token_id >= 0 && m->cfg.pad_token_id < m->cfg.vocab_size ? m->cfg.pad_token_id : 0;
+    int *idx = malloc(sizeof(int) * (size_t)(batch_size > 0 ? batch_size : 1));
+    if (!idx) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    double sum = 0;
+    rlhf_status st = RLHF_OK;
+    for (int r0 = 0; r0 < s->n && st == RLHF_OK; r0 += batch_size) {
+        int B = s->n - r0 < batch_size ? s->n - r0 : batch_size;
+        for (int i = 0; i < B; i++) idx[i] = r0 + i;
+        double l;
+        st = batch_loss(m, s, idx, B, pad_id, 0, 0, 0.0f, &l, &sc, err);
+        sum += l * B;
+    }
+    *loss = s->n ? sum / s->n : NAN;
+    free(idx);
+    scratch_free(&sc);
+    return st;
+}
+
+rlhf_status sft_set_split(sft_set *train, sft_set *eval, double fraction, uint64_t seed, rlhf_err *err) {
+    memset(eval, 0, sizeof *eval);
+    int n = train->n, n_eval = (int)lround(fraction * n);
+    if (n_eval < 1 || n_eval >= n)
+        return rlhf_fail(err, RLHF_EINPUT, "--eval_split %g of %d examples leaves an empty train or eval set", fraction,
+                         n);
+    int *perm = malloc(sizeof(int) * (size_t)n);
+    char *is_eval = calloc((size_t)n, 1);
+    sft_example *tr = malloc(sizeof *tr * (size_t)(n - n_eval)), *ev = malloc(sizeof *ev * (size_t)n_eval);
+    if (!perm || !is_eval || !tr || !ev) {
+        free(perm), free(is_eval), free(tr), free(ev);
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    }
+    rng_permutation(rng_key(seed, RNG_STREAM_SPLIT, 0, 0), perm, n);
+    for (int i = n - n_eval; i < n; i++) is_eval[perm[i]] = 1;
+    int a = 0, b = 0;
+    for (int i = 0; i < n; i++) {
+        if (is_eval[i])
+            ev[b++] = train->ex[i];
+        else
+            tr[a++] = train->ex[i];
+    }
+    free(train->ex);
+    train->ex = tr, train->n = a;
+    eval->ex = ev, eval->n = b;
+    free(perm);
+    free(is_eval);
+    return RLHF_OK;
+}
+
 // ---- training loop -------------------------------------------------------------------------------
 
 static void fmt(char *buf, size_t n, double v) {
@@ -238,6 +289,8 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
     sft_scratch sc;
     memset(&sc, 0, sizeof sc);
     if (st == RLHF_OK && (!order || !hist_x || !hist_y)) st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    res->first_eval_loss = res->eval_loss = NAN;
+    if (st == RLHF_OK && a->eval) st = sft_evaluate(m, a->eval, a->eval_batch_size, &res->first_eval_loss, err);
     progress *pg = a->quiet ? NULL : progress_start("sft", total, "steps");
     long long step = 0;
     double log_loss = 0;
@@ -271,8 +324,8 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
             if (step % a->logging_steps == 0 || step == total) {
                 char v[SFT_LOG_N_COLUMNS][48];
                 fmt(v[0], 48, ep), snprintf(v[1], 48, "%lld", step), fmt(v[2], 48, log_loss / log_count);
-                fmt(v[3], 48, lr), fmt(v[4], 48, norm);
-                const char *vals[SFT_LOG_N_COLUMNS] = {v[0], v[1], v[2], v[3], v[4]};
+                fmt(v[3], 48, lr), fmt(v[4], 48, norm), v[5][0] = 0;
+                const char *vals[SFT_LOG_N_COLUMNS] = {v[0], v[1], v[2], v[3], v[4], v[5]};
                 st = csv_log_row(log, vals, err);
                 train_log_entry le = {ep, step, log_loss / log_count, lr, norm, NAN, NAN, NAN, NAN, NAN};
                 if (st == RLHF_OK) st = trainer_state_add_log(&ts, &le, err);
@@ -288,6 +341,17 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
                 break;
             }
             if (step >= total) break;
+        }
+        if (st == RLHF_OK && a->eval && !res->interrupted) {
+            st = sft_evaluate(m, a->eval, a->eval_batch_size, &res->eval_loss, err);
+            char v[2][48];
+            fmt(v[0], 48, epoch + 1.0), snprintf(v[1], 48, "%lld", step);
+            char e[48];
+            fmt(e, 48, res->eval_loss);
+            const char *vals[SFT_LOG_N_COLUMNS] = {v[0], v[1], "", "", "", e};
+            if (st == RLHF_OK) st = csv_log_row(log, vals, err);
+            train_log_entry le = {epoch + 1.0, step, NAN, NAN, NAN, NAN, NAN, res->eval_loss, NAN, NAN};
+            if (st == RLHF_OK) st = trainer_state_add_log(&ts, &le, err);
         }
         ts.epochs_done = epoch + 1;
         ts.global_step = step;
@@ -312,8 +376,8 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
         report_series s = {"train loss", hist_x, hist_y, n_hist};
         report_chart ch = {"SFT loss", "step", &s, 1};
         char summary[256];
-        snprintf(summary, sizeof summary, "%lld optimizer steps on %d examples; final loss %.4f", step, n,
-                 res->last_loss);
+        snprintf(summary, sizeof summary, "%lld optimizer steps on %d examples; final loss %.4f; eval loss %.4f -> %.4f",
+                 step, n, res->last_loss, res->first_eval_loss, res->eval_loss);
         st = report_write_html(path_join(path, sizeof path, a->output_dir, "report.html"), "rlhf sft", summary, &ch, 1,
                                err);
     }
@@ -323,7 +387,7 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
     free(order);
     free(hist_x);
     free(hist_y);
-    csv_log_close(log);
+    if (log) csv_log_close(log);
     adamw_free(&opt);
     return st;
 }

@@ -16,8 +16,8 @@
 #include "tokenizer/tokenizer.h"
 #include "train/schedule.h"
 
-#define SFT_LOG_COLUMNS "epoch", "step", "loss", "learning_rate", "grad_norm"
-#define SFT_LOG_N_COLUMNS 5
+#define SFT_LOG_COLUMNS "epoch", "step", "loss", "learning_rate", "grad_norm", "eval_loss"
+#define SFT_LOG_N_COLUMNS 6
 #define SFT_IGNORE (-100)  // labels not trained (prompt tokens), as transformers' ignore_index
 
 typedef struct {
@@ -51,6 +51,8 @@ typedef struct {
     int disable_dropout;
     long long logging_steps;
     int save_epochs;                  // write checkpoint-epoch{N}/ after each epoch
+    const sft_set *eval;              // held-out set evaluated after each epoch (NULL: none)
+    int eval_batch_size;
     volatile sig_atomic_t *stop;      // SIGINT/SIGTERM flag (may be NULL): stop at a step boundary
     int quiet;
 } sft_args;
@@ -58,6 +60,7 @@ typedef struct {
 typedef struct {
     long long global_step;
     double last_loss;
+    double first_eval_loss, eval_loss;  // before training and after the last epoch (NaN without eval)
     int interrupted;
 } sft_result;
 
@@ -65,6 +68,13 @@ typedef struct {
 // backpropagates loss * grad_scale into m->grads.
 rlhf_status sft_batch_loss(model *m, const sft_set *s, const int *idx, int B, int pad_id, int training,
                            uint64_t dropout_key, float grad_scale, double *loss, rlhf_err *err);
+
+// Mean causal-LM loss over a whole set (no dropout, no gradients), batches weighted by their rows as
+// HF Trainer's evaluation loop averages them.
+rlhf_status sft_evaluate(model *m, const sft_set *s, int batch_size, double *loss, rlhf_err *err);
+// Splits off the last round(fraction * n) examples of a seeded permutation (RNG_STREAM_SPLIT) as an
+// eval set; both sets own their examples afterwards (train keeps the rest, in their original order).
+rlhf_status sft_set_split(sft_set *train, sft_set *eval, double fraction, uint64_t seed, rlhf_err *err);
 
 rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, const sft_args *a, sft_result *res,
                       rlhf_err *err);

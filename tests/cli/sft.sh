@@ -25,18 +25,23 @@ with open(sys.argv[1], "w") as f:
         f.write(json.dumps({"text": "The number %d is nice." % i}) + "\n")
 EOF
 "$RLHF" sft --model_name_or_path "$W/tiny" --dataset_name "$W/data.jsonl" --output_dir "$W/out" --num_train_epochs 2 \
-  --learning_rate 3e-3 --logging_steps 1 --per_device_train_batch_size 4 --threads 1 2>"$W/err" ||
+  --learning_rate 3e-3 --logging_steps 1 --per_device_train_batch_size 4 --eval_split 0.25 --threads 1 2>"$W/err" ||
   bad "sft exit $?: $(tail -3 "$W/err")"
 for f in config.json model.safetensors generation_config.json tokenizer.json training_log.csv report.html \
   checkpoint-epoch1/model.safetensors checkpoint-epoch2/optimizer.safetensors; do
   [ -e "$W/out/$f" ] || bad "missing $f"
 done
-[ "$(head -1 "$W/out/training_log.csv")" = "epoch,step,loss,learning_rate,grad_norm" ] && ok "log header" || bad "log header"
-python3 - "$W/out/training_log.csv" <<'EOF' && ok "loss falls over 8 steps" || bad "loss does not fall"
-import csv, sys
+[ "$(head -1 "$W/out/training_log.csv")" = "epoch,step,loss,learning_rate,grad_norm,eval_loss" ] && ok "log header" ||
+  bad "log header"
+python3 - "$W/out/training_log.csv" "$W/err" <<'EOF' && ok "train and held-out loss fall" || bad "loss does not fall"
+import csv, re, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
-assert len(rows) == 8, rows
-assert float(rows[-1]["loss"]) < float(rows[0]["loss"]), rows
+train = [r for r in rows if r["loss"]]
+evals = [r for r in rows if r["eval_loss"]]
+assert len(train) == 6 and len(evals) == 2, rows  # 12 train rows / 4 = 3 steps per epoch; 4 held out
+assert float(train[-1]["loss"]) < float(train[0]["loss"]), rows
+first, last = map(float, re.search(r"eval loss ([0-9.]+) -> ([0-9.]+)", open(sys.argv[2]).read()).groups())
+assert last < first, (first, last)
 EOF
 "$RLHF" generate --model_name_or_path "$W/out" --prompt "Q: 3 plus 3?" --max_new_tokens 3 >/dev/null 2>"$W/err" &&
   ok "trained model generates" || bad "generate on output: $(cat "$W/err")"

@@ -169,6 +169,8 @@ rlhf_status ppo_checkpoint_save(ppo_run *r, long long update, rlhf_err *err) {
     } else {
         RLHF_TRY(vhead_save(r, path_join(p, sizeof p, tmp, PPO_VHEAD_FILE), err));
     }
+    if (r->samples_len)
+        RLHF_TRY(atomic_write(path_join(p, sizeof p, tmp, "samples.jsonl"), r->samples, r->samples_len, err));
     cJSON *s = state_json(r, update);
     if (!s) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
     rlhf_status st = json_save_file(path_join(p, sizeof p, tmp, PPO_STATE_FILE), s, err);
@@ -180,10 +182,11 @@ rlhf_status ppo_checkpoint_save(ppo_run *r, long long update, rlhf_err *err) {
     return ppo_report_write(r, err);
 }
 
-// Keeps the samples.jsonl lines of updates <= update (a resumed run rewrites the rest).
-static rlhf_status samples_restore(ppo_run *r, long long update, rlhf_err *err) {
-    char p[4200];
-    path_join(p, sizeof p, r->a->output_dir, "samples.jsonl");
+// The samples.jsonl lines of updates <= update, from the checkpoint's copy (the resumed run may write
+// to another --output_dir).
+static rlhf_status samples_restore(ppo_run *r, const char *dir, long long update, rlhf_err *err) {
+    char p[4400];
+    path_join(p, sizeof p, dir, "samples.jsonl");
     if (!file_exists(p)) return RLHF_OK;
     char *buf = NULL;
     size_t len = 0;
@@ -261,7 +264,7 @@ rlhf_status ppo_checkpoint_load(ppo_run *r, const char *dir, long long *update, 
     } else {
         st = vhead_load(r, path_join(p, sizeof p, dir, PPO_VHEAD_FILE), err);
     }
-    if (!st) st = samples_restore(r, u, err);
+    if (!st) st = samples_restore(r, dir, u, err);
     *update = u;
 out:
     cJSON_Delete(s);

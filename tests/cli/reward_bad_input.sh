@@ -10,7 +10,7 @@ fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 good='{"chosen_ids": [5, 6, 7], "rejected_ids": [8, 9]}'
 for i in 1 2 3 4 5 6; do echo "$good"; done >"$W/good.jsonl"
-base=(reward --model_name_or_path "$M" --per_device_train_batch_size 2 --threads 2 --quiet)
+base=(reward --model_name_or_path "$M" --per_device_train_batch_size 2 --threads 1 --quiet)
 expect2() { # name, stderr regex, args...
   local name=$1 pat=$2 c=0; shift 2
   "$RLHF" "$@" --output_dir "$W/out.$name" >/dev/null 2>"$W/$name.err" || c=$?

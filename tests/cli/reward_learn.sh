@@ -19,7 +19,7 @@ JSON
   --output_dir "$W/init" --seed 11 >/dev/null 2>"$W/init.err" || { cat "$W/init.err"; echo "FAIL: init"; exit 1; }
 "$RLHF" reward --model_name_or_path "$W/init" --dataset_name data/learn-demo/train.jsonl \
   --eval_dataset_name data/learn-demo/eval.jsonl --output_dir "$W/rm" --num_train_epochs 2 --learning_rate 5e-4 \
-  --per_device_train_batch_size 16 --seed 5 --threads 2 >"$W/train.out" 2>"$W/train.err" ||
+  --per_device_train_batch_size 16 --seed 5 --threads 1 >"$W/train.out" 2>"$W/train.err" ||
   { tail -n 5 "$W/train.err"; echo "FAIL: reward exit"; exit 1; }
 for f in config.json model.safetensors tokenizer.json training_log.csv report.html checkpoint-epoch1/model.safetensors \
   checkpoint-epoch1/optimizer.safetensors checkpoint-epoch1/trainer_state.json checkpoint-epoch2/config.json; do
@@ -35,7 +35,7 @@ n_eval=$(awk -F, 'NR > 1 && $9 != ""' "$W/rm/training_log.csv" | wc -l)
 grep -q '<svg' "$W/rm/report.html" || fail "report.html has no inline svg"
 grep -q '"global_step": 25' "$W/rm/checkpoint-epoch1/trainer_state.json" || fail "checkpoint-epoch1 is not at step 25"
 "$RLHF" score --model_name_or_path "$W/rm" --dataset_name data/learn-demo/eval.jsonl --output_file "$W/scores.jsonl" \
-  --threads 2 >"$W/score.out" 2>"$W/score.err" || fail "score exit ($(tail -n 1 "$W/score.err"))"
+  --threads 1 >"$W/score.out" 2>"$W/score.err" || fail "score exit ($(tail -n 1 "$W/score.err"))"
 /usr/bin/python3 - "$W/score.out" "$W/scores.jsonl" <<'PY' || fails=$((fails + 1))
 import json, sys
 summary = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
@@ -47,12 +47,12 @@ assert acc >= 0.95, "held-out accuracy %.3f < 0.95" % acc
 print("held-out accuracy %.3f, margin_mean %.3f" % (acc, summary["margin_mean"]))
 PY
 v=$("$RLHF" score --model_name_or_path "$W/rm" --prompt "Can you help me fix my bike?" \
-  --response "Sure, I would be happy to help with your bike." --threads 2 2>/dev/null)
+  --response "Sure, I would be happy to help with your bike." --threads 1 2>/dev/null)
 /usr/bin/python3 -c "import math,sys; assert math.isfinite(float(sys.argv[1]))" "$v" 2>/dev/null ||
   fail "--prompt/--response printed '$v', expected one number"
 # An output directory holding a run is refused without --overwrite_output_dir.
 "$RLHF" reward --model_name_or_path "$W/init" --dataset_name data/learn-demo/eval.jsonl --output_dir "$W/rm" \
-  --threads 2 >/dev/null 2>"$W/again.err"
+  --threads 1 >/dev/null 2>"$W/again.err"
 c=$?
 [ "$c" = 2 ] && grep -q overwrite_output_dir "$W/again.err" || fail "a second run into the same dir: exit $c"
 [ "$fails" = 0 ] && echo "reward_learn: all passed" || { echo "reward_learn: $fails failed"; exit 1; }

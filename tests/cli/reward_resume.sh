@@ -20,7 +20,7 @@ JSON
 # dropout on (--disable_dropout false) so the resumed run must replay the dropout keys too
 args=(reward --model_name_or_path "$W/init" --dataset_name data/learn-demo/train.jsonl --num_train_epochs 2
   --learning_rate 5e-4 --per_device_train_batch_size 16 --gradient_accumulation_steps 2 --seed 9
-  --disable_dropout false --save_strategy steps --save_steps 5 --logging_steps 1 --threads 2 --quiet)
+  --disable_dropout false --save_strategy steps --save_steps 5 --logging_steps 1 --threads 1 --quiet)
 "$RLHF" "${args[@]}" --output_dir "$W/full" >/dev/null 2>"$W/full.err" || { tail -n 3 "$W/full.err"; echo "FAIL: full run"; exit 1; }
 "$RLHF" "${args[@]}" --output_dir "$W/int" >/dev/null 2>"$W/int.err" &
 pid=$!

@@ -8,6 +8,8 @@
 #include "nn/ops.h"
 
 // ---- attention ----------------------------------------------------------------------------------
+// Longest sequence the reference handles (its score row lives on the stack).
+#define ATT_REF_MAX_T 256
 typedef struct { attention_shape s; const int32_t *key_mask; } attn_ctx;
 
 // x = [q (B,T,NH,HD), k (B,T,NKV,HD), v (B,T,NKV,HD)]; y = out (B,T,NH,HD)
@@ -16,7 +18,7 @@ static void attn_ref(void *vc, const double *x, double *y) {
     const attention_shape *s = &c->s;
     int B = s->B, T = s->T, NH = s->NH, NKV = s->NKV, HD = s->HD;
     const double *q = x, *k = q + B * T * NH * HD, *v = k + B * T * NKV * HD;
-    double p[64];
+    double p[ATT_REF_MAX_T];
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
             int g = h / (NH / NKV);
@@ -111,6 +113,15 @@ static void test_attention_grad(void) {
     // plain causal, multi-query (NKV = 1), no mask, no dropout
     attention_shape m = {.B = 1, .T = 5, .NH = 3, .NKV = 1, .HD = 2, .causal = 1, .scale = 0.7f};
     attention_case("attention causal mqa", m, NULL);
+    // longer than attention.c's 64-row blocks: blocked causal / window paths, GQA, padding, dropout
+    enum { LT = 80 };
+    int32_t km_long[LT];
+    for (int t = 0; t < LT; t++) km_long[t] = t >= 3;
+    attention_shape lw = {.B = 1, .T = LT, .NH = 2, .NKV = 1, .HD = 2, .causal = 1, .window = 20, .scale = 0.8f,
+                          .dropout_p = 0.2f, .dropout_key = 99};
+    attention_case("attention T80 causal+window 20+pad+gqa+dropout", lw, km_long);
+    attention_shape lc = {.B = 1, .T = LT, .NH = 2, .NKV = 2, .HD = 2, .causal = 1, .scale = 0.8f};
+    attention_case("attention T80 causal", lc, NULL);
 }
 
 // ---- rope ---------------------------------------------------------------------------------------

@@ -65,15 +65,28 @@ static void fill_nan(float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] = NAN;
 }
 
+// Query rows per block under a causal or window mask: each block multiplies only against the keys
+// its rows can see, which skips most of the masked upper triangle (about 40% of the work at T = 256)
+// while each sgemm stays big enough to run at full speed.
+#define ATT_ROW_BLOCK 64
+
+// Keys [*jlo, *jhi] visible to some query row in [i0, i1)
+static void key_block(const attention_shape *s, int i0, int i1, int *jlo, int *jhi) {
+    *jlo = (s->window > 0 && i0 - s->window + 1 > 0) ? i0 - s->window + 1 : 0;
+    *jhi = s->causal ? i1 - 1 : s->T - 1;
+}
+
+static int row_block(const attention_shape *s) { return (s->causal || s->window > 0) ? ATT_ROW_BLOCK : s->T; }
+
 void attention_forward(float *out, float *probs, const float *q, const float *k, const float *v,
                        const int32_t *key_mask, const attention_shape *s) {
     const int B = s->B, T = s->T, NH = s->NH, NKV = s->NKV, HD = s->HD, rep = NH / NKV;
-    const int ldq = NH * HD, ldk = NKV * HD;
+    const int ldq = NH * HD, ldk = NKV * HD, RB = row_block(s);
     const int dropping = s->dropout_p > 0.0f;
     int failed = 0;
 #pragma omp parallel reduction(| : failed)
     {
-        float *pd = dropping ? malloc(sizeof(float) * (size_t)T * T) : NULL;
+        float *pd = dropping ? malloc(sizeof(float) * (size_t)T * T) : NULL;   // P * dropout mask
         if (dropping && !pd) failed = 1;
 #pragma omp for schedule(static)
         for (int bh = 0; bh < B * NH; bh++) {
@@ -85,18 +98,30 @@ void attention_forward(float *out, float *probs, const float *q, const float *k,
             float *op = out + (int64_t)b * T * ldq + (int64_t)h * HD;
             float *P = probs + (int64_t)bh * T * T;
             const int32_t *km = key_mask ? key_mask + (int64_t)b * T : NULL;
-            // scores (T, T) = scale * Q K^T
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, s->scale, qp, ldq, kp, ldk, 0.0f, P, T);
-            for (int i = 0; i < T; i++) masked_softmax_row(P + (int64_t)i * T, km, i, s);
-            const float *pv = P;
-            if (dropping) {
-                nn_dropout_mask(pd, s->dropout_key, (int64_t)bh * T * T, (int64_t)T * T, s->dropout_p);
+            for (int i0 = 0; i0 < T; i0 += RB) {
+                int i1 = i0 + RB < T ? i0 + RB : T, M = i1 - i0, jlo, jhi;
+                key_block(s, i0, i1, &jlo, &jhi);
+                int jn = jhi - jlo + 1;
+                float *Pb = P + (int64_t)i0 * T + jlo;
+                // scores (M, jn) = scale * Q[i0:i1] K[jlo:jhi]^T; the row softmax zeroes the rest of each row
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, jn, HD, s->scale, qp + (int64_t)i0 * ldq, ldq,
+                            kp + (int64_t)jlo * ldk, ldk, 0.0f, Pb, T);
+                for (int i = i0; i < i1; i++) masked_softmax_row(P + (int64_t)i * T, km, i, s);
+                const float *pv = Pb;
+                if (dropping) {
+                    for (int i = i0; i < i1; i++) {
+                        float *d = pd + (int64_t)i * T + jlo;
+                        const float *pr = P + (int64_t)i * T + jlo;
+                        nn_dropout_mask(d, s->dropout_key, ((int64_t)bh * T + i) * T + jlo, jn, s->dropout_p);
 #pragma omp simd
-                for (int64_t e = 0; e < (int64_t)T * T; e++) pd[e] *= P[e];
-                pv = pd;
+                        for (int j = 0; j < jn; j++) d[j] *= pr[j];
+                    }
+                    pv = pd + (int64_t)i0 * T + jlo;
+                }
+                // out[i0:i1] (M, HD) = P[i0:i1, jlo:jhi] V[jlo:jhi]
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, HD, jn, 1.0f, pv, T, vp + (int64_t)jlo * ldk,
+                            ldk, 0.0f, op + (int64_t)i0 * ldq, ldq);
             }
-            // out (T, HD) = P V
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, 1.0f, pv, T, vp, ldk, 0.0f, op, ldq);
         }
         free(pd);
     }
@@ -106,16 +131,16 @@ void attention_forward(float *out, float *probs, const float *q, const float *k,
 void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
                         const float *k, const float *v, const attention_shape *s) {
     const int B = s->B, T = s->T, NH = s->NH, NKV = s->NKV, HD = s->HD, rep = NH / NKV;
-    const int ldq = NH * HD, ldk = NKV * HD;
+    const int ldq = NH * HD, ldk = NKV * HD, RB = row_block(s);
     const int dropping = s->dropout_p > 0.0f;
     const int64_t TT = (int64_t)T * T;
     int failed = 0;
 #pragma omp parallel reduction(| : failed)
     {
-        // dp: dL/dprobs then dL/dscores; mask: dropout mask (also P * mask for the dv product)
+        // dp: dL/dprobs then dL/dscores; mask: dropout mask; pm: P * mask for the dv product
         float *dp = malloc(sizeof(float) * (size_t)TT);
         float *mask = dropping ? malloc(sizeof(float) * (size_t)TT) : NULL;
-        float *pm = dropping ? malloc(sizeof(float) * (size_t)TT) : NULL;   // P * mask
+        float *pm = dropping ? malloc(sizeof(float) * (size_t)TT) : NULL;
         int ok = dp && (!dropping || (mask && pm));
         if (!ok) failed = 1;
 #pragma omp for schedule(static)
@@ -126,48 +151,57 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
             const float *vp = v + (int64_t)b * T * ldk + (int64_t)g * HD;
             float *dkp = dk ? dk + (int64_t)b * T * ldk + (int64_t)g * HD : NULL;
             float *dvp = dv ? dv + (int64_t)b * T * ldk + (int64_t)g * HD : NULL;
+            // query heads sharing this kv head, then row blocks, in a fixed order: dk/dv sums are deterministic
             for (int h = g * rep; h < (g + 1) * rep; h++) {
                 int64_t bh = (int64_t)b * NH + h;
                 const float *P = probs + bh * TT;
                 const float *qp = q + (int64_t)b * T * ldq + (int64_t)h * HD;
                 const float *dop = dout + (int64_t)b * T * ldq + (int64_t)h * HD;
                 float *dqp = dq ? dq + (int64_t)b * T * ldq + (int64_t)h * HD : NULL;
-                // dP (T, T) = dO V^T (gradient w.r.t. the dropped probabilities)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, 1.0f, dop, ldq, vp, ldk, 0.0f, dp, T);
-                if (dropping) nn_dropout_mask(mask, s->dropout_key, bh * TT, TT, s->dropout_p);
-                if (dvp) {
-                    // dV (T, HD) += (P * mask)^T dO
-                    const float *pv = P;
-                    if (dropping) {
+                for (int i0 = 0; i0 < T; i0 += RB) {
+                    int i1 = i0 + RB < T ? i0 + RB : T, M = i1 - i0, jlo, jhi;
+                    key_block(s, i0, i1, &jlo, &jhi);
+                    int jn = jhi - jlo + 1;
+                    int64_t blk = (int64_t)i0 * T + jlo;
+                    const float *qb = qp + (int64_t)i0 * ldq, *dob = dop + (int64_t)i0 * ldq;
+                    // dP (M, jn) = dO[i0:i1] V[jlo:jhi]^T (gradient w.r.t. the dropped probabilities)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, jn, HD, 1.0f, dob, ldq,
+                                vp + (int64_t)jlo * ldk, ldk, 0.0f, dp + blk, T);
+                    if (dropping)
+                        for (int i = i0; i < i1; i++) {
+                            int64_t o = (int64_t)i * T + jlo;
+                            nn_dropout_mask(mask + o, s->dropout_key, bh * TT + o, jn, s->dropout_p);
 #pragma omp simd
-                        for (int64_t e = 0; e < TT; e++) pm[e] = P[e] * mask[e];
-                        pv = pm;
-                    }
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HD, T, 1.0f, pv, T, dop, ldq, 1.0f, dvp,
-                                ldk);
-                }
-                // softmax backward row-wise: dS = P * (dP*mask - sum(dP*mask * P)); masked P are 0
-                for (int i = 0; i < T; i++) {
-                    float *r = dp + (int64_t)i * T;
-                    const float *pr = P + (int64_t)i * T;
-                    if (dropping) {
-                        const float *mr = mask + (int64_t)i * T;
+                            for (int j = 0; j < jn; j++) pm[o + j] = P[o + j] * mask[o + j];
+                        }
+                    // dV[jlo:jhi] (jn, HD) += (P * mask)^T dO
+                    if (dvp)
+                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, jn, HD, M, 1.0f, (dropping ? pm : P) + blk,
+                                    T, dob, ldq, 1.0f, dvp + (int64_t)jlo * ldk, ldk);
+                    // softmax backward per row: dS = P * (dP*mask - sum(dP*mask * P)); P is 0 where masked
+                    for (int i = i0; i < i1; i++) {
+                        int64_t o = (int64_t)i * T + jlo;
+                        float *r = dp + o;
+                        const float *pr = P + o;
+                        if (dropping) {
+                            const float *mr = mask + o;
 #pragma omp simd
-                        for (int j = 0; j < T; j++) r[j] *= mr[j];
-                    }
-                    float dot = 0.0f;
+                            for (int j = 0; j < jn; j++) r[j] *= mr[j];
+                        }
+                        float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
-                    for (int j = 0; j < T; j++) dot += r[j] * pr[j];
+                        for (int j = 0; j < jn; j++) dot += r[j] * pr[j];
 #pragma omp simd
-                    for (int j = 0; j < T; j++) r[j] = pr[j] * (r[j] - dot);
+                        for (int j = 0; j < jn; j++) r[j] = pr[j] * (r[j] - dot);
+                    }
+                    // dQ[i0:i1] += scale * dS K[jlo:jhi]; dK[jlo:jhi] += scale * dS^T Q[i0:i1]
+                    if (dqp)
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, HD, jn, s->scale, dp + blk, T,
+                                    kp + (int64_t)jlo * ldk, ldk, 1.0f, dqp + (int64_t)i0 * ldq, ldq);
+                    if (dkp)
+                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, jn, HD, M, s->scale, dp + blk, T, qb, ldq,
+                                    1.0f, dkp + (int64_t)jlo * ldk, ldk);
                 }
-                // dQ += scale * dS K; dK += scale * dS^T Q
-                if (dqp)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, s->scale, dp, T, kp, ldk, 1.0f,
-                                dqp, ldq);
-                if (dkp)
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HD, T, s->scale, dp, T, qp, ldq, 1.0f,
-                                dkp, ldk);
             }
         }
         free(dp);

@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
+# Both sides get OpenBLAS's AVX-512 kernels: Debian's OpenBLAS misdetects recent Xeons (see src/main.c).
+if grep -q avx512bw /proc/cpuinfo && [ -z "${OPENBLAS_CORETYPE:-}" ]; then export OPENBLAS_CORETYPE=SkylakeX; fi
 out=bench/RESULTS.md.tmp
 {
   echo "# Benchmark results"

@@ -1,6 +1,8 @@
 // rlhf: reward modelling and RLHF (PPO) for Hugging Face models. Dispatches to a command.
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 
@@ -20,7 +22,24 @@ static void usage(FILE *f) {
     for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
 }
 
+// Debian 12's OpenBLAS (0.3.21) does not recognise recent Xeons (e.g. family 6 model 207) and falls back to
+// a generic kernel about 5x slower than its SkylakeX (AVX-512) kernels. It reads OPENBLAS_CORETYPE once, when
+// the library loads, so the only way to choose for the user is to set it and re-execute ourselves. A user's
+// own OPENBLAS_CORETYPE always wins; RLHF_NO_REEXEC=1 turns this off.
+static void choose_openblas_kernel(char **argv) {
+#if defined(__x86_64__)
+    if (getenv("OPENBLAS_CORETYPE") || getenv("RLHF_NO_REEXEC")) return;
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw")) return;
+    if (setenv("OPENBLAS_CORETYPE", "SkylakeX", 1) != 0) return;
+    execv("/proc/self/exe", argv);  // returns only on failure: then carry on with the generic kernel
+#else
+    (void)argv;
+#endif
+}
+
 int main(int argc, char **argv) {
+    choose_openblas_kernel(argv);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

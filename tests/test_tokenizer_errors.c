@@ -211,8 +211,35 @@ static void test_threads(const tokenizer *t) {
     CHECK(bad == 0, "%d concurrent encodings differ from serial ones", bad);
 }
 
+// Inputs that are slow for naive implementations: one huge word (BPE merges, WordPiece length limit), a long
+// whitespace run (GPT-2 regex lookahead, Pythia's whitespace added tokens).
+#define LONG_INPUT_BYTES 200000
+static void test_long_inputs(void) {
+    char *s = malloc(LONG_INPUT_BYTES + 1);
+    const char *dirs[] = {TOKS "/gpt2", TOKS "/bert-base-uncased", TOKS "/pythia-gpt-neox-20b", TOKS "/mistral-7b-v0.1"};
+    for (int d = 0; d < 4; d++) {
+        tokenizer *t = NULL;
+        rlhf_err err = {0};
+        if (tokenizer_load(&t, dirs[d], &err) != RLHF_OK) {
+            CHECK(0, "load %s: %s", dirs[d], err.msg);
+            continue;
+        }
+        for (int kind = 0; kind < 2; kind++) {
+            for (int i = 0; i < LONG_INPUT_BYTES; i++) s[i] = kind ? ' ' : (char)('a' + (i * 7) % 26);
+            s[LONG_INPUT_BYTES] = 0;
+            tok_encoding e;
+            rlhf_status st = tokenizer_encode(t, s, NULL, 1, 512, TRUNC_LONGEST_FIRST, &e, &err);
+            CHECK(st == RLHF_OK && e.n > 0 && e.n <= 512, "%s long %s: %s", dirs[d], kind ? "spaces" : "word", err.msg);
+            tok_encoding_free(&e);
+        }
+        tokenizer_free(t);
+    }
+    free(s);
+}
+
 int main(void) {
     test_load_errors();
+    test_long_inputs();
     tokenizer *bert = NULL;
     rlhf_err err = {0};
     CHECK(tokenizer_load(&bert, TOKS "/bert-base-uncased", &err) == RLHF_OK, "bert: %s", err.msg);

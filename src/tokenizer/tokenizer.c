@@ -265,7 +265,7 @@ rlhf_status tokenizer_encode_n(const tokenizer *t, const char *text, size_t n, c
     if (!rc) rc = encode_seq(t, text, n, &a, &e);
     if (!rc && pair) rc = encode_seq(t, pair, pn, &b, &e);
     if (rc == -2) st = rlhf_fail(err, RLHF_EINPUT, "text needs the unknown token but the tokenizer model has none");
-    else if (rc) st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory while encoding");
+    else if (rc) st = rlhf_fail(err, RLHF_ERUNTIME, "encoding failed (out of memory or a regex match limit)");
     if (st == RLHF_OK && max_length > 0) {
         int added = add_special_tokens ? tk_postproc_added(t->post, pair != NULL) : 0;
         int budget = max_length - added;

@@ -14,6 +14,7 @@
 #include "io/files.h"
 #include "io/json_util.h"
 #include "io/safetensors.h"
+#include "models/decoder.h"
 #include "train/checkpoint.h"
 #include "train/ppo_trainer_impl.h"
 #include "train/report.h"
@@ -21,8 +22,6 @@
 #define PPO_STATE_FILE "ppo_state.json"
 #define PPO_VHEAD_FILE "value_head.safetensors"
 #define PPO_VALUE_DIR "value_model"
-// transformers version written into generation_config.json (what the fixtures were made with).
-#define PPO_TRANSFORMERS_VERSION "4.44.0"
 
 rlhf_status ppo_log_add(ppo_run *r, const ppo_log_row *row, rlhf_err *err) {
     if (r->n_log == r->cap_log) {
@@ -66,18 +65,7 @@ rlhf_status ppo_log_rewrite(const ppo_run *r, const char *path, rlhf_err *err) {
 rlhf_status ppo_save_policy_dir(const ppo_run *r, const char *dir, rlhf_err *err) {
     RLHF_TRY(model_save(r->policy, dir, err));
     if (r->policy_tok) RLHF_TRY(tokenizer_save(r->policy_tok, dir, err));
-    // generation_config.json as transformers derives it from the model config
-    cJSON *g = cJSON_CreateObject();
-    if (!g) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
-    cJSON_AddTrueToObject(g, "_from_model_config");
-    if (r->policy->cfg.bos_token_id >= 0) cJSON_AddNumberToObject(g, "bos_token_id", r->policy->cfg.bos_token_id);
-    if (r->policy->cfg.eos_token_id >= 0) cJSON_AddNumberToObject(g, "eos_token_id", r->policy->cfg.eos_token_id);
-    if (r->policy->cfg.pad_token_id >= 0) cJSON_AddNumberToObject(g, "pad_token_id", r->policy->cfg.pad_token_id);
-    cJSON_AddStringToObject(g, "transformers_version", PPO_TRANSFORMERS_VERSION);
-    char p[4200];
-    rlhf_status st = json_save_file(path_join(p, sizeof p, dir, "generation_config.json"), g, err);
-    cJSON_Delete(g);
-    return st;
+    return decoder_save_generation_config(r->policy, dir, err);
 }
 
 static rlhf_status vhead_save(const ppo_run *r, const char *path, rlhf_err *err) {

@@ -198,7 +198,8 @@ int main(void) {
     static const char *const SYNTHETIC[] = {"synthetic-wordpiece", "synthetic-whitespace", "synthetic-split-removed",
                                             "synthetic-split-isolated", "synthetic-split-mergedwithprevious",
                                             "synthetic-split-mergedwithnext", "synthetic-split-contiguous",
-                                            "synthetic-unigram-always", "synthetic-unigram-first"};
+                                            "synthetic-unigram-always", "synthetic-unigram-first",
+                                            "synthetic-unigram-precompiled"};
     for (size_t i = 0; i < sizeof SYNTHETIC / sizeof SYNTHETIC[0]; i++) {
         char dir[512], path[1024];
         snprintf(dir, sizeof dir, TOKS "/extra_ids/%s", SYNTHETIC[i]);

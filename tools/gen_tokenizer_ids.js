@@ -157,6 +157,19 @@ function syntheticTokenizers() {
       model: { type: 'Unigram', unk_id: 0, vocab: pieces, byte_fallback: scheme === 'always' },
     };
   }
+  // 4. T5-style: SentencePiece's nmt_nfkc Precompiled charsmap + whitespace squeeze, Metaspace, Unigram. The charsmap
+  // comes from the committed fixture, or on first generation from SPM_PRECOMPILED_JSON (huggingface/spm_precompiled's
+  // src/precompiled.json).
+  const pcFixture = path.join(OUT, 'synthetic-unigram-precompiled', 'tokenizer.json');
+  const pc = process.env.SPM_PRECOMPILED_JSON ? JSON.parse(fs.readFileSync(process.env.SPM_PRECOMPILED_JSON, 'utf8'))
+    : JSON.parse(fs.readFileSync(pcFixture, 'utf8')).normalizer.normalizers[0];
+  out['synthetic-unigram-precompiled'] = Object.assign({}, out['synthetic-unigram-always'], {
+    normalizer: { type: 'Sequence', normalizers: [{ type: 'Precompiled', precompiled_charsmap: pc.precompiled_charsmap },
+      { type: 'Replace', pattern: { Regex: ' {2,}' }, content: ' ' }] },
+    pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'WhitespaceSplit' },
+      { type: 'Metaspace', replacement: '\u2581', prepend_scheme: 'always', split: true }] },
+    model: { type: 'Unigram', unk_id: 0, vocab: pieces, byte_fallback: false },
+  });
   return out;
 }
 

@@ -1,5 +1,7 @@
 // Normalizers of HF tokenizers, as plain string rewrites (ids need no offset tracking): BertNormalizer,
-// NFC/NFD/NFKC/NFKD (utf8proc), Lowercase, Strip, StripAccents, Replace, Prepend, Sequence.
+// NFC/NFD/NFKC/NFKD (utf8proc), Lowercase, Strip, StripAccents, Replace, Prepend, Sequence, and
+// Precompiled (SentencePiece's charsmap: a double-array trie over UTF-8 plus replacement strings, applied
+// per grapheme cluster as HF's spm_precompiled crate does, quirks included).
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +25,128 @@ rlhf_status tok_parse_pattern(const cJSON *j, char **literal, size_t *lit_len, p
     }
     if (r) return tok_regex_compile(r, strlen(r), re, what, err);
     return rlhf_fail(err, RLHF_EINPUT, "%s: \"pattern\" must be {\"String\": ...} or {\"Regex\": ...}", what);
+}
+
+static int b64_value(char c) {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+// precompiled_charsmap: base64 of [u32 LE trie byte size][trie units][NUL-separated UTF-8 replacements].
+static rlhf_status parse_precompiled(normalizer *nm, const char *b64, const char *what, rlhf_err *err) {
+    if (!b64) return rlhf_fail(err, RLHF_EINPUT, "%s: Precompiled needs a string \"precompiled_charsmap\"", what);
+    size_t n = strlen(b64);
+    unsigned char *bin = malloc(n / 4 * 3 + 4);
+    if (!bin) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    size_t len = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (b64[i] == '=') break;
+        int v = b64_value(b64[i]);
+        if (v < 0) {
+            free(bin);
+            return rlhf_fail(err, RLHF_EINPUT, "%s: precompiled_charsmap is not base64 (byte %zu)", what, i);
+        }
+        acc = (acc << 6) | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            bin[len++] = (unsigned char)(acc >> bits);
+        }
+    }
+    size_t trie_bytes = len >= 4 ? (size_t)bin[0] | (size_t)bin[1] << 8 | (size_t)bin[2] << 16 | (size_t)bin[3] << 24 : 0;
+    if (len < 4 || trie_bytes / 4 * 4 > len - 4 || trie_bytes < 4) {
+        free(bin);
+        return rlhf_fail(err, RLHF_EINPUT, "%s: cannot parse precompiled_charsmap (trie size out of range)", what);
+    }
+    nm->trie_n = trie_bytes / 4;
+    nm->trie = malloc(nm->trie_n * sizeof *nm->trie);
+    size_t blob = 4 + nm->trie_n * 4;
+    nm->norm_len = len - blob;
+    nm->norm_blob = malloc(nm->norm_len + 1);
+    if (!nm->trie || !nm->norm_blob) {
+        free(bin);
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    }
+    for (size_t i = 0; i < nm->trie_n; i++) {
+        const unsigned char *p = bin + 4 + 4 * i;
+        nm->trie[i] = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    }
+    memcpy(nm->norm_blob, bin + blob, nm->norm_len);
+    nm->norm_blob[nm->norm_len] = 0;
+    free(bin);
+    if (tk_utf8_valid_prefix(nm->norm_blob, nm->norm_len) != nm->norm_len)
+        return rlhf_fail(err, RLHF_EINPUT, "%s: precompiled_charsmap replacements are not valid UTF-8", what);
+    return RLHF_OK;
+}
+
+// spm_precompiled's transform: the FIRST (shortest) prefix of key found in the trie, not the longest, and
+// not necessarily all of key. Returns the replacement (length in *rl) or NULL.
+static const char *precompiled_transform(const normalizer *nm, const char *key, size_t n, size_t *rl) {
+#define PC_OFFSET(u) ((size_t)((u) >> 10) << (((u) & (1u << 9)) >> 6))
+#define PC_LABEL(u) ((u) & ((1u << 31) | 0xFFu))
+    const uint32_t *a = nm->trie;
+    size_t pos = PC_OFFSET(a[0]);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)key[i];
+        if (c == 0) break;
+        pos ^= c;
+        if (pos >= nm->trie_n) return NULL;
+        uint32_t u = a[pos];
+        if (PC_LABEL(u) != c) return NULL;
+        pos ^= PC_OFFSET(u);
+        if ((u >> 8) & 1) {
+            if (pos >= nm->trie_n) return NULL;
+            size_t idx = a[pos] & ((1u << 31) - 1);
+            if (idx > nm->norm_len) return NULL;
+            const char *r = nm->norm_blob + idx;
+            *rl = strlen(r);
+            return r;
+        }
+    }
+    return NULL;
+#undef PC_OFFSET
+#undef PC_LABEL
+}
+
+#define PRECOMPILED_MAX_GRAPHEME 6   // spm_precompiled only looks whole graphemes shorter than this up
+
+static int precompiled_apply(const normalizer *nm, const char *s, size_t n, tbuf *out) {
+    out->n = 0;
+    size_t g = 0;   // start of the current grapheme cluster
+    utf8proc_int32_t state = 0;
+    while (g < n) {
+        size_t i = g;
+        uint32_t prev = tk_utf8_next(s, n, &i);
+        size_t end = i;
+        while (end < n) {
+            size_t j = end;
+            uint32_t c = tk_utf8_next(s, n, &j);
+            if (utf8proc_grapheme_break_stateful((utf8proc_int32_t)prev, (utf8proc_int32_t)c, &state)) break;
+            prev = c;
+            end = j;
+        }
+        size_t rl;
+        const char *r;
+        if (end - g < PRECOMPILED_MAX_GRAPHEME && (r = precompiled_transform(nm, s + g, end - g, &rl))) {
+            if (tk_tbuf_put(out, r, rl)) return -1;
+        } else {
+            for (size_t k = g; k < end;) {
+                size_t st = k;
+                k += (size_t)tk_utf8_len((unsigned char)s[k]);
+                if (k > end) k = end;
+                r = precompiled_transform(nm, s + st, k - st, &rl);
+                if (r ? tk_tbuf_put(out, r, rl) : tk_tbuf_put(out, s + st, k - st)) return -1;
+            }
+        }
+        g = end;
+    }
+    return tk_tbuf_put(out, "", 0);
 }
 
 static rlhf_status parse_rec(const cJSON *j, normalizer **out, const char *what, int depth, rlhf_err *err) {
@@ -63,6 +187,9 @@ static rlhf_status parse_rec(const cJSON *j, normalizer **out, const char *what,
         nm->content = tok_strndup(c, strlen(c));
         nm->content_len = strlen(c);
         if (!nm->content) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    } else if (!strcmp(type, "Precompiled")) {
+        nm->type = NORM_PRECOMPILED;
+        RLHF_TRY(parse_precompiled(nm, tk_tj_str(j, "precompiled_charsmap"), what, err));
     } else if (!strcmp(type, "Sequence")) {
         nm->type = NORM_SEQUENCE;
         const cJSON *arr = cJSON_GetObjectItemCaseSensitive(j, "normalizers");
@@ -77,7 +204,7 @@ static rlhf_status parse_rec(const cJSON *j, normalizer **out, const char *what,
         }
     } else {
         return rlhf_fail(err, RLHF_EINPUT, "%s: unknown normalizer type \"%s\" (supported: BertNormalizer, NFC, NFD, NFKC, "
-                         "NFKD, Lowercase, Strip, StripAccents, Replace, Prepend, Sequence)", what, type);
+                         "NFKD, Lowercase, Strip, StripAccents, Replace, Prepend, Precompiled, Sequence)", what, type);
     }
     return RLHF_OK;
 }
@@ -98,6 +225,8 @@ void tk_normalizer_free(normalizer *nm) {
     free(nm->children);
     free(nm->pattern);
     free(nm->content);
+    free(nm->trie);
+    free(nm->norm_blob);
     if (nm->re) pcre2_code_free(nm->re);
     free(nm);
 }
@@ -270,6 +399,8 @@ static int apply_rec(const normalizer *nm, const char *s, size_t n, tbuf *out, p
     }
     case NORM_REPLACE:
         return replace_all(nm, s, n, out, md);
+    case NORM_PRECOMPILED:
+        return precompiled_apply(nm, s, n, out);
     case NORM_PREPEND:
         if (n && tk_tbuf_put(out, nm->content, nm->content_len)) return -1;
         return tk_tbuf_put(out, s, n);

@@ -102,7 +102,7 @@ void tk_plist_free(plist *l);
 // ---- normalizers (normalizers.c) ----
 typedef enum {
     NORM_BERT, NORM_NFC, NORM_NFD, NORM_NFKC, NORM_NFKD, NORM_LOWERCASE, NORM_STRIP, NORM_STRIP_ACCENTS,
-    NORM_REPLACE, NORM_PREPEND, NORM_SEQUENCE
+    NORM_REPLACE, NORM_PREPEND, NORM_SEQUENCE, NORM_PRECOMPILED
 } norm_type;
 typedef struct normalizer {
     norm_type type;
@@ -111,6 +111,10 @@ typedef struct normalizer {
     char *pattern, *content;                              // Replace (literal pattern or regex), Prepend
     size_t pattern_len, content_len;
     pcre2_code *re;                                       // Replace with a Regex pattern
+    uint32_t *trie;                                       // Precompiled: SentencePiece double-array trie
+    size_t trie_n;
+    char *norm_blob;                                      // Precompiled: NUL-separated replacement strings
+    size_t norm_len;
     struct normalizer **children;
     int n_children;
 } normalizer;

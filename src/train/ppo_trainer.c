@@ -428,21 +428,6 @@ static rlhf_status scratch_init(ppo_scratch *s, const ppo_run *r, rlhf_err *err)
     return RLHF_OK;
 }
 
-// One slot's softmax p = exp(z / tau - lse): its entropy (returned) and, when g != 0, the gradient of
-// g * logprob(tok) into dz (V): g / tau * (onehot - p). One exp pass serves both.
-static float slot_entropy_backward(float *dz, const float *z, float lse, int32_t tok, float g, int V, float inv) {
-    double ez = 0;
-    float gi = g * inv;
-    for (int v = 0; v < V; v++) {
-        float zs = z[v] * inv;
-        float p = expf(zs - lse);
-        ez += (double)p * zs;
-        dz[v] = -gi * p;
-    }
-    dz[tok] += gi;
-    return (float)(lse - ez);
-}
-
 typedef struct {
     double approxkl, pg_clipfrac, pg_loss, vf_loss, vf_clipfrac, entropy;
     double *ratio;  // one per micro-batch (val/ratio_var is their variance, as TRL's ratio_stats.var())
@@ -501,7 +486,7 @@ static rlhf_status micro_step(ppo_run *r, ppo_scratch *s, const int *idx, int m,
     for (int i = 0; i < m; i++)
         for (int t = 0; t < R; t++) {
             size_t k = (size_t)i * R + t, at = ((size_t)i * T + P - 1 + t) * V;
-            s->entropy[k] = slot_entropy_backward(s->dlogits + at, logits + at, s->lse[k], s->resp[k], s->dlp[k], V, inv);
+            s->entropy[k] = ppo_slot_entropy_backward(s->dlogits + at, logits + at, s->lse[k], s->resp[k], s->dlp[k], V, inv);
         }
     es->entropy += ppo_masked_mean(s->entropy, s->rmask, (int64_t)m * R);
     // value gradients: v = h . w + b at hidden positions P-1+t

@@ -77,6 +77,9 @@ rlhf_status ppo_rollout(ppo_run *r, long long update, rlhf_err *err);
 void ppo_response_logprobs(float *out, float *lse, const float *logits, const int32_t *resp, int nb, int T, int P,
                            int R, int V, double temperature);
 float ppo_logsumexp(const float *z, int V, float inv);
+// One response slot of the update: with p = exp(z * inv - lse), returns the entropy of p and writes
+// dz (V) = g * inv * (onehot(tok) - p), the gradient of g * logprob(tok) (one exp pass for both).
+float ppo_slot_entropy_backward(float *dz, const float *z, float lse, int32_t tok, float g, int V, float inv);
 // Values (nb, R) = hidden (nb, T, C) at positions P-1.. dotted with w (C) plus bias.
 void ppo_values_from_hidden(float *out, const float *hidden, const float *w, float bias, int nb, int T, int P,
                             int R, int C);

@@ -48,6 +48,21 @@ void ppo_response_logprobs(float *out, float *lse, const float *logits, const in
     }
 }
 
+// One slot's softmax p = exp(z / tau - lse): its entropy (returned) and, when g != 0, the gradient of
+// g * logprob(tok) into dz (V): g / tau * (onehot - p). One exp pass serves both.
+float ppo_slot_entropy_backward(float *dz, const float *z, float lse, int32_t tok, float g, int V, float inv) {
+    double ez = 0;
+    float gi = g * inv;
+    for (int v = 0; v < V; v++) {
+        float zs = z[v] * inv;
+        float p = expf(zs - lse);
+        ez += (double)p * zs;
+        dz[v] = -gi * p;
+    }
+    dz[tok] += gi;
+    return (float)(lse - ez);
+}
+
 void ppo_values_from_hidden(float *out, const float *hidden, const float *w, float bias, int nb, int T, int P,
                             int R, int C) {
     for (int b = 0; b < nb; b++)

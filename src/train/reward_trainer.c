@@ -25,6 +25,9 @@
 #define ADAM_BETA1 0.9
 #define ADAM_BETA2 0.999
 #define ADAM_EPS 1e-8
+// Steps skipped in a row (non-finite loss or gradient norm) after which the run is declared diverged:
+// fp32 training has no loss scaler to recover, so a streak means the weights themselves went bad.
+#define MAX_CONSECUTIVE_SKIPS 20
 
 static long long ceil_div(long long a, long long b) { return (a + b - 1) / b; }
 
@@ -243,6 +246,7 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
     pending_metrics pend = {0};
     long long last_eval_step = -1;
     double last_norm = NAN, last_lr = NAN;
+    int skip_streak = 0;
     for (int epoch = st.epochs_done; epoch < n_epochs && st.global_step < total; epoch++) {
         for (int i = 0; i < n; i++) order[i] = i;
         if (a->shuffle) rng_permutation(rng_key(a->seed, RNG_STREAM_SHUFFLE, (uint64_t)epoch, 0), order, n);
@@ -275,20 +279,27 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
                 if ((s = pairs_forward_backward(m, train, idx, P, model_pad_id(m), center, !a->disable_dropout, key,
                                                 1, grad_scale, &pm, err)))
                     goto done;
-                step_loss += pm.loss * P;
+                step_loss += pm.loss;  // the mean of micro-batch means, as the gradient (and HF's log) has it
                 step_pairs += P;
                 step_correct += pm.correct;
                 step_margin += pm.margin_sum;
             }
-            step_loss /= (double)step_pairs;
+            step_loss /= (double)(group_end - group_start);
             double lr = lr_at(a->schedule, a->learning_rate, st.global_step, warmup, total);
             double norm = clip_grad_norm(m->grads, m->n_params, a->max_grad_norm);
             if (!isfinite(step_loss) || !isfinite(norm)) {
                 st.skipped_steps++;
-                fprintf(stderr, "\nrlhf reward: step %lld: non-finite %s (%g); step skipped (%lld skipped so far)\n",
-                        st.global_step + 1, isfinite(step_loss) ? "gradient norm" : "loss",
+                if (++skip_streak >= MAX_CONSECUTIVE_SKIPS) {
+                    s = rlhf_fail(err, RLHF_ERUNTIME, "training diverged: %d steps in a row with a non-finite loss or "
+                                  "gradient norm (up to step %lld); try a lower --learning_rate or --max_grad_norm",
+                                  skip_streak, st.global_step + 1);
+                    goto done;
+                }
+                fprintf(stderr, "%srlhf reward: step %lld: non-finite %s (%g); step skipped (%lld skipped so far)\n",
+                        bar ? "\n" : "", st.global_step + 1, isfinite(step_loss) ? "gradient norm" : "loss",
                         isfinite(step_loss) ? norm : step_loss, st.skipped_steps);
             } else {
+                skip_streak = 0;
                 adamw_step(&opt, m->params, m->grads, m->specs, m->n_specs, lr, &acfg);
                 pend.loss_sum += step_loss;
                 pend.steps++;

@@ -40,6 +40,13 @@ expect2 resume-missing 'resume_from_checkpoint' "${base[@]}" --dataset_name "$W/
 "$RLHF" "${base[@]}" --dataset_name "$W/good.jsonl" --per_device_train_batch_size 64 --output_dir "$W/big" \
   >/dev/null 2>"$W/big.err" || fail "batch larger than the dataset: exit $? ($(tail -n 1 "$W/big.err"))"
 [ -s "$W/big/model.safetensors" ] || fail "batch larger than the dataset: no model"
+# NaN/Inf guard: a diverging run skips non-finite steps, then stops with exit 1 naming the divergence.
+for i in $(seq 1 30); do echo "$good"; done >"$W/many.jsonl"
+"$RLHF" "${base[@]}" --dataset_name "$W/many.jsonl" --per_device_train_batch_size 1 --learning_rate 1e30 \
+  --max_grad_norm 0 --output_dir "$W/nan" >/dev/null 2>"$W/nan.err"
+c=$?
+[ "$c" = 1 ] && grep -q 'step skipped' "$W/nan.err" && grep -q diverged "$W/nan.err" ||
+  fail "diverging run: exit $c ($(tail -n 1 "$W/nan.err"))"
 # score: bad rows, too.
 "$RLHF" score --model_name_or_path "$M" --dataset_name "$W/rows.jsonl" >/dev/null 2>"$W/score.err"
 c=$?

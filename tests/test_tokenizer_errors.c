@@ -237,8 +237,39 @@ static void test_long_inputs(void) {
     free(s);
 }
 
+// transformers' LlamaTokenizerFast rebuilds the template from add_bos_token / add_eos_token.
+static void test_llama_add_eos(void) {
+    char dir[] = "/tmp/rlhf_tok_llama_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char p[600], cmd[1400];
+    snprintf(cmd, sizeof cmd, "cp " TOKS "/mistral-7b-v0.1/tokenizer.json %s/ && sed 's/\"add_eos_token\": false/\"add_eos_token\": true/' "
+             TOKS "/mistral-7b-v0.1/tokenizer_config.json > %s/tokenizer_config.json", dir, dir);
+    CHECK(system(cmd) == 0, "prepare %s", dir);
+    tokenizer *t = NULL;
+    rlhf_err err = {0};
+    CHECK(tokenizer_load(&t, dir, &err) == RLHF_OK, "load: %s", err.msg);
+    if (t) {
+        tok_encoding e;
+        CHECK(tokenizer_encode(t, "Hello", "world", 1, 0, TRUNC_LONGEST_FIRST, &e, &err) == RLHF_OK, "encode");
+        // <s> Hello </s> <s> world </s>, the second half with type id 1
+        CHECK(e.n >= 6 && e.ids[0] == 1 && e.ids[e.n - 1] == 2 && e.type_ids[e.n - 1] == 1 && e.type_ids[0] == 0,
+              "add_eos_token template: n %d first %d last %d", e.n, e.n ? e.ids[0] : -1, e.n ? e.ids[e.n - 1] : -1);
+        int eos = 0;
+        for (int i = 0; i < e.n; i++) eos += e.ids[i] == 2;
+        CHECK(eos == 2, "two </s> in a pair, got %d", eos);
+        tok_encoding_free(&e);
+        tokenizer_free(t);
+    }
+    snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/tokenizer_config.json", dir);
+    unlink(p);
+    rmdir(dir);
+}
+
 int main(void) {
     test_load_errors();
+    test_llama_add_eos();
     test_long_inputs();
     tokenizer *bert = NULL;
     rlhf_err err = {0};

@@ -82,6 +82,60 @@ static rlhf_status add_file(tokenizer *t, const char *name) {
     return RLHF_OK;
 }
 
+static void add_piece(cJSON *arr, int special, const char *id, int type_id) {
+    cJSON *p = cJSON_CreateObject(), *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "id", id);
+    cJSON_AddNumberToObject(b, "type_id", type_id);
+    cJSON_AddItemToObject(p, special ? "SpecialToken" : "Sequence", b);
+    cJSON_AddItemToArray(arr, p);
+}
+
+// transformers' LlamaTokenizerFast.update_post_processor: with add_bos_token / add_eos_token in
+// tokenizer_config.json the template is rebuilt as [bos] $A [eos] ([bos] $B:1 [eos]:1), overriding the file's.
+static rlhf_status llama_template(tokenizer *t, const cJSON *cfg, const char *dir, rlhf_err *err) {
+    const char *cls = tk_tj_str(cfg, "tokenizer_class");
+    if (!cls || (strncmp(cls, "LlamaTokenizer", 14) && strncmp(cls, "CodeLlamaTokenizer", 18))) return RLHF_OK;
+    const cJSON *ab = cJSON_GetObjectItemCaseSensitive(cfg, "add_bos_token"), *ae = cJSON_GetObjectItemCaseSensitive(cfg, "add_eos_token");
+    if (!cJSON_IsBool(ab) && !cJSON_IsBool(ae)) return RLHF_OK;
+    int add_bos = cJSON_IsBool(ab) ? cJSON_IsTrue(ab) : 1, add_eos = cJSON_IsBool(ae) ? cJSON_IsTrue(ae) : 0;
+    const char *bos = tokenizer_id_to_token(t, t->bos_id), *eos = tokenizer_id_to_token(t, t->eos_id);
+    if ((add_bos && !bos) || (add_eos && !eos))
+        return rlhf_fail(err, RLHF_EINPUT, "%s: add_%s_token is set but the tokenizer has no %s token", dir, add_bos && !bos ? "bos" : "eos",
+                         add_bos && !bos ? "bos" : "eos");
+    cJSON *j = cJSON_CreateObject(), *single = cJSON_CreateArray(), *pair = cJSON_CreateArray(), *sp = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "type", "TemplateProcessing");
+    for (int half = 0; half < 2; half++) {
+        cJSON *arr = half ? pair : single;
+        for (int k = 0; k <= half; k++) {   // single: A; pair: A then B with type id 1
+            if (add_bos) add_piece(arr, 1, bos, k);
+            add_piece(arr, 0, k ? "B" : "A", k);
+            if (add_eos) add_piece(arr, 1, eos, k);
+        }
+    }
+    const char *names[2] = {add_bos ? bos : NULL, add_eos ? eos : NULL};
+    int32_t ids[2] = {t->bos_id, t->eos_id};
+    for (int k = 0; k < 2; k++) {
+        if (!names[k] || cJSON_GetObjectItemCaseSensitive(sp, names[k])) continue;
+        cJSON *e = cJSON_CreateObject(), *il = cJSON_CreateArray(), *tl = cJSON_CreateArray();
+        cJSON_AddStringToObject(e, "id", names[k]);
+        cJSON_AddItemToArray(il, cJSON_CreateNumber(ids[k]));
+        cJSON_AddItemToArray(tl, cJSON_CreateString(names[k]));
+        cJSON_AddItemToObject(e, "ids", il);
+        cJSON_AddItemToObject(e, "tokens", tl);
+        cJSON_AddItemToObject(sp, names[k], e);
+    }
+    cJSON_AddItemToObject(j, "single", single);
+    cJSON_AddItemToObject(j, "pair", pair);
+    cJSON_AddItemToObject(j, "special_tokens", sp);
+    postproc *p = NULL;
+    rlhf_status st = tk_postproc_parse(j, &p, &t->model, &t->added, dir, err);
+    cJSON_Delete(j);
+    if (st != RLHF_OK) return st;
+    tk_postproc_free(t->post);
+    t->post = p;
+    return RLHF_OK;
+}
+
 rlhf_status tokenizer_load(tokenizer **out, const char *dir, rlhf_err *err) {
     *out = NULL;
     char p[TOK_PATH_MAX];
@@ -131,8 +185,13 @@ rlhf_status tokenizer_load(tokenizer **out, const char *dir, rlhf_err *err) {
     resolve_special(t, cfg, map, "pad_token", PAD, &t->pad_id);
     resolve_special(t, cfg, map, "eos_token", EOS, &t->eos_id);
     resolve_special(t, cfg, map, "bos_token", BOS, &t->bos_id);
+    st = llama_template(t, cfg, dir, err);
     cJSON_Delete(cfg);
     cJSON_Delete(map);
+    if (st != RLHF_OK) {
+        tokenizer_free(t);
+        return st;
+    }
     *out = t;
     return RLHF_OK;
 }

@@ -67,8 +67,9 @@ static int build_specs(arg_spec *s, reward_flags *f) {
     F("max_steps", ARG_INT, &f->max_steps, "-1", "total optimizer steps (overrides --num_train_epochs when > 0)");
     F("resume_from_checkpoint", ARG_STRING, &f->resume, NULL, "continue a run from OUTPUT_DIR/checkpoint-*");
     F("overwrite_output_dir", ARG_BOOL, &f->overwrite, NULL, "replace a run already in --output_dir");
-    F("encoding", ARG_STRING, &f->encoding, "pair", "encoders read (prompt, response) as a sentence pair, or "
-                                                     "concat: prompt + response as one text (TRL)");
+    F("encoding", ARG_STRING, &f->encoding, NULL, "encoders read (prompt, response) as a sentence pair, or concat: "
+                                                   "prompt + response as one text (TRL); saved in config.json "
+                                                   "(default: the model's saved encoding, else pair)");
     F("threads", ARG_INT, &f->threads, "0", "CPU threads (0: all cores)");
     F("quiet", ARG_BOOL, &f->quiet, NULL, "no progress bar or per-log lines");
     F("load_in_4bit", ARG_BOOL, &f->load_in_4bit, NULL, "QLoRA: 4-bit base weights (not available for reward yet)");
@@ -124,7 +125,7 @@ static rlhf_status validate_flags(const reward_flags *f, rlhf_err *err) {
     if (f->eval_steps < 0) return rlhf_fail(err, RLHF_EINPUT, "--eval_steps must be >= 1, got %lld", f->eval_steps);
     if (f->save_steps < 1) return rlhf_fail(err, RLHF_EINPUT, "--save_steps must be >= 1, got %lld", f->save_steps);
     if (f->threads < 0) return rlhf_fail(err, RLHF_EINPUT, "--threads must be >= 0, got %lld", f->threads);
-    if (strcmp(f->encoding, "pair") && strcmp(f->encoding, "concat"))
+    if (f->encoding && strcmp(f->encoding, "pair") && strcmp(f->encoding, "concat"))
         return rlhf_fail(err, RLHF_EINPUT, "--encoding: expected pair or concat, got '%s'", f->encoding);
     if (f->load_in_4bit)
         return rlhf_fail(err, RLHF_EINPUT, "--load_in_4bit: 4-bit (QLoRA) training is not available for rlhf reward "
@@ -205,8 +206,9 @@ static rlhf_status run(reward_flags *f, int explicit_eval_strategy, volatile sig
     RLHF_TRY(reward_model_load(&m, &tok, model_dir, (uint64_t)f->seed, err));
     pref_set all = {0}, train = {0}, eval = {0};
     pref_opts o;
-    pref_opts_for_model(&o, m, tok, (int)f->max_length,
-                        strcmp(f->encoding, "concat") ? PREF_ENCODING_PAIR : PREF_ENCODING_CONCAT, model_dir);
+    pref_encoding enc = PREF_ENCODING_PAIR;
+    reward_encoding_parse(f->encoding, m, &enc, err);  // the value was validated with the flags
+    pref_opts_for_model(&o, m, tok, (int)f->max_length, enc, model_dir);
     rlhf_status s = load_pairs(&all, f->dataset, &o, err);
     if (!s && f->eval_dataset) s = load_pairs(&eval, f->eval_dataset, &o, err);
     if (!s) {
@@ -223,6 +225,7 @@ static rlhf_status run(reward_flags *f, int explicit_eval_strategy, volatile sig
                 train.n, eval.n, n_trunc, o.max_length);
         if (train.has_margin) fprintf(stderr, "rlhf reward: rows carry \"margin\": loss -logsigmoid(r_c - r_r - margin)\n");
     }
+    if (!s) s = reward_encoding_record(m, enc, err);  // score/ppo read pairs as this model was trained
     if (!s) s = make_dirs(f->output_dir, err);
     if (!s && f->overwrite && !f->resume) s = clear_old_run(f->output_dir, err);
     if (!s) {

@@ -36,7 +36,8 @@ static int build_specs(arg_spec *s, score_flags *f) {
     F("output_file", ARG_STRING, &f->output_file, NULL, "write the per-row scores here (JSONL) instead of stdout");
     F("max_length", ARG_INT, &f->max_length, "0", "longest sequence in tokens (0: the model's limit)");
     F("per_device_eval_batch_size", ARG_INT, &f->batch_size, "8", "rows per forward pass");
-    F("encoding", ARG_STRING, &f->encoding, "pair", "encoders: pair (tokenizer(prompt, response)) or concat");
+    F("encoding", ARG_STRING, &f->encoding, NULL, "encoders: pair (tokenizer(prompt, response)) or concat "
+                                                   "(default: as the model was trained, from config.json, else pair)");
     F("threads", ARG_INT, &f->threads, "0", "CPU threads (0: all cores)");
 #undef F
     return n;
@@ -53,7 +54,7 @@ static rlhf_status validate(const score_flags *f, rlhf_err *err) {
     if (f->batch_size < 1 || f->batch_size > 1 << 20)
         return rlhf_fail(err, RLHF_EINPUT, "--per_device_eval_batch_size must be in [1, %d]", 1 << 20);
     if (f->threads < 0) return rlhf_fail(err, RLHF_EINPUT, "--threads must be >= 0");
-    if (strcmp(f->encoding, "pair") && strcmp(f->encoding, "concat"))
+    if (f->encoding && strcmp(f->encoding, "pair") && strcmp(f->encoding, "concat"))
         return rlhf_fail(err, RLHF_EINPUT, "--encoding: expected pair or concat, got '%s'", f->encoding);
     if (f->output_file && !f->dataset) return rlhf_fail(err, RLHF_EINPUT, "--output_file needs --dataset_name");
     return RLHF_OK;
@@ -135,8 +136,9 @@ static rlhf_status run(const score_flags *f, rlhf_err *err) {
     tokenizer *tok = NULL;
     RLHF_TRY(reward_model_load(&m, &tok, f->model, 0, err));
     pref_opts o;
-    pref_opts_for_model(&o, m, tok, (int)f->max_length,
-                        strcmp(f->encoding, "concat") ? PREF_ENCODING_PAIR : PREF_ENCODING_CONCAT, f->model);
+    pref_encoding enc = PREF_ENCODING_PAIR;
+    reward_encoding_parse(f->encoding, m, &enc, err);  // the value was validated with the flags
+    pref_opts_for_model(&o, m, tok, (int)f->max_length, enc, f->model);
     o.allow_single = 1;
     pref_set set = {0};
     dataset d = {0};

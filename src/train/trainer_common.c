@@ -174,3 +174,31 @@ void pref_opts_for_model(pref_opts *o, const model *m, const tokenizer *tok, int
     }
     o->model_dir = model_dir;
 }
+
+rlhf_status reward_encoding_record(model *m, pref_encoding enc, rlhf_err *err) {
+    if (!m->config_json) return RLHF_OK;
+    cJSON_DeleteItemFromObjectCaseSensitive(m->config_json, REWARD_ENCODING_CONFIG_KEY);
+    if (!cJSON_AddStringToObject(m->config_json, REWARD_ENCODING_CONFIG_KEY,
+                                 enc == PREF_ENCODING_CONCAT ? "concat" : "pair"))
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    return RLHF_OK;
+}
+
+pref_encoding reward_encoding_of(const model *m, pref_encoding def) {
+    const cJSON *v = m->config_json ? cJSON_GetObjectItemCaseSensitive(m->config_json, REWARD_ENCODING_CONFIG_KEY)
+                                    : NULL;
+    if (cJSON_IsString(v) && !strcmp(v->valuestring, "concat")) return PREF_ENCODING_CONCAT;
+    if (cJSON_IsString(v) && !strcmp(v->valuestring, "pair")) return PREF_ENCODING_PAIR;
+    return def;
+}
+
+rlhf_status reward_encoding_parse(const char *flag_value, const model *m, pref_encoding *out, rlhf_err *err) {
+    if (!flag_value) {
+        *out = reward_encoding_of(m, PREF_ENCODING_PAIR);
+        return RLHF_OK;
+    }
+    if (!strcmp(flag_value, "pair")) *out = PREF_ENCODING_PAIR;
+    else if (!strcmp(flag_value, "concat")) *out = PREF_ENCODING_CONCAT;
+    else return rlhf_fail(err, RLHF_EINPUT, "--encoding: expected pair or concat, got '%s'", flag_value);
+    return RLHF_OK;
+}

@@ -68,4 +68,13 @@ rlhf_status reward_model_load(model **m, tokenizer **tok, const char *dir, uint6
 void pref_opts_for_model(pref_opts *o, const model *m, const tokenizer *tok, int max_length, pref_encoding enc,
                          const char *model_dir);
 
+// How a reward model reads (prompt, response) is saved with it (config.json, an extra field that
+// transformers ignores), so `score` and `ppo` read pairs the way the model was trained.
+#define REWARD_ENCODING_CONFIG_KEY "rlhf_reward_encoding"
+rlhf_status reward_encoding_record(model *m, pref_encoding enc, rlhf_err *err);
+// The recorded encoding, or def when the config has none.
+pref_encoding reward_encoding_of(const model *m, pref_encoding def);
+// Parses --encoding (NULL: the model's recorded encoding, else pair).
+rlhf_status reward_encoding_parse(const char *flag_value, const model *m, pref_encoding *out, rlhf_err *err);
+
 #endif

@@ -33,6 +33,7 @@ n_eval=$(awk -F, 'NR > 1 && $9 != ""' "$W/rm/training_log.csv" | wc -l)
 [ "$n_loss" = 5 ] || fail "expected 5 logged losses, got $n_loss"
 [ "$n_eval" = 2 ] || fail "expected 2 evaluations, got $n_eval"
 grep -q '<svg' "$W/rm/report.html" || fail "report.html has no inline svg"
+grep -q '"rlhf_reward_encoding": "pair"' "$W/rm/config.json" || fail "config.json does not record the pair encoding"
 grep -q '"global_step": 25' "$W/rm/checkpoint-epoch1/trainer_state.json" || fail "checkpoint-epoch1 is not at step 25"
 "$RLHF" score --model_name_or_path "$W/rm" --dataset_name data/learn-demo/eval.jsonl --output_file "$W/scores.jsonl" \
   --threads 1 >"$W/score.out" 2>"$W/score.err" || fail "score exit ($(tail -n 1 "$W/score.err"))"

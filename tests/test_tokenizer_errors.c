@@ -146,6 +146,25 @@ static void test_specials_and_decode(const tokenizer *bert) {
         CHECK(tokenizer_eos_id(t) == 50256 && tokenizer_bos_id(t) == 50256 && tokenizer_pad_id(t) == -1, "gpt2 specials");
         tokenizer_free(t);
     }
+    CHECK(tokenizer_load(&t, TOKS "/gpt2", &err) == RLHF_OK, "gpt2: %s", err.msg);
+    if (t) {   // its tokenizer_config.json sets clean_up_tokenization_spaces: transformers' decode cleans " ." etc.
+        tok_encoding e;
+        CHECK(tokenizer_encode(t, "Hello . I 'm here , ok ?", NULL, 0, 0, TRUNC_LONGEST_FIRST, &e, &err) == RLHF_OK, "encode");
+        size_t len;
+        CHECK(tokenizer_decode_n(t, e.ids, e.n, 0, &s, &len, &err) == RLHF_OK && !strcmp(s, "Hello . I 'm here , ok ?"), "raw: %s", s);
+        free(s);
+        CHECK(tokenizer_decode(t, e.ids, e.n, 0, &s, &err) == RLHF_OK && !strcmp(s, "Hello. I'm here, ok?"), "cleaned: %s", s);
+        free(s);
+        tok_encoding_free(&e);
+        tokenizer_free(t);
+    }
+    CHECK(tokenizer_load(&t, TOKS "/gpt2-newformat", &err) == RLHF_OK, "gpt2-newformat: %s", err.msg);
+    if (t) {   // clean_up_tokenization_spaces false
+        int32_t hid[] = {15496, 764};   // "Hello", " ."
+        CHECK(tokenizer_decode(t, hid, 2, 0, &s, &err) == RLHF_OK && !strcmp(s, "Hello ."), "gpt2-newformat not cleaned: %s", s);
+        free(s);
+        tokenizer_free(t);
+    }
     CHECK(tokenizer_load(&t, TOKS "/mistral-7b-v0.1", &err) == RLHF_OK, "mistral: %s", err.msg);
     if (t) {
         CHECK(tokenizer_eos_id(t) == 2 && tokenizer_bos_id(t) == 1 && tokenizer_pad_id(t) == -1, "mistral specials");

@@ -301,6 +301,7 @@ struct tokenizer {
     postproc *post;          // NULL: default processing (concatenate, pair type id 1)
     decoder *decoder;        // NULL: join tokens with " "
     int pad_id, eos_id, bos_id;
+    int clean_up_spaces;     // transformers' clean_up_tokenization_spaces (applied by tokenizer_decode only)
     int vocab_size;          // 1 + max id over model and added tokens
     char *dir;               // directory loaded from (NULL when loaded from memory)
     char *files[8];          // basenames of the files loaded from dir (for tokenizer_save)

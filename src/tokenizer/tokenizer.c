@@ -185,6 +185,7 @@ rlhf_status tokenizer_load(tokenizer **out, const char *dir, rlhf_err *err) {
     resolve_special(t, cfg, map, "pad_token", PAD, &t->pad_id);
     resolve_special(t, cfg, map, "eos_token", EOS, &t->eos_id);
     resolve_special(t, cfg, map, "bos_token", BOS, &t->bos_id);
+    t->clean_up_spaces = tk_tj_bool(cfg, "clean_up_tokenization_spaces", 1);
     st = llama_template(t, cfg, dir, err);
     cJSON_Delete(cfg);
     cJSON_Delete(map);
@@ -411,7 +412,27 @@ const char *tokenizer_id_to_token(const tokenizer *t, int32_t id) {
 rlhf_status tokenizer_decode(const tokenizer *t, const int32_t *ids, int n, int skip_special_tokens, char **out,
                              rlhf_err *err) {
     size_t len;
-    return tokenizer_decode_n(t, ids, n, skip_special_tokens, out, &len, err);
+    RLHF_TRY(tokenizer_decode_n(t, ids, n, skip_special_tokens, out, &len, err));
+    if (!t->clean_up_spaces) return RLHF_OK;
+    // transformers' clean_up_tokenization, in its order, over the whole text; every rule only shrinks the text
+    static const char *const RULES[][2] = {{" .", "."},   {" ?", "?"},     {" !", "!"},   {" ,", ","},   {" ' ", "'"},
+                                           {" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
+    char *s = *out;
+    for (size_t r = 0; r < sizeof RULES / sizeof RULES[0]; r++) {
+        size_t pl = strlen(RULES[r][0]), rl = strlen(RULES[r][1]), w = 0;
+        for (size_t i = 0; i < len;) {
+            if (i + pl <= len && !memcmp(s + i, RULES[r][0], pl)) {
+                memmove(s + w, RULES[r][1], rl);
+                w += rl;
+                i += pl;
+            } else {
+                s[w++] = s[i++];
+            }
+        }
+        len = w;
+        s[len] = 0;
+    }
+    return RLHF_OK;
 }
 
 rlhf_status tokenizer_decode_n(const tokenizer *t, const int32_t *ids, int n, int skip_special_tokens, char **out,

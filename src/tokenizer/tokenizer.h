@@ -24,7 +24,9 @@ void tokenizer_free(tokenizer *t);
 rlhf_status tokenizer_encode(const tokenizer *t, const char *text, const char *pair, int add_special_tokens,
                              int max_length, tok_truncation strategy, tok_encoding *out, rlhf_err *err);
 void tok_encoding_free(tok_encoding *e);
-// Decodes ids to a malloc'd UTF-8 string as HF decode(ids, skip_special_tokens).
+// Decodes ids to a malloc'd UTF-8 string as HF decode(ids, skip_special_tokens): the tokenizers decoder, then
+// transformers' clean_up_tokenization when tokenizer_config.json's clean_up_tokenization_spaces is true (absent:
+// true, the transformers 4.44 default). tokenizer_decode_n below is the tokenizers decoder alone.
 rlhf_status tokenizer_decode(const tokenizer *t, const int32_t *ids, int n, int skip_special_tokens, char **out,
                              rlhf_err *err);
 int tokenizer_vocab_size(const tokenizer *t);           // including added tokens
@@ -52,7 +54,7 @@ rlhf_status tokenizer_encode_n(const tokenizer *t, const char *text, size_t text
 // tok_json_restore_nul turns those back into NUL bytes in place and returns the string's byte length.
 char *tok_json_protect_nul(const char *json);
 size_t tok_json_restore_nul(char *s);
-// tokenizer_decode that also gives the byte length (decoded text may contain NUL bytes).
+// The tokenizers (Rust core) decode alone, with the byte length (decoded text may contain NUL bytes).
 rlhf_status tokenizer_decode_n(const tokenizer *t, const int32_t *ids, int n, int skip_special_tokens, char **out,
                                size_t *len, rlhf_err *err);
 // Token string of id (NULL if out of range); the pointer lives as long as t.

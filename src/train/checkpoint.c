@@ -56,6 +56,8 @@ rlhf_status trainer_state_save(const char *path, const trainer_state *s, rlhf_er
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)s->seed);
     cJSON_AddStringToObject(j, "seed", seed);  // a string: a JSON number cannot hold every 64-bit seed
     cJSON_AddNumberToObject(j, "n_train", s->n_train);
+    cJSON_AddNumberToObject(j, "train_batch_size", s->train_batch_size);
+    cJSON_AddNumberToObject(j, "gradient_accumulation_steps", s->grad_accum);
     if (s->order) cJSON_AddItemToObject(j, "data_order", cJSON_CreateIntArray(s->order, s->n_train));
     cJSON *hist = cJSON_AddArrayToObject(j, "log_history");
     for (int i = 0; i < s->n_log; i++) {
@@ -103,8 +105,11 @@ rlhf_status trainer_state_load(const char *path, trainer_state *s, rlhf_err *err
     s->epochs_done = ep->valueint;
     s->micro_in_epoch = mi->valueint;
     s->n_train = nt->valueint;
-    s->skipped_steps = (long long)get_num(j, "skipped_steps");
-    if (s->skipped_steps < 0) s->skipped_steps = 0;
+    double skipped = get_num(j, "skipped_steps");
+    s->skipped_steps = isfinite(skipped) && skipped > 0 ? (long long)skipped : 0;
+    double bs = get_num(j, "train_batch_size"), ga = get_num(j, "gradient_accumulation_steps");
+    s->train_batch_size = isfinite(bs) ? (int)bs : 0;
+    s->grad_accum = isfinite(ga) ? (int)ga : 0;
     s->seed = strtoull(seed, NULL, 10);
     const cJSON *order = cJSON_GetObjectItemCaseSensitive(j, "data_order");
     if (cJSON_IsArray(order)) {
@@ -124,7 +129,8 @@ rlhf_status trainer_state_load(const char *path, trainer_state *s, rlhf_err *err
     }
     const cJSON *hist = cJSON_GetObjectItemCaseSensitive(j, "log_history"), *o;
     cJSON_ArrayForEach(o, hist) {
-        train_log_entry e = {get_num(o, "epoch"), (long long)get_num(o, "step"), get_num(o, "loss"),
+        double step = get_num(o, "step");
+        train_log_entry e = {get_num(o, "epoch"), isfinite(step) ? (long long)step : 0, get_num(o, "loss"),
                              get_num(o, "learning_rate"), get_num(o, "grad_norm"), get_num(o, "accuracy"),
                              get_num(o, "margin"), get_num(o, "eval_loss"), get_num(o, "eval_accuracy"),
                              get_num(o, "eval_margin")};

@@ -29,6 +29,8 @@ typedef struct {
     long long skipped_steps;  // steps skipped for a non-finite loss or gradient norm
     uint64_t seed;
     int n_train;              // training pairs (a resume with other data is refused)
+    int train_batch_size;     // a resume with another batch layout is refused (0: not recorded)
+    int grad_accum;
     int *order;               // the current epoch's data order (n_train), may be NULL
     train_log_entry *log;     // log history
     int n_log, cap_log;

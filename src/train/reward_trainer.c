@@ -214,6 +214,8 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
     if ((s = model_alloc_grads(m, err)) || (s = adamw_init(&opt, m->n_params, err))) goto done;
     st.seed = a->seed;
     st.n_train = n;
+    st.train_batch_size = B;
+    st.grad_accum = a->grad_accum;
     if (a->resume_from) {
         if ((s = trainer_state_load(path_join(path, sizeof path, a->resume_from, "trainer_state.json"), &st, err)))
             goto done;
@@ -223,6 +225,15 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
                           a->resume_from, st.n_train, n);
             goto done;
         }
+        if ((st.train_batch_size && st.train_batch_size != B) || (st.grad_accum && st.grad_accum != a->grad_accum)) {
+            s = rlhf_fail(err, RLHF_EINPUT, "--resume_from_checkpoint %s: the checkpoint ran with "
+                          "--per_device_train_batch_size %d --gradient_accumulation_steps %d; give the same values "
+                          "to continue it (got %d and %d)", a->resume_from, st.train_batch_size, st.grad_accum, B,
+                          a->grad_accum);
+            goto done;
+        }
+        st.train_batch_size = B;
+        st.grad_accum = a->grad_accum;
         if (st.seed != a->seed) {
             s = rlhf_fail(err, RLHF_EINPUT, "--seed %llu differs from the checkpoint's %llu (the data order and "
                           "dropout would not continue the run)", (unsigned long long)a->seed,

@@ -42,4 +42,10 @@ mkdir -p "$W/again" && cp -r "$W/full/checkpoint-10" "$W/again/"
 "$RLHF" "${args[@]}" --output_dir "$W/again" --resume_from_checkpoint "$W/again/checkpoint-10" >/dev/null 2>"$W/again.err" ||
   fail "resume from a copied checkpoint-10: ($(tail -n 1 "$W/again.err"))"
 cmp -s "$W/full/model.safetensors" "$W/again/model.safetensors" || fail "resume from checkpoint-10: model differs"
+# Another batch layout cannot continue the run: exit 2 naming the flag.
+mkdir -p "$W/other" && cp -r "$W/full/checkpoint-10" "$W/other/"
+"$RLHF" "${args[@]}" --per_device_train_batch_size 8 --output_dir "$W/other" \
+  --resume_from_checkpoint "$W/other/checkpoint-10" >/dev/null 2>"$W/other.err"
+c=$?
+[ "$c" = 2 ] && grep -q per_device_train_batch_size "$W/other.err" || fail "resume with another batch size: exit $c"
 [ "$fails" = 0 ] && echo "reward_resume: all passed" || { echo "reward_resume: $fails failed"; exit 1; }

@@ -13,6 +13,7 @@
 
 #include "base/rng.h"
 #include "io/json_util.h"
+#include "models/peft.h"
 
 // Dropout sites inside a block (part of the dropout key, so each gets an independent mask).
 enum { SITE_EMBD = 0, SITE_ATTN_PROBS = 1, SITE_ATTN_OUT = 2, SITE_MLP_OUT = 3 };
@@ -57,7 +58,7 @@ static void *carve(carver *cv, size_t bytes) {
 static float *carve_f(carver *cv, size_t n) { return carve(cv, n * sizeof(float)); }
 
 static inline float *P(const model *m, size_t off) { return off == DEC_NONE ? NULL : m->params + off; }
-static inline float *G(const model *m, size_t off) { return off == DEC_NONE || !m->grads ? NULL : m->grads + off; }
+static inline float *G(const model *m, size_t off) { return model_grad(m, off); }  // NULL: frozen (LoRA)
 
 static uint64_t drop_key(uint64_t key, int layer, int site) {
     return rng_key(key, RNG_STREAM_DROPOUT, (uint64_t)layer, (uint64_t)site);
@@ -65,19 +66,21 @@ static uint64_t drop_key(uint64_t key, int layer, int site) {
 
 // ---- building blocks (also used by decoder_decode.c) ---------------------------------------------
 
-void dec_proj_forward(const decoder_cfg *c, float *out, const float *inp, const float *w, const float *b, int N,
-                         int C, int OC) {
-    if (c->conv1d)
-        conv1d_forward(out, inp, w, b, N, C, OC);
-    else
-        linear_forward(out, inp, w, b, N, C, OC);
+// Projections go through the model's linear dispatch (dense / LoRA / 4-bit, models/peft.h). Its only
+// failure is running out of memory for adapter scratch: the output (input gradient) is then NaN, which
+// the trainers already treat as a failed step, as the attention ops do.
+void dec_proj_forward(model *m, float *out, const float *inp, size_t w, size_t b, int N, int C, int OC) {
+    const decoder_cfg *c = &((const decoder_state *)m->impl)->cfg;
+    rlhf_err err;
+    if (model_linear_forward(m, w, b, c->conv1d, out, inp, N, C, OC, &err) != RLHF_OK)
+        for (size_t i = 0; i < (size_t)N * OC; i++) out[i] = NAN;
 }
-static void proj_backward(const decoder_cfg *c, float *dinp, float *dw, float *db, const float *dout,
-                          const float *inp, const float *w, int N, int C, int OC) {
-    if (c->conv1d)
-        conv1d_backward(dinp, dw, db, dout, inp, w, N, C, OC);
-    else
-        linear_backward(dinp, dw, db, dout, inp, w, N, C, OC);
+static void proj_backward(model *m, float *dinp, size_t w, size_t b, const float *dout, const float *inp, int N,
+                          int C, int OC) {
+    const decoder_cfg *c = &((const decoder_state *)m->impl)->cfg;
+    rlhf_err err;
+    if (model_linear_backward(m, w, b, c->conv1d, dinp, dout, inp, N, C, OC, &err) != RLHF_OK)
+        for (size_t i = 0; i < (size_t)N * C; i++) dinp[i] = NAN;
 }
 void dec_norm_forward(const decoder_cfg *c, float *out, float *mean, float *rstd, const float *inp,
                          const float *w, const float *b, int N) {
@@ -360,11 +363,11 @@ rlhf_status decoder_forward(model *m, const model_batch *b, rlhf_err *err) {
         // attention
         dec_norm_forward(c, la->ln1, la->ln1_mean, la->ln1_rstd, xin, P(m, o->ln1_w), P(m, o->ln1_b), (int)N);
         if (c->qkv == DEC_QKV_SEPARATE) {
-            dec_proj_forward(c, la->q, la->ln1, P(m, o->q_w), P(m, o->q_b), (int)N, C, QD);
-            dec_proj_forward(c, la->k, la->ln1, P(m, o->k_w), P(m, o->k_b), (int)N, C, KD);
-            dec_proj_forward(c, la->v, la->ln1, P(m, o->v_w), P(m, o->v_b), (int)N, C, KD);
+            dec_proj_forward(m, la->q, la->ln1, o->q_w, o->q_b, (int)N, C, QD);
+            dec_proj_forward(m, la->k, la->ln1, o->k_w, o->k_b, (int)N, C, KD);
+            dec_proj_forward(m, la->v, la->ln1, o->v_w, o->v_b, (int)N, C, KD);
         } else {
-            dec_proj_forward(c, la->qkv, la->ln1, P(m, o->qkv_w), P(m, o->qkv_b), (int)N, C, 3 * QD);
+            dec_proj_forward(m, la->qkv, la->ln1, o->qkv_w, o->qkv_b, (int)N, C, 3 * QD);
             dec_split_qkv(c, la->q, la->k, la->v, la->qkv, N);
         }
         if (c->rot_dim > 0) {
@@ -373,7 +376,7 @@ rlhf_status decoder_forward(model *m, const model_batch *b, rlhf_err *err) {
         }
         attention_shape s = attn_shape(c, B, T, l, drop, b->dropout_key);
         attention_forward(la->atty, la->probs, la->q, la->k, la->v, a->mask, &s);
-        dec_proj_forward(c, a->attn_proj, la->atty, P(m, o->o_w), P(m, o->o_b), (int)N, QD, C);
+        dec_proj_forward(m, a->attn_proj, la->atty, o->o_w, o->o_b, (int)N, QD, C);
         if (drop && c->resid_pdrop > 0)
             dropout_forward(a->attn_proj, a->attn_proj, c->resid_pdrop, drop_key(b->dropout_key, l + 1, SITE_ATTN_OUT),
                             (int64_t)N * C);
@@ -385,14 +388,14 @@ rlhf_status decoder_forward(model *m, const model_batch *b, rlhf_err *err) {
         // MLP
         dec_norm_forward(c, la->ln2, la->ln2_mean, la->ln2_rstd, mlp_in, P(m, o->ln2_w), P(m, o->ln2_b), (int)N);
         if (c->mlp == DEC_MLP_SWIGLU) {
-            dec_proj_forward(c, la->fc, la->ln2, P(m, o->fc_w), P(m, o->fc_b), (int)N, C, c->I);
-            dec_proj_forward(c, la->up, la->ln2, P(m, o->up_w), P(m, o->up_b), (int)N, C, c->I);
+            dec_proj_forward(m, la->fc, la->ln2, o->fc_w, o->fc_b, (int)N, C, c->I);
+            dec_proj_forward(m, la->up, la->ln2, o->up_w, o->up_b, (int)N, C, c->I);
             swiglu_forward(la->act, la->fc, la->up, (int64_t)N * c->I);
         } else {
-            dec_proj_forward(c, la->fc, la->ln2, P(m, o->fc_w), P(m, o->fc_b), (int)N, C, c->I);
+            dec_proj_forward(m, la->fc, la->ln2, o->fc_w, o->fc_b, (int)N, C, c->I);
             activation_forward(c->act, la->act, la->fc, (int64_t)N * c->I);
         }
-        dec_proj_forward(c, a->mlp_proj, la->act, P(m, o->down_w), P(m, o->down_b), (int)N, c->I, C);
+        dec_proj_forward(m, a->mlp_proj, la->act, o->down_w, o->down_b, (int)N, c->I, C);
         if (drop && c->resid_pdrop > 0)
             dropout_forward(a->mlp_proj, a->mlp_proj, c->resid_pdrop, drop_key(b->dropout_key, l + 1, SITE_MLP_OUT),
                             (int64_t)N * C);
@@ -432,7 +435,7 @@ rlhf_status decoder_backward(model *m, const float *dout, const float *dhidden, 
     const decoder_cfg *c = &st->cfg;
     dec_acts *a = st->saved;
     if (!a) return rlhf_fail(err, RLHF_ERUNTIME, "backward without a forward");
-    if (!m->grads) return rlhf_fail(err, RLHF_ERUNTIME, "backward before model_alloc_grads");
+    if (!m->grads && !peft_active(m)) return rlhf_fail(err, RLHF_ERUNTIME, "backward before model_alloc_grads");
     int B = a->B, T = a->T, C = c->C, QD = c->NH * c->HD, KD = c->NKV * c->HD, I = c->I;
     size_t N = (size_t)B * T, NC = N * C;
     int drop = a->training;
@@ -477,17 +480,17 @@ rlhf_status decoder_backward(model *m, const float *dout, const float *dhidden, 
         const float *dmlp = branch_grad(dtmp, dx, drop, c->resid_pdrop, drop_key(a->dropout_key, l + 1, SITE_MLP_OUT), NC);
         float *dact = dbig;
         memset(dact, 0, N * I * sizeof(float));
-        proj_backward(c, dact, G(m, o->down_w), G(m, o->down_b), dmlp, la->act, P(m, o->down_w), (int)N, I, C);
+        proj_backward(m, dact, o->down_w, o->down_b, dmlp, la->act, (int)N, I, C);
         memset(dln, 0, NC * sizeof(float));
         memset(dfc, 0, N * I * sizeof(float));
         if (c->mlp == DEC_MLP_SWIGLU) {
             memset(dup, 0, N * I * sizeof(float));
             swiglu_backward(dfc, dup, dact, la->fc, la->up, (int64_t)N * I);
-            proj_backward(c, dln, G(m, o->fc_w), G(m, o->fc_b), dfc, la->ln2, P(m, o->fc_w), (int)N, C, I);
-            proj_backward(c, dln, G(m, o->up_w), G(m, o->up_b), dup, la->ln2, P(m, o->up_w), (int)N, C, I);
+            proj_backward(m, dln, o->fc_w, o->fc_b, dfc, la->ln2, (int)N, C, I);
+            proj_backward(m, dln, o->up_w, o->up_b, dup, la->ln2, (int)N, C, I);
         } else {
             activation_backward(c->act, dfc, dact, la->fc, la->act, (int64_t)N * I);
-            proj_backward(c, dln, G(m, o->fc_w), G(m, o->fc_b), dfc, la->ln2, P(m, o->fc_w), (int)N, C, I);
+            proj_backward(m, dln, o->fc_w, o->fc_b, dfc, la->ln2, (int)N, C, I);
         }
         const float *dattn_stream;  // gradient of the stream the attention branch was added to
         memcpy(dxin, dx, NC * sizeof(float));
@@ -506,7 +509,7 @@ rlhf_status decoder_backward(model *m, const float *dout, const float *dhidden, 
         const float *dattn = branch_grad(dtmp, dattn_stream, drop, c->resid_pdrop,
                                          drop_key(a->dropout_key, l + 1, SITE_ATTN_OUT), NC);
         memset(datty, 0, N * QD * sizeof(float));
-        proj_backward(c, datty, G(m, o->o_w), G(m, o->o_b), dattn, la->atty, P(m, o->o_w), (int)N, QD, C);
+        proj_backward(m, datty, o->o_w, o->o_b, dattn, la->atty, (int)N, QD, C);
         memset(dq, 0, N * QD * sizeof(float));
         memset(dk, 0, N * KD * sizeof(float));
         memset(dv, 0, N * KD * sizeof(float));
@@ -518,12 +521,12 @@ rlhf_status decoder_backward(model *m, const float *dout, const float *dhidden, 
         }
         memset(dln, 0, NC * sizeof(float));
         if (c->qkv == DEC_QKV_SEPARATE) {
-            proj_backward(c, dln, G(m, o->q_w), G(m, o->q_b), dq, la->ln1, P(m, o->q_w), (int)N, C, QD);
-            proj_backward(c, dln, G(m, o->k_w), G(m, o->k_b), dk, la->ln1, P(m, o->k_w), (int)N, C, KD);
-            proj_backward(c, dln, G(m, o->v_w), G(m, o->v_b), dv, la->ln1, P(m, o->v_w), (int)N, C, KD);
+            proj_backward(m, dln, o->q_w, o->q_b, dq, la->ln1, (int)N, C, QD);
+            proj_backward(m, dln, o->k_w, o->k_b, dk, la->ln1, (int)N, C, KD);
+            proj_backward(m, dln, o->v_w, o->v_b, dv, la->ln1, (int)N, C, KD);
         } else {
             merge_qkv(c, dbig, dq, dk, dv, N);
-            proj_backward(c, dln, G(m, o->qkv_w), G(m, o->qkv_b), dbig, la->ln1, P(m, o->qkv_w), (int)N, C, 3 * QD);
+            proj_backward(m, dln, o->qkv_w, o->qkv_b, dbig, la->ln1, (int)N, C, 3 * QD);
         }
         norm_backward(c, dxin, G(m, o->ln1_w), G(m, o->ln1_b), dln, xin, P(m, o->ln1_w), la->ln1_mean, la->ln1_rstd,
                       (int)N);
@@ -532,7 +535,7 @@ rlhf_status decoder_backward(model *m, const float *dout, const float *dhidden, 
         dxin = t;
     }
     const float *demb = branch_grad(dtmp, dx, drop, c->embd_pdrop, drop_key(a->dropout_key, 0, SITE_EMBD), NC);
-    embedding_backward(G(m, c->wte), demb, a->ids, (int)N, C, c->padding_idx);
-    if (c->wpe != DEC_NONE) embedding_backward(G(m, c->wpe), demb, a->pos, (int)N, C, -1);
+    if (G(m, c->wte)) embedding_backward(G(m, c->wte), demb, a->ids, (int)N, C, c->padding_idx);
+    if (G(m, c->wpe)) embedding_backward(G(m, c->wpe), demb, a->pos, (int)N, C, -1);
     return RLHF_OK;
 }

@@ -93,8 +93,9 @@ rlhf_status decoder_decode(model *m, kv_cache *c, const int32_t *ids, const int3
                            int T_new, float *logits, rlhf_err *err);
 
 // Building blocks shared by the full forward and the decode path (decoder.c).
-void dec_proj_forward(const decoder_cfg *c, float *out, const float *inp, const float *w, const float *b, int N,
-                      int C, int OC);
+// out (N, OC) = the projection with weight / bias at offsets w, b (DEC_NONE: no bias), through the
+// model's linear dispatch (models/peft.h).
+void dec_proj_forward(model *m, float *out, const float *inp, size_t w, size_t b, int N, int C, int OC);
 void dec_norm_forward(const decoder_cfg *c, float *out, float *mean, float *rstd, const float *inp,
                       const float *w, const float *b, int N);
 // Fused projection output (N, 3*NH*HD) -> q, k, v (N, NH*HD) each, per the family's layout.

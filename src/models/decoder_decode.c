@@ -103,11 +103,11 @@ rlhf_status decoder_decode(model *m, kv_cache *kc, const int32_t *ids, const int
         const dec_layer_offsets *o = &c->layers[l];
         dec_norm_forward(c, ln, mean, rstd, x, P(m, o->ln1_w), P(m, o->ln1_b), (int)N);
         if (c->qkv == DEC_QKV_SEPARATE) {
-            dec_proj_forward(c, q, ln, P(m, o->q_w), P(m, o->q_b), (int)N, C, QD);
-            dec_proj_forward(c, k, ln, P(m, o->k_w), P(m, o->k_b), (int)N, C, KD);
-            dec_proj_forward(c, v, ln, P(m, o->v_w), P(m, o->v_b), (int)N, C, KD);
+            dec_proj_forward(m, q, ln, o->q_w, o->q_b, (int)N, C, QD);
+            dec_proj_forward(m, k, ln, o->k_w, o->k_b, (int)N, C, KD);
+            dec_proj_forward(m, v, ln, o->v_w, o->v_b, (int)N, C, KD);
         } else {
-            dec_proj_forward(c, qkv, ln, P(m, o->qkv_w), P(m, o->qkv_b), (int)N, C, 3 * QD);
+            dec_proj_forward(m, qkv, ln, o->qkv_w, o->qkv_b, (int)N, C, 3 * QD);
             dec_split_qkv(c, q, k, v, qkv, N);
         }
         if (c->rot_dim > 0) {
@@ -122,21 +122,21 @@ rlhf_status decoder_decode(model *m, kv_cache *kc, const int32_t *ids, const int
         float scale = c->scale_attn_weights ? 1.0f / sqrtf((float)c->HD) : 1.0f;
         if (c->scale_by_inverse_layer_idx) scale /= (float)(l + 1);
         cached_attention(atty, scores, q, kc, l, c, T_new, scale);
-        dec_proj_forward(c, proj, atty, P(m, o->o_w), P(m, o->o_b), (int)N, QD, C);
+        dec_proj_forward(m, proj, atty, o->o_w, o->o_b, (int)N, QD, C);
         // sequential: x += attn, then the MLP reads norm2(x); parallel: the MLP reads norm2(x) of the
         // block input, so norm2 runs before the attention residual is added.
         if (!c->parallel_residual) add_forward(x, x, proj, (int64_t)N * C);
         dec_norm_forward(c, ln, mean, rstd, x, P(m, o->ln2_w), P(m, o->ln2_b), (int)N);
         if (c->parallel_residual) add_forward(x, x, proj, (int64_t)N * C);
         if (c->mlp == DEC_MLP_SWIGLU) {
-            dec_proj_forward(c, fc, ln, P(m, o->fc_w), P(m, o->fc_b), (int)N, C, I);
-            dec_proj_forward(c, up, ln, P(m, o->up_w), P(m, o->up_b), (int)N, C, I);
+            dec_proj_forward(m, fc, ln, o->fc_w, o->fc_b, (int)N, C, I);
+            dec_proj_forward(m, up, ln, o->up_w, o->up_b, (int)N, C, I);
             swiglu_forward(act, fc, up, (int64_t)N * I);
         } else {
-            dec_proj_forward(c, fc, ln, P(m, o->fc_w), P(m, o->fc_b), (int)N, C, I);
+            dec_proj_forward(m, fc, ln, o->fc_w, o->fc_b, (int)N, C, I);
             activation_forward(c->act, act, fc, (int64_t)N * I);
         }
-        dec_proj_forward(c, proj, act, P(m, o->down_w), P(m, o->down_b), (int)N, I, C);
+        dec_proj_forward(m, proj, act, o->down_w, o->down_b, (int)N, I, C);
         add_forward(x, x, proj, (int64_t)N * C);
     }
     kc->len += T_new;

@@ -10,6 +10,7 @@
 
 #include "base/rng.h"
 #include "models/encoder_disentangled.h"
+#include "models/peft.h"
 #include "io/json_util.h"
 
 // Dropout sites inside a layer (the rng_key's last word); layer index 0 is the embeddings,
@@ -349,57 +350,64 @@ static attention_shape attn_shape(const encoder *e, int layer) {
     return s;
 }
 
-static void layer_forward(encoder *e, const float *params, int l, const float *x) {
+// Linear layers go through the model's dispatch (dense / LoRA / 4-bit, models/peft.h).
+#define LIN(out, inp, w, b, N, Ci, Co) RLHF_TRY(model_linear_forward(m, (w), (b), 0, (out), (inp), (N), (Ci), (Co), err))
+#define LINB(dinp, w, b, dout, inp, N, Ci, Co) \
+    RLHF_TRY(model_linear_backward(m, (w), (b), 0, (dinp), (dout), (inp), (N), (Ci), (Co), err))
+
+static rlhf_status layer_forward(model *m, encoder *e, const float *params, int l, const float *x, rlhf_err *err) {
     const encoder_hparams *hp = &e->hp;
     const encoder_layer_params *p = &e->layers[l];
     encoder_layer_acts *a = &e->acts[l];
     const int BT = e->B * e->T, C = hp->C, I = hp->I;
     const size_t BTC = (size_t)BT * C, BTI = (size_t)BT * I;
 #define W(off) (params + (off))
-    linear_forward(a->q, x, W(p->q_w), W(p->q_b), BT, C, C);
-    linear_forward(a->k, x, W(p->k_w), W(p->k_b), BT, C, C);
-    linear_forward(a->v, x, W(p->v_w), W(p->v_b), BT, C, C);
+    LIN(a->q, x, p->q_w, p->q_b, BT, C, C);
+    LIN(a->k, x, p->k_w, p->k_b, BT, C, C);
+    LIN(a->v, x, p->v_w, p->v_b, BT, C, C);
     if (hp->rel_attention) {
         // The relative embeddings, dropped per layer, through this layer's key / query projections.
         const int R2 = 2 * hp->rel_span;
         dropout_forward(a->rel, e->rel_ln, dropout_p(e, hp->rel_dropout), dropout_key(e, l + 1, SITE_REL),
                         (int64_t)R2 * C);
-        if (hp->c2p) linear_forward(a->pk, a->rel, W(p->k_w), W(p->k_b), R2, C, C);
-        if (hp->p2c) linear_forward(a->pq, a->rel, W(p->q_w), W(p->q_b), R2, C, C);
+        if (hp->c2p) LIN(a->pk, a->rel, p->k_w, p->k_b, R2, C, C);
+        if (hp->p2c) LIN(a->pq, a->rel, p->q_w, p->q_b, R2, C, C);
         disentangled_shape ds = rel_shape(e, l);
         disentangled_attention_forward(a->ctx, a->probs, a->q, a->k, a->v, a->pk, a->pq, e->rel_idx, e->mask, &ds);
     } else {
         attention_shape s = attn_shape(e, l);
         attention_forward(a->ctx, a->probs, a->q, a->k, a->v, e->mask, &s);
     }
-    linear_forward(e->scratch_c, a->ctx, W(p->o_w), W(p->o_b), BT, C, C);
+    LIN(e->scratch_c, a->ctx, p->o_w, p->o_b, BT, C, C);
     dropout_forward(a->res1, e->scratch_c, dropout_p(e, hp->attn_out_dropout), dropout_key(e, l + 1, SITE_ATTN_OUT),
                     (int64_t)BTC);
     add_inplace(a->res1, x, BTC);
     layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->res1, W(p->ln1_w), W(p->ln1_b), BT, C, hp->ln_eps);
-    linear_forward(a->fc1, a->ln1, W(p->fc1_w), W(p->fc1_b), BT, C, I);
+    LIN(a->fc1, a->ln1, p->fc1_w, p->fc1_b, BT, C, I);
     activation_forward(hp->act, e->scratch_i, a->fc1, (int64_t)BTI);
-    linear_forward(e->scratch_c, e->scratch_i, W(p->fc2_w), W(p->fc2_b), BT, I, C);
+    LIN(e->scratch_c, e->scratch_i, p->fc2_w, p->fc2_b, BT, I, C);
     dropout_forward(a->res2, e->scratch_c, dropout_p(e, hp->ffn_dropout), dropout_key(e, l + 1, SITE_FFN_OUT),
                     (int64_t)BTC);
     add_inplace(a->res2, a->ln1, BTC);
     layernorm_forward(a->out, a->ln2_mean, a->ln2_rstd, a->res2, W(p->ln2_w), W(p->ln2_b), BT, C, hp->ln_eps);
 #undef W
+    return RLHF_OK;
 }
 
 // logits (B, NL) from the first token of each row of h (B, T, C).
-static void head_forward(encoder *e, const float *params, const float *h) {
+static rlhf_status head_forward(model *m, encoder *e, const float *h, rlhf_err *err) {
     const encoder_hparams *hp = &e->hp;
     const int B = e->B, T = e->T, C = hp->C;
     const int64_t BC = (int64_t)B * C;
     for (int b = 0; b < B; b++) memcpy(e->cls + (size_t)b * C, h + (size_t)b * T * C, (size_t)C * sizeof(float));
     const int site = hp->L + 1;
     dropout_forward(e->head_x, e->cls, dropout_p(e, hp->head_dropout_in), dropout_key(e, site, SITE_HEAD_IN), BC);
-    linear_forward(e->head_dense, e->head_x, params + e->head_dense_w, params + e->head_dense_b, B, C, C);
+    LIN(e->head_dense, e->head_x, e->head_dense_w, e->head_dense_b, B, C, C);
     activation_forward(hp->head_act, e->head_act, e->head_dense, BC);
     dropout_forward(e->head_in, e->head_act, dropout_p(e, hp->head_dropout_out), dropout_key(e, site, SITE_HEAD_OUT),
                     BC);
-    linear_forward(e->logits, e->head_in, params + e->head_out_w, params + e->head_out_b, B, C, hp->num_labels);
+    LIN(e->logits, e->head_in, e->head_out_w, e->head_out_b, B, C, hp->num_labels);
+    return RLHF_OK;
 }
 
 rlhf_status encoder_forward(model *m, const model_batch *b, rlhf_err *err) {
@@ -432,12 +440,12 @@ rlhf_status encoder_forward(model *m, const model_batch *b, rlhf_err *err) {
     m->hidden_states[0] = e->emb_out;
     const float *x = e->emb_out;
     for (int l = 0; l < hp->L; l++) {
-        layer_forward(e, params, l, x);
+        RLHF_TRY(layer_forward(m, e, params, l, x, err));
         x = e->acts[l].out;
         m->hidden_states[l + 1] = e->acts[l].out;
     }
     m->last_hidden = (float *)x;
-    head_forward(e, params, x);
+    RLHF_TRY(head_forward(m, e, x, err));
     m->out = e->logits;
     e->have_forward = 1;
     return RLHF_OK;
@@ -446,37 +454,36 @@ rlhf_status encoder_forward(model *m, const model_batch *b, rlhf_err *err) {
 // ---- backward ----------------------------------------------------------------------------------
 
 // dh (B, T, C) += gradient of the head's input (first token of each row) given dlogits (B, NL).
-static void head_backward(encoder *e, const float *params, float *grads, const float *dlogits, float *dh) {
+static rlhf_status head_backward(model *m, encoder *e, const float *dlogits, float *dh, rlhf_err *err) {
     const encoder_hparams *hp = &e->hp;
     const int B = e->B, T = e->T, C = hp->C;
     const int64_t BC = (int64_t)B * C;
     const int site = hp->L + 1;
     float *d_in = e->d_head[0], *d_act = e->d_head[1], *d_dense = e->d_head[2], *d_x = e->d_head[3];
     zero(d_in, (size_t)BC);
-    linear_backward(d_in, grads + e->head_out_w, grads + e->head_out_b, dlogits, e->head_in, params + e->head_out_w,
-                    B, C, hp->num_labels);
+    LINB(d_in, e->head_out_w, e->head_out_b, dlogits, e->head_in, B, C, hp->num_labels);
     zero(d_act, (size_t)BC);
     dropout_backward(d_act, d_in, dropout_p(e, hp->head_dropout_out), dropout_key(e, site, SITE_HEAD_OUT), BC);
     zero(d_dense, (size_t)BC);
     activation_backward(hp->head_act, d_dense, d_act, e->head_dense, e->head_act, BC);
     zero(d_x, (size_t)BC);
-    linear_backward(d_x, grads + e->head_dense_w, grads + e->head_dense_b, d_dense, e->head_x,
-                    params + e->head_dense_w, B, C, C);
+    LINB(d_x, e->head_dense_w, e->head_dense_b, d_dense, e->head_x, B, C, C);
     zero(d_in, (size_t)BC);
     dropout_backward(d_in, d_x, dropout_p(e, hp->head_dropout_in), dropout_key(e, site, SITE_HEAD_IN), BC);
     for (int b = 0; b < B; b++) add_inplace(dh + (size_t)b * T * C, d_in + (size_t)b * C, (size_t)C);
+    return RLHF_OK;
 }
 
 // dout: gradient of layer l's output; dx (zeroed by the caller) receives its input's gradient.
-static void layer_backward(encoder *e, const float *params, float *grads, int l, const float *x, const float *dout,
-                           float *dx) {
+static rlhf_status layer_backward(model *m, encoder *e, const float *params, int l, const float *x,
+                                  const float *dout, float *dx, rlhf_err *err) {
     const encoder_hparams *hp = &e->hp;
     const encoder_layer_params *p = &e->layers[l];
     const encoder_layer_acts *a = &e->acts[l];
     const int BT = e->B * e->T, C = hp->C, I = hp->I;
     const size_t BTC = (size_t)BT * C, BTI = (size_t)BT * I;
 #define W(off) (params + (off))
-#define G(off) (grads + (off))
+#define G(off) model_grad(m, (off))  // NULL for frozen tensors (LoRA)
     // LayerNorm 2 and its residual: d_res -> d_ln1 (skip) and the feed-forward branch.
     zero(e->d_res, BTC);
     layernorm_backward(e->d_res, G(p->ln2_w), G(p->ln2_b), dout, a->res2, W(p->ln2_w), a->ln2_mean, a->ln2_rstd, BT, C);
@@ -487,10 +494,10 @@ static void layer_backward(encoder *e, const float *params, float *grads, int l,
     // The activation output was not kept: recompute it for fc2's weight gradient.
     activation_forward(hp->act, e->scratch_i, a->fc1, (int64_t)BTI);
     zero(e->d_act, BTI);
-    linear_backward(e->d_act, G(p->fc2_w), G(p->fc2_b), e->d_tmp, e->scratch_i, W(p->fc2_w), BT, I, C);
+    LINB(e->d_act, p->fc2_w, p->fc2_b, e->d_tmp, e->scratch_i, BT, I, C);
     zero(e->d_fc1, BTI);
     activation_backward(hp->act, e->d_fc1, e->d_act, a->fc1, e->scratch_i, (int64_t)BTI);
-    linear_backward(e->d_ln1, G(p->fc1_w), G(p->fc1_b), e->d_fc1, a->ln1, W(p->fc1_w), BT, C, I);
+    LINB(e->d_ln1, p->fc1_w, p->fc1_b, e->d_fc1, a->ln1, BT, C, I);
     // LayerNorm 1 and its residual: d_res -> dx (skip) and the attention branch.
     zero(e->d_res, BTC);
     layernorm_backward(e->d_res, G(p->ln1_w), G(p->ln1_b), e->d_ln1, a->res1, W(p->ln1_w), a->ln1_mean, a->ln1_rstd,
@@ -500,7 +507,7 @@ static void layer_backward(encoder *e, const float *params, float *grads, int l,
     dropout_backward(e->d_tmp, e->d_res, dropout_p(e, hp->attn_out_dropout), dropout_key(e, l + 1, SITE_ATTN_OUT),
                      (int64_t)BTC);
     zero(e->d_ctx, BTC);
-    linear_backward(e->d_ctx, G(p->o_w), G(p->o_b), e->d_tmp, a->ctx, W(p->o_w), BT, C, C);
+    LINB(e->d_ctx, p->o_w, p->o_b, e->d_tmp, a->ctx, BT, C, C);
     zero(e->d_q, BTC);
     zero(e->d_k, BTC);
     zero(e->d_v, BTC);
@@ -512,19 +519,20 @@ static void layer_backward(encoder *e, const float *params, float *grads, int l,
         disentangled_attention_backward(e->d_q, e->d_k, e->d_v, e->d_pk, e->d_pq, e->d_ctx, a->probs, a->q, a->k, a->v,
                                         a->pk, a->pq, e->rel_idx, &ds);
         zero(e->d_rel_l, (size_t)R2 * C);
-        if (hp->c2p) linear_backward(e->d_rel_l, G(p->k_w), G(p->k_b), e->d_pk, a->rel, W(p->k_w), R2, C, C);
-        if (hp->p2c) linear_backward(e->d_rel_l, G(p->q_w), G(p->q_b), e->d_pq, a->rel, W(p->q_w), R2, C, C);
+        if (hp->c2p) LINB(e->d_rel_l, p->k_w, p->k_b, e->d_pk, a->rel, R2, C, C);
+        if (hp->p2c) LINB(e->d_rel_l, p->q_w, p->q_b, e->d_pq, a->rel, R2, C, C);
         dropout_backward(e->d_rel, e->d_rel_l, dropout_p(e, hp->rel_dropout), dropout_key(e, l + 1, SITE_REL),
                          (int64_t)R2 * C);
     } else {
         attention_shape s = attn_shape(e, l);
         attention_backward(e->d_q, e->d_k, e->d_v, e->d_ctx, a->probs, a->q, a->k, a->v, &s);
     }
-    linear_backward(dx, G(p->q_w), G(p->q_b), e->d_q, x, W(p->q_w), BT, C, C);
-    linear_backward(dx, G(p->k_w), G(p->k_b), e->d_k, x, W(p->k_w), BT, C, C);
-    linear_backward(dx, G(p->v_w), G(p->v_b), e->d_v, x, W(p->v_w), BT, C, C);
+    LINB(dx, p->q_w, p->q_b, e->d_q, x, BT, C, C);
+    LINB(dx, p->k_w, p->k_b, e->d_k, x, BT, C, C);
+    LINB(dx, p->v_w, p->v_b, e->d_v, x, BT, C, C);
 #undef W
 #undef G
+    return RLHF_OK;
 }
 
 rlhf_status encoder_backward(model *m, const float *dout, const float *dhidden, rlhf_err *err) {
@@ -537,18 +545,17 @@ rlhf_status encoder_backward(model *m, const float *dout, const float *dhidden, 
     const int BT = e->B * e->T, C = hp->C;
     const size_t BTC = (size_t)BT * C;
     const float *params = m->params;
-    float *grads = m->grads;
     float *dh = e->d_a, *dprev = e->d_b;
     if (dhidden)
         memcpy(dh, dhidden, BTC * sizeof(float));
     else
         zero(dh, BTC);
     if (hp->rel_attention) zero(e->d_rel, (size_t)2 * hp->rel_span * C);
-    if (dout) head_backward(e, params, grads, dout, dh);
+    if (dout) RLHF_TRY(head_backward(m, e, dout, dh, err));
     for (int l = hp->L - 1; l >= 0; l--) {
         const float *x = l ? e->acts[l - 1].out : e->emb_out;
         zero(dprev, BTC);
-        layer_backward(e, params, grads, l, x, dh, dprev);
+        RLHF_TRY(layer_backward(m, e, params, l, x, dh, dprev, err));
         float *t = dh;
         dh = dprev;
         dprev = t;
@@ -558,21 +565,22 @@ rlhf_status encoder_backward(model *m, const float *dout, const float *dhidden, 
     zero(e->d_tmp, BTC);
     dropout_backward(e->d_tmp, dh, dropout_p(e, hp->emb_dropout), dropout_key(e, 0, SITE_EMB), (int64_t)BTC);
     if (hp->emb_mask) mask_rows(e->d_tmp, e->mask, BT, C);
-    if (hp->rel_attention) {
+    if (hp->rel_attention && model_grad(m, e->rel_emb)) {  // frozen under LoRA
         const int R2 = 2 * hp->rel_span;
         if (e->rel_ln_w != ENC_NONE)
-            layernorm_backward(grads + e->rel_emb, grads + e->rel_ln_w, grads + e->rel_ln_b, e->d_rel,
+            layernorm_backward(model_grad(m, e->rel_emb), model_grad(m, e->rel_ln_w), model_grad(m, e->rel_ln_b), e->d_rel,
                                params + e->rel_emb, params + e->rel_ln_w, e->rel_mean, e->rel_rstd, R2, C);
         else
-            add_inplace(grads + e->rel_emb, e->d_rel, (size_t)R2 * C);
+            add_inplace(model_grad(m, e->rel_emb), e->d_rel, (size_t)R2 * C);
     }
     zero(e->d_res, BTC);
-    layernorm_backward(e->d_res, grads + e->emb_ln_w, grads + e->emb_ln_b, e->d_tmp, e->emb_sum, params + e->emb_ln_w,
+    if (!model_grad(m, e->word_emb)) return RLHF_OK;  // frozen embeddings (LoRA): nothing below trains
+    layernorm_backward(e->d_res, model_grad(m, e->emb_ln_w), model_grad(m, e->emb_ln_b), e->d_tmp, e->emb_sum, params + e->emb_ln_w,
                        e->emb_mean, e->emb_rstd, BT, C);
-    embedding_backward(grads + e->word_emb, e->d_res, e->ids, BT, C, hp->pad_token_id);
+    embedding_backward(model_grad(m, e->word_emb), e->d_res, e->ids, BT, C, hp->pad_token_id);
     if (e->pos_emb != ENC_NONE)
-        embedding_backward(grads + e->pos_emb, e->d_res, e->pos_ids, BT, C, hp->position_padding_idx);
-    if (e->type_emb != ENC_NONE) embedding_backward(grads + e->type_emb, e->d_res, e->type_ids, BT, C, -1);
+        embedding_backward(model_grad(m, e->pos_emb), e->d_res, e->pos_ids, BT, C, hp->position_padding_idx);
+    if (e->type_emb != ENC_NONE) embedding_backward(model_grad(m, e->type_emb), e->d_res, e->type_ids, BT, C, -1);
     return RLHF_OK;
 }
 

@@ -11,6 +11,7 @@
 #include "io/files.h"
 #include "io/json_util.h"
 #include "io/safetensors.h"
+#include "models/peft.h"
 
 // transformers' PretrainedConfig default for initializer_range, and the version we write when the
 // config has none (the one the fixtures were produced with).
@@ -432,6 +433,7 @@ rlhf_status model_save(const model *m, const char *dir, rlhf_err *err) {
 // ---- gradients, lifetime, dispatch -------------------------------------------------------------
 
 rlhf_status model_alloc_grads(model *m, rlhf_err *err) {
+    if (m->peft) return peft_alloc_grads(m, err);  // only the adapters (and trained heads) get gradients
     if (m->grads) return RLHF_OK;
     m->grads = rlhf_calloc_aligned(m->n_params * sizeof(float));
     if (!m->grads)
@@ -441,12 +443,14 @@ rlhf_status model_alloc_grads(model *m, rlhf_err *err) {
 }
 
 void model_zero_grads(model *m) {
+    if (m->peft) peft_zero_grads(m);
     if (m->grads) memset(m->grads, 0, m->n_params * sizeof(float));
 }
 
 void model_free(model *m) {
     if (!m) return;
     if (m->family && m->family->destroy) m->family->destroy(m);
+    peft_free(m);  // releases the adapter buffer that replaced m->params
     cJSON_Delete(m->config_json);
     free(m->specs);
     rlhf_free(m->params);
@@ -459,11 +463,12 @@ void model_free(model *m) {
 rlhf_status model_forward(model *m, const model_batch *b, rlhf_err *err) {
     if (b->B <= 0 || b->T <= 0)
         return rlhf_fail(err, RLHF_EINPUT, "empty batch (B=%d, T=%d)", b->B, b->T);
+    peft_begin_forward(m, b);
     return m->family->forward(m, b, err);
 }
 
 rlhf_status model_backward(model *m, const float *dout, const float *dhidden, rlhf_err *err) {
-    if (!m->grads) RLHF_TRY(model_alloc_grads(m, err));
+    RLHF_TRY(model_alloc_grads(m, err));
     return m->family->backward(m, dout, dhidden, err);
 }
 

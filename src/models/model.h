@@ -114,6 +114,9 @@ struct model {
     float **hidden_states;  // num_layers + 1 pointers, valid after a forward with keep_hidden_states
     rlhf_arena acts;        // activations, sized per (B, T)
     void *impl;             // family-private state
+    // LoRA adapters / 4-bit base (models/peft.h); NULL for a plain model. With it, the trainable
+    // tensors are those of model_trainable_view and m->grads stays NULL.
+    struct model_peft *peft;
 };
 
 // Families known to the project (models/registry.c).

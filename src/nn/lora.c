@@ -21,7 +21,10 @@ void lora_init(float *A, float *B, int r, int C, int OC, uint64_t key) {
 rlhf_status lora_base_forward(float *out, const float *inp, const lora_base *base, int N, int C, int OC,
                               rlhf_err *err) {
     if (base->qweight) return nf4_linear_forward(out, inp, base->qweight, base->bias, N, C, OC, base->compute, err);
-    linear_forward(out, inp, base->weight, base->bias, N, C, OC);
+    if (base->conv1d)
+        conv1d_forward(out, inp, base->weight, base->bias, N, C, OC);
+    else
+        linear_forward(out, inp, base->weight, base->bias, N, C, OC);
     return RLHF_OK;
 }
 
@@ -96,6 +99,8 @@ rlhf_status lora_linear_backward(float *dinp, float *dA, float *dB, const float 
             // the frozen base: dinp += dout @ W
             if (base->qweight)
                 st = nf4_linear_backward(dinp, dout, base->qweight, N, C, OC, base->compute, err);
+            else if (base->conv1d)
+                conv1d_backward(dinp, NULL, NULL, dout, inp, base->weight, N, C, OC);
             else
                 linear_backward(dinp, NULL, NULL, dout, inp, base->weight, N, C, OC);
         }

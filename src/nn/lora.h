@@ -23,6 +23,7 @@ typedef struct {
     const nf4_tensor *qweight;
     const float *bias;
     nf4_compute compute;  // compute dtype of the 4-bit matmul (ignored for a dense base)
+    int conv1d;           // dense weight stored (C, OC) as transformers' Conv1D (GPT-2)
 } lora_base;
 
 static inline float lora_scaling(const lora_config *c) { return c->alpha / (float)c->r; }

@@ -15,6 +15,7 @@
 #include "base/rng.h"
 #include "io/csv_log.h"
 #include "io/files.h"
+#include "models/peft.h"
 #include "train/checkpoint.h"
 #include "train/optimizer.h"
 #include "train/report.h"
@@ -165,7 +166,8 @@ static rlhf_status save_checkpoint(const char *output_dir, const char *name, con
     path_join(dir, sizeof dir, output_dir, name);
     int *saved = st->order;
     st->order = st->micro_in_epoch > 0 ? (int *)order : NULL;  // only a partial epoch needs its order
-    rlhf_status s = checkpoint_save(dir, m, tok, opt, st, err);
+    // With adapters an interruption keeps the adapter (peft layout); resuming it is not supported yet.
+    rlhf_status s = peft_active(m) ? peft_save_adapter(m, dir, NULL, err) : checkpoint_save(dir, m, tok, opt, st, err);
     st->order = saved;
     if (!s) s = write_report(output_dir, st, summary, err);
     return s;
@@ -211,7 +213,17 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
         s = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
         goto done;
     }
-    if ((s = model_alloc_grads(m, err)) || (s = adamw_init(&opt, m->n_params, err))) goto done;
+    // With LoRA (models/peft.h) the optimizer sees only the adapters and trained heads.
+    model_trainable tv;
+    if ((s = model_alloc_grads(m, err))) goto done;
+    model_trainable_view(m, &tv);
+    if ((s = adamw_init(&opt, tv.n, err))) goto done;
+    if (peft_active(m) && (a->resume_from || a->save_strategy != STRATEGY_NO)) {
+        // Checkpoints hold the full model and its optimizer moments; adapter checkpoints are not written yet.
+        s = rlhf_fail(err, RLHF_EINPUT, "--use_peft / --load_in_4bit: checkpoints are not supported yet "
+                      "(use --save_strategy no, without --resume_from_checkpoint)");
+        goto done;
+    }
     st.seed = a->seed;
     st.n_train = n;
     st.train_batch_size = B;
@@ -255,7 +267,6 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
     }
 
     pending_metrics pend = {0};
-    long long last_eval_step = -1;
     double last_norm = NAN, last_lr = NAN;
     int skip_streak = 0;
     for (int epoch = st.epochs_done; epoch < n_epochs && st.global_step < total; epoch++) {
@@ -297,7 +308,7 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
             }
             step_loss /= (double)(group_end - group_start);
             double lr = lr_at(a->schedule, a->learning_rate, st.global_step, warmup, total);
-            double norm = clip_grad_norm(m->grads, m->n_params, a->max_grad_norm);
+            double norm = clip_grad_norm(tv.grads, tv.n, a->max_grad_norm);
             if (!isfinite(step_loss) || !isfinite(norm)) {
                 st.skipped_steps++;
                 if (++skip_streak >= MAX_CONSECUTIVE_SKIPS) {
@@ -311,7 +322,7 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
                         isfinite(step_loss) ? norm : step_loss, st.skipped_steps);
             } else {
                 skip_streak = 0;
-                adamw_step(&opt, m->params, m->grads, m->specs, m->n_specs, lr, &acfg);
+                adamw_step(&opt, tv.params, tv.grads, tv.specs, tv.n_specs, lr, &acfg);
                 pend.loss_sum += step_loss;
                 pend.steps++;
                 pend.pairs += step_pairs;
@@ -349,7 +360,6 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
                     e.eval_loss = res->eval_loss = ev.loss;
                     e.eval_accuracy = res->eval_accuracy = ev.accuracy;
                     e.eval_margin = res->eval_margin = ev.margin;
-                    last_eval_step = st.global_step;
                 }
                 if ((s = trainer_state_add_log(&st, &e, err)) || (s = log_row_write(log, &e, err))) goto done;
                 if (!a->quiet) {
@@ -383,9 +393,15 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
             }
         }
     }
-    (void)last_eval_step;
     // The final model (HF layout) at the output directory's root, then the report.
-    if ((s = model_save(m, a->output_dir, err))) goto done;
+    if (peft_active(m)) {
+        // peft's save_pretrained layout; --merge_adapter also writes the merged model in HF layout.
+        if ((s = peft_save_adapter(m, a->output_dir, a->base_model_name, err))) goto done;
+        if (a->merge_adapter && ((s = peft_merge_and_unload(m, err)) || (s = model_save(m, a->output_dir, err))))
+            goto done;
+    } else if ((s = model_save(m, a->output_dir, err))) {
+        goto done;
+    }
     if (tok && (s = tokenizer_save(tok, a->output_dir, err))) goto done;
     summary_text(summary, sizeof summary, &st, total, n, eval ? eval->n : 0);
     if ((s = write_report(a->output_dir, &st, summary, err))) goto done;

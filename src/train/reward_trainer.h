@@ -49,6 +49,10 @@ typedef struct {
     const char *resume_from;      // checkpoint directory, or NULL
     volatile sig_atomic_t *stop;  // set by the CLI's SIGINT/SIGTERM handler; may be NULL
     int quiet;                    // no progress bar / per-log lines
+    // With adapters (models/peft.h): the final directory holds the adapter (base_model_name goes to
+    // adapter_config.json's base_model_name_or_path) and, when merge_adapter, the merged model too.
+    const char *base_model_name;
+    int merge_adapter;
 } reward_train_args;
 
 typedef struct {

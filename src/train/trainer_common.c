@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "io/files.h"
+#include "models/peft.h"
 #include "nn/ops.h"
 
 rlhf_status batch_collate(padded_batch *b, const token_seq *const *seqs, int B, int pad_id, rlhf_err *err) {
@@ -132,7 +133,12 @@ rlhf_status reward_model_load(model **m, tokenizer **tok, const char *dir, uint6
     *m = NULL;
     *tok = NULL;
     model_load_opts lo = {.quiet = 0, .init_seed = init_seed};
-    RLHF_TRY(model_load(m, dir, HEAD_SEQCLS, &lo, err));
+    char cfg[4096];
+    // A peft adapter directory (no config.json of its own): its base with the adapter applied.
+    if (peft_is_adapter_dir(dir) && !file_exists(path_join(cfg, sizeof cfg, dir, "config.json")))
+        RLHF_TRY(peft_load_adapter_model(m, dir, HEAD_SEQCLS, 0, &lo, err));
+    else
+        RLHF_TRY(model_load(m, dir, HEAD_SEQCLS, &lo, err));
     int L = (*m)->cfg.num_labels;
     if (L != 1 && L != 2) {
         model_free(*m);

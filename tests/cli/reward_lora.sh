@@ -2,7 +2,7 @@
 # rlhf reward with LoRA: QLoRA (--use_peft --load_in_4bit, double quant) on a tiny `rlhf init` BERT
 # trains (the logged loss falls) and writes a peft adapter (adapter_config.json with peft's fields,
 # adapter_model.safetensors with base_model.model.*.lora_A/B and the classifier as modules_to_save);
-# fp32 LoRA with --merge_adapter also writes a merged model that `rlhf score` reads; bad flags exit 2.
+# `rlhf score` reads the adapter directory; fp32 LoRA with --merge_adapter also writes a merged model that `rlhf score` reads; bad flags exit 2.
 set -u
 RLHF=${1:?usage: reward_lora.sh path/to/rlhf}
 W=$(mktemp -d -t rlhf-reward-lora.XXXXXX)
@@ -47,6 +47,11 @@ first, last = sum(losses[:2]) / 2, sum(losses[-2:]) / 2
 assert last < first - 0.05, "loss did not fall: %s" % losses
 print("qlora losses %.3f -> %.3f" % (first, last))
 PY
+# rlhf score reads the adapter directory (base from base_model_name_or_path + adapter).
+v=$("$RLHF" score --model_name_or_path "$W/q" --prompt "Can you help me fix my bike?" \
+  --response "Sure, I would be happy to help with your bike." --threads 1 2>"$W/qs.err")
+/usr/bin/python3 -c "import math,sys; assert math.isfinite(float(sys.argv[1]))" "$v" 2>/dev/null ||
+  fail "score of the adapter dir printed '$v' ($(tail -n 1 "$W/qs.err"))"
 # fp32 LoRA + merged model, scored by rlhf score.
 "$RLHF" reward --model_name_or_path "$W/init" --dataset_name data/learn-demo/eval.jsonl --output_dir "$W/m" \
   --num_train_epochs 1 --learning_rate 2e-3 --per_device_train_batch_size 16 --seed 5 --threads 1 --use_peft \

@@ -31,6 +31,9 @@ static void test_logprobs_and_gradient(void) {
     for (int b = 0; b < NB; b++)
         token_logprobs_forward(want + b * R, logits + ((size_t)b * T + P - 1) * V, resp + b * R, R, V, tau);
     tu_close("response log-probs vs token_logprobs_forward", lp, want, NB * R, 1e-5, 1e-5);
+    float lp_rollout[NB * R];  // the rollout's path (no lse kept)
+    ppo_response_logprobs(lp_rollout, NULL, logits, resp, NB, T, P, R, V, temperature);
+    tu_close("rollout log-probs vs update log-probs", lp_rollout, lp, NB * R, 1e-5, 1e-5);
 
     float dz[V], dwant[V], ent[1], ent_want[1];
     for (int k = 0; k < NB * R; k++) {

@@ -18,7 +18,8 @@
 // - Per-update batch = per_device_train_batch_size * gradient_accumulation_steps * num_mini_batches
 //   prompts, as TRL's local_batch_size.
 // - The policy's log-probs of a rollout come from a full forward of the sampled sequence (not from the
-//   sampler's logits), so the first PPO step sees ratio 1 exactly.
+//   sampler's logits), with the same model and the same tokens as the update's forward, so the first
+//   PPO step sees ratio 1 up to float rounding.
 #ifndef RLHF_TRAIN_PPO_TRAINER_H
 #define RLHF_TRAIN_PPO_TRAINER_H
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/rng.h"
+#include "nn/ops.h"
 #include "train/generate.h"
 #include "train/ppo_trainer_impl.h"
 #include "train/trainer_common.h"
@@ -36,6 +37,12 @@ float ppo_logsumexp(const float *z, int V, float inv) {
 
 void ppo_response_logprobs(float *out, float *lse, const float *logits, const int32_t *resp, int nb, int T, int P,
                            int R, int V, double temperature) {
+    if (!lse) {  // the nn op's vectorised exp: R slots of row b are R consecutive rows of logits
+        for (int b = 0; b < nb; b++)
+            token_logprobs_forward(out + (size_t)b * R, logits + ((size_t)b * T + P - 1) * V, resp + (size_t)b * R, R,
+                                   V, (float)(temperature + PPO_TEMPERATURE_EPS));
+        return;
+    }
     const float inv = (float)(1.0 / (temperature + PPO_TEMPERATURE_EPS));
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < nb; b++) {

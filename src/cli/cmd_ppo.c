@@ -38,7 +38,7 @@ static int run(int argc, char **argv) {
         {"temperature", ARG_FLOAT, &a.temperature, "0.7", "sampling temperature (log-probs use the same)", NULL, 0},
         {"missing_eos_penalty", ARG_FLOAT, &missing_eos_penalty, NULL,
          "subtracted from the score of a response without the stop token (default: none)", NULL, 0},
-        {"stop_token", ARG_STRING, &a.stop_token, "eos", "eos (the policy's EOS) | none | a token id: responses end there", NULL, 0},
+        {"stop_token", ARG_STRING, &a.stop_token, "eos", "eos (the policy's EOS) | none | a token id | a token: responses end after it", NULL, 0},
         {"kl_coef", ARG_FLOAT, &a.kl_coef, "0.05", "KL penalty coefficient (initial, with --adap_kl_ctrl)", NULL, 0},
         {"kl_estimator", ARG_STRING, &kl_estimator, "k1", "k1 (logp - ref_logp) | k3 ((r - 1) - log r)", NULL, 0},
         {"adap_kl_ctrl", ARG_BOOL, &adaptive, "false", "adaptive KL controller (Ziegler et al. 2019)", NULL, 0},

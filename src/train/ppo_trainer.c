@@ -338,9 +338,11 @@ static rlhf_status setup(ppo_run *r, rlhf_err *err) {
     } else {
         char *end = NULL;
         long v = strtol(a->stop_token, &end, 10);
-        if (!*a->stop_token || *end || v < 0 || v >= r->policy->cfg.vocab_size)
-            return rlhf_fail(err, RLHF_EINPUT, "--stop_token: expected eos, none or a token id below %d, got '%s'",
-                             r->policy->cfg.vocab_size, a->stop_token);
+        if (!*a->stop_token || *end)  // not a number: a token of the policy's vocabulary
+            v = r->policy_tok ? tokenizer_token_to_id(r->policy_tok, a->stop_token) : -1;
+        if (v < 0 || v >= r->policy->cfg.vocab_size)
+            return rlhf_fail(err, RLHF_EINPUT, "--stop_token: expected eos, none, a token id below %d or a token of "
+                             "the policy's vocabulary, got '%s'", r->policy->cfg.vocab_size, a->stop_token);
         r->stop_id = (int)v;
     }
     r->fill_id = r->stop_id >= 0 ? r->stop_id : 0;

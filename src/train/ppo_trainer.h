@@ -69,7 +69,7 @@ typedef struct {
     double num_train_epochs;
     int response_length;
     double temperature;
-    const char *stop_token;           // "eos", "none", or a token id
+    const char *stop_token;           // "eos", "none", a token id, or a token (e.g. "<|endoftext|>")
     int has_missing_eos_penalty;
     double missing_eos_penalty;
     double kl_coef;

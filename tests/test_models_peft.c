@@ -215,6 +215,15 @@ static void check_4bit(const char *name, model_head head) {
     }
     double rel = sqrt(num / (den > 0 ? den : 1));
     CHECK(a && b && rel < NF4_REL_L2 && rel > 0, "%s 4-bit: relative L2 of outputs %g", name, rel);
+    // Quantizing while loading (model_load_opts.peft) gives the same model as quantizing after.
+    model *ql = NULL;
+    rlhf_err err;
+    model_load_opts lo = {.quiet = 1, .init_seed = 1234, .peft = &o};
+    CHECK(model_load(&ql, dir, head, &lo, &err) == RLHF_OK, "load-time 4-bit: %s", err.msg);
+    float *l = ql ? forward_copy(ql, ids, NULL) : NULL;
+    if (l && b) CHECK(tu_close("load-time vs post-load 4-bit", l, b, n, 0, 0), "%s", name);
+    free(l);
+    model_free(ql);
     // bf16 compute runs too
     model_free(q);
     o.compute = NF4_COMPUTE_BF16;

@@ -226,16 +226,11 @@ static rlhf_status run(reward_flags *f, int explicit_eval_strategy, volatile sig
     model *m = NULL;
     tokenizer *tok = NULL;
     const char *model_dir = f->resume ? f->resume : f->model;
-    RLHF_TRY(reward_model_load(&m, &tok, model_dir, (uint64_t)f->seed, err));
+    peft_options po;
+    if (f->use_peft) RLHF_TRY(peft_flags(f, &po, err));
+    // With --use_peft the adapters are set up while loading (4-bit weights never held in fp32).
+    RLHF_TRY(reward_model_load_peft(&m, &tok, model_dir, (uint64_t)f->seed, f->use_peft ? &po : NULL, err));
     if (f->use_peft) {
-        peft_options po;
-        rlhf_status ps = peft_flags(f, &po, err);
-        if (!ps) ps = peft_apply(m, &po, (uint64_t)f->seed, err);
-        if (ps) {
-            model_free(m);
-            tokenizer_free(tok);
-            return ps;
-        }
         model_trainable tv;
         model_trainable_view(m, &tv);
         int64_t qb, fb;

@@ -150,8 +150,10 @@ static rlhf_status resolve_family(const cJSON *config, model_head head, const ch
     return RLHF_OK;
 }
 
-// Builds the spec table and allocates the parameters (zeroed). Takes ownership of config.
-static rlhf_status model_build(model **out, cJSON *config, const model_family *f, model_head head, rlhf_err *err) {
+// Builds the spec table and allocates the parameters (zeroed) unless the caller provides them
+// (peft's load-time buffer). Takes ownership of config.
+static rlhf_status model_build(model **out, cJSON *config, const model_family *f, model_head head, int alloc,
+                               rlhf_err *err) {
     *out = NULL;
     model *m = calloc(1, sizeof *m);
     if (!m) {
@@ -167,7 +169,7 @@ static rlhf_status model_build(model **out, cJSON *config, const model_family *f
     if (st == RLHF_OK && !m->cfg.architecture[0])
         snprintf(m->cfg.architecture, sizeof m->cfg.architecture, "%s",
                  head == HEAD_SEQCLS ? f->seqcls_architecture : f->lm_architecture);
-    if (st == RLHF_OK) {
+    if (st == RLHF_OK && alloc) {
         m->params = rlhf_calloc_aligned(m->n_params * sizeof(float));
         if (!m->params)
             st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory: %zu parameters (%.1f MiB)", m->n_params,
@@ -188,7 +190,7 @@ rlhf_status model_create(model **out, const cJSON *config, model_head head, uint
     cJSON *copy = cJSON_Duplicate(config, 1);
     if (!copy) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory (config)");
     model *m;
-    RLHF_TRY(model_build(&m, copy, f, head, err));
+    RLHF_TRY(model_build(&m, copy, f, head, 1, err));
     double range;
     rlhf_status st = initializer_range(m, &range, err);
     if (st != RLHF_OK) {
@@ -269,6 +271,11 @@ static rlhf_status load_weights(model *m, const char *dir, const model_load_opts
     for (int i = 0; i < m->n_specs && st == RLHF_OK; i++) {
         const param_spec *p = &m->specs[i];
         const st_tensor *t = find_checkpoint_tensor(&f, p->name, strip);
+        if (!t && peft_quantizes(m, p->offset)) {
+            st = rlhf_fail(err, RLHF_EINPUT, "%s: tensor '%s' missing: a 4-bit base must come from a checkpoint", where,
+                           p->name);
+            break;
+        }
         if (!t) {
             missing[n_missing++] = p->name;
             init_param(m, p, opts ? opts->init_seed : 0, range);
@@ -286,7 +293,10 @@ static rlhf_status load_weights(model *m, const char *dir, const model_load_opts
                            where, t->name, got, m->cfg.architecture, want);
             break;
         }
-        st = st_to_f32(t, m->params + p->offset, err);
+        if (peft_quantizes(m, p->offset))
+            st = peft_load_quantized(m, p->offset, t, err);  // never held as fp32 in the model
+        else
+            st = st_to_f32(t, m->params + p->offset, err);
         if (st != RLHF_OK) rlhf_err_prefix(err, "%s: ", where);
     }
     for (int i = 0; i < f.n && st == RLHF_OK; i++)
@@ -324,9 +334,11 @@ rlhf_status model_load(model **out, const char *dir, model_head head, const mode
         return st;
     }
     model *m;
-    st = model_build(&m, config, f, head, err);
+    const int with_peft = opts && opts->peft && (opts->peft->use_peft || opts->peft->load_in_4bit);
+    st = model_build(&m, config, f, head, !with_peft, err);
     if (st != RLHF_OK) return rlhf_err_prefix(err, "%s: ", path);
-    st = load_weights(m, dir, opts, err);
+    if (with_peft) st = peft_prepare_load(m, opts->peft, opts->init_seed, err);
+    if (st == RLHF_OK) st = load_weights(m, dir, opts, err);
     if (st != RLHF_OK) {
         model_free(m);
         return st;

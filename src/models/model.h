@@ -127,6 +127,9 @@ const char *model_family_list(void);
 typedef struct {
     int quiet;          // no notices on stderr
     uint64_t init_seed; // seed for freshly created tensors (heads of base checkpoints)
+    // Optional: LoRA adapters / 4-bit base applied while loading (models/peft.h), so 4-bit weights go
+    // from the file straight to their blocks. NULL = a plain model.
+    const struct peft_options *peft;
 } model_load_opts;
 
 // Loads DIR/config.json and its weights for the given head, as from_pretrained does: a base

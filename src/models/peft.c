@@ -224,14 +224,27 @@ static rlhf_status quantize_slot(model_peft *p, peft_slot *s, const float *w, rl
     return st;
 }
 
-static int slot_of_offset(const model_peft *p, size_t off) {
+// The slot whose weight sits at offset off when it is (to be) stored 4-bit, else NULL.
+static peft_slot *quantized_slot(const model_peft *p, size_t off) {
     const peft_slot *s = find_slot(p, off);
-    return s && s->quantized;
+    return s && s->quantize ? (peft_slot *)s : NULL;
 }
 
-rlhf_status peft_apply(model *m, const peft_options *o, uint64_t seed, rlhf_err *err) {
-    if (m->peft) return rlhf_fail(err, RLHF_ERUNTIME, "peft_apply: the model already has adapters");
-    if (!o->use_peft && !o->load_in_4bit) return RLHF_OK;
+static void release(model_peft *p) {
+    for (int i = 0; i < p->n_slots; i++)
+        if (p->slots[i].quantized) nf4_free(&p->slots[i].q);
+    if (p->map) munmap(p->map, p->map_bytes ? p->map_bytes : 1);
+    free(p->slots);
+    free(p->view_specs);
+    rlhf_free(p->grads);
+    free(p);
+}
+
+// Plans the layers (targets, quantization, the trainable view), maps the new parameter buffer and
+// initialises the adapters in it; the backbone values are filled in by the caller.
+static rlhf_status prepare(model *m, const peft_options *o, uint64_t seed, model_peft **out, rlhf_err *err) {
+    *out = NULL;
+    if (m->peft) return rlhf_fail(err, RLHF_ERUNTIME, "peft: the model already has adapters");
     if (o->use_peft) RLHF_TRY(peft_options_check(o, err));
     model_peft *p = calloc(1, sizeof *p);
     if (!p) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory (peft)");
@@ -242,11 +255,10 @@ rlhf_status peft_apply(model *m, const peft_options *o, uint64_t seed, rlhf_err 
     if (st == RLHF_OK && o->use_peft) st = mark_targets(p, o->target_modules, err);
     if (st == RLHF_OK && !o->use_peft) p->train_start = p->total = align_floats(m->n_params);
     if (st == RLHF_OK && o->use_peft) st = build_view(m, p, err);
-    for (int i = 0; i < p->n_slots && st == RLHF_OK; i++)
-        if (o->load_in_4bit && !p->slots[i].is_head) st = quantize_slot(p, &p->slots[i], m->params + p->slots[i].w, err);
+    for (int i = 0; i < p->n_slots; i++) p->slots[i].quantize = o->load_in_4bit && !p->slots[i].is_head;
     if (st == RLHF_OK) {
-        // The new buffer: an anonymous mapping, zero pages until written. Quantized weights are
-        // never copied in, so their pages never become resident.
+        // An anonymous mapping: zero pages until written. The 4-bit weights are never written into
+        // it, so their pages never become resident.
         p->map_bytes = p->total * sizeof(float);
         void *map = mmap(NULL, p->map_bytes ? p->map_bytes : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                          -1, 0);
@@ -257,22 +269,37 @@ rlhf_status peft_apply(model *m, const peft_options *o, uint64_t seed, rlhf_err 
             p->map = map;
     }
     if (st != RLHF_OK) {
-        for (int i = 0; i < p->n_slots; i++)
-            if (p->slots[i].quantized) nf4_free(&p->slots[i].q);
-        free(p->slots);
-        free(p->view_specs);
-        free(p);
+        release(p);
         return st;
     }
     float *np = p->map;
-    for (int i = 0; i < m->n_specs; i++) {
-        const param_spec *s = &m->specs[i];
-        if (!slot_of_offset(p, s->offset)) memcpy(np + s->offset, m->params + s->offset, s->numel * sizeof(float));
-    }
     for (int i = 0; i < p->n_slots; i++) {
         const peft_slot *s = &p->slots[i];
         if (s->adapted)
-            lora_init(np + s->A, np + s->B, o->lora.r, s->C, s->OC, rng_key(seed, RNG_STREAM_INIT, module_hash(s->module), 1));
+            lora_init(np + s->A, np + s->B, o->lora.r, s->C, s->OC,
+                      rng_key(seed, RNG_STREAM_INIT, module_hash(s->module), 1));
+    }
+    *out = p;
+    return RLHF_OK;
+}
+
+rlhf_status peft_apply(model *m, const peft_options *o, uint64_t seed, rlhf_err *err) {
+    if (!o->use_peft && !o->load_in_4bit) return RLHF_OK;
+    model_peft *p;
+    RLHF_TRY(prepare(m, o, seed, &p, err));
+    float *np = p->map;
+    for (int i = 0; i < m->n_specs; i++) {
+        const param_spec *sp = &m->specs[i];
+        peft_slot *q = quantized_slot(p, sp->offset);
+        if (!q) {
+            memcpy(np + sp->offset, m->params + sp->offset, sp->numel * sizeof(float));
+            continue;
+        }
+        rlhf_status st = quantize_slot(p, q, m->params + sp->offset, err);
+        if (st != RLHF_OK) {
+            release(p);
+            return st;
+        }
     }
     rlhf_free(m->params);
     m->params = np;
@@ -282,19 +309,32 @@ rlhf_status peft_apply(model *m, const peft_options *o, uint64_t seed, rlhf_err 
     return RLHF_OK;
 }
 
+rlhf_status peft_prepare_load(model *m, const peft_options *o, uint64_t seed, rlhf_err *err) {
+    model_peft *p;
+    RLHF_TRY(prepare(m, o, seed, &p, err));
+    rlhf_free(m->params);
+    m->params = p->map;
+    m->peft = p;
+    return RLHF_OK;
+}
+
+int peft_quantizes(const model *m, size_t off) { return m->peft && quantized_slot(m->peft, off); }
+
+rlhf_status peft_load_quantized(model *m, size_t off, const st_tensor *t, rlhf_err *err) {
+    peft_slot *s = quantized_slot(m->peft, off);
+    float *tmp = malloc(sizeof(float) * (size_t)s->OC * s->C);
+    if (!tmp) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory loading '%s'", t->name);
+    rlhf_status st = st_to_f32(t, tmp, err);
+    if (st == RLHF_OK) st = quantize_slot(m->peft, s, tmp, err);
+    free(tmp);
+    return st;
+}
+
 void peft_free(model *m) {
     model_peft *p = m->peft;
     if (!p) return;
-    for (int i = 0; i < p->n_slots; i++)
-        if (p->slots[i].quantized) nf4_free(&p->slots[i].q);
-    free(p->slots);
-    free(p->view_specs);
-    rlhf_free(p->grads);
-    if (p->map) {
-        munmap(p->map, p->map_bytes ? p->map_bytes : 1);
-        if (m->params == p->map) m->params = NULL;
-    }
-    free(p);
+    if (m->params == p->map) m->params = NULL;
+    release(p);
     m->peft = NULL;
 }
 

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "base/error.h"
+#include "io/safetensors.h"
 #include "models/model.h"
 #include "nn/lora.h"
 #include "nn/nf4.h"
@@ -34,7 +35,7 @@
 #define PEFT_ALL_LINEAR "all-linear"
 #define PEFT_TARGETS_MAX 1024
 
-typedef struct {
+typedef struct peft_options {
     int use_peft;                            // --use_peft
     lora_config lora;                        // --lora_r, --lora_alpha, --lora_dropout
     char target_modules[PEFT_TARGETS_MAX];   // --lora_target_modules: "all-linear" or "q_proj,v_proj"
@@ -54,6 +55,12 @@ rlhf_status peft_options_check(const peft_options *o, rlhf_err *err);
 // quantized and their fp32 copy released. use_peft = 0 with load_in_4bit gives a frozen 4-bit model
 // for scoring only. A target name matching no layer is RLHF_EINPUT naming it.
 rlhf_status peft_apply(model *m, const peft_options *o, uint64_t seed, rlhf_err *err);
+// Load-time path (model_load with opts->peft): prepare before the weights are read (the model's
+// buffer replaced by the mapped one), then each 4-bit weight goes straight from the file to its
+// blocks, so the fp32 backbone never exists in memory as a whole.
+rlhf_status peft_prepare_load(model *m, const peft_options *o, uint64_t seed, rlhf_err *err);
+int peft_quantizes(const model *m, size_t off);
+rlhf_status peft_load_quantized(model *m, size_t off, const st_tensor *t, rlhf_err *err);
 // Releases what peft_apply added (model_free calls it).
 void peft_free(model *m);
 

@@ -19,7 +19,8 @@ typedef struct {
     int is_head;                  // output layer: never adapted nor quantized
     int adapted;                  // LoRA on it
     size_t A, B;                  // offsets of lora_A (r, C) and lora_B (OC, r) in m->params
-    int quantized;
+    int quantize;                 // stored 4-bit (planned at prepare)
+    int quantized;                // q holds it
     nf4_tensor q;                 // the frozen weight in (OC, C) layout, when quantized
 } peft_slot;
 

@@ -215,9 +215,11 @@ rlhf_status peft_load_adapter_model(model **out, const char *dir, model_head hea
         return rlhf_fail(err, RLHF_EINPUT, "%s/%s: base_model_name_or_path '%s' is not a model directory", dir,
                          ADAPTER_CONFIG, resolved);
     model *m;
-    RLHF_TRY(model_load(&m, resolved, head, opts, err));
-    rlhf_status st = peft_apply(m, &o, 0, err);
-    if (st == RLHF_OK) st = peft_load_adapter_weights(m, dir, err);
+    model_load_opts lo = {0};
+    if (opts) lo = *opts;
+    lo.peft = &o;  // 4-bit weights quantized as they are read
+    RLHF_TRY(model_load(&m, resolved, head, &lo, err));
+    rlhf_status st = peft_load_adapter_weights(m, dir, err);
     if (st != RLHF_OK) {
         model_free(m);
         return st;

@@ -221,7 +221,86 @@ static void run_fixture(const char *name, model_head head) {
     model_free(m);
 }
 
+// Finite differences through training-mode forward (dropout on, fixed key) on tiny random models:
+// dropout, GQA, parallel residual and partial rotary backward paths that the (eval-mode) fixtures
+// do not reach. L = sum(out * g); a few entries of every tensor are perturbed.
+static double probe_loss(model *m, const model_batch *b, const float *g, size_t n_out) {
+    rlhf_err err;
+    if (model_forward(m, b, &err) != RLHF_OK) return NAN;
+    double s = 0;
+    for (size_t i = 0; i < n_out; i++) s += (double)m->out[i] * g[i];
+    return s;
+}
+
+static void gradcheck(const char *json, model_head head) {
+    rlhf_err err;
+    cJSON *cfg = cJSON_Parse(json);
+    model *m;
+    if (model_create(&m, cfg, head, 3, &err) != RLHF_OK) {
+        CHECK(0, "create: %s", err.msg);
+        cJSON_Delete(cfg);
+        return;
+    }
+    cJSON_Delete(cfg);
+    for (size_t i = 0; i < m->n_params; i++) m->params[i] += 0.05f * sinf((float)i);  // non-trivial norms/biases
+    enum { B = 2, T = 5 };
+    int32_t ids[B * T] = {1, 4, 7, 2, 9, 3, 3, 8, 0, 0}, mask[B * T] = {1, 1, 1, 1, 1, 1, 1, 1, 0, 0};
+    model_batch b = {.B = B, .T = T, .input_ids = ids, .attention_mask = mask, .training = 1, .dropout_key = 77};
+    probe_loss(m, &b, NULL, 0);
+    size_t n_out = head == HEAD_LM ? (size_t)B * T * m->cfg.vocab_size : (size_t)B * m->cfg.num_labels;
+    float *g = malloc(sizeof(float) * n_out);
+    for (size_t i = 0; i < n_out; i++) g[i] = cosf(0.37f * i);
+    if (head == HEAD_LM)  // padding positions are not read
+        for (int r = 0; r < B * T; r++)
+            if (!mask[r])
+                for (int v = 0; v < m->cfg.vocab_size; v++) g[(size_t)r * m->cfg.vocab_size + v] = 0;
+    model_alloc_grads(m, &err);
+    model_zero_grads(m);
+    probe_loss(m, &b, g, n_out);
+    CHECK(model_backward(m, g, NULL, &err) == RLHF_OK, "%s", err.msg);
+    const double eps = 1e-2;
+    int bad = 0, checked = 0;
+    for (int s = 0; s < m->n_specs; s++) {
+        const param_spec *p = &m->specs[s];
+        for (int k = 0; k < 3; k++) {
+            size_t j = p->offset + (size_t)(k * 7919) % p->numel;
+            float keep = m->params[j];
+            m->params[j] = keep + (float)eps;
+            double up = probe_loss(m, &b, g, n_out);
+            m->params[j] = keep - (float)eps;
+            double down = probe_loss(m, &b, g, n_out);
+            m->params[j] = keep;
+            double fd = (up - down) / (2 * eps), an = m->grads[j];
+            checked++;
+            if (fabs(fd - an) > 2e-2 * fmax(1.0, fabs(fd))) {
+                bad++;
+                fprintf(stderr, "  %s %s[%zu]: analytic %.5f, finite difference %.5f\n", m->cfg.model_type, p->name,
+                        j - p->offset, an, fd);
+            }
+        }
+    }
+    CHECK(bad == 0, "%s: %d of %d gradient probes disagree with finite differences", m->cfg.model_type, bad, checked);
+    free(g);
+    model_free(m);
+}
+
 int main(void) {
+    gradcheck("{\"model_type\": \"gpt2\", \"vocab_size\": 11, \"n_embd\": 8, \"n_layer\": 2, \"n_head\": 2,"
+              " \"n_positions\": 8, \"resid_pdrop\": 0.2, \"embd_pdrop\": 0.2, \"attn_pdrop\": 0.2,"
+              " \"initializer_range\": 0.3}", HEAD_LM);
+    gradcheck("{\"model_type\": \"gpt_neox\", \"vocab_size\": 11, \"hidden_size\": 8, \"num_hidden_layers\": 2,"
+              " \"num_attention_heads\": 2, \"intermediate_size\": 12, \"rotary_pct\": 0.5,"
+              " \"hidden_dropout\": 0.2, \"attention_dropout\": 0.2, \"initializer_range\": 0.3}", HEAD_LM);
+    gradcheck("{\"model_type\": \"gpt_neox\", \"vocab_size\": 11, \"hidden_size\": 8, \"num_hidden_layers\": 1,"
+              " \"num_attention_heads\": 2, \"intermediate_size\": 12, \"use_parallel_residual\": false, \"rotary_pct\": 1.0,"
+              " \"tie_word_embeddings\": true, \"initializer_range\": 0.3}", HEAD_LM);
+    gradcheck("{\"model_type\": \"llama\", \"vocab_size\": 11, \"hidden_size\": 8, \"num_hidden_layers\": 2,"
+              " \"num_attention_heads\": 4, \"num_key_value_heads\": 1, \"intermediate_size\": 12,"
+              " \"attention_dropout\": 0.2, \"tie_word_embeddings\": true, \"pad_token_id\": 0,"
+              " \"initializer_range\": 0.3}", HEAD_LM);
+    gradcheck("{\"model_type\": \"mistral\", \"vocab_size\": 11, \"hidden_size\": 8, \"num_hidden_layers\": 1,"
+              " \"num_attention_heads\": 2, \"num_key_value_heads\": 2, \"intermediate_size\": 12,"
+              " \"sliding_window\": 2, \"num_labels\": 2, \"initializer_range\": 0.3}", HEAD_SEQCLS);
     run_fixture("gpt2_lm", HEAD_LM);
     run_fixture("gpt2_seqcls_1", HEAD_SEQCLS);
     run_fixture("gptneox_lm", HEAD_LM);

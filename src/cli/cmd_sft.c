@@ -26,7 +26,8 @@ static int dir_nonempty(const char *dir) {
 }
 
 int cmd_sft(int argc, char **argv) {
-    const char *model_dir = NULL, *data = NULL, *out = NULL, *sched = NULL, *save = NULL, *eval_data = NULL;
+    const char *model_dir = NULL, *data = NULL, *out = NULL, *sched = NULL, *save = NULL, *eval_data = NULL,
+               *resume = NULL;
     double eval_split = 0;
     long long eval_bs = 0;
     long long bs = 0, accum = 0, max_length = 0, max_steps = 0, seed = 0, logging = 0, threads = 0;
@@ -54,6 +55,7 @@ int cmd_sft(int argc, char **argv) {
         {"disable_dropout", ARG_BOOL, &disable_dropout, "false", "train without dropout", NULL, 0},
         {"logging_steps", ARG_INT, &logging, "10", "log every N optimizer steps", NULL, 0},
         {"save_strategy", ARG_STRING, &save, "epoch", "epoch|no: checkpoint-epoch{N}/ after each epoch", NULL, 0},
+        {"resume_from_checkpoint", ARG_STRING, &resume, NULL, "continue from OUTPUT_DIR/checkpoint-* (same data, seed)", NULL, 0},
         {"overwrite_output_dir", ARG_BOOL, &overwrite, NULL, "write into a non-empty --output_dir", NULL, 0},
         {"threads", ARG_INT, &threads, "0", "threads (0 = all cores)", NULL, 0},
     };
@@ -72,6 +74,8 @@ int cmd_sft(int argc, char **argv) {
     a.max_steps = max_steps, a.learning_rate = lr, a.weight_decay = wd, a.warmup_ratio = warmup;
     a.max_grad_norm = clip, a.seed = (uint64_t)seed, a.shuffle = !no_shuffle, a.disable_dropout = disable_dropout;
     a.logging_steps = logging;
+    a.resume_from = resume;
+    const char *load_dir = resume ? resume : model_dir;  // a checkpoint is a whole model directory
 #define BAD(...) return cli_report("sft", rlhf_fail(&err, RLHF_EINPUT, __VA_ARGS__), err.msg)
     if (!model_dir) BAD("--model_name_or_path is required");
     if (!data) BAD("--dataset_name is required");
@@ -92,7 +96,8 @@ int cmd_sft(int argc, char **argv) {
     st = lr_schedule_parse(sched, &a.schedule, &err);
     if (st != RLHF_OK) return cli_report("sft", st, err.msg);
     if (file_exists(out) && !dir_exists(out)) BAD("--output_dir %s: exists and is not a directory", out);
-    if (dir_nonempty(out) && !overwrite) BAD("--output_dir %s: exists and is not empty (use --overwrite_output_dir)", out);
+    if (resume && !dir_exists(resume)) BAD("--resume_from_checkpoint %s: no such checkpoint directory", resume);
+    if (dir_nonempty(out) && !overwrite && !resume) BAD("--output_dir %s: exists and is not empty (use --overwrite_output_dir)", out);
 #undef BAD
     cli_set_threads(threads);
 
@@ -109,13 +114,13 @@ int cmd_sft(int argc, char **argv) {
     if (st == RLHF_OK && eval_data) st = dataset_load(&ed, eval_data, &err);
     if (st == RLHF_OK) {
         model_load_opts opts = {.quiet = 0, .init_seed = (uint64_t)seed};
-        st = model_load(&m, model_dir, HEAD_LM, &opts, &err);
+        st = model_load(&m, load_dir, HEAD_LM, &opts, &err);
     }
     if (st == RLHF_OK) {
         char p[4200];
         const char *files[] = {"tokenizer.json", "vocab.json", "vocab.txt"};
         for (int i = 0; i < 3 && !tok && st == RLHF_OK; i++)
-            if (file_exists(path_join(p, sizeof p, model_dir, files[i]))) st = tokenizer_load(&tok, model_dir, &err);
+            if (file_exists(path_join(p, sizeof p, load_dir, files[i]))) st = tokenizer_load(&tok, load_dir, &err);
     }
     if (st == RLHF_OK) {
         int eos = m->cfg.eos_token_id >= 0 ? m->cfg.eos_token_id : (tok ? tokenizer_eos_id(tok) : -1);

@@ -277,13 +277,28 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
     char path[4200];
     csv_log *log = NULL;
     static const char *const cols[] = {SFT_LOG_COLUMNS};
-    rlhf_status st = csv_log_open(&log, path_join(path, sizeof path, a->output_dir, "training_log.csv"), cols,
-                                  SFT_LOG_N_COLUMNS, 0, err);
+    trainer_state ts;
+    memset(&ts, 0, sizeof ts);
+    rlhf_status st = RLHF_OK;
+    if (a->resume_from) {
+        st = trainer_state_load(path_join(path, sizeof path, a->resume_from, "trainer_state.json"), &ts, err);
+        if (st == RLHF_OK && (ts.n_train != n || ts.seed != a->seed))
+            st = rlhf_fail(err, RLHF_EINPUT,
+                           "--resume_from_checkpoint %s: it trained on %d examples with seed %llu; this run has %d "
+                           "with seed %llu",
+                           a->resume_from, ts.n_train, (unsigned long long)ts.seed, n, (unsigned long long)a->seed);
+        if (st == RLHF_OK)
+            st = optimizer_state_load(path_join(path, sizeof path, a->resume_from, "optimizer.safetensors"), m, &opt,
+                                      err);
+        free(ts.order);  // recomputed from (seed, epoch)
+        ts.order = NULL;
+    }
+    if (st == RLHF_OK)
+        st = csv_log_open(&log, path_join(path, sizeof path, a->output_dir, "training_log.csv"), cols,
+                          SFT_LOG_N_COLUMNS, a->resume_from != NULL, err);
     int *order = malloc(sizeof(int) * (size_t)n);
     double *hist_x = malloc(sizeof(double) * (size_t)(total + 1)), *hist_y = malloc(sizeof(double) * (size_t)(total + 1));
     int n_hist = 0;
-    trainer_state ts;
-    memset(&ts, 0, sizeof ts);
     ts.seed = a->seed;
     ts.n_train = n;
     sft_scratch sc;
@@ -292,16 +307,19 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
     res->first_eval_loss = res->eval_loss = NAN;
     if (st == RLHF_OK && a->eval) st = sft_evaluate(m, a->eval, a->eval_batch_size, &res->first_eval_loss, err);
     progress *pg = a->quiet ? NULL : progress_start("sft", total, "steps");
-    long long step = 0;
+    // a resumed run replays the same (seed, epoch) orders and skips the micro-batches already consumed
+    long long step = ts.global_step;
+    int start_epoch = ts.epochs_done, skip = ts.micro_in_epoch;
     double log_loss = 0;
     int log_count = 0;
-    for (int epoch = 0; st == RLHF_OK && step < total && !res->interrupted; epoch++) {
+    for (int epoch = start_epoch; st == RLHF_OK && step < total && !res->interrupted; epoch++) {
         if (a->shuffle)
             rng_permutation(rng_key(a->seed, RNG_STREAM_SHUFFLE, (uint64_t)epoch, 0), order, n);
         else
             for (int i = 0; i < n; i++) order[i] = i;
         double step_loss = 0;
-        for (int mb = 0; mb < n_batches && st == RLHF_OK; mb++) {
+        int mb_end = n_batches;
+        for (int mb = epoch == start_epoch ? skip : 0; mb < n_batches && st == RLHF_OK; mb++) {
             int B = n - mb * bs < bs ? n - mb * bs : bs;
             double loss;
             uint64_t key = rng_key(a->seed, RNG_STREAM_DROPOUT, (uint64_t)step, (uint64_t)mb);
@@ -336,13 +354,14 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
                 snprintf(extra, sizeof extra, "loss %.4f", res->last_loss);
                 progress_update(pg, step, extra);
             }
-            if (a->stop && *a->stop) {
+            if (a->stop && *a->stop && mb + 1 < n_batches) {
                 res->interrupted = 1;
+                mb_end = mb + 1;
                 break;
             }
             if (step >= total) break;
         }
-        if (st == RLHF_OK && a->eval && !res->interrupted) {
+        if (st == RLHF_OK && a->eval && !(res->interrupted && mb_end < n_batches)) {
             st = sft_evaluate(m, a->eval, a->eval_batch_size, &res->eval_loss, err);
             char v[2][48];
             fmt(v[0], 48, epoch + 1.0), snprintf(v[1], 48, "%lld", step);
@@ -353,10 +372,12 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
             train_log_entry le = {epoch + 1.0, step, NAN, NAN, NAN, NAN, NAN, res->eval_loss, NAN, NAN};
             if (st == RLHF_OK) st = trainer_state_add_log(&ts, &le, err);
         }
-        ts.epochs_done = epoch + 1;
+        ts.epochs_done = res->interrupted ? epoch : epoch + 1;
+        ts.micro_in_epoch = res->interrupted ? mb_end : 0;
         ts.global_step = step;
         ts.order = order;
-        if (st == RLHF_OK && a->save_epochs && !res->interrupted) {
+        if (a->stop && *a->stop) res->interrupted = 1;  // stopped on the epoch's last step: resume at the next
+        if (st == RLHF_OK && a->save_epochs && ts.micro_in_epoch == 0) {
             char name[64];
             snprintf(name, sizeof name, "checkpoint-epoch%d", epoch + 1);
             st = checkpoint_save(path_join(path, sizeof path, a->output_dir, name), m, tok, &opt, &ts, err);

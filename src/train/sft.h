@@ -52,6 +52,8 @@ typedef struct {
     long long logging_steps;
     int save_epochs;                  // write checkpoint-epoch{N}/ after each epoch
     const sft_set *eval;              // held-out set evaluated after each epoch (NULL: none)
+    const char *resume_from;          // checkpoint directory whose optimizer and trainer state continue
+                                      // (the caller loaded the model from it); NULL: start fresh
     int eval_batch_size;
     volatile sig_atomic_t *stop;      // SIGINT/SIGTERM flag (may be NULL): stop at a step boundary
     int quiet;

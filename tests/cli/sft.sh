@@ -46,6 +46,13 @@ EOF
 "$RLHF" generate --model_name_or_path "$W/out" --prompt "Q: 3 plus 3?" --max_new_tokens 3 >/dev/null 2>"$W/err" &&
   ok "trained model generates" || bad "generate on output: $(cat "$W/err")"
 
+# resume from the epoch-1 checkpoint (dropout on, shuffled): the final weights are byte-identical
+"$RLHF" sft --model_name_or_path "$W/tiny" --dataset_name "$W/data.jsonl" --output_dir "$W/res" --num_train_epochs 2 \
+  --learning_rate 3e-3 --logging_steps 1 --per_device_train_batch_size 4 --eval_split 0.25 --threads 1 \
+  --resume_from_checkpoint "$W/out/checkpoint-epoch1" 2>"$W/err" || bad "resume exit $?: $(tail -3 "$W/err")"
+cmp -s "$W/out/model.safetensors" "$W/res/model.safetensors" && ok "resume from checkpoint-epoch1: identical model" ||
+  bad "resumed model differs"
+
 printf '{"prompt": "a", "completion": "b"}\n{"prompt": "c"}\n' >"$W/bad.jsonl"
 "$RLHF" sft --model_name_or_path "$W/tiny" --dataset_name "$W/bad.jsonl" --output_dir "$W/out2" 2>"$W/err"
 c=$?

@@ -140,9 +140,12 @@ int cmd_sft(int argc, char **argv) {
         sft_result res;
         st = sft_train(m, tok, &set, &a, &res, &err);
         cli_stop_flag_remove();
-        if (st == RLHF_OK)
+        if (st == RLHF_OK && a.eval)
             fprintf(stderr, "rlhf sft: %lld steps, final loss %.4f, eval loss %.4f -> %.4f; model written to %s\n",
                     res.global_step, res.last_loss, res.first_eval_loss, res.eval_loss, out);
+        else if (st == RLHF_OK)
+            fprintf(stderr, "rlhf sft: %lld steps, final loss %.4f; model written to %s\n", res.global_step,
+                    res.last_loss, out);
     }
     sft_set_free(&set);
     sft_set_free(&eval);

@@ -169,6 +169,22 @@ static void test_text_rows_bert(void) {
         tok_encoding_free(&e);
         pref_set_free(&s);
     }
+    // concat over max_length keeps [CLS] ... [SEP] around the end of the text (the response).
+    o.max_length = 6;
+    st = build(&s, "{\"prompt\": \"one two three four five six seven \", \"chosen\": \"good answer\", "
+                   "\"rejected\": \"bad\"}\n", &o, &err);
+    CHECK(st == RLHF_OK, "%s", err.msg);
+    if (!st) {
+        tok_encoding e = {0};
+        tokenizer_encode(tok, "good answer", NULL, 0, 0, TRUNC_LONGEST_FIRST, &e, &err);
+        const token_seq *c = &s.rows[0].chosen;
+        CHECK(c->n == 6 && c->ids[0] == 101 && c->ids[5] == 102, "specials kept around the cut (%d)", c->n);
+        CHECK(e.n == 2 && c->n == 6 && c->ids[3] == e.ids[0] && c->ids[4] == e.ids[1], "concat keeps the response");
+        CHECK(s.n_truncated == 1, "counted");
+        tok_encoding_free(&e);
+        pref_set_free(&s);
+    }
+    o.max_length = 512;
     // Invalid UTF-8 in a text field names the line.
     o.encoding = PREF_ENCODING_PAIR;
     st = build(&s, "{\"chosen\": \"a\", \"rejected\": \"b\"}\n{\"chosen\": \"bad \xff\xfe\", \"rejected\": \"b\"}\n", &o,

@@ -211,9 +211,29 @@ static rlhf_status encode_decoder(const pref_opts *o, const char *text, token_se
     return RLHF_OK;
 }
 
+// One text over max_length keeps its end, where the response is: the leading and trailing special
+// tokens ([CLS] ... [SEP], <s> ... </s>) stay, the start of the text between them is dropped.
+static void keep_text_end(const tokenizer *tok, tok_encoding *e, int max_length) {
+    int lead = 0, trail = 0;
+    while (lead < e->n && tokenizer_is_special(tok, e->ids[lead])) lead++;
+    while (trail < e->n - lead && tokenizer_is_special(tok, e->ids[e->n - 1 - trail])) trail++;
+    int body = max_length - lead - trail;
+    if (body < 1) {  // no room for text between the specials: plain right truncation
+        e->n = max_length;
+        return;
+    }
+    int from = e->n - trail - body;
+    memmove(e->ids + lead, e->ids + from, sizeof(int32_t) * (size_t)(body + trail));
+    if (e->type_ids) memmove(e->type_ids + lead, e->type_ids + from, sizeof(int32_t) * (size_t)(body + trail));
+    if (e->attention_mask)
+        memmove(e->attention_mask + lead, e->attention_mask + from, sizeof(int32_t) * (size_t)(body + trail));
+    e->n = max_length;
+}
+
 // Encoders: tokenizer(prompt, response) as a sentence pair. Over max_length, the prompt is shortened
 // first (only_first) so the response survives; when the prompt alone cannot absorb it, longest_first
-// as HF's default. --encoding concat: tokenizer(prompt + response), as TRL's RewardTrainer.
+// as HF's default. --encoding concat: tokenizer(prompt + response), as TRL's RewardTrainer; over
+// max_length it keeps its end (keep_text_end).
 static rlhf_status encode_encoder(const pref_opts *o, const char *prompt, const char *response, token_seq *out,
                                   int *truncated, rlhf_err *err) {
     tok_encoding e = {0};
@@ -223,10 +243,13 @@ static rlhf_status encode_encoder(const pref_opts *o, const char *prompt, const 
             free(b.s);
             return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
         }
-        rlhf_status s = tokenizer_encode(o->tok, b.s, NULL, 1, o->max_length, TRUNC_LONGEST_FIRST, &e, err);
+        rlhf_status s = tokenizer_encode(o->tok, b.s, NULL, 1, 0, TRUNC_LONGEST_FIRST, &e, err);
         free(b.s);
         RLHF_TRY(s);
-        if (e.truncated) *truncated = 1;
+        if (o->max_length > 0 && e.n > o->max_length) {
+            keep_text_end(o->tok, &e, o->max_length);
+            *truncated = 1;
+        }
         return seq_from_encoding(out, &e, err);
     }
     RLHF_TRY(tokenizer_encode(o->tok, prompt, response, 1, 0, TRUNC_LONGEST_FIRST, &e, err));

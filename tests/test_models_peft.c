@@ -10,6 +10,7 @@
 
 #include "base/rng.h"
 #include "io/json_util.h"
+#include "models/kv_cache.h"
 #include "models/model.h"
 #include "models/peft.h"
 #include "testutil.h"
@@ -104,6 +105,25 @@ static void check_family(const char *name, model_head head) {
     for (size_t i = 0; out && ref && i < n; i++) diff = fmax(diff, fabs(out[i] - ref[i]));
     CHECK(diff > 1e-4, "%s: adapters change nothing (%g)", name, diff);
 
+    // KV-cache decoding goes through the same dispatch: the prefill's last-token logits with adapters
+    // equal the full forward's (all tokens real).
+    if (head == HEAD_LM) {
+        int32_t ones[B_ * T_], pos[B_ * T_];
+        for (int i = 0; i < B_ * T_; i++) ones[i] = 1, pos[i] = i % T_;
+        float *full = forward_copy(m, ids, ones);
+        kv_cache kc;
+        rlhf_err e2;
+        const int V = m->cfg.vocab_size;
+        float *lg = malloc(sizeof(float) * (size_t)B_ * V), *want = malloc(sizeof(float) * (size_t)B_ * V);
+        CHECK(kv_cache_for_model(&kc, m, B_, T_, &e2) == RLHF_OK, "kv cache");
+        CHECK(m->family->decode(m, &kc, ids, ones, pos, T_, lg, &e2) == RLHF_OK, "decode");
+        for (int r = 0; r < B_ && full; r++) memcpy(want + (size_t)r * V, full + ((size_t)r * T_ + T_ - 1) * V, sizeof(float) * V);
+        if (full) CHECK(tu_close("decode with adapters", lg, want, (size_t)B_ * V, 1e-4, 0), "%s", name);
+        kv_cache_free(&kc);
+        free(lg);
+        free(want);
+        free(full);
+    }
     // Merged dense model == LoRA model.
     model *mm = load_peft(dir, head, &o);
     rlhf_err err;

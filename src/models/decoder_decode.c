@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "models/decoder.h"
+#include "models/peft.h"
 
 static inline const float *P(const model *m, size_t off) { return off == DEC_NONE ? NULL : m->params + off; }
 
@@ -68,6 +69,8 @@ rlhf_status decoder_decode(model *m, kv_cache *kc, const int32_t *ids, const int
     if (T_new <= 0 || kc->len + T_new > kc->max_T)
         return rlhf_fail(err, RLHF_ERUNTIME, "kv cache full: %d cached + %d new > %d", kc->len, T_new, kc->max_T);
     size_t N = (size_t)B * T_new;
+    const model_batch inference = {.B = B, .T = T_new, .training = 0};
+    peft_begin_forward(m, &inference);  // adapters (if any) without dropout while decoding
     for (size_t i = 0; i < N; i++) {
         if (ids[i] < 0 || ids[i] >= c->V)
             return rlhf_fail(err, RLHF_EINPUT, "token id %d is outside the vocabulary [0, %d)", ids[i], c->V);

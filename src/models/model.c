@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "base/rng.h"
 #include "io/files.h"
@@ -246,6 +248,16 @@ static void print_name_notice(const char *prefix, const char *const *names, int 
     fprintf(stderr, "]%s\n", suffix);
 }
 
+// Once a tensor is converted, its pages of the mapped checkpoint are dropped from this process (they
+// stay in the page cache), so a load peaks at about one copy of the weights, not two.
+static void drop_file_pages(const st_tensor *t) {
+    const long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0) return;
+    uintptr_t lo = ((uintptr_t)t->data + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+    uintptr_t hi = ((uintptr_t)t->data + t->nbytes) & ~((uintptr_t)page - 1);
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 static rlhf_status load_weights(model *m, const char *dir, const model_load_opts *opts, rlhf_err *err) {
     st_file f;
     RLHF_TRY(st_open_model_dir(&f, dir, err));
@@ -298,6 +310,7 @@ static rlhf_status load_weights(model *m, const char *dir, const model_load_opts
         else
             st = st_to_f32(t, m->params + p->offset, err);
         if (st != RLHF_OK) rlhf_err_prefix(err, "%s: ", where);
+        drop_file_pages(t);
     }
     for (int i = 0; i < f.n && st == RLHF_OK; i++)
         if (!used[i] && !ignored_checkpoint_key(f.tensors[i].name)) unexpected[n_unexpected++] = f.tensors[i].name;
@@ -416,6 +429,9 @@ static rlhf_status build_saved_config(const model *m, cJSON **out, rlhf_err *err
 }
 
 rlhf_status model_save(const model *m, const char *dir, rlhf_err *err) {
+    if (m->peft)  // the buffer holds the frozen base without its adapters (and no 4-bit weights)
+        return rlhf_fail(err, RLHF_ERUNTIME, "model_save: %s has LoRA adapters or a 4-bit base; write the adapter "
+                         "(peft_save_adapter) or merge it first (peft_merge_and_unload)", m->cfg.architecture);
     RLHF_TRY(make_dirs(dir, err));
     char path[4200];
     st_write_tensor *ts = calloc((size_t)m->n_specs + 1, sizeof *ts);

@@ -158,7 +158,7 @@ static void check_family(const char *name, model_head head) {
     CHECK(peft_is_adapter_dir(adir), "adapter_config.json missing");
     model *la = NULL;
     model_load_opts lo = {.quiet = 1};
-    CHECK(peft_load_adapter_model(&la, adir, head, 0, &lo, &err) == RLHF_OK, "load adapter: %s", err.msg);
+    CHECK(peft_load_adapter_model(&la, adir, head, NULL, &lo, &err) == RLHF_OK, "load adapter: %s", err.msg);
     if (la) {
         float *lao = forward_copy(la, ids, mask);
         if (lao && out) CHECK(tu_close("adapter round trip", lao, out, n, 1e-6, 0), "%s", name);

@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "io/dataset.h"
 #include "io/files.h"
+#include "models/peft.h"
 #include "train/preference_data.h"
 #include "train/trainer_common.h"
 
@@ -18,7 +19,9 @@
 
 typedef struct {
     const char *model, *prompt, *response, *dataset, *output_file, *encoding;
+    const char *quant_type, *compute_dtype;
     long long max_length, batch_size, threads;
+    int load_in_4bit, double_quant;
 } score_flags;
 
 static const char USAGE[] =
@@ -39,6 +42,10 @@ static int build_specs(arg_spec *s, score_flags *f) {
     F("encoding", ARG_STRING, &f->encoding, NULL, "encoders: pair (tokenizer(prompt, response)) or concat "
                                                    "(default: as the model was trained, from config.json, else pair)");
     F("threads", ARG_INT, &f->threads, "0", "CPU threads (0: all cores)");
+    F("load_in_4bit", ARG_BOOL, &f->load_in_4bit, NULL, "score with 4-bit backbone weights (bitsandbytes NF4/FP4)");
+    F("bnb_4bit_quant_type", ARG_STRING, &f->quant_type, "nf4", "nf4 | fp4");
+    F("bnb_4bit_use_double_quant", ARG_BOOL, &f->double_quant, NULL, "quantize the quantization constants");
+    F("bnb_4bit_compute_dtype", ARG_STRING, &f->compute_dtype, "float32", "bfloat16 | float32");
 #undef F
     return n;
 }
@@ -134,7 +141,13 @@ static rlhf_status run(const score_flags *f, rlhf_err *err) {
     cli_set_threads(f->threads);
     model *m = NULL;
     tokenizer *tok = NULL;
-    RLHF_TRY(reward_model_load(&m, &tok, f->model, 0, err));
+    peft_options po;  // --load_in_4bit: a frozen 4-bit backbone, quantized while loading
+    peft_options_default(&po);
+    po.load_in_4bit = f->load_in_4bit;
+    po.double_quant = f->double_quant;
+    RLHF_TRY(nf4_quant_type_parse(f->quant_type, &po.quant_type, err));
+    RLHF_TRY(nf4_compute_parse(f->compute_dtype, &po.compute, err));
+    RLHF_TRY(reward_model_load_peft(&m, &tok, f->model, 0, f->load_in_4bit ? &po : NULL, err));
     pref_opts o;
     pref_encoding enc = PREF_ENCODING_PAIR;
     reward_encoding_parse(f->encoding, m, &enc, err);  // the value was validated with the flags

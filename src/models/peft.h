@@ -109,8 +109,9 @@ int peft_is_adapter_dir(const char *dir);
 rlhf_status peft_read_adapter_config(const char *dir, peft_options *o, char **base, rlhf_err *err);
 rlhf_status peft_load_adapter_weights(model *m, const char *dir, rlhf_err *err);
 // Loads an adapter directory whole: base from base_model_name_or_path (relative paths are taken
-// relative to DIR's parent when they do not exist as given), adapter applied, 4-bit if asked.
-rlhf_status peft_load_adapter_model(model **out, const char *dir, model_head head, int load_in_4bit,
+// relative to DIR's parent when they do not exist as given), adapter applied; quant (may be NULL)
+// gives load_in_4bit and the bnb_4bit_* settings of the base.
+rlhf_status peft_load_adapter_model(model **out, const char *dir, model_head head, const peft_options *quant,
                                     const model_load_opts *opts, rlhf_err *err);
 // peft merge_and_unload: W += alpha/r B A for every adapted layer (4-bit weights dequantized first),
 // leaving a plain dense model (m->peft NULL) that model_save writes in HF layout.

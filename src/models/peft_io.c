@@ -195,13 +195,18 @@ rlhf_status peft_load_adapter_weights(model *m, const char *dir, rlhf_err *err) 
     return st;
 }
 
-rlhf_status peft_load_adapter_model(model **out, const char *dir, model_head head, int load_in_4bit,
+rlhf_status peft_load_adapter_model(model **out, const char *dir, model_head head, const peft_options *quant,
                                     const model_load_opts *opts, rlhf_err *err) {
     *out = NULL;
     peft_options o;
     char *base = NULL;
     RLHF_TRY(peft_read_adapter_config(dir, &o, &base, err));
-    o.load_in_4bit = load_in_4bit;
+    if (quant) {
+        o.load_in_4bit = quant->load_in_4bit;
+        o.quant_type = quant->quant_type;
+        o.double_quant = quant->double_quant;
+        o.compute = quant->compute;
+    }
     // A relative base path that does not exist as given is taken next to the adapter directory.
     char resolved[4200];
     snprintf(resolved, sizeof resolved, "%s", base);

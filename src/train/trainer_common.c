@@ -140,10 +140,15 @@ rlhf_status reward_model_load_peft(model **m, tokenizer **tok, const char *dir, 
     model_load_opts lo = {.quiet = 0, .init_seed = init_seed, .peft = peft};
     char cfg[4096];
     // A peft adapter directory (no config.json of its own): its base with the adapter applied.
-    if (peft_is_adapter_dir(dir) && !file_exists(path_join(cfg, sizeof cfg, dir, "config.json")))
-        RLHF_TRY(peft_load_adapter_model(m, dir, HEAD_SEQCLS, 0, &lo, err));
-    else
+    if (peft_is_adapter_dir(dir) && !file_exists(path_join(cfg, sizeof cfg, dir, "config.json"))) {
+        if (peft && peft->use_peft)
+            return rlhf_fail(err, RLHF_EINPUT, "%s is a peft adapter: new adapters start from a full model "
+                             "(its base_model_name_or_path)", dir);
+        lo.peft = NULL;
+        RLHF_TRY(peft_load_adapter_model(m, dir, HEAD_SEQCLS, peft, &lo, err));
+    } else {
         RLHF_TRY(model_load(m, dir, HEAD_SEQCLS, &lo, err));
+    }
     int L = (*m)->cfg.num_labels;
     if (L != 1 && L != 2) {
         model_free(*m);

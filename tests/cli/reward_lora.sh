@@ -66,6 +66,16 @@ v=$("$RLHF" score --model_name_or_path "$W/m" --prompt "Can you help me fix my b
   --response "Sure, I would be happy to help with your bike." --threads 1 2>/dev/null)
 /usr/bin/python3 -c "import math,sys; assert math.isfinite(float(sys.argv[1]))" "$v" 2>/dev/null ||
   fail "score of the merged model printed '$v'"
+# Scoring with a 4-bit backbone (no adapter needed), of the merged model and of the QLoRA adapter dir:
+# close to the fp32 reward.
+for d in m q; do
+  v4=$("$RLHF" score --model_name_or_path "$W/$d" --prompt "Can you help me fix my bike?" --load_in_4bit \
+    --response "Sure, I would be happy to help with your bike." --threads 1 2>"$W/s4.err")
+  v32=$("$RLHF" score --model_name_or_path "$W/$d" --prompt "Can you help me fix my bike?" \
+    --response "Sure, I would be happy to help with your bike." --threads 1 2>/dev/null)
+  /usr/bin/python3 -c "import math,sys; a,b=float(sys.argv[1]),float(sys.argv[2]); assert math.isfinite(a) and abs(a-b) < 0.25+0.25*abs(b)" \
+    "$v4" "$v32" 2>/dev/null || fail "4-bit score of $d: '$v4' vs fp32 '$v32' ($(tail -n 1 "$W/s4.err"))"
+done
 # Bad flags exit 2 naming the flag.
 "$RLHF" reward --model_name_or_path "$W/init" --dataset_name data/learn-demo/eval.jsonl --output_dir "$W/b1" \
   --load_in_4bit --threads 1 >/dev/null 2>"$W/b1.err"

@@ -303,6 +303,14 @@ static void check_bad_target(void) {
 int main(void) {
     check_family("bert_seqcls_1", HEAD_SEQCLS);
     check_family("gpt2_lm", HEAD_LM);
+    // every other family: the same dispatch, other layouts (fused NeoX QKV, Llama's SwiGLU, DeBERTa's
+    // relative-position projections through the adapted key/query layers, RoBERTa's two-layer head)
+    check_family("roberta_seqcls_1", HEAD_SEQCLS);
+    check_family("distilbert_seqcls_1", HEAD_SEQCLS);
+    check_family("debertav2_seqcls_1", HEAD_SEQCLS);
+    check_family("gptneox_lm", HEAD_LM);
+    check_family("llama_lm", HEAD_LM);
+    check_family("gpt2_seqcls_1", HEAD_SEQCLS);
     check_4bit("bert_seqcls_1", HEAD_SEQCLS);
     check_4bit("gpt2_lm", HEAD_LM);
     check_4bit_memory();

@@ -97,9 +97,17 @@ static void check_family(const char *name, model_head head) {
     float *out = forward_copy(m, ids, mask), *ref = forward_copy(base, ids, mask);
     size_t n = out_size(m);
     // adapters off == base (heads of a seq-cls model are trained, so compare LM logits only there)
-    peft_set_adapters_enabled(m, 0);
-    float *off = forward_copy(m, ids, mask);
-    peft_set_adapters_enabled(m, 1);
+    float *off = NULL;
+    {
+        model_batch rb = {.B = B_, .T = T_, .input_ids = ids, .attention_mask = mask};
+        rlhf_err e0;
+        CHECK(peft_reference_forward(m, &rb, &e0) == RLHF_OK, "reference forward");
+        off = malloc(out_size(m) * sizeof *off);
+        memcpy(off, m->out, out_size(m) * sizeof *off);
+    }
+    float *again = forward_copy(m, ids, mask);  // adapters back on after the reference forward
+    if (again && out) CHECK(tu_close("adapters back on", again, out, out_size(m), 0, 0), "%s", name);
+    free(again);
     if (head == HEAD_LM && off && ref) CHECK(tu_close("adapters off vs base", off, ref, n, 1e-6, 0), "%s", name);
     double diff = 0;
     for (size_t i = 0; out && ref && i < n; i++) diff = fmax(diff, fabs(out[i] - ref[i]));

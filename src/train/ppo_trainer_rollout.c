@@ -189,10 +189,11 @@ static rlhf_status reward_input(const ppo_run *r, int b, token_seq *seq, rlhf_er
     }
     for (int i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= r->reward->cfg.vocab_size) {
+            int bad = ids[i];
             free(ids);
             free(types);
             return rlhf_fail(err, RLHF_EINPUT, "%s:%d: token id %d is outside the reward model's vocabulary (%d)",
-                             r->a->dataset_name, p->line, ids[i], r->reward->cfg.vocab_size);
+                             r->a->dataset_name, p->line, bad, r->reward->cfg.vocab_size);
         }
     seq->ids = ids;
     seq->type_ids = types;

@@ -41,8 +41,8 @@ $RLHF generate --model_name_or_path "$OUT/sft" --dataset_name data/demo/eval_pro
 step "4. ppo: policy against the reward model"
 $RLHF ppo --model_name_or_path "$OUT/sft" --sft_model_path "$OUT/sft" --reward_model_path "$OUT/rm" \
   --dataset_name data/demo/prompts.jsonl --output_dir "$OUT/ppo" --learning_rate 1e-4 \
-  --per_device_train_batch_size 16 --total_episodes 1600 --response_length 32 --temperature 0.7 \
-  --kl_coef 0.05 --stop_token eos --missing_eos_penalty 1.0 --value_model head --num_ppo_epochs 2 \
+  --per_device_train_batch_size 16 --total_episodes 960 --response_length 32 --temperature 0.7 \
+  --kl_coef 0.1 --stop_token eos --missing_eos_penalty 1.0 --value_model head --num_ppo_epochs 2 \
   --threads "$THREADS"
 
 step "generations after PPO"

@@ -11,6 +11,9 @@ cd "$(dirname "$0")/.."
 RLHF=${RLHF:-build/rlhf}
 OUT=${DEMO_DIR:-demo-output}
 THREADS=${THREADS:-$(nproc)}
+# Sizes (tests/cli/demo_pipeline_slow.sh runs a smaller demo through these).
+SFT_EPOCHS=${DEMO_SFT_EPOCHS:-3}
+PPO_EPISODES=${DEMO_PPO_EPISODES:-960}
 rm -rf "$OUT"
 mkdir -p "$OUT"
 T0=$SECONDS
@@ -24,7 +27,7 @@ $RLHF init --config configs/tiny-gpt2-policy.json --tokenizer tests/fixtures/tok
 
 step "2. sft: policy learns to answer (politely or rudely)"
 $RLHF sft --model_name_or_path "$OUT/policy-init" --dataset_name data/demo/sft.jsonl --output_dir "$OUT/sft" \
-  --num_train_epochs 3 --learning_rate 2e-3 --per_device_train_batch_size 16 --warmup_ratio 0.05 \
+  --num_train_epochs $SFT_EPOCHS --learning_rate 2e-3 --per_device_train_batch_size 16 --warmup_ratio 0.05 \
   --max_length 96 --save_strategy no --threads "$THREADS"
 
 step "3. reward: BERT reward model on polite-vs-rude pairs"
@@ -41,7 +44,7 @@ $RLHF generate --model_name_or_path "$OUT/sft" --dataset_name data/demo/eval_pro
 step "4. ppo: policy against the reward model"
 $RLHF ppo --model_name_or_path "$OUT/sft" --sft_model_path "$OUT/sft" --reward_model_path "$OUT/rm" \
   --dataset_name data/demo/prompts.jsonl --output_dir "$OUT/ppo" --learning_rate 1e-4 \
-  --per_device_train_batch_size 16 --total_episodes 960 --response_length 32 --temperature 0.7 \
+  --per_device_train_batch_size 16 --total_episodes $PPO_EPISODES --response_length 32 --temperature 0.7 \
   --kl_coef 0.1 --stop_token eos --missing_eos_penalty 1.0 --value_model head --num_ppo_epochs 2 \
   --threads "$THREADS"
 

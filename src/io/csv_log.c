@@ -2,6 +2,7 @@
 // row by row, so each row is a single write() followed by fsync, and a resumed run trims a torn
 // last line (a kill mid-write) before appending. Cells are quoted as Python's csv module does
 // (QUOTE_MINIMAL: only cells holding a comma, a quote or a line break).
+#include "base/strbuf.h"
 #include "io/csv_log.h"
 
 #include <errno.h>
@@ -19,52 +20,29 @@ struct csv_log {
     char *path;
 };
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-    int oom;
-} line_buf;
 
-static void lb_put(line_buf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-
-static void put_cell(line_buf *b, const char *v) {
+static void put_cell(strbuf *b, const char *v) {
     if (!v) v = "";
     if (!strpbrk(v, ",\"\r\n")) {
-        lb_put(b, v, strlen(v));
+        strbuf_put(b, v, strlen(v));
         return;
     }
-    lb_put(b, "\"", 1);
+    strbuf_put(b, "\"", 1);
     for (const char *c = v; *c; c++) {
-        if (*c == '"') lb_put(b, "\"", 1);  // a quote inside a quoted cell is doubled
-        lb_put(b, c, 1);
+        if (*c == '"') strbuf_put(b, "\"", 1);  // a quote inside a quoted cell is doubled
+        strbuf_put(b, c, 1);
     }
-    lb_put(b, "\"", 1);
+    strbuf_put(b, "\"", 1);
 }
 
 // One CSV line (with '\n') in a malloc'd string, or NULL when out of memory.
 static char *format_line(const char *const *cells, int n) {
-    line_buf b = {0};
+    strbuf b = {0};
     for (int i = 0; i < n; i++) {
-        if (i) lb_put(&b, ",", 1);
+        if (i) strbuf_put(&b, ",", 1);
         put_cell(&b, cells[i]);
     }
-    lb_put(&b, "\n", 1);
+    strbuf_put(&b, "\n", 1);
     if (b.oom) {
         free(b.p);
         return NULL;

@@ -4,6 +4,7 @@
 // json_load_file remembers which numbers were written as floats ("10000.0") to write them back the
 // same way: such number items carry the marker string JSON_FLOAT_MARK in valuestring (cJSON ignores
 // valuestring for numbers and frees it with the item).
+#include "base/strbuf.h"
 #include "io/json_util.h"
 
 #include <math.h>
@@ -17,31 +18,6 @@
 #define JSON_FLOAT_MARK "float"
 #define JSON_INDENT 2
 
-// ---- a growable output buffer ----
-typedef struct {
-    char *p;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-static void sb_puts(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
 
 // ---- marking float literals ----
 
@@ -117,10 +93,10 @@ rlhf_status json_load_file(const char *path, cJSON **out, rlhf_err *err) {
 
 // Python's repr(float): the shortest digits that round-trip, fixed notation for exponents in
 // [-4, 16), otherwise d.ddde+XX.
-static void print_double_py(sbuf *b, double v) {
+static void print_double_py(strbuf *b, double v) {
     char tmp[64];
     if (!isfinite(v)) {
-        sb_puts(b, "null");  // Python writes NaN/Infinity, which no strict parser (nor cJSON) reads back
+        strbuf_puts(b, "null");  // Python writes NaN/Infinity, which no strict parser (nor cJSON) reads back
         return;
     }
     int prec;
@@ -167,17 +143,17 @@ static void print_double_py(sbuf *b, double v) {
         }
         snprintf(out + o, sizeof out - (size_t)o, "e%c%02d", e10 < 0 ? '-' : '+', abs(e10));
     }
-    sb_puts(b, out);
+    strbuf_puts(b, out);
 }
 
-static void print_number(sbuf *b, const cJSON *item) {
+static void print_number(strbuf *b, const cJSON *item) {
     double v = item->valuedouble;
     int marked_float = item->valuestring && strcmp(item->valuestring, JSON_FLOAT_MARK) == 0;
     // Integral values not written as floats print as Python ints (exact up to 2^53).
     if (!marked_float && isfinite(v) && v == floor(v) && fabs(v) < 9007199254740992.0) {
         char tmp[32];
         snprintf(tmp, sizeof tmp, "%lld", (long long)v);
-        sb_puts(b, tmp);
+        strbuf_puts(b, tmp);
         return;
     }
     print_double_py(b, v);
@@ -204,10 +180,10 @@ static int utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
 
 // Python json.dumps with ensure_ascii=True: \" \\ \n \r \t \b \f, other controls and all non-ASCII as
 // lowercase \uXXXX (UTF-16 surrogate pairs above U+FFFF).
-static void print_string_py(sbuf *b, const char *str) {
+static void print_string_py(strbuf *b, const char *str) {
     const unsigned char *s = (const unsigned char *)(str ? str : "");
     size_t n = strlen((const char *)s);
-    sb_put(b, "\"", 1);
+    strbuf_put(b, "\"", 1);
     char tmp[16];
     for (size_t i = 0; i < n;) {
         unsigned char c = s[i];
@@ -223,14 +199,14 @@ static void print_string_py(sbuf *b, const char *str) {
         default: break;
         }
         if (esc) {
-            sb_puts(b, esc);
+            strbuf_puts(b, esc);
             i++;
         } else if (c < 0x20 || c == 0x7f) {
             snprintf(tmp, sizeof tmp, "\\u%04x", c);
-            sb_puts(b, tmp);
+            strbuf_puts(b, tmp);
             i++;
         } else if (c < 0x80) {
-            sb_put(b, (const char *)&s[i], 1);
+            strbuf_put(b, (const char *)&s[i], 1);
             i++;
         } else {
             uint32_t cp;
@@ -245,16 +221,16 @@ static void print_string_py(sbuf *b, const char *str) {
             } else {
                 snprintf(tmp, sizeof tmp, "\\u%04x", cp);
             }
-            sb_puts(b, tmp);
+            strbuf_puts(b, tmp);
             i += (size_t)len;
         }
     }
-    sb_put(b, "\"", 1);
+    strbuf_put(b, "\"", 1);
 }
 
-static void indent(sbuf *b, int depth) {
-    sb_put(b, "\n", 1);
-    for (int i = 0; i < depth * JSON_INDENT; i++) sb_put(b, " ", 1);
+static void indent(strbuf *b, int depth) {
+    strbuf_put(b, "\n", 1);
+    for (int i = 0; i < depth * JSON_INDENT; i++) strbuf_put(b, " ", 1);
 }
 
 static int cmp_item_keys(const void *a, const void *b) {
@@ -262,21 +238,21 @@ static int cmp_item_keys(const void *a, const void *b) {
     return strcmp(x->string ? x->string : "", y->string ? y->string : "");
 }
 
-static void print_value(sbuf *b, const cJSON *item, int depth, int sort_keys) {
+static void print_value(strbuf *b, const cJSON *item, int depth, int sort_keys) {
     switch (item->type & 0xFF) {
-    case cJSON_NULL: sb_puts(b, "null"); return;
-    case cJSON_False: sb_puts(b, "false"); return;
-    case cJSON_True: sb_puts(b, "true"); return;
+    case cJSON_NULL: strbuf_puts(b, "null"); return;
+    case cJSON_False: strbuf_puts(b, "false"); return;
+    case cJSON_True: strbuf_puts(b, "true"); return;
     case cJSON_Number: print_number(b, item); return;
     case cJSON_String: print_string_py(b, item->valuestring); return;
-    case cJSON_Raw: sb_puts(b, item->valuestring ? item->valuestring : "null"); return;
+    case cJSON_Raw: strbuf_puts(b, item->valuestring ? item->valuestring : "null"); return;
     default: break;
     }
     int is_obj = cJSON_IsObject(item);
     int n = 0;
     for (const cJSON *c = item->child; c; c = c->next) n++;
     if (n == 0) {
-        sb_puts(b, is_obj ? "{}" : "[]");
+        strbuf_puts(b, is_obj ? "{}" : "[]");
         return;
     }
     const cJSON **kids = malloc(sizeof *kids * (size_t)n);
@@ -289,25 +265,25 @@ static void print_value(sbuf *b, const cJSON *item, int depth, int sort_keys) {
     // Python's sort is stable; so is insertion sort on equal keys (qsort is not, but duplicate keys
     // cannot round-trip through Python dicts anyway).
     if (is_obj && sort_keys) qsort(kids, (size_t)n, sizeof *kids, cmp_item_keys);
-    sb_put(b, is_obj ? "{" : "[", 1);
+    strbuf_put(b, is_obj ? "{" : "[", 1);
     for (int i = 0; i < n; i++) {
         indent(b, depth + 1);
         if (is_obj) {
             print_string_py(b, kids[i]->string);
-            sb_put(b, ": ", 2);
+            strbuf_put(b, ": ", 2);
         }
         print_value(b, kids[i], depth + 1, sort_keys);
-        if (i + 1 < n) sb_put(b, ",", 1);
+        if (i + 1 < n) strbuf_put(b, ",", 1);
     }
     indent(b, depth);
-    sb_put(b, is_obj ? "}" : "]", 1);
+    strbuf_put(b, is_obj ? "}" : "]", 1);
     free(kids);
 }
 
 char *json_print_hf(const cJSON *json, int sort_keys) {
-    sbuf b = {0};
+    strbuf b = {0};
     print_value(&b, json, 0, sort_keys);
-    sb_put(&b, "\n", 1);
+    strbuf_put(&b, "\n", 1);
     if (b.oom) {
         free(b.p);
         return NULL;

@@ -4,6 +4,7 @@
 // (safetensors/src/tensor.rs `prepare`): compact JSON header with "__metadata__" first, tensors
 // ordered by dtype alignment descending then name, header padded with spaces to a multiple of 8,
 // data contiguous in header order.
+#include "base/strbuf.h"
 #include "io/safetensors.h"
 
 #include <cjson/cJSON.h>
@@ -516,54 +517,31 @@ rlhf_status st_to_f32(const st_tensor *t, float *out, rlhf_err *err) {
 
 // ---- writing ----
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-    int oom;
-} hbuf;
-
-static void hb_put(hbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->n + n + 8 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->n + n + 8) cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-}
-static void hb_puts(hbuf *b, const char *s) { hb_put(b, s, strlen(s)); }
 
 // serde_json's string escaping: \" \\ \b \f \n \r \t, other control bytes as \u00xx, the rest raw.
-static void hb_string(hbuf *b, const char *s) {
-    hb_put(b, "\"", 1);
+static void hb_string(strbuf *b, const char *s) {
+    strbuf_put(b, "\"", 1);
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         char tmp[8];
         switch (c) {
-        case '"': hb_puts(b, "\\\""); break;
-        case '\\': hb_puts(b, "\\\\"); break;
-        case '\b': hb_puts(b, "\\b"); break;
-        case '\f': hb_puts(b, "\\f"); break;
-        case '\n': hb_puts(b, "\\n"); break;
-        case '\r': hb_puts(b, "\\r"); break;
-        case '\t': hb_puts(b, "\\t"); break;
+        case '"': strbuf_puts(b, "\\\""); break;
+        case '\\': strbuf_puts(b, "\\\\"); break;
+        case '\b': strbuf_puts(b, "\\b"); break;
+        case '\f': strbuf_puts(b, "\\f"); break;
+        case '\n': strbuf_puts(b, "\\n"); break;
+        case '\r': strbuf_puts(b, "\\r"); break;
+        case '\t': strbuf_puts(b, "\\t"); break;
         default:
             if (c < 0x20) {
                 snprintf(tmp, sizeof tmp, "\\u%04x", c);
-                hb_puts(b, tmp);
+                strbuf_puts(b, tmp);
             } else {
-                hb_put(b, (const char *)&c, 1);
+                strbuf_put(b, (const char *)&c, 1);
             }
         }
     }
-    hb_put(b, "\"", 1);
+    strbuf_put(b, "\"", 1);
 }
 
 typedef struct {
@@ -612,40 +590,40 @@ rlhf_status st_serialize_header(const st_write_tensor *tensors, int n, const cha
             free(es);
             return s;
         }
-    hbuf b = {0};
-    hb_put(&b, "{", 1);
+    strbuf b = {0};
+    strbuf_put(&b, "{", 1);
     int first = 1;
     if (metadata_kv && n_metadata > 0) {
-        hb_puts(&b, "\"__metadata__\":{");
+        strbuf_puts(&b, "\"__metadata__\":{");
         for (int i = 0; i < n_metadata; i++) {
-            if (i) hb_put(&b, ",", 1);
+            if (i) strbuf_put(&b, ",", 1);
             hb_string(&b, metadata_kv[2 * i]);
-            hb_put(&b, ":", 1);
+            strbuf_put(&b, ":", 1);
             hb_string(&b, metadata_kv[2 * i + 1]);
         }
-        hb_put(&b, "}", 1);
+        strbuf_put(&b, "}", 1);
         first = 0;
     }
     size_t offset = 0;
     char num[64];
     for (int i = 0; i < n; i++) {
         const st_write_tensor *t = es[i].t;
-        if (!first) hb_put(&b, ",", 1);
+        if (!first) strbuf_put(&b, ",", 1);
         first = 0;
         hb_string(&b, t->name);
-        hb_puts(&b, ":{\"dtype\":\"");
-        hb_puts(&b, st_dtype_name(t->dtype));
-        hb_puts(&b, "\",\"shape\":[");
+        strbuf_puts(&b, ":{\"dtype\":\"");
+        strbuf_puts(&b, st_dtype_name(t->dtype));
+        strbuf_puts(&b, "\",\"shape\":[");
         for (int d = 0; d < t->ndim; d++) {
             snprintf(num, sizeof num, "%s%lld", d ? "," : "", (long long)t->shape[d]);
-            hb_puts(&b, num);
+            strbuf_puts(&b, num);
         }
         snprintf(num, sizeof num, "],\"data_offsets\":[%zu,%zu]}", offset, offset + es[i].nbytes);
-        hb_puts(&b, num);
+        strbuf_puts(&b, num);
         offset += es[i].nbytes;
     }
-    hb_put(&b, "}", 1);
-    while (!b.oom && b.n % 8) hb_put(&b, " ", 1);  // tensor data starts 8-byte aligned
+    strbuf_put(&b, "}", 1);
+    while (!b.oom && b.n % 8) strbuf_put(&b, " ", 1);  // tensor data starts 8-byte aligned
     int *order = malloc(sizeof *order * (size_t)(n ? n : 1));
     if (b.oom || !order) {
         free(b.p);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/cpu.h"
 #include "base/arena.h"
 #include "base/rng.h"
 #include "models/model.h"
@@ -31,6 +32,7 @@ static void die(const rlhf_err *e) {
 }
 
 int main(int argc, char **argv) {
+    cpu_flush_denormals();
     if (argc != 8) {
         fprintf(stderr, "usage: bench_decoder gen|train N_EMBD N_LAYER N_HEAD B T NEW_OR_STEPS\n");
         return 2;

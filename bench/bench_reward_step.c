@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/cpu.h"
 #include "base/arena.h"
 #include "base/rng.h"
 #include "models/model.h"
@@ -21,6 +22,7 @@ static double now(void) {
 }
 
 int main(int argc, char **argv) {
+    cpu_flush_denormals();
     if (argc != 8) {
         fprintf(stderr, "usage: %s HIDDEN LAYERS HEADS INTERMEDIATE T PAIRS STEPS\n", argv[0]);
         return 2;

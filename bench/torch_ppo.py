@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 VOCAB, H, L, NH, P, R, B, EPOCHS, UPDATES, THREADS = map(int, sys.argv[1:11])
 torch.set_num_threads(THREADS)
+torch.set_flush_denormal(True)  # denormal gradients of fresh models make the generic mm kernels crawl
 torch.manual_seed(0)
 TEMP = 0.7 + 1e-7
 

@@ -18,6 +18,7 @@ from bert import BertForSequenceClassification, decay_groups  # noqa: E402
 
 H, L, NH, I, T, P, STEPS, THREADS = map(int, sys.argv[1:9])
 torch.set_num_threads(THREADS)
+torch.set_flush_denormal(True)  # denormal gradients of fresh models make the generic mm kernels crawl
 torch.manual_seed(0)
 cfg = {"vocab_size": 30522, "hidden_size": H, "num_hidden_layers": L, "num_attention_heads": NH,
        "intermediate_size": I, "max_position_embeddings": 512, "type_vocab_size": 2, "num_labels": 1,

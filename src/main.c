@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/cpu.h"
 #include "cli/commands.h"
 
 static const rlhf_command COMMANDS[] = {
@@ -40,6 +41,7 @@ static void choose_openblas_kernel(char **argv) {
 
 int main(int argc, char **argv) {
     choose_openblas_kernel(argv);
+    cpu_flush_denormals();
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

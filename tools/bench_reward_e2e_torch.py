@@ -23,6 +23,7 @@ from hfio import load_config, load_safetensors  # noqa: E402
 model_dir, pairs_path, max_length, mode, batch, threads = sys.argv[1:7]
 max_length, batch, threads = int(max_length), int(batch), int(threads)
 torch.set_num_threads(threads)
+torch.set_flush_denormal(True)  # denormal gradients of fresh models make the generic mm kernels crawl
 torch.manual_seed(0)
 
 

@@ -124,6 +124,13 @@ static void draw_chart(html_buf *b, const report_chart *c) {
         hb_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"", col);
         for (int i = 0; i < se->n; i++)
             if (isfinite(se->x[i]) && isfinite(se->y[i])) hb_printf(b, "%.1f,%.1f ", SX(se->x[i]), SY(se->y[i]));
+        // The exact values ride along as data-points="x:y ..." so the curves can be checked against
+        // training_log.csv (and read back by a script) without inverting the pixel mapping.
+        hb_printf(b, "\" data-series=\"");
+        hb_escaped(b, se->name);
+        hb_printf(b, "\" data-points=\"");
+        for (int i = 0; i < se->n; i++)
+            if (isfinite(se->x[i]) && isfinite(se->y[i])) hb_printf(b, "%.9g:%.9g ", se->x[i], se->y[i]);
         hb_printf(b, "\"/>\n");
         if (se->n <= FEW_POINTS)
             for (int i = 0; i < se->n; i++)

@@ -35,10 +35,59 @@ static void bias_backward(float *dbias, const float *dout, int N, int OC) {
     }
 }
 
+// Few rows (token-by-token decoding: N = batch size) make sgemm spend its time packing the whole weight
+// matrix for a handful of output rows; reading each weight row once and finishing every output that needs
+// it is memory-bound optimal there. Each output is summed by one thread in a fixed order: deterministic.
+#define SMALL_N_ROWS 16
+#define SMALL_N_OC_CHUNK 64
+
+// out: (N, OC) (+)= inp: (N, C) . weight rows: (OC, C)
+static void linear_forward_small_n(float *out, const float *inp, const float *weight, int N, int C, int OC,
+                                   int accumulate) {
+#pragma omp parallel for schedule(static) if ((int64_t)OC * C > NN_PARALLEL_MIN)
+    for (int j = 0; j < OC; j++) {
+        const float *w = weight + (int64_t)j * C;
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + (int64_t)n * C;
+            float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+            for (int c = 0; c < C; c++) acc += x[c] * w[c];
+            out[(int64_t)n * OC + j] = accumulate ? out[(int64_t)n * OC + j] + acc : acc;
+        }
+    }
+}
+
+// out: (N, OC) (+)= inp: (N, C) @ weight: (C, OC) — GPT-2's Conv1D layout, by chunks of output columns
+static void conv1d_forward_small_n(float *out, const float *inp, const float *weight, int N, int C, int OC,
+                                   int accumulate) {
+    int nchunks = (OC + SMALL_N_OC_CHUNK - 1) / SMALL_N_OC_CHUNK;
+#pragma omp parallel for schedule(static) if ((int64_t)OC * C > NN_PARALLEL_MIN)
+    for (int ch = 0; ch < nchunks; ch++) {
+        int j0 = ch * SMALL_N_OC_CHUNK, len = OC - j0 < SMALL_N_OC_CHUNK ? OC - j0 : SMALL_N_OC_CHUNK;
+        float acc[SMALL_N_ROWS][SMALL_N_OC_CHUNK];
+        for (int n = 0; n < N; n++)
+            for (int j = 0; j < len; j++) acc[n][j] = accumulate ? out[(int64_t)n * OC + j0 + j] : 0.0f;
+        for (int c = 0; c < C; c++) {
+            const float *w = weight + (int64_t)c * OC + j0;
+            for (int n = 0; n < N; n++) {
+                float xv = inp[(int64_t)n * C + c];
+#pragma omp simd
+                for (int j = 0; j < len; j++) acc[n][j] += xv * w[j];
+            }
+        }
+        for (int n = 0; n < N; n++)
+            for (int j = 0; j < len; j++) out[(int64_t)n * OC + j0 + j] = acc[n][j];
+    }
+}
+
 // out: (N, OC) = inp: (N, C) @ weight^T, weight: (OC, C), + bias: (OC)
 void linear_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC) {
     if (N <= 0 || OC <= 0) return;
     if (bias) fill_bias(out, bias, N, OC);
+    if (N <= SMALL_N_ROWS) {
+        linear_forward_small_n(out, inp, weight, N, C, OC, bias != NULL);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, weight, C, bias ? 1.0f : 0.0f,
                 out, OC);
 }
@@ -58,6 +107,10 @@ void linear_backward(float *dinp, float *dweight, float *dbias, const float *dou
 void conv1d_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC) {
     if (N <= 0 || OC <= 0) return;
     if (bias) fill_bias(out, bias, N, OC);
+    if (N <= SMALL_N_ROWS) {
+        conv1d_forward_small_n(out, inp, weight, N, C, OC, bias != NULL);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, OC, C, 1.0f, inp, C, weight, OC,
                 bias ? 1.0f : 0.0f, out, OC);
 }

@@ -2,6 +2,7 @@
 // cblas_sgemm. These are called outside OpenMP regions with big matrices, so OpenBLAS threads them;
 // the bias gradient is a column sum done by columns so every element sums its rows in fixed order.
 #include <cblas.h>
+#include <stdlib.h>
 
 #include "nn/nn_internal.h"
 #include "nn/ops.h"
@@ -57,26 +58,49 @@ static void linear_forward_small_n(float *out, const float *inp, const float *we
     }
 }
 
-// out: (N, OC) (+)= inp: (N, C) @ weight: (C, OC) — GPT-2's Conv1D layout, by chunks of output columns
+// out: (N, OC) (+)= inp: (N, C) @ weight: (C, OC) — GPT-2's Conv1D layout. Rows go in blocks of
+// SMALL_N_ROW_BLOCK (missing rows read zeros) and columns in chunks of SMALL_N_OC_CHUNK, so the
+// accumulators of a block (8 x 32 floats) stay in registers while the weight streams through once.
+#define SMALL_N_ROW_BLOCK 8
+#define SMALL_N_COL_CHUNK 32
 static void conv1d_forward_small_n(float *out, const float *inp, const float *weight, int N, int C, int OC,
                                    int accumulate) {
-    int nchunks = (OC + SMALL_N_OC_CHUNK - 1) / SMALL_N_OC_CHUNK;
-#pragma omp parallel for schedule(static) if ((int64_t)OC * C > NN_PARALLEL_MIN)
-    for (int ch = 0; ch < nchunks; ch++) {
-        int j0 = ch * SMALL_N_OC_CHUNK, len = OC - j0 < SMALL_N_OC_CHUNK ? OC - j0 : SMALL_N_OC_CHUNK;
-        float acc[SMALL_N_ROWS][SMALL_N_OC_CHUNK];
-        for (int n = 0; n < N; n++)
-            for (int j = 0; j < len; j++) acc[n][j] = accumulate ? out[(int64_t)n * OC + j0 + j] : 0.0f;
-        for (int c = 0; c < C; c++) {
-            const float *w = weight + (int64_t)c * OC + j0;
-            for (int n = 0; n < N; n++) {
-                float xv = inp[(int64_t)n * C + c];
+    int nchunks = (OC + SMALL_N_COL_CHUNK - 1) / SMALL_N_COL_CHUNK;
+#pragma omp parallel if ((int64_t)OC * C > NN_PARALLEL_MIN)
+    {
+        float *xt = malloc(sizeof(float) * (size_t)C * SMALL_N_ROW_BLOCK);  // x block transposed: (C, 8)
+#pragma omp for schedule(static)
+        for (int ch = 0; ch < nchunks; ch++) {
+            if (!xt) continue;
+            int j0 = ch * SMALL_N_COL_CHUNK, len = OC - j0 < SMALL_N_COL_CHUNK ? OC - j0 : SMALL_N_COL_CHUNK;
+            for (int n0 = 0; n0 < N; n0 += SMALL_N_ROW_BLOCK) {
+                int nb = N - n0 < SMALL_N_ROW_BLOCK ? N - n0 : SMALL_N_ROW_BLOCK;
+                for (int c = 0; c < C; c++)
+                    for (int n = 0; n < SMALL_N_ROW_BLOCK; n++)
+                        xt[c * SMALL_N_ROW_BLOCK + n] = n < nb ? inp[(int64_t)(n0 + n) * C + c] : 0.0f;
+                float acc[SMALL_N_ROW_BLOCK][SMALL_N_COL_CHUNK] = {{0}};
+                if (len == SMALL_N_COL_CHUNK) {
+                    for (int c = 0; c < C; c++) {
+                        const float *w = weight + (int64_t)c * OC + j0;
+                        const float *x = xt + c * SMALL_N_ROW_BLOCK;
+                        for (int n = 0; n < SMALL_N_ROW_BLOCK; n++)
 #pragma omp simd
-                for (int j = 0; j < len; j++) acc[n][j] += xv * w[j];
+                            for (int j = 0; j < SMALL_N_COL_CHUNK; j++) acc[n][j] += x[n] * w[j];
+                    }
+                } else {
+                    for (int c = 0; c < C; c++) {
+                        const float *w = weight + (int64_t)c * OC + j0;
+                        for (int n = 0; n < nb; n++)
+                            for (int j = 0; j < len; j++) acc[n][j] += xt[c * SMALL_N_ROW_BLOCK + n] * w[j];
+                    }
+                }
+                for (int n = 0; n < nb; n++) {
+                    float *o = out + (int64_t)(n0 + n) * OC + j0;
+                    for (int j = 0; j < len; j++) o[j] = accumulate ? o[j] + acc[n][j] : acc[n][j];
+                }
             }
         }
-        for (int n = 0; n < N; n++)
-            for (int j = 0; j < len; j++) out[(int64_t)n * OC + j0 + j] = acc[n][j];
+        free(xt);
     }
 }
 

@@ -280,16 +280,10 @@ int cmd_generate(int argc, char **argv) {
     };
     const int n = (int)(sizeof specs / sizeof specs[0]);
     rlhf_err err = {0};
-    int help = 0;
-    rlhf_status st = args_parse(specs, n, argc, argv, 1, &help, &err);
-    if (st != RLHF_OK) return cli_report("generate", st, err.msg);
-    if (help) {
-        args_print_help("usage: rlhf generate --model_name_or_path DIR (--prompt P | --dataset_name FILE) [flags]\n"
-                        "  greedy unless --do_sample; batches are left-padded as HF generate does",
-                        specs, n);
-        return 0;
-    }
+    int parsed = cli_parse_flags("generate", "usage: rlhf generate --model_name_or_path DIR (--prompt P | --dataset_name FILE) [flags]\n"
+                        "  greedy unless --do_sample; batches are left-padded as HF generate does", specs, n, argc, argv);
+    if (parsed >= 0) return parsed;
     cli_set_threads(f.threads);
-    st = run_generate(&f, &err);
+    rlhf_status st = run_generate(&f, &err);
     return cli_report("generate", st, err.msg);
 }

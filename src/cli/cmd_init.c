@@ -142,17 +142,11 @@ int cmd_init(int argc, char **argv) {
     };
     const int n = (int)(sizeof specs / sizeof specs[0]);
     rlhf_err err = {0};
-    int help = 0;
-    rlhf_status st = args_parse(specs, n, argc, argv, 1, &help, &err);
-    if (st != RLHF_OK) return cli_report("init", st, err.msg);
-    if (help) {
-        args_print_help("usage: rlhf init --config CONFIG.json --tokenizer DIR --output_dir DIR [--seed N]\n"
+    int parsed = cli_parse_flags("init", "usage: rlhf init --config CONFIG.json --tokenizer DIR --output_dir DIR [--seed N]\n"
                         "  a randomly initialised model (HF init: normal(0, initializer_range), zero biases,\n"
-                        "  unit LayerNorm weights) of the config's architecture, with the tokenizer files",
-                        specs, n);
-        return 0;
-    }
+                        "  unit LayerNorm weights) of the config's architecture, with the tokenizer files", specs, n, argc, argv);
+    if (parsed >= 0) return parsed;
     cli_set_threads(threads);
-    st = run_init(config, tokenizer, output_dir, seed, overwrite, &err);
+    rlhf_status st = run_init(config, tokenizer, output_dir, seed, overwrite, &err);
     return cli_report("init", st, err.msg);
 }

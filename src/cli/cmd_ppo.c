@@ -64,16 +64,10 @@ static int run(int argc, char **argv) {
     };
     const int n = (int)(sizeof specs / sizeof specs[0]);
     rlhf_err err = {0};
-    int help = 0;
-    rlhf_status st = args_parse(specs, n, argc, argv, 1, &help, &err);
-    if (st != RLHF_OK) return cli_report("ppo", st, err.msg);
-    if (help) {
-        args_print_help("usage: rlhf ppo --model_name_or_path DIR --sft_model_path DIR --reward_model_path DIR\n"
+    int parsed = cli_parse_flags("ppo", "usage: rlhf ppo --model_name_or_path DIR --sft_model_path DIR --reward_model_path DIR\n"
                         "                --dataset_name FILE --output_dir DIR [flags]\n"
-                        "  TRL's PPOTrainer; the score is added at the response's last real token (TRL issue 3750)",
-                        specs, n);
-        return 0;
-    }
+                        "  TRL's PPOTrainer; the score is added at the response's last real token (TRL issue 3750)", specs, n, argc, argv);
+    if (parsed >= 0) return parsed;
     // int flags through long long: out-of-range values are errors, never silently wrapped
     struct { const char *name; long long v, lo, hi; int *dest; } ints[] = {
         {"per_device_train_batch_size", pd_batch, 1, 1 << 20, &a.per_device_train_batch_size},
@@ -105,7 +99,7 @@ static int run(int argc, char **argv) {
     const arg_spec *pen = args_find(specs, n, "missing_eos_penalty");
     a.has_missing_eos_penalty = pen && pen->seen;
     a.missing_eos_penalty = missing_eos_penalty;
-    st = ppo_kl_estimator_parse(kl_estimator, &a.kl_estimator, &err);
+    rlhf_status st = ppo_kl_estimator_parse(kl_estimator, &a.kl_estimator, &err);
     if (st) return cli_report("ppo", st, err.msg);
     if (!strcmp(value_model, "reward")) a.value_model = PPO_VALUE_REWARD;
     else if (!strcmp(value_model, "head")) a.value_model = PPO_VALUE_HEAD;

@@ -35,9 +35,11 @@ static const char USAGE[] =
     "Trains a sequence-classification reward model on preference pairs with the pairwise loss\n"
     "-logsigmoid(r_chosen - r_rejected - margin), as TRL's RewardTrainer.";
 
-static int build_specs(arg_spec *s, reward_flags *f) {
+// Fills at most cap specs and returns how many the command has (more than cap: the array is too small).
+static int build_specs(arg_spec *s, int cap, reward_flags *f) {
     int n = 0;
-#define F(name, type, dest, def, help) s[n++] = (arg_spec){name, type, dest, def, help, NULL, 0}
+#define F(name, type, dest, def, help) \
+    do { if (n < cap) s[n] = (arg_spec){name, type, dest, def, help, NULL, 0}; n++; } while (0)
     F("model_name_or_path", ARG_STRING, &f->model, NULL, "model directory (HF layout) to start from (required)");
     F("dataset_name", ARG_STRING, &f->dataset, NULL, "preference pairs: .jsonl, .jsonl.gz or a JSON array (required)");
     F("output_dir", ARG_STRING, &f->output_dir, NULL, "where the model, checkpoints, log and report go (required)");
@@ -317,17 +319,15 @@ int cmd_reward(int argc, char **argv) {
     reward_flags f;
     memset(&f, 0, sizeof f);
     arg_spec specs[64];
-    int n = build_specs(specs, &f), help = 0;
+    const int cap = (int)(sizeof specs / sizeof specs[0]);
+    int n = build_specs(specs, cap, &f);
+    if (n > cap) return cli_report(CMD, RLHF_ERUNTIME, "internal error: more flags than the flag table holds");
     rlhf_err err;
     rlhf_err_clear(&err);
-    rlhf_status s = args_parse(specs, n, argc, argv, 1, &help, &err);
-    if (s) return cli_report(CMD, s, err.msg);
-    if (help) {
-        args_print_help(USAGE, specs, n);
-        return 0;
-    }
+    int parsed = cli_parse_flags(CMD, USAGE, specs, n, argc, argv);
+    if (parsed >= 0) return parsed;
     const arg_spec *es = args_find(specs, n, "eval_strategy");
     volatile sig_atomic_t *stop = NULL;
-    s = run(&f, es && es->seen && f.eval_strategy, &stop, &err);
+    rlhf_status s = run(&f, es && es->seen && f.eval_strategy, &stop, &err);
     return cli_report(CMD, s, err.msg);
 }

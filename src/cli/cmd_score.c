@@ -28,9 +28,11 @@ static const char USAGE[] =
     "usage: rlhf score --model_name_or_path DIR (--prompt P --response R | --dataset_name FILE) [flags]\n"
     "Scores responses with a reward model: a 1-label head gives its logit, a 2-label head the probability of label 1.";
 
-static int build_specs(arg_spec *s, score_flags *f) {
+// Fills at most cap specs and returns how many the command has (more than cap: the array is too small).
+static int build_specs(arg_spec *s, int cap, score_flags *f) {
     int n = 0;
-#define F(name, type, dest, def, help) s[n++] = (arg_spec){name, type, dest, def, help, NULL, 0}
+#define F(name, type, dest, def, help) \
+    do { if (n < cap) s[n] = (arg_spec){name, type, dest, def, help, NULL, 0}; n++; } while (0)
     F("model_name_or_path", ARG_STRING, &f->model, NULL, "reward model directory (HF layout, required)");
     F("prompt", ARG_STRING, &f->prompt, NULL, "prompt of the one response to score (with --response)");
     F("response", ARG_STRING, &f->response, NULL, "the response to score; prints the reward alone");
@@ -233,15 +235,13 @@ int cmd_score(int argc, char **argv) {
     score_flags f;
     memset(&f, 0, sizeof f);
     arg_spec specs[16];
-    int n = build_specs(specs, &f), help = 0;
+    const int cap = (int)(sizeof specs / sizeof specs[0]);
+    int n = build_specs(specs, cap, &f);
+    if (n > cap) return cli_report(CMD, RLHF_ERUNTIME, "internal error: more flags than the flag table holds");
     rlhf_err err;
     rlhf_err_clear(&err);
-    rlhf_status s = args_parse(specs, n, argc, argv, 1, &help, &err);
-    if (s) return cli_report(CMD, s, err.msg);
-    if (help) {
-        args_print_help(USAGE, specs, n);
-        return 0;
-    }
-    s = run(&f, &err);
+    int parsed = cli_parse_flags(CMD, USAGE, specs, n, argc, argv);
+    if (parsed >= 0) return parsed;
+    rlhf_status s = run(&f, &err);
     return cli_report(CMD, s, err.msg);
 }

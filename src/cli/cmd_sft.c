@@ -61,14 +61,9 @@ int cmd_sft(int argc, char **argv) {
     };
     const int n = (int)(sizeof specs / sizeof specs[0]);
     rlhf_err err = {0};
-    int help = 0;
-    rlhf_status st = args_parse(specs, n, argc, argv, 1, &help, &err);
-    if (st != RLHF_OK) return cli_report("sft", st, err.msg);
-    if (help) {
-        args_print_help("usage: rlhf sft --model_name_or_path DIR --dataset_name FILE --output_dir DIR [flags]\n"
-                        "  causal-LM fine-tuning; prompt/completion rows train on the completion only", specs, n);
-        return 0;
-    }
+    int parsed = cli_parse_flags("sft", "usage: rlhf sft --model_name_or_path DIR --dataset_name FILE --output_dir DIR [flags]\n"
+                        "  causal-LM fine-tuning; prompt/completion rows train on the completion only", specs, n, argc, argv);
+    if (parsed >= 0) return parsed;
     sft_args a = {0};
     a.output_dir = out, a.train_batch_size = (int)bs, a.grad_accum = (int)accum, a.num_train_epochs = epochs;
     a.max_steps = max_steps, a.learning_rate = lr, a.weight_decay = wd, a.warmup_ratio = warmup;
@@ -93,7 +88,7 @@ int cmd_sft(int argc, char **argv) {
     if (seed < 0) BAD("--seed must be >= 0");
     if (strcmp(save, "epoch") && strcmp(save, "no")) BAD("--save_strategy: expected epoch or no, got '%s'", save);
     a.save_epochs = !strcmp(save, "epoch");
-    st = lr_schedule_parse(sched, &a.schedule, &err);
+    rlhf_status st = lr_schedule_parse(sched, &a.schedule, &err);
     if (st != RLHF_OK) return cli_report("sft", st, err.msg);
     if (file_exists(out) && !dir_exists(out)) BAD("--output_dir %s: exists and is not a directory", out);
     if (resume && !dir_exists(resume)) BAD("--resume_from_checkpoint %s: no such checkpoint directory", resume);

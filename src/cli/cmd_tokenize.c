@@ -149,16 +149,10 @@ int cmd_tokenize(int argc, char **argv) {
     };
     const int n = (int)(sizeof specs / sizeof specs[0]);
     rlhf_err err = {0};
-    int help = 0;
-    rlhf_status st = args_parse(specs, n, argc, argv, 1, &help, &err);
-    if (st != RLHF_OK) return cli_report("tokenize", st, err.msg);
-    if (help) {
-        args_print_help("usage: rlhf tokenize --tokenizer DIR (--text T [--text_pair T2] | --input FILE.jsonl) [flags]\n"
-                        "  prints {\"input_ids\",\"token_type_ids\",\"attention_mask\"} per text, one JSON object a line",
-                        specs, n);
-        return 0;
-    }
+    int parsed = cli_parse_flags("tokenize", "usage: rlhf tokenize --tokenizer DIR (--text T [--text_pair T2] | --input FILE.jsonl) [flags]\n"
+                        "  prints {\"input_ids\",\"token_type_ids\",\"attention_mask\"} per text, one JSON object a line", specs, n, argc, argv);
+    if (parsed >= 0) return parsed;
     cli_set_threads(f.threads);
-    st = run_tokenize(&f, &err);
+    rlhf_status st = run_tokenize(&f, &err);
     return cli_report("tokenize", st, err.msg);
 }

@@ -4,6 +4,8 @@
 #ifndef RLHF_CLI_COMMANDS_H
 #define RLHF_CLI_COMMANDS_H
 
+#include "cli/args.h"
+
 typedef struct {
     const char *name;
     const char *summary;
@@ -20,6 +22,9 @@ int cmd_ppo(int argc, char **argv);
 
 // Sets the OpenMP/OpenBLAS thread count (--threads; 0 = all cores).
 void cli_set_threads(long long n);
+// Parses argv into specs (cli/args.h) for a command: returns -1 to go on, else the exit code to return
+// at once (0 after printing --help with usage, 2 after reporting a bad flag).
+int cli_parse_flags(const char *command, const char *usage, arg_spec *specs, int n, int argc, char **argv);
 // Prints "rlhf COMMAND: message" for a failed status and returns the exit code for it.
 int cli_report(const char *command, int status, const char *msg);
 

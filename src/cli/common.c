@@ -19,3 +19,16 @@ int cli_report(const char *command, int status, const char *msg) {
     if (status == RLHF_EINTERRUPT) return 130;
     return status == RLHF_EINPUT ? 2 : 1;
 }
+
+int cli_parse_flags(const char *command, const char *usage, arg_spec *specs, int n, int argc, char **argv) {
+    rlhf_err err;
+    rlhf_err_clear(&err);
+    int help = 0;
+    rlhf_status st = args_parse(specs, n, argc, argv, 1, &help, &err);
+    if (st != RLHF_OK) return cli_report(command, st, err.msg);
+    if (help) {
+        args_print_help(usage, specs, n);
+        return 0;
+    }
+    return -1;
+}

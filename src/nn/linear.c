@@ -40,7 +40,6 @@ static void bias_backward(float *dbias, const float *dout, int N, int OC) {
 // matrix for a handful of output rows; reading each weight row once and finishing every output that needs
 // it is memory-bound optimal there. Each output is summed by one thread in a fixed order: deterministic.
 #define SMALL_N_ROWS 16
-#define SMALL_N_OC_CHUNK 64
 
 // out: (N, OC) (+)= inp: (N, C) . weight rows: (OC, C)
 static void linear_forward_small_n(float *out, const float *inp, const float *weight, int N, int C, int OC,
@@ -66,42 +65,43 @@ static void linear_forward_small_n(float *out, const float *inp, const float *we
 static void conv1d_forward_small_n(float *out, const float *inp, const float *weight, int N, int C, int OC,
                                    int accumulate) {
     int nchunks = (OC + SMALL_N_COL_CHUNK - 1) / SMALL_N_COL_CHUNK;
-#pragma omp parallel if ((int64_t)OC * C > NN_PARALLEL_MIN)
-    {
-        float *xt = malloc(sizeof(float) * (size_t)C * SMALL_N_ROW_BLOCK);  // x block transposed: (C, 8)
-#pragma omp for schedule(static)
+    float *xt = malloc(sizeof(float) * (size_t)C * SMALL_N_ROW_BLOCK);  // one row block transposed: (C, 8)
+    if (!xt) {  // no room for the block: sgemm needs none
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, OC, C, 1.0f, inp, C, weight, OC,
+                    accumulate ? 1.0f : 0.0f, out, OC);
+        return;
+    }
+    for (int n0 = 0; n0 < N; n0 += SMALL_N_ROW_BLOCK) {
+        int nb = N - n0 < SMALL_N_ROW_BLOCK ? N - n0 : SMALL_N_ROW_BLOCK;
+        for (int c = 0; c < C; c++)  // missing rows read zeros so full blocks run the fixed-size loop
+            for (int n = 0; n < SMALL_N_ROW_BLOCK; n++)
+                xt[c * SMALL_N_ROW_BLOCK + n] = n < nb ? inp[(int64_t)(n0 + n) * C + c] : 0.0f;
+#pragma omp parallel for schedule(static) if ((int64_t)OC * C > NN_PARALLEL_MIN)
         for (int ch = 0; ch < nchunks; ch++) {
-            if (!xt) continue;
             int j0 = ch * SMALL_N_COL_CHUNK, len = OC - j0 < SMALL_N_COL_CHUNK ? OC - j0 : SMALL_N_COL_CHUNK;
-            for (int n0 = 0; n0 < N; n0 += SMALL_N_ROW_BLOCK) {
-                int nb = N - n0 < SMALL_N_ROW_BLOCK ? N - n0 : SMALL_N_ROW_BLOCK;
-                for (int c = 0; c < C; c++)
+            float acc[SMALL_N_ROW_BLOCK][SMALL_N_COL_CHUNK] = {{0}};
+            if (len == SMALL_N_COL_CHUNK) {
+                for (int c = 0; c < C; c++) {
+                    const float *w = weight + (int64_t)c * OC + j0;
+                    const float *x = xt + c * SMALL_N_ROW_BLOCK;
                     for (int n = 0; n < SMALL_N_ROW_BLOCK; n++)
-                        xt[c * SMALL_N_ROW_BLOCK + n] = n < nb ? inp[(int64_t)(n0 + n) * C + c] : 0.0f;
-                float acc[SMALL_N_ROW_BLOCK][SMALL_N_COL_CHUNK] = {{0}};
-                if (len == SMALL_N_COL_CHUNK) {
-                    for (int c = 0; c < C; c++) {
-                        const float *w = weight + (int64_t)c * OC + j0;
-                        const float *x = xt + c * SMALL_N_ROW_BLOCK;
-                        for (int n = 0; n < SMALL_N_ROW_BLOCK; n++)
 #pragma omp simd
-                            for (int j = 0; j < SMALL_N_COL_CHUNK; j++) acc[n][j] += x[n] * w[j];
-                    }
-                } else {
-                    for (int c = 0; c < C; c++) {
-                        const float *w = weight + (int64_t)c * OC + j0;
-                        for (int n = 0; n < nb; n++)
-                            for (int j = 0; j < len; j++) acc[n][j] += xt[c * SMALL_N_ROW_BLOCK + n] * w[j];
-                    }
+                        for (int j = 0; j < SMALL_N_COL_CHUNK; j++) acc[n][j] += x[n] * w[j];
                 }
-                for (int n = 0; n < nb; n++) {
-                    float *o = out + (int64_t)(n0 + n) * OC + j0;
-                    for (int j = 0; j < len; j++) o[j] = accumulate ? o[j] + acc[n][j] : acc[n][j];
+            } else {
+                for (int c = 0; c < C; c++) {
+                    const float *w = weight + (int64_t)c * OC + j0;
+                    for (int n = 0; n < nb; n++)
+                        for (int j = 0; j < len; j++) acc[n][j] += xt[c * SMALL_N_ROW_BLOCK + n] * w[j];
                 }
             }
+            for (int n = 0; n < nb; n++) {
+                float *o = out + (int64_t)(n0 + n) * OC + j0;
+                for (int j = 0; j < len; j++) o[j] = accumulate ? o[j] + acc[n][j] : acc[n][j];
+            }
         }
-        free(xt);
     }
+    free(xt);
 }
 
 // out: (N, OC) = inp: (N, C) @ weight^T, weight: (OC, C), + bias: (OC)

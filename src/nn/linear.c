@@ -58,7 +58,7 @@ static void linear_forward_small_n(float *out, const float *inp, const float *we
 }
 
 // out: (N, OC) (+)= inp: (N, C) @ weight: (C, OC) — GPT-2's Conv1D layout. Rows go in blocks of
-// SMALL_N_ROW_BLOCK (missing rows read zeros) and columns in chunks of SMALL_N_OC_CHUNK, so the
+// SMALL_N_ROW_BLOCK (missing rows read zeros) and columns in chunks of SMALL_N_COL_CHUNK, so the
 // accumulators of a block (8 x 32 floats) stay in registers while the weight streams through once.
 #define SMALL_N_ROW_BLOCK 8
 #define SMALL_N_COL_CHUNK 32

@@ -9,6 +9,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/peft_flags.h"
 #include "cli/signals.h"
 #include "io/dataset.h"
 #include "io/files.h"
@@ -23,11 +24,12 @@
 
 typedef struct {
     const char *model, *dataset, *output_dir, *eval_dataset, *scheduler, *eval_strategy, *save_strategy;
-    const char *resume, *encoding, *quant_type, *compute_dtype, *target_modules;
-    double eval_split, epochs, lr, warmup_ratio, weight_decay, max_grad_norm, center, lora_alpha, lora_dropout;
+    const char *resume, *encoding;
+    double eval_split, epochs, lr, warmup_ratio, weight_decay, max_grad_norm, center;
     long long train_bs, eval_bs, max_length, accum, warmup_steps, seed, logging_steps, eval_steps, save_steps;
-    long long max_steps, threads, lora_r;
-    int no_shuffle, disable_dropout, overwrite, load_in_4bit, double_quant, use_peft, quiet, merge_adapter;
+    long long max_steps, threads;
+    int no_shuffle, disable_dropout, overwrite, quiet;
+    cli_peft_flags peft;  // --use_peft, --lora_*, --load_in_4bit, --bnb_4bit_*, --merge_adapter
 } reward_flags;
 
 static const char USAGE[] =
@@ -75,18 +77,8 @@ static int build_specs(arg_spec *s, int cap, reward_flags *f) {
                                                    "(default: the model's saved encoding, else pair)");
     F("threads", ARG_INT, &f->threads, "0", "CPU threads (0: all cores)");
     F("quiet", ARG_BOOL, &f->quiet, NULL, "no progress bar or per-log lines");
-    F("load_in_4bit", ARG_BOOL, &f->load_in_4bit, NULL, "QLoRA: frozen 4-bit backbone weights (needs --use_peft)");
-    F("bnb_4bit_quant_type", ARG_STRING, &f->quant_type, "nf4", "nf4 | fp4");
-    F("bnb_4bit_use_double_quant", ARG_BOOL, &f->double_quant, NULL, "quantize the quantization constants");
-    F("bnb_4bit_compute_dtype", ARG_STRING, &f->compute_dtype, "float32", "bfloat16 | float32");
-    F("use_peft", ARG_BOOL, &f->use_peft, NULL, "train LoRA adapters (+ the score head) instead of the full model; writes a peft adapter");
-    F("lora_r", ARG_INT, &f->lora_r, "16", "LoRA rank");
-    F("lora_alpha", ARG_FLOAT, &f->lora_alpha, "32", "LoRA alpha");
-    F("lora_dropout", ARG_FLOAT, &f->lora_dropout, "0.05", "LoRA dropout");
-    F("lora_target_modules", ARG_STRING, &f->target_modules, "all-linear", "all-linear | comma-separated names");
-    F("merge_adapter", ARG_BOOL, &f->merge_adapter, NULL, "with --use_peft: also write the merged full model");
 #undef F
-    return n;
+    return cli_peft_flag_specs(s, n, cap, &f->peft, "train LoRA adapters (+ the score head) instead of the full model; writes a peft adapter");
 }
 
 static rlhf_status parse_strategy(const char *flag, const char *v, interval_strategy *out, rlhf_err *err) {
@@ -95,24 +87,6 @@ static rlhf_status parse_strategy(const char *flag, const char *v, interval_stra
     else if (!strcmp(v, "steps")) *out = STRATEGY_STEPS;
     else return rlhf_fail(err, RLHF_EINPUT, "--%s: expected epoch, steps or no, got '%s'", flag, v);
     return RLHF_OK;
-}
-
-// --use_peft, --lora_*, --load_in_4bit, --bnb_4bit_* as peft options (models/peft.h).
-static rlhf_status peft_flags(const reward_flags *f, peft_options *o, rlhf_err *err) {
-    peft_options_default(o);
-    o->use_peft = f->use_peft;
-    if (f->lora_r < 1 || f->lora_r > 1 << 16) return rlhf_fail(err, RLHF_EINPUT, "--lora_r must be in [1, 65536], got %lld", f->lora_r);
-    o->lora.r = (int)f->lora_r;
-    o->lora.alpha = (float)f->lora_alpha;
-    o->lora.dropout = (float)f->lora_dropout;
-    if (strlen(f->target_modules) >= sizeof o->target_modules)
-        return rlhf_fail(err, RLHF_EINPUT, "--lora_target_modules is too long");
-    snprintf(o->target_modules, sizeof o->target_modules, "%s", f->target_modules);
-    o->load_in_4bit = f->load_in_4bit;
-    o->double_quant = f->double_quant;
-    RLHF_TRY(nf4_quant_type_parse(f->quant_type, &o->quant_type, err));
-    RLHF_TRY(nf4_compute_parse(f->compute_dtype, &o->compute, err));
-    return peft_options_check(o, err);
 }
 
 // Flag checks that need no file: each names its flag.
@@ -149,16 +123,10 @@ static rlhf_status validate_flags(const reward_flags *f, rlhf_err *err) {
     if (f->threads < 0) return rlhf_fail(err, RLHF_EINPUT, "--threads must be >= 0, got %lld", f->threads);
     if (f->encoding && strcmp(f->encoding, "pair") && strcmp(f->encoding, "concat"))
         return rlhf_fail(err, RLHF_EINPUT, "--encoding: expected pair or concat, got '%s'", f->encoding);
-    if (f->load_in_4bit && !f->use_peft)
-        return rlhf_fail(err, RLHF_EINPUT, "--load_in_4bit: a 4-bit base is frozen, so training needs --use_peft (QLoRA)");
-    if (f->merge_adapter && !f->use_peft) return rlhf_fail(err, RLHF_EINPUT, "--merge_adapter needs --use_peft");
-    if (f->use_peft && f->resume)
+    if (f->peft.use_peft && f->resume)
         return rlhf_fail(err, RLHF_EINPUT, "--resume_from_checkpoint: not supported with --use_peft yet");
-    if (f->use_peft) {
-        peft_options po;
-        return peft_flags(f, &po, err);
-    }
-    return RLHF_OK;
+    peft_options po;
+    return cli_peft_check_train(&f->peft, &po, err);
 }
 
 // An output directory "holds a run" when it has a model, a log or checkpoints.
@@ -229,18 +197,11 @@ static rlhf_status run(reward_flags *f, int explicit_eval_strategy, volatile sig
     tokenizer *tok = NULL;
     const char *model_dir = f->resume ? f->resume : f->model;
     peft_options po;
-    if (f->use_peft) RLHF_TRY(peft_flags(f, &po, err));
+    RLHF_TRY(cli_peft_options(&f->peft, &po, err));
     // With --use_peft the adapters are set up while loading (4-bit weights never held in fp32).
-    RLHF_TRY(reward_model_load_peft(&m, &tok, model_dir, (uint64_t)f->seed, f->use_peft ? &po : NULL, err));
-    if (f->use_peft) {
-        model_trainable tv;
-        model_trainable_view(m, &tv);
-        int64_t qb, fb;
-        peft_quantized_bytes(m, &qb, &fb);
-        fprintf(stderr, "rlhf reward: LoRA r=%d on %d layers: %zu trainable of %zu parameters", po.lora.r,
-                peft_n_adapted(m), tv.n, m->n_params);
-        if (qb) fprintf(stderr, "; 4-bit base weights %.2f MiB (fp32 %.2f MiB)", qb / 1048576.0, fb / 1048576.0);
-        fprintf(stderr, "\n");
+    RLHF_TRY(reward_model_load_peft(&m, &tok, model_dir, (uint64_t)f->seed, f->peft.use_peft ? &po : NULL, err));
+    if (f->peft.use_peft) {
+        cli_peft_notice(CMD, m);
         if (a.save_strategy != STRATEGY_NO) {
             fprintf(stderr, "rlhf reward: notice: no intermediate checkpoints with --use_peft yet (the adapter is "
                             "written at the end)\n");
@@ -293,7 +254,7 @@ static rlhf_status run(reward_flags *f, int explicit_eval_strategy, volatile sig
         a.resume_from = f->resume;
         a.quiet = f->quiet;
         a.base_model_name = f->model;
-        a.merge_adapter = f->merge_adapter;
+        a.merge_adapter = f->peft.merge_adapter;
         *stop = cli_stop_flag_install();
         a.stop = *stop;
         reward_train_result res;

@@ -372,6 +372,8 @@ rlhf_status peft_reference_forward(model *m, const model_batch *b, rlhf_err *err
 
 int peft_n_adapted(const model *m) { return m->peft ? m->peft->n_adapted : 0; }
 
+int peft_rank(const model *m) { return m->peft && m->peft->o.use_peft ? m->peft->o.lora.r : 0; }
+
 rlhf_status peft_alloc_grads(model *m, rlhf_err *err) {
     model_peft *p = m->peft;
     if (p->grads) return RLHF_OK;

@@ -84,6 +84,7 @@ rlhf_status peft_reference_forward(model *m, const model_batch *b, rlhf_err *err
 // Bytes of the 4-bit weights, and the fp32 bytes they replace (for memory reports and tests).
 void peft_quantized_bytes(const model *m, int64_t *quantized, int64_t *fp32);
 int peft_n_adapted(const model *m);
+int peft_rank(const model *m);  // the adapters' r (0 without adapters)
 
 // ---- the linear-layer dispatch every family uses -------------------------------------------------
 // out: (N, OC) = inp: (N, C) @ W^T + b, W at offset w (nn.Linear (OC, C), or Conv1D (C, OC) when

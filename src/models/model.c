@@ -22,6 +22,12 @@
 // Notices list at most this many tensor names (a base checkpoint of a big model misses few, but a
 // wrong directory can miss hundreds).
 #define NOTICE_MAX_NAMES 24
+// Sanity limits on what a config.json may ask for, checked before anything is sized from it: a hostile or
+// mistyped config must be an error naming the field, not a multi-terabyte allocation or a size_t overflow.
+// The deepest public checkpoints have ~126 layers and ~10^12 parameters; these are far above both.
+#define MODEL_MAX_LAYERS 4096
+#define MODEL_MAX_PARAMS (1ull << 40)
+#define MODEL_MAX_SPECS (1 << 20)
 
 // ---- spec table --------------------------------------------------------------------------------
 
@@ -34,8 +40,14 @@ rlhf_status model_add_param(model *m, const char *name, int ndim, const int64_t 
         if (shape[d] <= 0)
             return rlhf_fail(err, RLHF_EINPUT, "tensor '%s': dimension %d is %lld (config sizes must be positive)",
                              name, d, (long long)shape[d]);
+        if ((uint64_t)shape[d] > MODEL_MAX_PARAMS / numel)
+            return rlhf_fail(err, RLHF_EINPUT, "tensor '%s': more than %llu values (config sizes too large)", name,
+                             (unsigned long long)MODEL_MAX_PARAMS);
         numel *= (size_t)shape[d];
     }
+    if (m->n_params + numel + 16 > MODEL_MAX_PARAMS || m->n_specs >= MODEL_MAX_SPECS)
+        return rlhf_fail(err, RLHF_EINPUT, "config.json: the model would exceed %llu parameters or %d tensors",
+                         (unsigned long long)MODEL_MAX_PARAMS, MODEL_MAX_SPECS);
     param_spec *s = realloc(m->specs, (size_t)(m->n_specs + 1) * sizeof *s);
     if (!s) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory (parameter table)");
     m->specs = s;
@@ -152,11 +164,29 @@ static rlhf_status resolve_family(const cJSON *config, model_head head, const ch
     return RLHF_OK;
 }
 
+// Layer counts are read before any table is sized from them (families allocate per-layer state first).
+static const char *const LAYER_COUNT_KEYS[] = {"num_hidden_layers", "n_layer", "n_layers", "num_layers", NULL};
+
+static rlhf_status check_config_limits(const cJSON *config, rlhf_err *err) {
+    for (const char *const *k = LAYER_COUNT_KEYS; *k; k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(config, *k);
+        if (cJSON_IsNumber(v) && v->valuedouble > MODEL_MAX_LAYERS)
+            return rlhf_fail(err, RLHF_EINPUT, "config.json: '%s' = %g, expected at most %d layers", *k,
+                             v->valuedouble, MODEL_MAX_LAYERS);
+    }
+    return RLHF_OK;
+}
+
 // Builds the spec table and allocates the parameters (zeroed) unless the caller provides them
 // (peft's load-time buffer). Takes ownership of config.
 static rlhf_status model_build(model **out, cJSON *config, const model_family *f, model_head head, int alloc,
                                rlhf_err *err) {
     *out = NULL;
+    rlhf_status lim = check_config_limits(config, err);
+    if (lim != RLHF_OK) {
+        cJSON_Delete(config);
+        return lim;
+    }
     model *m = calloc(1, sizeof *m);
     if (!m) {
         cJSON_Delete(config);
@@ -202,6 +232,15 @@ rlhf_status model_create(model **out, const cJSON *config, model_head head, uint
     for (int i = 0; i < m->n_specs; i++) init_param(m, &m->specs[i], seed, range);
     *out = m;
     return RLHF_OK;
+}
+
+rlhf_status model_configure(model **out, const cJSON *config, model_head head, rlhf_err *err) {
+    *out = NULL;
+    const model_family *f;
+    RLHF_TRY(resolve_family(config, head, "config", &f, err));
+    cJSON *copy = cJSON_Duplicate(config, 1);
+    if (!copy) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory (config)");
+    return model_build(out, copy, f, head, 0, err);
 }
 
 // ---- loading -----------------------------------------------------------------------------------

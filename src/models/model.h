@@ -140,6 +140,10 @@ rlhf_status model_load(model **out, const char *dir, model_head head, const mode
 // Builds a model from a config (no weights) with HF's init: normal(0, initializer_range), zero
 // biases, unit norm weights, zero padding rows.
 rlhf_status model_create(model **out, const cJSON *config, model_head head, uint64_t seed, rlhf_err *err);
+// Resolves the family and builds the spec table and config (m->cfg, m->n_params) without allocating
+// weights: validates a config.json as model_create would (the config fuzzer's entry point). Free with
+// model_free.
+rlhf_status model_configure(model **out, const cJSON *config, model_head head, rlhf_err *err);
 // Writes DIR/config.json (architectures, num_labels, id2label, label2id, pad_token_id, ...) and
 // DIR/model.safetensors with exactly HF's tensor names, atomically.
 rlhf_status model_save(const model *m, const char *dir, rlhf_err *err);

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (not part of the CMake build): tests/fuzz/build.sh [OUT_DIR]
+# Targets: fuzz_safetensors, fuzz_dataset, fuzz_tokenizer (tokenizer.json loading + encode/decode), fuzz_config.
 # Then e.g.: OUT/fuzz_safetensors -max_total_time=60 tests/fuzz/corpus/safetensors
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -9,7 +10,7 @@ CC="${CC:-clang}"
 flags=(-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -I"$root/src" $(pkg-config --cflags libcjson))
 libs=($(pkg-config --libs libcjson) -lz -lm)
-base=("$root"/src/base/error.c)
+base=("$root"/src/base/error.c "$root"/src/base/strbuf.c)
 io=("$root"/src/io/safetensors.c "$root"/src/io/files.c "$root"/src/io/utf8.c)
 "$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_safetensors.c" "${io[@]}" "${base[@]}" "${libs[@]}" -o "$out/fuzz_safetensors"
 "$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_dataset.c" "$root/src/io/dataset.c" "$root/src/io/files.c" "$root/src/io/utf8.c" "${base[@]}" \
@@ -19,3 +20,11 @@ tok=($(ls "$root"/src/tokenizer/*.c | grep -v tokenizer_save))
 "$CC" "${flags[@]}" $(pkg-config --cflags libpcre2-8 libutf8proc) "$root/tests/fuzz/fuzz_tokenizer.c" "${tok[@]}" \
     "${base[@]}" "${libs[@]}" -lpcre2-8 -lutf8proc -o "$out/fuzz_tokenizer"
 echo "built $out/fuzz_tokenizer"
+# config.json: the model layer (every family's configure and the spec table) with what it links: nn, io, base.
+# OpenMP pragmas go to libgomp (as GCC's build), BLAS to OpenBLAS; neither runs here (no weights are allocated).
+blas_inc=$(ls -d /usr/include/x86_64-linux-gnu/openblas-openmp /usr/include/aarch64-linux-gnu/openblas-openmp \
+    /usr/include/openblas 2>/dev/null | head -n 1 || true)
+models=($(ls "$root"/src/models/*.c "$root"/src/nn/*.c "$root"/src/io/*.c "$root"/src/base/*.c))
+"$CC" "${flags[@]}" -fopenmp=libgomp ${blas_inc:+-I"$blas_inc"} "$root/tests/fuzz/fuzz_config.c" "${models[@]}" \
+    "${libs[@]}" -lopenblas -lgomp -o "$out/fuzz_config"
+echo "built $out/fuzz_config"

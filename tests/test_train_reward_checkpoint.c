@@ -65,7 +65,7 @@ static void test_optimizer_and_dir(const char *dir) {
     char ck[512], path[600];
     path_join(ck, sizeof ck, dir, "checkpoint-5");
     trainer_state s = {.global_step = 5, .n_train = 1, .seed = 1};
-    CHECK(checkpoint_save(ck, m, tok, &a, &s, &err) == RLHF_OK, "%s", err.msg);
+    CHECK(checkpoint_save(ck, m, tok, &a, &s, NULL, &err) == RLHF_OK, "%s", err.msg);
     CHECK(file_exists(path_join(path, sizeof path, ck, "model.safetensors")), "model in the checkpoint");
     CHECK(file_exists(path_join(path, sizeof path, ck, "config.json")), "config in the checkpoint");
     CHECK(file_exists(path_join(path, sizeof path, ck, "trainer_state.json")), "state in the checkpoint");
@@ -78,7 +78,7 @@ static void test_optimizer_and_dir(const char *dir) {
           "moments and step bit-identical");
     // Saving again over an existing checkpoint replaces it.
     a.step = 124;
-    CHECK(checkpoint_save(ck, m, tok, &a, &s, &err) == RLHF_OK, "%s", err.msg);
+    CHECK(checkpoint_save(ck, m, tok, &a, &s, NULL, &err) == RLHF_OK, "%s", err.msg);
     CHECK(optimizer_state_load(path, m, &b, &err) == RLHF_OK && b.step == 124, "replaced");
     adamw_free(&a);
     adamw_free(&b);

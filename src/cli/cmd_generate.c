@@ -11,6 +11,7 @@
 #include "io/dataset.h"
 #include "io/files.h"
 #include "models/model.h"
+#include "models/peft.h"
 #include "tokenizer/tokenizer.h"
 #include "train/generate.h"
 
@@ -155,7 +156,8 @@ static rlhf_status run_generate(const gen_flags *f, rlhf_err *err) {
     char *buf = NULL;
     size_t len = 0, cap = 0;
     model_load_opts opts = {.quiet = 0, .init_seed = (uint64_t)f->seed};
-    rlhf_status st = model_load(&m, f->model_dir, HEAD_LM, &opts, err);
+    // A peft adapter directory (`rlhf sft/ppo --use_peft`) loads as its base with the adapter applied.
+    rlhf_status st = peft_load_model_dir(&m, f->model_dir, HEAD_LM, NULL, &opts, err);
     if (st == RLHF_OK) {
         rlhf_err terr = {0};
         if (tokenizer_load(&tok, f->model_dir, &terr) != RLHF_OK) {

@@ -123,8 +123,6 @@ static rlhf_status validate_flags(const reward_flags *f, rlhf_err *err) {
     if (f->threads < 0) return rlhf_fail(err, RLHF_EINPUT, "--threads must be >= 0, got %lld", f->threads);
     if (f->encoding && strcmp(f->encoding, "pair") && strcmp(f->encoding, "concat"))
         return rlhf_fail(err, RLHF_EINPUT, "--encoding: expected pair or concat, got '%s'", f->encoding);
-    if (f->peft.use_peft && f->resume)
-        return rlhf_fail(err, RLHF_EINPUT, "--resume_from_checkpoint: not supported with --use_peft yet");
     peft_options po;
     return cli_peft_check_train(&f->peft, &po, err);
 }
@@ -198,16 +196,18 @@ static rlhf_status run(reward_flags *f, int explicit_eval_strategy, volatile sig
     const char *model_dir = f->resume ? f->resume : f->model;
     peft_options po;
     RLHF_TRY(cli_peft_options(&f->peft, &po, err));
-    // With --use_peft the adapters are set up while loading (4-bit weights never held in fp32).
-    RLHF_TRY(reward_model_load_peft(&m, &tok, model_dir, (uint64_t)f->seed, f->peft.use_peft ? &po : NULL, err));
-    if (f->peft.use_peft) {
-        cli_peft_notice(CMD, m);
-        if (a.save_strategy != STRATEGY_NO) {
-            fprintf(stderr, "rlhf reward: notice: no intermediate checkpoints with --use_peft yet (the adapter is "
-                            "written at the end)\n");
-            a.save_strategy = STRATEGY_NO;
-        }
+    if (f->peft.use_peft && f->resume) {
+        // The checkpoint is an adapter: its base (base_model_name_or_path) with the adapter applied,
+        // quantized as the flags say.
+        RLHF_TRY(cli_peft_check_resume(&f->peft, f->resume, err));
+        peft_options quant = po;
+        quant.use_peft = 0;
+        RLHF_TRY(reward_model_load_peft(&m, &tok, model_dir, (uint64_t)f->seed, &quant, err));
+    } else {
+        // With --use_peft the adapters are set up while loading (4-bit weights never held in fp32).
+        RLHF_TRY(reward_model_load_peft(&m, &tok, model_dir, (uint64_t)f->seed, f->peft.use_peft ? &po : NULL, err));
     }
+    if (f->peft.use_peft) cli_peft_notice(CMD, m);
     pref_set all = {0}, train = {0}, eval = {0};
     pref_opts o;
     pref_encoding enc = PREF_ENCODING_PAIR;

@@ -6,9 +6,11 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/peft_flags.h"
 #include "cli/signals.h"
 #include "io/dataset.h"
 #include "io/files.h"
+#include "models/peft.h"
 #include "train/sft.h"
 
 #define SFT_DEFAULT_LR "2e-5"        // TRL SFTConfig.learning_rate
@@ -33,7 +35,9 @@ int cmd_sft(int argc, char **argv) {
     long long bs = 0, accum = 0, max_length = 0, max_steps = 0, seed = 0, logging = 0, threads = 0;
     double epochs = 0, lr = 0, warmup = 0, wd = 0, clip = 0;
     int no_shuffle = 0, disable_dropout = 0, overwrite = 0;
-    arg_spec specs[] = {
+    cli_peft_flags pf;
+    memset(&pf, 0, sizeof pf);
+    arg_spec specs[48] = {
         {"model_name_or_path", ARG_STRING, &model_dir, NULL, "causal-LM model directory", NULL, 0},
         {"dataset_name", ARG_STRING, &data, NULL, "rows {\"prompt\",\"completion\"} or {\"text\"} (JSONL / JSON)", NULL, 0},
         {"output_dir", ARG_STRING, &out, NULL, "where the trained model, log and checkpoints go", NULL, 0},
@@ -59,8 +63,12 @@ int cmd_sft(int argc, char **argv) {
         {"overwrite_output_dir", ARG_BOOL, &overwrite, NULL, "write into a non-empty --output_dir", NULL, 0},
         {"threads", ARG_INT, &threads, "0", "threads (0 = all cores)", NULL, 0},
     };
-    const int n = (int)(sizeof specs / sizeof specs[0]);
+    int n = 0;
+    while (specs[n].name) n++;
+    const int cap = (int)(sizeof specs / sizeof specs[0]) - 1;  // the table keeps a terminating empty row
+    n = cli_peft_flag_specs(specs, n, cap, &pf, "train LoRA adapters instead of the full model; writes a peft adapter");
     rlhf_err err = {0};
+    if (n > cap) return cli_report("sft", RLHF_ERUNTIME, "internal error: more flags than the flag table holds");
     int parsed = cli_parse_flags("sft", "usage: rlhf sft --model_name_or_path DIR --dataset_name FILE --output_dir DIR [flags]\n"
                         "  causal-LM fine-tuning; prompt/completion rows train on the completion only", specs, n, argc, argv);
     if (parsed >= 0) return parsed;
@@ -90,6 +98,12 @@ int cmd_sft(int argc, char **argv) {
     a.save_epochs = !strcmp(save, "epoch");
     rlhf_status st = lr_schedule_parse(sched, &a.schedule, &err);
     if (st != RLHF_OK) return cli_report("sft", st, err.msg);
+    peft_options po;
+    st = cli_peft_check_train(&pf, &po, &err);
+    if (st == RLHF_OK && pf.use_peft && resume && dir_exists(resume)) st = cli_peft_check_resume(&pf, resume, &err);
+    if (st != RLHF_OK) return cli_report("sft", st, err.msg);
+    a.base_model_name = model_dir;
+    a.merge_adapter = pf.merge_adapter;
     if (file_exists(out) && !dir_exists(out)) BAD("--output_dir %s: exists and is not a directory", out);
     if (resume && !dir_exists(resume)) BAD("--resume_from_checkpoint %s: no such checkpoint directory", resume);
     if (dir_nonempty(out) && !overwrite && !resume) BAD("--output_dir %s: exists and is not empty (use --overwrite_output_dir)", out);
@@ -109,7 +123,20 @@ int cmd_sft(int argc, char **argv) {
     if (st == RLHF_OK && eval_data) st = dataset_load(&ed, eval_data, &err);
     if (st == RLHF_OK) {
         model_load_opts opts = {.quiet = 0, .init_seed = (uint64_t)seed};
-        st = model_load(&m, load_dir, HEAD_LM, &opts, &err);
+        if (pf.use_peft && resume) {
+            // The checkpoint is an adapter: its base with the adapter applied, quantized as the flags say.
+            peft_options quant = po;
+            quant.use_peft = 0;
+            st = peft_load_adapter_model(&m, load_dir, HEAD_LM, &quant, &opts, &err);
+        } else if (pf.use_peft && peft_is_adapter_dir(load_dir)) {
+            st = rlhf_fail(&err, RLHF_EINPUT, "--model_name_or_path %s is a peft adapter: new adapters start from a "
+                           "full model (its base_model_name_or_path, or a merged model)", load_dir);
+        } else {
+            // With --use_peft the adapters are set up while loading (4-bit weights never held in fp32).
+            opts.peft = pf.use_peft ? &po : NULL;
+            st = model_load(&m, load_dir, HEAD_LM, &opts, &err);
+        }
+        if (st == RLHF_OK && pf.use_peft) cli_peft_notice("sft", m);
     }
     if (st == RLHF_OK) {
         char p[4200];

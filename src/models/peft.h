@@ -118,6 +118,10 @@ rlhf_status peft_load_adapter_weights(model *m, const char *dir, rlhf_err *err);
 // gives load_in_4bit and the bnb_4bit_* settings of the base.
 rlhf_status peft_load_adapter_model(model **out, const char *dir, model_head head, const peft_options *quant,
                                     const model_load_opts *opts, rlhf_err *err);
+// A model directory, or a peft adapter directory (adapter_config.json and no config.json of its own)
+// loaded whole as peft_load_adapter_model does: what `rlhf generate` and resumed trainers read.
+rlhf_status peft_load_model_dir(model **out, const char *dir, model_head head, const peft_options *quant,
+                                const model_load_opts *opts, rlhf_err *err);
 // peft merge_and_unload: W += alpha/r B A for every adapted layer (4-bit weights dequantized first),
 // leaving a plain dense model (m->peft NULL) that model_save writes in HF layout.
 rlhf_status peft_merge_and_unload(model *m, rlhf_err *err);

@@ -232,3 +232,11 @@ rlhf_status peft_load_adapter_model(model **out, const char *dir, model_head hea
     *out = m;
     return RLHF_OK;
 }
+
+rlhf_status peft_load_model_dir(model **out, const char *dir, model_head head, const peft_options *quant,
+                                const model_load_opts *opts, rlhf_err *err) {
+    char cfg[4200];
+    snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+    if (peft_is_adapter_dir(dir) && !file_exists(cfg)) return peft_load_adapter_model(out, dir, head, quant, opts, err);
+    return model_load(out, dir, head, opts, err);
+}

@@ -15,6 +15,7 @@
 #include "io/files.h"
 #include "io/json_util.h"
 #include "io/safetensors.h"
+#include "models/peft.h"
 
 #define PATH_MAX_LEN 4096
 #define TRAINER_STATE_FORMAT 1  // bumped when trainer_state.json changes meaning
@@ -144,8 +145,12 @@ done:
 
 // ---- optimizer ---------------------------------------------------------------------------------
 
+// The optimizer covers the trainable view (models/peft.h): the whole model, or with adapters only
+// the adapters and trained heads, named as peft saves them.
 rlhf_status optimizer_state_save(const char *path, const model *m, const adamw_state *opt, rlhf_err *err) {
-    int n = 2 * m->n_specs + 1;
+    model_trainable tv;
+    model_trainable_view((model *)m, &tv);  // reads only
+    int n = 2 * tv.n_specs + 1;
     st_write_tensor *t = calloc((size_t)n, sizeof *t);
     char **names = calloc((size_t)n, sizeof *names);
     if (!t || !names) {
@@ -155,8 +160,8 @@ rlhf_status optimizer_state_save(const char *path, const model *m, const adamw_s
     }
     rlhf_status st = RLHF_OK;
     int64_t step = opt->step;
-    for (int i = 0; i < m->n_specs && !st; i++) {
-        const param_spec *p = &m->specs[i];
+    for (int i = 0; i < tv.n_specs && !st; i++) {
+        const param_spec *p = &tv.specs[i];
         for (int k = 0; k < 2; k++) {
             int at = 2 * i + k;
             if (asprintf(&names[at], "%s.%s", k ? "exp_avg_sq" : "exp_avg", p->name) < 0) {
@@ -187,12 +192,16 @@ rlhf_status optimizer_state_save(const char *path, const model *m, const adamw_s
 }
 
 rlhf_status optimizer_state_load(const char *path, const model *m, adamw_state *opt, rlhf_err *err) {
+    model_trainable tv;
+    model_trainable_view((model *)m, &tv);
+    if (opt->n != tv.n)
+        return rlhf_fail(err, RLHF_ERUNTIME, "optimizer of %zu values for %zu trainable parameters", opt->n, tv.n);
     st_file f;
     RLHF_TRY(st_open(&f, path, err));
     rlhf_status st = RLHF_OK;
-    char name[MODEL_NAME_MAX + 16];
-    for (int i = 0; i < m->n_specs && !st; i++) {
-        const param_spec *p = &m->specs[i];
+    char name[MODEL_NAME_MAX * 2 + 16];
+    for (int i = 0; i < tv.n_specs && !st; i++) {
+        const param_spec *p = &tv.specs[i];
         for (int k = 0; k < 2 && !st; k++) {
             snprintf(name, sizeof name, "%s.%s", k ? "exp_avg_sq" : "exp_avg", p->name);
             const st_tensor *t = st_find(&f, name);
@@ -237,13 +246,16 @@ rlhf_status remove_tree(const char *path, rlhf_err *err) {
 }
 
 rlhf_status checkpoint_save(const char *dir, const model *m, const tokenizer *tok, const adamw_state *opt,
-                            const trainer_state *st, rlhf_err *err) {
+                            const trainer_state *st, const char *base_model_name, rlhf_err *err) {
     char tmp[PATH_MAX_LEN], path[PATH_MAX_LEN], parent[PATH_MAX_LEN];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", dir) >= sizeof tmp)
         return rlhf_fail(err, RLHF_EINPUT, "%s: path too long", dir);
     RLHF_TRY(remove_tree(tmp, err));
     RLHF_TRY(make_dirs(tmp, err));
-    RLHF_TRY(model_save(m, tmp, err));
+    if (peft_active(m))
+        RLHF_TRY(peft_save_adapter(m, tmp, base_model_name, err));
+    else
+        RLHF_TRY(model_save(m, tmp, err));
     if (tok) RLHF_TRY(tokenizer_save(tok, tmp, err));
     RLHF_TRY(optimizer_state_save(path_join(path, sizeof path, tmp, "optimizer.safetensors"), m, opt, err));
     RLHF_TRY(trainer_state_save(path_join(path, sizeof path, tmp, "trainer_state.json"), st, err));

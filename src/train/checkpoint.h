@@ -43,14 +43,18 @@ rlhf_status trainer_state_save(const char *path, const trainer_state *s, rlhf_er
 rlhf_status trainer_state_load(const char *path, trainer_state *s, rlhf_err *err);
 
 rlhf_status optimizer_state_save(const char *path, const model *m, const adamw_state *opt, rlhf_err *err);
-// Loads moments into opt (already adamw_init'ed to m->n_params); every param must be present with
+// Both cover model_trainable_view(m): every parameter, or with adapters the adapters and trained heads.
+// Loads moments into opt (already adamw_init'ed to the view's size); every param must be present with
 // its shape.
 rlhf_status optimizer_state_load(const char *path, const model *m, adamw_state *opt, rlhf_err *err);
 
 // Writes a whole checkpoint to dir (replacing one of that name): model, tokenizer (if any),
-// optimizer and trainer state.
+// optimizer and trainer state. A model with adapters (models/peft.h) is saved as its peft adapter
+// (adapter_config.json naming base_model_name + adapter_model.safetensors) and the optimizer file
+// holds the moments of the trainable range only; resuming loads the base, applies the adapter and
+// continues bit for bit.
 rlhf_status checkpoint_save(const char *dir, const model *m, const tokenizer *tok, const adamw_state *opt,
-                            const trainer_state *st, rlhf_err *err);
+                            const trainer_state *st, const char *base_model_name, rlhf_err *err);
 
 // Removes a directory tree (for --overwrite_output_dir and replaced checkpoints).
 rlhf_status remove_tree(const char *path, rlhf_err *err);

@@ -161,13 +161,14 @@ typedef struct {  // training metrics since the last logged row
 
 static rlhf_status save_checkpoint(const char *output_dir, const char *name, const model *m,
                                    const tokenizer *tok, const adamw_state *opt, trainer_state *st,
-                                   const int *order, const char *summary, rlhf_err *err) {
+                                   const int *order, const char *summary, const char *base_model_name,
+                                   rlhf_err *err) {
     char dir[PATH_LEN];
     path_join(dir, sizeof dir, output_dir, name);
     int *saved = st->order;
     st->order = st->micro_in_epoch > 0 ? (int *)order : NULL;  // only a partial epoch needs its order
-    // With adapters an interruption keeps the adapter (peft layout); resuming it is not supported yet.
-    rlhf_status s = peft_active(m) ? peft_save_adapter(m, dir, NULL, err) : checkpoint_save(dir, m, tok, opt, st, err);
+    // With adapters the checkpoint holds the adapter (peft layout) and the moments of the trainable range.
+    rlhf_status s = checkpoint_save(dir, m, tok, opt, st, base_model_name, err);
     st->order = saved;
     if (!s) s = write_report(output_dir, st, summary, err);
     return s;
@@ -218,12 +219,6 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
     if ((s = model_alloc_grads(m, err))) goto done;
     model_trainable_view(m, &tv);
     if ((s = adamw_init(&opt, tv.n, err))) goto done;
-    if (peft_active(m) && (a->resume_from || a->save_strategy != STRATEGY_NO)) {
-        // Checkpoints hold the full model and its optimizer moments; adapter checkpoints are not written yet.
-        s = rlhf_fail(err, RLHF_EINPUT, "--use_peft / --load_in_4bit: checkpoints are not supported yet "
-                      "(use --save_strategy no, without --resume_from_checkpoint)");
-        goto done;
-    }
     st.seed = a->seed;
     st.n_train = n;
     st.train_batch_size = B;
@@ -373,7 +368,7 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
                 snprintf(name, sizeof name, "checkpoint-%lld", st.global_step);
             else if (a->save_strategy == STRATEGY_EPOCH && epoch_end)
                 snprintf(name, sizeof name, "checkpoint-epoch%d", epoch + 1);
-            if (name[0] && (s = save_checkpoint(a->output_dir, name, m, tok, &opt, &st, order, summary, err)))
+            if (name[0] && (s = save_checkpoint(a->output_dir, name, m, tok, &opt, &st, order, summary, a->base_model_name, err)))
                 goto done;
             if (bar) {
                 char extra[128];
@@ -384,7 +379,7 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
                 char stop_name[64];
                 snprintf(stop_name, sizeof stop_name, "checkpoint-%lld", st.global_step);
                 if (strcmp(name, stop_name) &&
-                    (s = save_checkpoint(a->output_dir, stop_name, m, tok, &opt, &st, order, summary, err)))
+                    (s = save_checkpoint(a->output_dir, stop_name, m, tok, &opt, &st, order, summary, a->base_model_name, err)))
                     goto done;
                 res->interrupted = 1;
                 s = rlhf_fail(err, RLHF_EINTERRUPT, "interrupted: state saved in %s/%s (continue with "

@@ -12,6 +12,7 @@
 #include "io/files.h"
 #include "io/json_util.h"
 #include "models/decoder.h"
+#include "models/peft.h"
 #include "nn/ops.h"
 #include "train/checkpoint.h"
 #include "train/optimizer.h"
@@ -251,8 +252,19 @@ static void fmt(char *buf, size_t n, double v) {
         buf[0] = 0;
 }
 
-static rlhf_status save_model_dir(const model *m, const tokenizer *tok, const char *dir, rlhf_err *err) {
-    RLHF_TRY(model_save(m, dir, err));
+// The final directory: the model (HF layout), or with adapters peft's layout (adapter_config.json +
+// adapter_model.safetensors) and, with merge_adapter, the merged model beside it. Merging unloads the
+// adapters from m, so it comes last.
+static rlhf_status save_model_dir(model *m, const tokenizer *tok, const char *dir, const sft_args *a, rlhf_err *err) {
+    if (peft_active(m)) {
+        RLHF_TRY(peft_save_adapter(m, dir, a->base_model_name, err));
+        if (a->merge_adapter) {
+            RLHF_TRY(peft_merge_and_unload(m, err));
+            RLHF_TRY(model_save(m, dir, err));
+        }
+    } else {
+        RLHF_TRY(model_save(m, dir, err));
+    }
     RLHF_TRY(decoder_save_generation_config(m, dir, err));
     if (tok) RLHF_TRY(tokenizer_save(tok, dir, err));
     return RLHF_OK;
@@ -272,8 +284,11 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
 
     RLHF_TRY(model_alloc_grads(m, err));
     model_zero_grads(m);
+    // With LoRA (models/peft.h) the optimizer sees only the adapters: gradients and moments of that range.
+    model_trainable tv;
+    model_trainable_view(m, &tv);
     adamw_state opt;
-    RLHF_TRY(adamw_init(&opt, m->n_params, err));
+    RLHF_TRY(adamw_init(&opt, tv.n, err));
     char path[4200];
     csv_log *log = NULL;
     static const char *const cols[] = {SFT_LOG_COLUMNS};
@@ -329,9 +344,9 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
             if (st != RLHF_OK) break;
             step_loss += loss / accum;
             if ((mb + 1) % accum != 0 && mb != n_batches - 1) continue;
-            double norm = clip_grad_norm(m->grads, m->n_params, a->max_grad_norm);
+            double norm = clip_grad_norm(tv.grads, tv.n, a->max_grad_norm);
             double lr = lr_at(a->schedule, a->learning_rate, step, warmup, total);
-            if (isfinite(norm)) adamw_step(&opt, m->params, m->grads, m->specs, m->n_specs, lr, &ac);
+            if (isfinite(norm)) adamw_step(&opt, tv.params, tv.grads, tv.specs, tv.n_specs, lr, &ac);
             model_zero_grads(m);
             step++;
             res->last_loss = step_loss;
@@ -380,7 +395,7 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
         if (st == RLHF_OK && a->save_epochs && ts.micro_in_epoch == 0) {
             char name[64];
             snprintf(name, sizeof name, "checkpoint-epoch%d", epoch + 1);
-            st = checkpoint_save(path_join(path, sizeof path, a->output_dir, name), m, tok, &opt, &ts, err);
+            st = checkpoint_save(path_join(path, sizeof path, a->output_dir, name), m, tok, &opt, &ts, a->base_model_name, err);
         }
     }
     if (pg) progress_finish(pg, NULL);
@@ -389,10 +404,10 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
         char name[64];
         snprintf(name, sizeof name, "checkpoint-%lld", step);
         ts.global_step = step;
-        st = checkpoint_save(path_join(path, sizeof path, a->output_dir, name), m, tok, &opt, &ts, err);
+        st = checkpoint_save(path_join(path, sizeof path, a->output_dir, name), m, tok, &opt, &ts, a->base_model_name, err);
         if (st == RLHF_OK) st = rlhf_fail(err, RLHF_EINTERRUPT, "interrupted: saved %s/%s", a->output_dir, name);
     }
-    if (st == RLHF_OK) st = save_model_dir(m, tok, a->output_dir, err);
+    if (st == RLHF_OK) st = save_model_dir(m, tok, a->output_dir, a, err);
     if (st == RLHF_OK) {
         report_series s = {"train loss", hist_x, hist_y, n_hist};
         report_chart ch = {"SFT loss", "step", &s, 1};

@@ -57,6 +57,11 @@ typedef struct {
     int eval_batch_size;
     volatile sig_atomic_t *stop;      // SIGINT/SIGTERM flag (may be NULL): stop at a step boundary
     int quiet;
+    // With adapters (models/peft.h) the optimizer sees only model_trainable_view; checkpoints and the
+    // final directory hold the peft adapter (base_model_name is its base_model_name_or_path), and with
+    // merge_adapter the final directory also holds the merged model (HF layout).
+    const char *base_model_name;
+    int merge_adapter;
 } sft_args;
 
 typedef struct {

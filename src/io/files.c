@@ -21,6 +21,11 @@
 // Tries at a fresh temporary name before giving up (names collide only across concurrent writers).
 #define TMP_NAME_TRIES 100
 #define COPY_CHUNK (1u << 20)
+// Test hook (tests/cli/fault_injection.sh): when this variable holds N > 0, atomic_commit sleeps N
+// microseconds between writing a temporary file and renaming it into place, so a SIGKILL at a random
+// moment lands inside checkpoint writes often enough to test them. Unset in normal use.
+#define TEST_WRITE_DELAY_ENV "RLHF_TEST_WRITE_DELAY_US"
+#define TEST_WRITE_DELAY_MAX_US 1000000L
 
 static int is_gzip(const char *buf, size_t len) {
     return len >= 2 && (unsigned char)buf[0] == 0x1f && (unsigned char)buf[1] == 0x8b;
@@ -234,8 +239,20 @@ rlhf_status atomic_append(atomic_file *f, const void *data, size_t len, rlhf_err
     return RLHF_OK;
 }
 
+static void test_write_delay(void) {
+    const char *v = getenv(TEST_WRITE_DELAY_ENV);
+    if (!v || !*v) return;
+    long us = strtol(v, NULL, 10);
+    if (us <= 0) return;
+    if (us > TEST_WRITE_DELAY_MAX_US) us = TEST_WRITE_DELAY_MAX_US;
+    struct timespec ts = {us / 1000000L, (us % 1000000L) * 1000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
 rlhf_status atomic_commit(atomic_file *f, rlhf_err *err) {
     if (f->fd < 0) return rlhf_fail(err, RLHF_ERUNTIME, "%s: commit after failure", f->path ? f->path : "?");
+    test_write_delay();
     // fsync before rename: otherwise a crash can leave the new name pointing at unwritten blocks.
     if (fsync(f->fd) != 0) return write_error(f, errno, err);
     int fd = f->fd;

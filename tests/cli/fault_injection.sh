@@ -12,8 +12,8 @@ RLHF=${1:?usage: fault_injection.sh path/to/rlhf}
 W=$(mktemp -d -t rlhf-fault.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 M=tests/fixtures/hf/bert_seqcls_1   # vocab 128, no tokenizer: pre-tokenized rows
-if [ "${RLHF_SLOW_TESTS:-1}" = 0 ]; then trials=${RLHF_FAULT_TRIALS:-8}; min_writes=2
-else trials=${RLHF_FAULT_TRIALS:-24}; min_writes=5; fi
+if [ "${RLHF_SLOW_TESTS:-1}" = 0 ]; then trials=${RLHF_FAULT_TRIALS:-8}; else trials=${RLHF_FAULT_TRIALS:-24}; fi
+min_writes=$(((trials + 3) / 4))   # at least a quarter of the kills must land inside a checkpoint write
 DELAY_US=3000
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }

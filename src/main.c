@@ -6,6 +6,7 @@
 
 #include "base/cpu.h"
 #include "cli/commands.h"
+#include "cli/signals.h"
 
 static const rlhf_command COMMANDS[] = {
     {"tokenize", "encode texts with a Hugging Face tokenizer (tokenizer.json, vocab.txt, vocab.json+merges.txt)", cmd_tokenize},
@@ -42,6 +43,7 @@ static void choose_openblas_kernel(char **argv) {
 int main(int argc, char **argv) {
     choose_openblas_kernel(argv);
     cpu_flush_denormals();
+    cli_ignore_file_size_signal();
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

@@ -27,3 +27,5 @@ void cli_stop_flag_remove(void) {
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
 }
+
+void cli_ignore_file_size_signal(void) { signal(SIGXFSZ, SIG_IGN); }

@@ -31,7 +31,7 @@ long=("${base[@]}" --num_train_epochs 20 --save_strategy steps --save_steps 1000
 "$RLHF" "${long[@]}" --output_dir "$W/term-full" >/dev/null 2>"$W/term-full.err" || fail "uninterrupted 400-step run"
 "$RLHF" "${long[@]}" --output_dir "$W/term" >/dev/null 2>"$W/term.err" &
 pid=$!
-for _ in $(seq 1 500); do grep -q "training pairs" "$W/term.err" && break; sleep 0.01; done
+for _ in $(seq 1 500); do grep -qs "training pairs" "$W/term.err" && break; sleep 0.01; done
 sleep 0.2
 kill -TERM "$pid"
 wait "$pid"

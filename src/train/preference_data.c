@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/rng.h"
+#include "tokenizer/chat_template.h"
 
 // HH-RLHF turns: the prompt ends right after the last assistant cue (seed: extract_anthropic_prompt).
 #define HH_ASSISTANT_CUE "\n\nAssistant:"
@@ -182,11 +183,14 @@ static void seq_free(token_seq *s) {
 
 // Decoder sequences: prompt + response + EOS; a sequence over max_length keeps its end (the reward is
 // read at the last token), and BOS stays in front.
-static rlhf_status encode_decoder(const pref_opts *o, const char *text, token_seq *out, int *truncated,
-                                  rlhf_err *err) {
+// chat: a chat-template rendering, tokenized as apply_chat_template(tokenize=True) does: no special tokens
+// added (the template writes them) and no EOS appended.
+static rlhf_status encode_decoder_as(const pref_opts *o, const char *text, int chat, token_seq *out, int *truncated,
+                                     rlhf_err *err) {
     tok_encoding e = {0};
-    RLHF_TRY(tokenizer_encode(o->tok, text, NULL, 1, 0, TRUNC_LONGEST_FIRST, &e, err));
-    int n = e.n + (o->eos_id >= 0 ? 1 : 0);
+    RLHF_TRY(tokenizer_encode(o->tok, text, NULL, !chat, 0, TRUNC_LONGEST_FIRST, &e, err));
+    int eos = !chat && o->eos_id >= 0;
+    int n = e.n + eos;
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)(n > 0 ? n : 1));
     int32_t *types = calloc((size_t)(n > 0 ? n : 1), sizeof(int32_t));
     if (!ids || !types) {
@@ -196,7 +200,7 @@ static rlhf_status encode_decoder(const pref_opts *o, const char *text, token_se
         return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
     }
     memcpy(ids, e.ids, sizeof(int32_t) * (size_t)e.n);
-    if (o->eos_id >= 0) ids[e.n] = o->eos_id;
+    if (eos) ids[e.n] = o->eos_id;
     tok_encoding_free(&e);
     if (o->max_length > 0 && n > o->max_length) {
         int keep_bos = o->bos_id >= 0 && ids[0] == o->bos_id && o->max_length > 1;
@@ -209,6 +213,10 @@ static rlhf_status encode_decoder(const pref_opts *o, const char *text, token_se
     out->type_ids = types;
     out->n = n;
     return RLHF_OK;
+}
+static rlhf_status encode_decoder(const pref_opts *o, const char *text, token_seq *out, int *truncated,
+                                  rlhf_err *err) {
+    return encode_decoder_as(o, text, 0, out, truncated, err);
 }
 
 // One text over max_length keeps its end, where the response is: the leading and trailing special
@@ -452,6 +460,94 @@ static rlhf_status encode_field(const dataset *d, int r, const pref_opts *o, con
     return s;
 }
 
+// ---- chat templates (decoders whose tokenizer_config.json has one) ------------------------------
+
+// A message as the template sees it: {"role","content",...} copied whole; ShareGPT {"from","value"}
+// mapped to role/content; a bare string is an assistant answer. NULL (why set) when malformed.
+static cJSON *chat_message(const cJSON *msg, const char *field, int idx, char *why, size_t nwhy) {
+    if (cJSON_IsString(msg)) {
+        cJSON *m = cJSON_CreateObject();
+        if (m && (!cJSON_AddStringToObject(m, "role", "assistant") || !cJSON_AddStringToObject(m, "content", msg->valuestring)))
+            cJSON_Delete(m), m = NULL;
+        if (!m) snprintf(why, nwhy, "out of memory");
+        return m;
+    }
+    const char *role, *content;
+    if (!message_parts(msg, &role, &content, why, nwhy, field, idx)) return NULL;
+    cJSON *m = cJSON_HasObjectItem(msg, "role") ? cJSON_Duplicate(msg, 1) : cJSON_CreateObject();
+    if (m && !cJSON_HasObjectItem(m, "role") &&
+        (!cJSON_AddStringToObject(m, "role", role) || !cJSON_AddStringToObject(m, "content", content)))
+        cJSON_Delete(m), m = NULL;
+    if (!m) snprintf(why, nwhy, "out of memory");
+    return m;
+}
+
+// Appends the messages of list (an array, or one message object) to conv.
+static int chat_append(cJSON *conv, const cJSON *list, const char *field, char *why, size_t nwhy) {
+    if (!cJSON_IsArray(list)) {
+        cJSON *m = chat_message(list, field, 0, why, nwhy);
+        return m && cJSON_AddItemToArray(conv, m);
+    }
+    int i = 0;
+    for (const cJSON *e = list->child; e; e = e->next, i++) {
+        cJSON *m = chat_message(e, field, i, why, nwhy);
+        if (!m || !cJSON_AddItemToArray(conv, m)) return 0;
+    }
+    return 1;
+}
+
+// Conversational pair rows of a decoder with a chat template: the whole conversation of each response
+// (prompt messages + response messages; ShareGPT conversations + answer) rendered by the template, as
+// TRL's RewardTrainer applies tokenizer.apply_chat_template to prompt + chosen. Returns 0 (not
+// handled) for rows that are not conversational.
+static int row_is_conversational(const cJSON *row) {
+    return cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(row, "chosen")) ||
+           cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(row, "conversations"));
+}
+
+static rlhf_status chat_pair(const dataset *d, int r, const pref_opts *o, pref_row *out, int *truncated,
+                             rlhf_err *err) {
+    const cJSON *row = d->rows[r];
+    const cJSON *conv = cJSON_GetObjectItemCaseSensitive(row, "conversations");
+    const cJSON *prompt = cJSON_IsArray(conv) ? conv : cJSON_GetObjectItemCaseSensitive(row, "prompt");
+    const char *fields[2] = {"chosen", "rejected"};
+    token_seq *seqs[2] = {&out->chosen, &out->rejected};
+    for (int k = 0; k < 2; k++) {
+        const cJSON *resp = cJSON_GetObjectItemCaseSensitive(row, fields[k]);
+        if (!resp || cJSON_IsNull(resp)) return row_fail(err, d, r, "field '%s' missing", fields[k]);
+        if (!cJSON_IsArray(conv) && !cJSON_IsArray(resp))
+            return row_fail(err, d, r, "fields 'chosen' and 'rejected' must both be strings or both message lists");
+        if (prompt && !cJSON_IsNull(prompt) && !cJSON_IsArray(prompt))
+            return row_fail(err, d, r, "field 'prompt' must be a list of messages when 'chosen' is one");
+        cJSON *msgs = cJSON_CreateArray();
+        char why[256] = "out of memory";
+        int ok = msgs && (!cJSON_IsArray(prompt) || chat_append(msgs, prompt, cJSON_IsArray(conv) ? "conversations" : "prompt", why, sizeof why)) &&
+                 chat_append(msgs, resp, fields[k], why, sizeof why);
+        if (!ok) {
+            cJSON_Delete(msgs);
+            return row_fail(err, d, r, "%s", why);
+        }
+        char *text = NULL;
+        rlhf_err e;
+        rlhf_err_clear(&e);
+        rlhf_status s = chat_template_render(o->chat, msgs, 0, NULL, NULL, &text, &e);
+        cJSON_Delete(msgs);
+        if (s == RLHF_EINPUT) return row_fail(err, d, r, "field '%s': %s", fields[k], e.msg);
+        if (s) {
+            *err = e;
+            return s;
+        }
+        if (text_invalid_utf8(text)) {
+            free(text);
+            return row_fail(err, d, r, "field '%s': invalid UTF-8", fields[k]);
+        }
+        s = encode_decoder_as(o, text, 1, seqs[k], truncated, err);
+        free(text);
+        RLHF_TRY(s);
+    }
+    return RLHF_OK;
+}
+
 static rlhf_status build_row(const dataset *d, int r, const pref_opts *o, pref_row *out, int *truncated,
                              rlhf_err *err) {
     const cJSON *row = d->rows[r];
@@ -475,6 +571,10 @@ static rlhf_status build_row(const dataset *d, int r, const pref_opts *o, pref_r
         out->is_pair = 1;
         char *prompt = NULL, *chosen = NULL, *rejected = NULL;
         s = need_tokenizer(d, r, o, err);
+        if (!s && o->chat && o->is_decoder && row_is_conversational(row)) {
+            s = chat_pair(d, r, o, out, &trunc, err);
+            goto done;
+        }
         if (!s) s = pair_texts(d, r, &prompt, &chosen, &rejected, err);
         if (!s) s = encode_field(d, r, o, "chosen", prompt, chosen, &out->chosen, &trunc, err);
         if (!s) s = encode_field(d, r, o, "rejected", prompt, rejected, &out->rejected, &trunc, err);
@@ -498,6 +598,7 @@ static rlhf_status build_row(const dataset *d, int r, const pref_opts *o, pref_r
                            "field 'chosen' missing (expected \"chosen\" and \"rejected\" with an optional "
                            "\"prompt\", or pre-tokenized \"chosen_ids\" and \"rejected_ids\")");
     }
+done:
     if (s) {
         seq_free(&out->chosen);
         seq_free(&out->rejected);
@@ -507,9 +608,24 @@ static rlhf_status build_row(const dataset *d, int r, const pref_opts *o, pref_r
     return RLHF_OK;
 }
 
+static rlhf_status pref_set_build_with(pref_set *out, const dataset *d, const pref_opts *o, rlhf_err *err);
+
 rlhf_status pref_set_build(pref_set *out, const dataset *d, const pref_opts *o, rlhf_err *err) {
     memset(out, 0, sizeof *out);
     if (d->n <= 0) return rlhf_fail(err, RLHF_EINPUT, "%s: no rows (empty dataset)", d->path);
+    // Decoders read conversational rows through the model's own chat template when it ships one.
+    chat_template *owned = NULL;
+    pref_opts oo = *o;
+    if (!oo.chat && !oo.no_chat_template && oo.is_decoder && oo.tok && oo.model_dir) {
+        RLHF_TRY(chat_template_load_dir(&owned, oo.model_dir, err));
+        oo.chat = owned;
+    }
+    rlhf_status s = pref_set_build_with(out, d, &oo, err);
+    chat_template_free(owned);
+    return s;
+}
+
+static rlhf_status pref_set_build_with(pref_set *out, const dataset *d, const pref_opts *o, rlhf_err *err) {
     pref_row *rows = calloc((size_t)d->n, sizeof *rows);
     row_errors *errs = calloc(1, sizeof *errs);
     if (!rows || !errs) {

@@ -4,8 +4,9 @@
 //   explicit prompt   {"prompt": str, "chosen": str, "rejected": str}
 //   implicit prompt   {"chosen": str, "rejected": str}   (HH-RLHF: prompt = common prefix up to the
 //                     last "\n\nAssistant:", as the seed's extract_anthropic_prompt / TRL extract_prompt)
-//   conversational    prompt/chosen/rejected as lists of {"role","content"} messages (rendered with a
-//                     plain "role: content\n" template), or chosen/rejected full conversations
+//   conversational    prompt/chosen/rejected as lists of {"role","content"} messages, or chosen/rejected
+//                     full conversations; decoders render prompt + response with the model's chat
+//                     template (tokenizer_config.json) as TRL does, else a plain "role: content\n" template
 //   ShareGPT          {"conversations":[{"from","value"}..], "chosen":{..}, "rejected":{..}} (LLaMA-Factory)
 //   pre-tokenized     {"chosen_ids":[..], "rejected_ids":[..]} (+ optional *_token_type_ids)
 //   optional "margin": number (loss -logsigmoid(r_c - r_r - margin)).
@@ -58,7 +59,12 @@ typedef struct {
     int eos_id;             // appended for decoders (-1: none)
     int bos_id;             // kept at the front when a decoder sequence is truncated (-1: none)
     int allow_single;       // scoring: rows with one response are accepted
-    const char *model_dir;  // for the "needs a tokenizer" message
+    const char *model_dir;  // for the "needs a tokenizer" message, and where a chat template is looked for
+    // Decoders: conversational rows are rendered by this chat template (tokenizer/chat_template.h);
+    // NULL = the one in model_dir's tokenizer_config.json, if any, unless no_chat_template is set,
+    // else the plain "role: content\n" template.
+    const struct chat_template *chat;
+    int no_chat_template;
 } pref_opts;
 
 // Encodes every row of d. On any malformed row: RLHF_EINPUT with every bad row listed as

@@ -85,6 +85,7 @@ int cmd_sft(int argc, char **argv) {
     if (!out) BAD("--output_dir is required");
     if (bs < 1) BAD("--per_device_train_batch_size must be >= 1, got %lld", bs);
     if (accum < 1) BAD("--gradient_accumulation_steps must be >= 1, got %lld", accum);
+    if (max_length < 1) BAD("--max_length must be >= 1, got %lld", max_length);
     if (!(lr >= 0)) BAD("--learning_rate must be >= 0, got %g", lr);
     if (!(wd >= 0)) BAD("--weight_decay must be >= 0, got %g", wd);
     if (!(warmup >= 0 && warmup <= 1)) BAD("--warmup_ratio must be in [0, 1], got %g", warmup);

@@ -7,6 +7,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/peft_flags.h"
 #include "cli/signals.h"
 #include "train/ppo_trainer.h"
 
@@ -17,7 +18,9 @@ static int run(int argc, char **argv) {
     long long pd_batch, accum, mini, epochs, fwd, resp_len, seed, save_steps, samples, threads;
     double missing_eos_penalty = 0;
     int whiten = 0, adaptive = 0, overwrite = 0, quiet = 0;
-    arg_spec specs[] = {
+    cli_peft_flags pf;
+    memset(&pf, 0, sizeof pf);
+    arg_spec specs[64] = {
         {"model_name_or_path", ARG_STRING, &a.model_name_or_path, NULL, "the policy to train (causal LM, HF layout)", NULL, 0},
         {"sft_model_path", ARG_STRING, &a.sft_model_path, NULL, "the frozen reference policy (KL penalty)", NULL, 0},
         {"reward_model_path", ARG_STRING, &a.reward_model_path, NULL,
@@ -62,8 +65,13 @@ static int run(int argc, char **argv) {
         {"quiet", ARG_BOOL, &quiet, "false", "no progress bar", NULL, 0},
         {"threads", ARG_INT, &threads, "0", "threads (0 = all cores)", NULL, 0},
     };
-    const int n = (int)(sizeof specs / sizeof specs[0]);
+    int n = 0;
+    while (specs[n].name) n++;
+    const int cap = (int)(sizeof specs / sizeof specs[0]) - 1;  // the table keeps a terminating empty row
+    n = cli_peft_flag_specs(specs, n, cap, &pf, "train LoRA adapters on the policy; the reference is the policy "
+                                                "with its adapters off (--sft_model_path is then not loaded)");
     rlhf_err err = {0};
+    if (n > cap) return cli_report("ppo", RLHF_ERUNTIME, "internal error: more flags than the flag table holds");
     int parsed = cli_parse_flags("ppo", "usage: rlhf ppo --model_name_or_path DIR --sft_model_path DIR --reward_model_path DIR\n"
                         "                --dataset_name FILE --output_dir DIR [flags]\n"
                         "  TRL's PPOTrainer; the score is added at the response's last real token (TRL issue 3750)", specs, n, argc, argv);
@@ -113,6 +121,10 @@ static int run(int argc, char **argv) {
         rlhf_fail(&err, RLHF_EINPUT, "--encoding: expected pair or concat, got '%s'", encoding);
         return cli_report("ppo", RLHF_EINPUT, err.msg);
     }
+    st = cli_peft_check_train(&pf, &a.peft, &err);
+    if (!st && pf.use_peft && a.resume_from_checkpoint) st = cli_peft_check_resume(&pf, a.resume_from_checkpoint, &err);
+    if (st) return cli_report("ppo", st, err.msg);
+    a.merge_adapter = pf.merge_adapter;
     cli_set_threads(threads);
     a.stop = cli_stop_flag_install();
     ppo_result res;

@@ -27,6 +27,7 @@
 
 void ppo_args_defaults(ppo_args *a) {
     memset(a, 0, sizeof *a);
+    peft_options_default(&a->peft);
     a->learning_rate = 3e-6;
     a->weight_decay = 0;
     a->max_grad_norm = 1.0;
@@ -101,6 +102,10 @@ rlhf_status ppo_args_check(const ppo_args *a, rlhf_err *err) {
     CHECK_FLAG(a->num_sample_generations >= 0, "--num_sample_generations: expected >= 0, got %d",
                a->num_sample_generations);
     CHECK_FLAG(a->stop_token, "--stop_token: expected eos, none or a token id");
+    CHECK_FLAG(a->peft.use_peft || !a->peft.load_in_4bit,
+               "--load_in_4bit: a 4-bit policy is frozen, so training needs --use_peft (QLoRA)");
+    CHECK_FLAG(a->peft.use_peft || !a->merge_adapter, "--merge_adapter needs --use_peft");
+    if (a->peft.use_peft) RLHF_TRY(peft_options_check(&a->peft, err));
     return RLHF_OK;
 }
 
@@ -114,6 +119,11 @@ static int has_tokenizer_files(const char *dir) {
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         if (file_exists(path_join(p, sizeof p, dir, names[i]))) return 1;
     return 0;
+}
+
+static int has_config(const char *dir) {
+    char p[4200];
+    return file_exists(path_join(p, sizeof p, dir, "config.json"));
 }
 
 static void run_free(ppo_run *r) {
@@ -160,7 +170,7 @@ static rlhf_status load_prompts(ppo_run *r, rlhf_err *err) {
         return rlhf_fail(err, RLHF_ERUNTIME, "out of memory reading %s", a->dataset_name);
     }
     int max_pos = r->policy->cfg.max_positions;
-    if (r->ref->cfg.max_positions > 0 && (max_pos == 0 || r->ref->cfg.max_positions < max_pos))
+    if (r->ref && r->ref->cfg.max_positions > 0 && (max_pos == 0 || r->ref->cfg.max_positions < max_pos))
         max_pos = r->ref->cfg.max_positions;
     if (r->value && r->value->cfg.max_positions > 0 && (max_pos == 0 || r->value->cfg.max_positions < max_pos))
         max_pos = r->value->cfg.max_positions;
@@ -301,15 +311,48 @@ static rlhf_status setup(ppo_run *r, rlhf_err *err) {
     const ppo_args *a = r->a;
     model_load_opts lo = {.quiet = 0, .init_seed = a->seed};
     const char *policy_dir = a->resume_from_checkpoint ? a->resume_from_checkpoint : a->model_name_or_path;
-    RLHF_TRY(model_load(&r->policy, policy_dir, HEAD_LM, &lo, err));
+    // peft_options with only the 4-bit settings: a frozen 4-bit model (the reward model; a resumed
+    // policy's base, whose adapter config comes from the checkpoint).
+    peft_options quant = a->peft;
+    quant.use_peft = 0;
+    if (a->peft.use_peft) {
+        if (a->resume_from_checkpoint) {
+            RLHF_TRY(peft_load_adapter_model(&r->policy, policy_dir, HEAD_LM, &quant, &lo, err));
+        } else if (peft_is_adapter_dir(policy_dir) && !has_config(policy_dir)) {
+            return rlhf_fail(err, RLHF_EINPUT, "--model_name_or_path %s is a peft adapter: new adapters start from a "
+                             "full model (its base_model_name_or_path, or a merged model)", policy_dir);
+        } else {
+            model_load_opts lp = lo;
+            lp.peft = &a->peft;  // 4-bit weights quantized as they are read
+            RLHF_TRY(model_load(&r->policy, policy_dir, HEAD_LM, &lp, err));
+        }
+    } else {
+        // A peft adapter directory (e.g. `rlhf sft --use_peft`) loads as its base with the adapter applied
+        // and merged, so the whole policy trains.
+        RLHF_TRY(peft_load_model_dir(&r->policy, policy_dir, HEAD_LM, NULL, &lo, err));
+        RLHF_TRY(peft_merge_and_unload(r->policy, err));
+    }
     if (!r->policy->cfg.is_decoder || !r->policy->family->decode)
         return rlhf_fail(err, RLHF_EINPUT, "--model_name_or_path %s: model_type '%s' is not a causal LM",
                          policy_dir, r->policy->cfg.model_type);
-    RLHF_TRY(model_load(&r->ref, a->sft_model_path, HEAD_LM, &lo, err));
-    if (r->ref->cfg.vocab_size != r->policy->cfg.vocab_size)
-        return rlhf_fail(err, RLHF_EINPUT, "--sft_model_path %s: vocabulary of %d tokens, the policy has %d",
-                         a->sft_model_path, r->ref->cfg.vocab_size, r->policy->cfg.vocab_size);
-    RLHF_TRY(model_load(&r->reward, a->reward_model_path, HEAD_SEQCLS, &lo, err));
+    if (a->peft.use_peft) {
+        int64_t qb, fb;
+        peft_quantized_bytes(r->policy, &qb, &fb);
+        model_trainable tv;
+        model_trainable_view(r->policy, &tv);
+        fprintf(stderr, "rlhf ppo: LoRA r=%d on %d layers: %zu trainable of %zu parameters%s; the reference is the "
+                        "policy with its adapters off (--sft_model_path %s is not loaded)\n", a->peft.lora.r,
+                peft_n_adapted(r->policy), tv.n, r->policy->n_params, qb ? " (4-bit base)" : "", a->sft_model_path);
+    } else {
+        RLHF_TRY(peft_load_model_dir(&r->ref, a->sft_model_path, HEAD_LM, NULL, &lo, err));
+        RLHF_TRY(peft_merge_and_unload(r->ref, err));
+        if (r->ref->cfg.vocab_size != r->policy->cfg.vocab_size)
+            return rlhf_fail(err, RLHF_EINPUT, "--sft_model_path %s: vocabulary of %d tokens, the policy has %d",
+                             a->sft_model_path, r->ref->cfg.vocab_size, r->policy->cfg.vocab_size);
+    }
+    model_load_opts lr = lo;
+    if (a->peft.load_in_4bit) lr.peft = &quant;  // the frozen reward model in 4-bit too
+    RLHF_TRY(model_load(&r->reward, a->reward_model_path, HEAD_SEQCLS, &lr, err));
 
     if (has_tokenizer_files(a->model_name_or_path))
         RLHF_TRY(tokenizer_load(&r->policy_tok, a->model_name_or_path, err));
@@ -384,7 +427,9 @@ static rlhf_status setup(ppo_run *r, rlhf_err *err) {
     RLHF_TRY(ppo_kl_controller_init(&r->klc, a->kl_coef, a->adap_kl_ctrl, a->kl_target, a->kl_horizon, err));
 
     RLHF_TRY(model_alloc_grads(r->policy, err));
-    RLHF_TRY(adamw_init(&r->policy_opt, r->policy->n_params, err));
+    model_trainable tv;  // with LoRA: the adapters only
+    model_trainable_view(r->policy, &tv);
+    RLHF_TRY(adamw_init(&r->policy_opt, tv.n, err));
     if (r->value) {
         RLHF_TRY(model_alloc_grads(r->value, err));
         RLHF_TRY(adamw_init(&r->value_opt, r->value->n_params, err));
@@ -532,8 +577,9 @@ static void scale(float *g, size_t n, float f) {
 // optimizer over TRL's PolicyAndValueWrapper), then AdamW. A non-finite norm skips the step.
 static int optimizer_step(ppo_run *r, double lr) {
     const ppo_args *a = r->a;
-    model *p = r->policy;
-    double sq = sumsq_norm(p->grads, p->n_params);
+    model_trainable p;  // the policy's trainable range (the adapters with LoRA)
+    model_trainable_view(r->policy, &p);
+    double sq = sumsq_norm(p.grads, p.n);
     if (r->value) sq += sumsq_norm(r->value->grads, r->value->n_params);
     else sq += sumsq_norm(r->vhead_grad, r->vhead_n);
     double norm = sqrt(sq);
@@ -541,18 +587,18 @@ static int optimizer_step(ppo_run *r, double lr) {
     if (stepped) {
         if (a->max_grad_norm > 0 && norm > a->max_grad_norm) {
             float f = (float)(a->max_grad_norm / (norm + 1e-6));
-            scale(p->grads, p->n_params, f);
+            scale(p.grads, p.n, f);
             if (r->value) scale(r->value->grads, r->value->n_params, f);
             else scale(r->vhead_grad, r->vhead_n, f);
         }
         adamw_config c = {ADAMW_DEFAULT_BETA1, ADAMW_DEFAULT_BETA2, ADAMW_DEFAULT_EPS, a->weight_decay};
-        adamw_step(&r->policy_opt, p->params, p->grads, p->specs, p->n_specs, lr, &c);
+        adamw_step(&r->policy_opt, p.params, p.grads, p.specs, p.n_specs, lr, &c);
         if (r->value)
             adamw_step(&r->value_opt, r->value->params, r->value->grads, r->value->specs, r->value->n_specs, lr, &c);
         else
             adamw_step(&r->vhead_opt, r->vhead, r->vhead_grad, r->vhead_specs, 2, lr, &c);
     }
-    model_zero_grads(p);
+    model_zero_grads(r->policy);
     if (r->value) model_zero_grads(r->value);
     else memset(r->vhead_grad, 0, r->vhead_n * sizeof(float));
     return stepped;
@@ -785,6 +831,10 @@ static rlhf_status train_loop(ppo_run *r, ppo_result *res, rlhf_err *err) {
     progress_finish(pg, extra);
     csv_log_close(log);
     if (!st) st = ppo_save_policy_dir(r, a->output_dir, err);
+    if (!st && a->merge_adapter && peft_active(r->policy)) {  // the adapter is written; the merged model beside it
+        st = peft_merge_and_unload(r->policy, err);
+        if (!st) st = model_save(r->policy, a->output_dir, err);
+    }
     if (!st || st == RLHF_EINTERRUPT) {
         rlhf_err e2;
         rlhf_status rs = ppo_report_write(r, st ? &e2 : err);

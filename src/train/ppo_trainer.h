@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "base/error.h"
+#include "models/peft.h"
 #include "train/ppo_math.h"
 #include "train/preference_data.h"
 
@@ -85,6 +86,14 @@ typedef struct {
     int num_sample_generations;       // sample points over the run (TRL's); 0: no samples.jsonl
     volatile sig_atomic_t *stop;      // set by the CLI's SIGINT/SIGTERM handler; may be NULL
     int quiet;                        // no progress bar
+    // LoRA / QLoRA (models/peft.h; peft.use_peft 0 = full fine-tuning). With adapters the policy is
+    // model_name_or_path + LoRA and the reference is the same weights with the adapters off (TRL's
+    // PPOTrainer sets ref_model None with a peft policy): sft_model_path is not loaded. The value model
+    // stays a full fp32 model (TRL's value model is a separate full model too); with load_in_4bit the
+    // frozen reward model is loaded 4-bit as well (TRL quantizes only the policy; ours is frozen, so the
+    // 4-bit copy only saves memory). The policy is saved as a peft adapter (+ merged with merge_adapter).
+    peft_options peft;
+    int merge_adapter;
 } ppo_args;
 
 // TRL's / the contract's defaults (every pointer NULL).

@@ -12,6 +12,7 @@
 #include "base/rng.h"
 #include "nn/ops.h"
 #include "train/generate.h"
+#include "models/peft.h"
 #include "train/ppo_trainer_impl.h"
 #include "train/trainer_common.h"
 
@@ -280,9 +281,15 @@ rlhf_status ppo_rollout(ppo_run *r, long long update, rlhf_err *err) {
         if (r->value_source == PPO_VALUE_HEAD)
             ppo_values_from_hidden(r->values + (size_t)b0 * R, r->policy->last_hidden, r->vhead,
                                    r->vhead[r->vhead_n - 1], nb, T, P, R, r->policy->cfg.hidden_size);
-        RLHF_TRY(model_forward(r->ref, &mb, err));
-        ppo_response_logprobs(r->ref_logprobs + (size_t)b0 * R, NULL, r->ref->out, resp, nb, T, P, R,
-                              r->ref->cfg.vocab_size, r->a->temperature);
+        // With LoRA the reference is the policy itself with its adapters off (one copy of the weights);
+        // its forward overwrites the policy's outputs, which were read above.
+        model *ref = r->ref ? r->ref : r->policy;
+        if (r->ref)
+            RLHF_TRY(model_forward(r->ref, &mb, err));
+        else
+            RLHF_TRY(peft_reference_forward(r->policy, &mb, err));
+        ppo_response_logprobs(r->ref_logprobs + (size_t)b0 * R, NULL, ref->out, resp, nb, T, P, R,
+                              ref->cfg.vocab_size, r->a->temperature);
         if (r->value_source == PPO_VALUE_REWARD) {
             RLHF_TRY(model_forward(r->value, &mb, err));
             ppo_values_from_hidden(r->values + (size_t)b0 * R, r->value->last_hidden,

@@ -15,6 +15,7 @@
 #include "io/json_util.h"
 #include "io/safetensors.h"
 #include "models/decoder.h"
+#include "models/peft.h"
 #include "train/checkpoint.h"
 #include "train/ppo_trainer_impl.h"
 #include "train/report.h"
@@ -63,7 +64,11 @@ rlhf_status ppo_log_rewrite(const ppo_run *r, const char *path, rlhf_err *err) {
 }
 
 rlhf_status ppo_save_policy_dir(const ppo_run *r, const char *dir, rlhf_err *err) {
-    RLHF_TRY(model_save(r->policy, dir, err));
+    // With LoRA: peft's adapter layout, its base the policy's input model (checkpoints resume from it).
+    if (peft_active(r->policy))
+        RLHF_TRY(peft_save_adapter(r->policy, dir, r->a->model_name_or_path, err));
+    else
+        RLHF_TRY(model_save(r->policy, dir, err));
     if (r->policy_tok) RLHF_TRY(tokenizer_save(r->policy_tok, dir, err));
     return decoder_save_generation_config(r->policy, dir, err);
 }

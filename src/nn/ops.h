@@ -86,6 +86,20 @@ void rope_forward(float *x, const int32_t *pos, int B, int T, int H, int D, int 
 // The rotation is orthogonal: backward rotates the gradient by -angle, in place.
 void rope_backward(float *dx, const int32_t *pos, int B, int T, int H, int D, int rot_dim, float theta,
                    rope_layout layout);
+// Precomputed frequencies, for HF's rope_scaling variants (models/rope_scaling.c fills them):
+// angle = float(pos) * inv_freq[i]; cos and sin are multiplied by attention_factor (YaRN's; 1 otherwise).
+#define ROPE_MAX_HALF 1024
+typedef struct {
+    int half;                     // rot_dim / 2
+    float attention_factor;
+    float inv_freq[ROPE_MAX_HALF];
+} rope_freqs;
+// HF's default: inv_freq[i] = 1 / theta^(2i / rot_dim) in fp32 (rot_dim <= 2 * ROPE_MAX_HALF).
+void rope_freqs_default(rope_freqs *f, int rot_dim, float theta);
+void rope_forward_freqs(float *x, const int32_t *pos, int B, int T, int H, int D, int rot_dim, const rope_freqs *f,
+                        rope_layout layout);
+void rope_backward_freqs(float *dx, const int32_t *pos, int B, int T, int H, int D, int rot_dim, const rope_freqs *f,
+                         rope_layout layout);
 
 // ---- attention ---------------------------------------------------------------------------------
 // Multi-head scaled dot-product attention with grouped-query heads.

@@ -170,6 +170,7 @@ static rlhf_status run_generate(const gen_flags *f, rlhf_err *err) {
                     st = terr.code ? terr.code : RLHF_EINPUT;
                 }
         }
+        if (st == RLHF_OK && tok) st = tokenizer_check_model_vocab(tok, m->cfg.vocab_size, f->model_dir, err);
         if (st == RLHF_OK) st = read_prompts(f, f->dataset ? &d : NULL, tok, m->cfg.vocab_size, &p, err);
     }
     gen_config g = {.max_new_tokens = (int)f->max_new_tokens, .do_sample = f->do_sample,

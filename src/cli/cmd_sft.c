@@ -144,6 +144,7 @@ int cmd_sft(int argc, char **argv) {
         const char *files[] = {"tokenizer.json", "vocab.json", "vocab.txt"};
         for (int i = 0; i < 3 && !tok && st == RLHF_OK; i++)
             if (file_exists(path_join(p, sizeof p, load_dir, files[i]))) st = tokenizer_load(&tok, load_dir, &err);
+        if (st == RLHF_OK && tok) st = tokenizer_check_model_vocab(tok, m->cfg.vocab_size, load_dir, &err);
     }
     if (st == RLHF_OK) {
         int eos = m->cfg.eos_token_id >= 0 ? m->cfg.eos_token_id : (tok ? tokenizer_eos_id(tok) : -1);

@@ -466,6 +466,15 @@ rlhf_status tokenizer_decode_n(const tokenizer *t, const int32_t *ids, int n, in
 
 int tokenizer_vocab_size(const tokenizer *t) { return t->vocab_size; }
 
+rlhf_status tokenizer_check_model_vocab(const tokenizer *t, int model_vocab, const char *model_dir, rlhf_err *err) {
+    if (t->vocab_size <= model_vocab) return RLHF_OK;
+    return rlhf_fail(err, RLHF_EINPUT,
+                     "%s/%s: the tokenizer has ids up to %d but %s/config.json has vocab_size %d (expected a tokenizer "
+                     "whose ids the model can embed: the model's own tokenizer, or a model resized to >= %d tokens)",
+                     t->dir ? t->dir : "(tokenizer)", t->n_files > 0 ? t->files[0] : "tokenizer.json", t->vocab_size - 1,
+                     model_dir, model_vocab, t->vocab_size);
+}
+
 int tokenizer_token_to_id(const tokenizer *t, const char *token) {
     size_t n = strlen(token);
     for (int i = 0; i < t->added.n; i++)

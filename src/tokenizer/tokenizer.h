@@ -30,6 +30,11 @@ void tok_encoding_free(tok_encoding *e);
 rlhf_status tokenizer_decode(const tokenizer *t, const int32_t *ids, int n, int skip_special_tokens, char **out,
                              rlhf_err *err);
 int tokenizer_vocab_size(const tokenizer *t);           // including added tokens
+// Fails (RLHF_EINPUT) when the tokenizer can produce ids the model cannot embed (any id >= model_vocab,
+// the model's config.json vocab_size): transformers would raise IndexError mid-forward on the first such
+// token. The message names the tokenizer file and model_dir/config.json. A tokenizer smaller than the
+// model is fine (embedding tables are often padded, e.g. 50257 tokens for 50304 rows).
+rlhf_status tokenizer_check_model_vocab(const tokenizer *t, int model_vocab, const char *model_dir, rlhf_err *err);
 int tokenizer_token_to_id(const tokenizer *t, const char *token);   // -1 if absent
 // Special ids from tokenizer.json added tokens + tokenizer_config.json / special_tokens_map.json; -1 if none.
 int tokenizer_pad_id(const tokenizer *t);

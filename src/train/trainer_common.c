@@ -159,7 +159,9 @@ rlhf_status reward_model_load_peft(model **m, tokenizer **tok, const char *dir, 
     }
     if (model_dir_has_tokenizer(dir)) {
         rlhf_status s = tokenizer_load(tok, dir, err);
+        if (!s) s = tokenizer_check_model_vocab(*tok, (*m)->cfg.vocab_size, dir, err);
         if (s) {
+            tokenizer_free(*tok);
             model_free(*m);
             *m = NULL;
             *tok = NULL;

@@ -437,6 +437,15 @@ static rlhf_status pair_texts(const dataset *d, int r, char **prompt, char **cho
     return RLHF_OK;
 }
 
+// An empty response (after the prompt, explicit or implicit) is a row to fix, not a pair to learn from:
+// with no response tokens the reward reads the prompt (or only special tokens) for both sides.
+static rlhf_status nonempty_response(const dataset *d, int r, const char *field, const char *text, rlhf_err *err) {
+    if (text && text[0]) return RLHF_OK;
+    const int implicit = !has_field(d->rows[r], "prompt") && strcmp(field, "response");
+    return row_fail(err, d, r, "field '%s' is an empty response (expected non-empty text after the prompt%s)", field,
+                    implicit ? "; without a 'prompt' field the prompt is the common start of chosen and rejected" : "");
+}
+
 static rlhf_status need_tokenizer(const dataset *d, int r, const pref_opts *o, rlhf_err *err) {
     if (o->tok) return RLHF_OK;
     return row_fail(err, d, r,
@@ -576,6 +585,8 @@ static rlhf_status build_row(const dataset *d, int r, const pref_opts *o, pref_r
             goto done;
         }
         if (!s) s = pair_texts(d, r, &prompt, &chosen, &rejected, err);
+        if (!s) s = nonempty_response(d, r, "chosen", chosen, err);
+        if (!s) s = nonempty_response(d, r, "rejected", rejected, err);
         if (!s) s = encode_field(d, r, o, "chosen", prompt, chosen, &out->chosen, &trunc, err);
         if (!s) s = encode_field(d, r, o, "rejected", prompt, rejected, &out->rejected, &trunc, err);
         free(prompt);
@@ -586,6 +597,7 @@ static rlhf_status build_row(const dataset *d, int r, const pref_opts *o, pref_r
         s = need_tokenizer(d, r, o, err);
         if (!s) s = field_text(d, r, "prompt", 0, &prompt, err);
         if (!s) s = field_text(d, r, "response", 1, &response, err);
+        if (!s) s = nonempty_response(d, r, "response", response, err);
         if (!s) s = encode_field(d, r, o, "response", prompt, response, &out->chosen, &trunc, err);
         free(prompt);
         free(response);

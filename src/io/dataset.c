@@ -12,6 +12,11 @@
 #include "io/files.h"
 
 #define DATASET_MIN_ROWS 64
+// The most text (string bytes, keys included) one row may hold. Far above any example a model here can
+// take (4 MiB is ~1M tokens, while max_position_embeddings is at most a few 10^4), and low enough that a
+// runaway row (a whole corpus on one line) is refused at once instead of being tokenized for seconds and
+// then truncated away.
+#define DATASET_MAX_ROW_BYTES (4u << 20)
 
 void dataset_free(dataset *d) {
     if (!d) return;
@@ -53,6 +58,24 @@ static const char *type_name(const cJSON *v) {
     }
 }
 
+// Bytes of text in a row: every string value and key, at any depth (stops counting past the limit).
+static size_t row_text_bytes(const cJSON *v, size_t acc) {
+    for (; v && acc <= DATASET_MAX_ROW_BYTES; v = v->next) {
+        if (v->string) acc += strlen(v->string);
+        if (cJSON_IsString(v) && v->valuestring) acc += strlen(v->valuestring);
+        if (v->child) acc = row_text_bytes(v->child, acc);
+    }
+    return acc;
+}
+
+static rlhf_status check_row_size(const dataset *d, const cJSON *row, int line, rlhf_err *err) {
+    size_t n = row_text_bytes(row->child, 0);
+    if (n <= DATASET_MAX_ROW_BYTES) return RLHF_OK;
+    return rlhf_fail(err, RLHF_EINPUT,
+                     "%s:%d: row holds more than %u bytes of text, expected at most that per row (one training "
+                     "example; split or shorten it)", d->path, line, DATASET_MAX_ROW_BYTES);
+}
+
 static int line_of(const char *buf, size_t off) {
     int line = 1;
     for (size_t i = 0; i < off; i++) line += buf[i] == '\n';
@@ -89,7 +112,8 @@ static rlhf_status load_jsonl(dataset *d, char *buf, size_t len, rlhf_err *err) 
             cJSON_Delete(row);
             return s;
         }
-        rlhf_status s = push_row(d, &cap, row, line, err);
+        rlhf_status s = check_row_size(d, row, line, err);
+        if (s == RLHF_OK) s = push_row(d, &cap, row, line, err);
         if (s != RLHF_OK) {
             cJSON_Delete(row);
             return s;
@@ -157,6 +181,7 @@ static rlhf_status load_array(dataset *d, const char *buf, size_t len, rlhf_err 
         if (s == RLHF_OK && !cJSON_IsObject(c))
             s = rlhf_fail(err, RLHF_EINPUT, "%s:%d: expected a JSON object (array element %d), got %s", d->path,
                           lines[i], i, type_name(c));
+        if (s == RLHF_OK) s = check_row_size(d, c, lines[i], err);
         if (s == RLHF_OK) {
             s = push_row(d, &cap, c, lines[i], err);
             if (s != RLHF_OK) cJSON_Delete(c);

@@ -122,8 +122,10 @@ static void list_architectures(const model_family *f, char *buf, size_t n) {
     const char *first[2] = {f->seqcls_architecture, f->lm_architecture};
     for (int i = 0; i < 2; i++)
         if (first[i]) used += (size_t)snprintf(buf + used, used < n ? n - used : 0, "%s%s", used ? ", " : "", first[i]);
-    for (const char *const *a = f->known_architectures; a && *a; a++)
+    for (const char *const *a = f->known_architectures; a && *a; a++) {
+        if ((first[0] && !strcmp(*a, first[0])) || (first[1] && !strcmp(*a, first[1]))) continue;  // listed above
         used += (size_t)snprintf(buf + used, used < n ? n - used : 0, "%s%s", used ? ", " : "", *a);
+    }
 }
 
 // Picks the family from config's model_type and checks its architectures entries (what names the

@@ -172,6 +172,18 @@ static rlhf_status run_generate(const gen_flags *f, rlhf_err *err) {
         }
         if (st == RLHF_OK && tok) st = tokenizer_check_model_vocab(tok, m->cfg.vocab_size, f->model_dir, err);
         if (st == RLHF_OK) st = read_prompts(f, f->dataset ? &d : NULL, tok, m->cfg.vocab_size, &p, err);
+        // Learned position tables end at max_positions: refuse up front, naming the prompt, rather than fail
+        // mid-batch after other rows were printed (HF raises IndexError there).
+        for (int i = 0; st == RLHF_OK && m->cfg.max_positions > 0 && i < p.n; i++)
+            if ((long long)p.lens[i] + f->max_new_tokens > m->cfg.max_positions) {
+                char where[4200];
+                if (f->dataset) snprintf(where, sizeof where, "%s:%d", d.path, d.lines[i]);
+                else snprintf(where, sizeof where, "--prompt");
+                st = rlhf_fail(err, RLHF_EINPUT,
+                               "%s: prompt of %d tokens + --max_new_tokens %lld exceeds the model's %d positions "
+                               "(expected a shorter prompt or fewer new tokens)", where, p.lens[i], f->max_new_tokens,
+                               m->cfg.max_positions);
+            }
     }
     gen_config g = {.max_new_tokens = (int)f->max_new_tokens, .do_sample = f->do_sample,
                     .temperature = (float)f->temperature, .top_k = (int)f->top_k, .top_p = (float)f->top_p,

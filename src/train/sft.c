@@ -18,6 +18,10 @@
 #include "train/optimizer.h"
 #include "train/report.h"
 
+// Steps skipped in a row (non-finite loss or gradient norm) after which the run is declared diverged,
+// as reward_trainer.c's MAX_CONSECUTIVE_SKIPS: fp32 has no loss scaler to recover.
+#define SFT_MAX_CONSECUTIVE_SKIPS 20
+
 // ---- data ----------------------------------------------------------------------------------------
 
 static rlhf_status encode(const tokenizer *tok, const char *text, int special, const char *where, int vocab,
@@ -327,6 +331,7 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
     int start_epoch = ts.epochs_done, skip = ts.micro_in_epoch;
     double log_loss = 0;
     int log_count = 0;
+    int skip_streak = 0;  // consecutive skipped (non-finite) steps
     for (int epoch = start_epoch; st == RLHF_OK && step < total && !res->interrupted; epoch++) {
         if (a->shuffle)
             rng_permutation(rng_key(a->seed, RNG_STREAM_SHUFFLE, (uint64_t)epoch, 0), order, n);
@@ -346,7 +351,23 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
             if ((mb + 1) % accum != 0 && mb != n_batches - 1) continue;
             double norm = clip_grad_norm(tv.grads, tv.n, a->max_grad_norm);
             double lr = lr_at(a->schedule, a->learning_rate, step, warmup, total);
-            if (isfinite(norm)) adamw_step(&opt, tv.params, tv.grads, tv.specs, tv.n_specs, lr, &ac);
+            // NaN/Inf guard (as the reward trainer): a non-finite loss or gradient norm skips the update and is
+            // counted; a streak of SFT_MAX_CONSECUTIVE_SKIPS means the weights themselves went bad.
+            if (isfinite(norm) && isfinite(step_loss)) {
+                skip_streak = 0;
+                adamw_step(&opt, tv.params, tv.grads, tv.specs, tv.n_specs, lr, &ac);
+            } else {
+                ts.skipped_steps++;
+                if (++skip_streak >= SFT_MAX_CONSECUTIVE_SKIPS) {
+                    st = rlhf_fail(err, RLHF_ERUNTIME, "training diverged: %d steps in a row with a non-finite loss or "
+                                   "gradient norm (up to step %lld); try a lower --learning_rate or --max_grad_norm",
+                                   skip_streak, step + 1);
+                    break;
+                }
+                fprintf(stderr, "%srlhf sft: step %lld: non-finite %s (%g); step skipped (%lld skipped so far)\n",
+                        pg ? "\n" : "", step + 1, isfinite(step_loss) ? "gradient norm" : "loss",
+                        isfinite(step_loss) ? norm : step_loss, ts.skipped_steps);
+            }
             model_zero_grads(m);
             step++;
             res->last_loss = step_loss;

@@ -180,4 +180,13 @@ grep -q "done, 1 steps" "$W/bigbatch.err" && [ -s "$W/bigbatch/model.safetensors
   --output_dir "$W/bigbatch-sft" --threads 1 >/dev/null 2>"$W/bigbatch-sft.err" && [ -s "$W/bigbatch-sft/model.safetensors" ] ||
   fail "sft with a batch larger than the dataset: $(tail -n 1 "$W/bigbatch-sft.err")"
 
+# ---- NaN/Inf guard in sft (reward: reward_bad_input.sh): a diverging run skips non-finite steps with a
+# message and a count, then stops with exit 1 naming the divergence ----------------------------------------------
+for i in $(seq 1 30); do echo '{"prompt": "a b", "completion": " c d e"}'; done >"$W/sft30.jsonl"
+"$RLHF" sft --model_name_or_path "$W/gpt2" --dataset_name "$W/sft30.jsonl" --per_device_train_batch_size 1 \
+  --learning_rate 1e30 --max_grad_norm 0 --output_dir "$W/nan" --threads 1 >/dev/null 2>"$W/nan.err"
+c=$?
+[ "$c" = 1 ] && grep -qE "rlhf sft: step [0-9]+: non-finite (loss|gradient norm) .*step skipped \(1 skipped so far\)" "$W/nan.err" &&
+  grep -q "training diverged: 20 steps in a row" "$W/nan.err" || fail "sft diverging run: exit $c ($(tail -n 1 "$W/nan.err"))"
+
 [ "$fails" = 0 ] && echo "bad_inputs: all $rows rows passed" || { echo "bad_inputs: $fails of $rows failed"; exit 1; }

@@ -360,6 +360,11 @@ static rlhf_status setup(ppo_run *r, rlhf_err *err) {
         RLHF_TRY(tokenizer_load(&r->policy_tok, a->sft_model_path, err));
     if (r->policy_tok && has_tokenizer_files(a->reward_model_path))
         RLHF_TRY(tokenizer_load(&r->reward_tok, a->reward_model_path, err));
+    // Tokenizer ids the model cannot embed are bad input naming both files (tokenizer_check_model_vocab).
+    if (r->policy_tok)
+        RLHF_TRY(tokenizer_check_model_vocab(r->policy_tok, r->policy->cfg.vocab_size, a->model_name_or_path, err));
+    if (r->reward_tok)
+        RLHF_TRY(tokenizer_check_model_vocab(r->reward_tok, r->reward->cfg.vocab_size, a->reward_model_path, err));
     if (!r->reward_tok && r->reward->cfg.vocab_size < r->policy->cfg.vocab_size)
         return rlhf_fail(err, RLHF_EINPUT,
                          "--reward_model_path %s: without tokenizer files on both sides the reward model reads the "

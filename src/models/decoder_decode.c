@@ -11,6 +11,9 @@
 
 static inline const float *P(const model *m, size_t off) { return off == DEC_NONE ? NULL : m->params + off; }
 
+// Cached keys scored together by one query (independent accumulators; see cached_attention).
+#define ATTN_KEY_BLOCK 8
+
 // Attention of the T_new new queries of every row over the cached keys 0 .. len + T_new - 1.
 // q, out: (B, T_new, NH, HD). A cached key j is visible to the query at cache position i when j <= i,
 // the cache mask marks it real, and (with a sliding window) i - j < window, as in decoder_forward.
@@ -28,17 +31,26 @@ static void cached_attention(float *out, float *scores_all, const float *q, cons
         const int32_t *mask = kc->mask + (size_t)b * kc->max_T;
         int j0 = c->window > 0 && i - c->window + 1 > 0 ? i - c->window + 1 : 0;
         float mx = -INFINITY;
-        for (int j = j0; j <= i; j++) {
-            if (!mask[j]) {
-                scores[j] = -INFINITY;
-                continue;
+        for (int jb = j0; jb <= i; jb += ATTN_KEY_BLOCK) {
+            // ATTN_KEY_BLOCK dot products side by side: each sums over d in order as a lone one would,
+            // but the independent chains fill the pipeline (one chain waits on every add's latency)
+            int nk = i + 1 - jb < ATTN_KEY_BLOCK ? i + 1 - jb : ATTN_KEY_BLOCK;
+            const float *kp[ATTN_KEY_BLOCK];
+            for (int kk = 0; kk < ATTN_KEY_BLOCK; kk++)
+                kp[kk] = kv_cache_k(kc, l, b, kk < nk ? jb + kk : jb) + (size_t)kvh * HD;
+            float s[ATTN_KEY_BLOCK] = {0};
+            for (int d = 0; d < HD; d++)
+#pragma GCC unroll 8
+                for (int kk = 0; kk < ATTN_KEY_BLOCK; kk++) s[kk] += qv[d] * kp[kk][d];
+            for (int kk = 0; kk < nk; kk++) {
+                int j = jb + kk;
+                if (!mask[j]) {
+                    scores[j] = -INFINITY;
+                    continue;
+                }
+                scores[j] = s[kk] * scale;
+                if (scores[j] > mx) mx = scores[j];
             }
-            const float *kv = kv_cache_k(kc, l, b, j) + (size_t)kvh * HD;
-            float s = 0;
-            for (int d = 0; d < HD; d++) s += qv[d] * kv[d];
-            s *= scale;
-            scores[j] = s;
-            if (s > mx) mx = s;
         }
         memset(o, 0, (size_t)HD * sizeof(float));
         if (mx == -INFINITY) continue;  // no visible key: zero output, as attention_forward

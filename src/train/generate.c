@@ -4,11 +4,13 @@
 #include "train/generate.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/rng.h"
 #include "models/kv_cache.h"
+#include "nn/ops.h"
 
 // (value, index) pairs sorted ascending by value, ties by index.
 typedef struct {
@@ -21,7 +23,10 @@ static int cmp_pair(const void *a, const void *b) {
     return x->i - y->i;
 }
 
-void gen_warp_probs(float *probs, const float *logits, int V, float temperature, int top_k, float top_p) {
+// gen_warp_probs with the caller's scratch: expd (V) keeps each exp from the normalising pass for the
+// division, so the V double exps are taken once, not twice (same values as computing them again).
+static void warp_probs(float *probs, double *expd, const float *logits, int V, float temperature, int top_k,
+                       float top_p) {
     float inv_t = 1.0f / temperature;
     for (int i = 0; i < V; i++) probs[i] = logits[i] * inv_t;  // warped logits, -INF when removed
     if (top_k > 0 && top_k < V) {
@@ -37,8 +42,11 @@ void gen_warp_probs(float *probs, const float *logits, int V, float temperature,
     float mx = -INFINITY;
     for (int i = 0; i < V; i++) mx = fmaxf(mx, probs[i]);
     double sum = 0;
-    for (int i = 0; i < V; i++) sum += probs[i] == -INFINITY ? 0.0 : exp((double)probs[i] - mx);
-    for (int i = 0; i < V; i++) probs[i] = probs[i] == -INFINITY ? 0.0f : (float)(exp((double)probs[i] - mx) / sum);
+    for (int i = 0; i < V; i++) {
+        expd[i] = probs[i] == -INFINITY ? 0.0 : exp((double)probs[i] - mx);
+        sum += expd[i];
+    }
+    for (int i = 0; i < V; i++) probs[i] = probs[i] == -INFINITY ? 0.0f : (float)(expd[i] / sum);
     if (top_p < 1.0f) {
         // TopPLogitsWarper: ascending sort, cumulative probability, remove where cum <= 1 - top_p,
         // always keeping the most probable token.
@@ -58,6 +66,16 @@ void gen_warp_probs(float *probs, const float *logits, int V, float temperature,
     }
 }
 
+void gen_warp_probs(float *probs, const float *logits, int V, float temperature, int top_k, float top_p) {
+    double *expd = malloc(sizeof(double) * (size_t)V);
+    if (!expd) {  // out of memory: no distribution (every token probability 0)
+        memset(probs, 0, sizeof(float) * (size_t)V);
+        return;
+    }
+    warp_probs(probs, expd, logits, V, temperature, top_k, top_p);
+    free(expd);
+}
+
 int gen_sample(const float *probs, int V, double u) {
     double total = 0;
     for (int i = 0; i < V; i++) total += probs[i];
@@ -72,19 +90,14 @@ int gen_sample(const float *probs, int V, double u) {
     return last;
 }
 
+// First index of the largest value (NaNs never win): a vectorised max, then a scan for it.
 static int argmax(const float *x, int V) {
-    int best = 0;
-    for (int i = 1; i < V; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
-
-static float logprob_at(const float *logits, int V, float temperature, int tok) {
-    float inv_t = 1.0f / temperature, mx = -INFINITY;
-    for (int i = 0; i < V; i++) mx = fmaxf(mx, logits[i] * inv_t);
-    double sum = 0;
-    for (int i = 0; i < V; i++) sum += exp((double)(logits[i] * inv_t) - mx);
-    return (float)((double)(logits[tok] * inv_t) - mx - log(sum));
+    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (int i = 0; i < V; i++) mx = x[i] > mx ? x[i] : mx;
+    for (int i = 0; i < V; i++)
+        if (x[i] == mx) return i;
+    return 0;
 }
 
 void gen_output_free(gen_output *o) {
@@ -118,14 +131,20 @@ rlhf_status generate(model *m, const int32_t *const *prompts, const int *prompt_
     int32_t *ids = malloc(sizeof(int32_t) * n), *mask = malloc(sizeof(int32_t) * n);
     int32_t *pos = malloc(sizeof(int32_t) * n), *n_real = malloc(sizeof(int32_t) * B);
     int32_t *done = calloc((size_t)B, sizeof(int32_t));
-    float *logits = malloc(sizeof(float) * (size_t)B * V), *probs = malloc(sizeof(float) * V);
+    // per-thread sampling scratch; per-row chosen tokens (the log-prob targets) and their log-probs
+    int nthreads = g->do_sample ? omp_get_max_threads() : 1;
+    float *logits = malloc(sizeof(float) * (size_t)B * V), *probs = malloc(sizeof(float) * V * nthreads);
+    double *expd = g->do_sample ? malloc(sizeof(double) * V * nthreads) : NULL;
+    int32_t *chosen = malloc(sizeof(int32_t) * B);
+    float *chosen_lp = malloc(sizeof(float) * B);
     out->tokens = malloc(sizeof(int32_t) * (size_t)B * M);
     out->mask = calloc((size_t)B * M, sizeof(int32_t));
     out->logprobs = calloc((size_t)B * M, sizeof(float));
     out->lengths = calloc((size_t)B, sizeof(int));
     out->B = B, out->max_new = M;
     rlhf_status st = RLHF_OK;
-    if (!ids || !mask || !pos || !n_real || !done || !logits || !probs || !out->tokens || !out->mask ||
+    if (!ids || !mask || !pos || !n_real || !done || !logits || !probs || (g->do_sample && !expd) || !chosen ||
+        !chosen_lp || !out->tokens || !out->mask ||
         !out->logprobs || !out->lengths)
         st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory (generate)");
     if (st == RLHF_OK) {
@@ -144,22 +163,31 @@ rlhf_status generate(model *m, const int32_t *const *prompts, const int *prompt_
         st = m->family->decode(m, &kc, ids, mask, pos, Tp, logits, err);
     }
     for (int step = 0; st == RLHF_OK && step < M; step++) {
+        // rows are independent (their own sampling counters): sampled rows go one per thread
+#pragma omp parallel for schedule(dynamic, 1) if (g->do_sample && B > 1)
+        for (int b = 0; b < B; b++) {
+            const float *lg = logits + (size_t)b * V;
+            if (done[b]) {
+                chosen[b] = CE_IGNORE_INDEX;  // no token, log-prob 0
+            } else if (g->do_sample) {
+                int t = omp_get_thread_num();
+                warp_probs(probs + (size_t)t * V, expd + (size_t)t * V, lg, V, g->temperature, g->top_k, g->top_p);
+                uint64_t key = rng_key(g->seed, RNG_STREAM_SAMPLE, row_ids ? row_ids[b] : (uint64_t)b, (uint64_t)step);
+                chosen[b] = gen_sample(probs + (size_t)t * V, V, rng_uniform_double(key, 0));
+            } else {
+                chosen[b] = argmax(lg, V);
+            }
+        }
+        // log_softmax(logits / temperature)[token] of every row in one parallel, vectorised pass
+        token_logprobs_forward(chosen_lp, logits, chosen, B, V, g->temperature);
         int n_active = 0;
         for (int b = 0; b < B; b++) {
             if (done[b]) continue;
-            const float *lg = logits + (size_t)b * V;
-            int tok;
-            if (g->do_sample) {
-                gen_warp_probs(probs, lg, V, g->temperature, g->top_k, g->top_p);
-                uint64_t key = rng_key(g->seed, RNG_STREAM_SAMPLE, row_ids ? row_ids[b] : (uint64_t)b, (uint64_t)step);
-                tok = gen_sample(probs, V, rng_uniform_double(key, 0));
-            } else {
-                tok = argmax(lg, V);
-            }
+            int tok = chosen[b];
             size_t o = (size_t)b * M + step;
             out->tokens[o] = tok;
             out->mask[o] = 1;
-            out->logprobs[o] = logprob_at(lg, V, g->temperature, tok);
+            out->logprobs[o] = chosen_lp[b];
             out->lengths[b]++;
             if (tok == g->eos_token_id || tok == g->stop_token_id) done[b] = 1;
             else n_active++;
@@ -180,6 +208,9 @@ rlhf_status generate(model *m, const int32_t *const *prompts, const int *prompt_
     free(done);
     free(logits);
     free(probs);
+    free(expd);
+    free(chosen);
+    free(chosen_lp);
     kv_cache_free(&kc);
     if (st != RLHF_OK) gen_output_free(out);
     return st;

@@ -26,13 +26,13 @@ echo '{"chosen_ids": [1, 2, 3], "rejected_ids": [4, 5]}' >"$W/one.jsonl"
 base=(reward --model_name_or_path "$M" --dataset_name "$W/pairs.jsonl" --per_device_train_batch_size 2
   --learning_rate 1e-3 --seed 3 --logging_steps 1 --threads 1 --quiet)
 
-# ---- SIGTERM: 400 steps, no periodic checkpoint; the stop itself saves one --------------------------------
-long=("${base[@]}" --num_train_epochs 20 --save_strategy steps --save_steps 100000)
+# ---- SIGTERM: 1000 steps (~3 s here), no periodic checkpoint; the stop itself saves one ---------------------
+long=("${base[@]}" --num_train_epochs 50 --save_strategy steps --save_steps 100000)
 "$RLHF" "${long[@]}" --output_dir "$W/term-full" >/dev/null 2>"$W/term-full.err" || fail "uninterrupted 400-step run"
 "$RLHF" "${long[@]}" --output_dir "$W/term" >/dev/null 2>"$W/term.err" &
 pid=$!
 for _ in $(seq 1 500); do grep -qs "training pairs" "$W/term.err" && break; sleep 0.01; done
-sleep 0.2
+sleep 0.1   # the handler is installed right after that line; the run lasts seconds more
 kill -TERM "$pid"
 wait "$pid"
 code=$?

@@ -78,7 +78,8 @@ static int build_specs(arg_spec *s, int cap, reward_flags *f) {
     F("threads", ARG_INT, &f->threads, "0", "CPU threads (0: all cores)");
     F("quiet", ARG_BOOL, &f->quiet, NULL, "no progress bar or per-log lines");
 #undef F
-    return cli_peft_flag_specs(s, n, cap, &f->peft, "train LoRA adapters (+ the score head) instead of the full model; writes a peft adapter");
+    return cli_peft_flag_specs(s, n, cap, &f->peft,
+                               "train LoRA adapters (+ the score head) instead of the full model; writes a peft adapter");
 }
 
 static rlhf_status parse_strategy(const char *flag, const char *v, interval_strategy *out, rlhf_err *err) {

@@ -350,9 +350,12 @@ static rlhf_status setup(ppo_run *r, rlhf_err *err) {
             return rlhf_fail(err, RLHF_EINPUT, "--sft_model_path %s: vocabulary of %d tokens, the policy has %d",
                              a->sft_model_path, r->ref->cfg.vocab_size, r->policy->cfg.vocab_size);
     }
+    // The frozen reward model, 4-bit too with --load_in_4bit; a peft adapter directory (`rlhf reward
+    // --use_peft`) loads as its base with the adapter applied.
+    const peft_options *rq = a->peft.load_in_4bit ? &quant : NULL;
     model_load_opts lr = lo;
-    if (a->peft.load_in_4bit) lr.peft = &quant;  // the frozen reward model in 4-bit too
-    RLHF_TRY(model_load(&r->reward, a->reward_model_path, HEAD_SEQCLS, &lr, err));
+    lr.peft = rq;
+    RLHF_TRY(peft_load_model_dir(&r->reward, a->reward_model_path, HEAD_SEQCLS, rq, &lr, err));
 
     if (has_tokenizer_files(a->model_name_or_path))
         RLHF_TRY(tokenizer_load(&r->policy_tok, a->model_name_or_path, err));
@@ -415,7 +418,8 @@ static rlhf_status setup(ppo_run *r, rlhf_err *err) {
             if (a->resume_from_checkpoint) dir = path_join(vdir, sizeof vdir, a->resume_from_checkpoint, "value_model");
             model_load_opts q = lo;
             q.quiet = 1;
-            RLHF_TRY(model_load(&r->value, dir, HEAD_SEQCLS, &q, err));
+            RLHF_TRY(peft_load_model_dir(&r->value, dir, HEAD_SEQCLS, NULL, &q, err));
+            RLHF_TRY(peft_merge_and_unload(r->value, err));  // trained in full: an adapter is merged in
             RLHF_TRY(find_score_row(r->value, &r->value_score_off, err));
         }
     }

@@ -368,7 +368,8 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
                 snprintf(name, sizeof name, "checkpoint-%lld", st.global_step);
             else if (a->save_strategy == STRATEGY_EPOCH && epoch_end)
                 snprintf(name, sizeof name, "checkpoint-epoch%d", epoch + 1);
-            if (name[0] && (s = save_checkpoint(a->output_dir, name, m, tok, &opt, &st, order, summary, a->base_model_name, err)))
+            if (name[0] && (s = save_checkpoint(a->output_dir, name, m, tok, &opt, &st, order, summary,
+                                                a->base_model_name, err)))
                 goto done;
             if (bar) {
                 char extra[128];
@@ -379,7 +380,8 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
                 char stop_name[64];
                 snprintf(stop_name, sizeof stop_name, "checkpoint-%lld", st.global_step);
                 if (strcmp(name, stop_name) &&
-                    (s = save_checkpoint(a->output_dir, stop_name, m, tok, &opt, &st, order, summary, a->base_model_name, err)))
+                    (s = save_checkpoint(a->output_dir, stop_name, m, tok, &opt, &st, order, summary,
+                                         a->base_model_name, err)))
                     goto done;
                 res->interrupted = 1;
                 s = rlhf_fail(err, RLHF_EINTERRUPT, "interrupted: state saved in %s/%s (continue with "

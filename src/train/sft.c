@@ -416,7 +416,8 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
         if (st == RLHF_OK && a->save_epochs && ts.micro_in_epoch == 0) {
             char name[64];
             snprintf(name, sizeof name, "checkpoint-epoch%d", epoch + 1);
-            st = checkpoint_save(path_join(path, sizeof path, a->output_dir, name), m, tok, &opt, &ts, a->base_model_name, err);
+            st = checkpoint_save(path_join(path, sizeof path, a->output_dir, name), m, tok, &opt, &ts, a->base_model_name,
+                                 err);
         }
     }
     if (pg) progress_finish(pg, NULL);
@@ -425,7 +426,8 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
         char name[64];
         snprintf(name, sizeof name, "checkpoint-%lld", step);
         ts.global_step = step;
-        st = checkpoint_save(path_join(path, sizeof path, a->output_dir, name), m, tok, &opt, &ts, a->base_model_name, err);
+        st = checkpoint_save(path_join(path, sizeof path, a->output_dir, name), m, tok, &opt, &ts, a->base_model_name,
+                                 err);
         if (st == RLHF_OK) st = rlhf_fail(err, RLHF_EINTERRUPT, "interrupted: saved %s/%s", a->output_dir, name);
     }
     if (st == RLHF_OK) st = save_model_dir(m, tok, a->output_dir, a, err);

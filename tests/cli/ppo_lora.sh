@@ -101,6 +101,14 @@ cp "$W/lora"/adapter_* "$W/adapter_only/"
 cmp -s <(grep -o '"completion_ids":\[[^]]*\]' "$W/gen.lora.jsonl") <(grep -o '"completion_ids":\[[^]]*\]' "$W/gen.a.jsonl") ||
   fail "greedy tokens of the merged model and of base + adapter differ"
 
+# a LoRA reward model (`rlhf reward --use_peft` adapter directory) serves as reward and value model
+"$RLHF" reward --model_name_or_path "$W/rm-init" --dataset_name "$W/pairs.jsonl" --output_dir "$W/rm-lora" \
+  --max_steps 4 --learning_rate 3e-3 --per_device_train_batch_size 16 --save_strategy no --threads 2 --quiet \
+  --use_peft --lora_r 4 >/dev/null 2>"$W/rm-lora.err" || fail "reward --use_peft: $(tail -n 2 "$W/rm-lora.err")"
+"$RLHF" "${ppo[@]}" --reward_model_path "$W/rm-lora" --load_in_4bit --learning_rate 1e-2 --total_episodes 32 \
+  --output_dir "$W/ppo-rm-lora" 2>"$W/ppo-rm-lora.err" || fail "ppo with an adapter reward model: $(tail -n 2 "$W/ppo-rm-lora.err")"
+grep -q "using a value head" "$W/ppo-rm-lora.err" && fail "the adapter reward model did not serve as value model"
+
 # bad combinations: exit 2 naming the flag, nothing written
 expect2() { # name, stderr regex, args...
   local name=$1 pat=$2 c=0; shift 2

@@ -11,61 +11,69 @@
 
 static inline const float *P(const model *m, size_t off) { return off == DEC_NONE ? NULL : m->params + off; }
 
-// Cached keys scored together by one query (independent accumulators; see cached_attention).
-#define ATTN_KEY_BLOCK 8
+// Work items per thread that cached_attention aims for (heads are split into groups when rows are few).
+#define ATTN_ITEMS_PER_THREAD 2
 
 // Attention of the T_new new queries of every row over the cached keys 0 .. len + T_new - 1.
 // q, out: (B, T_new, NH, HD). A cached key j is visible to the query at cache position i when j <= i,
 // the cache mask marks it real, and (with a sliding window) i - j < window, as in decoder_forward.
+// One work item is a query and a group of consecutive heads, so it walks the cached rows of its batch row
+// in order, reading each position's keys (values) of all its heads as one contiguous run: a head at a time
+// would stride NKV * HD floats per key and wait on memory. scores_all: (threads, NH * (max_T + 2)).
 static void cached_attention(float *out, float *scores_all, const float *q, const kv_cache *kc, int l,
                              const decoder_cfg *c, int T_new, float scale) {
     int B = kc->B, NH = c->NH, HD = c->HD, group = c->NH / c->NKV, len0 = kc->len;
-    int total = B * NH * T_new;
+    int want = ATTN_ITEMS_PER_THREAD * omp_get_max_threads(), queries = B * T_new;
+    int groups = queries >= want ? 1 : (want + queries - 1) / queries;
+    if (groups > NH) groups = NH;
+    int per = (NH + groups - 1) / groups;
+    int total = queries * groups;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int w = 0; w < total; w++) {
-        int b = w / (NH * T_new), h = (w / T_new) % NH, t = w % T_new;
-        int i = len0 + t, kvh = h / group;
-        float *scores = scores_all + (size_t)omp_get_thread_num() * kc->max_T;
-        const float *qv = q + (((size_t)b * T_new + t) * NH + h) * HD;
-        float *o = out + (((size_t)b * T_new + t) * NH + h) * HD;
+        int bt = w / groups, h0 = (w % groups) * per, h1 = h0 + per < NH ? h0 + per : NH;
+        int b = bt / T_new, t = bt % T_new, i = len0 + t;
+        // this thread's scratch: scores (NH, max_T), then the running max and 1 / sum of every head
+        float *scores = scores_all + (size_t)omp_get_thread_num() * NH * (kc->max_T + 2);
+        float *mx = scores + (size_t)NH * kc->max_T, *inv = mx + NH;
+        const float *qrow = q + (size_t)bt * NH * HD;
+        float *orow = out + (size_t)bt * NH * HD;
         const int32_t *mask = kc->mask + (size_t)b * kc->max_T;
         int j0 = c->window > 0 && i - c->window + 1 > 0 ? i - c->window + 1 : 0;
-        float mx = -INFINITY;
-        for (int jb = j0; jb <= i; jb += ATTN_KEY_BLOCK) {
-            // ATTN_KEY_BLOCK dot products side by side: each sums over d in order as a lone one would,
-            // but the independent chains fill the pipeline (one chain waits on every add's latency)
-            int nk = i + 1 - jb < ATTN_KEY_BLOCK ? i + 1 - jb : ATTN_KEY_BLOCK;
-            const float *kp[ATTN_KEY_BLOCK];
-            for (int kk = 0; kk < ATTN_KEY_BLOCK; kk++)
-                kp[kk] = kv_cache_k(kc, l, b, kk < nk ? jb + kk : jb) + (size_t)kvh * HD;
-            float s[ATTN_KEY_BLOCK] = {0};
-            for (int d = 0; d < HD; d++)
-#pragma GCC unroll 8
-                for (int kk = 0; kk < ATTN_KEY_BLOCK; kk++) s[kk] += qv[d] * kp[kk][d];
-            for (int kk = 0; kk < nk; kk++) {
-                int j = jb + kk;
-                if (!mask[j]) {
-                    scores[j] = -INFINITY;
-                    continue;
-                }
-                scores[j] = s[kk] * scale;
-                if (scores[j] > mx) mx = scores[j];
+        for (int h = h0; h < h1; h++) mx[h] = -INFINITY;
+        for (int j = j0; j <= i; j++) {
+            if (!mask[j]) continue;
+            const float *krow = kv_cache_k(kc, l, b, j);
+            for (int h = h0; h < h1; h++) {
+                const float *qv = qrow + (size_t)h * HD, *kv = krow + (size_t)(h / group) * HD;
+                float sc = 0;
+#pragma omp simd reduction(+ : sc)
+                for (int d = 0; d < HD; d++) sc += qv[d] * kv[d];
+                sc *= scale;
+                scores[(size_t)h * kc->max_T + j] = sc;
+                if (sc > mx[h]) mx[h] = sc;
             }
         }
-        memset(o, 0, (size_t)HD * sizeof(float));
-        if (mx == -INFINITY) continue;  // no visible key: zero output, as attention_forward
-        float sum = 0;
-        for (int j = j0; j <= i; j++) {
-            float e = scores[j] == -INFINITY ? 0.0f : expf(scores[j] - mx);
-            scores[j] = e;
-            sum += e;
+        memset(orow + (size_t)h0 * HD, 0, (size_t)(h1 - h0) * HD * sizeof(float));
+        if (mx[h0] == -INFINITY) continue;  // no visible key (same for every head): zero output, as attention_forward
+        for (int h = h0; h < h1; h++) {
+            float *sh = scores + (size_t)h * kc->max_T, sum = 0;
+            for (int j = j0; j <= i; j++) {
+                float e = mask[j] ? expf(sh[j] - mx[h]) : 0.0f;
+                sh[j] = e;
+                sum += e;
+            }
+            inv[h] = 1.0f / sum;
         }
-        float inv = 1.0f / sum;
         for (int j = j0; j <= i; j++) {
-            if (scores[j] == 0.0f) continue;
-            const float *vv = kv_cache_v(kc, l, b, j) + (size_t)kvh * HD;
-            float p = scores[j] * inv;
-            for (int d = 0; d < HD; d++) o[d] += p * vv[d];
+            if (!mask[j]) continue;
+            const float *vrow = kv_cache_v(kc, l, b, j);
+            for (int h = h0; h < h1; h++) {
+                float p = scores[(size_t)h * kc->max_T + j] * inv[h];
+                const float *vv = vrow + (size_t)(h / group) * HD;
+                float *o = orow + (size_t)h * HD;
+#pragma omp simd
+                for (int d = 0; d < HD; d++) o[d] += p * vv[d];
+            }
         }
     }
 }
@@ -93,7 +101,7 @@ rlhf_status decoder_decode(model *m, kv_cache *kc, const int32_t *ids, const int
     int nthreads = omp_get_max_threads();
     int OUT = m->head == HEAD_LM ? c->V : m->cfg.num_labels;
     size_t sizes[] = {N * C, N * C, N * C, c->qkv == DEC_QKV_SEPARATE ? 1 : N * 3 * QD, N * QD, N * KD, N * KD,
-                      N * QD, N, N, N * I, N * I, N * I, (size_t)B * C, (size_t)B * C, (size_t)nthreads * kc->max_T};
+                      N * QD, N, N, N * I, N * I, N * I, (size_t)B * C, (size_t)B * C, (size_t)nthreads * c->NH * (kc->max_T + 2)};
     size_t need = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) need += (sizes[i] * sizeof(float) + 127) & ~(size_t)63;
     RLHF_TRY(arena_reserve(&st->dec, need, err));

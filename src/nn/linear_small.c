@@ -86,9 +86,10 @@ static inline void put(float *o, float v, int accumulate) { *o = accumulate ? *o
 
 // ---- nn.Linear layout: weight (OC, C), one dot product per output --------------------------------
 
-// Weight rows ahead (two blocks) prefetched while a block is read: the hardware prefetcher alone leaves
-// the block's dot products waiting on memory (measured: 5 -> 8.5 GB/s of the 11 GB/s a plain read gets).
-#define LINEAR_PREFETCH_ROWS (2 * LS_JV)
+// Weight rows ahead (eight blocks) prefetched while a block is read: the hardware prefetcher alone leaves
+// the block's dot products waiting on memory (measured on GPT-2's lm_head, one thread: 5 -> 9.9 GB/s of
+// the 13 GB/s a plain read gets; two blocks ahead gave 8.5).
+#define LINEAR_PREFETCH_ROWS (8 * LS_JV)
 
 // Outputs (rows n0 .. n0 + nb - 1, columns j0 .. j0 + J - 1): vector partial sums over the first
 // C - C % LS_VF features, their lane sum, then the remaining features in order. x: LS_ROWS padded rows.

@@ -28,6 +28,7 @@
 #define MODEL_MAX_LAYERS 4096
 #define MODEL_MAX_PARAMS (1ull << 40)
 #define MODEL_MAX_SPECS (1 << 20)
+#define SPEC_TABLE_MIN 64  // initial parameter-table capacity (a power of two)
 
 // ---- spec table --------------------------------------------------------------------------------
 
@@ -48,9 +49,16 @@ rlhf_status model_add_param(model *m, const char *name, int ndim, const int64_t 
     if (m->n_params + numel + 16 > MODEL_MAX_PARAMS || m->n_specs >= MODEL_MAX_SPECS)
         return rlhf_fail(err, RLHF_EINPUT, "config.json: the model would exceed %llu parameters or %d tensors",
                          (unsigned long long)MODEL_MAX_PARAMS, MODEL_MAX_SPECS);
-    param_spec *s = realloc(m->specs, (size_t)(m->n_specs + 1) * sizeof *s);
-    if (!s) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory (parameter table)");
-    m->specs = s;
+    // The table grows geometrically: its capacity is implied (SPEC_TABLE_MIN, then the next power of two), so a
+    // deep model's table is built in linear time (one realloc per tensor was quadratic: the config fuzzer's
+    // 4096-layer DistilBERT took minutes under ASan).
+    int n = m->n_specs;
+    if (n == 0 || (n >= SPEC_TABLE_MIN && (n & (n - 1)) == 0)) {
+        param_spec *s = realloc(m->specs, (size_t)(n ? 2 * n : SPEC_TABLE_MIN) * sizeof *s);
+        if (!s) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory (parameter table)");
+        m->specs = s;
+    }
+    param_spec *s = m->specs;
     param_spec *p = &s[m->n_specs++];
     memset(p, 0, sizeof *p);
     snprintf(p->name, sizeof p->name, "%s", name);

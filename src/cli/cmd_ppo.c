@@ -122,7 +122,7 @@ static int run(int argc, char **argv) {
         return cli_report("ppo", RLHF_EINPUT, err.msg);
     }
     st = cli_peft_check_train(&pf, &a.peft, &err);
-    if (!st && pf.use_peft && a.resume_from_checkpoint) st = cli_peft_check_resume(&pf, a.resume_from_checkpoint, &err);
+    if (!st && a.resume_from_checkpoint) st = cli_peft_check_resume(&pf, a.resume_from_checkpoint, &err);
     if (st) return cli_report("ppo", st, err.msg);
     a.merge_adapter = pf.merge_adapter;
     cli_set_threads(threads);

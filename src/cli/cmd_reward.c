@@ -197,10 +197,10 @@ static rlhf_status run(reward_flags *f, int explicit_eval_strategy, volatile sig
     const char *model_dir = f->resume ? f->resume : f->model;
     peft_options po;
     RLHF_TRY(cli_peft_options(&f->peft, &po, err));
+    if (f->resume) RLHF_TRY(cli_peft_check_resume(&f->peft, f->resume, err));
     if (f->peft.use_peft && f->resume) {
         // The checkpoint is an adapter: its base (base_model_name_or_path) with the adapter applied,
         // quantized as the flags say.
-        RLHF_TRY(cli_peft_check_resume(&f->peft, f->resume, err));
         peft_options quant = po;
         quant.use_peft = 0;
         RLHF_TRY(reward_model_load_peft(&m, &tok, model_dir, (uint64_t)f->seed, &quant, err));

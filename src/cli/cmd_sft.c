@@ -101,7 +101,7 @@ int cmd_sft(int argc, char **argv) {
     if (st != RLHF_OK) return cli_report("sft", st, err.msg);
     peft_options po;
     st = cli_peft_check_train(&pf, &po, &err);
-    if (st == RLHF_OK && pf.use_peft && resume && dir_exists(resume)) st = cli_peft_check_resume(&pf, resume, &err);
+    if (st == RLHF_OK && resume && dir_exists(resume)) st = cli_peft_check_resume(&pf, resume, &err);
     if (st != RLHF_OK) return cli_report("sft", st, err.msg);
     a.base_model_name = model_dir;
     a.merge_adapter = pf.merge_adapter;

@@ -47,6 +47,12 @@ rlhf_status cli_peft_check_train(const cli_peft_flags *f, peft_options *o, rlhf_
 }
 
 rlhf_status cli_peft_check_resume(const cli_peft_flags *f, const char *dir, rlhf_err *err) {
+    if (!f->use_peft) {
+        if (peft_is_adapter_dir(dir))
+            return rlhf_fail(err, RLHF_EINPUT, "--resume_from_checkpoint %s holds a peft adapter: give --use_peft and "
+                             "the run's --lora_* / --load_in_4bit flags to continue it", dir);
+        return RLHF_OK;
+    }
     if (!peft_is_adapter_dir(dir))
         return rlhf_fail(err, RLHF_EINPUT, "--resume_from_checkpoint %s: --use_peft needs a checkpoint with an adapter "
                          "(adapter_config.json); this one holds a full model", dir);

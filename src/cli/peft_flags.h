@@ -26,8 +26,9 @@ rlhf_status cli_peft_options(const cli_peft_flags *f, peft_options *o, rlhf_err 
 // Checks for a training command: --load_in_4bit and --merge_adapter need --use_peft (a 4-bit base is
 // frozen), then cli_peft_options. Fills o.
 rlhf_status cli_peft_check_train(const cli_peft_flags *f, peft_options *o, rlhf_err *err);
-// --resume_from_checkpoint DIR with --use_peft: DIR must hold an adapter whose rank and alpha are the
-// flags' (the checkpoint's adapter config decides the rest). cmd: the command, for messages.
+// --resume_from_checkpoint DIR: with --use_peft DIR must hold an adapter whose rank and alpha are the
+// flags' (the checkpoint's adapter config decides the rest); without it DIR must not hold one (its 4-bit
+// setting would be lost).
 rlhf_status cli_peft_check_resume(const cli_peft_flags *f, const char *dir, rlhf_err *err);
 // Prints "rlhf CMD: LoRA r=.. on N layers: T trainable of P parameters; 4-bit base weights .." to stderr.
 void cli_peft_notice(const char *cmd, model *m);

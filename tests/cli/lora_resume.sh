@@ -69,6 +69,11 @@ check_ckpt sft "$W/sf_full/checkpoint-epoch1"
 cmp -s "$W/sf_full/adapter_model.safetensors" "$W/sf_res/adapter_model.safetensors" ||
   fail "sft: the resumed adapter differs from the uninterrupted run's"
 
+c=0
+"$RLHF" sft --model_name_or_path "$W/gpt2" --dataset_name "$W/sft.jsonl" --output_dir "$W/sf_bad" \
+  --resume_from_checkpoint "$W/sf_full/checkpoint-epoch1" >/dev/null 2>"$W/sf_bad.err" || c=$?
+[ "$c" = 2 ] && grep -q -- "--use_peft" "$W/sf_bad.err" || fail "sft resume of an adapter without --use_peft: exit $c ($(cat "$W/sf_bad.err"))"
+
 # ---- ppo: LoRA policy, value head
 . tests/cli/ppo_fixture.bash
 pp=(ppo --model_name_or_path "$W/policy" --sft_model_path "$W/policy" --reward_model_path "$W/rm"

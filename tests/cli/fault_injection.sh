@@ -53,6 +53,9 @@ for t in $(seq 1 "$trials"); do
   if compgen -G "$out/checkpoint-*.tmp" >/dev/null || [ -n "$(find "$out" -name '*.tmp.*' 2>/dev/null | head -n 1)" ]; then
     in_write=$((in_write + 1))
   fi
+  # The final save happens once, at the end: if model.safetensors is there, it is the whole final model.
+  [ ! -e "$out/model.safetensors" ] || cmp -s "$out/model.safetensors" "$W/full/model.safetensors" ||
+    fail "trial $t (killed at ${at_ms} ms): a partial or different model.safetensors under its final name"
   newest="" newest_n=-1
   for d in "$out"/checkpoint-*; do
     [[ $d =~ /checkpoint-([0-9]+)$ ]] || continue

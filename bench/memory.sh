@@ -11,6 +11,10 @@
 # usage: bench/memory.sh BUILD_DIR   (env: THREADS, UPDATES, BS, RESP, STEPS, MAXLEN, LAYERS)
 set -euo pipefail
 BUILD=${1:-build}
+# OpenMP threads sleep at barriers instead of spinning: on a shared machine a spinning thread waits out the
+# other process's time slice at every one of the many small parallel regions (4-bit matmuls open one per
+# weight tile): a 2-update QLoRA run took 111 s instead of 24 s at load average 6.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 THREADS=${THREADS:-$(nproc)}
 UPDATES=${UPDATES:-2}  # PPO updates timed after the first
 BS=${BS:-4}            # prompts per PPO update (one micro-batch)
@@ -76,11 +80,12 @@ echo
 echo "\`rlhf ppo\`, policy GPT2LMHeadModel with GPT-2 small's shape ($LAYERS layers, 768 wide, vocabulary 50257,"
 echo "124M parameters); reward and value model a tiny GPT2ForSequenceClassification (2 layers, 64 wide, 3.3M"
 echo "parameters; the value model is trained in full in every row). $BS prompts per update, response_length $RESP,"
-echo "1 PPO epoch, 1 mini-batch, AdamW, $THREADS threads. Peak RSS of the whole process (/usr/bin/time %M: load,"
-echo "quantization, rollouts, update); s/update excludes loading and the first update. fp32 full: policy +"
-echo "gradients + AdamW moments + a separate reference model. LoRA: r 16, alpha 32, all-linear; the reference"
-echo "is the policy with its adapters off. NF4: double quantization, float32 compute; with --load_in_4bit the"
-echo "frozen reward model is 4-bit too. objective/kl of update 1 is exactly 0 with LoRA (lora_B starts at 0)."
+echo "1 PPO epoch, 1 mini-batch, AdamW, $THREADS threads, OMP_WAIT_POLICY=$OMP_WAIT_POLICY. Peak RSS of the whole"
+echo "process (/usr/bin/time %M: load, quantization, rollouts, update); s/update excludes loading and the first"
+echo "update. fp32 full: policy + gradients + AdamW moments + a separate reference model. LoRA: r 16, alpha 32,"
+echo "all-linear; the reference is the policy with its adapters off. NF4: double quantization, float32 compute;"
+echo "with --load_in_4bit the frozen reward model is 4-bit too. objective/kl of update 1 is exactly 0 (the policy"
+echo "starts equal to its reference; with LoRA because lora_B starts at 0)."
 echo
 echo "| setting | peak RSS MiB | of fp32 full | s/update | objective/kl, update 1 |"
 echo "|---|---|---|---|---|"

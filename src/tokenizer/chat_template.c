@@ -13,11 +13,13 @@
 rlhf_status chat_template_compile(chat_template **out, const char *source, const char *what, rlhf_err *err) {
     *out = NULL;
     chat_template *t = calloc(1, sizeof *t);
-    if (!t || !(t->what = strdup(what ? what : "chat_template"))) {
-        free(t);
+    if (!t || !(t->what = strdup(what ? what : "chat_template")) || !(t->source = strdup(source))) {
+        chat_template_free(t);
         return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
     }
-    rlhf_status s = ct_parse(t, source, err);
+    // Parse our own copy: text and literals in the tree point into it, and callers free theirs (a cJSON
+    // string from tokenizer_config.json) right after compiling.
+    rlhf_status s = ct_parse(t, t->source, err);
     if (s) {
         chat_template_free(t);
         return s;
@@ -30,6 +32,7 @@ void chat_template_free(chat_template *t) {
     if (!t) return;
     ct_pool_free(&t->pool);
     free(t->what);
+    free(t->source);
     free(t->bos);
     free(t->eos);
     free(t);

@@ -83,6 +83,7 @@ struct chat_template {
     ct_pool pool;
     ct_body root;
     char *what;           // source name for errors
+    char *source;         // the template text: the parsed tree points into it, so it lives as long as the tree
     char *bos, *eos;      // from tokenizer_config.json, or NULL
 };
 

@@ -103,10 +103,14 @@ static inline size_t fused_col(const decoder_cfg *c, int which, int h, int d) {
     return (size_t)h * 3 * c->HD + (size_t)which * c->HD + d;  // NEOX: view (NH, 3*HD)
 }
 
+// Elements below which splitting the fused projection stays on one thread (as NN_PARALLEL_MIN in src/nn).
+#define SPLIT_PARALLEL_MIN 32768
+
 void dec_split_qkv(const decoder_cfg *c, float *q, float *k, float *v, const float *qkv, size_t N) {
     int NH = c->NH, HD = c->HD;
     size_t W = (size_t)3 * NH * HD;
-#pragma omp parallel for schedule(static)
+    // a decode step's few rows are copied faster than a parallel region forks
+#pragma omp parallel for schedule(static) if (N * W > SPLIT_PARALLEL_MIN)
     for (size_t n = 0; n < N; n++)
         for (int h = 0; h < NH; h++)
             for (int d = 0; d < HD; d++) {

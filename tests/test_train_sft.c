@@ -51,7 +51,7 @@ static void parity(const char *fixture) {
     fixture_rows(dir, rows, sizeof rows);
     CHECK(dataset_load_text(&d, "rows", rows, strlen(rows), &err) == RLHF_OK, "%s", err.msg);
     sft_set s;
-    CHECK(sft_set_load(&s, &d, NULL, m->cfg.vocab_size, -1, 0, &err) == RLHF_OK, "%s", err.msg);
+    CHECK(sft_set_load(&s, &d, NULL, m->cfg.vocab_size, -1, 0, NULL, NULL, &err) == RLHF_OK, "%s", err.msg);
     int idx[4] = {0, 1, 2, 3};
     double loss;
     model_alloc_grads(m, &err);
@@ -83,7 +83,7 @@ static void parity(const char *fixture) {
     dataset d2;
     sft_set s2;
     CHECK(dataset_load_text(&d2, "pc", PC, strlen(PC), &err) == RLHF_OK, "%s", err.msg);
-    CHECK(sft_set_load(&s2, &d2, NULL, m->cfg.vocab_size, 2, 0, &err) == RLHF_OK, "%s", err.msg);
+    CHECK(sft_set_load(&s2, &d2, NULL, m->cfg.vocab_size, 2, 0, NULL, NULL, &err) == RLHF_OK, "%s", err.msg);
     CHECK(s2.ex[0].n == 6 && s2.ex[0].ids[5] == 2 && s2.ex[0].labels[2] == SFT_IGNORE && s2.ex[0].labels[3] == 84,
           "prompt/completion labels");
     CHECK(sft_batch_loss(m, &s2, idx, 1, 0, 0, 0, 0.0f, &loss, &err) == RLHF_OK, "%s", err.msg);
@@ -99,7 +99,7 @@ static void parity(const char *fixture) {
     dataset d3;
     sft_set s3;
     CHECK(dataset_load_text(&d3, "bad.jsonl", BAD, strlen(BAD), &err) == RLHF_OK, "%s", err.msg);
-    CHECK(sft_set_load(&s3, &d3, NULL, m->cfg.vocab_size, 2, 0, &err) == RLHF_EINPUT, "bad row accepted");
+    CHECK(sft_set_load(&s3, &d3, NULL, m->cfg.vocab_size, 2, 0, NULL, NULL, &err) == RLHF_EINPUT, "bad row accepted");
     CHECK(strstr(err.msg, "bad.jsonl:1") != NULL, "message names FILE:LINE: %s", err.msg);
     dataset_free(&d3);
 

@@ -12,7 +12,9 @@
 #include "io/files.h"
 #include "models/model.h"
 #include "models/peft.h"
+#include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
+#include "train/chat_rows.h"
 #include "train/generate.h"
 
 #define GEN_DEFAULT_SEED "42"  // TrainingArguments.seed
@@ -30,10 +32,13 @@ typedef struct {
     int *lens;
     int *pretokenized;   // row came as prompt_ids
     const char **text;   // the prompt text (NULL for pre-tokenized rows)
+    char **rendered;     // chat-template renderings of conversational prompts (owned), else NULL
 } prompt_set;
 
 static void prompts_free(prompt_set *p) {
     for (int i = 0; i < p->n; i++) free(p->ids[i]);
+    for (int i = 0; p->rendered && i < p->n; i++) free(p->rendered[i]);
+    free(p->rendered);
     free(p->ids);
     free(p->lens);
     free(p->pretokenized);
@@ -41,14 +46,15 @@ static void prompts_free(prompt_set *p) {
     memset(p, 0, sizeof *p);
 }
 
-static rlhf_status encode_prompt(const tokenizer *tok, const char *text, const char *where, int32_t **ids, int *n,
-                                 rlhf_err *err) {
+// special: add the tokenizer's special tokens (plain text); a chat-template rendering carries its own.
+static rlhf_status encode_prompt(const tokenizer *tok, const char *text, int special, const char *where, int32_t **ids,
+                                 int *n, rlhf_err *err) {
     if (!tok)
         return rlhf_fail(err, RLHF_EINPUT,
                          "%s: a text prompt needs tokenizer files in --model_name_or_path (or give \"prompt_ids\")",
                          where);
     tok_encoding e;
-    rlhf_status st = tokenizer_encode(tok, text, NULL, 1, 0, TRUNC_LONGEST_FIRST, &e, err);
+    rlhf_status st = tokenizer_encode(tok, text, NULL, special, 0, TRUNC_LONGEST_FIRST, &e, err);
     if (st != RLHF_OK) return rlhf_err_prefix(err, "%s: ", where);
     if (e.n == 0) {
         tok_encoding_free(&e);
@@ -65,18 +71,22 @@ static rlhf_status encode_prompt(const tokenizer *tok, const char *text, const c
     return RLHF_OK;
 }
 
-static rlhf_status read_prompts(const gen_flags *f, const dataset *d, const tokenizer *tok, int vocab,
-                                prompt_set *p, rlhf_err *err) {
+// Rows {"prompt": str}, {"prompt": [messages]} (rendered by the model's chat template with the
+// generation prompt, as TRL's maybe_apply_chat_template) or {"prompt_ids": [...]}.
+static rlhf_status read_prompts(const gen_flags *f, const dataset *d, const tokenizer *tok, const chat_template *chat,
+                                int vocab, prompt_set *p, rlhf_err *err) {
     int n = d ? d->n : 1;
     p->ids = calloc((size_t)n, sizeof *p->ids);
     p->lens = calloc((size_t)n, sizeof *p->lens);
     p->pretokenized = calloc((size_t)n, sizeof *p->pretokenized);
     p->text = calloc((size_t)n, sizeof *p->text);
-    if (!p->ids || !p->lens || !p->pretokenized || !p->text) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    p->rendered = calloc((size_t)n, sizeof *p->rendered);
+    if (!p->ids || !p->lens || !p->pretokenized || !p->text || !p->rendered)
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
     p->n = n;
     if (!d) {
         p->text[0] = f->prompt;
-        return encode_prompt(tok, f->prompt, "--prompt", &p->ids[0], &p->lens[0], err);
+        return encode_prompt(tok, f->prompt, 1, "--prompt", &p->ids[0], &p->lens[0], err);
     }
     for (int i = 0; i < n; i++) {
         char where[4200];
@@ -88,9 +98,15 @@ static rlhf_status read_prompts(const gen_flags *f, const dataset *d, const toke
             continue;
         }
         const char *text;
-        RLHF_TRY(dataset_get_string(d, i, "prompt", 1, &text, err));
+        int is_chat = chat_field_is_messages(d, i, "prompt");
+        if (is_chat) {
+            RLHF_TRY(chat_render_row(d, i, "prompt", NULL, chat, 1, f->model_dir, &p->rendered[i], err));
+            text = p->rendered[i];
+        } else {
+            RLHF_TRY(dataset_get_string(d, i, "prompt", 1, &text, err));
+        }
         p->text[i] = text;
-        RLHF_TRY(encode_prompt(tok, text, where, &p->ids[i], &p->lens[i], err));
+        RLHF_TRY(encode_prompt(tok, text, !is_chat, where, &p->ids[i], &p->lens[i], err));
         for (int t = 0; t < p->lens[i]; t++)
             if (p->ids[i][t] >= vocab)
                 return rlhf_fail(err, RLHF_EINPUT, "%s: token id %d from the tokenizer is outside the model's vocabulary (%d)",
@@ -149,6 +165,7 @@ static rlhf_status run_generate(const gen_flags *f, rlhf_err *err) {
     if (f->dataset) RLHF_TRY(dataset_load(&d, f->dataset, err));
     model *m = NULL;
     tokenizer *tok = NULL;
+    chat_template *chat = NULL;
     prompt_set p;
     memset(&p, 0, sizeof p);
     gen_output o;
@@ -171,7 +188,8 @@ static rlhf_status run_generate(const gen_flags *f, rlhf_err *err) {
                 }
         }
         if (st == RLHF_OK && tok) st = tokenizer_check_model_vocab(tok, m->cfg.vocab_size, f->model_dir, err);
-        if (st == RLHF_OK) st = read_prompts(f, f->dataset ? &d : NULL, tok, m->cfg.vocab_size, &p, err);
+        if (st == RLHF_OK && tok) st = chat_template_load_dir(&chat, f->model_dir, err);
+        if (st == RLHF_OK) st = read_prompts(f, f->dataset ? &d : NULL, tok, chat, m->cfg.vocab_size, &p, err);
         // Learned position tables end at max_positions: refuse up front, naming the prompt, rather than fail
         // mid-batch after other rows were printed (HF raises IndexError there).
         for (int i = 0; st == RLHF_OK && m->cfg.max_positions > 0 && i < p.n; i++)
@@ -267,6 +285,7 @@ static rlhf_status run_generate(const gen_flags *f, rlhf_err *err) {
     free(bl);
     free(bid);
     prompts_free(&p);
+    chat_template_free(chat);
     tokenizer_free(tok);
     model_free(m);
     if (f->dataset) dataset_free(&d);

@@ -11,6 +11,7 @@
 #include "io/dataset.h"
 #include "io/files.h"
 #include "models/peft.h"
+#include "tokenizer/chat_template.h"
 #include "train/sft.h"
 
 #define SFT_DEFAULT_LR "2e-5"        // TRL SFTConfig.learning_rate
@@ -115,6 +116,7 @@ int cmd_sft(int argc, char **argv) {
     memset(&d, 0, sizeof d);
     model *m = NULL;
     tokenizer *tok = NULL;
+    chat_template *chat = NULL;
     sft_set set, eval;
     memset(&set, 0, sizeof set);
     memset(&eval, 0, sizeof eval);
@@ -152,8 +154,10 @@ int cmd_sft(int argc, char **argv) {
         if (m->cfg.model_type[0] && !strcmp(m->cfg.model_type, "gpt2") && m->cfg.max_positions > 0 &&
             (maxlen <= 0 || maxlen > m->cfg.max_positions))
             maxlen = m->cfg.max_positions;  // learned positions: longer inputs cannot be embedded
-        st = sft_set_load(&set, &d, tok, m->cfg.vocab_size, eos, maxlen, &err);
-        if (st == RLHF_OK && eval_data) st = sft_set_load(&eval, &ed, tok, m->cfg.vocab_size, eos, maxlen, &err);
+        if (tok) st = chat_template_load_dir(&chat, load_dir, &err);
+        if (st == RLHF_OK) st = sft_set_load(&set, &d, tok, m->cfg.vocab_size, eos, maxlen, chat, load_dir, &err);
+        if (st == RLHF_OK && eval_data)
+            st = sft_set_load(&eval, &ed, tok, m->cfg.vocab_size, eos, maxlen, chat, load_dir, &err);
         if (st == RLHF_OK && eval_split > 0) st = sft_set_split(&set, &eval, eval_split, (uint64_t)seed, &err);
         a.eval = eval.n ? &eval : NULL;
         a.eval_batch_size = (int)eval_bs;
@@ -174,6 +178,7 @@ int cmd_sft(int argc, char **argv) {
     sft_set_free(&set);
     sft_set_free(&eval);
     if (eval_data) dataset_free(&ed);
+    chat_template_free(chat);
     tokenizer_free(tok);
     model_free(m);
     dataset_free(&d);

@@ -16,7 +16,9 @@
 #include "io/dataset.h"
 #include "io/files.h"
 #include "io/json_util.h"
+#include "tokenizer/chat_template.h"
 #include "train/ppo_trainer_impl.h"
+#include "train/chat_rows.h"
 #include "train/checkpoint.h"
 #include "train/schedule.h"
 
@@ -158,15 +160,23 @@ static void run_free(ppo_run *r) {
     free(r->samples);
 }
 
-// Prompt rows {"prompt": str} or {"prompt_ids": [...]}, each checked against the policy's context.
+// Prompt rows {"prompt": str}, {"prompt": [messages]} (rendered by the policy's chat template with the
+// generation prompt, as TRL's maybe_apply_chat_template) or {"prompt_ids": [...]}, each checked against
+// the policy's context.
 static rlhf_status load_prompts(ppo_run *r, rlhf_err *err) {
     const ppo_args *a = r->a;
     dataset d = {0};
     RLHF_TRY(dataset_load(&d, a->dataset_name, err));
-    rlhf_status st = RLHF_OK;
+    chat_template *chat = NULL;
+    rlhf_status st = r->policy_tok ? chat_template_load_dir(&chat, a->model_name_or_path, err) : RLHF_OK;
+    if (st) {
+        dataset_free(&d);
+        return st;
+    }
     r->prompts = calloc((size_t)d.n, sizeof *r->prompts);
     if (!r->prompts) {
         dataset_free(&d);
+        chat_template_free(chat);
         return rlhf_fail(err, RLHF_ERUNTIME, "out of memory reading %s", a->dataset_name);
     }
     int max_pos = r->policy->cfg.max_positions;
@@ -179,9 +189,15 @@ static rlhf_status load_prompts(ppo_run *r, rlhf_err *err) {
         r->n_prompts = i + 1;
         p->line = d.lines[i];
         const char *text = NULL;
-        st = dataset_get_string(&d, i, "prompt", 0, &text, err);
+        char *rendered = NULL;
+        int is_chat = chat_field_is_messages(&d, i, "prompt");
+        if (is_chat && r->policy_tok)
+            st = chat_render_row(&d, i, "prompt", NULL, chat, 1, a->model_name_or_path, &rendered, err);
+        else
+            st = dataset_get_string(&d, i, "prompt", 0, &text, err);
         if (st) break;
-        if (text) {
+        if (rendered) text = rendered;
+        if (text || is_chat) {
             if (!r->policy_tok) {
                 st = rlhf_fail(err, RLHF_EINPUT,
                                "%s:%d: a text prompt needs the policy's tokenizer, but %s has no tokenizer files "
@@ -190,8 +206,9 @@ static rlhf_status load_prompts(ppo_run *r, rlhf_err *err) {
                 break;
             }
             tok_encoding e = {0};
-            st = tokenizer_encode(r->policy_tok, text, NULL, 1, 0, TRUNC_LONGEST_FIRST, &e, err);
+            st = tokenizer_encode(r->policy_tok, text, NULL, !is_chat, 0, TRUNC_LONGEST_FIRST, &e, err);
             if (st) {
+                free(rendered);
                 rlhf_err_prefix(err, "%s:%d: prompt: ", a->dataset_name, p->line);
                 break;
             }
@@ -199,7 +216,7 @@ static rlhf_status load_prompts(ppo_run *r, rlhf_err *err) {
             p->n = e.n;
             e.ids = NULL;
             tok_encoding_free(&e);
-            p->text = strdup(text);
+            p->text = rendered ? rendered : strdup(text);
             if (!p->text) {
                 st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
                 break;
@@ -230,6 +247,7 @@ static rlhf_status load_prompts(ppo_run *r, rlhf_err *err) {
         }
         if (p->n > r->max_prompt) r->max_prompt = p->n;
     }
+    chat_template_free(chat);
     dataset_free(&d);
     return st;
 }

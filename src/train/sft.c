@@ -14,6 +14,7 @@
 #include "models/decoder.h"
 #include "models/peft.h"
 #include "nn/ops.h"
+#include "train/chat_rows.h"
 #include "train/checkpoint.h"
 #include "train/optimizer.h"
 #include "train/report.h"
@@ -49,13 +50,55 @@ static rlhf_status encode(const tokenizer *tok, const char *text, int special, c
     return RLHF_OK;
 }
 
+// Encodes a chat-template rendering of row r (see sft_set_load); *is_chat = 1 when the row is one.
+static rlhf_status read_chat_row(const dataset *d, int r, const tokenizer *tok, int vocab,
+                                 const struct chat_template *chat, const char *model_dir, const char *where,
+                                 int32_t **p, int *np, int32_t **c, int *nc, int *is_chat, rlhf_err *err) {
+    int messages = chat_field_is_messages(d, r, "messages"), prompt = chat_field_is_messages(d, r, "prompt");
+    *is_chat = messages || prompt;
+    if (!*is_chat) return RLHF_OK;
+    char *text = NULL;
+    if (messages) {
+        RLHF_TRY(chat_render_row(d, r, "messages", NULL, chat, 0, model_dir, &text, err));
+        rlhf_status s = encode(tok, text, 0, where, vocab, c, nc, err);
+        free(text);
+        return s;
+    }
+    // prompt + completion: the boundary is the rendered prompt's token count, as TRL's completion mask.
+    int32_t *full = NULL;
+    int nfull = 0;
+    rlhf_status s = chat_render_row(d, r, "prompt", NULL, chat, 1, model_dir, &text, err);
+    if (!s) s = encode(tok, text, 0, where, vocab, p, np, err);
+    free(text);
+    text = NULL;
+    if (!s) s = chat_render_row(d, r, "prompt", "completion", chat, 0, model_dir, &text, err);
+    if (!s) s = encode(tok, text, 0, where, vocab, &full, &nfull, err);
+    free(text);
+    if (s) {
+        free(*p), free(full);
+        *p = NULL, *np = 0;
+        return s;
+    }
+    int k = *np < nfull ? *np : nfull;
+    memcpy(*p, full, sizeof(int32_t) * (size_t)k);
+    *np = k;
+    *nc = nfull - k;
+    *c = malloc(sizeof(int32_t) * (size_t)(*nc + 1));
+    if (*c) memcpy(*c, full + k, sizeof(int32_t) * (size_t)*nc);
+    free(full);
+    return *c ? RLHF_OK : rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+}
+
 // Reads one row into (prompt part, trained part).
-static rlhf_status read_row(const dataset *d, int r, const tokenizer *tok, int vocab, int32_t **p, int *np,
-                            int32_t **c, int *nc, rlhf_err *err) {
+static rlhf_status read_row(const dataset *d, int r, const tokenizer *tok, int vocab,
+                            const struct chat_template *chat, const char *model_dir, int32_t **p, int *np,
+                            int32_t **c, int *nc, int *is_chat, rlhf_err *err) {
     char where[4200];
     snprintf(where, sizeof where, "%s:%d", d->path, d->lines[r]);
     *p = *c = NULL;
     *np = *nc = 0;
+    RLHF_TRY(read_chat_row(d, r, tok, vocab, chat, model_dir, where, p, np, c, nc, is_chat, err));
+    if (*is_chat) return RLHF_OK;
     RLHF_TRY(dataset_get_ids(d, r, "prompt_ids", 0, vocab, p, np, err));
     if (*p) return dataset_get_ids(d, r, "completion_ids", 1, vocab, c, nc, err);
     RLHF_TRY(dataset_get_ids(d, r, "input_ids", 0, vocab, c, nc, err));
@@ -75,14 +118,14 @@ static rlhf_status read_row(const dataset *d, int r, const tokenizer *tok, int v
 }
 
 rlhf_status sft_set_load(sft_set *s, const dataset *d, const tokenizer *tok, int vocab, int eos_id, int max_length,
-                         rlhf_err *err) {
+                         const struct chat_template *chat, const char *model_dir, rlhf_err *err) {
     memset(s, 0, sizeof *s);
     s->ex = calloc((size_t)d->n, sizeof *s->ex);
     if (!s->ex) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
     for (int r = 0; r < d->n; r++) {
         int32_t *p = NULL, *c = NULL;
-        int np = 0, nc = 0;
-        rlhf_status st = read_row(d, r, tok, vocab, &p, &np, &c, &nc, err);
+        int np = 0, nc = 0, is_chat = 0;
+        rlhf_status st = read_row(d, r, tok, vocab, chat, model_dir, &p, &np, &c, &nc, &is_chat, err);
         int n = np + nc + 1;
         sft_example *e = &s->ex[r];
         if (st == RLHF_OK) {
@@ -94,8 +137,8 @@ rlhf_status sft_set_load(sft_set *s, const dataset *d, const tokenizer *tok, int
             for (int i = 0; i < np; i++) e->ids[i] = p[i], e->labels[i] = SFT_IGNORE;
             for (int i = 0; i < nc; i++) e->ids[np + i] = c[i], e->labels[np + i] = c[i];
             e->n = np + nc;
-            // TRL appends EOS unless the example already ends with it
-            if (eos_id >= 0 && (e->n == 0 || e->ids[e->n - 1] != eos_id)) {
+            // TRL appends EOS unless the example already ends with it (a chat template writes its own)
+            if (!is_chat && eos_id >= 0 && (e->n == 0 || e->ids[e->n - 1] != eos_id)) {
                 e->ids[e->n] = eos_id;
                 e->labels[e->n] = eos_id;
                 e->n++;

@@ -33,9 +33,15 @@ typedef struct {
 
 // Reads every row of d: {"prompt", "completion"} / {"text"} (encoded with tok, prompt with special
 // tokens, completion without) or pre-tokenized {"prompt_ids", "completion_ids"} / {"input_ids"}; appends
-// eos_id (>= 0) and truncates to max_length. Errors name PATH:LINE.
+// eos_id (>= 0) and truncates to max_length. Conversational rows, as TRL's SFTTrainer takes them, go
+// through the model's chat template (chat; NULL = none, and such rows are then an error naming
+// model_dir): {"messages": [...]} trains on every token of the rendered conversation; {"prompt": [...],
+// "completion": [...]} renders prompt (with the generation prompt) and prompt + completion, and trains on
+// the tokens past the prompt's. Rendered text gets no added special tokens and no EOS (the template
+// writes them). Errors name PATH:LINE.
+struct chat_template;
 rlhf_status sft_set_load(sft_set *s, const dataset *d, const tokenizer *tok, int vocab, int eos_id, int max_length,
-                         rlhf_err *err);
+                         const struct chat_template *chat, const char *model_dir, rlhf_err *err);
 void sft_set_free(sft_set *s);
 
 typedef struct {

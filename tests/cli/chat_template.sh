@@ -64,4 +64,51 @@ PY
 c=$?
 [ "$c" = 2 ] && grep -q 'tokenizer_config.json: chat_template line 2' "$W/bad.err" && [ ! -e "$W/out" ] ||
   fail "unsupported template: exit $c ($(cat "$W/bad.err"))"
+# Causal LMs: sft on {"messages"} and conversational prompt/completion rows, generate and ppo on
+# conversational prompts (rendered with the generation prompt).
+sed 's/GPT2ForSequenceClassification/GPT2LMHeadModel/' "$W/gpt2.json" >"$W/lm.json"
+"$RLHF" init --config "$W/lm.json" --tokenizer tests/fixtures/tokenizers/gpt2 --output_dir "$W/lm" --seed 5 \
+  >/dev/null 2>"$W/init.err" || { cat "$W/init.err"; echo "FAIL: init lm"; exit 1; }
+cp "$W/lm/tokenizer_config.json" "$W/lm_plain_config.json"
+/usr/bin/python3 - "$W/lm/tokenizer_config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["chat_template"] = ("{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}"
+                      "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+json.dump(c, open(sys.argv[1], "w"))
+PY
+for i in 1 2 3 4 5 6 7 8; do
+  echo '{"messages": [{"role": "user", "content": "Say hi"}, {"role": "assistant", "content": "hi hi hi"}]}'
+  echo '{"prompt": [{"role": "user", "content": "Count"}], "completion": [{"role": "assistant", "content": "one two"}]}'
+done >"$W/sft.jsonl"
+"$RLHF" sft --model_name_or_path "$W/lm" --dataset_name "$W/sft.jsonl" --output_dir "$W/sft" --num_train_epochs 3 \
+  --learning_rate 3e-3 --per_device_train_batch_size 4 --save_strategy no --logging_steps 1 --threads 1 \
+  >/dev/null 2>"$W/sft.err" || fail "sft on conversational rows: $(tail -n 2 "$W/sft.err")"
+/usr/bin/python3 - "$W/sft/training_log.csv" <<'PY' || fail "sft on conversational rows did not lower its loss"
+import csv, sys
+loss = [float(r["loss"]) for r in csv.DictReader(open(sys.argv[1])) if r.get("loss")]
+assert len(loss) >= 4 and loss[-1] < loss[0], loss
+PY
+echo '{"prompt": [{"role": "user", "content": "Say hi"}]}' >"$W/chat_prompts.jsonl"
+"$RLHF" generate --model_name_or_path "$W/sft" --dataset_name "$W/chat_prompts.jsonl" --max_new_tokens 4 \
+  --output_file "$W/gen.jsonl" --threads 1 >/dev/null 2>"$W/gen.err" || fail "generate: $(tail -n 1 "$W/gen.err")"
+/usr/bin/python3 - "$W/gen.jsonl" <<'PY' || fail "generate: the prompt was not rendered with the generation prompt"
+import json, sys
+row = json.loads(open(sys.argv[1]).readline())
+assert row["prompt"] == "<|user|>Say hi\n<|assistant|>", row
+PY
+"$RLHF" ppo --model_name_or_path "$W/sft" --sft_model_path "$W/sft" --reward_model_path "$W/m" \
+  --dataset_name "$W/chat_prompts.jsonl" --per_device_train_batch_size 2 --total_episodes 2 --response_length 4 \
+  --num_ppo_epochs 1 --save_steps 0 --threads 1 --quiet --output_dir "$W/ppo" >/dev/null 2>"$W/ppo.err" ||
+  fail "ppo on conversational prompts: $(tail -n 2 "$W/ppo.err")"
+# Without a template, conversational rows of causal-LM commands are refused naming the row and the field.
+cp "$W/lm_plain_config.json" "$W/lm/tokenizer_config.json"
+"$RLHF" sft --model_name_or_path "$W/lm" --dataset_name "$W/sft.jsonl" --output_dir "$W/sft2" --threads 1 \
+  >/dev/null 2>"$W/sft2.err"
+c=$?
+[ "$c" = 2 ] && grep -q 'sft\.jsonl:1: field .messages. is a list of messages, but .* has no "chat_template"' "$W/sft2.err" &&
+  [ ! -e "$W/sft2" ] || fail "sft without a template: exit $c ($(cat "$W/sft2.err"))"
+"$RLHF" generate --model_name_or_path "$W/lm" --dataset_name "$W/chat_prompts.jsonl" >/dev/null 2>"$W/gen2.err"
+c=$?
+[ "$c" = 2 ] && grep -q 'chat_prompts\.jsonl:1: field .prompt.' "$W/gen2.err" || fail "generate without a template: exit $c"
 [ "$fails" = 0 ] && echo "chat_template: all passed" || { echo "chat_template: $fails failed"; exit 1; }

@@ -33,14 +33,14 @@ bench: rlhf
 	cmake --build $(BUILD) -j $(JOBS) --target benches
 	bench/run.sh $(BUILD)
 
-# libFuzzer targets (safetensors, dataset, tokenizer, config) under ASan+UBSan, FUZZ_SECONDS each (issue 10
+# libFuzzer targets (safetensors, dataset, tokenizer, config, chat_template) under ASan+UBSan, FUZZ_SECONDS each (issue 10
 # asks for 600; CI passes 60). New inputs go to a scratch copy of the committed corpus so a run never dirties
 # the repository.
 FUZZ_SECONDS ?= 600
 fuzz:
 	scripts/install-deps.sh --fuzz
 	tests/fuzz/build.sh build-fuzz
-	for t in safetensors dataset tokenizer config; do \
+	for t in safetensors dataset tokenizer config chat_template; do \
 		rm -rf build-fuzz/corpus-$$t && cp -r tests/fuzz/corpus/$$t build-fuzz/corpus-$$t && \
 		build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build-fuzz/corpus-$$t tests/fuzz/corpus/$$t || exit 1; \
 	done

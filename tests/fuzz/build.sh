@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (not part of the CMake build): tests/fuzz/build.sh [OUT_DIR]
-# Targets: fuzz_safetensors, fuzz_dataset, fuzz_tokenizer (tokenizer.json loading + encode/decode), fuzz_config.
+# Targets: fuzz_safetensors, fuzz_dataset, fuzz_tokenizer (tokenizer.json loading + encode/decode), fuzz_config,
+# fuzz_chat_template.
 # Then e.g.: OUT/fuzz_safetensors -max_total_time=60 tests/fuzz/corpus/safetensors
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -28,3 +29,7 @@ models=($(ls "$root"/src/models/*.c "$root"/src/nn/*.c "$root"/src/io/*.c "$root
 "$CC" "${flags[@]}" -fopenmp=libgomp ${blas_inc:+-I"$blas_inc"} "$root/tests/fuzz/fuzz_config.c" "${models[@]}" \
     "${libs[@]}" -lopenblas -lgomp -o "$out/fuzz_config"
 echo "built $out/fuzz_config"
+# chat templates (tokenizer_config.json "chat_template"): compile + render, the tokenizer layer's sources.
+"$CC" "${flags[@]}" $(pkg-config --cflags libpcre2-8 libutf8proc) "$root/tests/fuzz/fuzz_chat_template.c" "${tok[@]}" \
+    "${base[@]}" "${libs[@]}" -lpcre2-8 -lutf8proc -o "$out/fuzz_chat_template"
+echo "built $out/fuzz_chat_template"

@@ -33,9 +33,9 @@ bench: rlhf
 	cmake --build $(BUILD) -j $(JOBS) --target benches
 	bench/run.sh $(BUILD)
 
-# libFuzzer targets (safetensors, dataset, tokenizer, config, chat_template) under ASan+UBSan, FUZZ_SECONDS each (issue 10
-# asks for 600; CI passes 60). New inputs go to a scratch copy of the committed corpus so a run never dirties
-# the repository.
+# libFuzzer targets (safetensors, dataset, tokenizer, config, chat_template) under ASan+UBSan, FUZZ_SECONDS
+# each (issue 10 asks for 600; CI passes 60). New inputs go to a scratch copy of the committed corpus so a run
+# never dirties the repository.
 FUZZ_SECONDS ?= 600
 fuzz:
 	scripts/install-deps.sh --fuzz

@@ -30,7 +30,9 @@ static int dir_nonempty(const char *dir) {
 
 int cmd_sft(int argc, char **argv) {
     const char *model_dir = NULL, *data = NULL, *out = NULL, *sched = NULL, *save = NULL, *eval_data = NULL,
-               *resume = NULL;
+               *resume = NULL, *eval_strategy = NULL;
+    long long save_steps = 0, eval_steps = 0;
+    int quiet = 0;
     double eval_split = 0;
     long long eval_bs = 0;
     long long bs = 0, accum = 0, max_length = 0, max_steps = 0, seed = 0, logging = 0, threads = 0;
@@ -59,7 +61,11 @@ int cmd_sft(int argc, char **argv) {
         {"no_shuffle", ARG_BOOL, &no_shuffle, NULL, "keep the dataset order", NULL, 0},
         {"disable_dropout", ARG_BOOL, &disable_dropout, "false", "train without dropout", NULL, 0},
         {"logging_steps", ARG_INT, &logging, "10", "log every N optimizer steps", NULL, 0},
-        {"save_strategy", ARG_STRING, &save, "epoch", "epoch|no: checkpoint-epoch{N}/ after each epoch", NULL, 0},
+        {"eval_strategy", ARG_STRING, &eval_strategy, NULL, "epoch|steps|no (default: epoch with an eval set, else no)", NULL, 0},
+        {"eval_steps", ARG_INT, &eval_steps, "0", "with --eval_strategy steps: evaluate every N steps (0 = --logging_steps)", NULL, 0},
+        {"save_strategy", ARG_STRING, &save, "epoch", "epoch|steps|no: checkpoint-epoch{N}/ or checkpoint-{STEP}/", NULL, 0},
+        {"save_steps", ARG_INT, &save_steps, "500", "with --save_strategy steps: a checkpoint every N steps", NULL, 0},
+        {"quiet", ARG_BOOL, &quiet, NULL, "no progress output", NULL, 0},
         {"resume_from_checkpoint", ARG_STRING, &resume, NULL, "continue from OUTPUT_DIR/checkpoint-* (same data, seed)", NULL, 0},
         {"overwrite_output_dir", ARG_BOOL, &overwrite, NULL, "write into a non-empty --output_dir", NULL, 0},
         {"threads", ARG_INT, &threads, "0", "threads (0 = all cores)", NULL, 0},
@@ -96,8 +102,21 @@ int cmd_sft(int argc, char **argv) {
     if (eval_bs < 1) BAD("--per_device_eval_batch_size must be >= 1, got %lld", eval_bs);
     if (logging < 1) BAD("--logging_steps must be >= 1, got %lld", logging);
     if (seed < 0) BAD("--seed must be >= 0");
-    if (strcmp(save, "epoch") && strcmp(save, "no")) BAD("--save_strategy: expected epoch or no, got '%s'", save);
+    if (strcmp(save, "epoch") && strcmp(save, "steps") && strcmp(save, "no"))
+        BAD("--save_strategy: expected epoch, steps or no, got '%s'", save);
+    if (!strcmp(save, "steps") && save_steps < 1) BAD("--save_steps must be >= 1 with --save_strategy steps, got %lld", save_steps);
     a.save_epochs = !strcmp(save, "epoch");
+    a.save_steps = !strcmp(save, "steps") ? save_steps : 0;
+    int has_eval = eval_data || eval_split > 0;
+    if (!eval_strategy) eval_strategy = has_eval ? "epoch" : "no";
+    if (strcmp(eval_strategy, "epoch") && strcmp(eval_strategy, "steps") && strcmp(eval_strategy, "no"))
+        BAD("--eval_strategy: expected epoch, steps or no, got '%s'", eval_strategy);
+    if (strcmp(eval_strategy, "no") && !has_eval)
+        BAD("--eval_strategy %s needs an evaluation set (--eval_dataset_name or --eval_split)", eval_strategy);
+    if (eval_steps < 0) BAD("--eval_steps must be >= 0, got %lld", eval_steps);
+    a.eval_epochs = !strcmp(eval_strategy, "epoch");
+    a.eval_steps = !strcmp(eval_strategy, "steps") ? (eval_steps > 0 ? eval_steps : logging) : 0;
+    a.quiet = quiet;
     rlhf_status st = lr_schedule_parse(sched, &a.schedule, &err);
     if (st != RLHF_OK) return cli_report("sft", st, err.msg);
     peft_options po;
@@ -159,7 +178,7 @@ int cmd_sft(int argc, char **argv) {
         if (st == RLHF_OK && eval_data)
             st = sft_set_load(&eval, &ed, tok, m->cfg.vocab_size, eos, maxlen, chat, load_dir, &err);
         if (st == RLHF_OK && eval_split > 0) st = sft_set_split(&set, &eval, eval_split, (uint64_t)seed, &err);
-        a.eval = eval.n ? &eval : NULL;
+        a.eval = eval.n && strcmp(eval_strategy, "no") ? &eval : NULL;
         a.eval_batch_size = (int)eval_bs;
     }
     if (st == RLHF_OK) st = make_dirs(out, &err);

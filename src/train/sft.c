@@ -317,6 +317,19 @@ static rlhf_status save_model_dir(model *m, const tokenizer *tok, const char *di
     return RLHF_OK;
 }
 
+// One evaluation: eval_loss over the held-out set, logged as its own row (epoch, step, eval_loss).
+static rlhf_status eval_and_log(model *m, const sft_args *a, csv_log *log, trainer_state *ts, double epoch,
+                                long long step, double *eval_loss, rlhf_err *err) {
+    RLHF_TRY(sft_evaluate(m, a->eval, a->eval_batch_size, eval_loss, err));
+    char v[2][48], e[48];
+    fmt(v[0], 48, epoch), snprintf(v[1], 48, "%lld", step);
+    fmt(e, 48, *eval_loss);
+    const char *vals[SFT_LOG_N_COLUMNS] = {v[0], v[1], "", "", "", e};
+    RLHF_TRY(csv_log_row(log, vals, err));
+    train_log_entry le = {epoch, step, NAN, NAN, NAN, NAN, NAN, *eval_loss, NAN, NAN};
+    return trainer_state_add_log(ts, &le, err);
+}
+
 rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, const sft_args *a, sft_result *res,
                       rlhf_err *err) {
     memset(res, 0, sizeof *res);
@@ -428,6 +441,19 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
                 if (st == RLHF_OK) st = trainer_state_add_log(&ts, &le, err);
                 log_loss = 0, log_count = 0;
             }
+            // Step-based evaluation and checkpoints inside an epoch; at an epoch's last step they wait for the
+            // epoch's end below, so that a checkpoint there resumes at the next epoch with the log complete.
+            int epoch_end = mb + 1 >= n_batches;
+            if (st == RLHF_OK && a->eval && a->eval_steps > 0 && step % a->eval_steps == 0 && !epoch_end)
+                st = eval_and_log(m, a, log, &ts, ep, step, &res->eval_loss, err);
+            if (st == RLHF_OK && a->save_steps > 0 && step % a->save_steps == 0 && !epoch_end && step < total) {
+                char name[64];
+                snprintf(name, sizeof name, "checkpoint-%lld", step);
+                ts.epochs_done = epoch, ts.micro_in_epoch = mb + 1, ts.global_step = step, ts.order = order;
+                st = checkpoint_save(path_join(path, sizeof path, a->output_dir, name), m, tok, &opt, &ts,
+                                     a->base_model_name, err);
+            }
+            if (st != RLHF_OK) break;
             if (pg) {
                 char extra[64];
                 snprintf(extra, sizeof extra, "loss %.4f", res->last_loss);
@@ -440,17 +466,10 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
             }
             if (step >= total) break;
         }
-        if (st == RLHF_OK && a->eval && !(res->interrupted && mb_end < n_batches)) {
-            st = sft_evaluate(m, a->eval, a->eval_batch_size, &res->eval_loss, err);
-            char v[2][48];
-            fmt(v[0], 48, epoch + 1.0), snprintf(v[1], 48, "%lld", step);
-            char e[48];
-            fmt(e, 48, res->eval_loss);
-            const char *vals[SFT_LOG_N_COLUMNS] = {v[0], v[1], "", "", "", e};
-            if (st == RLHF_OK) st = csv_log_row(log, vals, err);
-            train_log_entry le = {epoch + 1.0, step, NAN, NAN, NAN, NAN, NAN, res->eval_loss, NAN, NAN};
-            if (st == RLHF_OK) st = trainer_state_add_log(&ts, &le, err);
-        }
+        int ended = st == RLHF_OK && !(res->interrupted && mb_end < n_batches);
+        double ep_now = epoch + 1.0;
+        int eval_now = a->eval && (a->eval_epochs || (a->eval_steps > 0 && step % a->eval_steps == 0));
+        if (ended && eval_now) st = eval_and_log(m, a, log, &ts, ep_now, step, &res->eval_loss, err);
         ts.epochs_done = res->interrupted ? epoch : epoch + 1;
         ts.micro_in_epoch = res->interrupted ? mb_end : 0;
         ts.global_step = step;
@@ -459,6 +478,12 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
         if (st == RLHF_OK && a->save_epochs && ts.micro_in_epoch == 0) {
             char name[64];
             snprintf(name, sizeof name, "checkpoint-epoch%d", epoch + 1);
+            st = checkpoint_save(path_join(path, sizeof path, a->output_dir, name), m, tok, &opt, &ts, a->base_model_name,
+                                 err);
+        }
+        if (st == RLHF_OK && a->save_steps > 0 && step % a->save_steps == 0 && !res->interrupted && step > 0) {
+            char name[64];
+            snprintf(name, sizeof name, "checkpoint-%lld", step);
             st = checkpoint_save(path_join(path, sizeof path, a->output_dir, name), m, tok, &opt, &ts, a->base_model_name,
                                  err);
         }

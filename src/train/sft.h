@@ -57,7 +57,10 @@ typedef struct {
     int disable_dropout;
     long long logging_steps;
     int save_epochs;                  // write checkpoint-epoch{N}/ after each epoch
-    const sft_set *eval;              // held-out set evaluated after each epoch (NULL: none)
+    long long save_steps;             // > 0: write checkpoint-{STEP}/ every save_steps optimizer steps
+    const sft_set *eval;              // held-out set (NULL: none)
+    int eval_epochs;                  // evaluate after each epoch
+    long long eval_steps;             // > 0: evaluate every eval_steps optimizer steps
     const char *resume_from;          // checkpoint directory whose optimizer and trainer state continue
                                       // (the caller loaded the model from it); NULL: start fresh
     int eval_batch_size;

@@ -123,6 +123,18 @@ static void test_values_and_errors(void) {
     expect_err(deep, "nested");
 }
 
+// 64-bit integers: exact powers and floor division, and an error (not undefined behaviour) past the range,
+// where Python would switch to big integers (tests/fuzz/fuzz_chat_template.c found the overflow).
+static void test_integer_range(void) {
+    expect_out("{{ 2 ** 10 }}|{{ (-1) ** 7 }}|{{ (-1) ** 8 }}|{{ 0 ** 0 }}|{{ 0 ** 5 }}|{{ 5 ** 0 }}|{{ (-2) ** 3 }}|{{ 7 // -2 }}",
+               "1024|-1|1|1|0|1|-8|-4");
+    expect_out("{{ 1 ** 9223372036854775807 }}", "1");
+    const char *overflows[] = {"{{ 9223372036854775807 + 1 }}", "{{ -9223372036854775807 - 2 }}", "{{ 3 ** 50 }}",
+                               "{{ 4294967296 * 4294967296 }}", "{{ -(-9223372036854775807 - 1) }}",
+                               "{{ (-9223372036854775807 - 1) // -1 }}"};
+    for (size_t i = 0; i < sizeof overflows / sizeof overflows[0]; i++) expect_err(overflows[i], "integer overflow");
+}
+
 static void test_load_dir(void) {
     chat_template *t = (chat_template *)1;
     rlhf_err err = {0};
@@ -133,6 +145,7 @@ static void test_load_dir(void) {
 int main(void) {
     test_fixture_cases();
     test_values_and_errors();
+    test_integer_range();
     test_load_dir();
     return tu_finish("tokenizer_chat_template");
 }

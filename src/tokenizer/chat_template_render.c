@@ -3,6 +3,7 @@
 // Python's str() and repr() for output, the filters, tests, methods and globals that published chat
 // templates call, loop scoping (a {% set %} inside a loop is local to that iteration) and limits that
 // keep a hostile template from exhausting memory or time.
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -1085,9 +1086,21 @@ static rlhf_status binop(ct_ctx *c, const ct_expr *e, const ct_value *x, const c
     case OP_LE: *out = mk_bool(a <= b); return RLHF_OK;
     case OP_GT: *out = mk_bool(a > b); return RLHF_OK;
     case OP_GE: *out = mk_bool(a >= b); return RLHF_OK;
-    case OP_ADD: *out = ints ? mk_int(c, x->i + y->i) : mk_float(c, a + b); break;
-    case OP_SUB: *out = ints ? mk_int(c, x->i - y->i) : mk_float(c, a - b); break;
-    case OP_MUL: *out = ints ? mk_int(c, x->i * y->i) : mk_float(c, a * b); break;
+    // Python's integers are unbounded; ours are 64-bit, so an overflow is an error rather than UB (found by
+    // tests/fuzz/fuzz_chat_template.c). No published template comes near it.
+    case OP_ADD: case OP_SUB: case OP_MUL: {
+        if (!ints) {
+            *out = mk_float(c, e->op == OP_ADD ? a + b : e->op == OP_SUB ? a - b : a * b);
+            break;
+        }
+        long long r;
+        int ovf = e->op == OP_ADD   ? __builtin_add_overflow(x->i, y->i, &r)
+                  : e->op == OP_SUB ? __builtin_sub_overflow(x->i, y->i, &r)
+                                    : __builtin_mul_overflow(x->i, y->i, &r);
+        if (ovf) return rerr(c, line, "integer overflow (integers are 64-bit here)");
+        *out = mk_int(c, r);
+        break;
+    }
     case OP_DIV:
         if (b == 0) return rerr(c, line, "division by zero");
         *out = mk_float(c, a / b);
@@ -1095,6 +1108,7 @@ static rlhf_status binop(ct_ctx *c, const ct_expr *e, const ct_value *x, const c
     case OP_FLOORDIV: case OP_MOD:
         if (b == 0) return rerr(c, line, "division by zero");
         if (ints) {
+            if (x->i == LLONG_MIN && y->i == -1) return rerr(c, line, "integer overflow (integers are 64-bit here)");
             long long q = x->i / y->i, r = x->i % y->i;
             if (r != 0 && ((r < 0) != (y->i < 0))) q--, r += y->i;  // Python floors
             *out = mk_int(c, e->op == OP_MOD ? r : q);
@@ -1106,7 +1120,10 @@ static rlhf_status binop(ct_ctx *c, const ct_expr *e, const ct_value *x, const c
     case OP_POW:
         if (ints && y->i >= 0) {
             long long r = 1;
-            for (long long i = 0; i < y->i && i < 64; i++) r *= x->i;
+            // exact: |x| >= 2 overflows within 64 multiplications; 0, 1 and -1 stay put whatever the exponent
+            long long n = (x->i >= -1 && x->i <= 1) ? (y->i & 1) + (y->i > 0 ? 2 : 0) : y->i;
+            for (long long i = 0; i < n; i++)
+                if (__builtin_mul_overflow(r, x->i, &r)) return rerr(c, line, "integer overflow (integers are 64-bit here)");
             *out = mk_int(c, r);
         } else {
             *out = mk_float(c, pow(a, b));
@@ -1188,6 +1205,8 @@ static rlhf_status eval(ct_ctx *c, const ct_expr *e, const ct_value **out) {
     case E_NEG: case E_POS:
         RLHF_TRY(eval(c, e->a, &x));
         if (!is_number(x)) return rerr(c, e->line, "bad operand type for unary %c: %s", e->kind == E_NEG ? '-' : '+', kind_name(x));
+        if (e->kind == E_NEG && x->k != V_FLOAT && x->i == LLONG_MIN)
+            return rerr(c, e->line, "integer overflow (integers are 64-bit here)");
         *out = e->kind == E_POS ? x : x->k == V_FLOAT ? mk_float(c, -x->f) : mk_int(c, -x->i);
         break;
     case E_BIN:

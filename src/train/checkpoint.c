@@ -245,13 +245,10 @@ rlhf_status remove_tree(const char *path, rlhf_err *err) {
     return RLHF_OK;
 }
 
-rlhf_status checkpoint_save(const char *dir, const model *m, const tokenizer *tok, const adamw_state *opt,
-                            const trainer_state *st, const char *base_model_name, rlhf_err *err) {
-    char tmp[PATH_MAX_LEN], path[PATH_MAX_LEN], parent[PATH_MAX_LEN];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", dir) >= sizeof tmp)
-        return rlhf_fail(err, RLHF_EINPUT, "%s: path too long", dir);
-    RLHF_TRY(remove_tree(tmp, err));
-    RLHF_TRY(make_dirs(tmp, err));
+// Writes every file of a checkpoint into the fresh directory tmp.
+static rlhf_status checkpoint_write_files(const char *tmp, const model *m, const tokenizer *tok, const adamw_state *opt,
+                                          const trainer_state *st, const char *base_model_name, rlhf_err *err) {
+    char path[PATH_MAX_LEN];
     if (peft_active(m))
         RLHF_TRY(peft_save_adapter(m, tmp, base_model_name, err));
     else
@@ -259,7 +256,24 @@ rlhf_status checkpoint_save(const char *dir, const model *m, const tokenizer *to
     if (tok) RLHF_TRY(tokenizer_save(tok, tmp, err));
     RLHF_TRY(optimizer_state_save(path_join(path, sizeof path, tmp, "optimizer.safetensors"), m, opt, err));
     RLHF_TRY(trainer_state_save(path_join(path, sizeof path, tmp, "trainer_state.json"), st, err));
-    RLHF_TRY(fsync_dir(tmp, err));
+    return fsync_dir(tmp, err);
+}
+
+rlhf_status checkpoint_save(const char *dir, const model *m, const tokenizer *tok, const adamw_state *opt,
+                            const trainer_state *st, const char *base_model_name, rlhf_err *err) {
+    char tmp[PATH_MAX_LEN], parent[PATH_MAX_LEN];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", dir) >= sizeof tmp)
+        return rlhf_fail(err, RLHF_EINPUT, "%s: path too long", dir);
+    RLHF_TRY(remove_tree(tmp, err));
+    RLHF_TRY(make_dirs(tmp, err));
+    rlhf_status s = checkpoint_write_files(tmp, m, tok, opt, st, base_model_name, err);
+    if (s != RLHF_OK) {
+        // A failed write (full disk, file size limit) leaves no half-built directory behind; the previous
+        // checkpoints were never touched. The error already names the file.
+        rlhf_err ignored = {0};
+        remove_tree(tmp, &ignored);
+        return s;
+    }
     RLHF_TRY(remove_tree(dir, err));
     if (rename(tmp, dir) != 0)
         return rlhf_fail(err, RLHF_ERUNTIME, "cannot rename %s to %s (%s)", tmp, dir, strerror(errno));

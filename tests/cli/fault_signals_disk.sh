@@ -61,6 +61,7 @@ elif ! grep -q "checkpoint-3.tmp/optimizer.safetensors: file size limit exceeded
   fail "full disk during a checkpoint: stderr does not name the file: $(tail -n 1 "$W/disk.err")"
 fi
 [ -e "$W/disk/checkpoint-3" ] && fail "full disk: a checkpoint-3 directory appeared under its final name"
+[ -e "$W/disk/checkpoint-3.tmp" ] && fail "full disk: the half-built checkpoint-3.tmp was left behind"
 [ -n "$(find "$W/disk" -name '*.tmp.*')" ] && fail "full disk: temporary files left: $(find "$W/disk" -name '*.tmp.*')"
 diff -r "$W/ck2.copy" "$W/disk/checkpoint-2" >/dev/null || fail "full disk: checkpoint-2 changed"
 "$RLHF" score --model_name_or_path "$W/disk/checkpoint-2" --dataset_name "$W/one.jsonl" >/dev/null 2>&1 ||

@@ -101,7 +101,8 @@ rlhf_status decoder_decode(model *m, kv_cache *kc, const int32_t *ids, const int
     int nthreads = omp_get_max_threads();
     int OUT = m->head == HEAD_LM ? c->V : m->cfg.num_labels;
     size_t sizes[] = {N * C, N * C, N * C, c->qkv == DEC_QKV_SEPARATE ? 1 : N * 3 * QD, N * QD, N * KD, N * KD,
-                      N * QD, N, N, N * I, N * I, N * I, (size_t)B * C, (size_t)B * C, (size_t)nthreads * c->NH * (kc->max_T + 2)};
+                      N * QD, N, N, N * I, N * I, N * I, (size_t)B * C, (size_t)B * C,
+                      (size_t)nthreads * c->NH * (kc->max_T + 2)};  // last: cached_attention's scratch
     size_t need = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) need += (sizes[i] * sizeof(float) + 127) & ~(size_t)63;
     RLHF_TRY(arena_reserve(&st->dec, need, err));

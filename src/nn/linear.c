@@ -1,6 +1,7 @@
 // Dense layers: nn.Linear (weight (OC, C)) and GPT-2's Conv1D (weight (C, OC)), through cblas_sgemm
-// (few-row forwards, as in decoding, through linear_small.c). These are called outside OpenMP regions with big matrices, so OpenBLAS threads them;
-// the bias gradient is a column sum done by columns so every element sums its rows in fixed order.
+// (few-row forwards, as in decoding, through linear_small.c). These are called outside OpenMP regions
+// with big matrices, so OpenBLAS threads them; the bias gradient is a column sum done by columns so every
+// element sums its rows in fixed order.
 #include <cblas.h>
 #include <stdlib.h>
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "models/model.h"
 #include "models/rope_scaling.h"
 #include "testutil.h"
 
@@ -90,8 +91,49 @@ static void test_rotation_equivalence(void) {
     CHECK(!memcmp(a, b, sizeof a), "frequency table rotation differs from the theta rotation");
 }
 
+// Wired into the model: a Llama with linear scaling factor 2 at positions 0, 2, 4, 6 rotates exactly as the
+// unscaled model at 0, 1, 2, 3 (inv_freq / 2 and 2q * (inv_freq / 2) are exact), so its logits are
+// bit-identical; and a llama3 scaling changes them.
+static model *tiny_llama(const char *scaling) {
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", \"vocab_size\": 64, "
+             "\"hidden_size\": 32, \"intermediate_size\": 64, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, "
+             "\"num_key_value_heads\": 2, \"max_position_embeddings\": 128, \"rope_theta\": 10000.0, "
+             "\"rope_scaling\": %s}", scaling);
+    cJSON *cfg = cJSON_Parse(json);
+    model *m = NULL;
+    rlhf_err err = {0};
+    CHECK(model_create(&m, cfg, HEAD_LM, 11, &err) == RLHF_OK, "model_create (%s): %s", scaling, err.msg);
+    cJSON_Delete(cfg);
+    return m;
+}
+
+static void test_in_model(void) {
+    model *plain = tiny_llama("null"), *lin = tiny_llama("{\"type\": \"linear\", \"factor\": 2.0}"),
+          *l3 = tiny_llama("{\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 1.0, "
+                           "\"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 4}");
+    if (!plain || !lin || !l3) return;
+    enum { T = 4, V = 64 };
+    int32_t ids[T] = {3, 17, 42, 9}, pos1[T] = {0, 1, 2, 3}, pos2[T] = {0, 2, 4, 6};
+    float a[T * V], b[T * V], c[T * V];
+    rlhf_err err = {0};
+    model_batch b1 = {.B = 1, .T = T, .input_ids = ids, .position_ids = pos1};
+    model_batch b2 = {.B = 1, .T = T, .input_ids = ids, .position_ids = pos2};
+    CHECK(model_forward(plain, &b1, &err) == RLHF_OK, "%s", err.msg);
+    memcpy(a, plain->out, sizeof a);
+    CHECK(model_forward(lin, &b2, &err) == RLHF_OK, "%s", err.msg);
+    memcpy(b, lin->out, sizeof b);
+    CHECK(!memcmp(a, b, sizeof a), "linear factor 2 at even positions differs from the plain model at half of them");
+    CHECK(model_forward(l3, &b1, &err) == RLHF_OK, "%s", err.msg);
+    memcpy(c, l3->out, sizeof c);
+    CHECK(!memcmp(a, c, V * sizeof(float)) && memcmp(a, c, sizeof a), "llama3 scaling: position 0 must match, later differ");
+    model_free(plain), model_free(lin), model_free(l3);
+}
+
 int main(void) {
     test_reference();
+    test_in_model();
     test_errors();
     test_rotation_equivalence();
     return tu_finish("models_rope_scaling");

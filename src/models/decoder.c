@@ -375,8 +375,8 @@ rlhf_status decoder_forward(model *m, const model_batch *b, rlhf_err *err) {
             dec_split_qkv(c, la->q, la->k, la->v, la->qkv, N);
         }
         if (c->rot_dim > 0) {
-            rope_forward(la->q, a->pos, B, T, c->NH, c->HD, c->rot_dim, c->rope_theta, ROPE_HALF);
-            rope_forward(la->k, a->pos, B, T, c->NKV, c->HD, c->rot_dim, c->rope_theta, ROPE_HALF);
+            rope_forward_freqs(la->q, a->pos, B, T, c->NH, c->HD, c->rot_dim, &c->rope, ROPE_HALF);
+            rope_forward_freqs(la->k, a->pos, B, T, c->NKV, c->HD, c->rot_dim, &c->rope, ROPE_HALF);
         }
         attention_shape s = attn_shape(c, B, T, l, drop, b->dropout_key);
         attention_forward(la->atty, la->probs, la->q, la->k, la->v, a->mask, &s);
@@ -520,8 +520,8 @@ rlhf_status decoder_backward(model *m, const float *dout, const float *dhidden, 
         attention_shape s = attn_shape(c, B, T, l, drop, a->dropout_key);
         attention_backward(dq, dk, dv, datty, la->probs, la->q, la->k, la->v, &s);
         if (c->rot_dim > 0) {
-            rope_backward(dq, a->pos, B, T, c->NH, c->HD, c->rot_dim, c->rope_theta, ROPE_HALF);
-            rope_backward(dk, a->pos, B, T, c->NKV, c->HD, c->rot_dim, c->rope_theta, ROPE_HALF);
+            rope_backward_freqs(dq, a->pos, B, T, c->NH, c->HD, c->rot_dim, &c->rope, ROPE_HALF);
+            rope_backward_freqs(dk, a->pos, B, T, c->NKV, c->HD, c->rot_dim, &c->rope, ROPE_HALF);
         }
         memset(dln, 0, NC * sizeof(float));
         if (c->qkv == DEC_QKV_SEPARATE) {

@@ -135,8 +135,8 @@ rlhf_status decoder_decode(model *m, kv_cache *kc, const int32_t *ids, const int
             dec_split_qkv(c, q, k, v, qkv, N);
         }
         if (c->rot_dim > 0) {
-            rope_forward(q, pos, B, T_new, c->NH, c->HD, c->rot_dim, c->rope_theta, ROPE_HALF);
-            rope_forward(k, pos, B, T_new, c->NKV, c->HD, c->rot_dim, c->rope_theta, ROPE_HALF);
+            rope_forward_freqs(q, pos, B, T_new, c->NH, c->HD, c->rot_dim, &c->rope, ROPE_HALF);
+            rope_forward_freqs(k, pos, B, T_new, c->NKV, c->HD, c->rot_dim, &c->rope, ROPE_HALF);
         }
         for (int b = 0; b < B; b++)
             for (int t = 0; t < T_new; t++) {

@@ -8,6 +8,7 @@
 
 #include "io/json_util.h"
 #include "models/decoder.h"
+#include "models/rope_scaling.h"
 
 // GPTNeoXConfig defaults (transformers 4.44).
 #define NEOX_VOCAB 50432
@@ -43,14 +44,13 @@ static rlhf_status neox_configure(model *m, rlhf_err *err) {
     if (C % NH)
         return rlhf_fail(err, RLHF_EINPUT, "config.json: hidden_size %d is not a multiple of num_attention_heads %d",
                          C, NH);
-    const cJSON *scaling = cJSON_GetObjectItemCaseSensitive(j, "rope_scaling");
-    if (scaling && !cJSON_IsNull(scaling))
-        return rlhf_fail(err, RLHF_EINPUT, "config.json: rope_scaling is not supported (expected null)");
     const char *act_name = json_get_string(j, "hidden_act", "gelu");
     activation_kind act = activation_from_name(act_name);
     if (act == ACT_UNKNOWN) return rlhf_fail(err, RLHF_EINPUT, "config.json: unsupported hidden_act '%s'", act_name);
     int HD = C / NH, rot = (int)(HD * pct);  // python int(): truncation
     if (rot % 2) return rlhf_fail(err, RLHF_EINPUT, "config.json: rotary dimension %d (head_size * rotary_pct) is odd", rot);
+    rope_freqs freqs;
+    RLHF_TRY(rope_scaling_from_config(j, rot, base, &freqs, err));
 
     RLHF_TRY(decoder_state_new(m, L, err));
     decoder_cfg *c = &((decoder_state *)m->impl)->cfg;
@@ -59,7 +59,7 @@ static rlhf_status neox_configure(model *m, rlhf_err *err) {
     c->norm = DEC_NORM_LAYER, c->norm_eps = eps;
     c->qkv = DEC_QKV_NEOX;
     c->mlp = DEC_MLP_PLAIN, c->act = act;
-    c->rot_dim = rot, c->rope_theta = base;
+    c->rot_dim = rot, c->rope_theta = base, c->rope = freqs;
     c->parallel_residual = parallel;
     c->scale_attn_weights = 1;
     c->resid_pdrop = hid_p, c->attn_pdrop = att_p;

@@ -8,6 +8,7 @@
 
 #include "io/json_util.h"
 #include "models/decoder.h"
+#include "models/rope_scaling.h"
 
 // LlamaConfig / MistralConfig defaults (transformers 4.44).
 #define LLAMA_VOCAB 32000
@@ -54,9 +55,8 @@ static rlhf_status llama_like_configure(model *m, int mistral, rlhf_err *err) {
         return rlhf_fail(err, RLHF_EINPUT,
                          "config.json: num_attention_heads %d is not a multiple of num_key_value_heads %d", NH, NKV);
     if (HD % 2) return rlhf_fail(err, RLHF_EINPUT, "config.json: head_dim %d must be even for rotary embeddings", HD);
-    const cJSON *scaling = cJSON_GetObjectItemCaseSensitive(j, "rope_scaling");
-    if (scaling && !cJSON_IsNull(scaling))
-        return rlhf_fail(err, RLHF_EINPUT, "config.json: rope_scaling is not supported (expected null)");
+    rope_freqs freqs;
+    RLHF_TRY(rope_scaling_from_config(j, HD, theta, &freqs, err));
     const char *act_name = json_get_string(j, "hidden_act", "silu");
     if (activation_from_name(act_name) != ACT_SILU)
         return rlhf_fail(err, RLHF_EINPUT, "config.json: hidden_act '%s' is not supported (expected silu)", act_name);
@@ -68,7 +68,7 @@ static rlhf_status llama_like_configure(model *m, int mistral, rlhf_err *err) {
     c->norm = DEC_NORM_RMS, c->norm_eps = eps;
     c->qkv = DEC_QKV_SEPARATE;
     c->mlp = DEC_MLP_SWIGLU, c->act = ACT_SILU;
-    c->rot_dim = HD, c->rope_theta = theta;
+    c->rot_dim = HD, c->rope_theta = theta, c->rope = freqs;
     c->window = window;
     c->scale_attn_weights = 1;
     c->attn_pdrop = att_p;

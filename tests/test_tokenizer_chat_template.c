@@ -135,6 +135,28 @@ static void test_integer_range(void) {
     for (size_t i = 0; i < sizeof overflows / sizeof overflows[0]; i++) expect_err(overflows[i], "integer overflow");
 }
 
+// Deeply nested expressions are an error, not a stack overflow (fuzz_chat_template found "{{{{{{...").
+static void test_expression_depth(void) {
+    const char *open[] = {"(", "[", "- ", "not ", "1 if 1 else "};
+    const char *close[] = {")", "]", "", "", ""};
+    for (int k = 0; k < 5; k++) {
+        size_t n = 3000, lo = strlen(open[k]), lc = strlen(close[k]);
+        char *src = malloc(16 + n * (lo + lc));
+        size_t o = (size_t)sprintf(src, "{{ ");
+        for (size_t i = 0; i < n; i++) o += (size_t)sprintf(src + o, "%s", open[k]);
+        o += (size_t)sprintf(src + o, "1");
+        for (size_t i = 0; i < n; i++) o += (size_t)sprintf(src + o, "%s", close[k]);
+        sprintf(src + o, " }}");
+        chat_template *t = NULL;
+        rlhf_err err = {0};
+        rlhf_status s = chat_template_compile(&t, src, "deep", &err);
+        CHECK(s == RLHF_EINPUT && strstr(err.msg, "nested more than"), "%d deep '%s': %d %s", (int)n, open[k], s, err.msg);
+        chat_template_free(t);
+        free(src);
+    }
+    expect_out("{{ ((((((((((1)))))))))) }}|{{ - - 2 }}|{{ not not 1 }}", "1|2|True");
+}
+
 static void test_load_dir(void) {
     chat_template *t = (chat_template *)1;
     rlhf_err err = {0};
@@ -146,6 +168,7 @@ int main(void) {
     test_fixture_cases();
     test_values_and_errors();
     test_integer_range();
+    test_expression_depth();
     test_load_dir();
     return tu_finish("tokenizer_chat_template");
 }

@@ -68,6 +68,7 @@ typedef struct {
     rlhf_err *err;
     ct_tok *toks;
     int n, cap, pos;
+    int depth;  // expression nesting: ( [ { and chains of unary - / not (CT_MAX_EXPR_DEPTH)
 } ct_parser;
 
 static rlhf_status perr(ct_parser *p, int line, const char *fmt, ...) {
@@ -77,6 +78,17 @@ static rlhf_status perr(ct_parser *p, int line, const char *fmt, ...) {
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     return rlhf_fail(p->err, RLHF_EINPUT, "%s: chat_template line %d: %s", p->t->what, line, msg);
+}
+
+// Expressions nest through recursive descent (about a dozen frames per level); a limit keeps a hostile
+// template ("{{ ((((...", "- - - -x") an error instead of a stack overflow (found by
+// tests/fuzz/fuzz_chat_template.c). Published templates nest a handful of levels.
+#define CT_MAX_EXPR_DEPTH 100
+
+static rlhf_status enter(ct_parser *p) {
+    if (++p->depth > CT_MAX_EXPR_DEPTH)
+        return perr(p, p->pos < p->n ? p->toks[p->pos].line : 0, "expression nested more than %d deep", CT_MAX_EXPR_DEPTH);
+    return RLHF_OK;
 }
 
 static rlhf_status push(ct_parser *p, ct_tok tk) {
@@ -545,7 +557,9 @@ static rlhf_status parse_unary(ct_parser *p, ct_expr **out, int with_filter) {
     if (tok_is(t, T_OP, "-") || tok_is(t, T_OP, "+")) {
         next(p);
         NEW_EXPR(e, t->s[0] == '-' ? E_NEG : E_POS, t->line);
+        RLHF_TRY(enter(p));
         RLHF_TRY(parse_unary(p, &e->a, 0));
+        p->depth--;
         *out = e;
     } else {
         RLHF_TRY(parse_primary(p, out));
@@ -638,7 +652,9 @@ static rlhf_status parse_not(ct_parser *p, ct_expr **out) {
     if (tok_is(t, T_NAME, "not")) {
         next(p);
         NEW_EXPR(e, E_NOT, t->line);
+        RLHF_TRY(enter(p));
         RLHF_TRY(parse_not(p, &e->a));
+        p->depth--;
         *out = e;
         return RLHF_OK;
     }
@@ -668,7 +684,7 @@ static rlhf_status parse_or(ct_parser *p, ct_expr **out) {
 }
 
 // Conditional expression: "a if cond [else b]".
-static rlhf_status parse_expr(ct_parser *p, ct_expr **out) {
+static rlhf_status parse_cond_expr(ct_parser *p, ct_expr **out) {
     RLHF_TRY(parse_or(p, out));
     while (tok_is(peek(p), T_NAME, "if")) {
         NEW_EXPR(e, E_COND, next(p)->line);
@@ -677,6 +693,13 @@ static rlhf_status parse_expr(ct_parser *p, ct_expr **out) {
         if (accept(p, T_NAME, "else")) RLHF_TRY(parse_expr(p, &e->c));
         *out = e;
     }
+    return RLHF_OK;
+}
+
+static rlhf_status parse_expr(ct_parser *p, ct_expr **out) {
+    RLHF_TRY(enter(p));
+    RLHF_TRY(parse_cond_expr(p, out));
+    p->depth--;
     return RLHF_OK;
 }
 
@@ -843,7 +866,7 @@ static rlhf_status parse_body(ct_parser *p, ct_body *body, const char *const *en
 }
 
 rlhf_status ct_parse(chat_template *t, const char *src, rlhf_err *err) {
-    ct_parser p = {t, err, NULL, 0, 0, 0};
+    ct_parser p = {t, err, NULL, 0, 0, 0, 0};
     rlhf_status s = lex(&p, src);
     if (!s) s = parse_body(&p, &t->root, NULL, NULL, 0);
     free(p.toks);

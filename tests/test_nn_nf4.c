@@ -292,5 +292,9 @@ int main(void) {
     test_linear(5, 64, 40, NF4_QUANT_NF4, 0);
     test_linear(3, 70, 200, NF4_QUANT_NF4, 1);   // blocks span rows; OC spans two tiles
     test_linear(4, 33, 9, NF4_QUANT_FP4, 1);     // odd C (bf16 pair padding), odd element count
+    test_linear(1, 128, 70, NF4_QUANT_NF4, 1);   // few rows (decoding): whole blocks per weight row
+    test_linear(16, 192, 33, NF4_QUANT_FP4, 0);  // the most rows of the few-row path
+    test_linear(17, 128, 20, NF4_QUANT_NF4, 1);  // one past it: the tiled GEMM path
+    test_linear(7, 100, 50, NF4_QUANT_NF4, 1);   // few rows, rows not block-aligned (row-decoding fallback)
     return tu_finish("nn_nf4");
 }

@@ -6,6 +6,9 @@
 
 #include <cblas.h>
 #include <math.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -354,6 +357,100 @@ static rlhf_status forward_bf16_native(float *out, const float *inp, const nf4_t
 }
 #endif
 
+// ---- few rows (token-by-token decoding) -------------------------------------------------------
+// With a handful of input rows the tile + GEMM path spends its time on per-tile parallel regions and
+// on writing and re-reading each fp32 tile. Here one parallel region covers the layer: each output
+// feature's weight row is decoded block by block (16 scaled code values per block, looked up per
+// nibble) straight into the dot products with the N inputs. Each output is computed by one thread in a
+// fixed order, so results depend neither on N nor on the thread count.
+#define NF4_FEW_ROWS 16
+#define NF4_LANES 16
+
+#if defined(__AVX512F__) && defined(__AVX2__)
+#include <immintrin.h>
+#define NF4_HAVE_AVX512 1
+// The 64 codes of one block (32 packed bytes, high nibble first) as 4 x 16 lane indices in value order.
+static inline void block_indices(const uint8_t *p, __m512i idx[4]) {
+    const __m256i b = _mm256_loadu_si256((const __m256i *)p), m = _mm256_set1_epi8(0x0F);
+    const __m256i lo = _mm256_and_si256(b, m), hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m);
+    // unpack interleaves within 128-bit lanes: a = values 0-15 | 32-47, c = values 16-31 | 48-63
+    const __m256i a = _mm256_unpacklo_epi8(hi, lo), c = _mm256_unpackhi_epi8(hi, lo);
+    idx[0] = _mm512_cvtepu8_epi32(_mm256_castsi256_si128(a));
+    idx[1] = _mm512_cvtepu8_epi32(_mm256_castsi256_si128(c));
+    idx[2] = _mm512_cvtepu8_epi32(_mm256_extracti128_si256(a, 1));
+    idx[3] = _mm512_cvtepu8_epi32(_mm256_extracti128_si256(c, 1));
+}
+#else
+#define NF4_HAVE_AVX512 0
+#endif
+
+// The 16 values of block b (code * scale, rounded to bf16 for bf16 compute), as nf4_dequantize forms them.
+static inline void block_table(float t[16], const float *code, const nf4_tensor *w, int64_t b, int bf16) {
+    const float s = nf4_block_scale(w, b);
+    for (int c = 0; c < 16; c++) t[c] = bf16 ? bf16_round(code[c] * s) : code[c] * s;
+}
+
+// out (N, OC) = x (N, C) @ W^T (+ bias); x already bf16-rounded for bf16 compute. rows: one C-float
+// scratch row per thread (unused on the blocked AVX-512 path).
+static void forward_few_rows(float *out, const float *x, const nf4_tensor *w, const float *bias, int N, int C, int OC,
+                             int bf16, int blocked, float *rows) {
+    const float *code = nf4_code(w->type);
+    (void)code;
+#pragma omp parallel
+    {
+#ifdef _OPENMP
+        float *row = rows ? rows + (size_t)omp_get_thread_num() * C : NULL;
+#else
+        float *row = rows;
+#endif
+#pragma omp for schedule(static)
+        for (int o = 0; o < OC; o++) {
+            float sum[NF4_FEW_ROWS];
+#if NF4_HAVE_AVX512
+            if (blocked) {
+                __m512 acc[NF4_FEW_ROWS];
+                for (int n = 0; n < N; n++) acc[n] = _mm512_setzero_ps();
+                const int64_t b0 = (int64_t)o * C / NF4_BLOCKSIZE;
+                for (int k = 0; k < C / NF4_BLOCKSIZE; k++) {
+                    float t[16];
+                    block_table(t, code, w, b0 + k, bf16);
+                    const __m512 table = _mm512_loadu_ps(t);
+                    __m512i idx[4];
+                    block_indices(w->packed + (b0 + k) * (NF4_BLOCKSIZE / 2), idx);
+                    for (int q = 0; q < 4; q++) {
+                        const __m512 wv = _mm512_permutexvar_ps(idx[q], table);
+                        const float *xk = x + (size_t)k * NF4_BLOCKSIZE + q * 16;
+                        for (int n = 0; n < N; n++)
+                            acc[n] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(xk + (size_t)n * C), acc[n]);
+                    }
+                }
+                for (int n = 0; n < N; n++) sum[n] = _mm512_reduce_add_ps(acc[n]);
+            }
+#endif
+            if (!blocked) {
+                nf4_dequantize(row, w, (int64_t)o * C, C);
+                if (bf16) bf16_round_n(row, C);
+                for (int n = 0; n < N; n++) {
+                    const float *xn = x + (size_t)n * C;
+                    float lane[NF4_LANES] = {0};
+                    int c = 0;
+                    for (; c + NF4_LANES <= C; c += NF4_LANES)
+                        for (int l = 0; l < NF4_LANES; l++) lane[l] += row[c + l] * xn[c + l];
+                    for (; c < C; c++) lane[c % NF4_LANES] += row[c] * xn[c];
+                    float s = 0;
+                    for (int l = 0; l < NF4_LANES; l++) s += lane[l];
+                    sum[n] = s;
+                }
+            }
+            for (int n = 0; n < N; n++) {
+                float v = sum[n];
+                if (bias) v += bf16 ? bf16_round(bias[o]) : bias[o];
+                out[(size_t)n * OC + o] = bf16 ? bf16_round(v) : v;
+            }
+        }
+    }
+}
+
 // ---- the quantized linear layer ----------------------------------------------------------------
 
 rlhf_status nf4_linear_forward(float *out, const float *inp, const nf4_tensor *w, const float *bias, int N, int C,
@@ -365,6 +462,28 @@ rlhf_status nf4_linear_forward(float *out, const float *inp, const nf4_tensor *w
     if (compute == NF4_COMPUTE_BF16) return forward_bf16_native(out, inp, w, bias, N, C, OC, err);
 #endif
     const int bf16 = compute == NF4_COMPUTE_BF16;
+    if (N <= NF4_FEW_ROWS) {
+        const int blocked = NF4_HAVE_AVX512 && C % NF4_BLOCKSIZE == 0;  // every weight row starts a block
+#ifdef _OPENMP
+        const int nthreads = omp_get_max_threads();
+#else
+        const int nthreads = 1;
+#endif
+        float *xb = bf16 ? malloc(sizeof(float) * (size_t)N * C) : NULL;
+        float *rows = blocked ? NULL : malloc(sizeof(float) * (size_t)C * (size_t)nthreads);
+        if ((bf16 && !xb) || (!blocked && !rows)) {
+            free(xb), free(rows);
+            return rlhf_fail(err, RLHF_ERUNTIME, "nf4 linear: out of memory (N=%d C=%d)", N, C);
+        }
+        if (bf16) {
+            memcpy(xb, inp, sizeof(float) * (size_t)N * C);
+            bf16_round_n(xb, (int64_t)N * C);
+        }
+        forward_few_rows(out, bf16 ? xb : inp, w, bias, N, C, OC, bf16, blocked, rows);
+        free(xb);
+        free(rows);
+        return RLHF_OK;
+    }
     float *tile = malloc(sizeof(float) * (size_t)C * NF4_TILE_ROWS);
     float *xr = bf16 ? malloc(sizeof(float) * (size_t)N * C) : NULL;
     if (!tile || (bf16 && !xr)) {

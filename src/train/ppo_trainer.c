@@ -656,9 +656,13 @@ enum {
     COL_NUM_EOS, COL_LR, COL_EPS
 };
 
+// Optimizer steps skipped in a row (non-finite loss or gradient norm) after which the run stops, as
+// reward_trainer.c and sft.c do: fp32 has no loss scaler to recover.
+#define PPO_MAX_CONSECUTIVE_SKIPS 20
+
 // One PPO update: rollout, rewards, advantages, epochs of clipped PPO. Fills the logged row.
 static rlhf_status ppo_update(ppo_run *r, ppo_scratch *s, long long update, double lr, ppo_log_row *row,
-                              int *skipped, rlhf_err *err) {
+                              int *skipped, int *streak, rlhf_err *err) {
     const ppo_args *a = r->a;
     const int B = r->batch, R = r->R;
     RLHF_TRY(ppo_rollout(r, update, err));
@@ -684,9 +688,20 @@ static rlhf_status ppo_update(ppo_run *r, ppo_scratch *s, long long update, doub
         for (int mb = 0; mb < a->num_mini_batches && !st; mb++) {
             for (int k = 0; k < a->gradient_accumulation_steps && !st; k++)
                 st = micro_step(r, s, perm + mb * r->mini + k * r->micro, r->micro, &es, err);
-            if (!st && !optimizer_step(r, lr)) {
+            if (st) break;
+            if (optimizer_step(r, lr)) {
+                *streak = 0;
+            } else {
                 (*skipped)++;
-                fprintf(stderr, "rlhf ppo: update %lld: non-finite gradient norm, optimizer step skipped\n", update);
+                // As reward and sft: a streak of non-finite steps means the weights themselves went bad.
+                if (++*streak >= PPO_MAX_CONSECUTIVE_SKIPS) {
+                    st = rlhf_fail(err, RLHF_ERUNTIME, "training diverged: %d optimizer steps in a row with a "
+                                   "non-finite loss or gradient norm (update %lld); try a lower --learning_rate",
+                                   *streak, update);
+                    break;
+                }
+                fprintf(stderr, "rlhf ppo: update %lld: non-finite loss or gradient norm, optimizer step skipped "
+                        "(%d skipped so far)\n", update, *skipped);
             }
         }
     }
@@ -820,7 +835,7 @@ static rlhf_status train_loop(ppo_run *r, ppo_result *res, rlhf_err *err) {
     long long perm_pass = -1;
     long long sample_freq = a->num_sample_generations > 0 ? r->num_updates / a->num_sample_generations : 0;
     if (a->num_sample_generations > 0 && sample_freq < 1) sample_freq = 1;
-    int skipped = 0;
+    int skipped = 0, streak = 0;
     progress *pg = a->quiet ? NULL : progress_start("ppo", r->num_updates * r->batch, "ep");
     progress_update(pg, start * r->batch, NULL);
     double t0 = now_seconds();
@@ -838,7 +853,7 @@ static rlhf_status train_loop(ppo_run *r, ppo_result *res, rlhf_err *err) {
         batch_rows(r, u, perm, &perm_pass);
         double lr = lr_at(SCHED_LINEAR, a->learning_rate, u - 1, 0, r->num_updates);
         ppo_log_row row;
-        st = ppo_update(r, &s, u, lr, &row, &skipped, err);
+        st = ppo_update(r, &s, u, lr, &row, &skipped, &streak, err);
         if (st) break;
         double el = now_seconds() - t0;
         row.v[COL_EPS] = el > 0 ? floor((double)(u - start) * r->batch / el) : 0;

@@ -187,4 +187,15 @@ c=$?
 [ "$c" = 1 ] && grep -qE "rlhf sft: step [0-9]+: non-finite (loss|gradient norm) .*step skipped \(1 skipped so far\)" "$W/nan.err" &&
   grep -q "training diverged: 20 steps in a row" "$W/nan.err" || fail "sft diverging run: exit $c ($(tail -n 1 "$W/nan.err"))"
 
+# ---- and in ppo: 20 optimizer steps in a row with a non-finite loss or gradient norm stop the run ---------------
+for i in $(seq 1 8); do echo '{"prompt": "a b"}'; done >"$W/prompts8.jsonl"
+"$RLHF" ppo --model_name_or_path "$W/gpt2" --sft_model_path "$W/gpt2" --reward_model_path "$W/gpt2rm" \
+  --dataset_name "$W/prompts8.jsonl" --per_device_train_batch_size 2 --num_mini_batches 2 --total_episodes 64 \
+  --num_ppo_epochs 4 --response_length 2 --learning_rate 1e30 --max_grad_norm 0 --save_steps 0 --quiet \
+  --output_dir "$W/nan-ppo" --threads 1 >/dev/null 2>"$W/nan-ppo.err"
+c=$?
+[ "$c" = 1 ] && grep -qE "rlhf ppo: update [0-9]+: non-finite loss or gradient norm, optimizer step skipped \(1 skipped so far\)" "$W/nan-ppo.err" &&
+  grep -q "training diverged: 20 optimizer steps in a row" "$W/nan-ppo.err" ||
+  fail "ppo diverging run: exit $c ($(tail -n 2 "$W/nan-ppo.err"))"
+
 [ "$fails" = 0 ] && echo "bad_inputs: all $rows rows passed" || { echo "bad_inputs: $fails of $rows failed"; exit 1; }

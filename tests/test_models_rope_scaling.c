@@ -13,21 +13,8 @@
 
 #define INV_FREQ_RTOL 1e-6
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) n = 0;
-    if (s) s[n] = 0;
-    fclose(f);
-    return s;
-}
-
 static void test_reference(void) {
-    char *txt = slurp(TU_FIXTURES "/rope/inv_freq.json");
+    char *txt = tu_read_file(TU_FIXTURES "/rope/inv_freq.json", NULL);
     CHECK(txt != NULL, "fixture missing");
     if (!txt) return;
     cJSON *root = cJSON_Parse(txt);

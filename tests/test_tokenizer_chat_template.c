@@ -10,21 +10,8 @@
 #include "testutil.h"
 #include "tokenizer/chat_template.h"
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) n = 0;
-    if (s) s[n] = 0;
-    fclose(f);
-    return s;
-}
-
 static void test_fixture_cases(void) {
-    char *txt = slurp(TU_FIXTURES "/chat_templates/cases.json");
+    char *txt = tu_read_file(TU_FIXTURES "/chat_templates/cases.json", NULL);
     CHECK(txt != NULL, "cases.json missing");
     if (!txt) return;
     cJSON *root = cJSON_Parse(txt);

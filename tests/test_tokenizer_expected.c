@@ -16,26 +16,9 @@
 #define TOKS TU_FIXTURES "/tokenizers"
 #define MAX_REPORTED 3   // mismatching rows printed per file
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) b[n] = 0;
-    if (len) *len = (size_t)n;
-    return b;
-}
-
 static int copy(const char *src, const char *dst) {
     size_t n;
-    char *b = slurp(src, &n);
+    char *b = tu_read_file(src, &n);
     if (!b) return -1;
     FILE *f = fopen(dst, "wb");
     int ok = f && fwrite(b, 1, n, f) == n;
@@ -66,7 +49,7 @@ static int check_file(const char *tok_dir, const char *jsonl, const char *label)
     CHECK(st == RLHF_OK, "%s: load %s: %s", label, tok_dir, err.msg);
     if (st != RLHF_OK) return 0;
     size_t len;
-    char *txt = slurp(jsonl, &len);
+    char *txt = tu_read_file(jsonl, &len);
     CHECK(txt != NULL, "%s: cannot read %s", label, jsonl);
     if (!txt) {
         tokenizer_free(t);

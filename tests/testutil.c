@@ -2,6 +2,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 int tu_passed, tu_failed;
 
@@ -31,4 +32,20 @@ int tu_close(const char *name, const float *got, const float *want, size_t n, do
 int tu_finish(const char *suite) {
     printf("%s: %d passed, %d failed\n", suite, tu_passed, tu_failed);
     return tu_failed ? 1 : 0;
+}
+
+char *tu_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *b = NULL;
+    long n = -1;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) b = malloc((size_t)n + 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    if (b) b[n] = 0;
+    if (b && len) *len = (size_t)n;
+    return b;
 }

@@ -27,6 +27,10 @@ int tu_close(const char *name, const float *got, const float *want, size_t n, do
 // Prints "N passed, M failed" and returns the process exit code (0 iff none failed).
 int tu_finish(const char *suite);
 
+// Reads a whole file into a malloc'd NUL-terminated buffer (length in *len when len is not NULL); NULL when it
+// cannot be read.
+char *tu_read_file(const char *path, size_t *len);
+
 // Directory of the committed fixtures (tests/fixtures), relative to the repository root where CTest runs.
 #define TU_FIXTURES "tests/fixtures"
 

@@ -458,11 +458,8 @@ rlhf_status nf4_linear_forward(float *out, const float *inp, const nf4_tensor *w
     if (w->n != (int64_t)OC * C)
         return rlhf_fail(err, RLHF_EINPUT, "nf4 linear: weight holds %lld values, expected OC*C = %d*%d",
                          (long long)w->n, OC, C);
-#if NF4_HAVE_AVX512BF16
-    if (compute == NF4_COMPUTE_BF16) return forward_bf16_native(out, inp, w, bias, N, C, OC, err);
-#endif
     const int bf16 = compute == NF4_COMPUTE_BF16;
-    if (N <= NF4_FEW_ROWS) {
+    if (N <= NF4_FEW_ROWS) {  // decoding, bf16 or fp32: bf16 products are exact in fp32, so only rounding differs
         const int blocked = NF4_HAVE_AVX512 && C % NF4_BLOCKSIZE == 0;  // every weight row starts a block
 #ifdef _OPENMP
         const int nthreads = omp_get_max_threads();
@@ -484,6 +481,9 @@ rlhf_status nf4_linear_forward(float *out, const float *inp, const nf4_tensor *w
         free(rows);
         return RLHF_OK;
     }
+#if NF4_HAVE_AVX512BF16
+    if (bf16) return forward_bf16_native(out, inp, w, bias, N, C, OC, err);
+#endif
     float *tile = malloc(sizeof(float) * (size_t)C * NF4_TILE_ROWS);
     float *xr = bf16 ? malloc(sizeof(float) * (size_t)N * C) : NULL;
     if (!tile || (bf16 && !xr)) {

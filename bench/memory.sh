@@ -45,16 +45,21 @@ init rm "$W/rm.json"
 init rm-small "$W/rm-small.json"
 head -n 32 data/demo/prompts.jsonl >"$W/prompts.jsonl"
 
+# timed TAG ARGS... : runs rlhf ARGS under /usr/bin/time, prints "peak_kib seconds" (stderr kept in TAG.err)
+timed() {
+  local tag=$1; shift
+  /usr/bin/time -f "%M %e" -o "$W/$tag.time" "$RLHF" "$@" >/dev/null 2>"$W/$tag.err" ||
+    { tail -n 3 "$W/$tag.err" >&2; exit 1; }
+  cat "$W/$tag.time"
+}
 # ppo_run NAME UPDATES FLAGS... -> "peak_kib seconds"
 ppo_run() {
   local name=$1 n=$2; shift 2
-  /usr/bin/time -f "%M %e" -o "$W/ppo.$name.$n.time" "$RLHF" ppo --model_name_or_path "$W/policy" \
+  timed "ppo.$name.$n" ppo --model_name_or_path "$W/policy" \
     --sft_model_path "$W/policy" --reward_model_path "$W/rm" --dataset_name "$W/prompts.jsonl" \
     --output_dir "$W/ppo.$name.$n" --total_episodes $((n * BS)) --per_device_train_batch_size "$BS" \
     --local_rollout_forward_batch_size "$BS" --response_length "$RESP" --num_ppo_epochs 1 --learning_rate 1e-5 \
-    --save_steps 0 --num_sample_generations 0 --threads "$THREADS" --quiet "$@" >/dev/null 2>"$W/ppo.$name.$n.err" ||
-    { tail -n 3 "$W/ppo.$name.$n.err" >&2; exit 1; }
-  cat "$W/ppo.$name.$n.time"
+    --save_steps 0 --num_sample_generations 0 --threads "$THREADS" --quiet "$@"
 }
 ppo_row() {
   local name=$1; shift
@@ -97,12 +102,10 @@ echo
 # reward_run NAME STEPS FLAGS... -> "peak_kib seconds"
 reward_run() {
   local name=$1 steps=$2; shift 2
-  /usr/bin/time -f "%M %e" -o "$W/rw.$name.$steps.time" "$RLHF" reward --model_name_or_path "$W/rm-small" \
+  timed "rw.$name.$steps" reward --model_name_or_path "$W/rm-small" \
     --dataset_name data/learn-demo/train.jsonl --output_dir "$W/rw.$name.$steps" --max_steps "$steps" \
     --per_device_train_batch_size 2 --max_length "$MAXLEN" --save_strategy no --logging_steps 1 \
-    --learning_rate 1e-4 --threads "$THREADS" --quiet "$@" >/dev/null 2>"$W/rw.$name.$steps.err" ||
-    { tail -n 3 "$W/rw.$name.$steps.err" >&2; exit 1; }
-  cat "$W/rw.$name.$steps.time"
+    --learning_rate 1e-4 --threads "$THREADS" --quiet "$@"
 }
 reward_row() {
   local name=$1; shift

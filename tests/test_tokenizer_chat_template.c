@@ -91,6 +91,7 @@ static void test_values_and_errors(void) {
     expect_out("{{ messages | map(attribute='role') | join(',') }}", "user");
     expect_out("{{ 'a b'.split(' ')[1] }}{{ 'xyz'[1:] }}{{ 'héllo'[1] }}", "byzé");
     expect_out("{% generation %}kept{% endgeneration %}", "kept");
+    expect_out("{{ 'h\xc3\xa9llo' | reverse }} {{ [1, 2, 3] | reverse | join('') }}", "oll\xc3\xa9h 321");
     // Errors name the line and what is wrong.
     expect_err("{{ raise_exception('nope') }}", "nope");
     expect_err("line1\n{% macro m() %}{% endmacro %}", "line 2");

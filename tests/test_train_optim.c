@@ -17,15 +17,8 @@
 #define LR_RTOL 1e-12
 
 static cJSON *load_json(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    buf[got] = 0;
-    fclose(f);
+    char *buf = tu_read_file(path, NULL);
+    if (!buf) return NULL;
     cJSON *j = cJSON_Parse(buf);
     free(buf);
     return j;

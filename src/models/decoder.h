@@ -43,7 +43,6 @@ typedef struct {
     dec_mlp_kind mlp;
     activation_kind act;
     int rot_dim;                        // 0: absolute positions (wpe)
-    float rope_theta;
     rope_freqs rope;                    // rotary frequencies (rope_theta + config.json rope_scaling)
     int parallel_residual;              // GPT-NeoX use_parallel_residual
     int window;                         // Mistral sliding_window, 0 none

@@ -59,7 +59,7 @@ static rlhf_status neox_configure(model *m, rlhf_err *err) {
     c->norm = DEC_NORM_LAYER, c->norm_eps = eps;
     c->qkv = DEC_QKV_NEOX;
     c->mlp = DEC_MLP_PLAIN, c->act = act;
-    c->rot_dim = rot, c->rope_theta = base, c->rope = freqs;
+    c->rot_dim = rot, c->rope = freqs;
     c->parallel_residual = parallel;
     c->scale_attn_weights = 1;
     c->resid_pdrop = hid_p, c->attn_pdrop = att_p;

@@ -888,20 +888,13 @@ static rlhf_status apply_filter(ct_ctx *c, const ct_expr *e, const ct_value *v, 
     } else if (!strcmp(nm, "first") || !strcmp(nm, "last")) {
         RLHF_TRY(iterable(c, line, v, &v));
         *out = v->n ? v->items[nm[0] == 'f' ? 0 : v->n - 1] : &UNDEF;
-    } else if (!strcmp(nm, "reverse")) {
-        if (v->k == V_STR) {
-            ct_expr rev = {0};
-            ct_expr *parts[3] = {NULL, NULL, NULL};
-            ct_expr neg1 = {0};
-            neg1.kind = E_INT, neg1.i = -1, parts[2] = &neg1;
-            rev.kind = E_SLICE, rev.args = parts, rev.nargs = 3, rev.line = line;
-            return slice(c, &rev, v, out);
-        }
+    } else if (!strcmp(nm, "reverse")) {  // a string reverses its code points
+        const int is_str = v->k == V_STR;
         RLHF_TRY(iterable(c, line, v, &v));
         const ct_value *l = mk_list(c, v->n);
         VCHECK(l);
         for (size_t i = 0; i < v->n; i++) l->items[i] = v->items[v->n - 1 - i];
-        *out = l;
+        *out = is_str ? join(c, l, NULL) : l;
     } else if (!strcmp(nm, "int")) {
         *out = v->k == V_FLOAT ? mk_int(c, (long long)v->f) : v->k == V_STR ? mk_int(c, strtoll(v->s, NULL, 10))
                : v->k == V_INT || v->k == V_BOOL ? mk_int(c, v->i) : mk_int(c, 0);

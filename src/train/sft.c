@@ -467,9 +467,8 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
             if (step >= total) break;
         }
         int ended = st == RLHF_OK && !(res->interrupted && mb_end < n_batches);
-        double ep_now = epoch + 1.0;
         int eval_now = a->eval && (a->eval_epochs || (a->eval_steps > 0 && step % a->eval_steps == 0));
-        if (ended && eval_now) st = eval_and_log(m, a, log, &ts, ep_now, step, &res->eval_loss, err);
+        if (ended && eval_now) st = eval_and_log(m, a, log, &ts, epoch + 1.0, step, &res->eval_loss, err);
         ts.epochs_done = res->interrupted ? epoch : epoch + 1;
         ts.micro_in_epoch = res->interrupted ? mb_end : 0;
         ts.global_step = step;

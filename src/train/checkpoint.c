@@ -60,6 +60,7 @@ rlhf_status trainer_state_save(const char *path, const trainer_state *s, rlhf_er
     cJSON_AddNumberToObject(j, "train_batch_size", s->train_batch_size);
     cJSON_AddNumberToObject(j, "gradient_accumulation_steps", s->grad_accum);
     if (s->order) cJSON_AddItemToObject(j, "data_order", cJSON_CreateIntArray(s->order, s->n_train));
+    if (s->n_aux > 0) cJSON_AddItemToObject(j, "aux_state", cJSON_CreateDoubleArray(s->aux, s->n_aux));
     cJSON *hist = cJSON_AddArrayToObject(j, "log_history");
     for (int i = 0; i < s->n_log; i++) {
         const train_log_entry *e = &s->log[i];
@@ -112,6 +113,9 @@ rlhf_status trainer_state_load(const char *path, trainer_state *s, rlhf_err *err
     s->train_batch_size = isfinite(bs) ? (int)bs : 0;
     s->grad_accum = isfinite(ga) ? (int)ga : 0;
     s->seed = strtoull(seed, NULL, 10);
+    const cJSON *aux = cJSON_GetObjectItemCaseSensitive(j, "aux_state"), *ax;
+    s->n_aux = 0;
+    cJSON_ArrayForEach(ax, aux) if (cJSON_IsNumber(ax) && s->n_aux < TRAINER_STATE_MAX_AUX) s->aux[s->n_aux++] = ax->valuedouble;
     const cJSON *order = cJSON_GetObjectItemCaseSensitive(j, "data_order");
     if (cJSON_IsArray(order)) {
         if (cJSON_GetArraySize(order) != s->n_train) {

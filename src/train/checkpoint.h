@@ -22,6 +22,8 @@ typedef struct {
     double eval_loss, eval_accuracy, eval_margin;
 } train_log_entry;
 
+#define TRAINER_STATE_MAX_AUX 8
+
 typedef struct {
     int epochs_done;          // completed epochs
     int micro_in_epoch;       // micro-batches of the current epoch already consumed
@@ -34,6 +36,10 @@ typedef struct {
     int *order;               // the current epoch's data order (n_train), may be NULL
     train_log_entry *log;     // log history
     int n_log, cap_log;
+    // Trainer-specific numbers that a resume needs (DPO: bco_pair's running moments), saved as
+    // "aux_state" when n_aux > 0.
+    double aux[TRAINER_STATE_MAX_AUX];
+    int n_aux;
 } trainer_state;
 
 rlhf_status trainer_state_add_log(trainer_state *s, const train_log_entry *e, rlhf_err *err);

@@ -13,6 +13,7 @@
 #include "io/dataset.h"
 #include "io/files.h"
 #include "models/peft.h"
+#include "train/checkpoint.h"
 #include "train/dpo_trainer.h"
 #include "train/trainer_common.h"
 
@@ -48,7 +49,7 @@ static rlhf_status load_ref(model **ref, const char *dir, const model *policy, u
 int cmd_dpo(int argc, char **argv) {
     const char *model_dir = NULL, *ref_dir = NULL, *data = NULL, *out = NULL, *sched = NULL, *save = NULL,
                *eval_data = NULL, *resume = NULL, *eval_strategy = NULL, *loss_type = NULL, *trunc_mode = NULL;
-    long long save_steps = 0, eval_steps = 0, eval_bs = 0, pre_bs = 0;
+    long long save_steps = 0, eval_steps = 0, eval_bs = 0, pre_bs = 0, save_total_limit = 0;
     int quiet = 0, precompute = 0;
     double eval_split = 0, beta = 0, label_smoothing = 0, rpo_alpha = 0, tau = 0;
     long long bs = 0, accum = 0, max_length = 0, max_prompt = 0, max_completion = 0, max_steps = 0, seed = 0,
@@ -94,10 +95,12 @@ int cmd_dpo(int argc, char **argv) {
         {"logging_steps", ARG_INT, &logging, "10", "log every N optimizer steps", NULL, 0},
         {"eval_strategy", ARG_STRING, &eval_strategy, NULL, "epoch|steps|no (default: epoch with an eval set, else no)", NULL, 0},
         {"eval_steps", ARG_INT, &eval_steps, "0", "with --eval_strategy steps: evaluate every N steps (0 = --logging_steps)", NULL, 0},
-        {"save_strategy", ARG_STRING, &save, "epoch", "epoch|steps|no: checkpoint-epoch{N}/ or checkpoint-{STEP}/", NULL, 0},
+        {"save_strategy", ARG_STRING, &save, "epoch", "epoch|steps|no: checkpoint-{STEP}/ after each epoch or N steps", NULL, 0},
         {"save_steps", ARG_INT, &save_steps, "500", "with --save_strategy steps: a checkpoint every N steps", NULL, 0},
+        {"save_total_limit", ARG_INT, &save_total_limit, "0", "keep only the newest N checkpoint-{STEP}/ (0: all)", NULL, 0},
         {"quiet", ARG_BOOL, &quiet, NULL, "no progress output and no log lines on stdout", NULL, 0},
-        {"resume_from_checkpoint", ARG_STRING, &resume, NULL, "continue from OUTPUT_DIR/checkpoint-* (same data, seed)", NULL, 0},
+        {"resume_from_checkpoint", ARG_OPT_STRING, &resume, NULL, "continue a run (same data, seed): a checkpoint "
+         "directory, a checkpoint-{STEP} name in --output_dir, or alone / true for the newest one there", NULL, 0},
         {"overwrite_output_dir", ARG_BOOL, &overwrite, NULL, "write into a non-empty --output_dir", NULL, 0},
         {"threads", ARG_INT, &threads, "0", "threads (0 = all cores)", NULL, 0},
     };
@@ -119,15 +122,21 @@ int cmd_dpo(int argc, char **argv) {
     a.max_steps = max_steps, a.learning_rate = lr, a.weight_decay = wd, a.warmup_ratio = warmup;
     a.max_grad_norm = clip, a.seed = (uint64_t)seed, a.shuffle = !no_shuffle, a.disable_dropout = disable_dropout;
     a.logging_steps = logging;
-    a.resume_from = resume;
     a.loss.beta = beta, a.loss.label_smoothing = label_smoothing, a.loss.discopop_tau = tau;
     a.rpo_alpha = has_rpo ? rpo_alpha : NAN;
-    const char *load_dir = resume ? resume : model_dir;
 #define BAD(...) return cli_report("dpo", rlhf_fail(&err, RLHF_EINPUT, __VA_ARGS__), err.msg)
     if (!model_dir) BAD("--model_name_or_path is required");
     if (!data) BAD("--dataset_name is required");
     if (!out) BAD("--output_dir is required");
-    rlhf_status st = dpo_loss_type_parse(loss_type, &a.loss.type, &err);
+    char resume_dir[4096];
+    rlhf_status st = checkpoint_resolve_resume(resume, out, resume_dir, sizeof resume_dir, &err);
+    if (st != RLHF_OK) return cli_report("dpo", st, err.msg);
+    resume = resume_dir[0] ? resume_dir : NULL;
+    a.resume_from = resume;
+    const char *load_dir = resume ? resume : model_dir;  // a checkpoint is a whole model directory
+    if (save_total_limit < 0) BAD("--save_total_limit must be >= 0, got %lld", save_total_limit);
+    a.save_total_limit = save_total_limit;
+    st = dpo_loss_type_parse(loss_type, &a.loss.type, &err);
     if (st != RLHF_OK) return cli_report("dpo", st, err.msg);
     if (bs < 1) BAD("--per_device_train_batch_size must be >= 1, got %lld", bs);
     if (accum < 1) BAD("--gradient_accumulation_steps must be >= 1, got %lld", accum);

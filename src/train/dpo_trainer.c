@@ -527,17 +527,23 @@ static rlhf_status save_model_dir(model *m, const tokenizer *tok, const dpo_args
     return sft_save_model_dir(m, tok, a->output_dir, a->base_model_name, a->merge_adapter, err);
 }
 
+// checkpoint-{STEP} (HF naming whatever the strategy), then --save_total_limit's rotation; a step saved
+// already (an epoch's end that is also the interruption point) is not written twice.
 static rlhf_status save_checkpoint(dpo_run *r, const tokenizer *tok, const adamw_state *opt, trainer_state *ts,
-                                   const char *name, rlhf_err *err) {
-    if (!dist_is_main(r->a->dist)) return RLHF_OK;
+                                   long long *last_saved, rlhf_err *err) {
+    if (!dist_is_main(r->a->dist) || *last_saved == ts->global_step) return RLHF_OK;
     char path[4200];
     ts->n_aux = 0;
     if (r->a->loss.type == DPO_BCO_PAIR) {
-        ts->aux[0] = r->running.mean, ts->aux[1] = r->running.var, ts->aux[2] = r->running.count;
+        ts->aux[0] = r->running.mean;
+        ts->aux[1] = r->running.var;
+        ts->aux[2] = r->running.count;
         ts->n_aux = 3;
     }
-    return checkpoint_save(path_join(path, sizeof path, r->a->output_dir, name), r->m, tok, opt, ts,
-                           r->a->base_model_name, err);
+    RLHF_TRY(checkpoint_save(checkpoint_path(path, sizeof path, r->a->output_dir, ts->global_step), r->m, tok, opt, ts,
+                             r->a->base_model_name, err));
+    *last_saved = ts->global_step;
+    return checkpoint_rotate(r->a->output_dir, r->a->save_total_limit, ts->global_step, err);
 }
 
 // DistributedSampler: the epoch's permutation (or identity), padded by wrapping to a multiple of the
@@ -581,8 +587,9 @@ rlhf_status dpo_train(model *m, const tokenizer *tok, const pref_set *train, con
     csv_log *log = NULL;
     trainer_state ts;
     memset(&ts, 0, sizeof ts);
-    rlhf_status st = RLHF_OK;
-    if (a->resume_from) {
+    rlhf_status st = dist_is_main(a->dist) ? checkpoint_remove_stale(a->output_dir, err) : RLHF_OK;
+    long long last_saved = -1;
+    if (st == RLHF_OK && a->resume_from) {
         st = trainer_state_load(path_join(path, sizeof path, a->resume_from, "trainer_state.json"), &ts, err);
         if (st == RLHF_OK && (ts.n_train != n || ts.seed != a->seed))
             st = rlhf_fail(err, RLHF_EINPUT,
@@ -606,8 +613,14 @@ rlhf_status dpo_train(model *m, const tokenizer *tok, const pref_set *train, con
     int *perm = malloc(sizeof(int) * (size_t)n), *mine = malloc(sizeof(int) * (size_t)per);
     ts.seed = a->seed;
     ts.n_train = n;
-    ts.train_batch_size = bs;
+    ts.train_batch_size = bs;  // and the HF TrainerState fields of trainer_state.json
     ts.grad_accum = accum;
+    ts.micro_per_epoch = n_batches;
+    ts.max_steps = total;
+    ts.logging_steps = a->logging_steps;
+    ts.eval_steps = a->eval_steps;
+    ts.save_steps = a->save_steps;
+    ts.num_train_epochs = (double)((total + steps_per_epoch - 1) / steps_per_epoch);
     if (st == RLHF_OK && (!perm || !mine)) st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
     if (st == RLHF_OK && a->eval && !a->resume_from) st = dpo_evaluate(&run, res->first_eval, err);
     progress *pg = a->quiet || !dist_is_main(a->dist) ? NULL : progress_start("dpo", total, "steps");
@@ -678,10 +691,8 @@ rlhf_status dpo_train(model *m, const tokenizer *tok, const pref_set *train, con
                 if (st == RLHF_OK) st = log_row(log, a, ep, step, 0, 0, NULL, res->eval, err);
             }
             if (st == RLHF_OK && a->save_steps > 0 && step % a->save_steps == 0 && !epoch_end && step < total) {
-                char name[64];
-                snprintf(name, sizeof name, "checkpoint-%lld", step);
                 ts.epochs_done = epoch, ts.micro_in_epoch = mb + 1, ts.global_step = step;
-                st = save_checkpoint(&run, tok, &opt, &ts, name, err);
+                st = save_checkpoint(&run, tok, &opt, &ts, &last_saved, err);
             }
             if (st != RLHF_OK) break;
             if (pg) {
@@ -707,25 +718,18 @@ rlhf_status dpo_train(model *m, const tokenizer *tok, const pref_set *train, con
         ts.micro_in_epoch = res->interrupted ? mb_end : 0;
         ts.global_step = step;
         if (st == RLHF_OK && dist_any(a->dist, a->stop && *a->stop)) res->interrupted = 1;
-        if (st == RLHF_OK && a->save_epochs && ts.micro_in_epoch == 0) {
-            char name[64];
-            snprintf(name, sizeof name, "checkpoint-epoch%d", epoch + 1);
-            st = save_checkpoint(&run, tok, &opt, &ts, name, err);
-        }
-        if (st == RLHF_OK && a->save_steps > 0 && step % a->save_steps == 0 && !res->interrupted && step > 0) {
-            char name[64];
-            snprintf(name, sizeof name, "checkpoint-%lld", step);
-            st = save_checkpoint(&run, tok, &opt, &ts, name, err);
-        }
+        if (st == RLHF_OK && a->save_epochs && ts.micro_in_epoch == 0)
+            st = save_checkpoint(&run, tok, &opt, &ts, &last_saved, err);
+        if (st == RLHF_OK && a->save_steps > 0 && step % a->save_steps == 0 && !res->interrupted && step > 0)
+            st = save_checkpoint(&run, tok, &opt, &ts, &last_saved, err);
     }
     if (pg) progress_finish(pg, NULL);
     res->global_step = step;
     if (st == RLHF_OK && res->interrupted) {
-        char name[64];
-        snprintf(name, sizeof name, "checkpoint-%lld", step);
         ts.global_step = step;
-        st = save_checkpoint(&run, tok, &opt, &ts, name, err);
-        if (st == RLHF_OK) st = rlhf_fail(err, RLHF_EINTERRUPT, "interrupted: saved %s/%s", a->output_dir, name);
+        st = save_checkpoint(&run, tok, &opt, &ts, &last_saved, err);
+        if (st == RLHF_OK)
+            st = rlhf_fail(err, RLHF_EINTERRUPT, "interrupted: saved %s/checkpoint-%lld", a->output_dir, step);
     }
     if (log) csv_log_close(log);
     log = NULL;

@@ -49,8 +49,9 @@ typedef struct {
     int shuffle;
     int disable_dropout;              // TRL DPOConfig default: true
     long long logging_steps;
-    int save_epochs;                  // checkpoint-epoch{N}/ after each epoch
+    int save_epochs;                  // checkpoint-{STEP}/ after each epoch
     long long save_steps;             // > 0: checkpoint-{STEP}/ every save_steps optimizer steps
+    long long save_total_limit;       // > 0: keep only the newest N checkpoint-{STEP}/ directories
     const pref_set *eval;             // held-out pairs (NULL: none)
     int eval_epochs;
     long long eval_steps;

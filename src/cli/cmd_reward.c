@@ -111,6 +111,9 @@ static rlhf_status load_pairs(pref_set *out, const char *path, const pref_opts *
 static rlhf_status run(reward_flags *f, volatile sig_atomic_t **stop, rlhf_err *err) {
     cli_trainer_plan plan;
     RLHF_TRY(validate_flags(f, &plan, err));
+    char resume_dir[4096];
+    RLHF_TRY(checkpoint_resolve_resume(f->t.resume, f->t.output_dir, resume_dir, sizeof resume_dir, err));
+    f->t.resume = resume_dir[0] ? resume_dir : NULL;
     reward_train_args a = {0};
     a.schedule = plan.schedule;
     a.save_strategy = plan.save_strategy;
@@ -188,6 +191,7 @@ static rlhf_status run(reward_flags *f, volatile sig_atomic_t **stop, rlhf_err *
         a.logging_steps = f->t.logging_steps;
         a.eval_steps = plan.eval_steps;
         a.save_steps = f->t.save_steps;
+        a.save_total_limit = f->t.save_total_limit;
         a.resume_from = f->t.resume;
         a.quiet = f->t.quiet;
         a.base_model_name = f->model;

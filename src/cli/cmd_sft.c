@@ -13,6 +13,7 @@
 #include "io/files.h"
 #include "models/peft.h"
 #include "tokenizer/chat_template.h"
+#include "train/checkpoint.h"
 #include "train/sft.h"
 
 #define SFT_DEFAULT_LR "2e-5"        // TRL SFTConfig.learning_rate
@@ -68,11 +69,17 @@ int cmd_sft(int argc, char **argv) {
     a.max_steps = max_steps, a.learning_rate = lr, a.weight_decay = wd, a.warmup_ratio = warmup;
     a.max_grad_norm = clip, a.seed = (uint64_t)seed, a.shuffle = !no_shuffle, a.disable_dropout = disable_dropout;
     a.logging_steps = logging;
-    a.resume_from = resume;
-    const char *load_dir = resume ? resume : model_dir;  // a checkpoint is a whole model directory
 #define BAD(...) return cli_report("sft", rlhf_fail(&err, RLHF_EINPUT, __VA_ARGS__), err.msg)
     if (!model_dir) BAD("--model_name_or_path is required");
     if (!data) BAD("--dataset_name is required");
+    if (!out) BAD("--output_dir is required");
+    char resume_dir[4096];
+    rlhf_status rs = checkpoint_resolve_resume(resume, out, resume_dir, sizeof resume_dir, &err);
+    if (rs != RLHF_OK) return cli_report("sft", rs, err.msg);
+    resume = resume_dir[0] ? resume_dir : NULL;
+    a.resume_from = resume;
+    const char *load_dir = resume ? resume : model_dir;  // a checkpoint is a whole model directory
+    a.save_total_limit = tf.save_total_limit;
     if (max_length < 1) BAD("--max_length must be >= 1, got %lld", max_length);
     cli_trainer_plan plan;
     rlhf_status st = cli_trainer_check(&tf, &plan, &err);

@@ -34,7 +34,11 @@ int cli_trainer_flag_specs(arg_spec *s, int n, int cap, cli_trainer_flags *f, co
                                                    "(0: --logging_steps)");
     F("save_strategy", ARG_STRING, &f->save_strategy, "epoch", "epoch | steps | no");
     F("save_steps", ARG_INT, &f->save_steps, "500", "steps between checkpoints with --save_strategy steps");
-    F("resume_from_checkpoint", ARG_STRING, &f->resume, NULL, "continue a run from OUTPUT_DIR/checkpoint-*");
+    F("save_total_limit", ARG_INT, &f->save_total_limit, "0", "keep only the newest N checkpoint-<STEP> directories "
+                                                               "(0: all)");
+    F("resume_from_checkpoint", ARG_OPT_STRING, &f->resume, NULL, "continue a run (same data, seed): a checkpoint "
+                                                                   "directory, a checkpoint-<STEP> name in --output_dir, "
+                                                                   "or alone / true for the newest one there");
     F("overwrite_output_dir", ARG_BOOL, &f->overwrite, NULL, "replace a run already in --output_dir");
     F("threads", ARG_INT, &f->threads, "0", "CPU threads (0: all cores)");
     F("quiet", ARG_BOOL, &f->quiet, NULL, "no progress bar or per-log lines");
@@ -80,6 +84,8 @@ rlhf_status cli_trainer_check(const cli_trainer_flags *f, cli_trainer_plan *plan
     if (f->logging_steps < 1)
         return rlhf_fail(err, RLHF_EINPUT, "--logging_steps must be >= 1, got %lld", f->logging_steps);
     if (f->eval_steps < 0) return rlhf_fail(err, RLHF_EINPUT, "--eval_steps must be >= 0, got %lld", f->eval_steps);
+    if (f->save_total_limit < 0)
+        return rlhf_fail(err, RLHF_EINPUT, "--save_total_limit must be >= 0, got %lld", f->save_total_limit);
     if (f->threads < 0) return rlhf_fail(err, RLHF_EINPUT, "--threads must be >= 0, got %lld", f->threads);
     if (f->gradient_checkpointing)  // TODO(habits-cli): lands with the encoder/decoder recompute
         return rlhf_fail(err, RLHF_EINPUT, "--gradient_checkpointing: not available in this build yet");

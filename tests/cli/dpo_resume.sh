@@ -19,8 +19,8 @@ EOF2
 "$RLHF" init --config "$W/cfg.json" --tokenizer tests/fixtures/tokenizers/gpt2 --output_dir "$W/init" >/dev/null 2>&1 ||
   { echo "FAIL: init"; exit 1; }
 head -n 24 data/learn-demo/train.jsonl >"$W/pairs.jsonl"
-# 24 pairs / 4 = 6 micro-batches / accumulation 2 = 3 steps per epoch, 3 epochs
-args=(dpo --model_name_or_path "$W/init" --dataset_name "$W/pairs.jsonl" --num_train_epochs 3 --learning_rate 1e-3
+# 24 pairs / 4 = 6 micro-batches / accumulation 2 = 3 steps per epoch, 2 epochs
+args=(dpo --model_name_or_path "$W/init" --dataset_name "$W/pairs.jsonl" --num_train_epochs 2 --learning_rate 1e-3
   --per_device_train_batch_size 4 --gradient_accumulation_steps 2 --seed 5 --disable_dropout false
   --loss_type bco_pair --save_strategy steps --save_steps 2 --logging_steps 1 --threads 1 --quiet)
 "$RLHF" "${args[@]}" --output_dir "$W/full" >"$W/full.out" 2>"$W/full.err" || { tail -n 3 "$W/full.err"; echo "FAIL: full run"; exit 1; }

@@ -7,6 +7,7 @@ PACKAGES=(
   build-essential cmake pkg-config
   libopenblas-openmp-dev libopenblas0-openmp   # OpenMP OpenBLAS: one thread pool shared with our OpenMP code
   libcjson-dev libpcre2-dev libutf8proc-dev zlib1g-dev
+  openmpi-bin libopenmpi-dev                   # data-parallel runs: mpirun -np N build/rlhf ... (src/base/dist.c)
 )
 # Optional extras: `--bench` adds PyTorch for the side-by-side benchmarks; `--fuzz` adds clang's libFuzzer runtime.
 for arg in "$@"; do

@@ -49,7 +49,19 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     for (int i = 0; i < N_COMMANDS; i++)
-        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 1, argv + 1);
+        if (!strcmp(argv[1], COMMANDS[i].name)) {
+            // Under mpirun every rank runs the same command; MPI starts only there (base/dist.h).
+            dist *d = NULL;
+            rlhf_err err;
+            rlhf_err_clear(&err);
+            if (dist_init(&d, &argc, &argv, &err) != RLHF_OK) return cli_report(argv[1], RLHF_ERUNTIME, err.msg);
+            cli_dist_set(d);
+            int rc = COMMANDS[i].run(argc - 1, argv + 1);
+            fflush(stdout);
+            cli_report_own_failure(rc);
+            dist_finalize(d, rc);  // a rank failing alone aborts the job here
+            return rc;
+        }
     fprintf(stderr, "rlhf: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

@@ -231,8 +231,11 @@ static rlhf_status run(reward_flags *f, int explicit_eval_strategy, volatile sig
         if (train.has_margin) fprintf(stderr, "rlhf reward: rows carry \"margin\": loss -logsigmoid(r_c - r_r - margin)\n");
     }
     if (!s) s = reward_encoding_record(m, enc, err);  // score/ppo read pairs as this model was trained
-    if (!s) s = make_dirs(f->output_dir, err);
-    if (!s && f->overwrite && !f->resume) s = clear_old_run(f->output_dir, err);
+    dist *d = cli_dist();
+    s = dist_agree(d, s, err);  // every rank validated its inputs: all go on, or all stop with one message
+    if (!s && dist_is_main(d)) s = make_dirs(f->output_dir, err);
+    if (!s && dist_is_main(d) && f->overwrite && !f->resume) s = clear_old_run(f->output_dir, err);
+    s = dist_agree(d, s, err);  // rank 0 prepared the output directory
     if (!s) {
         a.output_dir = f->output_dir;
         a.train_batch_size = (int)f->train_bs;
@@ -256,6 +259,7 @@ static rlhf_status run(reward_flags *f, int explicit_eval_strategy, volatile sig
         a.quiet = f->quiet;
         a.base_model_name = f->model;
         a.merge_adapter = f->peft.merge_adapter;
+        a.dist = d;
         *stop = cli_stop_flag_install();
         a.stop = *stop;
         reward_train_result res;

@@ -27,7 +27,7 @@ typedef struct {
     const char *resume, *encoding;
     double eval_split, epochs, lr, warmup_ratio, weight_decay, max_grad_norm, center;
     long long train_bs, eval_bs, max_length, accum, warmup_steps, seed, logging_steps, eval_steps, save_steps;
-    long long max_steps, threads;
+    long long max_steps, threads, save_total_limit;
     int no_shuffle, disable_dropout, overwrite, quiet;
     cli_peft_flags peft;  // --use_peft, --lora_*, --load_in_4bit, --bnb_4bit_*, --merge_adapter
 } reward_flags;
@@ -69,8 +69,12 @@ static int build_specs(arg_spec *s, int cap, reward_flags *f) {
                                                    "(default: --logging_steps)");
     F("save_strategy", ARG_STRING, &f->save_strategy, "epoch", "epoch | steps | no");
     F("save_steps", ARG_INT, &f->save_steps, "500", "steps between checkpoints with --save_strategy steps");
+    F("save_total_limit", ARG_INT, &f->save_total_limit, "0", "keep only the newest N checkpoint-<STEP> directories "
+                                                               "(0: all)");
     F("max_steps", ARG_INT, &f->max_steps, "-1", "total optimizer steps (overrides --num_train_epochs when > 0)");
-    F("resume_from_checkpoint", ARG_STRING, &f->resume, NULL, "continue a run from OUTPUT_DIR/checkpoint-*");
+    F("resume_from_checkpoint", ARG_OPT_STRING, &f->resume, NULL, "continue a run: a checkpoint directory, a "
+                                                                   "checkpoint-<STEP> name in --output_dir, or alone / "
+                                                                   "true for the newest one there");
     F("overwrite_output_dir", ARG_BOOL, &f->overwrite, NULL, "replace a run already in --output_dir");
     F("encoding", ARG_STRING, &f->encoding, NULL, "encoders read (prompt, response) as a sentence pair, or concat: "
                                                    "prompt + response as one text (TRL); saved in config.json "
@@ -121,6 +125,8 @@ static rlhf_status validate_flags(const reward_flags *f, rlhf_err *err) {
     if (f->logging_steps < 1) return rlhf_fail(err, RLHF_EINPUT, "--logging_steps must be >= 1, got %lld", f->logging_steps);
     if (f->eval_steps < 0) return rlhf_fail(err, RLHF_EINPUT, "--eval_steps must be >= 1, got %lld", f->eval_steps);
     if (f->save_steps < 1) return rlhf_fail(err, RLHF_EINPUT, "--save_steps must be >= 1, got %lld", f->save_steps);
+    if (f->save_total_limit < 0)
+        return rlhf_fail(err, RLHF_EINPUT, "--save_total_limit must be >= 0, got %lld", f->save_total_limit);
     if (f->threads < 0) return rlhf_fail(err, RLHF_EINPUT, "--threads must be >= 0, got %lld", f->threads);
     if (f->encoding && strcmp(f->encoding, "pair") && strcmp(f->encoding, "concat"))
         return rlhf_fail(err, RLHF_EINPUT, "--encoding: expected pair or concat, got '%s'", f->encoding);
@@ -171,6 +177,9 @@ static rlhf_status load_pairs(pref_set *out, const char *path, const pref_opts *
 
 static rlhf_status run(reward_flags *f, int explicit_eval_strategy, volatile sig_atomic_t **stop, rlhf_err *err) {
     RLHF_TRY(validate_flags(f, err));
+    char resume_dir[4096];
+    RLHF_TRY(checkpoint_resolve_resume(f->resume, f->output_dir, resume_dir, sizeof resume_dir, err));
+    f->resume = resume_dir[0] ? resume_dir : NULL;
     reward_train_args a = {0};
     RLHF_TRY(lr_schedule_parse(f->scheduler, &a.schedule, err));
     RLHF_TRY(parse_strategy("save_strategy", f->save_strategy, &a.save_strategy, err));
@@ -255,6 +264,7 @@ static rlhf_status run(reward_flags *f, int explicit_eval_strategy, volatile sig
         a.logging_steps = f->logging_steps;
         a.eval_steps = f->eval_steps > 0 ? f->eval_steps : f->logging_steps;
         a.save_steps = f->save_steps;
+        a.save_total_limit = f->save_total_limit;
         a.resume_from = f->resume;
         a.quiet = f->quiet;
         a.base_model_name = f->model;

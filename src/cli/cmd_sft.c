@@ -12,6 +12,7 @@
 #include "io/files.h"
 #include "models/peft.h"
 #include "tokenizer/chat_template.h"
+#include "train/checkpoint.h"
 #include "train/sft.h"
 
 #define SFT_DEFAULT_LR "2e-5"        // TRL SFTConfig.learning_rate
@@ -31,7 +32,7 @@ static int dir_nonempty(const char *dir) {
 int cmd_sft(int argc, char **argv) {
     const char *model_dir = NULL, *data = NULL, *out = NULL, *sched = NULL, *save = NULL, *eval_data = NULL,
                *resume = NULL, *eval_strategy = NULL;
-    long long save_steps = 0, eval_steps = 0;
+    long long save_steps = 0, eval_steps = 0, save_total_limit = 0;
     int quiet = 0;
     double eval_split = 0;
     long long eval_bs = 0;
@@ -63,10 +64,12 @@ int cmd_sft(int argc, char **argv) {
         {"logging_steps", ARG_INT, &logging, "10", "log every N optimizer steps", NULL, 0},
         {"eval_strategy", ARG_STRING, &eval_strategy, NULL, "epoch|steps|no (default: epoch with an eval set, else no)", NULL, 0},
         {"eval_steps", ARG_INT, &eval_steps, "0", "with --eval_strategy steps: evaluate every N steps (0 = --logging_steps)", NULL, 0},
-        {"save_strategy", ARG_STRING, &save, "epoch", "epoch|steps|no: checkpoint-epoch{N}/ or checkpoint-{STEP}/", NULL, 0},
+        {"save_strategy", ARG_STRING, &save, "epoch", "epoch|steps|no: checkpoint-{STEP}/ after each epoch or N steps", NULL, 0},
         {"save_steps", ARG_INT, &save_steps, "500", "with --save_strategy steps: a checkpoint every N steps", NULL, 0},
+        {"save_total_limit", ARG_INT, &save_total_limit, "0", "keep only the newest N checkpoint-{STEP}/ (0: all)", NULL, 0},
         {"quiet", ARG_BOOL, &quiet, NULL, "no progress output", NULL, 0},
-        {"resume_from_checkpoint", ARG_STRING, &resume, NULL, "continue from OUTPUT_DIR/checkpoint-* (same data, seed)", NULL, 0},
+        {"resume_from_checkpoint", ARG_OPT_STRING, &resume, NULL, "continue a run (same data, seed): a checkpoint "
+         "directory, a checkpoint-{STEP} name in --output_dir, or alone / true for the newest one there", NULL, 0},
         {"overwrite_output_dir", ARG_BOOL, &overwrite, NULL, "write into a non-empty --output_dir", NULL, 0},
         {"threads", ARG_INT, &threads, "0", "threads (0 = all cores)", NULL, 0},
     };
@@ -84,12 +87,18 @@ int cmd_sft(int argc, char **argv) {
     a.max_steps = max_steps, a.learning_rate = lr, a.weight_decay = wd, a.warmup_ratio = warmup;
     a.max_grad_norm = clip, a.seed = (uint64_t)seed, a.shuffle = !no_shuffle, a.disable_dropout = disable_dropout;
     a.logging_steps = logging;
-    a.resume_from = resume;
-    const char *load_dir = resume ? resume : model_dir;  // a checkpoint is a whole model directory
 #define BAD(...) return cli_report("sft", rlhf_fail(&err, RLHF_EINPUT, __VA_ARGS__), err.msg)
     if (!model_dir) BAD("--model_name_or_path is required");
     if (!data) BAD("--dataset_name is required");
     if (!out) BAD("--output_dir is required");
+    char resume_dir[4096];
+    rlhf_status rs = checkpoint_resolve_resume(resume, out, resume_dir, sizeof resume_dir, &err);
+    if (rs != RLHF_OK) return cli_report("sft", rs, err.msg);
+    resume = resume_dir[0] ? resume_dir : NULL;
+    a.resume_from = resume;
+    const char *load_dir = resume ? resume : model_dir;  // a checkpoint is a whole model directory
+    if (save_total_limit < 0) BAD("--save_total_limit must be >= 0, got %lld", save_total_limit);
+    a.save_total_limit = save_total_limit;
     if (bs < 1) BAD("--per_device_train_batch_size must be >= 1, got %lld", bs);
     if (accum < 1) BAD("--gradient_accumulation_steps must be >= 1, got %lld", accum);
     if (max_length < 1) BAD("--max_length must be >= 1, got %lld", max_length);

@@ -821,6 +821,7 @@ static rlhf_status train_loop(ppo_run *r, ppo_result *res, rlhf_err *err) {
     long long start = 0;
     if (a->resume_from_checkpoint) RLHF_TRY(ppo_checkpoint_load(r, a->resume_from_checkpoint, &start, err));
     RLHF_TRY(make_dirs(a->output_dir, err));
+    RLHF_TRY(checkpoint_remove_stale(a->output_dir, err));
     char path[4200];
     path_join(path, sizeof path, a->output_dir, "training_log.csv");
     if (a->resume_from_checkpoint) RLHF_TRY(ppo_log_rewrite(r, path, err));

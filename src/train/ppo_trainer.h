@@ -83,6 +83,7 @@ typedef struct {
     pref_encoding encoding;           // how an encoder reward model reads (prompt, response)
     uint64_t seed;
     long long save_steps;             // checkpoint every N updates; <= 0: none
+    long long save_total_limit;       // > 0: keep only the newest N checkpoint-<UPDATE> directories
     int num_sample_generations;       // sample points over the run (TRL's); 0: no samples.jsonl
     volatile sig_atomic_t *stop;      // set by the CLI's SIGINT/SIGTERM handler; may be NULL
     int quiet;                        // no progress bar

@@ -3,7 +3,7 @@
 // on every token; each example ends with EOS as TRL appends it. The loss is transformers' causal-LM
 // loss (mean token cross-entropy of logits[t] against ids[t+1] over unmasked labels) per micro-batch,
 // divided by gradient_accumulation_steps; AdamW with HF's no-decay groups, the lr schedule with warmup,
-// clipping, seeded shuffling per epoch, training_log.csv, report.html, per-epoch checkpoints.
+// clipping, seeded shuffling per epoch, training_log.csv, report.html, checkpoint-{STEP}/ per epoch or N steps.
 #ifndef RLHF_TRAIN_SFT_H
 #define RLHF_TRAIN_SFT_H
 
@@ -56,8 +56,9 @@ typedef struct {
     int shuffle;
     int disable_dropout;
     long long logging_steps;
-    int save_epochs;                  // write checkpoint-epoch{N}/ after each epoch
+    int save_epochs;                  // write checkpoint-{STEP}/ after each epoch
     long long save_steps;             // > 0: write checkpoint-{STEP}/ every save_steps optimizer steps
+    long long save_total_limit;       // > 0: keep only the newest N checkpoint-{STEP}/ directories
     const sft_set *eval;              // held-out set (NULL: none)
     int eval_epochs;                  // evaluate after each epoch
     long long eval_steps;             // > 0: evaluate every eval_steps optimizer steps

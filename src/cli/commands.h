@@ -36,6 +36,9 @@ void cli_report_own_failure(int status);
 int cli_parse_flags(const char *command, const char *usage, arg_spec *specs, int n, int argc, char **argv);
 // Prints "rlhf VERSION" (the project version CMake passes as RLHF_VERSION) to stdout.
 void cli_print_version(void);
+// The notice for n > 0 preference rows with messages rendered as plain "role: content" lines because
+// model_dir has no chat template (encoders never use one).
+void cli_chat_fallback_notice(const char *command, int n, int is_decoder, const char *model_dir);
 // Prints "rlhf COMMAND: message" for a failed status and returns the exit code for it.
 int cli_report(const char *command, int status, const char *msg);
 

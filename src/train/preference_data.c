@@ -18,24 +18,52 @@
 // ---- error collection -------------------------------------------------------------------------
 
 typedef struct {
-    char msg[RLHF_ERR_MSG];
+    char msg[RLHF_ERR_MSG];  // the listed reasons, whole lines only
     size_t len;
-    int count;
-    int listed;
+    int count;   // malformed rows
+    int listed;  // of them in msg
+    int full;    // a reason did not fit: list no more (the count still grows)
 } row_errors;
 
 static void row_errors_add(row_errors *e, const char *text) {
     e->count++;
-    if (e->listed >= PREF_MAX_REPORTED_ERRORS) return;
+    if (e->full || e->listed >= PREF_MAX_REPORTED_ERRORS) return;
     size_t room = sizeof e->msg - e->len;
     int w = snprintf(e->msg + e->len, room, "%s%s", e->len ? "\n" : "", text);
-    if (w < 0 || (size_t)w >= room) {  // no room: stop listing, the count still grows
+    if (w < 0 || (size_t)w >= room) {  // never a cut reason: stop listing
         e->msg[e->len] = '\0';
-        e->listed = PREF_MAX_REPORTED_ERRORS;
+        e->full = 1;
         return;
     }
     e->len += (size_t)w;
     e->listed++;
+}
+
+// The error for all malformed rows: "N malformed rows in FILE:" then as many whole reasons as fit in an
+// error message, then "(and M more)" with M the rows not listed.
+static rlhf_status row_errors_fail(const row_errors *e, const char *path, rlhf_err *err) {
+    if (e->count == 1 && e->listed == 1) return rlhf_fail(err, RLHF_EINPUT, "%s", e->msg);
+    char head[RLHF_ERR_MSG];
+    int hl = snprintf(head, sizeof head, "%d malformed rows in %s:", e->count, path);
+    // room for the reasons: the message less its head and the longest tail "\n(and N more)"
+    const size_t tail_room = 40;
+    size_t budget = hl > 0 && (size_t)hl + tail_room < RLHF_ERR_MSG ? RLHF_ERR_MSG - 1 - (size_t)hl - tail_room : 0;
+    size_t used = 0;
+    int shown = 0;
+    for (const char *p = e->msg; shown < e->listed && *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t l = nl ? (size_t)(nl - p) : strlen(p);
+        if (used + 1 + l > budget) break;
+        used += 1 + l;
+        shown++;
+        p += l + (nl ? 1 : 0);
+    }
+    if (shown == e->count)
+        return rlhf_fail(err, RLHF_EINPUT, "%s\n%.*s", head, (int)(used ? used - 1 : 0), e->msg);
+    if (shown == 0)  // not even one reason fits next to a very long path: the first reason alone
+        return rlhf_fail(err, RLHF_EINPUT, "%d malformed rows; the first: %.*s", e->count,
+                         (int)(strchr(e->msg, '\n') ? strchr(e->msg, '\n') - e->msg : (long)e->len), e->msg);
+    return rlhf_fail(err, RLHF_EINPUT, "%s\n%.*s\n(and %d more)", head, (int)(used - 1), e->msg, e->count - shown);
 }
 
 static rlhf_status row_fail(rlhf_err *err, const dataset *d, int r, const char *fmt, ...)
@@ -514,6 +542,13 @@ static int row_is_conversational(const cJSON *row) {
            cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(row, "conversations"));
 }
 
+// Any field of the row is a list of messages.
+static int row_has_messages(const cJSON *row) {
+    for (const cJSON *f = row->child; f; f = f->next)
+        if (cJSON_IsArray(f) && cJSON_IsObject(f->child)) return 1;
+    return 0;
+}
+
 static rlhf_status chat_pair(const dataset *d, int r, const pref_opts *o, pref_row *out, int *truncated,
                              rlhf_err *err) {
     const cJSON *row = d->rows[r];
@@ -921,7 +956,7 @@ static rlhf_status pref_set_build_with(pref_set *out, const dataset *d, const pr
         free(errs);
         return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
     }
-    int n_trunc = 0, has_margin = 0;
+    int n_trunc = 0, has_margin = 0, n_plain = 0;
     for (int r = 0; r < d->n; r++) {
         rlhf_err e;
         rlhf_err_clear(&e);
@@ -943,6 +978,8 @@ static rlhf_status pref_set_build_with(pref_set *out, const dataset *d, const pr
         }
         if (has_field(d->rows[r], "margin")) has_margin = 1;
         n_trunc += truncated;
+        if (row_has_messages(d->rows[r]) && !(o->chat && o->is_decoder && row_is_conversational(d->rows[r])))
+            n_plain++;
     }
     if (errs->count > 0) {
         for (int k = 0; k < d->n; k++) {
@@ -950,13 +987,7 @@ static rlhf_status pref_set_build_with(pref_set *out, const dataset *d, const pr
             seq_free(&rows[k].rejected);
         }
         free(rows);
-        if (errs->count > errs->listed)
-            rlhf_fail(err, RLHF_EINPUT, "%d malformed rows in %s:\n%s\n(and %d more)", errs->count, d->path,
-                      errs->msg, errs->count - errs->listed);
-        else if (errs->count > 1)
-            rlhf_fail(err, RLHF_EINPUT, "%d malformed rows in %s:\n%s", errs->count, d->path, errs->msg);
-        else
-            rlhf_fail(err, RLHF_EINPUT, "%s", errs->msg);
+        row_errors_fail(errs, d->path, err);
         free(errs);
         return RLHF_EINPUT;
     }
@@ -965,6 +996,7 @@ static rlhf_status pref_set_build_with(pref_set *out, const dataset *d, const pr
     out->n = d->n;
     out->n_truncated = n_trunc;
     out->has_margin = has_margin;
+    out->n_plain_chat = n_plain;
     return RLHF_OK;
 }
 
@@ -1005,6 +1037,7 @@ rlhf_status pref_set_split(pref_set *all, double fraction, uint64_t seed, pref_s
     train->n = n - n_eval;
     train->has_margin = eval->has_margin = all->has_margin;
     train->n_truncated = all->n_truncated;
+    train->n_plain_chat = all->n_plain_chat;
     free(perm);
     free(all->rows);
     memset(all, 0, sizeof *all);

@@ -50,6 +50,7 @@ typedef struct {
     int n;
     int n_truncated;    // rows with at least one sequence shortened to max_length
     int has_margin;     // some row carried "margin"
+    int n_plain_chat;   // rows with messages rendered by the plain "role: content\n" fallback (no chat template)
 } pref_set;
 
 typedef struct {

@@ -348,7 +348,7 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
     long long steps_per_epoch = (n_batches + accum - 1) / accum;
     long long total = a->max_steps > 0 ? a->max_steps : (long long)ceil(a->num_train_epochs * steps_per_epoch);
     if (total < 1) total = 1;
-    long long warmup = (long long)ceil(a->warmup_ratio * (double)total);
+    long long warmup = a->warmup_steps > 0 ? a->warmup_steps : (long long)ceil(a->warmup_ratio * (double)total);
     int pad_id = m->cfg.pad_token_id >= 0 && m->cfg.pad_token_id < m->cfg.vocab_size ? m->cfg.pad_token_id : 0;
     adamw_config ac = {0.9, 0.999, 1e-8, a->weight_decay};
 

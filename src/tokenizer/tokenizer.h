@@ -16,7 +16,8 @@ typedef struct {
     int n;
     int truncated;                              // 1 if tokens were dropped by max_length
 } tok_encoding;
-// Loads DIR/tokenizer.json, else BERT vocab.txt (+tokenizer_config.json), else vocab.json+merges.txt.
+// Loads DIR/tokenizer.json, else BERT vocab.txt (+tokenizer_config.json), else vocab.json+merges.txt, else a
+// SentencePiece tokenizer.model / spm.model converted as transformers does (Llama, Gemma, DeBERTa-v2 classes).
 rlhf_status tokenizer_load(tokenizer **out, const char *dir, rlhf_err *err);
 void tokenizer_free(tokenizer *t);
 // Encodes text (and pair, NULL for none) as HF `tokenizer(text, pair, add_special_tokens=...)`; UTF-8 is

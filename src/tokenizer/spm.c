@@ -193,11 +193,11 @@ static rlhf_status bpe_merges(char *const *names, const double *scores, int n, c
             }
             m[nm + nl++] = (spm_merge){l, r, score, 0, i, (int)k};
         }
-        qsort(m + nm, nl, sizeof *m, local_cmp);
+        if (nl > 1) qsort(m + nm, nl, sizeof *m, local_cmp);
         for (size_t k = 0; k < nl; k++) m[nm + k].order = (int)(nm + k);
         nm += nl;
     }
-    qsort(m, nm, sizeof *m, merge_cmp);
+    if (nm > 1) qsort(m, nm, sizeof *m, merge_cmp);
     for (size_t k = 0; k < nm; k++) {
         cJSON *pair = cJSON_CreateArray();
         const char *w = names[m[k].name];

@@ -102,6 +102,16 @@ static rlhf_status llama_template(tokenizer *t, const cJSON *cfg, const char *di
     return RLHF_OK;
 }
 
+int tokenizer_files_present(const char *dir) {
+    static const char *const FILES[] = {"tokenizer.json", "vocab.txt", "vocab.json", "tokenizer.model", "spm.model"};
+    char p[TOK_PATH_MAX];
+    for (size_t i = 0; i < sizeof FILES / sizeof FILES[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, FILES[i]);
+        if (is_file(p)) return 1;
+    }
+    return 0;
+}
+
 rlhf_status tokenizer_load(tokenizer **out, const char *dir, rlhf_err *err) {
     *out = NULL;
     char p[TOK_PATH_MAX];
@@ -151,6 +161,10 @@ rlhf_status tokenizer_load(tokenizer **out, const char *dir, rlhf_err *err) {
         } else {
             add_file(t, spm_file);
         }
+    }
+    if (!(t->dir = tok_strndup(dir, strlen(dir)))) {
+        tokenizer_free(t);
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
     }
     cJSON *cfg = load_json_opt(dir, "tokenizer_config.json"), *map = load_json_opt(dir, "special_tokens_map.json");
     if (cfg) add_file(t, "tokenizer_config.json");

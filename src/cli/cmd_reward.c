@@ -240,6 +240,7 @@ static rlhf_status run(reward_flags *f, int explicit_eval_strategy, volatile sig
         if (train.has_margin) fprintf(stderr, "rlhf reward: rows carry \"margin\": loss -logsigmoid(r_c - r_r - margin)\n");
     }
     if (!s) s = reward_encoding_record(m, enc, err);  // score/ppo read pairs as this model was trained
+    if (!s) s = reward_max_length_record(m, o.max_length, err);
     if (!s) s = make_dirs(f->output_dir, err);
     if (!s && f->overwrite && !f->resume) s = clear_old_run(f->output_dir, err);
     if (!s) {

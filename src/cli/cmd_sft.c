@@ -31,7 +31,7 @@ static int dir_nonempty(const char *dir) {
 
 int cmd_sft(int argc, char **argv) {
     const char *model_dir = NULL, *data = NULL, *out = NULL, *sched = NULL, *save = NULL, *eval_data = NULL,
-               *resume = NULL, *eval_strategy = NULL;
+               *resume = NULL, *eval_strategy = NULL, *text_field = NULL, *prompt_field = NULL, *completion_field = NULL;
     long long save_steps = 0, eval_steps = 0, save_total_limit = 0;
     int quiet = 0;
     double eval_split = 0;
@@ -43,7 +43,11 @@ int cmd_sft(int argc, char **argv) {
     memset(&pf, 0, sizeof pf);
     arg_spec specs[48] = {
         {"model_name_or_path", ARG_STRING, &model_dir, NULL, "causal-LM model directory", NULL, 0},
-        {"dataset_name", ARG_STRING, &data, NULL, "rows {\"prompt\",\"completion\"} or {\"text\"} (JSONL / JSON)", NULL, 0},
+        {"dataset_name", ARG_STRING, &data, NULL, "JSONL / JSON rows in one of the layouts listed above", NULL, 0},
+        {"dataset_text_field", ARG_STRING, &text_field, "text", "the field of {TEXT} rows (TRL's name)", NULL, 0},
+        {"prompt_field", ARG_STRING, &prompt_field, "prompt", "the prompt field of prompt/completion rows", NULL, 0},
+        {"completion_field", ARG_STRING, &completion_field, "completion", "the completion field of prompt/completion rows",
+         NULL, 0},
         {"output_dir", ARG_STRING, &out, NULL, "where the trained model, log and checkpoints go", NULL, 0},
         {"eval_dataset_name", ARG_STRING, &eval_data, NULL, "held-out rows: eval_loss after each epoch", NULL, 0},
         {"eval_split", ARG_FLOAT, &eval_split, "0", "hold out this fraction of --dataset_name instead", NULL, 0},
@@ -80,7 +84,15 @@ int cmd_sft(int argc, char **argv) {
     rlhf_err err = {0};
     if (n > cap) return cli_report("sft", RLHF_ERUNTIME, "internal error: more flags than the flag table holds");
     int parsed = cli_parse_flags("sft", "usage: rlhf sft --model_name_or_path DIR --dataset_name FILE --output_dir DIR [flags]\n"
-                        "  causal-LM fine-tuning; prompt/completion rows train on the completion only", specs, n, argc, argv);
+                        "  causal-LM fine-tuning, as TRL's SFTTrainer. Dataset rows, the first layout that fits:\n"
+                        "    {\"messages\": [{\"role\", \"content\"}, ...]}  the model's chat template; loss on every token\n"
+                        "    {\"prompt\": [msgs], \"completion\": [msgs]}  chat template; loss on the completion\n"
+                        "    {\"prompt_ids\", \"completion_ids\"}          pre-tokenized; {\"input_ids\"}: loss on every token\n"
+                        "    {\"prompt\", \"completion\"}                  loss on the completion (--prompt_field, --completion_field)\n"
+                        "    {\"text\"}                                  loss on every token (--dataset_text_field)\n"
+                        "    {\"instruction\", \"input\", \"output\"}        Alpaca: prompt in Stanford Alpaca's template; loss on output\n"
+                        "    {\"question\", \"answer\"}                    loss on the answer\n"
+                        "  EOS is appended to every example (chat templates write their own).", specs, n, argc, argv);
     if (parsed >= 0) return parsed;
     sft_args a = {0};
     a.output_dir = out, a.train_batch_size = (int)bs, a.grad_accum = (int)accum, a.num_train_epochs = epochs;
@@ -183,9 +195,11 @@ int cmd_sft(int argc, char **argv) {
             (maxlen <= 0 || maxlen > m->cfg.max_positions))
             maxlen = m->cfg.max_positions;  // learned positions: longer inputs cannot be embedded
         if (tok) st = chat_template_load_dir(&chat, load_dir, &err);
-        if (st == RLHF_OK) st = sft_set_load(&set, &d, tok, m->cfg.vocab_size, eos, maxlen, chat, load_dir, &err);
+        sft_fields fields = {text_field, prompt_field, completion_field};
+        if (st == RLHF_OK)
+            st = sft_set_load_fields(&set, &d, tok, m->cfg.vocab_size, eos, maxlen, chat, load_dir, &fields, &err);
         if (st == RLHF_OK && eval_data)
-            st = sft_set_load(&eval, &ed, tok, m->cfg.vocab_size, eos, maxlen, chat, load_dir, &err);
+            st = sft_set_load_fields(&eval, &ed, tok, m->cfg.vocab_size, eos, maxlen, chat, load_dir, &fields, &err);
         if (st == RLHF_OK && eval_split > 0) st = sft_set_split(&set, &eval, eval_split, (uint64_t)seed, &err);
         a.eval = eval.n && strcmp(eval_strategy, "no") ? &eval : NULL;
         a.eval_batch_size = (int)eval_bs;

@@ -17,6 +17,7 @@ static const rlhf_command COMMANDS[] = {
     {"sft", "supervised fine-tuning of a causal LM", cmd_sft},
     {"generate", "generate text with a causal LM (greedy or sampling, KV cache)", cmd_generate},
     {"ppo", "fine-tune a causal LM against a reward model with PPO", cmd_ppo},
+    {"dpo", "direct preference optimisation of a causal LM on preference pairs (TRL DPOTrainer)", cmd_dpo},
 };
 #define N_COMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])
 

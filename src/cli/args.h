@@ -24,7 +24,7 @@ typedef struct {
     const char *def;       // default as text (NULL: no default / required-by-command)
     const char *help;
     int *multi_count;      // ARG_MULTI only
-    int seen;              // set by the parser when given on the command line
+    int seen;              // set by the parser when given on the command line (or in --config)
 } arg_spec;
 
 // An argv token "--@from=FILE:LINE" says the flag token after it came from a --config YAML file

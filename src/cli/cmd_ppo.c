@@ -67,6 +67,8 @@ static int run(int argc, char **argv) {
         {"resume_from_checkpoint", ARG_OPT_STRING, &a.resume_from_checkpoint, NULL, "continue a run: a checkpoint "
          "directory, a checkpoint-<UPDATE> name in --output_dir, or alone / true for the newest one there", NULL, 0},
         {"overwrite_output_dir", ARG_BOOL, &overwrite, "false", "replace a run already in --output_dir", NULL, 0},
+        {"allow_new_reward_head", ARG_BOOL, &a.allow_new_reward_head, "false",
+         "accept a --reward_model_path without a trained score head (a base or causal LM: random rewards)", NULL, 0},
         {"quiet", ARG_BOOL, &quiet, "false", "no progress bar", NULL, 0},
         {"threads", ARG_INT, &threads, "0", "threads (0 = all cores)", NULL, 0},
     };

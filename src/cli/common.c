@@ -40,3 +40,13 @@ int cli_parse_flags(const char *command, const char *usage, arg_spec *specs, int
 void cli_print_version(void) {
     printf("rlhf %s\n", RLHF_VERSION);
 }
+
+void cli_chat_fallback_notice(const char *command, int n, int is_decoder, const char *model_dir) {
+    if (n <= 0) return;
+    if (is_decoder)
+        fprintf(stderr, "rlhf %s: notice: %d rows hold messages and %s has no chat_template in tokenizer_config.json: "
+                "they are rendered as plain \"role: content\" lines\n", command, n, model_dir);
+    else
+        fprintf(stderr, "rlhf %s: notice: %d rows hold messages; encoders have no chat template: they are rendered as "
+                "plain \"role: content\" lines\n", command, n);
+}

@@ -124,6 +124,7 @@ rlhf_status trainer_state_save(const char *path, const trainer_state *s, rlhf_er
     cJSON_AddNumberToObject(r, "n_train", s->n_train);
     cJSON_AddNumberToObject(r, "gradient_accumulation_steps", s->grad_accum);
     if (s->order) cJSON_AddItemToObject(r, "data_order", cJSON_CreateIntArray(s->order, s->n_train));
+    if (s->n_aux > 0) cJSON_AddItemToObject(r, "aux_state", cJSON_CreateDoubleArray(s->aux, s->n_aux));
     for (int i = 0; i < s->n_log; i++) {
         double v[N_LOG_KEYS];
         entry_values(&s->log[i], v);
@@ -180,6 +181,9 @@ rlhf_status trainer_state_load(const char *path, trainer_state *s, rlhf_err *err
     s->train_batch_size = isfinite(bs) ? (int)bs : 0;
     s->grad_accum = isfinite(ga) ? (int)ga : 0;
     s->seed = strtoull(seed, NULL, 10);
+    const cJSON *aux = cJSON_GetObjectItemCaseSensitive(r, "aux_state"), *ax;
+    s->n_aux = 0;
+    cJSON_ArrayForEach(ax, aux) if (cJSON_IsNumber(ax) && s->n_aux < TRAINER_STATE_MAX_AUX) s->aux[s->n_aux++] = ax->valuedouble;
     const cJSON *order = cJSON_GetObjectItemCaseSensitive(r, "data_order");
     if (cJSON_IsArray(order)) {
         if (cJSON_GetArraySize(order) != s->n_train) {

@@ -27,6 +27,8 @@ typedef struct {
     double eval_loss, eval_accuracy, eval_margin;
 } train_log_entry;
 
+#define TRAINER_STATE_MAX_AUX 8
+
 typedef struct {
     int epochs_done;          // completed epochs
     int micro_in_epoch;       // micro-batches of the current epoch already consumed
@@ -39,6 +41,10 @@ typedef struct {
     int *order;               // the current epoch's data order (n_train), may be NULL
     train_log_entry *log;     // log history
     int n_log, cap_log;
+    // Trainer-specific numbers that a resume needs (DPO: bco_pair's running moments), saved in the
+    // resume state as "aux_state" when n_aux > 0.
+    double aux[TRAINER_STATE_MAX_AUX];
+    int n_aux;
     // HF TrainerState fields written for the reader (resume does not need them): the epoch reached is
     // epochs_done + micro_in_epoch / micro_per_epoch (0: epochs_done).
     int micro_per_epoch;

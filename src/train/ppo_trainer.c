@@ -394,6 +394,11 @@ static rlhf_status setup(ppo_run *r, rlhf_err *err) {
     model_load_opts lr = lo;
     lr.peft = rq;
     RLHF_TRY(peft_load_model_dir(&r->reward, a->reward_model_path, HEAD_SEQCLS, rq, &lr, err));
+    if (r->reward->n_new_head_tensors && !a->allow_new_reward_head)
+        return rlhf_fail(err, RLHF_EINPUT, "--reward_model_path %s: not a reward model: its checkpoint has no score "
+                         "head for %s (a base or causal-LM model?), so the head would be random and every reward "
+                         "noise; train one with `rlhf reward` first, or give --allow_new_reward_head to use it anyway",
+                         a->reward_model_path, r->reward->cfg.architecture);
 
     if (has_tokenizer_files(a->model_name_or_path))
         RLHF_TRY(tokenizer_load(&r->policy_tok, a->model_name_or_path, err));

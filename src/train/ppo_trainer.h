@@ -97,6 +97,9 @@ typedef struct {
     // 4-bit copy only saves memory). The policy is saved as a peft adapter (+ merged with merge_adapter).
     peft_options peft;
     int merge_adapter;
+    // A reward model whose score head is not in its checkpoint (a base or causal-LM model) is an error
+    // unless this is set: its rewards would be noise from a random head.
+    int allow_new_reward_head;
 } ppo_args;
 
 // TRL's / the contract's defaults (every pointer NULL).

@@ -356,13 +356,11 @@ static void fmt(char *buf, size_t n, double v) {
         buf[0] = 0;
 }
 
-// The final directory: the model (HF layout), or with adapters peft's layout (adapter_config.json +
-// adapter_model.safetensors) and, with merge_adapter, the merged model beside it. Merging unloads the
-// adapters from m, so it comes last.
-static rlhf_status save_model_dir(model *m, const tokenizer *tok, const char *dir, const sft_args *a, rlhf_err *err) {
+rlhf_status sft_save_model_dir(model *m, const tokenizer *tok, const char *dir, const char *base_model_name,
+                               int merge_adapter, rlhf_err *err) {
     if (peft_active(m)) {
-        RLHF_TRY(peft_save_adapter(m, dir, a->base_model_name, err));
-        if (a->merge_adapter) {
+        RLHF_TRY(peft_save_adapter(m, dir, base_model_name, err));
+        if (merge_adapter) {
             RLHF_TRY(peft_merge_and_unload(m, err));
             RLHF_TRY(model_save(m, dir, err));
         }
@@ -407,7 +405,7 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
     long long steps_per_epoch = (n_batches + accum - 1) / accum;
     long long total = a->max_steps > 0 ? a->max_steps : (long long)ceil(a->num_train_epochs * steps_per_epoch);
     if (total < 1) total = 1;
-    long long warmup = (long long)ceil(a->warmup_ratio * (double)total);
+    long long warmup = a->warmup_steps > 0 ? a->warmup_steps : (long long)ceil(a->warmup_ratio * (double)total);
     int pad_id = m->cfg.pad_token_id >= 0 && m->cfg.pad_token_id < m->cfg.vocab_size ? m->cfg.pad_token_id : 0;
     adamw_config ac = {0.9, 0.999, 1e-8, a->weight_decay};
 
@@ -562,7 +560,7 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
         if (st == RLHF_OK)
             st = rlhf_fail(err, RLHF_EINTERRUPT, "interrupted: saved %s/checkpoint-%lld", a->output_dir, step);
     }
-    if (st == RLHF_OK) st = save_model_dir(m, tok, a->output_dir, a, err);
+    if (st == RLHF_OK) st = sft_save_model_dir(m, tok, a->output_dir, a->base_model_name, a->merge_adapter, err);
     if (st == RLHF_OK) {
         report_series s = {"train loss", hist_x, hist_y, n_hist};
         report_chart ch = {"SFT loss", "step", &s, 1};

@@ -62,6 +62,7 @@ typedef struct {
     double num_train_epochs;
     long long max_steps;
     double learning_rate, weight_decay, warmup_ratio, max_grad_norm;
+    long long warmup_steps;           // > 0 overrides warmup_ratio
     lr_schedule schedule;
     uint64_t seed;
     int shuffle;
@@ -103,6 +104,13 @@ rlhf_status sft_evaluate(model *m, const sft_set *s, int batch_size, double *los
 // Splits off the last round(fraction * n) examples of a seeded permutation (RNG_STREAM_SPLIT) as an
 // eval set; both sets own their examples afterwards (train keeps the rest, in their original order).
 rlhf_status sft_set_split(sft_set *train, sft_set *eval, double fraction, uint64_t seed, rlhf_err *err);
+
+// The final directory of a causal-LM trainer (sft, dpo): the model in HF layout with its
+// generation_config.json and tokenizer, or with adapters peft's layout (adapter_config.json +
+// adapter_model.safetensors naming base_model_name) and, with merge_adapter, the merged model beside
+// it. Merging unloads the adapters from m, so it comes last.
+rlhf_status sft_save_model_dir(model *m, const tokenizer *tok, const char *dir, const char *base_model_name,
+                               int merge_adapter, rlhf_err *err);
 
 rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, const sft_args *a, sft_result *res,
                       rlhf_err *err);

@@ -10,7 +10,7 @@
 #include "cli/signals.h"
 
 static const rlhf_command COMMANDS[] = {
-    {"tokenize", "encode texts with a Hugging Face tokenizer (tokenizer.json, vocab.txt, vocab.json+merges.txt)", cmd_tokenize},
+    {"tokenize", "encode texts with a Hugging Face tokenizer (tokenizer.json, vocab.txt, vocab.json+merges.txt, tokenizer.model)", cmd_tokenize},
     {"init", "create a randomly initialised model from a config.json (HF init)", cmd_init},
     {"reward", "train a reward model on preference pairs (pairwise loss)", cmd_reward},
     {"score", "score (prompt, response) pairs or a dataset with a reward model", cmd_score},

@@ -116,14 +116,6 @@ long long ppo_num_updates(long long total_episodes, int batch) {
     return (total_episodes + batch - 1) / batch;
 }
 
-static int has_tokenizer_files(const char *dir) {
-    static const char *const names[] = {"tokenizer.json", "vocab.txt", "vocab.json"};
-    char p[4200];
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-        if (file_exists(path_join(p, sizeof p, dir, names[i]))) return 1;
-    return 0;
-}
-
 static int has_config(const char *dir) {
     char p[4200];
     return file_exists(path_join(p, sizeof p, dir, "config.json"));
@@ -400,11 +392,11 @@ static rlhf_status setup(ppo_run *r, rlhf_err *err) {
                          "noise; train one with `rlhf reward` first, or give --allow_new_reward_head to use it anyway",
                          a->reward_model_path, r->reward->cfg.architecture);
 
-    if (has_tokenizer_files(a->model_name_or_path))
+    if (tokenizer_files_present(a->model_name_or_path))
         RLHF_TRY(tokenizer_load(&r->policy_tok, a->model_name_or_path, err));
-    else if (has_tokenizer_files(a->sft_model_path))
+    else if (tokenizer_files_present(a->sft_model_path))
         RLHF_TRY(tokenizer_load(&r->policy_tok, a->sft_model_path, err));
-    if (r->policy_tok && has_tokenizer_files(a->reward_model_path))
+    if (r->policy_tok && tokenizer_files_present(a->reward_model_path))
         RLHF_TRY(tokenizer_load(&r->reward_tok, a->reward_model_path, err));
     // Tokenizer ids the model cannot embed are bad input naming both files (tokenizer_check_model_vocab).
     if (r->policy_tok)

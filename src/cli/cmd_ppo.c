@@ -70,6 +70,8 @@ static int run(int argc, char **argv) {
         {"allow_new_reward_head", ARG_BOOL, &a.allow_new_reward_head, "false",
          "accept a --reward_model_path without a trained score head (a base or causal LM: random rewards)", NULL, 0},
         {"quiet", ARG_BOOL, &quiet, "false", "no progress bar", NULL, 0},
+        {"torch_dtype", ARG_STRING, &a.torch_dtype, "auto", "dtype of the saved policy: auto (its config.json's "
+         "torch_dtype) | float32 | bfloat16 | float16 (training is fp32; checkpoints keep fp32 weights)", NULL, 0},
         {"threads", ARG_INT, &threads, "0", "threads (0 = all cores)", NULL, 0},
     };
     int n = 0;
@@ -112,6 +114,11 @@ static int run(int argc, char **argv) {
         return cli_report("ppo", RLHF_EINPUT, err.msg);
     }
     a.save_total_limit = save_total_limit;
+    if (strcmp(a.torch_dtype, "auto") && strcmp(a.torch_dtype, "float32") && strcmp(a.torch_dtype, "bfloat16") &&
+        strcmp(a.torch_dtype, "float16")) {
+        rlhf_fail(&err, RLHF_EINPUT, "--torch_dtype: expected auto, float32, bfloat16 or float16, got '%s'", a.torch_dtype);
+        return cli_report("ppo", RLHF_EINPUT, err.msg);
+    }
     char resume_dir[4096];
     rlhf_status rs = checkpoint_resolve_resume(a.resume_from_checkpoint, a.output_dir, resume_dir, sizeof resume_dir, &err);
     if (rs) return cli_report("ppo", rs, err.msg);

@@ -100,6 +100,7 @@ typedef struct {
     // A reward model whose score head is not in its checkpoint (a base or causal-LM model) is an error
     // unless this is set: its rewards would be noise from a random head.
     int allow_new_reward_head;
+    const char *torch_dtype;          // dtype of the saved policy: NULL / "auto" = its config.json's (models/model.h)
 } ppo_args;
 
 // TRL's / the contract's defaults (every pointer NULL).

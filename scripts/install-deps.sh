@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages rlhf builds against, only where missing. Idempotent; run as root
-# (or with sudo available). Used by `make demo` and `.ci/run`.
+# (or with sudo available). Used by `make test`, `make demo` and `.ci/run`.
 set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config
   libopenblas-openmp-dev libopenblas0-openmp   # OpenMP OpenBLAS: one thread pool shared with our OpenMP code
-  libcjson-dev libpcre2-dev libutf8proc-dev zlib1g-dev
+  libcjson-dev libpcre2-dev libutf8proc-dev zlib1g-dev libyaml-dev   # libyaml: --config FILE.yaml
+  python3                                      # the CLI tests' checks (standard library only: tests/cli/fresh_machine.sh)
 )
 # Optional extras: `--bench` adds PyTorch for the side-by-side benchmarks; `--fuzz` adds clang's libFuzzer runtime.
 for arg in "$@"; do

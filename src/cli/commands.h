@@ -25,6 +25,8 @@ void cli_set_threads(long long n);
 // Parses argv into specs (cli/args.h) for a command: returns -1 to go on, else the exit code to return
 // at once (0 after printing --help with usage, 2 after reporting a bad flag).
 int cli_parse_flags(const char *command, const char *usage, arg_spec *specs, int n, int argc, char **argv);
+// Prints "rlhf VERSION" (the project version CMake passes as RLHF_VERSION) to stdout.
+void cli_print_version(void);
 // Prints "rlhf COMMAND: message" for a failed status and returns the exit code for it.
 int cli_report(const char *command, int status, const char *msg);
 

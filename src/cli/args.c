@@ -22,6 +22,7 @@ static rlhf_status set_value(arg_spec *s, const char *val, int from_default, rlh
     char *end = NULL;
     switch (s->type) {
     case ARG_STRING:
+    case ARG_OPT_STRING:
         *(const char **)s->dest = val;
         return RLHF_OK;
     case ARG_MULTI:
@@ -192,7 +193,7 @@ rlhf_status args_parse(arg_spec *specs, int n, int argc, char **argv, int first,
             continue;
         }
         if (specs[i].def) RLHF_TRY(set_value(&specs[i], specs[i].def, 1, err));
-        else if (specs[i].type == ARG_STRING) *(const char **)specs[i].dest = NULL;
+        else if (specs[i].type == ARG_STRING || specs[i].type == ARG_OPT_STRING) *(const char **)specs[i].dest = NULL;
     }
     for (int a = first; a < argc; a++)
         if (!strcmp(argv[a], "--help") || !strcmp(argv[a], "-h")) {
@@ -254,6 +255,8 @@ rlhf_status args_parse(arg_spec *specs, int n, int argc, char **argv, int first,
         } else if (s->type == ARG_BOOL) {
             if (a + 1 < argc && is_bool_word(argv[a + 1])) val = argv[++a];
             else val = "true";
+        } else if (s->type == ARG_OPT_STRING && (a + 1 >= argc || !strncmp(argv[a + 1], "--", 2))) {
+            val = "true";
         } else {
             if (a + 1 >= argc) return rlhf_fail(err, RLHF_EINPUT, "%s--%s: missing value", where, s->name);
             val = argv[++a];
@@ -292,7 +295,7 @@ void args_print_help(const char *usage, const arg_spec *specs, int n) {
     printf("%s\n\nflags:\n", usage);
     for (int i = 0; i < n; i++) {
         const char *t = specs[i].type == ARG_INT ? "N" : specs[i].type == ARG_FLOAT ? "X"
-                      : specs[i].type == ARG_BOOL ? "" : "S";
+                      : specs[i].type == ARG_BOOL ? "" : specs[i].type == ARG_OPT_STRING ? "[S]" : "S";
         char left[64];
         snprintf(left, sizeof left, "--%s %s", specs[i].name, t);
         printf("  %-34s %s", left, specs[i].help ? specs[i].help : "");
@@ -301,6 +304,8 @@ void args_print_help(const char *usage, const arg_spec *specs, int n) {
     }
     printf("  %-34s %s\n", "--config FILE.yaml", "flags as 'name: value' lines (TRL's YAML); the command line wins");
     printf("  %-34s %s\n", "--report_to none", "accepted: metrics go to OUTPUT_DIR/training_log.csv and report.html");
+    printf("  %-34s %s\n", "--model_revision R", "revision of a hub id (ORG/NAME) given as --model_name_or_path; "
+           "hub ids resolve from the local Hugging Face cache, never downloaded");
     printf("  %-34s %s\n", "--version", "print the version");
     printf("  %-34s %s\n", "--help", "show this help");
 }

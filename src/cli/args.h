@@ -11,7 +11,8 @@ typedef enum {
     ARG_INT,     // long long
     ARG_FLOAT,   // double
     ARG_BOOL,    // int; "--flag" alone sets 1, "--flag true|false|1|0" explicit
-    ARG_MULTI    // repeated string flag: const char *[ARG_MULTI_MAX], count in *multi_count
+    ARG_MULTI,   // repeated string flag: const char *[ARG_MULTI_MAX], count in *multi_count
+    ARG_OPT_STRING  // const char *; the value may be left out ("--flag" last or before another --flag): "true"
 } arg_type;
 
 #define ARG_MULTI_MAX 64
@@ -23,7 +24,7 @@ typedef struct {
     const char *def;       // default as text (NULL: no default / required-by-command)
     const char *help;
     int *multi_count;      // ARG_MULTI only
-    int seen;              // set by the parser when given on the command line
+    int seen;              // set by the parser when given on the command line (or in --config)
 } arg_spec;
 
 // An argv token "--@from=FILE:LINE" says the flag token after it came from a --config YAML file

@@ -4,6 +4,7 @@
 // (ppo_trainer_state.c) around it.
 #include "train/ppo_trainer.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,14 +116,6 @@ long long ppo_num_updates(long long total_episodes, int batch) {
     return (total_episodes + batch - 1) / batch;
 }
 
-static int has_tokenizer_files(const char *dir) {
-    static const char *const names[] = {"tokenizer.json", "vocab.txt", "vocab.json"};
-    char p[4200];
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-        if (file_exists(path_join(p, sizeof p, dir, names[i]))) return 1;
-    return 0;
-}
-
 static int has_config(const char *dir) {
     char p[4200];
     return file_exists(path_join(p, sizeof p, dir, "config.json"));
@@ -184,6 +177,15 @@ static rlhf_status load_prompts(ppo_run *r, rlhf_err *err) {
         max_pos = r->ref->cfg.max_positions;
     if (r->value && r->value->cfg.max_positions > 0 && (max_pos == 0 || r->value->cfg.max_positions < max_pos))
         max_pos = r->value->cfg.max_positions;
+    long long limit = a->max_prompt_length > 0 ? a->max_prompt_length : LLONG_MAX;
+    if (max_pos > 0 && max_pos - a->response_length < limit) limit = (long long)max_pos - a->response_length;
+    if (limit < 1) {
+        dataset_free(&d);
+        chat_template_free(chat);
+        return rlhf_fail(err, RLHF_EINPUT, "--response_length %d leaves no room for a prompt in the policy's %d "
+                         "positions", a->response_length, max_pos);
+    }
+    int n_trunc = 0;
     for (int i = 0; i < d.n; i++) {
         ppo_prompt *p = &r->prompts[i];
         r->n_prompts = i + 1;
@@ -239,14 +241,24 @@ static rlhf_status load_prompts(ppo_run *r, rlhf_err *err) {
                            a->dataset_name, p->line);
             break;
         }
-        if (max_pos > 0 && p->n + a->response_length > max_pos) {
-            st = rlhf_fail(err, RLHF_EINPUT,
-                           "%s:%d: prompt of %d tokens + --response_length %d exceeds the policy's %d positions",
-                           a->dataset_name, p->line, p->n, a->response_length, max_pos);
-            break;
+        // An over-long prompt keeps its end (TRL truncates prompts from the left to max_prompt_length), so
+        // that it and the response fit the positions; the reward model then reads the kept text.
+        if (p->n > limit) {
+            memmove(p->ids, p->ids + (p->n - limit), sizeof(int32_t) * (size_t)limit);
+            p->n = (int)limit;
+            n_trunc++;
+            if (r->policy_tok) {
+                free(p->text);
+                p->text = NULL;
+                if ((st = tokenizer_decode(r->policy_tok, p->ids, p->n, 1, &p->text, err))) break;
+            }
         }
         if (p->n > r->max_prompt) r->max_prompt = p->n;
     }
+    if (!st && n_trunc)
+        fprintf(stderr, "rlhf ppo: %d of %d prompts truncated from the left to %lld tokens (%s)\n", n_trunc,
+                r->n_prompts, limit, a->max_prompt_length > 0 && a->max_prompt_length == limit
+                                     ? "--max_prompt_length" : "the policy's positions less --response_length");
     chat_template_free(chat);
     dataset_free(&d);
     return st;
@@ -374,12 +386,17 @@ static rlhf_status setup(ppo_run *r, rlhf_err *err) {
     model_load_opts lr = lo;
     lr.peft = rq;
     RLHF_TRY(peft_load_model_dir(&r->reward, a->reward_model_path, HEAD_SEQCLS, rq, &lr, err));
+    if (r->reward->n_new_head_tensors && !a->allow_new_reward_head)
+        return rlhf_fail(err, RLHF_EINPUT, "--reward_model_path %s: not a reward model: its checkpoint has no score "
+                         "head for %s (a base or causal-LM model?), so the head would be random and every reward "
+                         "noise; train one with `rlhf reward` first, or give --allow_new_reward_head to use it anyway",
+                         a->reward_model_path, r->reward->cfg.architecture);
 
-    if (has_tokenizer_files(a->model_name_or_path))
+    if (tokenizer_files_present(a->model_name_or_path))
         RLHF_TRY(tokenizer_load(&r->policy_tok, a->model_name_or_path, err));
-    else if (has_tokenizer_files(a->sft_model_path))
+    else if (tokenizer_files_present(a->sft_model_path))
         RLHF_TRY(tokenizer_load(&r->policy_tok, a->sft_model_path, err));
-    if (r->policy_tok && has_tokenizer_files(a->reward_model_path))
+    if (r->policy_tok && tokenizer_files_present(a->reward_model_path))
         RLHF_TRY(tokenizer_load(&r->reward_tok, a->reward_model_path, err));
     // Tokenizer ids the model cannot embed are bad input naming both files (tokenizer_check_model_vocab).
     if (r->policy_tok)
@@ -821,6 +838,7 @@ static rlhf_status train_loop(ppo_run *r, ppo_result *res, rlhf_err *err) {
     long long start = 0;
     if (a->resume_from_checkpoint) RLHF_TRY(ppo_checkpoint_load(r, a->resume_from_checkpoint, &start, err));
     RLHF_TRY(make_dirs(a->output_dir, err));
+    RLHF_TRY(checkpoint_remove_stale(a->output_dir, err));
     char path[4200];
     path_join(path, sizeof path, a->output_dir, "training_log.csv");
     if (a->resume_from_checkpoint) RLHF_TRY(ppo_log_rewrite(r, path, err));

@@ -52,9 +52,10 @@ static rlhf_status encode(const tokenizer *tok, const char *text, int special, c
 
 // Encodes a chat-template rendering of row r (see sft_set_load); *is_chat = 1 when the row is one.
 static rlhf_status read_chat_row(const dataset *d, int r, const tokenizer *tok, int vocab,
-                                 const struct chat_template *chat, const char *model_dir, const char *where,
-                                 int32_t **p, int *np, int32_t **c, int *nc, int *is_chat, rlhf_err *err) {
-    int messages = chat_field_is_messages(d, r, "messages"), prompt = chat_field_is_messages(d, r, "prompt");
+                                 const struct chat_template *chat, const char *model_dir, const sft_fields *f,
+                                 const char *where, int32_t **p, int *np, int32_t **c, int *nc, int *is_chat,
+                                 rlhf_err *err) {
+    int messages = chat_field_is_messages(d, r, "messages"), prompt = chat_field_is_messages(d, r, f->prompt);
     *is_chat = messages || prompt;
     if (!*is_chat) return RLHF_OK;
     char *text = NULL;
@@ -67,11 +68,11 @@ static rlhf_status read_chat_row(const dataset *d, int r, const tokenizer *tok, 
     // prompt + completion: the boundary is the rendered prompt's token count, as TRL's completion mask.
     int32_t *full = NULL;
     int nfull = 0;
-    rlhf_status s = chat_render_row(d, r, "prompt", NULL, chat, 1, model_dir, &text, err);
+    rlhf_status s = chat_render_row(d, r, f->prompt, NULL, chat, 1, model_dir, &text, err);
     if (!s) s = encode(tok, text, 0, where, vocab, p, np, err);
     free(text);
     text = NULL;
-    if (!s) s = chat_render_row(d, r, "prompt", "completion", chat, 0, model_dir, &text, err);
+    if (!s) s = chat_render_row(d, r, f->prompt, f->completion, chat, 0, model_dir, &text, err);
     if (!s) s = encode(tok, text, 0, where, vocab, &full, &nfull, err);
     free(text);
     if (s) {
@@ -89,43 +90,99 @@ static rlhf_status read_chat_row(const dataset *d, int r, const tokenizer *tok, 
     return *c ? RLHF_OK : rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
 }
 
+static int has_key(const dataset *d, int r, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(d->rows[r], k);
+    return v && !cJSON_IsNull(v);
+}
+
+// Stanford Alpaca's prompt (with and without an input), the text its rows were written for.
+#define ALPACA_HEAD_INPUT                                                                                    \
+    "Below is an instruction that describes a task, paired with an input that provides further context. " \
+    "Write a response that appropriately completes the request.\n\n### Instruction:\n"
+#define ALPACA_HEAD                                                                                          \
+    "Below is an instruction that describes a task. Write a response that appropriately completes the "   \
+    "request.\n\n### Instruction:\n"
+
+static rlhf_status alpaca_prompt(const dataset *d, int r, char **out, rlhf_err *err) {
+    const char *ins, *input = NULL;
+    RLHF_TRY(dataset_get_string(d, r, "instruction", 1, &ins, err));
+    RLHF_TRY(dataset_get_string(d, r, "input", 0, &input, err));
+    int with_input = input && input[0];
+    size_t n = strlen(ALPACA_HEAD_INPUT) + strlen(ins) + (with_input ? strlen(input) : 0) + 64;
+    *out = malloc(n);
+    if (!*out) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    if (with_input) snprintf(*out, n, "%s%s\n\n### Input:\n%s\n\n### Response:\n", ALPACA_HEAD_INPUT, ins, input);
+    else snprintf(*out, n, "%s%s\n\n### Response:\n", ALPACA_HEAD, ins);
+    return RLHF_OK;
+}
+
 // Reads one row into (prompt part, trained part).
 static rlhf_status read_row(const dataset *d, int r, const tokenizer *tok, int vocab,
-                            const struct chat_template *chat, const char *model_dir, int32_t **p, int *np,
-                            int32_t **c, int *nc, int *is_chat, rlhf_err *err) {
+                            const struct chat_template *chat, const char *model_dir, const sft_fields *f, int32_t **p,
+                            int *np, int32_t **c, int *nc, int *is_chat, rlhf_err *err) {
     char where[4200];
     snprintf(where, sizeof where, "%s:%d", d->path, d->lines[r]);
     *p = *c = NULL;
     *np = *nc = 0;
-    RLHF_TRY(read_chat_row(d, r, tok, vocab, chat, model_dir, where, p, np, c, nc, is_chat, err));
+    RLHF_TRY(read_chat_row(d, r, tok, vocab, chat, model_dir, f, where, p, np, c, nc, is_chat, err));
     if (*is_chat) return RLHF_OK;
     RLHF_TRY(dataset_get_ids(d, r, "prompt_ids", 0, vocab, p, np, err));
     if (*p) return dataset_get_ids(d, r, "completion_ids", 1, vocab, c, nc, err);
     RLHF_TRY(dataset_get_ids(d, r, "input_ids", 0, vocab, c, nc, err));
     if (*c) return RLHF_OK;
     const char *prompt, *completion, *text;
-    RLHF_TRY(dataset_get_string(d, r, "prompt", 0, &prompt, err));
+    RLHF_TRY(dataset_get_string(d, r, f->prompt, 0, &prompt, err));
     if (prompt) {
-        RLHF_TRY(dataset_get_string(d, r, "completion", 1, &completion, err));
+        RLHF_TRY(dataset_get_string(d, r, f->completion, 1, &completion, err));
         RLHF_TRY(encode(tok, prompt, 1, where, vocab, p, np, err));
         return encode(tok, completion, 0, where, vocab, c, nc, err);
     }
-    rlhf_status st = dataset_get_string(d, r, "text", 1, &text, err);
-    if (st != RLHF_OK)
-        return rlhf_fail(err, RLHF_EINPUT, "%s: expected {\"prompt\", \"completion\"} or {\"text\"} (or token ids)",
-                         where);
-    return encode(tok, text, 1, where, vocab, c, nc, err);
+    if (has_key(d, r, f->text)) {
+        RLHF_TRY(dataset_get_string(d, r, f->text, 1, &text, err));
+        return encode(tok, text, 1, where, vocab, c, nc, err);
+    }
+    if (has_key(d, r, "instruction") && has_key(d, r, "output")) {  // Alpaca
+        char *ap = NULL;
+        RLHF_TRY(alpaca_prompt(d, r, &ap, err));
+        rlhf_status s = dataset_get_string(d, r, "output", 1, &completion, err);
+        if (!s) s = encode(tok, ap, 1, where, vocab, p, np, err);
+        free(ap);
+        RLHF_TRY(s);
+        return encode(tok, completion, 0, where, vocab, c, nc, err);
+    }
+    if (has_key(d, r, "question") && has_key(d, r, "answer")) {  // question / answer (GSM8K, ...)
+        RLHF_TRY(dataset_get_string(d, r, "question", 1, &prompt, err));
+        RLHF_TRY(dataset_get_string(d, r, "answer", 1, &completion, err));
+        RLHF_TRY(encode(tok, prompt, 1, where, vocab, p, np, err));
+        return encode(tok, completion, 0, where, vocab, c, nc, err);
+    }
+    return rlhf_fail(err, RLHF_EINPUT,
+                     "%s: no known layout; expected one of {\"%s\", \"%s\"}, {\"%s\"}, {\"messages\": [...]}, "
+                     "{\"instruction\", \"input\" (optional), \"output\"} (Alpaca), {\"question\", \"answer\"}, "
+                     "{\"prompt_ids\", \"completion_ids\"} or {\"input_ids\"} (or name the fields with "
+                     "--dataset_text_field / --prompt_field / --completion_field)",
+                     where, f->prompt, f->completion, f->text);
 }
 
 rlhf_status sft_set_load(sft_set *s, const dataset *d, const tokenizer *tok, int vocab, int eos_id, int max_length,
                          const struct chat_template *chat, const char *model_dir, rlhf_err *err) {
+    return sft_set_load_fields(s, d, tok, vocab, eos_id, max_length, chat, model_dir, NULL, err);
+}
+
+rlhf_status sft_set_load_fields(sft_set *s, const dataset *d, const tokenizer *tok, int vocab, int eos_id,
+                                int max_length, const struct chat_template *chat, const char *model_dir,
+                                const sft_fields *fields, rlhf_err *err) {
+    sft_fields f = {"text", "prompt", "completion"};
+    if (fields && fields->text) f.text = fields->text;
+    if (fields && fields->prompt) f.prompt = fields->prompt;
+    if (fields && fields->completion) f.completion = fields->completion;
     memset(s, 0, sizeof *s);
     s->ex = calloc((size_t)d->n, sizeof *s->ex);
     if (!s->ex) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
     for (int r = 0; r < d->n; r++) {
         int32_t *p = NULL, *c = NULL;
         int np = 0, nc = 0, is_chat = 0;
-        rlhf_status st = read_row(d, r, tok, vocab, chat, model_dir, &p, &np, &c, &nc, &is_chat, err);
+        rlhf_status st = read_row(d, r, tok, vocab, chat, model_dir, &f, &p, &np, &c, &nc, &is_chat, err);
         int n = np + nc + 1;
         sft_example *e = &s->ex[r];
         if (st == RLHF_OK) {
@@ -299,13 +356,11 @@ static void fmt(char *buf, size_t n, double v) {
         buf[0] = 0;
 }
 
-// The final directory: the model (HF layout), or with adapters peft's layout (adapter_config.json +
-// adapter_model.safetensors) and, with merge_adapter, the merged model beside it. Merging unloads the
-// adapters from m, so it comes last.
-static rlhf_status save_model_dir(model *m, const tokenizer *tok, const char *dir, const sft_args *a, rlhf_err *err) {
+rlhf_status sft_save_model_dir(model *m, const tokenizer *tok, const char *dir, const char *base_model_name,
+                               int merge_adapter, rlhf_err *err) {
     if (peft_active(m)) {
-        RLHF_TRY(peft_save_adapter(m, dir, a->base_model_name, err));
-        if (a->merge_adapter) {
+        RLHF_TRY(peft_save_adapter(m, dir, base_model_name, err));
+        if (merge_adapter) {
             RLHF_TRY(peft_merge_and_unload(m, err));
             RLHF_TRY(model_save(m, dir, err));
         }
@@ -330,6 +385,18 @@ static rlhf_status eval_and_log(model *m, const sft_args *a, csv_log *log, train
     return trainer_state_add_log(ts, &le, err);
 }
 
+// checkpoint-{STEP} (HF naming whatever the strategy), then --save_total_limit's rotation. A step saved
+// already (an epoch's end that is also the interruption point) is not written twice.
+static rlhf_status save_ckpt(const model *m, const tokenizer *tok, const adamw_state *opt, trainer_state *ts,
+                             const sft_args *a, long long *last_saved, rlhf_err *err) {
+    if (*last_saved == ts->global_step) return RLHF_OK;
+    char path[4200];
+    RLHF_TRY(checkpoint_save(checkpoint_path(path, sizeof path, a->output_dir, ts->global_step), m, tok, opt, ts,
+                             a->base_model_name, err));
+    *last_saved = ts->global_step;
+    return checkpoint_rotate(a->output_dir, a->save_total_limit, ts->global_step, err);
+}
+
 rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, const sft_args *a, sft_result *res,
                       rlhf_err *err) {
     memset(res, 0, sizeof *res);
@@ -338,7 +405,7 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
     long long steps_per_epoch = (n_batches + accum - 1) / accum;
     long long total = a->max_steps > 0 ? a->max_steps : (long long)ceil(a->num_train_epochs * steps_per_epoch);
     if (total < 1) total = 1;
-    long long warmup = (long long)ceil(a->warmup_ratio * (double)total);
+    long long warmup = a->warmup_steps > 0 ? a->warmup_steps : (long long)ceil(a->warmup_ratio * (double)total);
     int pad_id = m->cfg.pad_token_id >= 0 && m->cfg.pad_token_id < m->cfg.vocab_size ? m->cfg.pad_token_id : 0;
     adamw_config ac = {0.9, 0.999, 1e-8, a->weight_decay};
 
@@ -354,8 +421,9 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
     static const char *const cols[] = {SFT_LOG_COLUMNS};
     trainer_state ts;
     memset(&ts, 0, sizeof ts);
-    rlhf_status st = RLHF_OK;
-    if (a->resume_from) {
+    rlhf_status st = checkpoint_remove_stale(a->output_dir, err);
+    long long last_saved = -1;
+    if (st == RLHF_OK && a->resume_from) {
         st = trainer_state_load(path_join(path, sizeof path, a->resume_from, "trainer_state.json"), &ts, err);
         if (st == RLHF_OK && (ts.n_train != n || ts.seed != a->seed))
             st = rlhf_fail(err, RLHF_EINPUT,
@@ -376,6 +444,14 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
     int n_hist = 0;
     ts.seed = a->seed;
     ts.n_train = n;
+    ts.train_batch_size = bs;  // HF TrainerState fields of trainer_state.json
+    ts.grad_accum = accum;
+    ts.micro_per_epoch = n_batches;
+    ts.max_steps = total;
+    ts.logging_steps = a->logging_steps;
+    ts.eval_steps = a->eval_steps;
+    ts.save_steps = a->save_steps;
+    ts.num_train_epochs = (double)((total + steps_per_epoch - 1) / steps_per_epoch);
     sft_scratch sc;
     memset(&sc, 0, sizeof sc);
     if (st == RLHF_OK && (!order || !hist_x || !hist_y)) st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
@@ -447,11 +523,8 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
             if (st == RLHF_OK && a->eval && a->eval_steps > 0 && step % a->eval_steps == 0 && !epoch_end)
                 st = eval_and_log(m, a, log, &ts, ep, step, &res->eval_loss, err);
             if (st == RLHF_OK && a->save_steps > 0 && step % a->save_steps == 0 && !epoch_end && step < total) {
-                char name[64];
-                snprintf(name, sizeof name, "checkpoint-%lld", step);
                 ts.epochs_done = epoch, ts.micro_in_epoch = mb + 1, ts.global_step = step, ts.order = order;
-                st = checkpoint_save(path_join(path, sizeof path, a->output_dir, name), m, tok, &opt, &ts,
-                                     a->base_model_name, err);
+                st = save_ckpt(m, tok, &opt, &ts, a, &last_saved, err);
             }
             if (st != RLHF_OK) break;
             if (pg) {
@@ -474,30 +547,20 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
         ts.global_step = step;
         ts.order = order;
         if (a->stop && *a->stop) res->interrupted = 1;  // stopped on the epoch's last step: resume at the next
-        if (st == RLHF_OK && a->save_epochs && ts.micro_in_epoch == 0) {
-            char name[64];
-            snprintf(name, sizeof name, "checkpoint-epoch%d", epoch + 1);
-            st = checkpoint_save(path_join(path, sizeof path, a->output_dir, name), m, tok, &opt, &ts, a->base_model_name,
-                                 err);
-        }
-        if (st == RLHF_OK && a->save_steps > 0 && step % a->save_steps == 0 && !res->interrupted && step > 0) {
-            char name[64];
-            snprintf(name, sizeof name, "checkpoint-%lld", step);
-            st = checkpoint_save(path_join(path, sizeof path, a->output_dir, name), m, tok, &opt, &ts, a->base_model_name,
-                                 err);
-        }
+        if (st == RLHF_OK && a->save_epochs && ts.micro_in_epoch == 0)
+            st = save_ckpt(m, tok, &opt, &ts, a, &last_saved, err);
+        if (st == RLHF_OK && a->save_steps > 0 && step % a->save_steps == 0 && !res->interrupted && step > 0)
+            st = save_ckpt(m, tok, &opt, &ts, a, &last_saved, err);
     }
     if (pg) progress_finish(pg, NULL);
     res->global_step = step;
     if (st == RLHF_OK && res->interrupted) {
-        char name[64];
-        snprintf(name, sizeof name, "checkpoint-%lld", step);
         ts.global_step = step;
-        st = checkpoint_save(path_join(path, sizeof path, a->output_dir, name), m, tok, &opt, &ts, a->base_model_name,
-                                 err);
-        if (st == RLHF_OK) st = rlhf_fail(err, RLHF_EINTERRUPT, "interrupted: saved %s/%s", a->output_dir, name);
+        st = save_ckpt(m, tok, &opt, &ts, a, &last_saved, err);
+        if (st == RLHF_OK)
+            st = rlhf_fail(err, RLHF_EINTERRUPT, "interrupted: saved %s/checkpoint-%lld", a->output_dir, step);
     }
-    if (st == RLHF_OK) st = save_model_dir(m, tok, a->output_dir, a, err);
+    if (st == RLHF_OK) st = sft_save_model_dir(m, tok, a->output_dir, a->base_model_name, a->merge_adapter, err);
     if (st == RLHF_OK) {
         report_series s = {"train loss", hist_x, hist_y, n_hist};
         report_chart ch = {"SFT loss", "step", &s, 1};

@@ -122,11 +122,7 @@ rlhf_status pairs_forward_backward(model *m, const pref_set *set, const int *idx
 }
 
 int model_dir_has_tokenizer(const char *dir) {
-    static const char *const files[] = {"tokenizer.json", "vocab.txt", "vocab.json"};
-    char path[4096];
-    for (int i = 0; i < 3; i++)
-        if (file_exists(path_join(path, sizeof path, dir, files[i]))) return 1;
-    return 0;
+    return tokenizer_files_present(dir);
 }
 
 rlhf_status reward_model_load(model **m, tokenizer **tok, const char *dir, uint64_t init_seed, rlhf_err *err) {
@@ -200,6 +196,20 @@ rlhf_status reward_encoding_record(model *m, pref_encoding enc, rlhf_err *err) {
                                  enc == PREF_ENCODING_CONCAT ? "concat" : "pair"))
         return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
     return RLHF_OK;
+}
+
+rlhf_status reward_max_length_record(model *m, int max_length, rlhf_err *err) {
+    if (!m->config_json || max_length <= 0) return RLHF_OK;
+    cJSON_DeleteItemFromObjectCaseSensitive(m->config_json, REWARD_MAX_LENGTH_CONFIG_KEY);
+    if (!cJSON_AddNumberToObject(m->config_json, REWARD_MAX_LENGTH_CONFIG_KEY, max_length))
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    return RLHF_OK;
+}
+
+int reward_max_length_of(const model *m) {
+    const cJSON *v = m->config_json ? cJSON_GetObjectItemCaseSensitive(m->config_json, REWARD_MAX_LENGTH_CONFIG_KEY)
+                                    : NULL;
+    return cJSON_IsNumber(v) && v->valuedouble >= 1 && v->valuedouble < 1e9 ? (int)v->valuedouble : 0;
 }
 
 pref_encoding reward_encoding_of(const model *m, pref_encoding def) {

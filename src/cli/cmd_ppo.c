@@ -140,6 +140,7 @@ static int run(int argc, char **argv) {
     if (st) return cli_report("ppo", st, err.msg);
     a.merge_adapter = pf.merge_adapter;
     cli_set_threads(threads);
+    a.dist = cli_dist();
     a.stop = cli_stop_flag_install();
     ppo_result res;
     st = ppo_train(&a, &res, &err);

@@ -45,7 +45,10 @@ typedef struct {
     int n_prompts;
     int max_prompt;            // longest prompt (tokens)
 
-    int batch;                 // prompts per update (TRL local_batch_size)
+    int batch;                 // prompts per update over all processes (TRL batch_size = local_batch_size x N)
+    int local;                 // this process's rows of it (TRL local_batch_size): [lo, lo + local)
+    int lo;
+    int n_ranks, rank;         // base/dist.h
     int mini;                  // rows per mini-batch
     int micro;                 // rows per micro-batch
     int fwd;                   // rows per rollout forward chunk
@@ -70,7 +73,9 @@ typedef struct {
 
 // ---- ppo_trainer_rollout.c ----
 // Samples responses for rows [0, r->batch) (prompts r->rows) at update `update`, fills qr_*, responses,
-// mask/lengths/has_stop, logprobs, ref_logprobs, values and scores (missing-EOS penalty applied).
+// mask/lengths/has_stop, logprobs, ref_logprobs, values and scores (missing-EOS penalty applied). With
+// processes each rank computes rows [lo, lo + local) and the results are gathered: every rank ends with
+// the whole batch.
 rlhf_status ppo_rollout(ppo_run *r, long long update, rlhf_err *err);
 // Log-probs (nb, R) of resp under logits (nb, T, V) at positions P-1.., divided by temperature + 1e-7;
 // lse (nb, R), may be NULL: the log-sum-exp of each slot's scaled logits (for the backward).

@@ -7,6 +7,7 @@ PACKAGES=(
   build-essential cmake pkg-config
   libopenblas-openmp-dev libopenblas0-openmp   # OpenMP OpenBLAS: one thread pool shared with our OpenMP code
   libcjson-dev libpcre2-dev libutf8proc-dev zlib1g-dev
+  libmicrohttpd-dev libcurl4-openssl-dev curl   # rlhf serve (HTTP server), remote rewards (HTTP client), tests
 )
 # Optional extras: `--bench` adds PyTorch for the side-by-side benchmarks; `--fuzz` adds clang's libFuzzer runtime.
 for arg in "$@"; do

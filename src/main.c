@@ -16,6 +16,7 @@ static const rlhf_command COMMANDS[] = {
     {"sft", "supervised fine-tuning of a causal LM", cmd_sft},
     {"generate", "generate text with a causal LM (greedy or sampling, KV cache)", cmd_generate},
     {"ppo", "fine-tune a causal LM against a reward model with PPO", cmd_ppo},
+    {"serve", "serve a reward model over HTTP (OpenRLHF's serve_rm: POST /get_reward)", cmd_serve},
 };
 #define N_COMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])
 

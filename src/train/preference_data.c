@@ -597,7 +597,7 @@ static rlhf_status build_row(const dataset *d, int r, const pref_opts *o, pref_r
         s = need_tokenizer(d, r, o, err);
         if (!s) s = field_text(d, r, "prompt", 0, &prompt, err);
         if (!s) s = field_text(d, r, "response", 1, &response, err);
-        if (!s) s = nonempty_response(d, r, "response", response, err);
+        if (!s && !o->allow_empty_response) s = nonempty_response(d, r, "response", response, err);
         if (!s) s = encode_field(d, r, o, "response", prompt, response, &out->chosen, &trunc, err);
         free(prompt);
         free(response);

@@ -4,7 +4,7 @@
 # sets NAME_RC to its exit status. Every server is killed when the test exits, whatever happens.
 SERVE_PIDS=()
 serve_cleanup() {
-  for p in "${SERVE_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+  for p in "${SERVE_PIDS[@]}"; do { kill -KILL "$p" && wait "$p"; } 2>/dev/null; done
   rm -rf "$W"
 }
 trap serve_cleanup EXIT

@@ -4,6 +4,7 @@
 #include "cli/serve_http.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <math.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -29,8 +30,14 @@ struct serve_http {
     struct MHD_Daemon *d;
     pthread_mutex_t mu;
     long in_flight;  // requests begun and not yet completed
+    long fresh;      // connections accepted whose first request has not begun yet
     serve_http_stats stats;
 };
+
+// The state of one connection: whether a request has begun on it (for the drain at shutdown).
+typedef struct {
+    int fresh;
+} connection_state;
 
 // The state of one request between the access handler's calls.
 typedef struct {
@@ -289,8 +296,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         rq = calloc(1, sizeof *rq);
         if (!rq) return MHD_NO;
         *con_cls = rq;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        connection_state *cs = ci ? ci->socket_context : NULL;
         pthread_mutex_lock(&s->mu);
         s->in_flight++;
+        if (cs && cs->fresh) {
+            cs->fresh = 0;
+            s->fresh--;
+        }
         pthread_mutex_unlock(&s->mu);
         int get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
         if (!strcmp(url, "/health")) {
@@ -351,6 +364,28 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     pthread_mutex_unlock(&s->mu);
 }
 
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+    (void)c;
+    serve_http *s = cls;
+    connection_state *cs = *socket_context;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        cs = calloc(1, sizeof *cs);
+        *socket_context = cs;
+        if (!cs) return;
+        cs->fresh = 1;
+        pthread_mutex_lock(&s->mu);
+        s->fresh++;
+        pthread_mutex_unlock(&s->mu);
+    } else if (cs) {
+        pthread_mutex_lock(&s->mu);
+        if (cs->fresh) s->fresh--;
+        pthread_mutex_unlock(&s->mu);
+        free(cs);
+        *socket_context = NULL;
+    }
+}
+
 // ---- lifecycle --------------------------------------------------------------------------------------------
 
 rlhf_status serve_http_start(serve_http **out, const serve_http_opts *o, int *bound_port, rlhf_err *err) {
@@ -379,6 +414,7 @@ rlhf_status serve_http_start(serve_http **out, const serve_http_opts *o, int *bo
     s->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, on_request, s,
                             MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)SERVE_MAX_CONNECTIONS,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)SERVE_CONNECTION_TIMEOUT_S,
                             MHD_OPTION_END);
@@ -397,14 +433,26 @@ rlhf_status serve_http_start(serve_http **out, const serve_http_opts *o, int *bo
 
 int serve_http_stop(serve_http *s, double drain_seconds, serve_http_stats *final) {
     if (!s) return 0;
-    MHD_socket l = MHD_quiesce_daemon(s->d);  // no new connections; open ones are still served
-    if (l != MHD_INVALID_SOCKET) close(l);
+    // No new connections; open ones are still served. Connections the kernel has already completed (the
+    // listen backlog) are in flight for their clients: they are taken and served too, then the socket closes.
+    MHD_socket l = MHD_quiesce_daemon(s->d);
+    if (l != MHD_INVALID_SOCKET) {
+        fcntl(l, F_SETFL, fcntl(l, F_GETFL) | O_NONBLOCK);
+        for (;;) {
+            struct sockaddr_storage sa;
+            socklen_t sl = sizeof sa;
+            int fd = accept(l, (struct sockaddr *)&sa, &sl);
+            if (fd < 0) break;
+            if (MHD_add_connection(s->d, fd, (struct sockaddr *)&sa, sl) != MHD_YES) close(fd);
+        }
+        close(l);
+    }
     struct timespec t0, now, nap = {0, 10 * 1000 * 1000};
     clock_gettime(CLOCK_MONOTONIC, &t0);
     long left;
     for (;;) {
         pthread_mutex_lock(&s->mu);
-        left = s->in_flight;
+        left = s->in_flight + s->fresh;
         pthread_mutex_unlock(&s->mu);
         clock_gettime(CLOCK_MONOTONIC, &now);
         double el = (double)(now.tv_sec - t0.tv_sec) + 1e-9 * (double)(now.tv_nsec - t0.tv_nsec);

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages rlhf builds against, only where missing. Idempotent; run as root
-# (or with sudo available). Used by `make demo` and `.ci/run`.
+# (or with sudo available). Used by `make test`, `make demo` and `.ci/run`.
 set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config
   libopenblas-openmp-dev libopenblas0-openmp   # OpenMP OpenBLAS: one thread pool shared with our OpenMP code
-  libcjson-dev libpcre2-dev libutf8proc-dev zlib1g-dev
-  libmicrohttpd-dev libcurl4-openssl-dev curl   # rlhf serve (HTTP server), remote rewards (HTTP client), tests
+  libcjson-dev libpcre2-dev libutf8proc-dev zlib1g-dev libyaml-dev   # libyaml: --config FILE.yaml
+  python3                                      # the CLI tests' checks (standard library only: tests/cli/fresh_machine.sh)
+  libmicrohttpd-dev libcurl4-openssl-dev curl  # rlhf serve (HTTP server), remote rewards (HTTP client), tests
 )
 # Optional extras: `--bench` adds PyTorch for the side-by-side benchmarks; `--fuzz` adds clang's libFuzzer runtime.
 for arg in "$@"; do

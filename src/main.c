@@ -6,6 +6,7 @@
 
 #include "base/cpu.h"
 #include "cli/commands.h"
+#include "cli/config_yaml.h"
 #include "cli/signals.h"
 
 static const rlhf_command COMMANDS[] = {
@@ -16,6 +17,7 @@ static const rlhf_command COMMANDS[] = {
     {"sft", "supervised fine-tuning of a causal LM", cmd_sft},
     {"generate", "generate text with a causal LM (greedy or sampling, KV cache)", cmd_generate},
     {"ppo", "fine-tune a causal LM against a reward model with PPO", cmd_ppo},
+    {"dpo", "direct preference optimisation of a causal LM on preference pairs (TRL DPOTrainer)", cmd_dpo},
     {"serve", "serve a reward model over HTTP (OpenRLHF's serve_rm: POST /get_reward)", cmd_serve},
 };
 #define N_COMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])
@@ -49,8 +51,22 @@ int main(int argc, char **argv) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    for (int i = 0; i < N_COMMANDS; i++)
-        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "--version")) {
+        cli_print_version();
+        return 0;
+    }
+    for (int i = 0; i < N_COMMANDS; i++) {
+        if (strcmp(argv[1], COMMANDS[i].name)) continue;
+        // --config FILE.yaml: the file's flags go in front of the command line's
+        cli_config_argv cfg;
+        rlhf_err err;
+        rlhf_err_clear(&err);
+        rlhf_status st = cli_config_expand(argc - 1, argv + 1, &cfg, &err);
+        if (st != RLHF_OK) return cli_report(COMMANDS[i].name, st, err.msg);
+        int rc = COMMANDS[i].run(cfg.argc, cfg.argv);
+        cli_config_free(&cfg);
+        return rc;
+    }
     fprintf(stderr, "rlhf: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

@@ -388,6 +388,11 @@ static rlhf_status setup(ppo_run *r, rlhf_err *err) {
         RLHF_TRY(reward_source_open(&r->remote, &ro, err));
     } else {
         RLHF_TRY(peft_load_model_dir(&r->reward, a->reward_model_path, HEAD_SEQCLS, rq, &lr, err));
+        if (r->reward->n_new_head_tensors && !a->allow_new_reward_head)
+            return rlhf_fail(err, RLHF_EINPUT, "--reward_model_path %s: not a reward model: its checkpoint has no score "
+                             "head for %s (a base or causal-LM model?), so the head would be random and every reward "
+                             "noise; train one with `rlhf reward` first, or give --allow_new_reward_head to use it "
+                             "anyway", a->reward_model_path, r->reward->cfg.architecture);
         RLHF_TRY(reward_norm_load(&r->rm_norm, r->reward, a->normalize_reward, a->reward_model_path, err));
     }
 
@@ -843,6 +848,7 @@ static rlhf_status train_loop(ppo_run *r, ppo_result *res, rlhf_err *err) {
     long long start = 0;
     if (a->resume_from_checkpoint) RLHF_TRY(ppo_checkpoint_load(r, a->resume_from_checkpoint, &start, err));
     RLHF_TRY(make_dirs(a->output_dir, err));
+    RLHF_TRY(checkpoint_remove_stale(a->output_dir, err));
     char path[4200];
     path_join(path, sizeof path, a->output_dir, "training_log.csv");
     if (a->resume_from_checkpoint) RLHF_TRY(ppo_log_rewrite(r, path, err));

@@ -8,15 +8,19 @@ PACKAGES=(
   libopenblas-openmp-dev libopenblas0-openmp   # OpenMP OpenBLAS: one thread pool shared with our OpenMP code
   libcjson-dev libpcre2-dev libutf8proc-dev zlib1g-dev libyaml-dev   # libyaml: --config FILE.yaml
   python3                                      # the CLI tests' checks (standard library only: tests/cli/fresh_machine.sh)
+  libprotobuf-c-dev protobuf-c-compiler          # SentencePiece tokenizer.model / spm.model files are protobufs
+  openmpi-bin libopenmpi-dev                   # data-parallel runs: mpirun -np N build/rlhf ... (src/base/dist.c)
   libmicrohttpd-dev libcurl4-openssl-dev curl  # rlhf serve (HTTP server), remote rewards (HTTP client), tests
 )
-# Optional extras: `--bench` adds PyTorch for the side-by-side benchmarks; `--fuzz` adds clang's libFuzzer runtime.
+# Optional extras: `--bench` adds PyTorch for the side-by-side benchmarks; `--fuzz` adds clang's libFuzzer runtime;
+# `--tools` adds SentencePiece's trainer and Python module (tools/train_spm_fixtures.sh, tools/gen_spm_fixtures.py).
 for arg in "$@"; do
   case $arg in
     --bench) PACKAGES+=(python3-torch python3-numpy) ;;
     --fuzz) PACKAGES+=(clang libclang-rt-14-dev) ;;
     --report) PACKAGES+=(chromium) ;;
-    *) echo "install-deps.sh: unknown option '$arg' (expected --bench, --fuzz or --report)" >&2; exit 2 ;;
+    --tools) PACKAGES+=(sentencepiece python3-sentencepiece python3-protobuf) ;;
+    *) echo "install-deps.sh: unknown option '$arg' (expected --bench, --fuzz, --report or --tools)" >&2; exit 2 ;;
   esac
 done
 

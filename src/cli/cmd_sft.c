@@ -133,10 +133,7 @@ int cmd_sft(int argc, char **argv) {
         if (st == RLHF_OK && pf.use_peft) cli_peft_notice("sft", m);
     }
     if (st == RLHF_OK) {
-        char p[4200];
-        const char *files[] = {"tokenizer.json", "vocab.json", "vocab.txt"};
-        for (int i = 0; i < 3 && !tok && st == RLHF_OK; i++)
-            if (file_exists(path_join(p, sizeof p, load_dir, files[i]))) st = tokenizer_load(&tok, load_dir, &err);
+        if (tokenizer_files_present(load_dir)) st = tokenizer_load(&tok, load_dir, &err);
         if (st == RLHF_OK && tok) st = tokenizer_check_model_vocab(tok, m->cfg.vocab_size, load_dir, &err);
     }
     if (st == RLHF_OK) {

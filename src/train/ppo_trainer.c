@@ -117,14 +117,6 @@ long long ppo_num_updates(long long total_episodes, int batch) {
     return (total_episodes + batch - 1) / batch;
 }
 
-static int has_tokenizer_files(const char *dir) {
-    static const char *const names[] = {"tokenizer.json", "vocab.txt", "vocab.json"};
-    char p[4200];
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-        if (file_exists(path_join(p, sizeof p, dir, names[i]))) return 1;
-    return 0;
-}
-
 static int has_config(const char *dir) {
     char p[4200];
     return file_exists(path_join(p, sizeof p, dir, "config.json"));
@@ -396,15 +388,15 @@ static rlhf_status setup(ppo_run *r, rlhf_err *err) {
         RLHF_TRY(reward_norm_load(&r->rm_norm, r->reward, a->normalize_reward, a->reward_model_path, err));
     }
 
-    if (has_tokenizer_files(a->model_name_or_path))
+    if (tokenizer_files_present(a->model_name_or_path))
         RLHF_TRY(tokenizer_load(&r->policy_tok, a->model_name_or_path, err));
-    else if (has_tokenizer_files(a->sft_model_path))
+    else if (tokenizer_files_present(a->sft_model_path))
         RLHF_TRY(tokenizer_load(&r->policy_tok, a->sft_model_path, err));
     if (remote && !r->policy_tok)
         return rlhf_fail(err, RLHF_EINPUT, "--reward_model_path %s: a remote reward model reads texts, but the policy "
                          "%s has no tokenizer files to decode its responses", a->reward_model_path,
                          a->model_name_or_path);
-    if (!remote && r->policy_tok && has_tokenizer_files(a->reward_model_path))
+    if (!remote && r->policy_tok && tokenizer_files_present(a->reward_model_path))
         RLHF_TRY(tokenizer_load(&r->reward_tok, a->reward_model_path, err));
     // Tokenizer ids the model cannot embed are bad input naming both files (tokenizer_check_model_vocab).
     if (r->policy_tok)

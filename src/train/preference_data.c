@@ -477,8 +477,8 @@ static rlhf_status nonempty_response(const dataset *d, int r, const char *field,
 static rlhf_status need_tokenizer(const dataset *d, int r, const pref_opts *o, rlhf_err *err) {
     if (o->tok) return RLHF_OK;
     return row_fail(err, d, r,
-                    "text rows need a tokenizer, but %s has no tokenizer files (tokenizer.json, vocab.txt or "
-                    "vocab.json+merges.txt); give pre-tokenized rows (chosen_ids/rejected_ids%s) instead",
+                    "text rows need a tokenizer, but %s has no tokenizer files (tokenizer.json, vocab.txt, "
+                    "vocab.json+merges.txt or tokenizer.model); give pre-tokenized rows (chosen_ids/rejected_ids%s) instead",
                     o->model_dir ? o->model_dir : "the model directory", o->allow_single ? ", input_ids" : "");
 }
 

@@ -4,6 +4,7 @@
 // (ppo_trainer_state.c) around it.
 #include "train/ppo_trainer.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,6 +180,15 @@ static rlhf_status load_prompts(ppo_run *r, rlhf_err *err) {
         max_pos = r->ref->cfg.max_positions;
     if (r->value && r->value->cfg.max_positions > 0 && (max_pos == 0 || r->value->cfg.max_positions < max_pos))
         max_pos = r->value->cfg.max_positions;
+    long long limit = a->max_prompt_length > 0 ? a->max_prompt_length : LLONG_MAX;
+    if (max_pos > 0 && max_pos - a->response_length < limit) limit = (long long)max_pos - a->response_length;
+    if (limit < 1) {
+        dataset_free(&d);
+        chat_template_free(chat);
+        return rlhf_fail(err, RLHF_EINPUT, "--response_length %d leaves no room for a prompt in the policy's %d "
+                         "positions", a->response_length, max_pos);
+    }
+    int n_trunc = 0;
     for (int i = 0; i < d.n; i++) {
         ppo_prompt *p = &r->prompts[i];
         r->n_prompts = i + 1;
@@ -234,14 +244,24 @@ static rlhf_status load_prompts(ppo_run *r, rlhf_err *err) {
                            a->dataset_name, p->line);
             break;
         }
-        if (max_pos > 0 && p->n + a->response_length > max_pos) {
-            st = rlhf_fail(err, RLHF_EINPUT,
-                           "%s:%d: prompt of %d tokens + --response_length %d exceeds the policy's %d positions",
-                           a->dataset_name, p->line, p->n, a->response_length, max_pos);
-            break;
+        // An over-long prompt keeps its end (TRL truncates prompts from the left to max_prompt_length), so
+        // that it and the response fit the positions; the reward model then reads the kept text.
+        if (p->n > limit) {
+            memmove(p->ids, p->ids + (p->n - limit), sizeof(int32_t) * (size_t)limit);
+            p->n = (int)limit;
+            n_trunc++;
+            if (r->policy_tok) {
+                free(p->text);
+                p->text = NULL;
+                if ((st = tokenizer_decode(r->policy_tok, p->ids, p->n, 1, &p->text, err))) break;
+            }
         }
         if (p->n > r->max_prompt) r->max_prompt = p->n;
     }
+    if (!st && n_trunc)
+        fprintf(stderr, "rlhf ppo: %d of %d prompts truncated from the left to %lld tokens (%s)\n", n_trunc,
+                r->n_prompts, limit, a->max_prompt_length > 0 && a->max_prompt_length == limit
+                                     ? "--max_prompt_length" : "the policy's positions less --response_length");
     chat_template_free(chat);
     dataset_free(&d);
     return st;

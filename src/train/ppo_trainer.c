@@ -41,6 +41,8 @@ void ppo_args_defaults(ppo_args *a) {
     a->local_rollout_forward_batch_size = 64;
     a->total_episodes = 0;
     a->num_train_epochs = 3.0;
+    a->reward_timeout = REWARD_REMOTE_DEFAULT_TIMEOUT_S;
+    a->reward_retries = REWARD_REMOTE_DEFAULT_RETRIES;
     a->response_length = 53;
     a->temperature = 0.7;
     a->stop_token = "eos";
@@ -125,6 +127,7 @@ static void run_free(ppo_run *r) {
     model_free(r->policy);
     model_free(r->ref);
     model_free(r->reward);
+    reward_source_free(r->remote);
     model_free(r->value);
     tokenizer_free(r->policy_tok);
     tokenizer_free(r->reward_tok);
@@ -385,32 +388,49 @@ static rlhf_status setup(ppo_run *r, rlhf_err *err) {
     const peft_options *rq = a->peft.load_in_4bit ? &quant : NULL;
     model_load_opts lr = lo;
     lr.peft = rq;
-    RLHF_TRY(peft_load_model_dir(&r->reward, a->reward_model_path, HEAD_SEQCLS, rq, &lr, err));
-    if (r->reward->n_new_head_tensors && !a->allow_new_reward_head)
-        return rlhf_fail(err, RLHF_EINPUT, "--reward_model_path %s: not a reward model: its checkpoint has no score "
-                         "head for %s (a base or causal-LM model?), so the head would be random and every reward "
-                         "noise; train one with `rlhf reward` first, or give --allow_new_reward_head to use it anyway",
-                         a->reward_model_path, r->reward->cfg.architecture);
+    const int remote = reward_source_is_url(a->reward_model_path);
+    if (remote) {  // the rewards come from a server: it reads the decoded (prompt, response) texts
+        reward_source_opts ro;
+        reward_source_opts_default(&ro);
+        ro.path = a->reward_model_path;
+        ro.normalize = a->normalize_reward;
+        ro.batch_size = a->local_rollout_forward_batch_size;
+        ro.timeout_s = a->reward_timeout;
+        ro.max_retries = a->reward_retries;
+        RLHF_TRY(reward_source_open(&r->remote, &ro, err));
+    } else {
+        RLHF_TRY(peft_load_model_dir(&r->reward, a->reward_model_path, HEAD_SEQCLS, rq, &lr, err));
+        if (r->reward->n_new_head_tensors && !a->allow_new_reward_head)
+            return rlhf_fail(err, RLHF_EINPUT, "--reward_model_path %s: not a reward model: its checkpoint has no score "
+                             "head for %s (a base or causal-LM model?), so the head would be random and every reward "
+                             "noise; train one with `rlhf reward` first, or give --allow_new_reward_head to use it "
+                             "anyway", a->reward_model_path, r->reward->cfg.architecture);
+        RLHF_TRY(reward_norm_load(&r->rm_norm, r->reward, a->normalize_reward, a->reward_model_path, err));
+    }
 
     if (tokenizer_files_present(a->model_name_or_path))
         RLHF_TRY(tokenizer_load(&r->policy_tok, a->model_name_or_path, err));
     else if (tokenizer_files_present(a->sft_model_path))
         RLHF_TRY(tokenizer_load(&r->policy_tok, a->sft_model_path, err));
-    if (r->policy_tok && tokenizer_files_present(a->reward_model_path))
+    if (remote && !r->policy_tok)
+        return rlhf_fail(err, RLHF_EINPUT, "--reward_model_path %s: a remote reward model reads texts, but the policy "
+                         "%s has no tokenizer files to decode its responses", a->reward_model_path,
+                         a->model_name_or_path);
+    if (!remote && r->policy_tok && tokenizer_files_present(a->reward_model_path))
         RLHF_TRY(tokenizer_load(&r->reward_tok, a->reward_model_path, err));
     // Tokenizer ids the model cannot embed are bad input naming both files (tokenizer_check_model_vocab).
     if (r->policy_tok)
         RLHF_TRY(tokenizer_check_model_vocab(r->policy_tok, r->policy->cfg.vocab_size, a->model_name_or_path, err));
     if (r->reward_tok)
         RLHF_TRY(tokenizer_check_model_vocab(r->reward_tok, r->reward->cfg.vocab_size, a->reward_model_path, err));
-    if (!r->reward_tok && r->reward->cfg.vocab_size < r->policy->cfg.vocab_size)
+    if (!remote && !r->reward_tok && r->reward->cfg.vocab_size < r->policy->cfg.vocab_size)
         return rlhf_fail(err, RLHF_EINPUT,
                          "--reward_model_path %s: without tokenizer files on both sides the reward model reads the "
                          "policy's token ids, but its vocabulary (%d) is smaller than the policy's (%d)",
                          a->reward_model_path, r->reward->cfg.vocab_size, r->policy->cfg.vocab_size);
-    r->rm_max_len = r->reward->cfg.max_positions;
+    r->rm_max_len = remote ? 0 : r->reward->cfg.max_positions;
     r->rm_eos = r->reward_tok && tokenizer_eos_id(r->reward_tok) >= 0 ? tokenizer_eos_id(r->reward_tok)
-                                                                       : r->reward->cfg.eos_token_id;
+                : remote ? -1 : r->reward->cfg.eos_token_id;
 
     int policy_eos = r->policy_tok && tokenizer_eos_id(r->policy_tok) >= 0 ? tokenizer_eos_id(r->policy_tok)
                                                                            : r->policy->cfg.eos_token_id;
@@ -436,7 +456,9 @@ static rlhf_status setup(ppo_run *r, rlhf_err *err) {
     r->value_source = a->value_model;
     if (r->value_source == PPO_VALUE_REWARD) {
         const char *why = NULL;
-        if (!r->reward->cfg.is_decoder)
+        if (remote)
+            why = "it is remote";
+        else if (!r->reward->cfg.is_decoder)
             why = "it is an encoder, which cannot give a value per policy token";
         else if (r->reward->cfg.num_labels != 1)
             why = "its head has more than one label";
@@ -929,6 +951,20 @@ static rlhf_status train_loop(ppo_run *r, ppo_result *res, rlhf_err *err) {
         double lr = lr_at(SCHED_LINEAR, a->learning_rate, u - 1, 0, r->num_updates);
         ppo_log_row row;
         st = ppo_update(r, &s, u, lr, &row, &skipped, &streak, err);
+        if (st && r->remote_failed) {  // the reward server is gone: keep what the finished updates learned
+            long long last = u - 1;
+            int saved = last > start && a->save_steps > 0 && last % a->save_steps == 0;  // saved by --save_steps
+            rlhf_err e2;
+            if (last > start && !saved) saved = ppo_checkpoint_save(r, last, &e2) == RLHF_OK;
+            char why[RLHF_ERR_MSG / 2];
+            snprintf(why, sizeof why, "%.1000s", err->msg);
+            if (saved)
+                rlhf_fail(err, RLHF_ERUNTIME, "update %lld: %s; the state after update %lld is in %s/checkpoint-%lld "
+                          "(continue with --resume_from_checkpoint once the server is back)", u, why, last,
+                          a->output_dir, last);
+            else
+                rlhf_fail(err, RLHF_ERUNTIME, "update %lld: %s", u, why);
+        }
         if (st) break;
         double el = now_seconds() - t0;
         row.v[COL_EPS] = el > 0 ? floor((double)(u - start) * r->batch / el) : 0;

@@ -53,7 +53,7 @@ typedef enum {
 typedef struct {
     const char *model_name_or_path;   // the policy to train
     const char *sft_model_path;       // the frozen reference
-    const char *reward_model_path;
+    const char *reward_model_path;    // a directory, or http://HOST:PORT/get_reward (train/reward_source.h)
     const char *dataset_name;         // prompt rows {"prompt": str} or {"prompt_ids": [...]}
     const char *output_dir;
     const char *resume_from_checkpoint;  // NULL: fresh run
@@ -84,6 +84,9 @@ typedef struct {
     int whiten_rewards;
     ppo_value_source value_model;
     pref_encoding encoding;           // how an encoder reward model reads (prompt, response)
+    int normalize_reward;             // (r - mean) / std from the reward model's config.json (OpenRLHF)
+    double reward_timeout;            // remote rewards: seconds per request
+    int reward_retries;               // remote rewards: tries after the first, with exponential backoff
     uint64_t seed;
     long long save_steps;             // checkpoint every N updates; <= 0: none
     long long save_total_limit;       // > 0: keep only the newest N checkpoint-<UPDATE> directories

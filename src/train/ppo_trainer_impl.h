@@ -9,6 +9,8 @@
 #include "tokenizer/tokenizer.h"
 #include "train/optimizer.h"
 #include "train/ppo_trainer.h"
+#include "train/reward_scoring.h"
+#include "train/reward_source.h"
 
 typedef struct {
     int32_t *ids;      // prompt tokens for the policy (n)
@@ -24,7 +26,10 @@ typedef struct {
 
 typedef struct {
     const ppo_args *a;
-    model *policy, *ref, *reward;
+    model *policy, *ref, *reward;  // reward: NULL when the rewards are remote
+    reward_source *remote;     // --reward_model_path http://...: the rewards come from a server
+    reward_norm rm_norm;       // --normalize_reward with a local reward model
+    int remote_failed;         // the reward server stayed unreachable: the loop saves the last finished update
     model *value;              // PPO_VALUE_REWARD: the value model (a copy of the reward model); else NULL
     tokenizer *policy_tok;     // NULL: pre-tokenized prompts and no tokenizer files (the id route)
     tokenizer *reward_tok;     // NULL on the id route

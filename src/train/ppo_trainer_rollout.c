@@ -206,7 +206,36 @@ oom:
     return rlhf_fail(err, RLHF_ERUNTIME, "out of memory building reward model inputs");
 }
 
+// Remote rewards: the decoded (prompt, response) texts of rows [b0, b0 + nb) posted as one request. On the id
+// route the prompt text is decoded from its ids.
+static rlhf_status score_chunk_remote(ppo_run *r, int b0, int nb, rlhf_err *err) {
+    char **prompts = calloc((size_t)nb, sizeof *prompts), **responses = calloc((size_t)nb, sizeof *responses);
+    char **decoded = calloc((size_t)nb, sizeof *decoded);
+    rlhf_status st = prompts && responses && decoded ? RLHF_OK
+                                                     : rlhf_fail(err, RLHF_ERUNTIME, "out of memory scoring responses");
+    for (int i = 0; i < nb && !st; i++) {
+        const ppo_prompt *p = &r->prompts[r->rows[b0 + i]];
+        if (!p->text) st = tokenizer_decode(r->policy_tok, p->ids, p->n, 1, &decoded[i], err);
+        prompts[i] = p->text ? p->text : decoded[i];
+        if (!st) st = ppo_response_text(r, b0 + i, &responses[i], err);
+    }
+    float *out = r->scores + b0;
+    if (!st) {
+        st = reward_source_score(r->remote, (const char *const *)prompts, (const char *const *)responses, nb, out, err);
+        r->remote_failed = st != RLHF_OK;
+    }
+    for (int i = 0; i < nb; i++) {
+        if (responses) free(responses[i]);
+        if (decoded) free(decoded[i]);
+    }
+    free(prompts);
+    free(responses);
+    free(decoded);
+    return st;
+}
+
 static rlhf_status score_chunk(ppo_run *r, int b0, int nb, rlhf_err *err) {
+    if (r->remote) return score_chunk_remote(r, b0, nb, err);
     token_seq *seqs = calloc((size_t)nb, sizeof *seqs);
     const token_seq **ptrs = calloc((size_t)nb, sizeof *ptrs);
     padded_batch pb = {0};
@@ -227,8 +256,8 @@ static rlhf_status score_chunk(ppo_run *r, int b0, int nb, rlhf_err *err) {
     st = model_forward(r->reward, &mb, err);
     if (st) goto out;
     for (int i = 0; i < nb; i++)
-        r->scores[b0 + i] = (float)reward_read(r->reward->out + (size_t)i * r->reward->cfg.num_labels,
-                                               r->reward->cfg.num_labels);
+        r->scores[b0 + i] = (float)reward_norm_apply(
+            &r->rm_norm, reward_read(r->reward->out + (size_t)i * r->reward->cfg.num_labels, r->reward->cfg.num_labels));
 out:
     if (seqs)
         for (int i = 0; i < nb; i++) {

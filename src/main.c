@@ -18,6 +18,7 @@ static const rlhf_command COMMANDS[] = {
     {"generate", "generate text with a causal LM (greedy or sampling, KV cache)", cmd_generate},
     {"ppo", "fine-tune a causal LM against a reward model with PPO", cmd_ppo},
     {"dpo", "direct preference optimisation of a causal LM on preference pairs (TRL DPOTrainer)", cmd_dpo},
+    {"serve", "serve a reward model over HTTP (OpenRLHF's serve_rm: POST /get_reward)", cmd_serve},
 };
 #define N_COMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])
 

@@ -123,5 +123,9 @@ int main(void) {
     test_family("gptneox_lm", HEAD_LM);
     test_family("llama_lm", HEAD_LM);
     test_family("mistral_lm", HEAD_LM);
+    test_family("qwen2_lm", HEAD_LM);
+    test_family("phi3_lm", HEAD_LM);
+    test_family("gemma_lm", HEAD_LM);
+    test_family("gemma2_lm", HEAD_LM);
     return tu_finish("models_checkpointing");
 }

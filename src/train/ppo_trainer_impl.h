@@ -9,6 +9,8 @@
 #include "tokenizer/tokenizer.h"
 #include "train/optimizer.h"
 #include "train/ppo_trainer.h"
+#include "train/reward_scoring.h"
+#include "train/reward_source.h"
 
 typedef struct {
     int32_t *ids;      // prompt tokens for the policy (n)
@@ -24,7 +26,10 @@ typedef struct {
 
 typedef struct {
     const ppo_args *a;
-    model *policy, *ref, *reward;
+    model *policy, *ref, *reward;  // reward: NULL when the rewards are remote
+    reward_source *remote;     // --reward_model_path http://...: the rewards come from a server
+    reward_norm rm_norm;       // --normalize_reward with a local reward model
+    int remote_failed;         // the reward server stayed unreachable: the loop saves the last finished update
     model *value;              // PPO_VALUE_REWARD: the value model (a copy of the reward model); else NULL
     tokenizer *policy_tok;     // NULL: pre-tokenized prompts and no tokenizer files (the id route)
     tokenizer *reward_tok;     // NULL on the id route
@@ -47,7 +52,10 @@ typedef struct {
     int n_eval;
     int max_prompt;            // longest prompt (tokens)
 
-    int batch;                 // prompts per update (TRL local_batch_size)
+    int batch;                 // prompts per update over all processes (TRL batch_size = local_batch_size x N)
+    int local;                 // this process's rows of it (TRL local_batch_size): [lo, lo + local)
+    int lo;
+    int n_ranks, rank;         // base/dist.h
     int mini;                  // rows per mini-batch
     int micro;                 // rows per micro-batch
     int fwd;                   // rows per rollout forward chunk
@@ -72,7 +80,9 @@ typedef struct {
 
 // ---- ppo_trainer_rollout.c ----
 // Samples responses for rows [0, r->batch) (prompts r->rows) at update `update`, fills qr_*, responses,
-// mask/lengths/has_stop, logprobs, ref_logprobs, values and scores (missing-EOS penalty applied).
+// mask/lengths/has_stop, logprobs, ref_logprobs, values and scores (missing-EOS penalty applied). With
+// processes each rank computes rows [lo, lo + local) and the results are gathered: every rank ends with
+// the whole batch.
 rlhf_status ppo_rollout(ppo_run *r, long long update, rlhf_err *err);
 // Log-probs (nb, R) of resp under logits (nb, T, V) at positions P-1.., divided by temperature + 1e-7;
 // lse (nb, R), may be NULL: the log-sum-exp of each slot's scaled logits (for the backward).

@@ -206,7 +206,36 @@ oom:
     return rlhf_fail(err, RLHF_ERUNTIME, "out of memory building reward model inputs");
 }
 
+// Remote rewards: the decoded (prompt, response) texts of rows [b0, b0 + nb) posted as one request. On the id
+// route the prompt text is decoded from its ids.
+static rlhf_status score_chunk_remote(ppo_run *r, int b0, int nb, rlhf_err *err) {
+    char **prompts = calloc((size_t)nb, sizeof *prompts), **responses = calloc((size_t)nb, sizeof *responses);
+    char **decoded = calloc((size_t)nb, sizeof *decoded);
+    rlhf_status st = prompts && responses && decoded ? RLHF_OK
+                                                     : rlhf_fail(err, RLHF_ERUNTIME, "out of memory scoring responses");
+    for (int i = 0; i < nb && !st; i++) {
+        const ppo_prompt *p = &r->prompts[r->rows[b0 + i]];
+        if (!p->text) st = tokenizer_decode(r->policy_tok, p->ids, p->n, 1, &decoded[i], err);
+        prompts[i] = p->text ? p->text : decoded[i];
+        if (!st) st = ppo_response_text(r, b0 + i, &responses[i], err);
+    }
+    float *out = r->scores + b0;
+    if (!st) {
+        st = reward_source_score(r->remote, (const char *const *)prompts, (const char *const *)responses, nb, out, err);
+        r->remote_failed = st != RLHF_OK;
+    }
+    for (int i = 0; i < nb; i++) {
+        if (responses) free(responses[i]);
+        if (decoded) free(decoded[i]);
+    }
+    free(prompts);
+    free(responses);
+    free(decoded);
+    return st;
+}
+
 static rlhf_status score_chunk(ppo_run *r, int b0, int nb, rlhf_err *err) {
+    if (r->remote) return score_chunk_remote(r, b0, nb, err);
     token_seq *seqs = calloc((size_t)nb, sizeof *seqs);
     const token_seq **ptrs = calloc((size_t)nb, sizeof *ptrs);
     padded_batch pb = {0};
@@ -227,8 +256,8 @@ static rlhf_status score_chunk(ppo_run *r, int b0, int nb, rlhf_err *err) {
     st = model_forward(r->reward, &mb, err);
     if (st) goto out;
     for (int i = 0; i < nb; i++)
-        r->scores[b0 + i] = (float)reward_read(r->reward->out + (size_t)i * r->reward->cfg.num_labels,
-                                               r->reward->cfg.num_labels);
+        r->scores[b0 + i] = (float)reward_norm_apply(
+            &r->rm_norm, reward_read(r->reward->out + (size_t)i * r->reward->cfg.num_labels, r->reward->cfg.num_labels));
 out:
     if (seqs)
         for (int i = 0; i < nb; i++) {
@@ -241,8 +270,15 @@ out:
     return st;
 }
 
+// Gathers rows [lo, lo + local) of each rank into every rank's buffer (elem bytes per row).
+static rlhf_status gather_rows(ppo_run *r, void *buf, size_t row_bytes, rlhf_err *err) {
+    if (r->n_ranks == 1) return RLHF_OK;
+    char *p = buf;
+    return dist_allgather(r->a->dist, p + (size_t)r->lo * row_bytes, p, (size_t)r->local * row_bytes, err);
+}
+
 rlhf_status ppo_rollout(ppo_run *r, long long update, rlhf_err *err) {
-    const int B = r->batch, R = r->R;
+    const int B = r->batch, R = r->R, lo = r->lo, hi = r->lo + r->local;
     int P = 1;
     for (int b = 0; b < B; b++)
         if (r->prompts[r->rows[b]].n > P) P = r->prompts[r->rows[b]].n;
@@ -262,16 +298,18 @@ rlhf_status ppo_rollout(ppo_run *r, long long update, rlhf_err *err) {
         for (int t = P - p->n; t < T; t++) msk[t] = 1;
         r->n_generated[b] = R;
     }
-    for (int b0 = 0; b0 < B; b0 += r->fwd) {
-        int nb = B - b0 < r->fwd ? B - b0 : r->fwd;
+    for (int b0 = lo; b0 < hi; b0 += r->fwd) {
+        int nb = hi - b0 < r->fwd ? hi - b0 : r->fwd;
         RLHF_TRY(generate_chunk(r, b0, nb, update, err));
     }
+    RLHF_TRY(gather_rows(r, r->responses, (size_t)R * sizeof(int32_t), err));
+    RLHF_TRY(gather_rows(r, r->n_generated, sizeof(int), err));
     for (int b = 0; b < B; b++) memcpy(r->qr_ids + (size_t)b * T + P, r->responses + (size_t)b * R, (size_t)R * 4);
     ppo_positions(r->qr_pos, r->qr_mask, B, T);
     ppo_truncate_responses(r->mask, r->lengths, r->has_stop, r->responses, r->n_generated, r->stop_id, B, R);
 
-    for (int b0 = 0; b0 < B; b0 += r->fwd) {
-        int nb = B - b0 < r->fwd ? B - b0 : r->fwd;
+    for (int b0 = lo; b0 < hi; b0 += r->fwd) {
+        int nb = hi - b0 < r->fwd ? hi - b0 : r->fwd;
         model_batch mb = {.B = nb, .T = T, .input_ids = r->qr_ids + (size_t)b0 * T,
                           .attention_mask = r->qr_mask + (size_t)b0 * T, .position_ids = r->qr_pos + (size_t)b0 * T};
         const int32_t *resp = r->responses + (size_t)b0 * R;
@@ -298,6 +336,10 @@ rlhf_status ppo_rollout(ppo_run *r, long long update, rlhf_err *err) {
         }
         RLHF_TRY(score_chunk(r, b0, nb, err));
     }
+    RLHF_TRY(gather_rows(r, r->logprobs, (size_t)R * sizeof(float), err));
+    RLHF_TRY(gather_rows(r, r->ref_logprobs, (size_t)R * sizeof(float), err));
+    RLHF_TRY(gather_rows(r, r->values, (size_t)R * sizeof(float), err));
+    RLHF_TRY(gather_rows(r, r->scores, sizeof(float), err));
     if (r->a->has_missing_eos_penalty)
         ppo_missing_eos_penalty(r->scores, r->has_stop, (float)r->a->missing_eos_penalty, B);
     return RLHF_OK;

@@ -11,65 +11,9 @@
 
 #include "base/rng.h"
 #include "nn/ops.h"
-#include "train/generate.h"
 #include "models/peft.h"
 #include "train/ppo_trainer_impl.h"
 #include "train/trainer_common.h"
-
-void ppo_positions(int32_t *pos, const int32_t *mask, int B, int T) {
-    for (int b = 0; b < B; b++) {
-        int32_t c = 0;
-        for (int t = 0; t < T; t++) {
-            int32_t m = mask[(size_t)b * T + t] ? 1 : 0;
-            c += m;
-            pos[(size_t)b * T + t] = c - m;
-        }
-    }
-}
-
-// log-sum-exp of z / tau over one row of V logits (float exp: this loop is the hot spot of small models).
-float ppo_logsumexp(const float *z, int V, float inv) {
-    float mx = -INFINITY;
-    for (int v = 0; v < V; v++) mx = z[v] * inv > mx ? z[v] * inv : mx;
-    float s = 0;
-    for (int v = 0; v < V; v++) s += expf(z[v] * inv - mx);
-    return mx + logf(s);
-}
-
-void ppo_response_logprobs(float *out, float *lse, const float *logits, const int32_t *resp, int nb, int T, int P,
-                           int R, int V, double temperature) {
-    if (!lse) {  // the nn op's vectorised exp: R slots of row b are R consecutive rows of logits
-        for (int b = 0; b < nb; b++)
-            token_logprobs_forward(out + (size_t)b * R, logits + ((size_t)b * T + P - 1) * V, resp + (size_t)b * R, R,
-                                   V, (float)(temperature + PPO_TEMPERATURE_EPS));
-        return;
-    }
-    const float inv = (float)(1.0 / (temperature + PPO_TEMPERATURE_EPS));
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < nb; b++) {
-        for (int t = 0; t < R; t++) {
-            const float *z = logits + ((size_t)b * T + (P - 1 + t)) * V;
-            float l = ppo_logsumexp(z, V, inv);
-            if (lse) lse[(size_t)b * R + t] = l;
-            out[(size_t)b * R + t] = z[resp[(size_t)b * R + t]] * inv - l;
-        }
-    }
-}
-
-// One slot's softmax p = exp(z / tau - lse): its entropy (returned) and, when g != 0, the gradient of
-// g * logprob(tok) into dz (V): g / tau * (onehot - p). One exp pass serves both.
-float ppo_slot_entropy_backward(float *dz, const float *z, float lse, int32_t tok, float g, int V, float inv) {
-    double ez = 0;
-    float gi = g * inv;
-    for (int v = 0; v < V; v++) {
-        float zs = z[v] * inv;
-        float p = expf(zs - lse);
-        ez += (double)p * zs;
-        dz[v] = -gi * p;
-    }
-    dz[tok] += gi;
-    return (float)(lse - ez);
-}
 
 void ppo_values_from_hidden(float *out, const float *hidden, const float *w, float bias, int nb, int T, int P,
                             int R, int C) {
@@ -82,45 +26,27 @@ void ppo_values_from_hidden(float *out, const float *hidden, const float *w, flo
         }
 }
 
-// Samples R tokens for rows [b0, b0 + nb) with train/generate.h (KV cache, HF's temperature warper at
+// Samples R tokens for rows [b0, b0 + nb) (train/rollout.h: KV cache, HF's temperature warper at
 // temperature + 1e-7 as TRL's generation config), stopping a row at its first stop token. The draws are
 // keyed by (seed, update) and the row's place in the batch, so they do not depend on the chunking.
 static rlhf_status generate_chunk(ppo_run *r, int b0, int nb, long long update, rlhf_err *err) {
-    const int R = r->R;
-    const int32_t **prompts = malloc((size_t)nb * sizeof *prompts);
-    int *lens = malloc((size_t)nb * sizeof *lens);
+    const ppo_prompt **prompts = calloc((size_t)nb, sizeof *prompts);
     uint64_t *row_ids = malloc((size_t)nb * sizeof *row_ids);
-    if (!prompts || !lens || !row_ids) {
+    if (!prompts || !row_ids) {
         free(prompts);
-        free(lens);
         free(row_ids);
         return rlhf_fail(err, RLHF_ERUNTIME, "out of memory sampling responses");
     }
     for (int i = 0; i < nb; i++) {
-        const ppo_prompt *p = &r->prompts[r->rows[b0 + i]];
-        prompts[i] = p->ids;
-        lens[i] = p->n;
+        prompts[i] = &r->prompts[r->rows[b0 + i]];
         row_ids[i] = (uint64_t)(b0 + i);
     }
-    gen_config g = {.max_new_tokens = R, .do_sample = 1,
-                    .temperature = (float)(r->a->temperature + PPO_TEMPERATURE_EPS), .top_k = 0, .top_p = 1.0f,
-                    .eos_token_id = r->stop_id, .stop_token_id = -1, .pad_token_id = r->fill_id,
-                    .seed = rng_key(r->a->seed, RNG_STREAM_SAMPLE, (uint64_t)update, 0)};
-    gen_output out = {0};
-    rlhf_status st = generate(r->policy, prompts, lens, row_ids, nb, &g, &out, err);
-    if (!st) {
-        for (int i = 0; i < nb; i++) {
-            int b = b0 + i;
-            r->n_generated[b] = out.lengths[i];
-            for (int t = 0; t < R; t++)
-                r->responses[(size_t)b * R + t] = t < out.lengths[i] && t < out.max_new
-                                                      ? out.tokens[(size_t)i * out.max_new + t]
-                                                      : r->fill_id;
-        }
-    }
-    gen_output_free(&out);
+    rollout_sampling s = {.max_new_tokens = r->R, .temperature = (float)(r->a->temperature + PPO_TEMPERATURE_EPS),
+                          .top_k = 0, .top_p = 1.0, .min_p = 0, .repetition_penalty = 1.0, .stop_id = r->stop_id,
+                          .fill_id = r->fill_id, .seed = rng_key(r->a->seed, RNG_STREAM_SAMPLE, (uint64_t)update, 0)};
+    rlhf_status st = rollout_sample(r->policy, prompts, row_ids, nb, &s, r->responses + (size_t)b0 * r->R,
+                                    r->n_generated + b0, err);
     free(prompts);
-    free(lens);
     free(row_ids);
     return st;
 }
@@ -249,25 +175,16 @@ rlhf_status ppo_rollout(ppo_run *r, long long update, rlhf_err *err) {
     r->P = P;
     r->T = P + R;
     const int T = r->T;
-    // left-padded prompts (as HF generate pads), then every response slot real for the forwards:
-    // slots after a stop token only follow it causally, and the response mask drops them.
-    for (int b = 0; b < B; b++) {
-        const ppo_prompt *p = &r->prompts[r->rows[b]];
-        int32_t *ids = r->qr_ids + (size_t)b * T, *msk = r->qr_mask + (size_t)b * T;
-        for (int t = 0; t < P - p->n; t++) {
-            ids[t] = r->fill_id;
-            msk[t] = 0;
-        }
-        memcpy(ids + P - p->n, p->ids, (size_t)p->n * sizeof *ids);
-        for (int t = P - p->n; t < T; t++) msk[t] = 1;
-        r->n_generated[b] = R;
-    }
     for (int b0 = 0; b0 < B; b0 += r->fwd) {
         int nb = B - b0 < r->fwd ? B - b0 : r->fwd;
         RLHF_TRY(generate_chunk(r, b0, nb, update, err));
     }
-    for (int b = 0; b < B; b++) memcpy(r->qr_ids + (size_t)b * T + P, r->responses + (size_t)b * R, (size_t)R * 4);
-    ppo_positions(r->qr_pos, r->qr_mask, B, T);
+    // left-padded prompts (as HF generate pads), then every response slot real for the forwards
+    const ppo_prompt **rows = calloc((size_t)(B > 0 ? B : 1), sizeof *rows);
+    if (!rows) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    for (int b = 0; b < B; b++) rows[b] = &r->prompts[r->rows[b]];
+    rollout_pack(r->qr_ids, r->qr_mask, r->qr_pos, rows, r->responses, B, P, R, r->fill_id);
+    free(rows);
     ppo_truncate_responses(r->mask, r->lengths, r->has_stop, r->responses, r->n_generated, r->stop_id, B, R);
 
     for (int b0 = 0; b0 < B; b0 += r->fwd) {
@@ -276,8 +193,8 @@ rlhf_status ppo_rollout(ppo_run *r, long long update, rlhf_err *err) {
                           .attention_mask = r->qr_mask + (size_t)b0 * T, .position_ids = r->qr_pos + (size_t)b0 * T};
         const int32_t *resp = r->responses + (size_t)b0 * R;
         RLHF_TRY(model_forward(r->policy, &mb, err));
-        ppo_response_logprobs(r->logprobs + (size_t)b0 * R, NULL, r->policy->out, resp, nb, T, P, R,
-                              r->policy->cfg.vocab_size, r->a->temperature);
+        rollout_logprobs(r->logprobs + (size_t)b0 * R, NULL, r->policy->out, resp, nb, T, P, R,
+                         r->policy->cfg.vocab_size, r->a->temperature + PPO_TEMPERATURE_EPS);
         if (r->value_source == PPO_VALUE_HEAD)
             ppo_values_from_hidden(r->values + (size_t)b0 * R, r->policy->last_hidden, r->vhead,
                                    r->vhead[r->vhead_n - 1], nb, T, P, R, r->policy->cfg.hidden_size);
@@ -288,8 +205,8 @@ rlhf_status ppo_rollout(ppo_run *r, long long update, rlhf_err *err) {
             RLHF_TRY(model_forward(r->ref, &mb, err));
         else
             RLHF_TRY(peft_reference_forward(r->policy, &mb, err));
-        ppo_response_logprobs(r->ref_logprobs + (size_t)b0 * R, NULL, ref->out, resp, nb, T, P, R,
-                              ref->cfg.vocab_size, r->a->temperature);
+        rollout_logprobs(r->ref_logprobs + (size_t)b0 * R, NULL, ref->out, resp, nb, T, P, R,
+                         ref->cfg.vocab_size, r->a->temperature + PPO_TEMPERATURE_EPS);
         if (r->value_source == PPO_VALUE_REWARD) {
             RLHF_TRY(model_forward(r->value, &mb, err));
             ppo_values_from_hidden(r->values + (size_t)b0 * R, r->value->last_hidden,

@@ -13,7 +13,7 @@
 #include "nn/ops.h"
 #include "models/peft.h"
 #include "train/ppo_trainer_impl.h"
-#include "train/trainer_common.h"
+#include "train/reward_source.h"
 
 void ppo_values_from_hidden(float *out, const float *hidden, const float *w, float bias, int nb, int T, int P,
                             int R, int C) {
@@ -56,114 +56,21 @@ rlhf_status ppo_response_text(const ppo_run *r, int b, char **out, rlhf_err *err
     return tokenizer_decode(r->policy_tok, r->responses + (size_t)b * r->R, n, 1, out, err);
 }
 
-// The reward model's input for row b as `rlhf score` reads (prompt, response).
-static rlhf_status reward_input(const ppo_run *r, int b, token_seq *seq, rlhf_err *err) {
-    const ppo_prompt *p = &r->prompts[r->rows[b]];
-    const int is_dec = r->reward->cfg.is_decoder;
-    int n_resp = r->lengths[b] - (r->has_stop[b] ? 1 : 0);
-    const int32_t *resp = r->responses + (size_t)b * r->R;
-    int32_t *ids = NULL, *types = NULL;
-    int n = 0;
-    if (!r->reward_tok) {  // the id route: the vocabularies are the same (checked at load)
-        n = p->n + n_resp + (is_dec && r->rm_eos >= 0);
-        ids = malloc((size_t)n * sizeof *ids);
-        types = calloc((size_t)n, sizeof *types);
-        if (!ids || !types) goto oom;
-        memcpy(ids, p->ids, (size_t)p->n * sizeof *ids);
-        memcpy(ids + p->n, resp, (size_t)n_resp * sizeof *ids);
-        if (is_dec && r->rm_eos >= 0) ids[n - 1] = r->rm_eos;
-    } else {
-        char *text = NULL;
-        RLHF_TRY(tokenizer_decode(r->policy_tok, resp, n_resp, 1, &text, err));
-        tok_encoding e = {0};
-        rlhf_status st;
-        if (is_dec || r->a->encoding == PREF_ENCODING_CONCAT) {
-            size_t lp = strlen(p->text), lr = strlen(text);
-            char *joined = malloc(lp + lr + 1);
-            if (!joined) {
-                free(text);
-                goto oom;
-            }
-            memcpy(joined, p->text, lp);
-            memcpy(joined + lp, text, lr + 1);
-            st = tokenizer_encode(r->reward_tok, joined, NULL, 1, is_dec ? 0 : r->rm_max_len, TRUNC_LONGEST_FIRST,
-                                  &e, err);
-            free(joined);
-        } else {
-            st = tokenizer_encode(r->reward_tok, p->text, text, 1, r->rm_max_len, TRUNC_LONGEST_FIRST, &e, err);
-        }
-        free(text);
-        if (st) return rlhf_err_prefix(err, "scoring a response of %s:%d: ", r->a->dataset_name, p->line);
-        int add_eos = is_dec && r->rm_eos >= 0;
-        n = e.n + add_eos;
-        ids = malloc((size_t)(n > 0 ? n : 1) * sizeof *ids);
-        types = calloc((size_t)(n > 0 ? n : 1), sizeof *types);
-        if (!ids || !types) {
-            tok_encoding_free(&e);
-            goto oom;
-        }
-        memcpy(ids, e.ids, (size_t)e.n * sizeof *ids);
-        if (e.type_ids) memcpy(types, e.type_ids, (size_t)e.n * sizeof *types);
-        if (add_eos) ids[n - 1] = r->rm_eos;
-        tok_encoding_free(&e);
-    }
-    // A decoder reads its score at the last token: keep the tail when the input is too long.
-    if (r->rm_max_len > 0 && n > r->rm_max_len) {
-        int cut = n - r->rm_max_len;
-        memmove(ids, ids + cut, (size_t)r->rm_max_len * sizeof *ids);
-        memmove(types, types + cut, (size_t)r->rm_max_len * sizeof *types);
-        n = r->rm_max_len;
-    }
-    for (int i = 0; i < n; i++)
-        if (ids[i] < 0 || ids[i] >= r->reward->cfg.vocab_size) {
-            int bad = ids[i];
-            free(ids);
-            free(types);
-            return rlhf_fail(err, RLHF_EINPUT, "%s:%d: token id %d is outside the reward model's vocabulary (%d)",
-                             r->a->dataset_name, p->line, bad, r->reward->cfg.vocab_size);
-        }
-    seq->ids = ids;
-    seq->type_ids = types;
-    seq->n = n;
-    return RLHF_OK;
-oom:
-    free(ids);
-    free(types);
-    return rlhf_fail(err, RLHF_ERUNTIME, "out of memory building reward model inputs");
-}
-
+// The reward model's scores of rows [b0, b0 + nb) (train/reward_source.h: the scorer grpo shares).
 static rlhf_status score_chunk(ppo_run *r, int b0, int nb, rlhf_err *err) {
-    token_seq *seqs = calloc((size_t)nb, sizeof *seqs);
-    const token_seq **ptrs = calloc((size_t)nb, sizeof *ptrs);
-    padded_batch pb = {0};
-    rlhf_status st = RLHF_OK;
-    if (!seqs || !ptrs) {
-        st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory scoring responses");
-        goto out;
-    }
+    reward_item *items = calloc((size_t)(nb > 0 ? nb : 1), sizeof *items);
+    if (!items) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory scoring responses");
     for (int i = 0; i < nb; i++) {
-        st = reward_input(r, b0 + i, &seqs[i], err);
-        if (st) goto out;
-        ptrs[i] = &seqs[i];
+        int b = b0 + i;
+        const ppo_prompt *p = &r->prompts[r->rows[b]];
+        items[i] = (reward_item){.prompt_text = p->text, .prompt_ids = p->ids, .prompt_n = p->n,
+                                 .completion_ids = r->responses + (size_t)b * r->R,
+                                 .completion_n = r->lengths[b] - (r->has_stop[b] ? 1 : 0), .line = p->line};
     }
-    st = batch_collate(&pb, ptrs, nb, model_pad_id(r->reward), err);
-    if (st) goto out;
-    model_batch mb = {.B = pb.B, .T = pb.T, .input_ids = pb.input_ids, .attention_mask = pb.attention_mask,
-                      .token_type_ids = r->reward->cfg.type_vocab_size > 0 ? pb.token_type_ids : NULL};
-    st = model_forward(r->reward, &mb, err);
-    if (st) goto out;
-    for (int i = 0; i < nb; i++)
-        r->scores[b0 + i] = (float)reward_read(r->reward->out + (size_t)i * r->reward->cfg.num_labels,
-                                               r->reward->cfg.num_labels);
-out:
-    if (seqs)
-        for (int i = 0; i < nb; i++) {
-            free(seqs[i].ids);
-            free(seqs[i].type_ids);
-        }
-    free(seqs);
-    free(ptrs);
-    padded_batch_free(&pb);
+    rm_scorer sc = {.m = r->reward, .tok = r->reward_tok, .policy_tok = r->policy_tok, .eos = r->rm_eos,
+                    .max_len = r->rm_max_len, .encoding = r->a->encoding, .dataset_name = r->a->dataset_name};
+    rlhf_status st = rm_scorer_score(&sc, items, nb, r->scores + b0, err);
+    free(items);
     return st;
 }
 

@@ -16,6 +16,8 @@ static const rlhf_command COMMANDS[] = {
     {"sft", "supervised fine-tuning of a causal LM", cmd_sft},
     {"generate", "generate text with a causal LM (greedy or sampling, KV cache)", cmd_generate},
     {"ppo", "fine-tune a causal LM against a reward model with PPO", cmd_ppo},
+    {"grpo", "fine-tune a causal LM with GRPO (group baseline; reward models, rules, reward programs)", cmd_grpo},
+    {"rloo", "fine-tune a causal LM with RLOO (leave-one-out baseline, KL in the reward)", cmd_rloo},
 };
 #define N_COMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])
 

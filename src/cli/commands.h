@@ -19,6 +19,8 @@ int cmd_score(int argc, char **argv);
 int cmd_sft(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_ppo(int argc, char **argv);
+int cmd_grpo(int argc, char **argv);
+int cmd_rloo(int argc, char **argv);
 
 // Sets the OpenMP/OpenBLAS thread count (--threads; 0 = all cores).
 void cli_set_threads(long long n);

@@ -62,7 +62,14 @@ static void exec_destroy(reward_source *s) {
 }
 
 static void describe_exit(exec_source *x, char *out, size_t n) {
-    if (!x->exited && waitpid(x->pid, &x->status, WNOHANG) == x->pid) x->exited = 1;
+    // its output closed: it is most likely exiting; wait for it a moment to report how it ended
+    for (int i = 0; i < 200 && !x->exited; i++) {
+        if (waitpid(x->pid, &x->status, WNOHANG) == x->pid) x->exited = 1;
+        else {
+            struct timespec ts = {0, 5000000};
+            nanosleep(&ts, NULL);
+        }
+    }
     if (!x->exited) snprintf(out, n, "closed its output");
     else if (WIFEXITED(x->status)) snprintf(out, n, "exited with status %d", WEXITSTATUS(x->status));
     else if (WIFSIGNALED(x->status)) snprintf(out, n, "was killed by signal %d", WTERMSIG(x->status));

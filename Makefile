@@ -13,7 +13,8 @@ $(BUILD)/Makefile: CMakeLists.txt
 rlhf: $(BUILD)/Makefile
 	cmake --build $(BUILD) -j $(JOBS)
 
-test: rlhf
+# `make test` alone sets up a fresh Debian 12 machine: install-deps is idempotent and quick when all is there.
+test: deps rlhf
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 test-asan:

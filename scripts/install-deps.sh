@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # Installs the Debian packages rlhf builds against, only where missing. Idempotent; run as root
-# (or with sudo available). Used by `make demo` and `.ci/run`.
+# (or with sudo available). Used by `make test`, `make demo` and `.ci/run`.
 set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config
   libopenblas-openmp-dev libopenblas0-openmp   # OpenMP OpenBLAS: one thread pool shared with our OpenMP code
-  libcjson-dev libpcre2-dev libutf8proc-dev zlib1g-dev
+  libcjson-dev libpcre2-dev libutf8proc-dev zlib1g-dev libyaml-dev   # libyaml: --config FILE.yaml
+  python3                                      # the CLI tests' checks (standard library only: tests/cli/fresh_machine.sh)
+  libprotobuf-c-dev protobuf-c-compiler          # SentencePiece tokenizer.model / spm.model files are protobufs
 )
-# Optional extras: `--bench` adds PyTorch for the side-by-side benchmarks; `--fuzz` adds clang's libFuzzer runtime.
+# Optional extras: `--bench` adds PyTorch for the side-by-side benchmarks; `--fuzz` adds clang's libFuzzer runtime;
+# `--tools` adds SentencePiece's trainer and Python module (tools/train_spm_fixtures.sh, tools/gen_spm_fixtures.py).
 for arg in "$@"; do
   case $arg in
     --bench) PACKAGES+=(python3-torch python3-numpy) ;;
     --fuzz) PACKAGES+=(clang libclang-rt-14-dev) ;;
     --report) PACKAGES+=(chromium) ;;
-    *) echo "install-deps.sh: unknown option '$arg' (expected --bench, --fuzz or --report)" >&2; exit 2 ;;
+    --tools) PACKAGES+=(sentencepiece python3-sentencepiece python3-protobuf) ;;
+    *) echo "install-deps.sh: unknown option '$arg' (expected --bench, --fuzz, --report or --tools)" >&2; exit 2 ;;
   esac
 done
 

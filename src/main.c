@@ -6,10 +6,11 @@
 
 #include "base/cpu.h"
 #include "cli/commands.h"
+#include "cli/config_yaml.h"
 #include "cli/signals.h"
 
 static const rlhf_command COMMANDS[] = {
-    {"tokenize", "encode texts with a Hugging Face tokenizer (tokenizer.json, vocab.txt, vocab.json+merges.txt)", cmd_tokenize},
+    {"tokenize", "encode texts with a Hugging Face tokenizer (tokenizer.json, vocab.txt, vocab.json+merges.txt, tokenizer.model)", cmd_tokenize},
     {"init", "create a randomly initialised model from a config.json (HF init)", cmd_init},
     {"reward", "train a reward model on preference pairs (pairwise loss)", cmd_reward},
     {"score", "score (prompt, response) pairs or a dataset with a reward model", cmd_score},
@@ -18,6 +19,7 @@ static const rlhf_command COMMANDS[] = {
     {"ppo", "fine-tune a causal LM against a reward model with PPO", cmd_ppo},
     {"grpo", "fine-tune a causal LM with GRPO (group baseline; reward models, rules, reward programs)", cmd_grpo},
     {"rloo", "fine-tune a causal LM with RLOO (leave-one-out baseline, KL in the reward)", cmd_rloo},
+    {"dpo", "direct preference optimisation of a causal LM on preference pairs (TRL DPOTrainer)", cmd_dpo},
 };
 #define N_COMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])
 
@@ -50,8 +52,22 @@ int main(int argc, char **argv) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    for (int i = 0; i < N_COMMANDS; i++)
-        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "--version")) {
+        cli_print_version();
+        return 0;
+    }
+    for (int i = 0; i < N_COMMANDS; i++) {
+        if (strcmp(argv[1], COMMANDS[i].name)) continue;
+        // --config FILE.yaml: the file's flags go in front of the command line's
+        cli_config_argv cfg;
+        rlhf_err err;
+        rlhf_err_clear(&err);
+        rlhf_status st = cli_config_expand(argc - 1, argv + 1, &cfg, &err);
+        if (st != RLHF_OK) return cli_report(COMMANDS[i].name, st, err.msg);
+        int rc = COMMANDS[i].run(cfg.argc, cfg.argv);
+        cli_config_free(&cfg);
+        return rc;
+    }
     fprintf(stderr, "rlhf: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

@@ -286,8 +286,94 @@ static void test_llama_add_eos(void) {
     rmdir(dir);
 }
 
+// SentencePiece model files: a bad file is refused with the file named, the converter by class or model type;
+// tokenizer_save copies the model file and the copy loads to the same ids.
+static void write_bytes(const char *path, const void *p, size_t n) {
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL, "open %s", path);
+    if (!f) return;
+    CHECK(fwrite(p, 1, n, f) == n, "write %s", path);
+    fclose(f);
+}
+
+static void write_text(const char *path, const char *s) {
+    write_bytes(path, s, strlen(s));
+}
+
+static void expect_spm_error(const char *dir, const char *label, const char *want) {
+    tokenizer *t = NULL;
+    rlhf_err err = {0};
+    rlhf_status st = tokenizer_load(&t, dir, &err);
+    CHECK(st == RLHF_EINPUT && strstr(err.msg, want), "%s: want EINPUT with \"%s\", got %d: %s", label, want, st, err.msg);
+    tokenizer_free(t);
+}
+
+static void test_spm(void) {
+    char dir[] = "/tmp/rlhf_tok_spm_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char model[600], cfg[600], mcfg[600], cmd[1400];
+    snprintf(model, sizeof model, "%s/tokenizer.model", dir);
+    snprintf(cfg, sizeof cfg, "%s/tokenizer_config.json", dir);
+    snprintf(mcfg, sizeof mcfg, "%s/config.json", dir);
+    write_bytes(model, "not a protobuf", 14);
+    expect_spm_error(dir, "garbage", "tokenizer.model: not a SentencePiece model");
+    // ModelProto{trainer_spec{model_type: BPE}} without pieces
+    static const unsigned char NO_PIECES[] = {0x12, 0x02, 0x18, 0x02};
+    write_bytes(model, NO_PIECES, sizeof NO_PIECES);
+    expect_spm_error(dir, "no pieces", "has no pieces");
+    // pieces {piece: "\xff"}: not UTF-8
+    static const unsigned char BAD_UTF8[] = {0x0a, 0x03, 0x0a, 0x01, 0xff};
+    write_bytes(model, BAD_UTF8, sizeof BAD_UTF8);
+    expect_spm_error(dir, "bad piece", "piece 0 is not valid UTF-8");
+    // pieces {piece: "a"} with trainer_spec{model_type: WORD}
+    static const unsigned char WORD[] = {0x0a, 0x03, 0x0a, 0x01, 'a', 0x12, 0x02, 0x18, 0x03};
+    write_bytes(model, WORD, sizeof WORD);
+    expect_spm_error(dir, "WORD model", "model_type 3 (WORD or CHAR) has no transformers converter");
+    snprintf(cmd, sizeof cmd, "cp " TOKS "/spm/llama-bpe/tokenizer.model %s", model);
+    CHECK(system(cmd) == 0, "copy tokenizer.model");
+    write_text(cfg, "{\"tokenizer_class\": \"T5Tokenizer\"}");
+    expect_spm_error(dir, "unknown class", "tokenizer_class \"T5Tokenizer\" has no SentencePiece converter");
+    unlink(cfg);
+    write_text(mcfg, "{\"model_type\": \"t5\"}");
+    expect_spm_error(dir, "unknown model_type", "config.json: model_type \"t5\" has no SentencePiece converter");
+    unlink(mcfg);
+    write_text(cfg, "{\"tokenizer_class\": \"LlamaTokenizer\", \"bos_token\": null}");
+    expect_spm_error(dir, "no bos", "add_bos_token is set but the tokenizer has no bos token");
+    // no configuration: tokenizer.model is read as Llama's (<s> first); save copies it and reloads the same
+    unlink(cfg);
+    tokenizer *t = NULL, *t2 = NULL;
+    rlhf_err err = {0};
+    CHECK(tokenizer_load(&t, dir, &err) == RLHF_OK, "llama-bpe copy: %s", err.msg);
+    char out[] = "/tmp/rlhf_tok_spm_save_XXXXXX";
+    CHECK(mkdtemp(out) != NULL, "mkdtemp");
+    if (t) {
+        CHECK(tokenizer_save(t, out, &err) == RLHF_OK, "save: %s", err.msg);
+        CHECK(tokenizer_files_present(out), "saved directory has no tokenizer files");
+        CHECK(tokenizer_load(&t2, out, &err) == RLHF_OK, "reload: %s", err.msg);
+    }
+    if (t && t2) {
+        tok_encoding a, b;
+        const char *text = "Natalia sold 48 clips in April. \xe6\x9d\xb1";
+        CHECK(tokenizer_encode(t, text, NULL, 1, 0, TRUNC_LONGEST_FIRST, &a, &err) == RLHF_OK, "encode");
+        CHECK(tokenizer_encode(t2, text, NULL, 1, 0, TRUNC_LONGEST_FIRST, &b, &err) == RLHF_OK, "encode saved");
+        CHECK(a.n == b.n && a.n > 0 && !memcmp(a.ids, b.ids, (size_t)a.n * sizeof *a.ids) && a.ids[0] == 1,
+              "saved tokenizer.model encodes the same (n %d vs %d, first %d)", a.n, b.n, a.n ? a.ids[0] : -1);
+        char *dec = NULL;
+        CHECK(tokenizer_decode(t, a.ids, a.n, 1, &dec, &err) == RLHF_OK && dec && !strcmp(dec, text),
+              "decode round trip: [%s]", dec ? dec : "(null)");
+        free(dec);
+        tok_encoding_free(&a);
+        tok_encoding_free(&b);
+    }
+    tokenizer_free(t);
+    tokenizer_free(t2);
+    snprintf(cmd, sizeof cmd, "rm -rf %s %s", dir, out);
+    CHECK(system(cmd) == 0, "clean up");
+}
+
 int main(void) {
     test_load_errors();
+    test_spm();
     test_llama_add_eos();
     test_long_inputs();
     tokenizer *bert = NULL;

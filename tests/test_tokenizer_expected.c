@@ -189,11 +189,37 @@ int main(void) {
         snprintf(path, sizeof path, TOKS "/extra_ids/%s.jsonl", SYNTHETIC[i]);
         total += check_file(dir, path, SYNTHETIC[i]);
     }
+    // SentencePiece model files without tokenizer.json, against the tokenizer.json transformers' converters build
+    // from them (tools/gen_spm_fixtures.py, tools/gen_spm_ids.js); DeBERTa-v2 lowercased with punctuation split
+    // shares deberta-v2's spm.model
+    char d_deb[512];
+    snprintf(d_deb, sizeof d_deb, "%s/deberta-v2-lower-punct", tmp);
+    mkdir(d_deb, 0700);
+    snprintf(p, sizeof p, "%s/spm.model", d_deb);
+    int deb_ok = copy(TOKS "/spm/deberta-v2/spm.model", p) == 0;
+    snprintf(p, sizeof p, "%s/tokenizer_config.json", d_deb);
+    FILE *f = fopen(p, "w");
+    deb_ok &= f != NULL;
+    if (f) {
+        fputs("{\"tokenizer_class\": \"DebertaV2Tokenizer\", \"do_lower_case\": true, \"split_by_punct\": true}\n", f);
+        fclose(f);
+    }
+    CHECK(deb_ok, "copying spm.model into %s", d_deb);
+    static const char *const SPM[] = {"llama-bpe", "llama-bpe-nobf", "llama-unigram", "gemma", "deberta-v2"};
+    for (size_t i = 0; i < sizeof SPM / sizeof SPM[0]; i++) {
+        char dir[512], path[1024], label[256];
+        snprintf(dir, sizeof dir, TOKS "/spm/%s", SPM[i]);
+        snprintf(path, sizeof path, TOKS "/spm/%s.jsonl", SPM[i]);
+        snprintf(label, sizeof label, "spm %s", SPM[i]);
+        total += check_file(dir, path, label);
+    }
+    total += check_file(d_deb, TOKS "/spm/deberta-v2-lower-punct.jsonl", "spm deberta-v2-lower-punct");
     fprintf(stderr, "%d rows checked\n", total);
     // clean up the temporary directory
     const char *files[] = {"roberta-base/tokenizer.json", "roberta-base-files/vocab.json", "roberta-base-files/merges.txt",
                            "gpt2-files/vocab.json", "gpt2-files/merges.txt", "gpt2-files/tokenizer_config.json",
-                           "bert-files/vocab.txt", "bert-files/tokenizer_config.json"};
+                           "bert-files/vocab.txt", "bert-files/tokenizer_config.json",
+                           "deberta-v2-lower-punct/spm.model", "deberta-v2-lower-punct/tokenizer_config.json"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(p, sizeof p, "%s/%s", tmp, files[i]);
         unlink(p);
@@ -202,6 +228,7 @@ int main(void) {
     rmdir(d_rob_fb);
     rmdir(d_gpt2_fb);
     rmdir(d_bert_fb);
+    rmdir(d_deb);
     rmdir(tmp);
     return tu_finish("tokenizer_expected");
 }

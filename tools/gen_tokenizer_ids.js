@@ -200,4 +200,5 @@ async function main() {
     console.log(name + ': ' + lines.length + ' rows');
   }
 }
-main().catch((e) => { console.error(e); process.exit(1); });
+module.exports = { texts };   // tools/gen_spm_ids.js encodes the same texts
+if (require.main === module) main().catch((e) => { console.error(e); process.exit(1); });

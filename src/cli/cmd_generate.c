@@ -179,13 +179,10 @@ static rlhf_status run_generate(const gen_flags *f, rlhf_err *err) {
         rlhf_err terr = {0};
         if (tokenizer_load(&tok, f->model_dir, &terr) != RLHF_OK) {
             tok = NULL;  // only text prompts need one; a directory that has tokenizer files must load
-            char path[4200];
-            const char *files[] = {"tokenizer.json", "vocab.json", "vocab.txt"};
-            for (int i = 0; i < 3 && st == RLHF_OK; i++)
-                if (file_exists(path_join(path, sizeof path, f->model_dir, files[i]))) {
-                    *err = terr;
-                    st = terr.code ? terr.code : RLHF_EINPUT;
-                }
+            if (tokenizer_files_present(f->model_dir)) {
+                *err = terr;
+                st = terr.code ? terr.code : RLHF_EINPUT;
+            }
         }
         if (st == RLHF_OK && tok) st = tokenizer_check_model_vocab(tok, m->cfg.vocab_size, f->model_dir, err);
         if (st == RLHF_OK && tok) st = chat_template_load_dir(&chat, f->model_dir, err);

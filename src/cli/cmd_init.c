@@ -18,6 +18,7 @@
 // Tokenizer files a model directory carries (CONTRACT.md: model directories), copied when present.
 static const char *const TOKENIZER_FILES[] = {"tokenizer.json",        "vocab.txt",
                                               "vocab.json",            "merges.txt",
+                                              "tokenizer.model",       "spm.model",
                                               "tokenizer_config.json", "special_tokens_map.json"};
 #define N_TOKENIZER_FILES (int)(sizeof TOKENIZER_FILES / sizeof TOKENIZER_FILES[0])
 

@@ -9,13 +9,14 @@
 #include "cli/commands.h"
 #include "cli/peft_flags.h"
 #include "cli/signals.h"
+#include "train/checkpoint.h"
 #include "train/ppo_trainer.h"
 
 static int run(int argc, char **argv) {
     ppo_args a;
     ppo_args_defaults(&a);
     const char *kl_estimator = NULL, *value_model = NULL, *encoding = NULL;
-    long long pd_batch, accum, mini, epochs, fwd, resp_len, seed, save_steps, samples, threads;
+    long long pd_batch, accum, mini, epochs, fwd, resp_len, seed, save_steps, samples, threads, save_total_limit;
     double missing_eos_penalty = 0;
     int whiten = 0, adaptive = 0, overwrite = 0, quiet = 0;
     cli_peft_flags pf;
@@ -60,8 +61,12 @@ static int run(int argc, char **argv) {
         {"seed", ARG_INT, &seed, "42", "seed of sampling, data order and mini-batches", NULL, 0},
         {"save_steps", ARG_INT, &save_steps, "500", "checkpoint every N updates (0 = none)", NULL, 0},
         {"num_sample_generations", ARG_INT, &samples, "10", "sample points written to samples.jsonl over the run", NULL, 0},
-        {"resume_from_checkpoint", ARG_STRING, &a.resume_from_checkpoint, NULL, "a checkpoint-N directory of this run", NULL, 0},
+        {"save_total_limit", ARG_INT, &save_total_limit, "0", "keep only the newest N checkpoint-<UPDATE> directories (0: all)", NULL, 0},
+        {"resume_from_checkpoint", ARG_OPT_STRING, &a.resume_from_checkpoint, NULL, "continue a run: a checkpoint "
+         "directory, a checkpoint-<UPDATE> name in --output_dir, or alone / true for the newest one there", NULL, 0},
         {"overwrite_output_dir", ARG_BOOL, &overwrite, "false", "replace a run already in --output_dir", NULL, 0},
+        {"allow_new_reward_head", ARG_BOOL, &a.allow_new_reward_head, "false",
+         "accept a --reward_model_path without a trained score head (a base or causal LM: random rewards)", NULL, 0},
         {"quiet", ARG_BOOL, &quiet, "false", "no progress bar", NULL, 0},
         {"threads", ARG_INT, &threads, "0", "threads (0 = all cores)", NULL, 0},
     };
@@ -100,6 +105,15 @@ static int run(int argc, char **argv) {
     }
     a.seed = (uint64_t)seed;
     a.save_steps = save_steps;
+    if (save_total_limit < 0) {
+        rlhf_fail(&err, RLHF_EINPUT, "--save_total_limit: expected >= 0, got %lld", save_total_limit);
+        return cli_report("ppo", RLHF_EINPUT, err.msg);
+    }
+    a.save_total_limit = save_total_limit;
+    char resume_dir[4096];
+    rlhf_status rs = checkpoint_resolve_resume(a.resume_from_checkpoint, a.output_dir, resume_dir, sizeof resume_dir, &err);
+    if (rs) return cli_report("ppo", rs, err.msg);
+    a.resume_from_checkpoint = resume_dir[0] ? resume_dir : NULL;
     a.whiten_rewards = whiten;
     a.adap_kl_ctrl = adaptive;
     a.overwrite_output_dir = overwrite;

@@ -218,6 +218,7 @@ static rlhf_status run(const score_flags *f, rlhf_err *err) {
             json_num(rs, sizeof rs, sqrt(var > 0 ? var : 0));
             if (set.n_truncated)
                 fprintf(stderr, "rlhf score: %d rows truncated to %d tokens\n", set.n_truncated, o.max_length);
+            cli_chat_fallback_notice("score", set.n_plain_chat, o.is_decoder, f->model);
             printf("{\"n\": %d, \"pairs\": %ld, \"accuracy\": %s, \"margin_mean\": %s, \"reward_mean\": %s, "
                    "\"reward_std\": %s}\n", set.n, pairs, acc, mm, rm, rs);
         }

@@ -8,10 +8,12 @@
 #include "cli/commands.h"
 #include "cli/peft_flags.h"
 #include "cli/signals.h"
+#include "cli/trainer_flags.h"
 #include "io/dataset.h"
 #include "io/files.h"
 #include "models/peft.h"
 #include "tokenizer/chat_template.h"
+#include "train/checkpoint.h"
 #include "train/sft.h"
 
 #define SFT_DEFAULT_LR "2e-5"        // TRL SFTConfig.learning_rate
@@ -29,9 +31,8 @@ static int dir_nonempty(const char *dir) {
 }
 
 int cmd_sft(int argc, char **argv) {
-    const char *model_dir = NULL, *data = NULL, *out = NULL, *sched = NULL, *save = NULL, *eval_data = NULL,
-               *resume = NULL, *eval_strategy = NULL;
-    long long save_steps = 0, eval_steps = 0;
+    const char *model_dir = NULL, *data = NULL, *out = NULL, *eval_data = NULL, *resume = NULL;
+    long long save_steps = 0;
     int quiet = 0;
     double eval_split = 0;
     long long eval_bs = 0;
@@ -40,85 +41,56 @@ int cmd_sft(int argc, char **argv) {
     int no_shuffle = 0, disable_dropout = 0, overwrite = 0;
     cli_peft_flags pf;
     memset(&pf, 0, sizeof pf);
-    arg_spec specs[48] = {
+    cli_trainer_flags tf;  // the TrainingArguments flags sft and reward share (cli/trainer_flags.h)
+    memset(&tf, 0, sizeof tf);
+    arg_spec specs[64] = {
         {"model_name_or_path", ARG_STRING, &model_dir, NULL, "causal-LM model directory", NULL, 0},
         {"dataset_name", ARG_STRING, &data, NULL, "rows {\"prompt\",\"completion\"} or {\"text\"} (JSONL / JSON)", NULL, 0},
-        {"output_dir", ARG_STRING, &out, NULL, "where the trained model, log and checkpoints go", NULL, 0},
-        {"eval_dataset_name", ARG_STRING, &eval_data, NULL, "held-out rows: eval_loss after each epoch", NULL, 0},
-        {"eval_split", ARG_FLOAT, &eval_split, "0", "hold out this fraction of --dataset_name instead", NULL, 0},
-        {"per_device_train_batch_size", ARG_INT, &bs, "8", "examples per micro-batch", NULL, 0},
-        {"per_device_eval_batch_size", ARG_INT, &eval_bs, "8", "examples per evaluation batch", NULL, 0},
-        {"gradient_accumulation_steps", ARG_INT, &accum, "1", "micro-batches per optimizer step", NULL, 0},
-        {"num_train_epochs", ARG_FLOAT, &epochs, "1", "epochs", NULL, 0},
-        {"max_steps", ARG_INT, &max_steps, "-1", "optimizer steps (> 0 overrides epochs)", NULL, 0},
-        {"learning_rate", ARG_FLOAT, &lr, SFT_DEFAULT_LR, "AdamW learning rate", NULL, 0},
-        {"weight_decay", ARG_FLOAT, &wd, "0", "AdamW weight decay (not on biases and norms)", NULL, 0},
-        {"warmup_ratio", ARG_FLOAT, &warmup, "0", "share of steps with linear warmup", NULL, 0},
-        {"max_grad_norm", ARG_FLOAT, &clip, "1.0", "gradient clipping (0 = off)", NULL, 0},
-        {"lr_scheduler_type", ARG_STRING, &sched, "linear", "linear|cosine|constant|constant_with_warmup", NULL, 0},
         {"max_length", ARG_INT, &max_length, SFT_DEFAULT_MAX_LENGTH, "truncate examples to this many tokens", NULL, 0},
-        {"seed", ARG_INT, &seed, "42", "seed (shuffling, dropout)", NULL, 0},
-        {"no_shuffle", ARG_BOOL, &no_shuffle, NULL, "keep the dataset order", NULL, 0},
-        {"disable_dropout", ARG_BOOL, &disable_dropout, "false", "train without dropout", NULL, 0},
-        {"logging_steps", ARG_INT, &logging, "10", "log every N optimizer steps", NULL, 0},
-        {"eval_strategy", ARG_STRING, &eval_strategy, NULL, "epoch|steps|no (default: epoch with an eval set, else no)", NULL, 0},
-        {"eval_steps", ARG_INT, &eval_steps, "0", "with --eval_strategy steps: evaluate every N steps (0 = --logging_steps)", NULL, 0},
-        {"save_strategy", ARG_STRING, &save, "epoch", "epoch|steps|no: checkpoint-epoch{N}/ or checkpoint-{STEP}/", NULL, 0},
-        {"save_steps", ARG_INT, &save_steps, "500", "with --save_strategy steps: a checkpoint every N steps", NULL, 0},
-        {"quiet", ARG_BOOL, &quiet, NULL, "no progress output", NULL, 0},
-        {"resume_from_checkpoint", ARG_STRING, &resume, NULL, "continue from OUTPUT_DIR/checkpoint-* (same data, seed)", NULL, 0},
-        {"overwrite_output_dir", ARG_BOOL, &overwrite, NULL, "write into a non-empty --output_dir", NULL, 0},
-        {"threads", ARG_INT, &threads, "0", "threads (0 = all cores)", NULL, 0},
     };
     int n = 0;
     while (specs[n].name) n++;
     const int cap = (int)(sizeof specs / sizeof specs[0]) - 1;  // the table keeps a terminating empty row
+    n = cli_trainer_flag_specs(specs, n, cap, &tf, SFT_DEFAULT_LR);
     n = cli_peft_flag_specs(specs, n, cap, &pf, "train LoRA adapters instead of the full model; writes a peft adapter");
     rlhf_err err = {0};
     if (n > cap) return cli_report("sft", RLHF_ERUNTIME, "internal error: more flags than the flag table holds");
     int parsed = cli_parse_flags("sft", "usage: rlhf sft --model_name_or_path DIR --dataset_name FILE --output_dir DIR [flags]\n"
                         "  causal-LM fine-tuning; prompt/completion rows train on the completion only", specs, n, argc, argv);
     if (parsed >= 0) return parsed;
+    out = tf.output_dir, eval_data = tf.eval_dataset;
+    resume = tf.resume, eval_split = tf.eval_split, epochs = tf.epochs, lr = tf.lr;
+    warmup = tf.warmup_ratio, wd = tf.weight_decay, clip = tf.max_grad_norm, bs = tf.train_bs, eval_bs = tf.eval_bs;
+    accum = tf.accum, seed = tf.seed, logging = tf.logging_steps;
+    save_steps = tf.save_steps, max_steps = tf.max_steps, threads = tf.threads, no_shuffle = tf.no_shuffle;
+    disable_dropout = tf.disable_dropout, overwrite = tf.overwrite, quiet = tf.quiet;
     sft_args a = {0};
     a.output_dir = out, a.train_batch_size = (int)bs, a.grad_accum = (int)accum, a.num_train_epochs = epochs;
     a.max_steps = max_steps, a.learning_rate = lr, a.weight_decay = wd, a.warmup_ratio = warmup;
     a.max_grad_norm = clip, a.seed = (uint64_t)seed, a.shuffle = !no_shuffle, a.disable_dropout = disable_dropout;
     a.logging_steps = logging;
-    a.resume_from = resume;
-    const char *load_dir = resume ? resume : model_dir;  // a checkpoint is a whole model directory
 #define BAD(...) return cli_report("sft", rlhf_fail(&err, RLHF_EINPUT, __VA_ARGS__), err.msg)
     if (!model_dir) BAD("--model_name_or_path is required");
     if (!data) BAD("--dataset_name is required");
     if (!out) BAD("--output_dir is required");
-    if (bs < 1) BAD("--per_device_train_batch_size must be >= 1, got %lld", bs);
-    if (accum < 1) BAD("--gradient_accumulation_steps must be >= 1, got %lld", accum);
+    char resume_dir[4096];
+    rlhf_status rs = checkpoint_resolve_resume(resume, out, resume_dir, sizeof resume_dir, &err);
+    if (rs != RLHF_OK) return cli_report("sft", rs, err.msg);
+    resume = resume_dir[0] ? resume_dir : NULL;
+    a.resume_from = resume;
+    const char *load_dir = resume ? resume : model_dir;  // a checkpoint is a whole model directory
+    a.save_total_limit = tf.save_total_limit;
     if (max_length < 1) BAD("--max_length must be >= 1, got %lld", max_length);
-    if (!(lr >= 0)) BAD("--learning_rate must be >= 0, got %g", lr);
-    if (!(wd >= 0)) BAD("--weight_decay must be >= 0, got %g", wd);
-    if (!(warmup >= 0 && warmup <= 1)) BAD("--warmup_ratio must be in [0, 1], got %g", warmup);
-    if (!(epochs > 0) && max_steps <= 0) BAD("--num_train_epochs must be > 0, got %g", epochs);
-    if (eval_data && eval_split > 0) BAD("give --eval_dataset_name or --eval_split, not both");
-    if (!(eval_split >= 0 && eval_split < 1)) BAD("--eval_split must be in [0, 1), got %g", eval_split);
-    if (eval_bs < 1) BAD("--per_device_eval_batch_size must be >= 1, got %lld", eval_bs);
-    if (logging < 1) BAD("--logging_steps must be >= 1, got %lld", logging);
-    if (seed < 0) BAD("--seed must be >= 0");
-    if (strcmp(save, "epoch") && strcmp(save, "steps") && strcmp(save, "no"))
-        BAD("--save_strategy: expected epoch, steps or no, got '%s'", save);
-    if (!strcmp(save, "steps") && save_steps < 1) BAD("--save_steps must be >= 1 with --save_strategy steps, got %lld", save_steps);
-    a.save_epochs = !strcmp(save, "epoch");
-    a.save_steps = !strcmp(save, "steps") ? save_steps : 0;
-    int has_eval = eval_data || eval_split > 0;
-    if (!eval_strategy) eval_strategy = has_eval ? "epoch" : "no";
-    if (strcmp(eval_strategy, "epoch") && strcmp(eval_strategy, "steps") && strcmp(eval_strategy, "no"))
-        BAD("--eval_strategy: expected epoch, steps or no, got '%s'", eval_strategy);
-    if (strcmp(eval_strategy, "no") && !has_eval)
-        BAD("--eval_strategy %s needs an evaluation set (--eval_dataset_name or --eval_split)", eval_strategy);
-    if (eval_steps < 0) BAD("--eval_steps must be >= 0, got %lld", eval_steps);
-    a.eval_epochs = !strcmp(eval_strategy, "epoch");
-    a.eval_steps = !strcmp(eval_strategy, "steps") ? (eval_steps > 0 ? eval_steps : logging) : 0;
-    a.quiet = quiet;
-    rlhf_status st = lr_schedule_parse(sched, &a.schedule, &err);
+    cli_trainer_plan plan;
+    rlhf_status st = cli_trainer_check(&tf, &plan, &err);
     if (st != RLHF_OK) return cli_report("sft", st, err.msg);
+    a.schedule = plan.schedule;
+    a.warmup_steps = tf.warmup_steps;
+    a.save_epochs = plan.save_strategy == STRATEGY_EPOCH;
+    a.save_steps = plan.save_strategy == STRATEGY_STEPS ? save_steps : 0;
+    a.eval_epochs = plan.eval_strategy == STRATEGY_EPOCH;
+    a.eval_steps = plan.eval_strategy == STRATEGY_STEPS ? plan.eval_steps : 0;
+    a.quiet = quiet;
     peft_options po;
     st = cli_peft_check_train(&pf, &po, &err);
     if (st == RLHF_OK && resume && dir_exists(resume)) st = cli_peft_check_resume(&pf, resume, &err);
@@ -161,10 +133,7 @@ int cmd_sft(int argc, char **argv) {
         if (st == RLHF_OK && pf.use_peft) cli_peft_notice("sft", m);
     }
     if (st == RLHF_OK) {
-        char p[4200];
-        const char *files[] = {"tokenizer.json", "vocab.json", "vocab.txt"};
-        for (int i = 0; i < 3 && !tok && st == RLHF_OK; i++)
-            if (file_exists(path_join(p, sizeof p, load_dir, files[i]))) st = tokenizer_load(&tok, load_dir, &err);
+        if (tokenizer_files_present(load_dir)) st = tokenizer_load(&tok, load_dir, &err);
         if (st == RLHF_OK && tok) st = tokenizer_check_model_vocab(tok, m->cfg.vocab_size, load_dir, &err);
     }
     if (st == RLHF_OK) {
@@ -178,7 +147,7 @@ int cmd_sft(int argc, char **argv) {
         if (st == RLHF_OK && eval_data)
             st = sft_set_load(&eval, &ed, tok, m->cfg.vocab_size, eos, maxlen, chat, load_dir, &err);
         if (st == RLHF_OK && eval_split > 0) st = sft_set_split(&set, &eval, eval_split, (uint64_t)seed, &err);
-        a.eval = eval.n && strcmp(eval_strategy, "no") ? &eval : NULL;
+        a.eval = eval.n && plan.eval_strategy != STRATEGY_NO ? &eval : NULL;
         a.eval_batch_size = (int)eval_bs;
     }
     if (st == RLHF_OK) st = make_dirs(out, &err);

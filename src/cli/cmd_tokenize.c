@@ -138,7 +138,7 @@ int cmd_tokenize(int argc, char **argv) {
     memset(&f, 0, sizeof f);
     arg_spec specs[] = {
         {"tokenizer", ARG_STRING, &f.tokenizer_dir, NULL,
-         "tokenizer directory (tokenizer.json, or vocab.txt, or vocab.json + merges.txt)", NULL, 0},
+         "tokenizer directory (tokenizer.json, or vocab.txt, or vocab.json + merges.txt, or tokenizer.model / spm.model)", NULL, 0},
         {"text", ARG_STRING, &f.text, NULL, "one text to encode", NULL, 0},
         {"text_pair", ARG_STRING, &f.text_pair, NULL, "second text of a pair (with --text)", NULL, 0},
         {"input", ARG_STRING, &f.input, NULL, "JSONL rows {\"text\": str, \"pair\": str or null (optional)}", NULL, 0},

@@ -21,12 +21,18 @@ int cmd_generate(int argc, char **argv);
 int cmd_ppo(int argc, char **argv);
 int cmd_grpo(int argc, char **argv);
 int cmd_rloo(int argc, char **argv);
+int cmd_dpo(int argc, char **argv);
 
 // Sets the OpenMP/OpenBLAS thread count (--threads; 0 = all cores).
 void cli_set_threads(long long n);
 // Parses argv into specs (cli/args.h) for a command: returns -1 to go on, else the exit code to return
 // at once (0 after printing --help with usage, 2 after reporting a bad flag).
 int cli_parse_flags(const char *command, const char *usage, arg_spec *specs, int n, int argc, char **argv);
+// Prints "rlhf VERSION" (the project version CMake passes as RLHF_VERSION) to stdout.
+void cli_print_version(void);
+// The notice for n > 0 preference rows with messages rendered as plain "role: content" lines because
+// model_dir has no chat template (encoders never use one).
+void cli_chat_fallback_notice(const char *command, int n, int is_decoder, const char *model_dir);
 // Prints "rlhf COMMAND: message" for a failed status and returns the exit code for it.
 int cli_report(const char *command, int status, const char *msg);
 

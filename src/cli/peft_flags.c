@@ -5,6 +5,7 @@
 #include <string.h>
 
 int cli_peft_flag_specs(arg_spec *s, int n, int cap, cli_peft_flags *f, const char *what) {
+    f->rows = n + CLI_PEFT_N_FLAGS <= cap ? s + n : NULL;
 #define F(name, type, dest, def, help) \
     do { if (n < cap) s[n] = (arg_spec){name, type, dest, def, help, NULL, 0}; n++; } while (0)
     F("load_in_4bit", ARG_BOOL, &f->load_in_4bit, NULL, "QLoRA: frozen 4-bit backbone weights (needs --use_peft)");
@@ -39,7 +40,25 @@ rlhf_status cli_peft_options(const cli_peft_flags *f, peft_options *o, rlhf_err 
     return peft_options_check(o, err);
 }
 
+// The flag was given (a bool: given as true).
+static int given(const cli_peft_flags *f, const char *name) {
+    for (int i = 0; f->rows && i < CLI_PEFT_N_FLAGS; i++)
+        if (!strcmp(f->rows[i].name, name))
+            return f->rows[i].seen && (f->rows[i].type != ARG_BOOL || *(const int *)f->rows[i].dest);
+    return 0;
+}
+
 rlhf_status cli_peft_check_train(const cli_peft_flags *f, peft_options *o, rlhf_err *err) {
+    static const char *const lora[] = {"lora_r", "lora_alpha", "lora_dropout", "lora_target_modules"};
+    static const char *const bnb[] = {"bnb_4bit_quant_type", "bnb_4bit_use_double_quant", "bnb_4bit_compute_dtype"};
+    for (size_t i = 0; i < sizeof lora / sizeof *lora && !f->use_peft; i++)
+        if (given(f, lora[i]))
+            return rlhf_fail(err, RLHF_EINPUT, "--%s needs --use_peft (without it the whole model is trained and "
+                             "--%s would be ignored)", lora[i], lora[i]);
+    for (size_t i = 0; i < sizeof bnb / sizeof *bnb && !f->load_in_4bit; i++)
+        if (given(f, bnb[i]))
+            return rlhf_fail(err, RLHF_EINPUT, "--%s needs --load_in_4bit (without it the base stays fp32 and --%s "
+                             "would be ignored)", bnb[i], bnb[i]);
     if (f->load_in_4bit && !f->use_peft)
         return rlhf_fail(err, RLHF_EINPUT, "--load_in_4bit: a 4-bit base is frozen, so training needs --use_peft (QLoRA)");
     if (f->merge_adapter && !f->use_peft) return rlhf_fail(err, RLHF_EINPUT, "--merge_adapter needs --use_peft");

@@ -16,6 +16,7 @@ typedef struct {
     double lora_alpha, lora_dropout;
     long long lora_r;
     int load_in_4bit, double_quant, use_peft, merge_adapter;
+    const arg_spec *rows;  // the rows cli_peft_flag_specs wrote (to ask which flags were given)
 } cli_peft_flags;
 
 // Writes the flag rows at s[n..] while they fit under cap and returns n + CLI_PEFT_N_FLAGS (a result
@@ -23,8 +24,9 @@ typedef struct {
 int cli_peft_flag_specs(arg_spec *s, int n, int cap, cli_peft_flags *f, const char *what);
 // The flags as peft options (ranges checked; errors name the flag).
 rlhf_status cli_peft_options(const cli_peft_flags *f, peft_options *o, rlhf_err *err);
-// Checks for a training command: --load_in_4bit and --merge_adapter need --use_peft (a 4-bit base is
-// frozen), then cli_peft_options. Fills o.
+// Checks for a training command: --load_in_4bit, --merge_adapter and every --lora_* flag need --use_peft
+// (a 4-bit base is frozen; LoRA flags alone would be ignored), --bnb_4bit_* need --load_in_4bit, then
+// cli_peft_options. Fills o.
 rlhf_status cli_peft_check_train(const cli_peft_flags *f, peft_options *o, rlhf_err *err);
 // --resume_from_checkpoint DIR: with --use_peft DIR must hold an adapter whose rank and alpha are the
 // flags' (the checkpoint's adapter config decides the rest); without it DIR must not hold one (its 4-bit

@@ -339,6 +339,7 @@ static rlhf_status load_weights(model *m, const char *dir, const model_load_opts
         }
         if (!t) {
             missing[n_missing++] = p->name;
+            m->n_new_head_tensors += p->is_head != 0;
             init_param(m, p, opts ? opts->init_seed : 0, range);
             continue;
         }

@@ -111,6 +111,9 @@ struct model {
     // Set by callers that only score (rlhf score, PPO's reward model): the forward keeps no
     // activations for a backward, so memory stays about one layer's worth (families may ignore it).
     int no_grad;
+    // Set by model_load: head tensors that were not in the checkpoint and are freshly initialised (a base
+    // or causal-LM checkpoint loaded for sequence classification).
+    int n_new_head_tensors;
     float **hidden_states;  // num_layers + 1 pointers, valid after a forward with keep_hidden_states
     rlhf_arena acts;        // activations, sized per (B, T)
     void *impl;             // family-private state

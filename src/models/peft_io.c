@@ -190,6 +190,7 @@ rlhf_status peft_load_adapter_weights(model *m, const char *dir, rlhf_err *err) 
             break;
         }
         st = st_to_f32(t, base + s->offset, err);
+        if (st == RLHF_OK && s->is_head && m->n_new_head_tensors > 0) m->n_new_head_tensors--;  // the adapter's head
     }
     st_close(&f);
     return st;

@@ -184,3 +184,44 @@ int tk_postproc_apply(const postproc *p, const ivec *a, const ivec *b, int add_s
         return -1;
     }
 }
+
+static void add_piece(cJSON *arr, int special, const char *id, int type_id) {
+    cJSON *p = cJSON_CreateObject(), *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "id", id);
+    cJSON_AddNumberToObject(b, "type_id", type_id);
+    cJSON_AddItemToObject(p, special ? "SpecialToken" : "Sequence", b);
+    cJSON_AddItemToArray(arr, p);
+}
+
+rlhf_status tk_postproc_wrap(postproc **out, const char *pre, int32_t pre_id, const char *post, int32_t post_id,
+                             int pre_on_b, const tok_model *m, const added_vocab *av, const char *what, rlhf_err *err) {
+    *out = NULL;
+    cJSON *j = cJSON_CreateObject(), *single = cJSON_CreateArray(), *pair = cJSON_CreateArray(), *sp = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "type", "TemplateProcessing");
+    for (int half = 0; half < 2; half++) {
+        cJSON *arr = half ? pair : single;
+        for (int k = 0; k <= half; k++) {   // single: A; pair: A then B with type id 1
+            if (pre && (k == 0 || pre_on_b)) add_piece(arr, 1, pre, k);
+            add_piece(arr, 0, k ? "B" : "A", k);
+            if (post) add_piece(arr, 1, post, k);
+        }
+    }
+    const char *names[2] = {pre, post};
+    int32_t ids[2] = {pre_id, post_id};
+    for (int k = 0; k < 2; k++) {
+        if (!names[k] || cJSON_GetObjectItemCaseSensitive(sp, names[k])) continue;
+        cJSON *e = cJSON_CreateObject(), *il = cJSON_CreateArray(), *tl = cJSON_CreateArray();
+        cJSON_AddStringToObject(e, "id", names[k]);
+        cJSON_AddItemToArray(il, cJSON_CreateNumber(ids[k]));
+        cJSON_AddItemToArray(tl, cJSON_CreateString(names[k]));
+        cJSON_AddItemToObject(e, "ids", il);
+        cJSON_AddItemToObject(e, "tokens", tl);
+        cJSON_AddItemToObject(sp, names[k], e);
+    }
+    cJSON_AddItemToObject(j, "single", single);
+    cJSON_AddItemToObject(j, "pair", pair);
+    cJSON_AddItemToObject(j, "special_tokens", sp);
+    rlhf_status st = tk_postproc_parse(j, out, m, av, what, err);
+    cJSON_Delete(j);
+    return st;
+}

@@ -260,6 +260,11 @@ int tk_postproc_added(const postproc *p, int pair);
 // Combines the encodings a (and b, NULL if no pair) into out (ids, type ids).
 int tk_postproc_apply(const postproc *p, const ivec *a, const ivec *b, int add_special, ivec *ids, ivec *type_ids);
 void tk_postproc_free(postproc *p);
+// A TemplateProcessing that wraps each sequence in optional special tokens, as transformers' fast classes build
+// it: single = [pre:0] $A:0 [post:0]; pair = single then [pre:1] (only when pre_on_b) $B:1 [post:1]. pre / post
+// NULL leave that token out. Parsed against the model and added vocabulary in *out.
+rlhf_status tk_postproc_wrap(postproc **out, const char *pre, int32_t pre_id, const char *post, int32_t post_id,
+                             int pre_on_b, const tok_model *m, const added_vocab *av, const char *what, rlhf_err *err);
 
 // ---- decoders (decoders.c) ----
 typedef enum {
@@ -313,6 +318,18 @@ rlhf_status tokenizer_from_json(tokenizer **out, const cJSON *root, const char *
 // Fallbacks without tokenizer.json (fallback.c): build the equivalent tokenizer.json tree.
 rlhf_status tk_fallback_bert_json(const char *dir, cJSON **out, rlhf_err *err);
 rlhf_status tk_fallback_bpe_json(const char *dir, cJSON **out, rlhf_err *err);
+// SentencePiece model files (spm.c): the converter transformers picks for the directory and its class defaults.
+typedef enum { SPM_LLAMA, SPM_GEMMA, SPM_DEBERTA_V2 } spm_kind;
+typedef struct {
+    spm_kind kind;
+    const char *defaults[7];   // the class's bos, eos, unk, sep, pad, cls, mask tokens (NULL: none); static strings
+    int clean_up;              // the class's default clean_up_tokenization_spaces
+    const char *dir, *file;    // borrowed from the caller
+} spm_class;
+// Builds the tokenizer.json tree transformers' converter writes for DIR/FILE (tokenizer.model or spm.model).
+rlhf_status tk_fallback_spm_json(const char *dir, const char *file, cJSON **out, spm_class *c, rlhf_err *err);
+// Installs the post-processor of the fast class once the special ids are known.
+rlhf_status tk_spm_post_processor(tokenizer *t, const spm_class *c, const cJSON *cfg, rlhf_err *err);
 // Reads a whole file (NUL-terminated) without the io layer's gzip handling.
 rlhf_status tok_read_file(const char *path, char **out, size_t *len, rlhf_err *err);
 

@@ -82,14 +82,6 @@ static rlhf_status add_file(tokenizer *t, const char *name) {
     return RLHF_OK;
 }
 
-static void add_piece(cJSON *arr, int special, const char *id, int type_id) {
-    cJSON *p = cJSON_CreateObject(), *b = cJSON_CreateObject();
-    cJSON_AddStringToObject(b, "id", id);
-    cJSON_AddNumberToObject(b, "type_id", type_id);
-    cJSON_AddItemToObject(p, special ? "SpecialToken" : "Sequence", b);
-    cJSON_AddItemToArray(arr, p);
-}
-
 // transformers' LlamaTokenizerFast.update_post_processor: with add_bos_token / add_eos_token in
 // tokenizer_config.json the template is rebuilt as [bos] $A [eos] ([bos] $B:1 [eos]:1), overriding the file's.
 static rlhf_status llama_template(tokenizer *t, const cJSON *cfg, const char *dir, rlhf_err *err) {
@@ -102,38 +94,22 @@ static rlhf_status llama_template(tokenizer *t, const cJSON *cfg, const char *di
     if ((add_bos && !bos) || (add_eos && !eos))
         return rlhf_fail(err, RLHF_EINPUT, "%s: add_%s_token is set but the tokenizer has no %s token", dir, add_bos && !bos ? "bos" : "eos",
                          add_bos && !bos ? "bos" : "eos");
-    cJSON *j = cJSON_CreateObject(), *single = cJSON_CreateArray(), *pair = cJSON_CreateArray(), *sp = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "type", "TemplateProcessing");
-    for (int half = 0; half < 2; half++) {
-        cJSON *arr = half ? pair : single;
-        for (int k = 0; k <= half; k++) {   // single: A; pair: A then B with type id 1
-            if (add_bos) add_piece(arr, 1, bos, k);
-            add_piece(arr, 0, k ? "B" : "A", k);
-            if (add_eos) add_piece(arr, 1, eos, k);
-        }
-    }
-    const char *names[2] = {add_bos ? bos : NULL, add_eos ? eos : NULL};
-    int32_t ids[2] = {t->bos_id, t->eos_id};
-    for (int k = 0; k < 2; k++) {
-        if (!names[k] || cJSON_GetObjectItemCaseSensitive(sp, names[k])) continue;
-        cJSON *e = cJSON_CreateObject(), *il = cJSON_CreateArray(), *tl = cJSON_CreateArray();
-        cJSON_AddStringToObject(e, "id", names[k]);
-        cJSON_AddItemToArray(il, cJSON_CreateNumber(ids[k]));
-        cJSON_AddItemToArray(tl, cJSON_CreateString(names[k]));
-        cJSON_AddItemToObject(e, "ids", il);
-        cJSON_AddItemToObject(e, "tokens", tl);
-        cJSON_AddItemToObject(sp, names[k], e);
-    }
-    cJSON_AddItemToObject(j, "single", single);
-    cJSON_AddItemToObject(j, "pair", pair);
-    cJSON_AddItemToObject(j, "special_tokens", sp);
     postproc *p = NULL;
-    rlhf_status st = tk_postproc_parse(j, &p, &t->model, &t->added, dir, err);
-    cJSON_Delete(j);
-    if (st != RLHF_OK) return st;
+    RLHF_TRY(tk_postproc_wrap(&p, add_bos ? bos : NULL, t->bos_id, add_eos ? eos : NULL, t->eos_id, 1, &t->model, &t->added,
+                              dir, err));
     tk_postproc_free(t->post);
     t->post = p;
     return RLHF_OK;
+}
+
+int tokenizer_files_present(const char *dir) {
+    static const char *const FILES[] = {"tokenizer.json", "vocab.txt", "vocab.json", "tokenizer.model", "spm.model"};
+    char p[TOK_PATH_MAX];
+    for (size_t i = 0; i < sizeof FILES / sizeof FILES[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, FILES[i]);
+        if (is_file(p)) return 1;
+    }
+    return 0;
 }
 
 rlhf_status tokenizer_load(tokenizer **out, const char *dir, rlhf_err *err) {
@@ -141,6 +117,8 @@ rlhf_status tokenizer_load(tokenizer **out, const char *dir, rlhf_err *err) {
     char p[TOK_PATH_MAX];
     tokenizer *t = NULL;
     rlhf_status st;
+    const char *spm_file = NULL;   // set when loaded from a SentencePiece model
+    spm_class spm;
     snprintf(p, sizeof p, "%s/tokenizer.json", dir);
     if (is_file(p)) {
         char *txt;
@@ -151,25 +129,37 @@ rlhf_status tokenizer_load(tokenizer **out, const char *dir, rlhf_err *err) {
         add_file(t, "tokenizer.json");
     } else {
         cJSON *j = NULL;
+        char m[TOK_PATH_MAX];
         snprintf(p, sizeof p, "%s/vocab.txt", dir);
-        int bert = is_file(p);
+        int bert = is_file(p), gpt2 = 0;
+        snprintf(p, sizeof p, "%s/vocab.json", dir);
+        snprintf(m, sizeof m, "%s/merges.txt", dir);
+        gpt2 = !bert && is_file(p) && is_file(m);
         if (bert) {
             RLHF_TRY(tk_fallback_bert_json(dir, &j, err));
-        } else {
-            char m[TOK_PATH_MAX];
-            snprintf(p, sizeof p, "%s/vocab.json", dir);
-            snprintf(m, sizeof m, "%s/merges.txt", dir);
-            if (!is_file(p) || !is_file(m))
-                return rlhf_fail(err, RLHF_EINPUT, "%s: no tokenizer files (expected tokenizer.json, vocab.txt, or vocab.json + merges.txt)", dir);
+        } else if (gpt2) {
             RLHF_TRY(tk_fallback_bpe_json(dir, &j, err));
+        } else {
+            // SentencePiece: tokenizer.model (Llama, Gemma) or spm.model (DeBERTa-v2)
+            static const char *const SPM_FILES[] = {"tokenizer.model", "spm.model"};
+            for (int i = 0; i < 2 && !spm_file; i++) {
+                snprintf(p, sizeof p, "%s/%s", dir, SPM_FILES[i]);
+                if (is_file(p)) spm_file = SPM_FILES[i];
+            }
+            if (!spm_file)
+                return rlhf_fail(err, RLHF_EINPUT, "%s: no tokenizer files (expected tokenizer.json, vocab.txt, vocab.json + "
+                                 "merges.txt, or a SentencePiece tokenizer.model / spm.model)", dir);
+            RLHF_TRY(tk_fallback_spm_json(dir, spm_file, &j, &spm, err));
         }
         st = tokenizer_from_json(&t, j, dir, err);
         cJSON_Delete(j);
         if (st != RLHF_OK) return st;
         if (bert) add_file(t, "vocab.txt");
-        else {
+        else if (gpt2) {
             add_file(t, "vocab.json");
             add_file(t, "merges.txt");
+        } else {
+            add_file(t, spm_file);
         }
     }
     if (!(t->dir = tok_strndup(dir, strlen(dir)))) {
@@ -182,11 +172,15 @@ rlhf_status tokenizer_load(tokenizer **out, const char *dir, rlhf_err *err) {
     static const char *const PAD[] = {"[PAD]", "<pad>", NULL};
     static const char *const EOS[] = {"</s>", "<|endoftext|>", NULL};
     static const char *const BOS[] = {"<s>", "<|endoftext|>", NULL};
-    resolve_special(t, cfg, map, "pad_token", PAD, &t->pad_id);
-    resolve_special(t, cfg, map, "eos_token", EOS, &t->eos_id);
-    resolve_special(t, cfg, map, "bos_token", BOS, &t->bos_id);
-    t->clean_up_spaces = tk_tj_bool(cfg, "clean_up_tokenization_spaces", 1);
-    st = llama_template(t, cfg, dir, err);
+    // a SentencePiece model's class says its defaults (Gemma's <bos>/<eos>, DeBERTa's [CLS]/[SEP]/[PAD])
+    const char *const SPM_PAD[] = {spm_file ? spm.defaults[4] : NULL, NULL}, *const SPM_EOS[] = {spm_file ? spm.defaults[1] : NULL, NULL},
+                      *const SPM_BOS[] = {spm_file ? spm.defaults[0] : NULL, NULL};
+    resolve_special(t, cfg, map, "pad_token", spm_file ? SPM_PAD : PAD, &t->pad_id);
+    resolve_special(t, cfg, map, "eos_token", spm_file ? SPM_EOS : EOS, &t->eos_id);
+    resolve_special(t, cfg, map, "bos_token", spm_file ? SPM_BOS : BOS, &t->bos_id);
+    t->clean_up_spaces = tk_tj_bool(cfg, "clean_up_tokenization_spaces", spm_file ? spm.clean_up : 1);
+    st = spm_file ? tk_spm_post_processor(t, &spm, cfg, err) : RLHF_OK;
+    if (st == RLHF_OK) st = llama_template(t, cfg, dir, err);
     cJSON_Delete(cfg);
     cJSON_Delete(map);
     if (st != RLHF_OK) {

@@ -16,9 +16,13 @@ typedef struct {
     int n;
     int truncated;                              // 1 if tokens were dropped by max_length
 } tok_encoding;
-// Loads DIR/tokenizer.json, else BERT vocab.txt (+tokenizer_config.json), else vocab.json+merges.txt.
+// Loads DIR/tokenizer.json, else BERT vocab.txt (+tokenizer_config.json), else vocab.json+merges.txt, else a
+// SentencePiece tokenizer.model / spm.model converted as transformers does (Llama, Gemma, DeBERTa-v2 classes).
 rlhf_status tokenizer_load(tokenizer **out, const char *dir, rlhf_err *err);
 void tokenizer_free(tokenizer *t);
+// 1 when DIR holds a file tokenizer_load reads (tokenizer.json, vocab.txt, vocab.json, tokenizer.model, spm.model):
+// commands that work without a tokenizer use this to tell "none" from "one that fails to load".
+int tokenizer_files_present(const char *dir);
 // Encodes text (and pair, NULL for none) as HF `tokenizer(text, pair, add_special_tokens=...)`; UTF-8 is
 // validated (invalid -> RLHF_EINPUT "invalid UTF-8 at byte N"). max_length <= 0: no truncation.
 rlhf_status tokenizer_encode(const tokenizer *t, const char *text, const char *pair, int add_special_tokens,

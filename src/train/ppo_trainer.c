@@ -113,14 +113,6 @@ long long ppo_num_updates(long long total_episodes, int batch) {
     return (total_episodes + batch - 1) / batch;
 }
 
-static int has_tokenizer_files(const char *dir) {
-    static const char *const names[] = {"tokenizer.json", "vocab.txt", "vocab.json"};
-    char p[4200];
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-        if (file_exists(path_join(p, sizeof p, dir, names[i]))) return 1;
-    return 0;
-}
-
 static int has_config(const char *dir) {
     char p[4200];
     return file_exists(path_join(p, sizeof p, dir, "config.json"));
@@ -294,12 +286,17 @@ static rlhf_status setup(ppo_run *r, rlhf_err *err) {
     model_load_opts lr = lo;
     lr.peft = rq;
     RLHF_TRY(peft_load_model_dir(&r->reward, a->reward_model_path, HEAD_SEQCLS, rq, &lr, err));
+    if (r->reward->n_new_head_tensors && !a->allow_new_reward_head)
+        return rlhf_fail(err, RLHF_EINPUT, "--reward_model_path %s: not a reward model: its checkpoint has no score "
+                         "head for %s (a base or causal-LM model?), so the head would be random and every reward "
+                         "noise; train one with `rlhf reward` first, or give --allow_new_reward_head to use it anyway",
+                         a->reward_model_path, r->reward->cfg.architecture);
 
-    if (has_tokenizer_files(a->model_name_or_path))
+    if (tokenizer_files_present(a->model_name_or_path))
         RLHF_TRY(tokenizer_load(&r->policy_tok, a->model_name_or_path, err));
-    else if (has_tokenizer_files(a->sft_model_path))
+    else if (tokenizer_files_present(a->sft_model_path))
         RLHF_TRY(tokenizer_load(&r->policy_tok, a->sft_model_path, err));
-    if (r->policy_tok && has_tokenizer_files(a->reward_model_path))
+    if (r->policy_tok && tokenizer_files_present(a->reward_model_path))
         RLHF_TRY(tokenizer_load(&r->reward_tok, a->reward_model_path, err));
     // Tokenizer ids the model cannot embed are bad input naming both files (tokenizer_check_model_vocab).
     if (r->policy_tok)
@@ -732,6 +729,7 @@ static rlhf_status train_loop(ppo_run *r, ppo_result *res, rlhf_err *err) {
     long long start = 0;
     if (a->resume_from_checkpoint) RLHF_TRY(ppo_checkpoint_load(r, a->resume_from_checkpoint, &start, err));
     RLHF_TRY(make_dirs(a->output_dir, err));
+    RLHF_TRY(checkpoint_remove_stale(a->output_dir, err));
     char path[4200];
     path_join(path, sizeof path, a->output_dir, "training_log.csv");
     if (a->resume_from_checkpoint) RLHF_TRY(ppo_log_rewrite(r, path, err));

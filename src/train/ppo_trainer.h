@@ -83,6 +83,7 @@ typedef struct {
     pref_encoding encoding;           // how an encoder reward model reads (prompt, response)
     uint64_t seed;
     long long save_steps;             // checkpoint every N updates; <= 0: none
+    long long save_total_limit;       // > 0: keep only the newest N checkpoint-<UPDATE> directories
     int num_sample_generations;       // sample points over the run (TRL's); 0: no samples.jsonl
     volatile sig_atomic_t *stop;      // set by the CLI's SIGINT/SIGTERM handler; may be NULL
     int quiet;                        // no progress bar
@@ -94,6 +95,9 @@ typedef struct {
     // 4-bit copy only saves memory). The policy is saved as a peft adapter (+ merged with merge_adapter).
     peft_options peft;
     int merge_adapter;
+    // A reward model whose score head is not in its checkpoint (a base or causal-LM model) is an error
+    // unless this is set: its rewards would be noise from a random head.
+    int allow_new_reward_head;
 } ppo_args;
 
 // TRL's / the contract's defaults (every pointer NULL).

@@ -2,7 +2,8 @@
 // `rlhf generate` / from_pretrained) plus the whole PPO state: optimizer.safetensors (AdamW moments of
 // the policy, train/checkpoint.h's format), value_head.safetensors (v_head.summary.* and their moments)
 // or value_model/ (the value model and its optimizer file), and ppo_state.json (update reached, KL
-// coefficient, run shape, log history). It is built under checkpoint-{UPDATE}.tmp and renamed into
+// coefficient, run shape, log history) beside trainer_state.json (TRL's: transformers' TrainerState with
+// "episode"). It is built under checkpoint-{UPDATE}.tmp and renamed into
 // place, so a directory named checkpoint-* is always whole. Resume needs nothing else: every random
 // draw is keyed by (seed, update, ...), so restoring the weights, moments and KL coefficient replays
 // the uninterrupted run exactly.
@@ -145,13 +146,27 @@ static cJSON *state_json(const ppo_run *r, long long update) {
     return o;
 }
 
-rlhf_status ppo_checkpoint_save(ppo_run *r, long long update, rlhf_err *err) {
-    char dir[4200], tmp[4300], p[4400], name[64];
-    snprintf(name, sizeof name, "checkpoint-%lld", update);
-    path_join(dir, sizeof dir, r->a->output_dir, name);
-    snprintf(tmp, sizeof tmp, "%s.tmp", dir);
-    if (dir_exists(tmp)) RLHF_TRY(remove_tree(tmp, err));
-    RLHF_TRY(make_dirs(tmp, err));
+// trainer_state.json as TRL's PPOTrainer writes it (transformers' TrainerState plus OnlineTrainerState's
+// "episode"); log_history holds one dict per update with the training_log.csv columns and "epoch".
+static cJSON *hf_state_json(const ppo_run *r, long long update) {
+    static const char *const cols[PPO_LOG_N_COLUMNS + 1] = {PPO_LOG_COLUMNS, "epoch"};
+    cJSON *hist = cJSON_CreateArray();
+    for (int i = 0; hist && i < r->n_log; i++) {
+        double v[PPO_LOG_N_COLUMNS + 1];
+        memcpy(v, r->log[i].v, sizeof(double) * PPO_LOG_N_COLUMNS);
+        v[PPO_LOG_N_COLUMNS] = r->n_prompts > 0 ? r->log[i].v[0] / r->n_prompts : NAN;
+        cJSON_AddItemToArray(hist, hf_log_entry(cols, v, PPO_LOG_N_COLUMNS + 1));
+    }
+    double episode = (double)update * r->batch;
+    hf_state_fields h = {r->n_prompts > 0 ? episode / r->n_prompts : 0, update, r->num_updates, 1, 0,
+                         r->a->save_steps, r->a->per_device_train_batch_size, r->a->num_train_epochs};
+    cJSON *j = hf_trainer_state_json(&h, hist, NULL);
+    if (j) cJSON_AddNumberToObject(j, "episode", episode);
+    return j;
+}
+
+static rlhf_status checkpoint_write(ppo_run *r, const char *tmp, long long update, rlhf_err *err) {
+    char p[4400];
     RLHF_TRY(ppo_save_policy_dir(r, tmp, err));
     RLHF_TRY(optimizer_state_save(path_join(p, sizeof p, tmp, "optimizer.safetensors"), r->policy, &r->policy_opt, err));
     if (r->value) {
@@ -164,14 +179,27 @@ rlhf_status ppo_checkpoint_save(ppo_run *r, long long update, rlhf_err *err) {
     }
     if (r->samples_len)
         RLHF_TRY(atomic_write(path_join(p, sizeof p, tmp, "samples.jsonl"), r->samples, r->samples_len, err));
-    cJSON *s = state_json(r, update);
-    if (!s) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
-    rlhf_status st = json_save_file(path_join(p, sizeof p, tmp, PPO_STATE_FILE), s, err);
-    cJSON_Delete(s);
-    if (st) return st;
-    if (dir_exists(dir)) RLHF_TRY(remove_tree(dir, err));
-    if (rename(tmp, dir) != 0) return rlhf_fail(err, RLHF_ERUNTIME, "%s: cannot rename to %s", tmp, dir);
-    RLHF_TRY(fsync_dir(r->a->output_dir, err));
+    for (int k = 0; k < 2; k++) {
+        cJSON *s = k ? hf_state_json(r, update) : state_json(r, update);
+        if (!s) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+        rlhf_status st = json_save_file(path_join(p, sizeof p, tmp, k ? "trainer_state.json" : PPO_STATE_FILE), s, err);
+        cJSON_Delete(s);
+        RLHF_TRY(st);
+    }
+    return RLHF_OK;
+}
+
+rlhf_status ppo_checkpoint_save(ppo_run *r, long long update, rlhf_err *err) {
+    char dir[4200], tmp[4300];
+    checkpoint_path(dir, sizeof dir, r->a->output_dir, update);
+    RLHF_TRY(checkpoint_begin(dir, tmp, sizeof tmp, err));
+    rlhf_status st = checkpoint_write(r, tmp, update, err);
+    if (st) {
+        checkpoint_abort(tmp);
+        return st;
+    }
+    RLHF_TRY(checkpoint_commit(tmp, dir, err));
+    RLHF_TRY(checkpoint_rotate(r->a->output_dir, r->a->save_total_limit, update, err));
     return ppo_report_write(r, err);
 }
 

@@ -18,24 +18,52 @@
 // ---- error collection -------------------------------------------------------------------------
 
 typedef struct {
-    char msg[RLHF_ERR_MSG];
+    char msg[RLHF_ERR_MSG];  // the listed reasons, whole lines only
     size_t len;
-    int count;
-    int listed;
+    int count;   // malformed rows
+    int listed;  // of them in msg
+    int full;    // a reason did not fit: list no more (the count still grows)
 } row_errors;
 
 static void row_errors_add(row_errors *e, const char *text) {
     e->count++;
-    if (e->listed >= PREF_MAX_REPORTED_ERRORS) return;
+    if (e->full || e->listed >= PREF_MAX_REPORTED_ERRORS) return;
     size_t room = sizeof e->msg - e->len;
     int w = snprintf(e->msg + e->len, room, "%s%s", e->len ? "\n" : "", text);
-    if (w < 0 || (size_t)w >= room) {  // no room: stop listing, the count still grows
+    if (w < 0 || (size_t)w >= room) {  // never a cut reason: stop listing
         e->msg[e->len] = '\0';
-        e->listed = PREF_MAX_REPORTED_ERRORS;
+        e->full = 1;
         return;
     }
     e->len += (size_t)w;
     e->listed++;
+}
+
+// The error for all malformed rows: "N malformed rows in FILE:" then as many whole reasons as fit in an
+// error message, then "(and M more)" with M the rows not listed.
+static rlhf_status row_errors_fail(const row_errors *e, const char *path, rlhf_err *err) {
+    if (e->count == 1 && e->listed == 1) return rlhf_fail(err, RLHF_EINPUT, "%s", e->msg);
+    char head[RLHF_ERR_MSG];
+    int hl = snprintf(head, sizeof head, "%d malformed rows in %s:", e->count, path);
+    // room for the reasons: the message less its head and the longest tail "\n(and N more)"
+    const size_t tail_room = 40;
+    size_t budget = hl > 0 && (size_t)hl + tail_room < RLHF_ERR_MSG ? RLHF_ERR_MSG - 1 - (size_t)hl - tail_room : 0;
+    size_t used = 0;
+    int shown = 0;
+    for (const char *p = e->msg; shown < e->listed && *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t l = nl ? (size_t)(nl - p) : strlen(p);
+        if (used + 1 + l > budget) break;
+        used += 1 + l;
+        shown++;
+        p += l + (nl ? 1 : 0);
+    }
+    if (shown == e->count)
+        return rlhf_fail(err, RLHF_EINPUT, "%s\n%.*s", head, (int)(used ? used - 1 : 0), e->msg);
+    if (shown == 0)  // not even one reason fits next to a very long path: the first reason alone
+        return rlhf_fail(err, RLHF_EINPUT, "%d malformed rows; the first: %.*s", e->count,
+                         (int)(strchr(e->msg, '\n') ? strchr(e->msg, '\n') - e->msg : (long)e->len), e->msg);
+    return rlhf_fail(err, RLHF_EINPUT, "%s\n%.*s\n(and %d more)", head, (int)(used - 1), e->msg, e->count - shown);
 }
 
 static rlhf_status row_fail(rlhf_err *err, const dataset *d, int r, const char *fmt, ...)
@@ -449,8 +477,8 @@ static rlhf_status nonempty_response(const dataset *d, int r, const char *field,
 static rlhf_status need_tokenizer(const dataset *d, int r, const pref_opts *o, rlhf_err *err) {
     if (o->tok) return RLHF_OK;
     return row_fail(err, d, r,
-                    "text rows need a tokenizer, but %s has no tokenizer files (tokenizer.json, vocab.txt or "
-                    "vocab.json+merges.txt); give pre-tokenized rows (chosen_ids/rejected_ids%s) instead",
+                    "text rows need a tokenizer, but %s has no tokenizer files (tokenizer.json, vocab.txt, "
+                    "vocab.json+merges.txt or tokenizer.model); give pre-tokenized rows (chosen_ids/rejected_ids%s) instead",
                     o->model_dir ? o->model_dir : "the model directory", o->allow_single ? ", input_ids" : "");
 }
 
@@ -514,6 +542,13 @@ static int row_is_conversational(const cJSON *row) {
            cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(row, "conversations"));
 }
 
+// Any field of the row is a list of messages.
+static int row_has_messages(const cJSON *row) {
+    for (const cJSON *f = row->child; f; f = f->next)
+        if (cJSON_IsArray(f) && cJSON_IsObject(f->child)) return 1;
+    return 0;
+}
+
 static rlhf_status chat_pair(const dataset *d, int r, const pref_opts *o, pref_row *out, int *truncated,
                              rlhf_err *err) {
     const cJSON *row = d->rows[r];
@@ -557,6 +592,280 @@ static rlhf_status chat_pair(const dataset *d, int r, const pref_opts *o, pref_r
     return RLHF_OK;
 }
 
+// ---- DPO rows: prompt and responses apart ------------------------------------------------------
+
+typedef struct {
+    int32_t *ids;
+    int n, cap;
+} id_buf;
+
+static int idb_add(id_buf *b, const int32_t *ids, int n) {
+    if (b->n + n > b->cap) {
+        int cap = b->cap ? b->cap : 16;
+        while (cap < b->n + n) cap *= 2;
+        int32_t *p = realloc(b->ids, sizeof(int32_t) * (size_t)cap);
+        if (!p) return 0;
+        b->ids = p, b->cap = cap;
+    }
+    if (n) memcpy(b->ids + b->n, ids, sizeof(int32_t) * (size_t)n);
+    b->n += n;
+    return 1;
+}
+
+// tokenizer(text, add_special_tokens=False) into b (appended); errors name the row and field.
+static rlhf_status dpo_encode(const dataset *d, int r, const pref_opts *o, const char *field, const char *text,
+                              id_buf *b, rlhf_err *err) {
+    if (!text || !text[0]) return RLHF_OK;
+    tok_encoding e = {0};
+    rlhf_err inner;
+    rlhf_err_clear(&inner);
+    rlhf_status s = tokenizer_encode(o->tok, text, NULL, 0, 0, TRUNC_LONGEST_FIRST, &e, &inner);
+    if (s == RLHF_EINPUT) return row_fail(err, d, r, "field '%s': %s", field, inner.msg);
+    if (s) {
+        *err = inner;
+        return s;
+    }
+    for (int i = 0; i < e.n; i++)
+        if (e.ids[i] < 0 || e.ids[i] >= o->vocab_size) {
+            int id = e.ids[i];
+            tok_encoding_free(&e);
+            return row_fail(err, d, r, "field '%s': token id %d outside the model's vocabulary (%d)", field, id,
+                            o->vocab_size);
+        }
+    int ok = idb_add(b, e.ids, e.n);
+    tok_encoding_free(&e);
+    return ok ? RLHF_OK : rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+}
+
+// Renders msgs (consumed) with the chat template; errors name the row and field.
+static rlhf_status dpo_render(const dataset *d, int r, const pref_opts *o, const char *field, cJSON *msgs, int gen,
+                              char **out, rlhf_err *err) {
+    rlhf_err e;
+    rlhf_err_clear(&e);
+    rlhf_status s = chat_template_render(o->chat, msgs, gen, NULL, NULL, out, &e);
+    cJSON_Delete(msgs);
+    if (s == RLHF_EINPUT) return row_fail(err, d, r, "field '%s': %s", field, e.msg);
+    if (s) *err = e;
+    if (!s && text_invalid_utf8(*out)) {
+        free(*out);
+        *out = NULL;
+        return row_fail(err, d, r, "field '%s': invalid UTF-8", field);
+    }
+    return s;
+}
+
+// Message list of a field: prompt messages [from, to) of list (an array or one message object).
+static cJSON *dpo_messages(const cJSON *list, int from, int to, const char *field, char *why, size_t nwhy) {
+    cJSON *msgs = cJSON_CreateArray();
+    if (!msgs) {
+        snprintf(why, nwhy, "out of memory");
+        return NULL;
+    }
+    if (!cJSON_IsArray(list)) {
+        if (!chat_append(msgs, list, field, why, nwhy)) cJSON_Delete(msgs), msgs = NULL;
+        return msgs;
+    }
+    for (int i = from; i < to; i++) {
+        cJSON *m = chat_message(cJSON_GetArrayItem(list, i), field, i, why, nwhy);
+        if (!m || !cJSON_AddItemToArray(msgs, m)) {
+            cJSON_Delete(m);
+            cJSON_Delete(msgs);
+            return NULL;
+        }
+    }
+    return msgs;
+}
+
+static size_t common_prefix(const char *a, const char *b) {
+    size_t i = 0;
+    while (a[i] && a[i] == b[i]) i++;
+    return i;
+}
+
+// Conversational DPO row as TRL's maybe_extract_prompt + apply_chat_template: the prompt messages
+// rendered with the generation prompt, prompt + each response rendered whole, and each response is what
+// follows the prompt's text (the prompt cut to the common start of both renderings first).
+static rlhf_status dpo_chat_texts(const dataset *d, int r, const pref_opts *o, char **prompt, char **chosen,
+                                  char **rejected, rlhf_err *err) {
+    const cJSON *row = d->rows[r];
+    const cJSON *conv = cJSON_GetObjectItemCaseSensitive(row, "conversations");
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(row, "chosen"), *j = cJSON_GetObjectItemCaseSensitive(row, "rejected");
+    if (!c || cJSON_IsNull(c)) return row_fail(err, d, r, "field 'chosen' missing");
+    if (!j || cJSON_IsNull(j)) return row_fail(err, d, r, "field 'rejected' missing");
+    const cJSON *p = cJSON_IsArray(conv) ? conv : cJSON_GetObjectItemCaseSensitive(row, "prompt");
+    const char *pfield = cJSON_IsArray(conv) ? "conversations" : "prompt";
+    int pn, c0 = 0, j0 = 0;
+    const cJSON *plist;
+    if (p && !cJSON_IsNull(p)) {
+        if (!cJSON_IsArray(p)) return row_fail(err, d, r, "field 'prompt' must be a list of messages when 'chosen' is one");
+        plist = p, pn = cJSON_GetArraySize(p);
+    } else {  // implicit: the common leading messages (TRL extract_prompt)
+        if (!cJSON_IsArray(c) || !cJSON_IsArray(j))
+            return row_fail(err, d, r, "fields 'chosen' and 'rejected' must both be message lists");
+        int nc = cJSON_GetArraySize(c), nj = cJSON_GetArraySize(j), k = 0;
+        while (k < nc && k < nj && messages_equal(cJSON_GetArrayItem(c, k), cJSON_GetArrayItem(j, k))) k++;
+        if (k == 0)
+            return row_fail(err, d, r, "'chosen' and 'rejected' share no leading messages, so there is no prompt "
+                            "(give a 'prompt' field)");
+        plist = c, pn = k, c0 = j0 = k, pfield = "chosen";
+    }
+    char why[256] = "out of memory";
+    cJSON *pm = dpo_messages(plist, 0, pn, pfield, why, sizeof why);
+    if (!pm) return row_fail(err, d, r, "%s", why);
+    const cJSON *last = cJSON_GetArrayItem(pm, cJSON_GetArraySize(pm) - 1);
+    const cJSON *role = last ? cJSON_GetObjectItemCaseSensitive(last, "role") : NULL;
+    if (!cJSON_IsString(role) || (strcmp(role->valuestring, "user") && strcmp(role->valuestring, "tool"))) {
+        cJSON_Delete(pm);
+        return row_fail(err, d, r, "the prompt's last message must have role \"user\" or \"tool\" (the answer "
+                        "follows it), got %s", cJSON_IsString(role) ? role->valuestring : "none");
+    }
+    char *ptext = NULL, *full[2] = {NULL, NULL};
+    RLHF_TRY(dpo_render(d, r, o, pfield, cJSON_Duplicate(pm, 1), 1, &ptext, err));
+    const cJSON *resp[2] = {c, j};
+    const int from[2] = {c0, j0};
+    const char *fields[2] = {"chosen", "rejected"};
+    char *outs[2] = {NULL, NULL};
+    rlhf_status s = RLHF_OK;
+    for (int k = 0; k < 2 && !s; k++) {
+        cJSON *all = cJSON_Duplicate(pm, 1);
+        int n = cJSON_IsArray(resp[k]) ? cJSON_GetArraySize(resp[k]) : 1;
+        cJSON *rm = dpo_messages(resp[k], from[k], n, fields[k], why, sizeof why);
+        if (!all || !rm) {
+            cJSON_Delete(all);
+            cJSON_Delete(rm);
+            s = row_fail(err, d, r, "%s", why);
+            break;
+        }
+        while (cJSON_GetArraySize(rm) > 0) cJSON_AddItemToArray(all, cJSON_DetachItemFromArray(rm, 0));
+        cJSON_Delete(rm);
+        s = dpo_render(d, r, o, fields[k], all, 0, &full[k], err);
+        if (s) break;
+        ptext[common_prefix(ptext, full[k])] = '\0';
+        size_t np = strlen(ptext);
+        outs[k] = str_dup_n(full[k] + np, strlen(full[k]) - np);
+        if (!outs[k]) s = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    }
+    cJSON_Delete(pm);
+    free(full[0]);
+    free(full[1]);
+    if (s) {
+        free(ptext);
+        free(outs[0]);
+        free(outs[1]);
+        return s;
+    }
+    *prompt = ptext, *chosen = outs[0], *rejected = outs[1];
+    return RLHF_OK;
+}
+
+// Pre-tokenized DPO ids: the first of two field names present.
+static rlhf_status dpo_ids(const dataset *d, int r, const pref_opts *o, const char *a, const char *b, int required,
+                           id_buf *out, rlhf_err *err) {
+    const char *f = has_field(d->rows[r], a) ? a : b;
+    int32_t *ids = NULL;
+    int n = 0;
+    RLHF_TRY(dataset_get_ids(d, r, f, required, o->vocab_size, &ids, &n, err));
+    out->ids = ids, out->n = out->cap = n;
+    if (required && n == 0) return row_fail(err, d, r, "field '%s' is empty", f);
+    return RLHF_OK;
+}
+
+// Truncates and joins prompt + response into seq, as TRL: the prompt keeps its end, the response its
+// start, then the whole keeps its start or end.
+static rlhf_status dpo_join(const dataset *d, int r, const pref_opts *o, const char *field, const id_buf *p,
+                            const id_buf *c, token_seq *seq, int *prompt_n, int *truncated, rlhf_err *err) {
+    int np = p->n, nc = c->n, p0 = 0;
+    if (o->max_prompt_length > 0 && np > o->max_prompt_length) p0 = np - o->max_prompt_length, np -= p0, *truncated = 1;
+    if (o->max_completion_length > 0 && nc > o->max_completion_length) nc = o->max_completion_length, *truncated = 1;
+    int n = np + nc, from = 0;
+    int pn = np;
+    if (o->max_length > 0 && n > o->max_length) {
+        *truncated = 1;
+        if (!o->keep_start) {
+            from = n - o->max_length;
+            pn = np > from ? np - from : 0;
+        } else if (pn > o->max_length) {
+            pn = o->max_length;
+        }
+        n = o->max_length;
+    }
+    // scored tokens: response tokens with a token before them
+    int scored = n - (pn > 1 ? pn : 1);
+    if (scored < 1)
+        return row_fail(err, d, r, "field '%s': no response token is left to score after truncation (prompt %d, "
+                        "response %d tokens; --max_length %d, --max_prompt_length %d, --truncation_mode %s)",
+                        field, p->n, c->n, o->max_length, o->max_prompt_length, o->keep_start ? "keep_start" : "keep_end");
+    seq->ids = malloc(sizeof(int32_t) * (size_t)n);
+    seq->type_ids = calloc((size_t)n, sizeof(int32_t));
+    if (!seq->ids || !seq->type_ids) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    for (int i = 0; i < n; i++) {
+        int k = from + i;  // index into prompt[p0..] + response[..nc]
+        seq->ids[i] = k < np ? p->ids[p0 + k] : c->ids[k - np];
+    }
+    seq->n = n;
+    *prompt_n = pn;
+    return RLHF_OK;
+}
+
+static rlhf_status dpo_build_row(const dataset *d, int r, const pref_opts *o, pref_row *out, int *truncated,
+                                 rlhf_err *err) {
+    const cJSON *row = d->rows[r];
+    id_buf p = {0}, c = {0}, j = {0};
+    rlhf_status s = RLHF_OK;
+    out->is_pair = 1;
+    if (has_field(row, "chosen_input_ids") || has_field(row, "chosen_ids") || has_field(row, "rejected_input_ids") ||
+        has_field(row, "rejected_ids")) {
+        s = dpo_ids(d, r, o, "prompt_input_ids", "prompt_ids", 0, &p, err);
+        if (!s) s = dpo_ids(d, r, o, "chosen_input_ids", "chosen_ids", 1, &c, err);
+        if (!s) s = dpo_ids(d, r, o, "rejected_input_ids", "rejected_ids", 1, &j, err);
+        if (!s && !has_field(row, "prompt_input_ids") && !has_field(row, "prompt_ids")) {
+            // implicit prompt: the common start, leaving each response at least one token
+            int k = 0;
+            while (k < c.n - 1 && k < j.n - 1 && c.ids[k] == j.ids[k]) k++;
+            if (k > 0) {
+                s = idb_add(&p, c.ids, k) ? RLHF_OK : rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+                memmove(c.ids, c.ids + k, sizeof(int32_t) * (size_t)(c.n - k)), c.n -= k;
+                memmove(j.ids, j.ids + k, sizeof(int32_t) * (size_t)(j.n - k)), j.n -= k;
+            }
+        }
+    } else if (has_field(row, "chosen") || has_field(row, "rejected") || has_field(row, "conversations")) {
+        char *prompt = NULL, *chosen = NULL, *rejected = NULL;
+        s = need_tokenizer(d, r, o, err);
+        if (!s && row_is_conversational(row)) {
+            if (!o->chat)
+                s = row_fail(err, d, r, "fields 'chosen'/'rejected' are messages, but %s has no \"chat_template\" in "
+                             "tokenizer_config.json to render them (give plain text rows instead)",
+                             o->model_dir ? o->model_dir : "the model directory");
+            else
+                s = dpo_chat_texts(d, r, o, &prompt, &chosen, &rejected, err);
+        } else if (!s) {
+            s = pair_texts(d, r, &prompt, &chosen, &rejected, err);
+        }
+        if (!s) s = nonempty_response(d, r, "chosen", chosen, err);
+        if (!s) s = nonempty_response(d, r, "rejected", rejected, err);
+        if (!s) s = dpo_encode(d, r, o, "prompt", prompt, &p, err);
+        if (!s) s = dpo_encode(d, r, o, "chosen", chosen, &c, err);
+        if (!s) s = dpo_encode(d, r, o, "rejected", rejected, &j, err);
+        const int32_t eos = o->eos_id;
+        if (!s && eos >= 0 && (!idb_add(&c, &eos, 1) || !idb_add(&j, &eos, 1)))
+            s = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+        free(prompt);
+        free(chosen);
+        free(rejected);
+    } else {
+        s = row_fail(err, d, r,
+                     "field 'chosen' missing (expected \"chosen\" and \"rejected\" with an optional \"prompt\", or "
+                     "pre-tokenized \"chosen_input_ids\" and \"rejected_input_ids\" with an optional "
+                     "\"prompt_input_ids\")");
+    }
+    if (!s) s = dpo_join(d, r, o, "chosen", &p, &c, &out->chosen, &out->chosen_prompt_n, truncated, err);
+    if (!s) s = dpo_join(d, r, o, "rejected", &p, &j, &out->rejected, &out->rejected_prompt_n, truncated, err);
+    free(p.ids);
+    free(c.ids);
+    free(j.ids);
+    return s;
+}
+
 static rlhf_status build_row(const dataset *d, int r, const pref_opts *o, pref_row *out, int *truncated,
                              rlhf_err *err) {
     const cJSON *row = d->rows[r];
@@ -570,7 +879,9 @@ static rlhf_status build_row(const dataset *d, int r, const pref_opts *o, pref_r
     }
     int trunc = 0;
     rlhf_status s = RLHF_OK;
-    if (has_field(row, "chosen_ids") || has_field(row, "rejected_ids")) {
+    if (o->dpo) {
+        s = dpo_build_row(d, r, o, out, &trunc, err);
+    } else if (has_field(row, "chosen_ids") || has_field(row, "rejected_ids")) {
         out->is_pair = 1;
         s = pretok_seq(d, r, o, "chosen_ids", "chosen_token_type_ids", &out->chosen, &trunc, err);
         if (!s) s = pretok_seq(d, r, o, "rejected_ids", "rejected_token_type_ids", &out->rejected, &trunc, err);
@@ -645,7 +956,7 @@ static rlhf_status pref_set_build_with(pref_set *out, const dataset *d, const pr
         free(errs);
         return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
     }
-    int n_trunc = 0, has_margin = 0;
+    int n_trunc = 0, has_margin = 0, n_plain = 0;
     for (int r = 0; r < d->n; r++) {
         rlhf_err e;
         rlhf_err_clear(&e);
@@ -667,6 +978,8 @@ static rlhf_status pref_set_build_with(pref_set *out, const dataset *d, const pr
         }
         if (has_field(d->rows[r], "margin")) has_margin = 1;
         n_trunc += truncated;
+        if (row_has_messages(d->rows[r]) && !(o->chat && o->is_decoder && row_is_conversational(d->rows[r])))
+            n_plain++;
     }
     if (errs->count > 0) {
         for (int k = 0; k < d->n; k++) {
@@ -674,13 +987,7 @@ static rlhf_status pref_set_build_with(pref_set *out, const dataset *d, const pr
             seq_free(&rows[k].rejected);
         }
         free(rows);
-        if (errs->count > errs->listed)
-            rlhf_fail(err, RLHF_EINPUT, "%d malformed rows in %s:\n%s\n(and %d more)", errs->count, d->path,
-                      errs->msg, errs->count - errs->listed);
-        else if (errs->count > 1)
-            rlhf_fail(err, RLHF_EINPUT, "%d malformed rows in %s:\n%s", errs->count, d->path, errs->msg);
-        else
-            rlhf_fail(err, RLHF_EINPUT, "%s", errs->msg);
+        row_errors_fail(errs, d->path, err);
         free(errs);
         return RLHF_EINPUT;
     }
@@ -689,6 +996,7 @@ static rlhf_status pref_set_build_with(pref_set *out, const dataset *d, const pr
     out->n = d->n;
     out->n_truncated = n_trunc;
     out->has_margin = has_margin;
+    out->n_plain_chat = n_plain;
     return RLHF_OK;
 }
 
@@ -729,6 +1037,7 @@ rlhf_status pref_set_split(pref_set *all, double fraction, uint64_t seed, pref_s
     train->n = n - n_eval;
     train->has_margin = eval->has_margin = all->has_margin;
     train->n_truncated = all->n_truncated;
+    train->n_plain_chat = all->n_plain_chat;
     free(perm);
     free(all->rows);
     memset(all, 0, sizeof *all);

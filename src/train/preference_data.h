@@ -40,6 +40,9 @@ typedef struct {
     token_seq rejected;
     float margin;       // 0 when the row has none
     int line;           // line in the dataset file
+    // DPO rows (pref_opts.dpo): chosen / rejected hold prompt + response (+ EOS) after truncation, and
+    // these count the leading prompt tokens, which are read but not scored. 0 otherwise.
+    int chosen_prompt_n, rejected_prompt_n;
 } pref_row;
 
 typedef struct {
@@ -47,6 +50,7 @@ typedef struct {
     int n;
     int n_truncated;    // rows with at least one sequence shortened to max_length
     int has_margin;     // some row carried "margin"
+    int n_plain_chat;   // rows with messages rendered by the plain "role: content\n" fallback (no chat template)
 } pref_set;
 
 typedef struct {
@@ -65,6 +69,18 @@ typedef struct {
     // else the plain "role: content\n" template.
     const struct chat_template *chat;
     int no_chat_template;
+    // DPO (TRL DPOTrainer.tokenize_row): prompt and each response are tokenized separately without
+    // special tokens (a chat template writes its own), EOS (eos_id) follows each response; the prompt
+    // keeps its last max_prompt_length tokens, a response its first max_completion_length, then prompt +
+    // response over max_length keeps its first (keep_start) or last (keep_end) max_length tokens, as
+    // TRL's concatenated_forward truncates. Conversational rows need a chat template (none: an error, as
+    // transformers refuses). Pre-tokenized rows: {"prompt_input_ids", "chosen_input_ids",
+    // "rejected_input_ids"} (TRL's tokenized columns; "prompt_ids", "chosen_ids", "rejected_ids" too),
+    // used as given; without prompt ids the prompt is the two sequences' common start.
+    int dpo;
+    int max_prompt_length;      // <= 0: none
+    int max_completion_length;  // <= 0: none
+    int keep_start;             // truncation_mode keep_start (1) or keep_end (0)
 } pref_opts;
 
 // Encodes every row of d. On any malformed row: RLHF_EINPUT with every bad row listed as

@@ -159,18 +159,19 @@ typedef struct {  // training metrics since the last logged row
     double margin_sum;
 } pending_metrics;
 
-static rlhf_status save_checkpoint(const char *output_dir, const char *name, const model *m,
-                                   const tokenizer *tok, const adamw_state *opt, trainer_state *st,
-                                   const int *order, const char *summary, const char *base_model_name,
+// checkpoint-{global_step}, then --save_total_limit's rotation and the report.
+static rlhf_status save_checkpoint(const reward_train_args *a, const model *m, const tokenizer *tok,
+                                   const adamw_state *opt, trainer_state *st, const int *order, const char *summary,
                                    rlhf_err *err) {
     char dir[PATH_LEN];
-    path_join(dir, sizeof dir, output_dir, name);
+    checkpoint_path(dir, sizeof dir, a->output_dir, st->global_step);
     int *saved = st->order;
     st->order = st->micro_in_epoch > 0 ? (int *)order : NULL;  // only a partial epoch needs its order
     // With adapters the checkpoint holds the adapter (peft layout) and the moments of the trainable range.
-    rlhf_status s = checkpoint_save(dir, m, tok, opt, st, base_model_name, err);
+    rlhf_status s = checkpoint_save(dir, m, tok, opt, st, a->base_model_name, err);
     st->order = saved;
-    if (!s) s = write_report(output_dir, st, summary, err);
+    if (!s) s = checkpoint_rotate(a->output_dir, a->save_total_limit, st->global_step, err);
+    if (!s) s = write_report(a->output_dir, st, summary, err);
     return s;
 }
 
@@ -208,7 +209,7 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
     csv_log *log = NULL;
     progress *bar = NULL;
     int *order = malloc(sizeof(int) * (size_t)n), *idx = malloc(sizeof(int) * (size_t)B);
-    char path[PATH_LEN], summary[512], name[64];
+    char path[PATH_LEN], summary[512];
     rlhf_status s = RLHF_OK;
     if (!order || !idx) {
         s = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
@@ -223,6 +224,7 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
     st.n_train = n;
     st.train_batch_size = B;
     st.grad_accum = a->grad_accum;
+    if ((s = checkpoint_remove_stale(a->output_dir, err))) goto done;
     if (a->resume_from) {
         if ((s = trainer_state_load(path_join(path, sizeof path, a->resume_from, "trainer_state.json"), &st, err)))
             goto done;
@@ -251,6 +253,13 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
                                       &opt, err)))
             goto done;
     }
+    // HF TrainerState fields of trainer_state.json
+    st.micro_per_epoch = (int)n_micro;
+    st.max_steps = total;
+    st.logging_steps = a->logging_steps;
+    st.eval_steps = a->eval_steps;
+    st.save_steps = a->save_steps;
+    st.num_train_epochs = n_epochs;
     if ((s = open_log(&log, path_join(path, sizeof path, a->output_dir, "training_log.csv"), &st, err))) goto done;
     if (!a->quiet) {
         fprintf(stderr, "rlhf reward: %d training pairs, %d evaluation pairs; %lld optimizer steps (%d epochs of "
@@ -363,29 +372,19 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
                 }
             }
             summary_text(summary, sizeof summary, &st, total, n, eval ? eval->n : 0);
-            name[0] = '\0';
-            if (a->save_strategy == STRATEGY_STEPS && st.global_step % a->save_steps == 0)
-                snprintf(name, sizeof name, "checkpoint-%lld", st.global_step);
-            else if (a->save_strategy == STRATEGY_EPOCH && epoch_end)
-                snprintf(name, sizeof name, "checkpoint-epoch%d", epoch + 1);
-            if (name[0] && (s = save_checkpoint(a->output_dir, name, m, tok, &opt, &st, order, summary,
-                                                a->base_model_name, err)))
-                goto done;
+            int saved = (a->save_strategy == STRATEGY_STEPS && st.global_step % a->save_steps == 0) ||
+                        (a->save_strategy == STRATEGY_EPOCH && epoch_end);
+            if (saved && (s = save_checkpoint(a, m, tok, &opt, &st, order, summary, err))) goto done;
             if (bar) {
                 char extra[128];
                 snprintf(extra, sizeof extra, "loss %.4f lr %.3g", step_loss, lr);
                 progress_update(bar, st.global_step, extra);
             }
             if (a->stop && *a->stop && !final_step) {
-                char stop_name[64];
-                snprintf(stop_name, sizeof stop_name, "checkpoint-%lld", st.global_step);
-                if (strcmp(name, stop_name) &&
-                    (s = save_checkpoint(a->output_dir, stop_name, m, tok, &opt, &st, order, summary,
-                                         a->base_model_name, err)))
-                    goto done;
+                if (!saved && (s = save_checkpoint(a, m, tok, &opt, &st, order, summary, err))) goto done;
                 res->interrupted = 1;
-                s = rlhf_fail(err, RLHF_EINTERRUPT, "interrupted: state saved in %s/%s (continue with "
-                              "--resume_from_checkpoint)", a->output_dir, stop_name);
+                s = rlhf_fail(err, RLHF_EINTERRUPT, "interrupted: state saved in %s/checkpoint-%lld (continue "
+                              "with --resume_from_checkpoint)", a->output_dir, st.global_step);
                 goto done;
             }
         }

@@ -46,6 +46,7 @@ typedef struct {
     long long eval_steps;
     interval_strategy save_strategy;
     long long save_steps;
+    long long save_total_limit;   // > 0: keep only the newest N checkpoint-<STEP> directories
     const char *resume_from;      // checkpoint directory, or NULL
     volatile sig_atomic_t *stop;  // set by the CLI's SIGINT/SIGTERM handler; may be NULL
     int quiet;                    // no progress bar / per-log lines

@@ -299,13 +299,11 @@ static void fmt(char *buf, size_t n, double v) {
         buf[0] = 0;
 }
 
-// The final directory: the model (HF layout), or with adapters peft's layout (adapter_config.json +
-// adapter_model.safetensors) and, with merge_adapter, the merged model beside it. Merging unloads the
-// adapters from m, so it comes last.
-static rlhf_status save_model_dir(model *m, const tokenizer *tok, const char *dir, const sft_args *a, rlhf_err *err) {
+rlhf_status sft_save_model_dir(model *m, const tokenizer *tok, const char *dir, const char *base_model_name,
+                               int merge_adapter, rlhf_err *err) {
     if (peft_active(m)) {
-        RLHF_TRY(peft_save_adapter(m, dir, a->base_model_name, err));
-        if (a->merge_adapter) {
+        RLHF_TRY(peft_save_adapter(m, dir, base_model_name, err));
+        if (merge_adapter) {
             RLHF_TRY(peft_merge_and_unload(m, err));
             RLHF_TRY(model_save(m, dir, err));
         }
@@ -330,6 +328,18 @@ static rlhf_status eval_and_log(model *m, const sft_args *a, csv_log *log, train
     return trainer_state_add_log(ts, &le, err);
 }
 
+// checkpoint-{STEP} (HF naming whatever the strategy), then --save_total_limit's rotation. A step saved
+// already (an epoch's end that is also the interruption point) is not written twice.
+static rlhf_status save_ckpt(const model *m, const tokenizer *tok, const adamw_state *opt, trainer_state *ts,
+                             const sft_args *a, long long *last_saved, rlhf_err *err) {
+    if (*last_saved == ts->global_step) return RLHF_OK;
+    char path[4200];
+    RLHF_TRY(checkpoint_save(checkpoint_path(path, sizeof path, a->output_dir, ts->global_step), m, tok, opt, ts,
+                             a->base_model_name, err));
+    *last_saved = ts->global_step;
+    return checkpoint_rotate(a->output_dir, a->save_total_limit, ts->global_step, err);
+}
+
 rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, const sft_args *a, sft_result *res,
                       rlhf_err *err) {
     memset(res, 0, sizeof *res);
@@ -338,7 +348,7 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
     long long steps_per_epoch = (n_batches + accum - 1) / accum;
     long long total = a->max_steps > 0 ? a->max_steps : (long long)ceil(a->num_train_epochs * steps_per_epoch);
     if (total < 1) total = 1;
-    long long warmup = (long long)ceil(a->warmup_ratio * (double)total);
+    long long warmup = a->warmup_steps > 0 ? a->warmup_steps : (long long)ceil(a->warmup_ratio * (double)total);
     int pad_id = m->cfg.pad_token_id >= 0 && m->cfg.pad_token_id < m->cfg.vocab_size ? m->cfg.pad_token_id : 0;
     adamw_config ac = {0.9, 0.999, 1e-8, a->weight_decay};
 
@@ -354,8 +364,9 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
     static const char *const cols[] = {SFT_LOG_COLUMNS};
     trainer_state ts;
     memset(&ts, 0, sizeof ts);
-    rlhf_status st = RLHF_OK;
-    if (a->resume_from) {
+    rlhf_status st = checkpoint_remove_stale(a->output_dir, err);
+    long long last_saved = -1;
+    if (st == RLHF_OK && a->resume_from) {
         st = trainer_state_load(path_join(path, sizeof path, a->resume_from, "trainer_state.json"), &ts, err);
         if (st == RLHF_OK && (ts.n_train != n || ts.seed != a->seed))
             st = rlhf_fail(err, RLHF_EINPUT,
@@ -376,6 +387,14 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
     int n_hist = 0;
     ts.seed = a->seed;
     ts.n_train = n;
+    ts.train_batch_size = bs;  // HF TrainerState fields of trainer_state.json
+    ts.grad_accum = accum;
+    ts.micro_per_epoch = n_batches;
+    ts.max_steps = total;
+    ts.logging_steps = a->logging_steps;
+    ts.eval_steps = a->eval_steps;
+    ts.save_steps = a->save_steps;
+    ts.num_train_epochs = (double)((total + steps_per_epoch - 1) / steps_per_epoch);
     sft_scratch sc;
     memset(&sc, 0, sizeof sc);
     if (st == RLHF_OK && (!order || !hist_x || !hist_y)) st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
@@ -447,11 +466,8 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
             if (st == RLHF_OK && a->eval && a->eval_steps > 0 && step % a->eval_steps == 0 && !epoch_end)
                 st = eval_and_log(m, a, log, &ts, ep, step, &res->eval_loss, err);
             if (st == RLHF_OK && a->save_steps > 0 && step % a->save_steps == 0 && !epoch_end && step < total) {
-                char name[64];
-                snprintf(name, sizeof name, "checkpoint-%lld", step);
                 ts.epochs_done = epoch, ts.micro_in_epoch = mb + 1, ts.global_step = step, ts.order = order;
-                st = checkpoint_save(path_join(path, sizeof path, a->output_dir, name), m, tok, &opt, &ts,
-                                     a->base_model_name, err);
+                st = save_ckpt(m, tok, &opt, &ts, a, &last_saved, err);
             }
             if (st != RLHF_OK) break;
             if (pg) {
@@ -474,30 +490,20 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
         ts.global_step = step;
         ts.order = order;
         if (a->stop && *a->stop) res->interrupted = 1;  // stopped on the epoch's last step: resume at the next
-        if (st == RLHF_OK && a->save_epochs && ts.micro_in_epoch == 0) {
-            char name[64];
-            snprintf(name, sizeof name, "checkpoint-epoch%d", epoch + 1);
-            st = checkpoint_save(path_join(path, sizeof path, a->output_dir, name), m, tok, &opt, &ts, a->base_model_name,
-                                 err);
-        }
-        if (st == RLHF_OK && a->save_steps > 0 && step % a->save_steps == 0 && !res->interrupted && step > 0) {
-            char name[64];
-            snprintf(name, sizeof name, "checkpoint-%lld", step);
-            st = checkpoint_save(path_join(path, sizeof path, a->output_dir, name), m, tok, &opt, &ts, a->base_model_name,
-                                 err);
-        }
+        if (st == RLHF_OK && a->save_epochs && ts.micro_in_epoch == 0)
+            st = save_ckpt(m, tok, &opt, &ts, a, &last_saved, err);
+        if (st == RLHF_OK && a->save_steps > 0 && step % a->save_steps == 0 && !res->interrupted && step > 0)
+            st = save_ckpt(m, tok, &opt, &ts, a, &last_saved, err);
     }
     if (pg) progress_finish(pg, NULL);
     res->global_step = step;
     if (st == RLHF_OK && res->interrupted) {
-        char name[64];
-        snprintf(name, sizeof name, "checkpoint-%lld", step);
         ts.global_step = step;
-        st = checkpoint_save(path_join(path, sizeof path, a->output_dir, name), m, tok, &opt, &ts, a->base_model_name,
-                                 err);
-        if (st == RLHF_OK) st = rlhf_fail(err, RLHF_EINTERRUPT, "interrupted: saved %s/%s", a->output_dir, name);
+        st = save_ckpt(m, tok, &opt, &ts, a, &last_saved, err);
+        if (st == RLHF_OK)
+            st = rlhf_fail(err, RLHF_EINTERRUPT, "interrupted: saved %s/checkpoint-%lld", a->output_dir, step);
     }
-    if (st == RLHF_OK) st = save_model_dir(m, tok, a->output_dir, a, err);
+    if (st == RLHF_OK) st = sft_save_model_dir(m, tok, a->output_dir, a->base_model_name, a->merge_adapter, err);
     if (st == RLHF_OK) {
         report_series s = {"train loss", hist_x, hist_y, n_hist};
         report_chart ch = {"SFT loss", "step", &s, 1};

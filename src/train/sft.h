@@ -3,7 +3,7 @@
 // on every token; each example ends with EOS as TRL appends it. The loss is transformers' causal-LM
 // loss (mean token cross-entropy of logits[t] against ids[t+1] over unmasked labels) per micro-batch,
 // divided by gradient_accumulation_steps; AdamW with HF's no-decay groups, the lr schedule with warmup,
-// clipping, seeded shuffling per epoch, training_log.csv, report.html, per-epoch checkpoints.
+// clipping, seeded shuffling per epoch, training_log.csv, report.html, checkpoint-{STEP}/ per epoch or N steps.
 #ifndef RLHF_TRAIN_SFT_H
 #define RLHF_TRAIN_SFT_H
 
@@ -51,13 +51,15 @@ typedef struct {
     double num_train_epochs;
     long long max_steps;
     double learning_rate, weight_decay, warmup_ratio, max_grad_norm;
+    long long warmup_steps;           // > 0 overrides warmup_ratio
     lr_schedule schedule;
     uint64_t seed;
     int shuffle;
     int disable_dropout;
     long long logging_steps;
-    int save_epochs;                  // write checkpoint-epoch{N}/ after each epoch
+    int save_epochs;                  // write checkpoint-{STEP}/ after each epoch
     long long save_steps;             // > 0: write checkpoint-{STEP}/ every save_steps optimizer steps
+    long long save_total_limit;       // > 0: keep only the newest N checkpoint-{STEP}/ directories
     const sft_set *eval;              // held-out set (NULL: none)
     int eval_epochs;                  // evaluate after each epoch
     long long eval_steps;             // > 0: evaluate every eval_steps optimizer steps
@@ -91,6 +93,13 @@ rlhf_status sft_evaluate(model *m, const sft_set *s, int batch_size, double *los
 // Splits off the last round(fraction * n) examples of a seeded permutation (RNG_STREAM_SPLIT) as an
 // eval set; both sets own their examples afterwards (train keeps the rest, in their original order).
 rlhf_status sft_set_split(sft_set *train, sft_set *eval, double fraction, uint64_t seed, rlhf_err *err);
+
+// The final directory of a causal-LM trainer (sft, dpo): the model in HF layout with its
+// generation_config.json and tokenizer, or with adapters peft's layout (adapter_config.json +
+// adapter_model.safetensors naming base_model_name) and, with merge_adapter, the merged model beside
+// it. Merging unloads the adapters from m, so it comes last.
+rlhf_status sft_save_model_dir(model *m, const tokenizer *tok, const char *dir, const char *base_model_name,
+                               int merge_adapter, rlhf_err *err);
 
 rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, const sft_args *a, sft_result *res,
                       rlhf_err *err);

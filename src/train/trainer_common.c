@@ -122,11 +122,7 @@ rlhf_status pairs_forward_backward(model *m, const pref_set *set, const int *idx
 }
 
 int model_dir_has_tokenizer(const char *dir) {
-    static const char *const files[] = {"tokenizer.json", "vocab.txt", "vocab.json"};
-    char path[4096];
-    for (int i = 0; i < 3; i++)
-        if (file_exists(path_join(path, sizeof path, dir, files[i]))) return 1;
-    return 0;
+    return tokenizer_files_present(dir);
 }
 
 rlhf_status reward_model_load(model **m, tokenizer **tok, const char *dir, uint64_t init_seed, rlhf_err *err) {

@@ -63,15 +63,15 @@ for i in $(seq 0 23); do echo "{\"prompt\": \"Q: $i plus $i?\", \"completion\": 
 sf=(sft --model_name_or_path "$W/gpt2" --dataset_name "$W/sft.jsonl" --num_train_epochs 3 --learning_rate 1e-2
   --per_device_train_batch_size 4 --threads 2 --use_peft --lora_r 8 --lora_alpha 16 --lora_dropout 0.1)
 "$RLHF" "${sf[@]}" --output_dir "$W/sf_full" 2>"$W/sf_full.err" || fail "sft: $(tail -n 2 "$W/sf_full.err")"
-check_ckpt sft "$W/sf_full/checkpoint-epoch1"
-"$RLHF" "${sf[@]}" --output_dir "$W/sf_res" --resume_from_checkpoint "$W/sf_full/checkpoint-epoch1" \
+check_ckpt sft "$W/sf_full/checkpoint-6"
+"$RLHF" "${sf[@]}" --output_dir "$W/sf_res" --resume_from_checkpoint "$W/sf_full/checkpoint-6" \
   2>"$W/sf_res.err" || fail "sft resume: $(tail -n 2 "$W/sf_res.err")"
 cmp -s "$W/sf_full/adapter_model.safetensors" "$W/sf_res/adapter_model.safetensors" ||
   fail "sft: the resumed adapter differs from the uninterrupted run's"
 
 c=0
 "$RLHF" sft --model_name_or_path "$W/gpt2" --dataset_name "$W/sft.jsonl" --output_dir "$W/sf_bad" \
-  --resume_from_checkpoint "$W/sf_full/checkpoint-epoch1" >/dev/null 2>"$W/sf_bad.err" || c=$?
+  --resume_from_checkpoint "$W/sf_full/checkpoint-6" >/dev/null 2>"$W/sf_bad.err" || c=$?
 [ "$c" = 2 ] && grep -q -- "--use_peft" "$W/sf_bad.err" || fail "sft resume of an adapter without --use_peft: exit $c ($(cat "$W/sf_bad.err"))"
 
 # ---- ppo: LoRA policy, value head

@@ -37,20 +37,10 @@ for run in lora qlora; do
   done
 done
 /usr/bin/python3 - "$W" <<'PY' || fails=$((fails + 1))
-import csv, json, math, struct, sys
-import numpy as np
+import csv, json, math, sys
+sys.path.insert(0, "tests/cli/lib")
+from safetensors_f32 import absmax, tensors, check_merged
 W = sys.argv[1]
-def tensors(path):
-    raw = open(path, "rb").read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    head = json.loads(raw[8:8 + n])
-    out = {}
-    for k, v in head.items():
-        if k == "__metadata__": continue
-        a, b = v["data_offsets"]
-        assert v["dtype"] == "F32", (k, v["dtype"])
-        out[k] = np.frombuffer(raw[8 + n + a:8 + n + b], dtype="<f4").reshape(v["shape"])
-    return out
 for run, rise in (("lora", True), ("qlora", False)):
     rows = list(csv.DictReader(open("%s/%s/training_log.csv" % (W, run))))
     assert rows, run
@@ -66,25 +56,10 @@ for run, rise in (("lora", True), ("qlora", False)):
     assert c["base_model_name_or_path"] == W + "/lp" and c["task_type"] == "CAUSAL_LM" and c["r"] == 8, c
     ad = tensors("%s/%s/adapter_model.safetensors" % (W, run))
     assert ad and all(k.endswith(("lora_A.weight", "lora_B.weight")) for k in ad), sorted(ad)[:3]
-    assert any(np.abs(v).max() > 0 for k, v in ad.items() if "lora_B" in k), "%s: lora_B never trained" % run
+    assert any(absmax(v) > 0 for k, v in ad.items() if "lora_B" in k), "%s: lora_B never trained" % run
 # merged = base + alpha/r * B A (Conv1D layers store W as (in, out): + (B A)^T); other tensors untouched
-base = tensors(W + "/lp/model.safetensors")
-merged = tensors(W + "/lora/model.safetensors")
-ad = tensors(W + "/lora/adapter_model.safetensors")
-scale = 16 / 8
-n_adapted = 0
-for name, w in base.items():
-    mod = name[:-len(".weight")] if name.endswith(".weight") else None
-    key = "base_model.model.%s.lora_A.weight" % mod
-    if mod and key in ad:
-        A, B = ad[key], ad[key.replace("lora_A", "lora_B")]
-        want = w + scale * (B @ A).T
-        err = np.abs(merged[name] - want).max()
-        assert err < 1e-5, "%s: merged differs from base + alpha/r BA by %g" % (name, err)
-        n_adapted += 1
-    else:
-        assert np.array_equal(merged[name], w), "%s changed without an adapter" % name
-assert n_adapted == 8, n_adapted
+n_adapted = check_merged(tensors(W + "/lp/model.safetensors"), tensors(W + "/lora/model.safetensors"),
+                         tensors(W + "/lora/adapter_model.safetensors"), 16 / 8, 8)
 print("merged == base + alpha/r B A on %d layers; every other tensor byte-identical" % n_adapted)
 PY
 # rlhf generate loads the adapter directory (base + adapter) and the merged model alike

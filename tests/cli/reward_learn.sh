@@ -21,8 +21,8 @@ JSON
   --eval_dataset_name data/learn-demo/eval.jsonl --output_dir "$W/rm" --num_train_epochs 2 --learning_rate 5e-4 \
   --per_device_train_batch_size 16 --seed 5 --threads 1 >"$W/train.out" 2>"$W/train.err" ||
   { tail -n 5 "$W/train.err"; echo "FAIL: reward exit"; exit 1; }
-for f in config.json model.safetensors tokenizer.json training_log.csv report.html checkpoint-epoch1/model.safetensors \
-  checkpoint-epoch1/optimizer.safetensors checkpoint-epoch1/trainer_state.json checkpoint-epoch2/config.json; do
+for f in config.json model.safetensors tokenizer.json training_log.csv report.html checkpoint-25/model.safetensors \
+  checkpoint-25/optimizer.safetensors checkpoint-25/trainer_state.json checkpoint-50/config.json; do
   [ -s "$W/rm/$f" ] || fail "output lacks $f"
 done
 head -n 1 "$W/rm/training_log.csv" | grep -qx 'epoch,step,loss,learning_rate,grad_norm,accuracy,margin,eval_loss,eval_accuracy,eval_margin' ||
@@ -34,7 +34,7 @@ n_eval=$(awk -F, 'NR > 1 && $9 != ""' "$W/rm/training_log.csv" | wc -l)
 [ "$n_eval" = 2 ] || fail "expected 2 evaluations, got $n_eval"
 grep -q '<svg' "$W/rm/report.html" || fail "report.html has no inline svg"
 grep -q '"rlhf_reward_encoding": "pair"' "$W/rm/config.json" || fail "config.json does not record the pair encoding"
-grep -q '"global_step": 25' "$W/rm/checkpoint-epoch1/trainer_state.json" || fail "checkpoint-epoch1 is not at step 25"
+grep -q '"global_step": 25' "$W/rm/checkpoint-25/trainer_state.json" || fail "checkpoint-25 is not at step 25"
 "$RLHF" score --model_name_or_path "$W/rm" --dataset_name data/learn-demo/eval.jsonl --output_file "$W/scores.jsonl" \
   --threads 1 >"$W/score.out" 2>"$W/score.err" || fail "score exit ($(tail -n 1 "$W/score.err"))"
 /usr/bin/python3 - "$W/score.out" "$W/scores.jsonl" <<'PY' || fails=$((fails + 1))

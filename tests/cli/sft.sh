@@ -28,7 +28,7 @@ EOF
   --learning_rate 3e-3 --logging_steps 1 --per_device_train_batch_size 4 --eval_split 0.25 --threads 1 2>"$W/err" ||
   bad "sft exit $?: $(tail -3 "$W/err")"
 for f in config.json model.safetensors generation_config.json tokenizer.json training_log.csv report.html \
-  checkpoint-epoch1/model.safetensors checkpoint-epoch2/optimizer.safetensors; do
+  checkpoint-3/model.safetensors checkpoint-6/optimizer.safetensors; do
   [ -e "$W/out/$f" ] || bad "missing $f"
 done
 [ "$(head -1 "$W/out/training_log.csv")" = "epoch,step,loss,learning_rate,grad_norm,eval_loss" ] && ok "log header" ||
@@ -49,8 +49,8 @@ EOF
 # resume from the epoch-1 checkpoint (dropout on, shuffled): the final weights are byte-identical
 "$RLHF" sft --model_name_or_path "$W/tiny" --dataset_name "$W/data.jsonl" --output_dir "$W/res" --num_train_epochs 2 \
   --learning_rate 3e-3 --logging_steps 1 --per_device_train_batch_size 4 --eval_split 0.25 --threads 1 \
-  --resume_from_checkpoint "$W/out/checkpoint-epoch1" 2>"$W/err" || bad "resume exit $?: $(tail -3 "$W/err")"
-cmp -s "$W/out/model.safetensors" "$W/res/model.safetensors" && ok "resume from checkpoint-epoch1: identical model" ||
+  --resume_from_checkpoint "$W/out/checkpoint-3" 2>"$W/err" || bad "resume exit $?: $(tail -3 "$W/err")"
+cmp -s "$W/out/model.safetensors" "$W/res/model.safetensors" && ok "resume from checkpoint-3: identical model" ||
   bad "resumed model differs"
 
 printf '{"prompt": "a", "completion": "b"}\n{"prompt": "c"}\n' >"$W/bad.jsonl"

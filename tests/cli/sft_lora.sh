@@ -42,44 +42,23 @@ for run in lora qlora; do
   echo "$run: held-out loss ${a:-?} -> ${b:-?}"
   awk -v a="${a:-0}" -v b="${b:-0}" 'BEGIN { exit !(a > 0 && b < a - 0.1) }' || fail "$run: held-out loss did not fall"
 done
-[ -s "$W/lora/checkpoint-epoch1/adapter_model.safetensors" ] || fail "checkpoint-epoch1 holds no adapter"
-[ -e "$W/lora/checkpoint-epoch1/model.safetensors" ] && fail "checkpoint-epoch1 holds a full model"
+[ -s "$W/lora/checkpoint-6/adapter_model.safetensors" ] || fail "checkpoint-6 holds no adapter"
+[ -e "$W/lora/checkpoint-6/model.safetensors" ] && fail "checkpoint-6 holds a full model"
 /usr/bin/python3 - "$W" <<'PY' || fails=$((fails + 1))
-import json, struct, sys
-import numpy as np
+import json, sys
+sys.path.insert(0, "tests/cli/lib")
+from safetensors_f32 import tensors, check_merged
 W = sys.argv[1]
-def tensors(path):
-    raw = open(path, "rb").read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    out = {}
-    for k, v in json.loads(raw[8:8 + n]).items():
-        if k == "__metadata__": continue
-        a, b = v["data_offsets"]
-        out[k] = np.frombuffer(raw[8 + n + a:8 + n + b], dtype="<f4").reshape(v["shape"])
-    return out
 c = json.load(open(W + "/lora/adapter_config.json"))
 assert c["base_model_name_or_path"] == W + "/base" and c["task_type"] == "CAUSAL_LM", c
 assert c["r"] == 8 and c["lora_alpha"] == 16 and c["fan_in_fan_out"] is True and c["modules_to_save"] is None, c
 ad = tensors(W + "/lora/adapter_model.safetensors")
 assert len(ad) == 16 and all(k.endswith(("lora_A.weight", "lora_B.weight")) for k in ad), sorted(ad)[:3]
-base, merged = tensors(W + "/base/model.safetensors"), tensors(W + "/lora/model.safetensors")
-assert set(base) == set(merged), set(base) ^ set(merged)
-n = 0
-for name, w in base.items():
-    key = "base_model.model.%s.lora_A.weight" % name[:-len(".weight")]
-    if key in ad:
-        A, B = ad[key], ad[key.replace("lora_A", "lora_B")]
-        assert np.abs(B).max() > 0, key + ": lora_B never trained"
-        err = np.abs(merged[name] - (w + 16 / 8 * (B @ A).T)).max()  # Conv1D: W (in, out) += (s B A)^T
-        assert err < 1e-5, "%s: merged differs from base + alpha/r BA by %g" % (name, err)
-        n += 1
-    else:
-        assert np.array_equal(merged[name], w), name + " changed without an adapter"
-assert n == 8, n
+n = check_merged(tensors(W + "/base/model.safetensors"), tensors(W + "/lora/model.safetensors"), ad, 16 / 8, 8)
 print("merged == base + alpha/r B A on %d layers; every other tensor byte-identical" % n)
 PY
 # the optimizer state of a checkpoint covers the adapters only
-/usr/bin/python3 - "$W/lora/checkpoint-epoch1/optimizer.safetensors" <<'PY' || fail "checkpoint optimizer holds more than the adapters"
+/usr/bin/python3 - "$W/lora/checkpoint-6/optimizer.safetensors" <<'PY' || fail "checkpoint optimizer holds more than the adapters"
 import json, struct, sys
 raw = open(sys.argv[1], "rb").read()
 keys = [k for k in json.loads(raw[8:8 + struct.unpack("<Q", raw[:8])[0]]) if k not in ("__metadata__", "step")]
@@ -110,7 +89,7 @@ expect2 dropout '--lora_dropout' --use_peft --lora_dropout 1
 expect2 quant-type '--bnb_4bit_quant_type' --use_peft --load_in_4bit --bnb_4bit_quant_type nf8
 expect2 targets "--lora_target_modules: 'q_proj'" --use_peft --lora_target_modules c_attn,q_proj
 expect2 adapter-base 'peft adapter' --use_peft --model_name_or_path "$W/adapter_only"
-expect2 resume-rank '--lora_r 4 differs' --use_peft --lora_r 4 --resume_from_checkpoint "$W/lora/checkpoint-epoch1"
+expect2 resume-rank '--lora_r 4 differs' --use_peft --lora_r 4 --resume_from_checkpoint "$W/lora/checkpoint-6"
 expect2 resume-full 'holds a full model' --use_peft --resume_from_checkpoint "$W/base"
 
 [ "$fails" = 0 ] && echo "sft_lora: all passed" || { echo "sft_lora: $fails failed"; exit 1; }

@@ -22,7 +22,7 @@ args=(sft --model_name_or_path "$W/tiny" --dataset_name "$W/data.jsonl" --num_tr
 "$RLHF" "${args[@]}" --output_dir "$W/full" 2>"$W/full.err" || fail "sft: $(tail -n 2 "$W/full.err")"
 # 16 train rows / batch 2 = 8 steps an epoch, 16 in all: checkpoints at 5, 10, 15 (10 and 15 mid-epoch 2).
 for s in 5 10 15; do [ -s "$W/full/checkpoint-$s/model.safetensors" ] || fail "no checkpoint-$s"; done
-[ -e "$W/full/checkpoint-epoch1" ] && fail "--save_strategy steps wrote an epoch checkpoint"
+[ -e "$W/full/checkpoint-8" ] && fail "--save_strategy steps wrote an epoch-end checkpoint"
 /usr/bin/python3 - "$W/full/training_log.csv" <<'PY' || fail "eval_loss rows not every 3 steps"
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))

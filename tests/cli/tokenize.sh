@@ -45,6 +45,16 @@ check "no text exit" "$c" 2
 "$RLHF" tokenize --tokenizer "$W" --text hi >/dev/null 2>"$W/err"; c=$?
 check "no tokenizer files exit" "$c" 2
 grep -q "no tokenizer files" "$W/err" || { echo "FAIL missing-files message: $(cat "$W/err")"; fail=1; }
+# SentencePiece model files without tokenizer.json (ids from the tokenizers Rust core on transformers' conversion)
+got=$("$RLHF" tokenize --tokenizer $T/spm/llama-bpe --text "Hello world")
+check "llama tokenizer.model" "$got" '{"input_ids":[1,392,284,736,464,358],"token_type_ids":[0,0,0,0,0,0],"attention_mask":[1,1,1,1,1,1]}'
+got=$("$RLHF" tokenize --tokenizer $T/spm/deberta-v2 --text "Hello world" --text_pair "How many?")
+check "deberta-v2 spm.model pair" "$got" '{"input_ids":[1,68,33,194,133,92,33,19,2,28,20,13,2],"token_type_ids":[0,0,0,0,0,0,0,0,0,1,1,1,1],"attention_mask":[1,1,1,1,1,1,1,1,1,1,1,1,1]}'
+printf 'not a protobuf' >"$W/tokenizer.model"
+"$RLHF" tokenize --tokenizer "$W" --text hi >/dev/null 2>"$W/err"; c=$?
+check "corrupt tokenizer.model exit" "$c" 2
+grep -q "tokenizer.model: not a SentencePiece model" "$W/err" || { echo "FAIL corrupt tokenizer.model message: $(cat "$W/err")"; fail=1; }
+rm "$W/tokenizer.model"
 "$RLHF" tokenize --tokenizer $T/gpt2 --text hi --bogus 1 >/dev/null 2>&1; c=$?
 check "unknown flag exit" "$c" 2
 "$RLHF" tokenize --help | grep -q -- "--no_special_tokens" || { echo "FAIL --help lacks flags"; fail=1; }

@@ -17,7 +17,12 @@ io=("$root"/src/io/safetensors.c "$root"/src/io/files.c "$root"/src/io/utf8.c)
 "$CC" "${flags[@]}" "$root/tests/fuzz/fuzz_dataset.c" "$root/src/io/dataset.c" "$root/src/io/files.c" "$root/src/io/utf8.c" "${base[@]}" \
     "${libs[@]}" -o "$out/fuzz_dataset"
 echo "built $out/fuzz_safetensors $out/fuzz_dataset"
-tok=($(ls "$root"/src/tokenizer/*.c | grep -v tokenizer_save))
+# the SentencePiece ModelProto reader is generated from its .proto, as in the CMake build
+mkdir -p "$out/gen"
+protoc-c -I"$root/src/tokenizer/proto" --c_out="$out/gen" sentencepiece_model.proto
+tok=($(ls "$root"/src/tokenizer/*.c | grep -v tokenizer_save) "$out/gen/sentencepiece_model.pb-c.c")
+flags+=(-I"$out/gen")
+libs+=($(pkg-config --libs libprotobuf-c))
 "$CC" "${flags[@]}" $(pkg-config --cflags libpcre2-8 libutf8proc) "$root/tests/fuzz/fuzz_tokenizer.c" "${tok[@]}" \
     "${base[@]}" "${libs[@]}" -lpcre2-8 -lutf8proc -o "$out/fuzz_tokenizer"
 echo "built $out/fuzz_tokenizer"

@@ -1,0 +1,301 @@
+// `rlhf dpo`: direct preference optimisation of a causal LM on preference pairs, with TRL DPOConfig's
+// flags and defaults (trl 0.27). Validates every flag and row before writing anything.
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/peft_flags.h"
+#include "cli/signals.h"
+#include "io/dataset.h"
+#include "io/files.h"
+#include "models/peft.h"
+#include "train/checkpoint.h"
+#include "train/dpo_trainer.h"
+#include "train/trainer_common.h"
+
+static int dir_nonempty(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *e;
+    int any = 0;
+    while (!any && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) any = 1;
+    closedir(d);
+    return any;
+}
+
+static rlhf_status load_tokenizer(tokenizer **tok, const char *dir, const model *m, rlhf_err *err) {
+    *tok = NULL;
+    if (!model_dir_has_tokenizer(dir)) return RLHF_OK;
+    RLHF_TRY(tokenizer_load(tok, dir, err));
+    return tokenizer_check_model_vocab(*tok, m->cfg.vocab_size, dir, err);
+}
+
+static rlhf_status load_ref(model **ref, const char *dir, const model *policy, uint64_t seed, rlhf_err *err) {
+    model_load_opts opts = {.quiet = 1, .init_seed = seed};
+    RLHF_TRY(peft_load_model_dir(ref, dir, HEAD_LM, NULL, &opts, err));
+    if ((*ref)->cfg.vocab_size != policy->cfg.vocab_size)
+        return rlhf_fail(err, RLHF_EINPUT,
+                         "--ref_model_name_or_path %s has vocab_size %d but the policy has %d (expected the same "
+                         "tokenizer and vocabulary)",
+                         dir, (*ref)->cfg.vocab_size, policy->cfg.vocab_size);
+    return RLHF_OK;
+}
+
+int cmd_dpo(int argc, char **argv) {
+    const char *model_dir = NULL, *ref_dir = NULL, *data = NULL, *out = NULL, *sched = NULL, *save = NULL,
+               *eval_data = NULL, *resume = NULL, *eval_strategy = NULL, *loss_type = NULL, *trunc_mode = NULL;
+    long long save_steps = 0, eval_steps = 0, eval_bs = 0, pre_bs = 0, save_total_limit = 0;
+    int quiet = 0, precompute = 0;
+    double eval_split = 0, beta = 0, label_smoothing = 0, rpo_alpha = 0, tau = 0;
+    long long bs = 0, accum = 0, max_length = 0, max_prompt = 0, max_completion = 0, max_steps = 0, seed = 0,
+              logging = 0, threads = 0;
+    double epochs = 0, lr = 0, warmup = 0, wd = 0, clip = 0;
+    int no_shuffle = 0, disable_dropout = 0, overwrite = 0;
+    cli_peft_flags pf;
+    memset(&pf, 0, sizeof pf);
+    arg_spec specs[64] = {
+        {"model_name_or_path", ARG_STRING, &model_dir, NULL, "causal-LM model directory (the policy to train)", NULL, 0},
+        {"ref_model_name_or_path", ARG_STRING, &ref_dir, NULL,
+         "reference model (default: a frozen copy of --model_name_or_path; with --use_peft the model with its "
+         "adapters off)", NULL, 0},
+        {"dataset_name", ARG_STRING, &data, NULL, "preference rows (the layouts `rlhf reward` reads; JSONL / JSON)", NULL, 0},
+        {"output_dir", ARG_STRING, &out, NULL, "where the trained model, log and checkpoints go", NULL, 0},
+        {"eval_dataset_name", ARG_STRING, &eval_data, NULL, "held-out preference rows", NULL, 0},
+        {"eval_split", ARG_FLOAT, &eval_split, "0", "hold out this fraction of --dataset_name instead", NULL, 0},
+        {"beta", ARG_FLOAT, &beta, "0.1", "deviation from the reference (IPO: its tau)", NULL, 0},
+        {"loss_type", ARG_STRING, &loss_type, "sigmoid", DPO_LOSS_TYPE_CHOICES, NULL, 0},
+        {"label_smoothing", ARG_FLOAT, &label_smoothing, "0", "cDPO / robust / EXO label smoothing in [0, 0.5)", NULL, 0},
+        {"rpo_alpha", ARG_FLOAT, &rpo_alpha, NULL, "weight of the NLL term on chosen responses (RPO; default: none)", NULL, 0},
+        {"discopop_tau", ARG_FLOAT, &tau, "0.05", "DiscoPOP temperature", NULL, 0},
+        {"max_length", ARG_INT, &max_length, "1024", "longest prompt + response in tokens", NULL, 0},
+        {"max_prompt_length", ARG_INT, &max_prompt, "512", "longest prompt (keeps its end; 0 = no limit)", NULL, 0},
+        {"max_completion_length", ARG_INT, &max_completion, "0", "longest response (keeps its start; 0 = no limit)", NULL, 0},
+        {"truncation_mode", ARG_STRING, &trunc_mode, "keep_end", "keep_end|keep_start: what --max_length keeps", NULL, 0},
+        {"precompute_ref_log_probs", ARG_BOOL, &precompute, "false",
+         "compute the reference log-probs once before training and free the reference model", NULL, 0},
+        {"precompute_ref_batch_size", ARG_INT, &pre_bs, "0", "pairs per precompute forward (0 = the train / eval batch size)", NULL, 0},
+        {"per_device_train_batch_size", ARG_INT, &bs, "8", "pairs per micro-batch", NULL, 0},
+        {"per_device_eval_batch_size", ARG_INT, &eval_bs, "8", "pairs per evaluation batch", NULL, 0},
+        {"gradient_accumulation_steps", ARG_INT, &accum, "1", "micro-batches per optimizer step", NULL, 0},
+        {"num_train_epochs", ARG_FLOAT, &epochs, "1", "epochs", NULL, 0},
+        {"max_steps", ARG_INT, &max_steps, "-1", "optimizer steps (> 0 overrides epochs)", NULL, 0},
+        {"learning_rate", ARG_FLOAT, &lr, "1e-6", "AdamW learning rate (TRL DPOConfig default)", NULL, 0},
+        {"weight_decay", ARG_FLOAT, &wd, "0", "AdamW weight decay (not on biases and norms)", NULL, 0},
+        {"warmup_ratio", ARG_FLOAT, &warmup, "0", "share of steps with linear warmup", NULL, 0},
+        {"max_grad_norm", ARG_FLOAT, &clip, "1.0", "gradient clipping (0 = off)", NULL, 0},
+        {"lr_scheduler_type", ARG_STRING, &sched, "linear", "linear|cosine|constant|constant_with_warmup", NULL, 0},
+        {"seed", ARG_INT, &seed, "42", "seed (shuffling, dropout, eval split)", NULL, 0},
+        {"no_shuffle", ARG_BOOL, &no_shuffle, NULL, "keep the dataset order", NULL, 0},
+        {"disable_dropout", ARG_BOOL, &disable_dropout, "true", "train without dropout (TRL default)", NULL, 0},
+        {"logging_steps", ARG_INT, &logging, "10", "log every N optimizer steps", NULL, 0},
+        {"eval_strategy", ARG_STRING, &eval_strategy, NULL, "epoch|steps|no (default: epoch with an eval set, else no)", NULL, 0},
+        {"eval_steps", ARG_INT, &eval_steps, "0", "with --eval_strategy steps: evaluate every N steps (0 = --logging_steps)", NULL, 0},
+        {"save_strategy", ARG_STRING, &save, "epoch", "epoch|steps|no: checkpoint-{STEP}/ after each epoch or N steps", NULL, 0},
+        {"save_steps", ARG_INT, &save_steps, "500", "with --save_strategy steps: a checkpoint every N steps", NULL, 0},
+        {"save_total_limit", ARG_INT, &save_total_limit, "0", "keep only the newest N checkpoint-{STEP}/ (0: all)", NULL, 0},
+        {"quiet", ARG_BOOL, &quiet, NULL, "no progress output and no log lines on stdout", NULL, 0},
+        {"resume_from_checkpoint", ARG_OPT_STRING, &resume, NULL, "continue a run (same data, seed): a checkpoint "
+         "directory, a checkpoint-{STEP} name in --output_dir, or alone / true for the newest one there", NULL, 0},
+        {"overwrite_output_dir", ARG_BOOL, &overwrite, NULL, "write into a non-empty --output_dir", NULL, 0},
+        {"threads", ARG_INT, &threads, "0", "threads (0 = all cores)", NULL, 0},
+    };
+    int n = 0;
+    while (specs[n].name) n++;
+    const int cap = (int)(sizeof specs / sizeof specs[0]) - 1;
+    n = cli_peft_flag_specs(specs, n, cap, &pf, "train LoRA adapters instead of the full model; writes a peft adapter");
+    rlhf_err err = {0};
+    if (n > cap) return cli_report("dpo", RLHF_ERUNTIME, "internal error: more flags than the flag table holds");
+    int parsed = cli_parse_flags("dpo",
+                                 "usage: rlhf dpo --model_name_or_path DIR --dataset_name FILE --output_dir DIR [flags]\n"
+                                 "  direct preference optimisation (TRL DPOTrainer) of a causal LM on preference pairs",
+                                 specs, n, argc, argv);
+    if (parsed >= 0) return parsed;
+    const int has_rpo = args_find(specs, n, "rpo_alpha")->seen;
+    dpo_args a;
+    memset(&a, 0, sizeof a);
+    a.output_dir = out, a.train_batch_size = (int)bs, a.grad_accum = (int)accum, a.num_train_epochs = epochs;
+    a.max_steps = max_steps, a.learning_rate = lr, a.weight_decay = wd, a.warmup_ratio = warmup;
+    a.max_grad_norm = clip, a.seed = (uint64_t)seed, a.shuffle = !no_shuffle, a.disable_dropout = disable_dropout;
+    a.logging_steps = logging;
+    a.loss.beta = beta, a.loss.label_smoothing = label_smoothing, a.loss.discopop_tau = tau;
+    a.rpo_alpha = has_rpo ? rpo_alpha : NAN;
+#define BAD(...) return cli_report("dpo", rlhf_fail(&err, RLHF_EINPUT, __VA_ARGS__), err.msg)
+    if (!model_dir) BAD("--model_name_or_path is required");
+    if (!data) BAD("--dataset_name is required");
+    if (!out) BAD("--output_dir is required");
+    char resume_dir[4096];
+    rlhf_status st = checkpoint_resolve_resume(resume, out, resume_dir, sizeof resume_dir, &err);
+    if (st != RLHF_OK) return cli_report("dpo", st, err.msg);
+    resume = resume_dir[0] ? resume_dir : NULL;
+    a.resume_from = resume;
+    const char *load_dir = resume ? resume : model_dir;  // a checkpoint is a whole model directory
+    if (save_total_limit < 0) BAD("--save_total_limit must be >= 0, got %lld", save_total_limit);
+    a.save_total_limit = save_total_limit;
+    st = dpo_loss_type_parse(loss_type, &a.loss.type, &err);
+    if (st != RLHF_OK) return cli_report("dpo", st, err.msg);
+    if (bs < 1) BAD("--per_device_train_batch_size must be >= 1, got %lld", bs);
+    if (accum < 1) BAD("--gradient_accumulation_steps must be >= 1, got %lld", accum);
+    if (max_length < 1) BAD("--max_length must be >= 1, got %lld", max_length);
+    if (max_prompt < 0) BAD("--max_prompt_length must be >= 0, got %lld", max_prompt);
+    if (max_completion < 0) BAD("--max_completion_length must be >= 0, got %lld", max_completion);
+    if (strcmp(trunc_mode, "keep_end") && strcmp(trunc_mode, "keep_start"))
+        BAD("--truncation_mode: expected keep_end or keep_start, got '%s'", trunc_mode);
+    if (!(beta > 0)) BAD("--beta must be > 0, got %g", beta);
+    if (!(label_smoothing >= 0 && label_smoothing < 0.5)) BAD("--label_smoothing must be in [0, 0.5), got %g", label_smoothing);
+    if (has_rpo && !(rpo_alpha >= 0)) BAD("--rpo_alpha must be >= 0, got %g", rpo_alpha);
+    if (!(tau > 0)) BAD("--discopop_tau must be > 0, got %g", tau);
+    if (pre_bs < 0) BAD("--precompute_ref_batch_size must be >= 0, got %lld", pre_bs);
+    if (!(lr > 0)) BAD("--learning_rate must be a finite number > 0, got %g", lr);
+    if (!(wd >= 0)) BAD("--weight_decay must be >= 0, got %g", wd);
+    if (!(warmup >= 0 && warmup <= 1)) BAD("--warmup_ratio must be in [0, 1], got %g", warmup);
+    if (!(clip >= 0)) BAD("--max_grad_norm must be >= 0, got %g", clip);
+    if (!(epochs > 0) && max_steps <= 0) BAD("--num_train_epochs must be > 0 (or give --max_steps), got %g", epochs);
+    if (eval_data && eval_split > 0) BAD("give --eval_dataset_name or --eval_split, not both");
+    if (!(eval_split >= 0 && eval_split < 1)) BAD("--eval_split must be in [0, 1), got %g", eval_split);
+    if (eval_bs < 1) BAD("--per_device_eval_batch_size must be >= 1, got %lld", eval_bs);
+    if (logging < 1) BAD("--logging_steps must be >= 1, got %lld", logging);
+    if (seed < 0) BAD("--seed must be >= 0");
+    if (strcmp(save, "epoch") && strcmp(save, "steps") && strcmp(save, "no"))
+        BAD("--save_strategy: expected epoch, steps or no, got '%s'", save);
+    if (!strcmp(save, "steps") && save_steps < 1) BAD("--save_steps must be >= 1 with --save_strategy steps, got %lld", save_steps);
+    a.save_epochs = !strcmp(save, "epoch");
+    a.save_steps = !strcmp(save, "steps") ? save_steps : 0;
+    int has_eval = eval_data || eval_split > 0;
+    if (!eval_strategy) eval_strategy = has_eval ? "epoch" : "no";
+    if (strcmp(eval_strategy, "epoch") && strcmp(eval_strategy, "steps") && strcmp(eval_strategy, "no"))
+        BAD("--eval_strategy: expected epoch, steps or no, got '%s'", eval_strategy);
+    if (strcmp(eval_strategy, "no") && !has_eval)
+        BAD("--eval_strategy %s needs an evaluation set (--eval_dataset_name or --eval_split)", eval_strategy);
+    if (eval_steps < 0) BAD("--eval_steps must be >= 0, got %lld", eval_steps);
+    a.eval_epochs = !strcmp(eval_strategy, "epoch");
+    a.eval_steps = !strcmp(eval_strategy, "steps") ? (eval_steps > 0 ? eval_steps : logging) : 0;
+    a.eval_batch_size = (int)eval_bs;
+    a.quiet = quiet;
+    st = lr_schedule_parse(sched, &a.schedule, &err);
+    if (st != RLHF_OK) return cli_report("dpo", st, err.msg);
+    peft_options po;
+    st = cli_peft_check_train(&pf, &po, &err);
+    if (st == RLHF_OK && resume && dir_exists(resume)) st = cli_peft_check_resume(&pf, resume, &err);
+    if (st != RLHF_OK) return cli_report("dpo", st, err.msg);
+    a.base_model_name = model_dir;
+    a.merge_adapter = pf.merge_adapter;
+    if (file_exists(out) && !dir_exists(out)) BAD("--output_dir %s: exists and is not a directory", out);
+    if (resume && !dir_exists(resume)) BAD("--resume_from_checkpoint %s: no such checkpoint directory", resume);
+    if (ref_dir && !dir_exists(ref_dir)) BAD("--ref_model_name_or_path %s: no such model directory", ref_dir);
+    if (dir_nonempty(out) && !overwrite && !resume) BAD("--output_dir %s: exists and is not empty (use --overwrite_output_dir)", out);
+#undef BAD
+    cli_set_threads(threads);
+
+    dataset d, ed;
+    memset(&d, 0, sizeof d);
+    memset(&ed, 0, sizeof ed);
+    model *m = NULL, *ref = NULL;
+    tokenizer *tok = NULL;
+    pref_set all, set, eval;
+    memset(&all, 0, sizeof all);
+    memset(&set, 0, sizeof set);
+    memset(&eval, 0, sizeof eval);
+    double *ref_train = NULL, *ref_eval = NULL;
+    st = dataset_load(&d, data, &err);
+    if (st == RLHF_OK && eval_data) st = dataset_load(&ed, eval_data, &err);
+    if (st == RLHF_OK) {
+        model_load_opts opts = {.quiet = 0, .init_seed = (uint64_t)seed};
+        if (pf.use_peft && resume) {
+            peft_options quant = po;
+            quant.use_peft = 0;
+            st = peft_load_adapter_model(&m, load_dir, HEAD_LM, &quant, &opts, &err);
+        } else if (pf.use_peft && peft_is_adapter_dir(load_dir)) {
+            st = rlhf_fail(&err, RLHF_EINPUT, "--model_name_or_path %s is a peft adapter: new adapters start from a "
+                           "full model (its base_model_name_or_path, or a merged model)", load_dir);
+        } else if (pf.use_peft) {
+            opts.peft = &po;
+            st = model_load(&m, load_dir, HEAD_LM, &opts, &err);
+        } else {
+            st = peft_load_model_dir(&m, load_dir, HEAD_LM, NULL, &opts, &err);
+        }
+        if (st == RLHF_OK && !m->cfg.is_decoder)
+            st = rlhf_fail(&err, RLHF_EINPUT, "--model_name_or_path %s: model_type '%s' is not a causal LM", load_dir,
+                           m->cfg.model_type);
+        if (st == RLHF_OK && pf.use_peft) cli_peft_notice("dpo", m);
+    }
+    if (st == RLHF_OK) st = load_tokenizer(&tok, load_dir, m, &err);
+    if (st == RLHF_OK) {
+        int eos = m->cfg.eos_token_id >= 0 ? m->cfg.eos_token_id : (tok ? tokenizer_eos_id(tok) : -1);
+        int maxlen = (int)max_length;
+        if (m->cfg.max_positions > 0 && maxlen > m->cfg.max_positions) maxlen = m->cfg.max_positions;
+        pref_opts o;
+        memset(&o, 0, sizeof o);
+        o.tok = tok, o.vocab_size = m->cfg.vocab_size, o.max_length = maxlen, o.is_decoder = 1, o.eos_id = eos;
+        o.bos_id = -1, o.model_dir = load_dir, o.dpo = 1, o.max_prompt_length = (int)max_prompt;
+        o.max_completion_length = (int)max_completion, o.keep_start = !strcmp(trunc_mode, "keep_start");
+        st = pref_set_build(&all, &d, &o, &err);
+        if (st == RLHF_OK && eval_data) st = pref_set_build(&eval, &ed, &o, &err);
+        if (st == RLHF_OK && eval_split > 0) {
+            st = pref_set_split(&all, eval_split, (uint64_t)seed, &set, &eval, &err);
+        } else if (st == RLHF_OK) {
+            set = all;
+            memset(&all, 0, sizeof all);
+        }
+        if (st == RLHF_OK && set.n_truncated > 0 && !quiet)
+            fprintf(stderr, "rlhf dpo: %d of %d training pairs truncated (--max_length %d, --max_prompt_length %lld)\n",
+                    set.n_truncated, set.n, maxlen, max_prompt);
+        a.eval = eval.n && strcmp(eval_strategy, "no") ? &eval : NULL;
+    }
+    // The reference: a separate frozen model, or (peft) the policy with its adapters off.
+    if (st == RLHF_OK && (ref_dir || !pf.use_peft)) {
+        // without --use_peft, a resumed run's reference is still the starting model, not the checkpoint
+        const char *rd = ref_dir ? ref_dir : model_dir;
+        if (precompute && !ref_dir && !resume)
+            ref = NULL;  // the policy before its first step is the reference: no copy needed
+        else
+            st = load_ref(&ref, rd, m, (uint64_t)seed, &err);
+    }
+    if (st == RLHF_OK && precompute) {
+        ref_train = malloc(sizeof(double) * 2 * (size_t)set.n);
+        ref_eval = a.eval ? malloc(sizeof(double) * 2 * (size_t)eval.n) : NULL;
+        if (!ref_train || (a.eval && !ref_eval)) st = rlhf_fail(&err, RLHF_ERUNTIME, "out of memory");
+        model *rm = ref ? ref : m;
+        int ipo = a.loss.type == DPO_IPO;
+        if (st == RLHF_OK)
+            st = dpo_reference_logps(rm, &set, pre_bs > 0 ? (int)pre_bs : (int)bs, ipo, ref_train, &err);
+        if (st == RLHF_OK && a.eval)
+            st = dpo_reference_logps(rm, &eval, pre_bs > 0 ? (int)pre_bs : (int)eval_bs, ipo, ref_eval, &err);
+        model_free(ref);  // freed before training: only the policy stays in memory
+        ref = NULL;
+        a.ref_train = ref_train, a.ref_eval = ref_eval;
+    }
+    a.ref = ref;
+    if (st == RLHF_OK) st = make_dirs(out, &err);
+    if (st == RLHF_OK) {
+        a.stop = cli_stop_flag_install();
+        dpo_result res;
+        st = dpo_train(m, tok, &set, &a, &res, &err);
+        cli_stop_flag_remove();
+        if (st == RLHF_OK && a.eval)
+            fprintf(stderr,
+                    "rlhf dpo: %lld steps, final loss %.4f; eval_rewards/accuracies %.4f -> %.4f, eval_rewards/margins "
+                    "%.4f -> %.4f; model written to %s\n",
+                    res.global_step, res.last_loss, res.first_eval[DPO_M_REWARDS_ACCURACIES],
+                    res.eval[DPO_M_REWARDS_ACCURACIES], res.first_eval[DPO_M_REWARDS_MARGINS],
+                    res.eval[DPO_M_REWARDS_MARGINS], out);
+        else if (st == RLHF_OK)
+            fprintf(stderr, "rlhf dpo: %lld steps, final loss %.4f; model written to %s\n", res.global_step,
+                    res.last_loss, out);
+    }
+    free(ref_train);
+    free(ref_eval);
+    pref_set_free(&all);
+    pref_set_free(&set);
+    pref_set_free(&eval);
+    if (eval_data) dataset_free(&ed);
+    tokenizer_free(tok);
+    model_free(ref);
+    model_free(m);
+    dataset_free(&d);
+    return cli_report("dpo", st, err.msg);
+}

@@ -1,0 +1,105 @@
+// The shared TrainingArguments flag table and its checks (see trainer_flags.h).
+#include "cli/trainer_flags.h"
+
+#include <math.h>
+#include <string.h>
+
+int cli_trainer_flag_specs(arg_spec *s, int n, int cap, cli_trainer_flags *f, const char *default_lr) {
+    f->rows = n + CLI_TRAINER_N_FLAGS <= cap ? s + n : NULL;
+#define F(name, type, dest, def, help) \
+    do { if (n < cap) s[n] = (arg_spec){name, type, dest, def, help, NULL, 0}; n++; } while (0)
+    F("output_dir", ARG_STRING, &f->output_dir, NULL, "where the model, checkpoints, log and report go (required)");
+    F("eval_dataset_name", ARG_STRING, &f->eval_dataset, NULL, "evaluation rows (instead of --eval_split)");
+    F("eval_split", ARG_FLOAT, &f->eval_split, "0", "fraction of the training rows held out for evaluation, in [0, 1)");
+    F("per_device_train_batch_size", ARG_INT, &f->train_bs, "8", "rows per micro-batch");
+    F("per_device_eval_batch_size", ARG_INT, &f->eval_bs, "8", "rows per evaluation batch");
+    F("num_train_epochs", ARG_FLOAT, &f->epochs, "1", "epochs over the training rows");
+    F("max_steps", ARG_INT, &f->max_steps, "-1", "total optimizer steps (overrides --num_train_epochs when > 0)");
+    F("learning_rate", ARG_FLOAT, &f->lr, default_lr, "peak AdamW learning rate (> 0)");
+    F("gradient_accumulation_steps", ARG_INT, &f->accum, "1", "micro-batches per optimizer step");
+    F("lr_scheduler_type", ARG_STRING, &f->scheduler, "linear", "linear | cosine | constant | constant_with_warmup");
+    F("warmup_ratio", ARG_FLOAT, &f->warmup_ratio, "0", "share of the steps with linear warmup, in [0, 1]");
+    F("warmup_steps", ARG_INT, &f->warmup_steps, "0", "warmup steps (overrides --warmup_ratio when > 0)");
+    F("weight_decay", ARG_FLOAT, &f->weight_decay, "0", "AdamW weight decay (not on biases and norm weights)");
+    F("max_grad_norm", ARG_FLOAT, &f->max_grad_norm, "1.0", "gradient clipping norm (0: no clipping)");
+    F("seed", ARG_INT, &f->seed, "42", "seed of the data order, the eval split and dropout");
+    F("no_shuffle", ARG_BOOL, &f->no_shuffle, NULL, "keep the dataset order in every epoch");
+    F("disable_dropout", ARG_BOOL, &f->disable_dropout, "true", "turn dropout off while training (TRL default)");
+    F("gradient_checkpointing", ARG_BOOL, &f->gradient_checkpointing, "false",
+      "recompute each layer's activations in backward instead of keeping them: less memory, ~1/3 more compute");
+    F("logging_steps", ARG_INT, &f->logging_steps, "10", "optimizer steps between training_log.csv rows");
+    F("eval_strategy", ARG_STRING, &f->eval_strategy, NULL,
+      "epoch | steps | no (default: epoch with an evaluation set, else no)");
+    F("eval_steps", ARG_INT, &f->eval_steps, "0", "steps between evaluations with --eval_strategy steps "
+                                                   "(0: --logging_steps)");
+    F("save_strategy", ARG_STRING, &f->save_strategy, "epoch", "epoch | steps | no");
+    F("save_steps", ARG_INT, &f->save_steps, "500", "steps between checkpoints with --save_strategy steps");
+    F("save_total_limit", ARG_INT, &f->save_total_limit, "0", "keep only the newest N checkpoint-<STEP> directories "
+                                                               "(0: all)");
+    F("resume_from_checkpoint", ARG_OPT_STRING, &f->resume, NULL, "continue a run (same data, seed): a checkpoint "
+                                                                   "directory, a checkpoint-<STEP> name in --output_dir, "
+                                                                   "or alone / true for the newest one there");
+    F("overwrite_output_dir", ARG_BOOL, &f->overwrite, NULL, "replace a run already in --output_dir");
+    F("threads", ARG_INT, &f->threads, "0", "CPU threads (0: all cores)");
+    F("quiet", ARG_BOOL, &f->quiet, NULL, "no progress bar or per-log lines");
+#undef F
+    return n;
+}
+
+static rlhf_status parse_strategy(const char *flag, const char *v, interval_strategy *out, rlhf_err *err) {
+    if (!strcmp(v, "no")) *out = STRATEGY_NO;
+    else if (!strcmp(v, "epoch")) *out = STRATEGY_EPOCH;
+    else if (!strcmp(v, "steps")) *out = STRATEGY_STEPS;
+    else return rlhf_fail(err, RLHF_EINPUT, "--%s: expected epoch, steps or no, got '%s'", flag, v);
+    return RLHF_OK;
+}
+
+rlhf_status cli_trainer_check(const cli_trainer_flags *f, cli_trainer_plan *plan, rlhf_err *err) {
+    memset(plan, 0, sizeof *plan);
+    if (!f->output_dir) return rlhf_fail(err, RLHF_EINPUT, "--output_dir is required");
+    if (!(f->lr > 0) || !isfinite(f->lr))
+        return rlhf_fail(err, RLHF_EINPUT, "--learning_rate must be a finite number > 0, got %g", f->lr);
+    if (f->train_bs < 1) return rlhf_fail(err, RLHF_EINPUT, "--per_device_train_batch_size must be >= 1");
+    if (f->eval_bs < 1) return rlhf_fail(err, RLHF_EINPUT, "--per_device_eval_batch_size must be >= 1");
+    if (f->train_bs > 1 << 20 || f->eval_bs > 1 << 20)
+        return rlhf_fail(err, RLHF_EINPUT, "--per_device_*_batch_size must be at most %d", 1 << 20);
+    if (f->accum < 1 || f->accum > 1 << 20)
+        return rlhf_fail(err, RLHF_EINPUT, "--gradient_accumulation_steps must be in [1, %d], got %lld", 1 << 20,
+                         f->accum);
+    if (!(f->epochs > 0) && f->max_steps <= 0)
+        return rlhf_fail(err, RLHF_EINPUT, "--num_train_epochs must be > 0 (or give --max_steps), got %g", f->epochs);
+    if (f->epochs > 1e6) return rlhf_fail(err, RLHF_EINPUT, "--num_train_epochs %g is too large", f->epochs);
+    if (!(f->eval_split >= 0 && f->eval_split < 1))
+        return rlhf_fail(err, RLHF_EINPUT, "--eval_split must be in [0, 1), got %g", f->eval_split);
+    if (f->eval_split > 0 && f->eval_dataset)
+        return rlhf_fail(err, RLHF_EINPUT, "--eval_split and --eval_dataset_name exclude each other");
+    if (!(f->warmup_ratio >= 0 && f->warmup_ratio <= 1))
+        return rlhf_fail(err, RLHF_EINPUT, "--warmup_ratio must be in [0, 1], got %g", f->warmup_ratio);
+    if (f->warmup_steps < 0) return rlhf_fail(err, RLHF_EINPUT, "--warmup_steps must be >= 0, got %lld", f->warmup_steps);
+    if (!(f->weight_decay >= 0))
+        return rlhf_fail(err, RLHF_EINPUT, "--weight_decay must be >= 0, got %g", f->weight_decay);
+    if (!(f->max_grad_norm >= 0))
+        return rlhf_fail(err, RLHF_EINPUT, "--max_grad_norm must be >= 0, got %g", f->max_grad_norm);
+    if (f->seed < 0) return rlhf_fail(err, RLHF_EINPUT, "--seed must be >= 0, got %lld", f->seed);
+    if (f->logging_steps < 1)
+        return rlhf_fail(err, RLHF_EINPUT, "--logging_steps must be >= 1, got %lld", f->logging_steps);
+    if (f->eval_steps < 0) return rlhf_fail(err, RLHF_EINPUT, "--eval_steps must be >= 0, got %lld", f->eval_steps);
+    if (f->save_total_limit < 0)
+        return rlhf_fail(err, RLHF_EINPUT, "--save_total_limit must be >= 0, got %lld", f->save_total_limit);
+    if (f->threads < 0) return rlhf_fail(err, RLHF_EINPUT, "--threads must be >= 0, got %lld", f->threads);
+    if (f->gradient_checkpointing)  // TODO(habits-cli): lands with the encoder/decoder recompute
+        return rlhf_fail(err, RLHF_EINPUT, "--gradient_checkpointing: not available in this build yet");
+    RLHF_TRY(lr_schedule_parse(f->scheduler, &plan->schedule, err));
+    RLHF_TRY(parse_strategy("save_strategy", f->save_strategy, &plan->save_strategy, err));
+    if (plan->save_strategy == STRATEGY_STEPS && f->save_steps < 1)
+        return rlhf_fail(err, RLHF_EINPUT, "--save_steps must be >= 1 with --save_strategy steps, got %lld",
+                         f->save_steps);
+    plan->has_eval = f->eval_dataset || f->eval_split > 0;
+    plan->eval_strategy = plan->has_eval ? STRATEGY_EPOCH : STRATEGY_NO;
+    if (f->eval_strategy) RLHF_TRY(parse_strategy("eval_strategy", f->eval_strategy, &plan->eval_strategy, err));
+    if (plan->eval_strategy != STRATEGY_NO && !plan->has_eval)
+        return rlhf_fail(err, RLHF_EINPUT, "--eval_strategy %s needs an evaluation set (--eval_dataset_name or "
+                         "--eval_split > 0)", f->eval_strategy);
+    plan->eval_steps = f->eval_steps > 0 ? f->eval_steps : f->logging_steps;
+    return RLHF_OK;
+}

@@ -61,6 +61,8 @@ static int run(grpo_algo algo, int argc, char **argv) {
         {"reward_weights", ARG_MULTI, weights, NULL,
          "one weight per reward (models first, then functions), e.g. 1.0,0.5 (default: all 1)", &n_weights, 0},
         {"reward_timeout", ARG_FLOAT, &a.reward_timeout, "60", "seconds a reward program may take to answer one line", NULL, 0},
+        {"allow_new_reward_head", ARG_BOOL, &a.allow_new_reward_head, "false",
+         "use a --reward_model_name_or_path without a trained score head (its rewards are noise)", NULL, 0},
         {"encoding", ARG_STRING, &a.encoding, NULL, "how an encoder reward model reads (prompt, completion): pair | concat", NULL, 0},
         {"num_generations", ARG_INT, &num_gen, grpo ? "8" : "2", "completions sampled per prompt (the group)", NULL, 0},
         {"max_prompt_length", ARG_INT, &max_prompt, "512", "longer prompts keep their last tokens (0 = no limit)", NULL, 0},

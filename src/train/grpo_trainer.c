@@ -190,8 +190,8 @@ static rlhf_status open_rewards(grpo_run *r, rlhf_err *err) {
     quant.use_peft = 0;
     for (int i = 0; i < a->n_reward_models; i++) {
         RLHF_TRY(reward_model_source_open(&r->rewards[r->K], a->reward_models[i], r->tok, r->policy->cfg.vocab_size,
-                                          a->encoding, a->peft.load_in_4bit ? &quant : NULL, a->seed, a->dataset_name,
-                                          err));
+                                          a->encoding, a->peft.load_in_4bit ? &quant : NULL, a->seed,
+                                          a->allow_new_reward_head, a->dataset_name, err));
         r->K++;
     }
     for (int i = 0; i < a->n_reward_funcs; i++) {

@@ -44,6 +44,7 @@ typedef struct {
     int n_reward_weights;             // 0: all 1
     double reward_timeout;            // seconds a reward program may take for one line
     const char *encoding;             // how encoder reward models read (prompt, completion); NULL: recorded / pair
+    int allow_new_reward_head;        // accept a reward model checkpoint without a score head
 
     // generation
     int num_generations;              // GRPO 8, RLOO 2

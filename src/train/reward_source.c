@@ -149,7 +149,7 @@ static void rm_source_destroy(reward_source *s) {
 
 rlhf_status reward_model_source_open(reward_source **out, const char *dir, const tokenizer *policy_tok,
                                      int policy_vocab, const char *encoding, const struct peft_options *quant,
-                                     uint64_t seed, const char *dataset_name, rlhf_err *err) {
+                                     uint64_t seed, int allow_new_head, const char *dataset_name, rlhf_err *err) {
     *out = NULL;
     rm_source *r = calloc(1, sizeof *r);
     if (!r) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
@@ -161,6 +161,11 @@ rlhf_status reward_model_source_open(reward_source **out, const char *dir, const
     snprintf(r->base.name, sizeof r->base.name, "%s", base);
     model_load_opts lo = {.quiet = 0, .init_seed = seed, .peft = quant};
     rlhf_status st = peft_load_model_dir(&r->m, dir, HEAD_SEQCLS, quant, &lo, err);
+    if (!st && r->m->n_new_head_tensors && !allow_new_head)
+        st = rlhf_fail(err, RLHF_EINPUT, "--reward_model_name_or_path %s: not a reward model: its checkpoint has no "
+                       "score head for %s (a base or causal-LM model?), so the head would be random and every reward "
+                       "noise; train one with `rlhf reward` first, or give --allow_new_reward_head to use it anyway",
+                       dir, r->m->cfg.architecture);
     pref_encoding enc = PREF_ENCODING_PAIR;
     if (!st) st = reward_encoding_parse(encoding, r->m, &enc, err);
     if (!st && policy_tok && model_dir_has_tokenizer(dir)) st = tokenizer_load(&r->tok, dir, err);

@@ -55,10 +55,11 @@ rlhf_status rm_scorer_score(const rm_scorer *s, const reward_item *items, int n,
 
 // A reward source owning a reward model loaded from dir (4-bit when quant is not NULL) and its tokenizer.
 // Checks the vocabulary against the policy's when the ids are read directly. encoding: --encoding (pair or
-// concat; NULL: the one recorded with the model, else pair).
+// concat; NULL: the one recorded with the model, else pair). A checkpoint without a score head (a base or
+// causal-LM model, whose head would be random) is refused unless allow_new_head, as ppo refuses it.
 rlhf_status reward_model_source_open(reward_source **out, const char *dir, const tokenizer *policy_tok,
                                      int policy_vocab, const char *encoding, const struct peft_options *quant,
-                                     uint64_t seed, const char *dataset_name, rlhf_err *err);
+                                     uint64_t seed, int allow_new_head, const char *dataset_name, rlhf_err *err);
 
 // ---- rules (reward_rules.c) -----------------------------------------------------------------------
 // "accuracy_reward": the row's "solution" against the completion's final answer (\boxed{...}, GSM8K's

@@ -166,8 +166,10 @@ expect2 loss-type grpo "--loss_type: expected grpo, dr_grpo, dapo or bnpo, got '
   --loss_type ppo
 expect2 scale-rewards grpo "--scale_rewards: expected group, batch or none" "$W/gpt2" "$W/prompt.jsonl" --scale_rewards std
 expect2 nan-beta rloo "--beta: expected a finite number, got 'nan'" "$W/gpt2" "$W/prompt.jsonl" --beta nan
+expect2 reward-model-head rloo "--reward_model_name_or_path .*/gpt2: not a reward model: its checkpoint has no score head" \
+  "$W/gpt2" "$W/prompt.jsonl" --reward_model_name_or_path "$W/gpt2"
 expect2 reward-model-vocab grpo "gpt2_vocab/tokenizer\.json: the tokenizer has ids up to" "$W/gpt2" "$W/prompt.jsonl" \
-  --reward_model_name_or_path "$W/gpt2_vocab"
+  --reward_model_name_or_path "$W/gpt2_vocab" --allow_new_reward_head
 
 # ---- model directories -----------------------------------------------------------------------------------------
 for c in "${all[@]}"; do

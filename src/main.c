@@ -58,14 +58,25 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; i < N_COMMANDS; i++) {
         if (strcmp(argv[1], COMMANDS[i].name)) continue;
-        // --config FILE.yaml: the file's flags go in front of the command line's
-        cli_config_argv cfg;
+        // Under mpirun every rank runs the same command; MPI starts only there (base/dist.h).
+        dist *d = NULL;
         rlhf_err err;
         rlhf_err_clear(&err);
+        if (dist_init(&d, &argc, &argv, &err) != RLHF_OK) return cli_report(COMMANDS[i].name, RLHF_ERUNTIME, err.msg);
+        cli_dist_set(d);
+        // --config FILE.yaml: the file's flags go in front of the command line's
+        cli_config_argv cfg;
+        int rc;
         rlhf_status st = cli_config_expand(argc - 1, argv + 1, &cfg, &err);
-        if (st != RLHF_OK) return cli_report(COMMANDS[i].name, st, err.msg);
-        int rc = COMMANDS[i].run(cfg.argc, cfg.argv);
-        cli_config_free(&cfg);
+        if (st != RLHF_OK) {
+            rc = cli_report(COMMANDS[i].name, st, err.msg);
+        } else {
+            rc = COMMANDS[i].run(cfg.argc, cfg.argv);
+            cli_config_free(&cfg);
+        }
+        fflush(stdout);
+        cli_report_own_failure(rc);
+        dist_finalize(d, rc);  // a rank failing alone aborts the job here
         return rc;
     }
     fprintf(stderr, "rlhf: unknown command '%s'\n", argv[1]);

@@ -14,9 +14,18 @@ typedef struct dist dist;
 // Starts MPI only when launched by mpirun/mpiexec (OMPI_COMM_WORLD_SIZE etc. in the environment);
 // otherwise returns a single-process dist without touching MPI. *out is never NULL on RLHF_OK.
 rlhf_status dist_init(dist **out, int *argc, char ***argv, rlhf_err *err);
-// Finalizes MPI when it was started. status: the process's exit status (non-zero: abort the other ranks
-// instead of waiting for them in a collective that never comes).
+// Finalizes MPI when it was started. status: the process's exit status. Non-zero: when every rank fails
+// (dist_fail_together) all exit normally with their status; a rank failing alone calls MPI_Abort, so the
+// others are ended instead of waiting in a collective that never comes.
 void dist_finalize(dist *d, int status);
+// 1 when launched by mpirun/mpiexec (the environment names a rank), whether or not MPI was started.
+int dist_launched_by_mpirun(void);
+// For a non-zero exit status: waits a few seconds (on a communicator of its own) for every rank to fail
+// too; 1 when they all did (then one rank's message stands for all), 0 when this rank fails alone. 1 for
+// a single process; 0 for status 0.
+int dist_fail_together(dist *d, int status);
+// Wall seconds spent in dist_allreduce_sum_f32 so far (the gradient all-reduce; benchmarks).
+double dist_comm_seconds(const dist *d);
 
 int dist_rank(const dist *d);      // 0 for NULL
 int dist_size(const dist *d);      // 1 for NULL

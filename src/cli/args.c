@@ -304,6 +304,8 @@ void args_print_help(const char *usage, const arg_spec *specs, int n) {
     }
     printf("  %-34s %s\n", "--config FILE.yaml", "flags as 'name: value' lines (TRL's YAML); the command line wins");
     printf("  %-34s %s\n", "--report_to none", "accepted: metrics go to OUTPUT_DIR/training_log.csv and report.html");
+    printf("  %-34s %s\n", "--model_revision R", "revision of a hub id (ORG/NAME) given as --model_name_or_path; "
+           "hub ids resolve from the local Hugging Face cache, never downloaded");
     printf("  %-34s %s\n", "--version", "print the version");
     printf("  %-34s %s\n", "--help", "show this help");
 }

@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/peft_flags.h"
 #include "cli/signals.h"
+#include "cli/trainer_flags.h"
 #include "io/dataset.h"
 #include "io/files.h"
 #include "models/peft.h"
@@ -47,26 +48,20 @@ static rlhf_status load_ref(model **ref, const char *dir, const model *policy, u
 }
 
 int cmd_dpo(int argc, char **argv) {
-    const char *model_dir = NULL, *ref_dir = NULL, *data = NULL, *out = NULL, *sched = NULL, *save = NULL,
-               *eval_data = NULL, *resume = NULL, *eval_strategy = NULL, *loss_type = NULL, *trunc_mode = NULL;
-    long long save_steps = 0, eval_steps = 0, eval_bs = 0, pre_bs = 0, save_total_limit = 0;
-    int quiet = 0, precompute = 0;
-    double eval_split = 0, beta = 0, label_smoothing = 0, rpo_alpha = 0, tau = 0;
-    long long bs = 0, accum = 0, max_length = 0, max_prompt = 0, max_completion = 0, max_steps = 0, seed = 0,
-              logging = 0, threads = 0;
-    double epochs = 0, lr = 0, warmup = 0, wd = 0, clip = 0;
-    int no_shuffle = 0, disable_dropout = 0, overwrite = 0;
+    const char *model_dir = NULL, *ref_dir = NULL, *data = NULL, *loss_type = NULL, *trunc_mode = NULL;
+    long long pre_bs = 0, max_length = 0, max_prompt = 0, max_completion = 0;
+    int precompute = 0;
+    double beta = 0, label_smoothing = 0, rpo_alpha = 0, tau = 0;
     cli_peft_flags pf;
     memset(&pf, 0, sizeof pf);
-    arg_spec specs[64] = {
+    cli_trainer_flags tf;  // the TrainingArguments flags shared with reward and sft (cli/trainer_flags.h)
+    memset(&tf, 0, sizeof tf);
+    arg_spec specs[80] = {
         {"model_name_or_path", ARG_STRING, &model_dir, NULL, "causal-LM model directory (the policy to train)", NULL, 0},
         {"ref_model_name_or_path", ARG_STRING, &ref_dir, NULL,
          "reference model (default: a frozen copy of --model_name_or_path; with --use_peft the model with its "
          "adapters off)", NULL, 0},
         {"dataset_name", ARG_STRING, &data, NULL, "preference rows (the layouts `rlhf reward` reads; JSONL / JSON)", NULL, 0},
-        {"output_dir", ARG_STRING, &out, NULL, "where the trained model, log and checkpoints go", NULL, 0},
-        {"eval_dataset_name", ARG_STRING, &eval_data, NULL, "held-out preference rows", NULL, 0},
-        {"eval_split", ARG_FLOAT, &eval_split, "0", "hold out this fraction of --dataset_name instead", NULL, 0},
         {"beta", ARG_FLOAT, &beta, "0.1", "deviation from the reference (IPO: its tau)", NULL, 0},
         {"loss_type", ARG_STRING, &loss_type, "sigmoid", DPO_LOSS_TYPE_CHOICES, NULL, 0},
         {"label_smoothing", ARG_FLOAT, &label_smoothing, "0", "cDPO / robust / EXO label smoothing in [0, 0.5)", NULL, 0},
@@ -79,34 +74,11 @@ int cmd_dpo(int argc, char **argv) {
         {"precompute_ref_log_probs", ARG_BOOL, &precompute, "false",
          "compute the reference log-probs once before training and free the reference model", NULL, 0},
         {"precompute_ref_batch_size", ARG_INT, &pre_bs, "0", "pairs per precompute forward (0 = the train / eval batch size)", NULL, 0},
-        {"per_device_train_batch_size", ARG_INT, &bs, "8", "pairs per micro-batch", NULL, 0},
-        {"per_device_eval_batch_size", ARG_INT, &eval_bs, "8", "pairs per evaluation batch", NULL, 0},
-        {"gradient_accumulation_steps", ARG_INT, &accum, "1", "micro-batches per optimizer step", NULL, 0},
-        {"num_train_epochs", ARG_FLOAT, &epochs, "1", "epochs", NULL, 0},
-        {"max_steps", ARG_INT, &max_steps, "-1", "optimizer steps (> 0 overrides epochs)", NULL, 0},
-        {"learning_rate", ARG_FLOAT, &lr, "1e-6", "AdamW learning rate (TRL DPOConfig default)", NULL, 0},
-        {"weight_decay", ARG_FLOAT, &wd, "0", "AdamW weight decay (not on biases and norms)", NULL, 0},
-        {"warmup_ratio", ARG_FLOAT, &warmup, "0", "share of steps with linear warmup", NULL, 0},
-        {"max_grad_norm", ARG_FLOAT, &clip, "1.0", "gradient clipping (0 = off)", NULL, 0},
-        {"lr_scheduler_type", ARG_STRING, &sched, "linear", "linear|cosine|constant|constant_with_warmup", NULL, 0},
-        {"seed", ARG_INT, &seed, "42", "seed (shuffling, dropout, eval split)", NULL, 0},
-        {"no_shuffle", ARG_BOOL, &no_shuffle, NULL, "keep the dataset order", NULL, 0},
-        {"disable_dropout", ARG_BOOL, &disable_dropout, "true", "train without dropout (TRL default)", NULL, 0},
-        {"logging_steps", ARG_INT, &logging, "10", "log every N optimizer steps", NULL, 0},
-        {"eval_strategy", ARG_STRING, &eval_strategy, NULL, "epoch|steps|no (default: epoch with an eval set, else no)", NULL, 0},
-        {"eval_steps", ARG_INT, &eval_steps, "0", "with --eval_strategy steps: evaluate every N steps (0 = --logging_steps)", NULL, 0},
-        {"save_strategy", ARG_STRING, &save, "epoch", "epoch|steps|no: checkpoint-{STEP}/ after each epoch or N steps", NULL, 0},
-        {"save_steps", ARG_INT, &save_steps, "500", "with --save_strategy steps: a checkpoint every N steps", NULL, 0},
-        {"save_total_limit", ARG_INT, &save_total_limit, "0", "keep only the newest N checkpoint-{STEP}/ (0: all)", NULL, 0},
-        {"quiet", ARG_BOOL, &quiet, NULL, "no progress output and no log lines on stdout", NULL, 0},
-        {"resume_from_checkpoint", ARG_OPT_STRING, &resume, NULL, "continue a run (same data, seed): a checkpoint "
-         "directory, a checkpoint-{STEP} name in --output_dir, or alone / true for the newest one there", NULL, 0},
-        {"overwrite_output_dir", ARG_BOOL, &overwrite, NULL, "write into a non-empty --output_dir", NULL, 0},
-        {"threads", ARG_INT, &threads, "0", "threads (0 = all cores)", NULL, 0},
     };
     int n = 0;
     while (specs[n].name) n++;
     const int cap = (int)(sizeof specs / sizeof specs[0]) - 1;
+    n = cli_trainer_flag_specs(specs, n, cap, &tf, "1e-6");  // TRL DPOConfig.learning_rate
     n = cli_peft_flag_specs(specs, n, cap, &pf, "train LoRA adapters instead of the full model; writes a peft adapter");
     rlhf_err err = {0};
     if (n > cap) return cli_report("dpo", RLHF_ERUNTIME, "internal error: more flags than the flag table holds");
@@ -115,13 +87,17 @@ int cmd_dpo(int argc, char **argv) {
                                  "  direct preference optimisation (TRL DPOTrainer) of a causal LM on preference pairs",
                                  specs, n, argc, argv);
     if (parsed >= 0) return parsed;
+    const char *out = tf.output_dir, *eval_data = tf.eval_dataset, *resume = tf.resume;
+    const long long bs = tf.train_bs, eval_bs = tf.eval_bs, seed = tf.seed;
+    const int quiet = tf.quiet;
     const int has_rpo = args_find(specs, n, "rpo_alpha")->seen;
     dpo_args a;
     memset(&a, 0, sizeof a);
-    a.output_dir = out, a.train_batch_size = (int)bs, a.grad_accum = (int)accum, a.num_train_epochs = epochs;
-    a.max_steps = max_steps, a.learning_rate = lr, a.weight_decay = wd, a.warmup_ratio = warmup;
-    a.max_grad_norm = clip, a.seed = (uint64_t)seed, a.shuffle = !no_shuffle, a.disable_dropout = disable_dropout;
-    a.logging_steps = logging;
+    a.output_dir = out, a.train_batch_size = (int)bs, a.grad_accum = (int)tf.accum, a.num_train_epochs = tf.epochs;
+    a.max_steps = tf.max_steps, a.learning_rate = tf.lr, a.weight_decay = tf.weight_decay;
+    a.warmup_ratio = tf.warmup_ratio, a.warmup_steps = tf.warmup_steps, a.max_grad_norm = tf.max_grad_norm;
+    a.seed = (uint64_t)seed, a.shuffle = !tf.no_shuffle, a.disable_dropout = tf.disable_dropout;
+    a.logging_steps = tf.logging_steps;
     a.loss.beta = beta, a.loss.label_smoothing = label_smoothing, a.loss.discopop_tau = tau;
     a.rpo_alpha = has_rpo ? rpo_alpha : NAN;
 #define BAD(...) return cli_report("dpo", rlhf_fail(&err, RLHF_EINPUT, __VA_ARGS__), err.msg)
@@ -134,12 +110,9 @@ int cmd_dpo(int argc, char **argv) {
     resume = resume_dir[0] ? resume_dir : NULL;
     a.resume_from = resume;
     const char *load_dir = resume ? resume : model_dir;  // a checkpoint is a whole model directory
-    if (save_total_limit < 0) BAD("--save_total_limit must be >= 0, got %lld", save_total_limit);
-    a.save_total_limit = save_total_limit;
+    a.save_total_limit = tf.save_total_limit;
     st = dpo_loss_type_parse(loss_type, &a.loss.type, &err);
     if (st != RLHF_OK) return cli_report("dpo", st, err.msg);
-    if (bs < 1) BAD("--per_device_train_batch_size must be >= 1, got %lld", bs);
-    if (accum < 1) BAD("--gradient_accumulation_steps must be >= 1, got %lld", accum);
     if (max_length < 1) BAD("--max_length must be >= 1, got %lld", max_length);
     if (max_prompt < 0) BAD("--max_prompt_length must be >= 0, got %lld", max_prompt);
     if (max_completion < 0) BAD("--max_completion_length must be >= 0, got %lld", max_completion);
@@ -150,34 +123,17 @@ int cmd_dpo(int argc, char **argv) {
     if (has_rpo && !(rpo_alpha >= 0)) BAD("--rpo_alpha must be >= 0, got %g", rpo_alpha);
     if (!(tau > 0)) BAD("--discopop_tau must be > 0, got %g", tau);
     if (pre_bs < 0) BAD("--precompute_ref_batch_size must be >= 0, got %lld", pre_bs);
-    if (!(lr > 0)) BAD("--learning_rate must be a finite number > 0, got %g", lr);
-    if (!(wd >= 0)) BAD("--weight_decay must be >= 0, got %g", wd);
-    if (!(warmup >= 0 && warmup <= 1)) BAD("--warmup_ratio must be in [0, 1], got %g", warmup);
-    if (!(clip >= 0)) BAD("--max_grad_norm must be >= 0, got %g", clip);
-    if (!(epochs > 0) && max_steps <= 0) BAD("--num_train_epochs must be > 0 (or give --max_steps), got %g", epochs);
-    if (eval_data && eval_split > 0) BAD("give --eval_dataset_name or --eval_split, not both");
-    if (!(eval_split >= 0 && eval_split < 1)) BAD("--eval_split must be in [0, 1), got %g", eval_split);
-    if (eval_bs < 1) BAD("--per_device_eval_batch_size must be >= 1, got %lld", eval_bs);
-    if (logging < 1) BAD("--logging_steps must be >= 1, got %lld", logging);
-    if (seed < 0) BAD("--seed must be >= 0");
-    if (strcmp(save, "epoch") && strcmp(save, "steps") && strcmp(save, "no"))
-        BAD("--save_strategy: expected epoch, steps or no, got '%s'", save);
-    if (!strcmp(save, "steps") && save_steps < 1) BAD("--save_steps must be >= 1 with --save_strategy steps, got %lld", save_steps);
-    a.save_epochs = !strcmp(save, "epoch");
-    a.save_steps = !strcmp(save, "steps") ? save_steps : 0;
-    int has_eval = eval_data || eval_split > 0;
-    if (!eval_strategy) eval_strategy = has_eval ? "epoch" : "no";
-    if (strcmp(eval_strategy, "epoch") && strcmp(eval_strategy, "steps") && strcmp(eval_strategy, "no"))
-        BAD("--eval_strategy: expected epoch, steps or no, got '%s'", eval_strategy);
-    if (strcmp(eval_strategy, "no") && !has_eval)
-        BAD("--eval_strategy %s needs an evaluation set (--eval_dataset_name or --eval_split)", eval_strategy);
-    if (eval_steps < 0) BAD("--eval_steps must be >= 0, got %lld", eval_steps);
-    a.eval_epochs = !strcmp(eval_strategy, "epoch");
-    a.eval_steps = !strcmp(eval_strategy, "steps") ? (eval_steps > 0 ? eval_steps : logging) : 0;
+    cli_trainer_plan plan;
+    st = cli_trainer_check(&tf, &plan, &err);
+    if (st != RLHF_OK) return cli_report("dpo", st, err.msg);
+    a.schedule = plan.schedule;
+    a.save_epochs = plan.save_strategy == STRATEGY_EPOCH;
+    a.save_steps = plan.save_strategy == STRATEGY_STEPS ? tf.save_steps : 0;
+    a.eval_epochs = plan.eval_strategy == STRATEGY_EPOCH;
+    a.eval_steps = plan.eval_strategy == STRATEGY_STEPS ? plan.eval_steps : 0;
     a.eval_batch_size = (int)eval_bs;
     a.quiet = quiet;
-    st = lr_schedule_parse(sched, &a.schedule, &err);
-    if (st != RLHF_OK) return cli_report("dpo", st, err.msg);
+    const int eval_on = plan.eval_strategy != STRATEGY_NO;
     peft_options po;
     st = cli_peft_check_train(&pf, &po, &err);
     if (st == RLHF_OK && resume && dir_exists(resume)) st = cli_peft_check_resume(&pf, resume, &err);
@@ -187,8 +143,11 @@ int cmd_dpo(int argc, char **argv) {
     if (file_exists(out) && !dir_exists(out)) BAD("--output_dir %s: exists and is not a directory", out);
     if (resume && !dir_exists(resume)) BAD("--resume_from_checkpoint %s: no such checkpoint directory", resume);
     if (ref_dir && !dir_exists(ref_dir)) BAD("--ref_model_name_or_path %s: no such model directory", ref_dir);
-    if (dir_nonempty(out) && !overwrite && !resume) BAD("--output_dir %s: exists and is not empty (use --overwrite_output_dir)", out);
+    if (dir_nonempty(out) && !tf.overwrite && !resume)
+        BAD("--output_dir %s: exists and is not empty (use --overwrite_output_dir)", out);
 #undef BAD
+    const double eval_split = tf.eval_split;
+    const long long threads = tf.threads;
     cli_set_threads(threads);
 
     dataset d, ed;
@@ -244,7 +203,7 @@ int cmd_dpo(int argc, char **argv) {
         if (st == RLHF_OK && set.n_truncated > 0 && !quiet)
             fprintf(stderr, "rlhf dpo: %d of %d training pairs truncated (--max_length %d, --max_prompt_length %lld)\n",
                     set.n_truncated, set.n, maxlen, max_prompt);
-        a.eval = eval.n && strcmp(eval_strategy, "no") ? &eval : NULL;
+        a.eval = eval.n && eval_on ? &eval : NULL;
     }
     // The reference: a separate frozen model, or (peft) the policy with its adapters off.
     if (st == RLHF_OK && (ref_dir || !pf.use_peft)) {

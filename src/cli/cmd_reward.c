@@ -170,8 +170,11 @@ static rlhf_status run(reward_flags *f, volatile sig_atomic_t **stop, rlhf_err *
         cli_chat_fallback_notice(CMD, train.n_plain_chat + eval.n_plain_chat, o.is_decoder, model_dir);
     }
     if (!s) s = reward_encoding_record(m, enc, err);  // score/ppo read pairs as this model was trained
-    if (!s) s = make_dirs(f->t.output_dir, err);
-    if (!s && f->t.overwrite && !f->t.resume) s = clear_old_run(f->t.output_dir, err);
+    dist *d = cli_dist();
+    s = dist_agree(d, s, err);  // every rank validated its inputs: all go on, or all stop with one message
+    if (!s && dist_is_main(d)) s = make_dirs(f->t.output_dir, err);
+    if (!s && dist_is_main(d) && f->t.overwrite && !f->t.resume) s = clear_old_run(f->t.output_dir, err);
+    s = dist_agree(d, s, err);  // rank 0 prepared the output directory
     if (!s) {
         a.output_dir = f->t.output_dir;
         a.train_batch_size = (int)f->t.train_bs;
@@ -196,6 +199,7 @@ static rlhf_status run(reward_flags *f, volatile sig_atomic_t **stop, rlhf_err *
         a.quiet = f->t.quiet;
         a.base_model_name = f->model;
         a.merge_adapter = f->peft.merge_adapter;
+        a.dist = d;
         *stop = cli_stop_flag_install();
         a.stop = *stop;
         reward_train_result res;

@@ -4,6 +4,7 @@
 #ifndef RLHF_CLI_COMMANDS_H
 #define RLHF_CLI_COMMANDS_H
 
+#include "base/dist.h"
 #include "cli/args.h"
 
 typedef struct {
@@ -23,8 +24,15 @@ int cmd_grpo(int argc, char **argv);
 int cmd_rloo(int argc, char **argv);
 int cmd_dpo(int argc, char **argv);
 
-// Sets the OpenMP/OpenBLAS thread count (--threads; 0 = all cores).
+// Sets the OpenMP/OpenBLAS thread count (--threads; 0 = the cores, shared among the processes of an
+// mpirun job on this host).
 void cli_set_threads(long long n);
+// The data-parallel job this process belongs to (main sets it once; NULL/one process outside mpirun). On
+// ranks other than 0 setting it sends stdout and stderr to /dev/null: only rank 0 prints.
+void cli_dist_set(dist *d);
+dist *cli_dist(void);
+// At exit on a rank other than 0: prints the failure cli_report recorded, unless every rank failed alike.
+void cli_report_own_failure(int status);
 // Parses argv into specs (cli/args.h) for a command: returns -1 to go on, else the exit code to return
 // at once (0 after printing --help with usage, 2 after reporting a bad flag).
 int cli_parse_flags(const char *command, const char *usage, arg_spec *specs, int n, int argc, char **argv);

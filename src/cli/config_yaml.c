@@ -8,6 +8,7 @@
 #include <yaml.h>
 
 #include "cli/args.h"
+#include "io/hf_cache.h"
 
 static int is_yaml_path(const char *p) {
     size_t n = strlen(p);
@@ -135,10 +136,82 @@ static rlhf_status load(const char *path, cli_config_argv *out, int cap, rlhf_er
     return s;
 }
 
+// Flags that take a model or tokenizer directory: a hub id there (ORG/NAME, not a local path) is replaced by
+// its snapshot in the local Hugging Face cache.
+static const char *const MODEL_PATH_FLAGS[] = {
+    "model_name_or_path", "sft_model_path", "reward_model_path", "ref_model_name_or_path", "tokenizer",
+    "tokenizer_name_or_path", "value_model_path",
+};
+
+// The model-path flag an argv token names (NULL if none); *inline_val is its "=value" part, if any.
+static const char *model_path_flag(const char *tok, const char **inline_val) {
+    *inline_val = NULL;
+    if (strncmp(tok, "--", 2)) return NULL;
+    const char *name = tok + 2, *eq = strchr(name, '=');
+    size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    for (size_t i = 0; i < sizeof MODEL_PATH_FLAGS / sizeof *MODEL_PATH_FLAGS; i++) {
+        const char *f = MODEL_PATH_FLAGS[i];
+        if (strlen(f) != len) continue;
+        size_t k = 0;
+        while (k < len && (name[k] == '-' ? '_' : name[k]) == f[k]) k++;
+        if (k == len) {
+            if (eq) *inline_val = eq + 1;
+            return f;
+        }
+    }
+    return NULL;
+}
+
+// --model_revision / --revision R (TRL's ModelConfig.model_revision): the revision of a hub
+// --model_name_or_path (the other models take "main"). Taken out of argv here.
+static const char *take_revision(cli_config_argv *a) {
+    const char *rev = NULL;
+    int w = 1;
+    for (int i = 1; i < a->argc; i++) {
+        const char *t = a->argv[i];
+        if ((!strcmp(t, "--model_revision") || !strcmp(t, "--revision") || !strcmp(t, "--model-revision")) &&
+            i + 1 < a->argc) {
+            rev = a->argv[++i];
+            continue;
+        }
+        if (!strncmp(t, "--model_revision=", 17)) { rev = t + 17; continue; }
+        if (!strncmp(t, "--revision=", 11)) { rev = t + 11; continue; }
+        a->argv[w++] = a->argv[i];
+    }
+    a->argc = w;
+    a->argv[w] = NULL;
+    return rev;
+}
+
+static rlhf_status resolve_hub_ids(cli_config_argv *a, int cap, rlhf_err *err) {
+    const char *rev = take_revision(a);
+    for (int i = 1; i < a->argc; i++) {
+        const char *val;
+        const char *flag = model_path_flag(a->argv[i], &val);
+        if (!flag) continue;
+        int at = val ? i : i + 1;
+        if (!val) {
+            if (i + 1 >= a->argc) break;
+            val = a->argv[++i];
+        }
+        if (!hf_is_hub_id(val)) continue;
+        char what[64], dir[8192];
+        snprintf(what, sizeof what, "--%s", flag);
+        RLHF_TRY(hf_cache_resolve(val, !strcmp(flag, "model_name_or_path") ? rev : NULL, what, dir, sizeof dir, err));
+        char *s = at == i && a->argv[i] != val ? dup_printf("--%s=%s", flag, dir) : dup_printf("%s%s", dir, "");
+        if (!s) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+        if (a->n_owned >= cap) {
+            free(s);
+            return rlhf_fail(err, RLHF_ERUNTIME, "too many flags");
+        }
+        a->owned[a->n_owned++] = s;
+        a->argv[at] = s;
+    }
+    return RLHF_OK;
+}
+
 rlhf_status cli_config_expand(int argc, char **argv, cli_config_argv *out, rlhf_err *err) {
     memset(out, 0, sizeof *out);
-    out->argc = argc;
-    out->argv = argv;
     int at = -1, value_in_arg = 0;
     for (int i = 1; i < argc; i++) {
         const char *v = NULL;
@@ -149,19 +222,17 @@ rlhf_status cli_config_expand(int argc, char **argv, cli_config_argv *out, rlhf_
         at = i;
         value_in_arg = argv[i][8] == '=';
     }
-    if (at < 0) return RLHF_OK;
-    const char *path = value_in_arg ? argv[at] + 9 : argv[at + 1];
-    // each YAML entry gives at most 2 tokens; the file is bounded by what the argv of a command allows
-    int cap = argc + 2 * 4096;
+    // each YAML entry gives at most 2 tokens, each hub id one more string
+    int cap = 2 * argc + 2 * 4096;
     out->argv = calloc((size_t)cap + 1, sizeof *out->argv);
     out->owned = calloc((size_t)cap + 1, sizeof *out->owned);
-    out->argc = 0;
     if (!out->argv || !out->owned) {
         cli_config_free(out);
         return rlhf_fail(err, RLHF_ERUNTIME, "--config: out of memory");
     }
     out->argv[out->argc++] = argv[0];
-    rlhf_status s = load(path, out, cap, err);
+    rlhf_status s = RLHF_OK;
+    if (at >= 0) s = load(value_in_arg ? argv[at] + 9 : argv[at + 1], out, cap, err);
     for (int i = 1; i < argc && !s; i++) {
         if (i == at) {
             i += !value_in_arg;
@@ -169,6 +240,7 @@ rlhf_status cli_config_expand(int argc, char **argv, cli_config_argv *out, rlhf_
         }
         out->argv[out->argc++] = argv[i];
     }
+    if (!s) s = resolve_hub_ids(out, cap, err);
     if (s) cli_config_free(out);
     return s;
 }

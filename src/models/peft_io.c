@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "io/files.h"
+#include "io/hf_cache.h"
 #include "io/json_util.h"
 #include "io/safetensors.h"
 #include "models/peft_internal.h"
@@ -216,7 +217,15 @@ rlhf_status peft_load_adapter_model(model **out, const char *dir, model_head hea
         snprintf(tmp, sizeof tmp, "%s", dir);
         snprintf(resolved, sizeof resolved, "%s/%s", dirname(tmp), base);
     }
-    free(base);
+    if (!dir_exists(resolved) && hf_is_hub_id(base)) {  // a hub id: its snapshot in the local HF cache
+        char what[4300];
+        snprintf(what, sizeof what, "%s/%s: base_model_name_or_path", dir, ADAPTER_CONFIG);
+        rlhf_status hs = hf_cache_resolve(base, NULL, what, resolved, sizeof resolved, err);
+        free(base);
+        RLHF_TRY(hs);
+    } else {
+        free(base);
+    }
     if (!dir_exists(resolved))
         return rlhf_fail(err, RLHF_EINPUT, "%s/%s: base_model_name_or_path '%s' is not a model directory", dir,
                          ADAPTER_CONFIG, resolved);

@@ -568,7 +568,7 @@ rlhf_status dpo_train(model *m, const tokenizer *tok, const pref_set *train, con
     const long long steps_per_epoch = (n_batches + accum - 1) / accum;
     long long total = a->max_steps > 0 ? a->max_steps : (long long)ceil(a->num_train_epochs * steps_per_epoch);
     if (total < 1) total = 1;
-    const long long warmup = (long long)ceil(a->warmup_ratio * (double)total);
+    const long long warmup = a->warmup_steps > 0 ? a->warmup_steps : (long long)ceil(a->warmup_ratio * (double)total);
     adamw_config ac = {ADAMW_DEFAULT_BETA1, ADAMW_DEFAULT_BETA2, ADAMW_DEFAULT_EPS, a->weight_decay};
     dpo_run run;
     memset(&run, 0, sizeof run);

@@ -44,6 +44,7 @@ typedef struct {
     double num_train_epochs;
     long long max_steps;
     double learning_rate, weight_decay, warmup_ratio, max_grad_norm;
+    long long warmup_steps;           // > 0 overrides warmup_ratio
     lr_schedule schedule;
     uint64_t seed;
     int shuffle;

@@ -32,8 +32,13 @@
 
 static long long ceil_div(long long a, long long b) { return (a + b - 1) / b; }
 
+// Pairs per global micro-batch: per process x processes.
+static long long global_batch(const reward_train_args *a) {
+    return (long long)a->train_batch_size * dist_size(a->dist);
+}
+
 static long long updates_per_epoch(int n_train, const reward_train_args *a) {
-    long long batches = ceil_div(n_train, a->train_batch_size);
+    long long batches = ceil_div(n_train, global_batch(a));
     long long u = ceil_div(batches, a->grad_accum);
     return u > 0 ? u : 1;
 }
@@ -44,7 +49,7 @@ long long reward_total_steps(int n_train, const reward_train_args *a) {
     return t > 0 ? t : 1;
 }
 
-rlhf_status reward_evaluate(model *m, const pref_set *set, int batch_size, float center_coef,
+rlhf_status reward_evaluate(model *m, const pref_set *set, int batch_size, float center_coef, dist *d,
                             reward_eval_result *out, rlhf_err *err) {
     memset(out, 0, sizeof *out);
     int *idx = malloc(sizeof(int) * (size_t)batch_size);
@@ -52,7 +57,9 @@ rlhf_status reward_evaluate(model *m, const pref_set *set, int batch_size, float
     double loss_sum = 0, margin_sum = 0;
     long correct = 0;
     int pad = model_pad_id(m);
-    for (int s = 0; s < set->n; s += batch_size) {
+    const int N = dist_size(d), rank = dist_rank(d);
+    for (int s = 0, b = 0; s < set->n; s += batch_size, b++) {
+        if (b % N != rank) continue;
         int P = set->n - s < batch_size ? set->n - s : batch_size;
         for (int p = 0; p < P; p++) idx[p] = s + p;
         pair_metrics pm;
@@ -66,6 +73,9 @@ rlhf_status reward_evaluate(model *m, const pref_set *set, int batch_size, float
         correct += pm.correct;
     }
     free(idx);
+    double sums[3] = {loss_sum, margin_sum, (double)correct};
+    RLHF_TRY(dist_allreduce_sum_f64(d, sums, 3, err));
+    loss_sum = sums[0], margin_sum = sums[1], correct = (long)sums[2];
     out->n = set->n;
     out->loss = loss_sum / set->n;
     out->accuracy = (double)correct / set->n;
@@ -194,7 +204,10 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
     memset(res, 0, sizeof *res);
     res->eval_loss = res->eval_accuracy = res->eval_margin = NAN;
     const int n = train->n, B = a->train_batch_size;
-    const long long n_micro = ceil_div(n, B);
+    dist *d = a->dist;
+    const int N = dist_size(d), rank = dist_rank(d), main_rank = dist_is_main(d);
+    const long long GB = global_batch(a);
+    const long long n_micro = ceil_div(n, GB);
     const long long total = reward_total_steps(n, a);
     const long long upe = updates_per_epoch(n, a);
     const int n_epochs = (int)ceil_div(total, upe);
@@ -222,9 +235,11 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
     if ((s = adamw_init(&opt, tv.n, err))) goto done;
     st.seed = a->seed;
     st.n_train = n;
-    st.train_batch_size = B;
+    // The state records the global micro-batch, so a checkpoint resumes with any process count that
+    // keeps per_device x processes.
+    st.train_batch_size = (int)GB;
     st.grad_accum = a->grad_accum;
-    if ((s = checkpoint_remove_stale(a->output_dir, err))) goto done;
+    if (main_rank && (s = checkpoint_remove_stale(a->output_dir, err))) goto done;
     if (a->resume_from) {
         if ((s = trainer_state_load(path_join(path, sizeof path, a->resume_from, "trainer_state.json"), &st, err)))
             goto done;
@@ -234,14 +249,14 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
                           a->resume_from, st.n_train, n);
             goto done;
         }
-        if ((st.train_batch_size && st.train_batch_size != B) || (st.grad_accum && st.grad_accum != a->grad_accum)) {
+        if ((st.train_batch_size && st.train_batch_size != GB) || (st.grad_accum && st.grad_accum != a->grad_accum)) {
             s = rlhf_fail(err, RLHF_EINPUT, "--resume_from_checkpoint %s: the checkpoint ran with "
-                          "--per_device_train_batch_size %d --gradient_accumulation_steps %d; give the same values "
-                          "to continue it (got %d and %d)", a->resume_from, st.train_batch_size, st.grad_accum, B,
-                          a->grad_accum);
+                          "--per_device_train_batch_size %d --gradient_accumulation_steps %d (per device x "
+                          "processes); give values with the same product to continue it (got %d x %d processes and "
+                          "%d)", a->resume_from, st.train_batch_size, st.grad_accum, B, N, a->grad_accum);
             goto done;
         }
-        st.train_batch_size = B;
+        st.train_batch_size = (int)GB;
         st.grad_accum = a->grad_accum;
         if (st.seed != a->seed) {
             s = rlhf_fail(err, RLHF_EINPUT, "--seed %llu differs from the checkpoint's %llu (the data order and "
@@ -260,8 +275,9 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
     st.eval_steps = a->eval_steps;
     st.save_steps = a->save_steps;
     st.num_train_epochs = n_epochs;
-    if ((s = open_log(&log, path_join(path, sizeof path, a->output_dir, "training_log.csv"), &st, err))) goto done;
-    if (!a->quiet) {
+    if (main_rank && (s = open_log(&log, path_join(path, sizeof path, a->output_dir, "training_log.csv"), &st, err)))
+        goto done;
+    if (!a->quiet && main_rank) {
         fprintf(stderr, "rlhf reward: %d training pairs, %d evaluation pairs; %lld optimizer steps (%d epochs of "
                         "%lld), %lld warmup%s\n",
                 n, eval ? eval->n : 0, total, n_epochs, upe, warmup,
@@ -293,24 +309,32 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
             // divides by gradient_accumulation_steps (a short last step keeps a mean, not a fraction).
             float grad_scale = 1.0f / (float)(group_end - group_start);
             model_zero_grads(m);
-            double step_loss = 0;
-            long step_pairs = 0, step_correct = 0;
-            double step_margin = 0;
+            // Summed over ranks: loss, pairs, correct, margin. A rank's share of a micro-batch mean is
+            // weighted by its pairs over the global micro-batch's, so the sum is the global mean.
+            double step_sums[4] = {0, 0, 0, 0};
             for (long long k = group_start; k < group_end; k++) {
+                long long lo = k * GB, hi = (k + 1) * GB < n ? (k + 1) * GB : n;
                 int P = 0;
-                for (long long i = k * B; i < (k + 1) * B && i < n; i++) idx[P++] = order[i];
+                for (long long i = lo + rank; i < hi; i += N) idx[P++] = order[i];  // DistributedSampler
+                if (P == 0) continue;  // a short last micro-batch may leave a rank nothing
+                double share = (double)P / (double)(hi - lo);
+                // Dropout keys per (step, micro-batch, rank); one process keeps its keys of old.
                 uint64_t key = rng_key(a->seed, RNG_STREAM_DROPOUT, (uint64_t)st.global_step,
-                                       (uint64_t)(k - group_start));
+                                       (uint64_t)((k - group_start) * N + rank));
                 pair_metrics pm;
                 if ((s = pairs_forward_backward(m, train, idx, P, model_pad_id(m), center, !a->disable_dropout, key,
-                                                1, grad_scale, &pm, err)))
+                                                1, (float)(grad_scale * share), &pm, err)))
                     goto done;
-                step_loss += pm.loss;  // the mean of micro-batch means, as the gradient (and HF's log) has it
-                step_pairs += P;
-                step_correct += pm.correct;
-                step_margin += pm.margin_sum;
+                step_sums[0] += pm.loss * share;  // the mean of micro-batch means, as HF logs (share 1: one process)
+                step_sums[1] += P;
+                step_sums[2] += pm.correct;
+                step_sums[3] += pm.margin_sum;
             }
-            step_loss /= (double)(group_end - group_start);
+            if ((s = dist_allreduce_sum_f32(d, tv.grads, tv.n, err)) || (s = dist_allreduce_sum_f64(d, step_sums, 4, err)))
+                goto done;
+            double step_loss = step_sums[0] / (double)(group_end - group_start);
+            long step_pairs = (long)step_sums[1], step_correct = (long)step_sums[2];
+            double step_margin = step_sums[3];
             double lr = lr_at(a->schedule, a->learning_rate, st.global_step, warmup, total);
             double norm = clip_grad_norm(tv.grads, tv.n, a->max_grad_norm);
             if (!isfinite(step_loss) || !isfinite(norm)) {
@@ -360,12 +384,12 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
                 }
                 if (do_eval) {
                     reward_eval_result ev;
-                    if ((s = reward_evaluate(m, eval, a->eval_batch_size, center, &ev, err))) goto done;
+                    if ((s = reward_evaluate(m, eval, a->eval_batch_size, center, d, &ev, err))) goto done;
                     e.eval_loss = res->eval_loss = ev.loss;
                     e.eval_accuracy = res->eval_accuracy = ev.accuracy;
                     e.eval_margin = res->eval_margin = ev.margin;
                 }
-                if ((s = trainer_state_add_log(&st, &e, err)) || (s = log_row_write(log, &e, err))) goto done;
+                if ((s = trainer_state_add_log(&st, &e, err)) || (log && (s = log_row_write(log, &e, err)))) goto done;
                 if (!a->quiet) {
                     if (bar) fprintf(stderr, "\n");
                     log_row_print(&e);
@@ -374,14 +398,15 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
             summary_text(summary, sizeof summary, &st, total, n, eval ? eval->n : 0);
             int saved = (a->save_strategy == STRATEGY_STEPS && st.global_step % a->save_steps == 0) ||
                         (a->save_strategy == STRATEGY_EPOCH && epoch_end);
-            if (saved && (s = save_checkpoint(a, m, tok, &opt, &st, order, summary, err))) goto done;
+            if (saved && main_rank && (s = save_checkpoint(a, m, tok, &opt, &st, order, summary, err))) goto done;
             if (bar) {
                 char extra[128];
                 snprintf(extra, sizeof extra, "loss %.4f lr %.3g", step_loss, lr);
                 progress_update(bar, st.global_step, extra);
             }
-            if (a->stop && *a->stop && !final_step) {
-                if (!saved && (s = save_checkpoint(a, m, tok, &opt, &st, order, summary, err))) goto done;
+            // Every rank stops at the same step when any of them saw the signal.
+            if (dist_any(d, a->stop && *a->stop) && !final_step) {
+                if (!saved && main_rank && (s = save_checkpoint(a, m, tok, &opt, &st, order, summary, err))) goto done;
                 res->interrupted = 1;
                 s = rlhf_fail(err, RLHF_EINTERRUPT, "interrupted: state saved in %s/checkpoint-%lld (continue "
                               "with --resume_from_checkpoint)", a->output_dir, st.global_step);
@@ -390,7 +415,9 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
         }
     }
     // The final model (HF layout) at the output directory's root, then the report.
-    if (peft_active(m)) {
+    if (!main_rank) {
+        // only rank 0 writes
+    } else if (peft_active(m)) {
         // peft's save_pretrained layout; --merge_adapter also writes the merged model in HF layout.
         if ((s = peft_save_adapter(m, a->output_dir, a->base_model_name, err))) goto done;
         if (a->merge_adapter && ((s = peft_merge_and_unload(m, err)) || (s = model_save(m, a->output_dir, err))))
@@ -398,9 +425,9 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
     } else if ((s = model_save(m, a->output_dir, err))) {
         goto done;
     }
-    if (tok && (s = tokenizer_save(tok, a->output_dir, err))) goto done;
+    if (main_rank && tok && (s = tokenizer_save(tok, a->output_dir, err))) goto done;
     summary_text(summary, sizeof summary, &st, total, n, eval ? eval->n : 0);
-    if ((s = write_report(a->output_dir, &st, summary, err))) goto done;
+    if (main_rank && (s = write_report(a->output_dir, &st, summary, err))) goto done;
 done:
     if (bar) progress_finish(bar, s == RLHF_OK ? "done" : "stopped");
     res->global_step = st.global_step;

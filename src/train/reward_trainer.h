@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "base/dist.h"
 #include "base/error.h"
 #include "models/model.h"
 #include "tokenizer/tokenizer.h"
@@ -54,6 +55,11 @@ typedef struct {
     // adapter_config.json's base_model_name_or_path) and, when merge_adapter, the merged model too.
     const char *base_model_name;
     int merge_adapter;
+    // Data-parallel processes (base/dist.h; NULL: one). train_batch_size is per process: an optimizer step
+    // sees train_batch_size x grad_accum x N pairs, rank r taking positions r, r+N, ... of each global
+    // micro-batch of the one shuffled order; gradients and metrics are summed over ranks, every mean is
+    // over the global batch. Only rank 0 writes files.
+    dist *dist;
 } reward_train_args;
 
 typedef struct {
@@ -77,10 +83,13 @@ typedef struct {
 } reward_eval_result;
 
 // Evaluation over a whole set (no dropout): mean pairwise loss, share with read r_c > r_r, mean read margin.
-rlhf_status reward_evaluate(model *m, const pref_set *set, int batch_size, float center_coef,
+// With processes (d non-NULL) rank r evaluates batches r, r+N, ... and the sums are reduced: every rank
+// gets the whole set's figures.
+rlhf_status reward_evaluate(model *m, const pref_set *set, int batch_size, float center_coef, dist *d,
                             reward_eval_result *out, rlhf_err *err);
 
-// Total optimizer steps HF Trainer would take: max_steps, else ceil(epochs * ceil(batches / accum)).
+// Total optimizer steps HF Trainer would take: max_steps, else ceil(epochs * ceil(batches / accum)), where
+// a batch is train_batch_size x processes pairs.
 long long reward_total_steps(int n_train, const reward_train_args *a);
 
 #endif

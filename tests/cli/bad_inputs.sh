@@ -1,6 +1,6 @@
 #!/bin/bash
 # The bad-input table (issue 10; README "Bad inputs"): every row, for every command it applies to
-# (reward, score, sft, generate, ppo, grpo, rloo), must exit 2 with a message naming the input (FILE:LINE, the file or
+# (reward, score, sft, generate, ppo, dpo, grpo, rloo), must exit 2 with a message naming the input (FILE:LINE, the file or
 # the flag) and what was expected, and leave no partial output (--output_dir not created, nothing on
 # stdout). One exception is asserted as such: a batch larger than the dataset trains (one short step), as
 # in TRL. Multi-row listing, resume and the NaN/Inf guard: tests/cli/reward_bad_input.sh.
@@ -95,6 +95,7 @@ expect2() {
     reward) args=(reward --model_name_or_path "$model" --dataset_name "$data" --output_dir "$out" --quiet --threads 1) ;;
     score) args=(score --model_name_or_path "$model" --dataset_name "$data") ;;
     sft) args=(sft --model_name_or_path "$model" --dataset_name "$data" --output_dir "$out" --threads 1) ;;
+    dpo) args=(dpo --model_name_or_path "$model" --dataset_name "$data" --output_dir "$out" --threads 1 --quiet) ;;
     generate) args=(generate --model_name_or_path "$model" --dataset_name "$data" --max_new_tokens 2) ;;
     ppo) args=(ppo --model_name_or_path "$model" --sft_model_path "$W/gpt2" --reward_model_path "$W/gpt2rm"
       --dataset_name "$data" --output_dir "$out" --response_length 2 --per_device_train_batch_size 1 --threads 1) ;;
@@ -111,8 +112,8 @@ expect2() {
 }
 # each COMMAND's model dir (bert or gpt2 base name) and dataset kind
 model_of() { case $1 in reward | score) echo bert ;; *) echo gpt2 ;; esac; }
-data_of() { case $1 in reward | score) echo pref ;; sft) echo sft ;; *) echo prompt ;; esac; }
-all=(reward score sft generate ppo grpo rloo)
+data_of() { case $1 in reward | score | dpo) echo pref ;; sft) echo sft ;; *) echo prompt ;; esac; }
+all=(reward score sft generate ppo dpo grpo rloo)
 
 # ---- dataset rows -------------------------------------------------------------------------------------------
 for c in "${all[@]}"; do
@@ -125,7 +126,7 @@ for c in "${all[@]}"; do
   case $k in pref) pat="field 'chosen' must be a string" ;; sft) pat="field 'completion' must be a string" ;;
     prompt) pat="field 'prompt' must be a string" ;; esac
   expect2 mistyped-field "$c" "$k\.mistyped\.jsonl:1: $pat" "$m" "$W/$k.mistyped.jsonl"
-  case $c in reward | score) pat="field 'chosen' is an empty response" ;; sft) pat="example has 1 token" ;;
+  case $c in reward | score | dpo) pat="field 'chosen' is an empty response" ;; sft) pat="example has 1 token" ;;
     generate) pat="the prompt encodes to no tokens" ;; ppo | grpo | rloo) pat="the prompt has no tokens" ;; esac
   expect2 empty-strings "$c" "$k\.empty\.jsonl:1: $pat" "$m" "$W/$k.empty.jsonl"
   expect2 invalid-utf8 "$c" "$k\.utf8\.jsonl:1: field '[a-z]+' is not valid UTF-8" "$m" "$W/$k.utf8.jsonl"
@@ -137,18 +138,30 @@ done
 expect2 nan-lr reward "--learning_rate: expected a finite number, got 'nan'" "$W/bert" "$W/pref.jsonl" --learning_rate nan
 expect2 nan-lr sft "--learning_rate: expected a finite number, got 'nan'" "$W/gpt2" "$W/sft.jsonl" --learning_rate nan
 expect2 nan-lr ppo "--learning_rate: expected a finite number, got 'nan'" "$W/gpt2" "$W/prompt.jsonl" --learning_rate nan
+expect2 nan-lr dpo "--learning_rate: expected a finite number, got 'nan'" "$W/gpt2" "$W/pref.jsonl" --learning_rate nan
+expect2 nan-beta dpo "--beta: expected a finite number, got 'nan'" "$W/gpt2" "$W/pref.jsonl" --beta nan
 expect2 nan-kl ppo "--kl_coef: expected a finite number, got 'nan'" "$W/gpt2" "$W/prompt.jsonl" --kl_coef nan
 expect2 nan-temperature generate "--temperature: expected a finite number, got 'nan'" "$W/gpt2" "$W/prompt.jsonl" \
   --temperature nan --do_sample
 expect2 negative-epochs reward "--num_train_epochs must be > 0" "$W/bert" "$W/pref.jsonl" --num_train_epochs -1
 expect2 negative-epochs sft "--num_train_epochs must be > 0" "$W/gpt2" "$W/sft.jsonl" --num_train_epochs -1
 expect2 negative-epochs ppo "--num_train_epochs: expected > 0" "$W/gpt2" "$W/prompt.jsonl" --num_train_epochs -1
+expect2 negative-epochs dpo "--num_train_epochs must be > 0" "$W/gpt2" "$W/pref.jsonl" --num_train_epochs -1
+expect2 negative-beta dpo "--beta must be > 0, got -1" "$W/gpt2" "$W/pref.jsonl" --beta -1
+expect2 bad-loss-type dpo "--loss_type: expected one of sigmoid\|ipo\|.*, got 'kto'" "$W/gpt2" "$W/pref.jsonl" --loss_type kto
+expect2 bad-truncation-mode dpo "--truncation_mode: expected keep_end or keep_start, got 'left'" "$W/gpt2" "$W/pref.jsonl" \
+  --truncation_mode left
+expect2 label-smoothing dpo "--label_smoothing must be in \[0, 0.5\), got 0.5" "$W/gpt2" "$W/pref.jsonl" --label_smoothing 0.5
 expect2 negative-lr reward "--learning_rate must be a finite number > 0" "$W/bert" "$W/pref.jsonl" --learning_rate -1
 expect2 negative-wd sft "--weight_decay must be >= 0" "$W/gpt2" "$W/sft.jsonl" --weight_decay -1
 expect2 negative-tokens generate "--max_new_tokens must be >= 1" "$W/gpt2" "$W/prompt.jsonl" --max_new_tokens -1
 expect2 negative-length score "--max_length must be >= 0" "$W/bert" "$W/pref.jsonl" --max_length -1
 expect2 max-length-0 reward "--max_length must be >= 1, got 0" "$W/bert" "$W/pref.jsonl" --max_length 0
 expect2 max-length-0 sft "--max_length must be >= 1, got 0" "$W/gpt2" "$W/sft.jsonl" --max_length 0
+expect2 max-length-0 dpo "--max_length must be >= 1, got 0" "$W/gpt2" "$W/pref.jsonl" --max_length 0
+# dpo: a prompt that fills --max_length under keep_start leaves no response token to score
+expect2 no-response-left dpo "pref\.jsonl:1: field 'chosen': no response token is left to score after truncation" \
+  "$W/gpt2" "$W/pref.jsonl" --max_length 1 --truncation_mode keep_start
 expect2 response-length-0 ppo "--response_length: expected an integer in \[1, " "$W/gpt2" "$W/prompt.jsonl" \
   --response_length 0
 
@@ -208,6 +221,14 @@ for i in $(seq 1 30); do echo '{"prompt": "a b", "completion": " c d e"}'; done 
 c=$?
 [ "$c" = 1 ] && grep -qE "rlhf sft: step [0-9]+: non-finite (loss|gradient norm) .*step skipped \(1 skipped so far\)" "$W/nan.err" &&
   grep -q "training diverged: 20 steps in a row" "$W/nan.err" || fail "sft diverging run: exit $c ($(tail -n 1 "$W/nan.err"))"
+
+# ---- and in dpo ---------------------------------------------------------------------------------------------------
+for i in $(seq 1 30); do echo '{"prompt": "a b", "chosen": " c d e", "rejected": " f g"}'; done >"$W/pref30.jsonl"
+"$RLHF" dpo --model_name_or_path "$W/gpt2" --dataset_name "$W/pref30.jsonl" --per_device_train_batch_size 1 \
+  --learning_rate 1e30 --max_grad_norm 0 --output_dir "$W/nan-dpo" --threads 1 --quiet >/dev/null 2>"$W/nan-dpo.err"
+c=$?
+[ "$c" = 1 ] && grep -qE "rlhf dpo: step [0-9]+: non-finite (loss|gradient norm) .*step skipped \(1 skipped so far\)" "$W/nan-dpo.err" &&
+  grep -q "training diverged: 20 steps in a row" "$W/nan-dpo.err" || fail "dpo diverging run: exit $c ($(tail -n 1 "$W/nan-dpo.err"))"
 
 # ---- and in grpo: the same guard (its reward a shell program: the input line's length) ------------------------------
 printf '%s\n' '#!/bin/sh' 'while IFS= read -r line; do echo "${#line}"; done' >"$W/len.sh"

@@ -1,4 +1,4 @@
-// Generation with the KV cache on the four causal-LM fixtures: greedy tokens equal greedy decoding
+// Generation with the KV cache on the causal-LM fixtures: greedy tokens equal greedy decoding
 // that recomputes the whole sequence each step, their log-probs equal a full forward's, a left-padded
 // batch equals one prompt at a time (greedy and sampled), EOS stops a row, and HF's warpers.
 #include <math.h>
@@ -166,5 +166,9 @@ int main(void) {
     run("gptneox_lm");
     run("llama_lm");
     run("mistral_lm");
+    run("qwen2_lm");
+    run("gemma_lm");
+    run("gemma2_lm");  // sliding window 4 < prompt + 8 new tokens, both soft-caps on
+    run("phi3_lm");
     return tu_finish("train_generate");
 }

@@ -39,6 +39,8 @@ static int run(int argc, char **argv) {
         {"total_episodes", ARG_INT, &a.total_episodes, "0", "episodes (prompts) in all; 0 = num_train_epochs x prompts", NULL, 0},
         {"num_train_epochs", ARG_FLOAT, &a.num_train_epochs, "3", "passes over the prompts when --total_episodes is 0", NULL, 0},
         {"response_length", ARG_INT, &resp_len, "53", "new tokens sampled per prompt", NULL, 0},
+        {"max_prompt_length", ARG_INT, &a.max_prompt_length, "0", "longer prompts keep their last N tokens, as TRL "
+         "truncates from the left (0: only to fit the policy's positions with --response_length; counted on stderr)", NULL, 0},
         {"temperature", ARG_FLOAT, &a.temperature, "0.7", "sampling temperature (log-probs use the same)", NULL, 0},
         {"missing_eos_penalty", ARG_FLOAT, &missing_eos_penalty, NULL,
          "subtracted from the score of a response without the stop token (default: none)", NULL, 0},

@@ -170,6 +170,7 @@ static rlhf_status run(reward_flags *f, volatile sig_atomic_t **stop, rlhf_err *
         cli_chat_fallback_notice(CMD, train.n_plain_chat + eval.n_plain_chat, o.is_decoder, model_dir);
     }
     if (!s) s = reward_encoding_record(m, enc, err);  // score/ppo read pairs as this model was trained
+    if (!s) s = reward_max_length_record(m, o.max_length, err);
     dist *d = cli_dist();
     s = dist_agree(d, s, err);  // every rank validated its inputs: all go on, or all stop with one message
     if (!s && dist_is_main(d)) s = make_dirs(f->t.output_dir, err);

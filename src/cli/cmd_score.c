@@ -37,9 +37,11 @@ static int build_specs(arg_spec *s, int cap, score_flags *f) {
     F("prompt", ARG_STRING, &f->prompt, NULL, "prompt of the one response to score (with --response)");
     F("response", ARG_STRING, &f->response, NULL, "the response to score; prints the reward alone");
     F("dataset_name", ARG_STRING, &f->dataset, NULL, "rows with prompt/chosen/rejected, prompt/response, "
+                                                       "prompt/completion (rlhf generate's output), "
                                                        "chosen_ids/rejected_ids or input_ids");
     F("output_file", ARG_STRING, &f->output_file, NULL, "write the per-row scores here (JSONL) instead of stdout");
-    F("max_length", ARG_INT, &f->max_length, "0", "longest sequence in tokens (0: the model's limit)");
+    F("max_length", ARG_INT, &f->max_length, "0", "longest sequence in tokens (0: the max_length the model was "
+                                                   "trained with, from config.json's rlhf_max_length, else its limit)");
     F("per_device_eval_batch_size", ARG_INT, &f->batch_size, "8", "rows per forward pass");
     F("encoding", ARG_STRING, &f->encoding, NULL, "encoders: pair (tokenizer(prompt, response)) or concat "
                                                    "(default: as the model was trained, from config.json, else pair)");
@@ -153,7 +155,9 @@ static rlhf_status run(const score_flags *f, rlhf_err *err) {
     pref_opts o;
     pref_encoding enc = PREF_ENCODING_PAIR;
     reward_encoding_parse(f->encoding, m, &enc, err);  // the value was validated with the flags
-    pref_opts_for_model(&o, m, tok, (int)f->max_length, enc, f->model);
+    // --max_length 0: the length the model was trained with when it records one (rlhf reward does), else its limit
+    int max_length = f->max_length > 0 ? (int)f->max_length : reward_max_length_of(m);
+    pref_opts_for_model(&o, m, tok, max_length, enc, f->model);
     o.allow_single = 1;
     pref_set set = {0};
     dataset d = {0};

@@ -273,7 +273,7 @@ static rlhf_status setup(grpo_run *r, rlhf_err *err) {
     rollout_prompt_opts po = {.dataset_name = a->dataset_name, .model_dir = a->model_name_or_path, .tok = r->tok,
                               .vocab_size = r->policy->cfg.vocab_size, .max_positions = r->policy->cfg.max_positions,
                               .max_new_tokens = a->max_completion_length, .length_flag = "--max_completion_length",
-                              .max_prompt_length = a->max_prompt_length};
+                              .max_prompt_length = a->max_prompt_length, .cmd = r->cmd};
     RLHF_TRY(rollout_load_prompts(&r->data, &po, &r->prompts, &r->n_prompts, &r->max_prompt, err));
     RLHF_TRY(open_rewards(r, err));
 

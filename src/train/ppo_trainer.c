@@ -4,6 +4,7 @@
 // (ppo_trainer_state.c) around it.
 #include "train/ppo_trainer.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,7 +159,8 @@ static rlhf_status load_prompts(ppo_run *r, rlhf_err *err) {
         max_pos = r->value->cfg.max_positions;
     rollout_prompt_opts o = {.dataset_name = a->dataset_name, .model_dir = a->model_name_or_path,
                              .tok = r->policy_tok, .vocab_size = r->policy->cfg.vocab_size, .max_positions = max_pos,
-                             .max_new_tokens = a->response_length, .length_flag = "--response_length"};
+                             .max_new_tokens = a->response_length, .length_flag = "--response_length",
+                             .max_prompt_length = a->max_prompt_length, .cmd = "ppo"};
     rlhf_status st = rollout_load_prompts(&d, &o, &r->prompts, &r->n_prompts, &r->max_prompt, err);
     dataset_free(&d);
     return st;

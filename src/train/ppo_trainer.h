@@ -69,6 +69,8 @@ typedef struct {
     long long total_episodes;         // <= 0: num_train_epochs * prompts
     double num_train_epochs;
     int response_length;
+    long long max_prompt_length;      // > 0: prompts keep their last N tokens (TRL's left truncation); <= 0:
+                                      // only the policy's positions less response_length bound them
     double temperature;
     const char *stop_token;           // "eos", "none", a token id, or a token (e.g. "<|endoftext|>")
     int has_missing_eos_penalty;

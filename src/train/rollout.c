@@ -1,7 +1,9 @@
 // Rollout pieces shared by ppo, grpo and rloo (see rollout.h): prompts, sampling, packing, log-probs.
 #include "train/rollout.h"
 
+#include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,7 +22,7 @@ void rollout_prompts_free(rollout_prompt *p, int n) {
 }
 
 static rlhf_status load_one(const dataset *d, int i, const rollout_prompt_opts *o, const chat_template *chat,
-                            rollout_prompt *p, rlhf_err *err) {
+                            long long limit, int *n_trunc, rollout_prompt *p, rlhf_err *err) {
     p->line = d->lines[i];
     p->row = i;
     const char *text = NULL;
@@ -56,16 +58,19 @@ static rlhf_status load_one(const dataset *d, int i, const rollout_prompt_opts *
                              o->dataset_name, p->line);
         if (o->tok) RLHF_TRY(tokenizer_decode(o->tok, p->ids, p->n, 1, &p->text, err));
     }
-    if (o->max_prompt_length > 0 && p->n > o->max_prompt_length) {  // TRL keeps the prompt's end
-        memmove(p->ids, p->ids + (p->n - o->max_prompt_length), (size_t)o->max_prompt_length * sizeof *p->ids);
-        p->n = o->max_prompt_length;
-    }
     if (p->n < 1)
         return rlhf_fail(err, RLHF_EINPUT, "%s:%d: the prompt has no tokens (the policy needs at least one)",
                          o->dataset_name, p->line);
-    if (o->max_positions > 0 && p->n + o->max_new_tokens > o->max_positions)
-        return rlhf_fail(err, RLHF_EINPUT, "%s:%d: prompt of %d tokens + %s %d exceeds the policy's %d positions",
-                         o->dataset_name, p->line, p->n, o->length_flag, o->max_new_tokens, o->max_positions);
+    if (p->n > limit) {  // TRL keeps the prompt's end
+        memmove(p->ids, p->ids + (p->n - limit), sizeof(int32_t) * (size_t)limit);
+        p->n = (int)limit;
+        (*n_trunc)++;
+        if (o->tok) {
+            free(p->text);
+            p->text = NULL;
+            RLHF_TRY(tokenizer_decode(o->tok, p->ids, p->n, 1, &p->text, err));
+        }
+    }
     return RLHF_OK;
 }
 
@@ -82,10 +87,23 @@ rlhf_status rollout_load_prompts(const dataset *d, const rollout_prompt_opts *o,
         return rlhf_fail(err, RLHF_ERUNTIME, "out of memory reading %s", o->dataset_name);
     }
     rlhf_status st = RLHF_OK;
+    long long limit = o->max_prompt_length > 0 ? o->max_prompt_length : LLONG_MAX;
+    if (o->max_positions > 0 && o->max_positions - o->max_new_tokens < limit)
+        limit = (long long)o->max_positions - o->max_new_tokens;
+    if (limit < 1)
+        st = rlhf_fail(err, RLHF_EINPUT, "%s %d leaves no room for a prompt in the policy's %d positions",
+                       o->length_flag, o->max_new_tokens, o->max_positions);
+    int n_trunc = 0;
     for (int i = 0; i < d->n && !st; i++) {
-        st = load_one(d, i, o, chat, &p[i], err);
+        st = load_one(d, i, o, chat, limit, &n_trunc, &p[i], err);
         if (!st && p[i].n > *max_prompt) *max_prompt = p[i].n;
     }
+    if (!st && n_trunc)
+        fprintf(stderr, "rlhf %s: %d of %d prompts truncated from the left to %lld tokens (%s%s)\n",
+                o->cmd ? o->cmd : "rollout", n_trunc, d->n, limit,
+                o->max_prompt_length > 0 && o->max_prompt_length == limit ? "--max_prompt_length"
+                                                                          : "the policy's positions less ",
+                o->max_prompt_length > 0 && o->max_prompt_length == limit ? "" : o->length_flag);
     chat_template_free(chat);
     if (st) {
         rollout_prompts_free(p, d->n);

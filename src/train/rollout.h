@@ -27,13 +27,16 @@ typedef struct {
     int vocab_size;            // the policy's (id rows are checked against it)
     int max_positions;         // the tightest context of the models that read the rows (0: unbounded)
     int max_new_tokens;        // completion length the context must leave room for
-    const char *length_flag;   // the flag named when a prompt + completion does not fit ("--response_length")
-    int max_prompt_length;     // > 0: longer prompts keep their LAST max_prompt_length tokens (TRL); 0: off
+    const char *length_flag;   // the flag of max_new_tokens, for messages ("--response_length")
+    long long max_prompt_length;  // > 0: longer prompts keep their LAST max_prompt_length tokens (TRL); 0: off
+    const char *cmd;           // for the truncation notice ("ppo")
 } rollout_prompt_opts;
 
 // Prompt rows {"prompt": str}, {"prompt": [messages]} (rendered by the policy's chat template with the
 // generation prompt, as TRL's maybe_apply_chat_template) or {"prompt_ids": [...]}, every row of d. Errors
-// name the file and line. *max_prompt: the longest prompt in tokens.
+// name the file and line. A prompt longer than max_prompt_length, or than the positions leave beside
+// max_new_tokens, keeps its end (TRL truncates prompts from the left) and its text is re-decoded from the
+// kept tokens (what a reward model then reads); one notice counts them. *max_prompt: the longest prompt.
 rlhf_status rollout_load_prompts(const dataset *d, const rollout_prompt_opts *o, rollout_prompt **out, int *n,
                                  int *max_prompt, rlhf_err *err);
 void rollout_prompts_free(rollout_prompt *p, int n);

@@ -52,9 +52,10 @@ static rlhf_status encode(const tokenizer *tok, const char *text, int special, c
 
 // Encodes a chat-template rendering of row r (see sft_set_load); *is_chat = 1 when the row is one.
 static rlhf_status read_chat_row(const dataset *d, int r, const tokenizer *tok, int vocab,
-                                 const struct chat_template *chat, const char *model_dir, const char *where,
-                                 int32_t **p, int *np, int32_t **c, int *nc, int *is_chat, rlhf_err *err) {
-    int messages = chat_field_is_messages(d, r, "messages"), prompt = chat_field_is_messages(d, r, "prompt");
+                                 const struct chat_template *chat, const char *model_dir, const sft_fields *f,
+                                 const char *where, int32_t **p, int *np, int32_t **c, int *nc, int *is_chat,
+                                 rlhf_err *err) {
+    int messages = chat_field_is_messages(d, r, "messages"), prompt = chat_field_is_messages(d, r, f->prompt);
     *is_chat = messages || prompt;
     if (!*is_chat) return RLHF_OK;
     char *text = NULL;
@@ -67,11 +68,11 @@ static rlhf_status read_chat_row(const dataset *d, int r, const tokenizer *tok, 
     // prompt + completion: the boundary is the rendered prompt's token count, as TRL's completion mask.
     int32_t *full = NULL;
     int nfull = 0;
-    rlhf_status s = chat_render_row(d, r, "prompt", NULL, chat, 1, model_dir, &text, err);
+    rlhf_status s = chat_render_row(d, r, f->prompt, NULL, chat, 1, model_dir, &text, err);
     if (!s) s = encode(tok, text, 0, where, vocab, p, np, err);
     free(text);
     text = NULL;
-    if (!s) s = chat_render_row(d, r, "prompt", "completion", chat, 0, model_dir, &text, err);
+    if (!s) s = chat_render_row(d, r, f->prompt, f->completion, chat, 0, model_dir, &text, err);
     if (!s) s = encode(tok, text, 0, where, vocab, &full, &nfull, err);
     free(text);
     if (s) {
@@ -89,43 +90,99 @@ static rlhf_status read_chat_row(const dataset *d, int r, const tokenizer *tok, 
     return *c ? RLHF_OK : rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
 }
 
+static int has_key(const dataset *d, int r, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(d->rows[r], k);
+    return v && !cJSON_IsNull(v);
+}
+
+// Stanford Alpaca's prompt (with and without an input), the text its rows were written for.
+#define ALPACA_HEAD_INPUT                                                                                    \
+    "Below is an instruction that describes a task, paired with an input that provides further context. " \
+    "Write a response that appropriately completes the request.\n\n### Instruction:\n"
+#define ALPACA_HEAD                                                                                          \
+    "Below is an instruction that describes a task. Write a response that appropriately completes the "   \
+    "request.\n\n### Instruction:\n"
+
+static rlhf_status alpaca_prompt(const dataset *d, int r, char **out, rlhf_err *err) {
+    const char *ins, *input = NULL;
+    RLHF_TRY(dataset_get_string(d, r, "instruction", 1, &ins, err));
+    RLHF_TRY(dataset_get_string(d, r, "input", 0, &input, err));
+    int with_input = input && input[0];
+    size_t n = strlen(ALPACA_HEAD_INPUT) + strlen(ins) + (with_input ? strlen(input) : 0) + 64;
+    *out = malloc(n);
+    if (!*out) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    if (with_input) snprintf(*out, n, "%s%s\n\n### Input:\n%s\n\n### Response:\n", ALPACA_HEAD_INPUT, ins, input);
+    else snprintf(*out, n, "%s%s\n\n### Response:\n", ALPACA_HEAD, ins);
+    return RLHF_OK;
+}
+
 // Reads one row into (prompt part, trained part).
 static rlhf_status read_row(const dataset *d, int r, const tokenizer *tok, int vocab,
-                            const struct chat_template *chat, const char *model_dir, int32_t **p, int *np,
-                            int32_t **c, int *nc, int *is_chat, rlhf_err *err) {
+                            const struct chat_template *chat, const char *model_dir, const sft_fields *f, int32_t **p,
+                            int *np, int32_t **c, int *nc, int *is_chat, rlhf_err *err) {
     char where[4200];
     snprintf(where, sizeof where, "%s:%d", d->path, d->lines[r]);
     *p = *c = NULL;
     *np = *nc = 0;
-    RLHF_TRY(read_chat_row(d, r, tok, vocab, chat, model_dir, where, p, np, c, nc, is_chat, err));
+    RLHF_TRY(read_chat_row(d, r, tok, vocab, chat, model_dir, f, where, p, np, c, nc, is_chat, err));
     if (*is_chat) return RLHF_OK;
     RLHF_TRY(dataset_get_ids(d, r, "prompt_ids", 0, vocab, p, np, err));
     if (*p) return dataset_get_ids(d, r, "completion_ids", 1, vocab, c, nc, err);
     RLHF_TRY(dataset_get_ids(d, r, "input_ids", 0, vocab, c, nc, err));
     if (*c) return RLHF_OK;
     const char *prompt, *completion, *text;
-    RLHF_TRY(dataset_get_string(d, r, "prompt", 0, &prompt, err));
+    RLHF_TRY(dataset_get_string(d, r, f->prompt, 0, &prompt, err));
     if (prompt) {
-        RLHF_TRY(dataset_get_string(d, r, "completion", 1, &completion, err));
+        RLHF_TRY(dataset_get_string(d, r, f->completion, 1, &completion, err));
         RLHF_TRY(encode(tok, prompt, 1, where, vocab, p, np, err));
         return encode(tok, completion, 0, where, vocab, c, nc, err);
     }
-    rlhf_status st = dataset_get_string(d, r, "text", 1, &text, err);
-    if (st != RLHF_OK)
-        return rlhf_fail(err, RLHF_EINPUT, "%s: expected {\"prompt\", \"completion\"} or {\"text\"} (or token ids)",
-                         where);
-    return encode(tok, text, 1, where, vocab, c, nc, err);
+    if (has_key(d, r, f->text)) {
+        RLHF_TRY(dataset_get_string(d, r, f->text, 1, &text, err));
+        return encode(tok, text, 1, where, vocab, c, nc, err);
+    }
+    if (has_key(d, r, "instruction") && has_key(d, r, "output")) {  // Alpaca
+        char *ap = NULL;
+        RLHF_TRY(alpaca_prompt(d, r, &ap, err));
+        rlhf_status s = dataset_get_string(d, r, "output", 1, &completion, err);
+        if (!s) s = encode(tok, ap, 1, where, vocab, p, np, err);
+        free(ap);
+        RLHF_TRY(s);
+        return encode(tok, completion, 0, where, vocab, c, nc, err);
+    }
+    if (has_key(d, r, "question") && has_key(d, r, "answer")) {  // question / answer (GSM8K, ...)
+        RLHF_TRY(dataset_get_string(d, r, "question", 1, &prompt, err));
+        RLHF_TRY(dataset_get_string(d, r, "answer", 1, &completion, err));
+        RLHF_TRY(encode(tok, prompt, 1, where, vocab, p, np, err));
+        return encode(tok, completion, 0, where, vocab, c, nc, err);
+    }
+    return rlhf_fail(err, RLHF_EINPUT,
+                     "%s: no known layout; expected one of {\"%s\", \"%s\"}, {\"%s\"}, {\"messages\": [...]}, "
+                     "{\"instruction\", \"input\" (optional), \"output\"} (Alpaca), {\"question\", \"answer\"}, "
+                     "{\"prompt_ids\", \"completion_ids\"} or {\"input_ids\"} (or name the fields with "
+                     "--dataset_text_field / --prompt_field / --completion_field)",
+                     where, f->prompt, f->completion, f->text);
 }
 
 rlhf_status sft_set_load(sft_set *s, const dataset *d, const tokenizer *tok, int vocab, int eos_id, int max_length,
                          const struct chat_template *chat, const char *model_dir, rlhf_err *err) {
+    return sft_set_load_fields(s, d, tok, vocab, eos_id, max_length, chat, model_dir, NULL, err);
+}
+
+rlhf_status sft_set_load_fields(sft_set *s, const dataset *d, const tokenizer *tok, int vocab, int eos_id,
+                                int max_length, const struct chat_template *chat, const char *model_dir,
+                                const sft_fields *fields, rlhf_err *err) {
+    sft_fields f = {"text", "prompt", "completion"};
+    if (fields && fields->text) f.text = fields->text;
+    if (fields && fields->prompt) f.prompt = fields->prompt;
+    if (fields && fields->completion) f.completion = fields->completion;
     memset(s, 0, sizeof *s);
     s->ex = calloc((size_t)d->n, sizeof *s->ex);
     if (!s->ex) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
     for (int r = 0; r < d->n; r++) {
         int32_t *p = NULL, *c = NULL;
         int np = 0, nc = 0, is_chat = 0;
-        rlhf_status st = read_row(d, r, tok, vocab, chat, model_dir, &p, &np, &c, &nc, &is_chat, err);
+        rlhf_status st = read_row(d, r, tok, vocab, chat, model_dir, &f, &p, &np, &c, &nc, &is_chat, err);
         int n = np + nc + 1;
         sft_example *e = &s->ex[r];
         if (st == RLHF_OK) {

@@ -42,6 +42,17 @@ typedef struct {
 struct chat_template;
 rlhf_status sft_set_load(sft_set *s, const dataset *d, const tokenizer *tok, int vocab, int eos_id, int max_length,
                          const struct chat_template *chat, const char *model_dir, rlhf_err *err);
+// Field names of the text layouts (NULL members: TRL's defaults "text", "prompt", "completion"; TRL's
+// --dataset_text_field names the first). sft_set_load_fields reads, in this order: {"messages"} and
+// conversational prompt/completion (chat template), pre-tokenized ids, {prompt, completion}, {text}, Alpaca
+// {"instruction", "input" (optional), "output"} (prompt = Stanford Alpaca's template, completion = output)
+// and {"question", "answer"} (prompt = question, completion = answer). sft_set_load = all defaults.
+typedef struct {
+    const char *text, *prompt, *completion;
+} sft_fields;
+rlhf_status sft_set_load_fields(sft_set *s, const dataset *d, const tokenizer *tok, int vocab, int eos_id,
+                                int max_length, const struct chat_template *chat, const char *model_dir,
+                                const sft_fields *fields, rlhf_err *err);
 void sft_set_free(sft_set *s);
 
 typedef struct {

@@ -20,6 +20,7 @@ static const rlhf_command COMMANDS[] = {
     {"grpo", "fine-tune a causal LM with GRPO (group baseline; reward models, rules, reward programs)", cmd_grpo},
     {"rloo", "fine-tune a causal LM with RLOO (leave-one-out baseline, KL in the reward)", cmd_rloo},
     {"dpo", "direct preference optimisation of a causal LM on preference pairs (TRL DPOTrainer)", cmd_dpo},
+    {"serve", "serve a reward model over HTTP (OpenRLHF's serve_rm: POST /get_reward)", cmd_serve},
 };
 #define N_COMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])
 

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "testutil.h"
-#include "train/reward_source.h"
+#include "train/reward_funcs.h"
 
 static void check_extract(const char *text, int is_solution, const char *want) {
     char *got = reward_extract_answer(text, is_solution);
@@ -46,7 +46,7 @@ static void test_think(void) {
 }
 
 static void test_source(void) {
-    reward_source *s = NULL;
+    reward_fn *s = NULL;
     rlhf_err err;
     CHECK(reward_rule_open(&s, "accuracy_reward", &err) == RLHF_OK, "open: %s", err.msg);
     if (!s) return;
@@ -59,7 +59,7 @@ static void test_source(void) {
     CHECK(s->score(s, items, 3, out, &err) == RLHF_OK, "score: %s", err.msg);
     CHECK(out[0] == 1.0f && out[1] == 0.0f && isnan(out[2]), "accuracy %g %g %g", out[0], out[1], out[2]);
     CHECK(!strcmp(s->name, "accuracy_reward"), "name %s", s->name);
-    reward_source_free(s);
+    reward_fn_free(s);
     for (int i = 0; i < 3; i++) cJSON_Delete(rows[i]);
     CHECK(reward_rule_open(&s, "bleu", &err) == RLHF_EINPUT && strstr(err.msg, "'bleu'"), "unknown rule: %s", err.msg);
 }

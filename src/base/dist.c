@@ -221,7 +221,9 @@ rlhf_status dist_allgather(dist *d, const void *send, void *recv, size_t bytes, 
 #ifdef RLHF_HAVE_MPI
     if (MULTI(d)) {
         if (bytes > INT_MAX) return rlhf_fail(err, RLHF_ERUNTIME, "dist_allgather: %zu bytes per rank is too many", bytes);
-        int rc = MPI_Allgather(send, (int)bytes, MPI_BYTE, recv, (int)bytes, MPI_BYTE, d->comm);
+        // a rank's own block may already sit in place inside recv
+        const void *sb = send == (const char *)recv + (size_t)d->rank * bytes ? MPI_IN_PLACE : send;
+        int rc = MPI_Allgather(sb, (int)bytes, MPI_BYTE, recv, (int)bytes, MPI_BYTE, d->comm);
         return rc == MPI_SUCCESS ? RLHF_OK : mpi_fail(err, rc, "all-gather");
     }
 #endif

@@ -18,14 +18,21 @@ static int run(int argc, char **argv) {
     const char *kl_estimator = NULL, *value_model = NULL, *encoding = NULL;
     long long pd_batch, accum, mini, epochs, fwd, resp_len, seed, save_steps, samples, threads, save_total_limit;
     double missing_eos_penalty = 0;
-    int whiten = 0, adaptive = 0, overwrite = 0, quiet = 0;
+    int whiten = 0, adaptive = 0, overwrite = 0, quiet = 0, normalize = 0;
+    long long reward_retries = 0;
     cli_peft_flags pf;
     memset(&pf, 0, sizeof pf);
     arg_spec specs[64] = {
         {"model_name_or_path", ARG_STRING, &a.model_name_or_path, NULL, "the policy to train (causal LM, HF layout)", NULL, 0},
         {"sft_model_path", ARG_STRING, &a.sft_model_path, NULL, "the frozen reference policy (KL penalty)", NULL, 0},
         {"reward_model_path", ARG_STRING, &a.reward_model_path, NULL,
-         "reward model (sequence classification, any family: decoder or encoder such as BERT)", NULL, 0},
+         "reward model (sequence classification, any family: decoder or encoder such as BERT), or the URL of a reward "
+         "server, http://HOST:PORT/get_reward (`rlhf serve`, OpenRLHF's serve_rm)", NULL, 0},
+        {"normalize_reward", ARG_BOOL, &normalize, "false", "rewards (r - mean) / std with the mean and std `rlhf reward` "
+         "saved in the reward model's config.json (OpenRLHF)", NULL, 0},
+        {"reward_timeout", ARG_FLOAT, &a.reward_timeout, "180", "remote reward model: seconds per request", NULL, 0},
+        {"reward_retries", ARG_INT, &reward_retries, "4", "remote reward model: tries after a failed request "
+         "(backoff 1 s, doubling up to 30 s); then the run stops, its last checkpoint saved", NULL, 0},
         {"dataset_name", ARG_STRING, &a.dataset_name, NULL, "prompt rows {\"prompt\": str} or {\"prompt_ids\": [...]}", NULL, 0},
         {"output_dir", ARG_STRING, &a.output_dir, NULL, "where the policy, log, samples, report and checkpoints go", NULL, 0},
         {"learning_rate", ARG_FLOAT, &a.learning_rate, "3e-6", "AdamW learning rate (linear decay over the updates)", NULL, 0},
@@ -92,6 +99,7 @@ static int run(int argc, char **argv) {
         {"local_rollout_forward_batch_size", fwd, 1, 1 << 20, &a.local_rollout_forward_batch_size},
         {"response_length", resp_len, 1, 1 << 20, &a.response_length},
         {"num_sample_generations", samples, 0, 1 << 20, &a.num_sample_generations},
+        {"reward_retries", reward_retries, 0, 1000, &a.reward_retries},
     };
     for (size_t i = 0; i < sizeof ints / sizeof *ints; i++) {
         if (ints[i].v < ints[i].lo || ints[i].v > ints[i].hi) {
@@ -117,6 +125,11 @@ static int run(int argc, char **argv) {
     if (rs) return cli_report("ppo", rs, err.msg);
     a.resume_from_checkpoint = resume_dir[0] ? resume_dir : NULL;
     a.whiten_rewards = whiten;
+    a.normalize_reward = normalize;
+    if (!(a.reward_timeout > 0 && a.reward_timeout <= 86400)) {
+        rlhf_fail(&err, RLHF_EINPUT, "--reward_timeout: expected seconds in (0, 86400], got %g", a.reward_timeout);
+        return cli_report("ppo", RLHF_EINPUT, err.msg);
+    }
     a.adap_kl_ctrl = adaptive;
     a.overwrite_output_dir = overwrite;
     a.quiet = quiet;
@@ -142,6 +155,7 @@ static int run(int argc, char **argv) {
     if (st) return cli_report("ppo", st, err.msg);
     a.merge_adapter = pf.merge_adapter;
     cli_set_threads(threads);
+    a.dist = cli_dist();
     a.stop = cli_stop_flag_install();
     ppo_result res;
     st = ppo_train(&a, &res, &err);

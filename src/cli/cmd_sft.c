@@ -165,8 +165,13 @@ int cmd_sft(int argc, char **argv) {
         a.eval = eval.n && plan.eval_strategy != STRATEGY_NO ? &eval : NULL;
         a.eval_batch_size = (int)eval_bs;
     }
-    if (st == RLHF_OK) st = make_dirs(out, &err);
+    // every rank validated its inputs: all go on, or all stop with one message; then rank 0 makes the directory
+    dist *dd = cli_dist();
+    st = dist_agree(dd, st, &err);
+    if (st == RLHF_OK && dist_is_main(dd)) st = make_dirs(out, &err);
+    st = dist_agree(dd, st, &err);
     if (st == RLHF_OK) {
+        a.dist = dd;
         a.stop = cli_stop_flag_install();
         sft_result res;
         st = sft_train(m, tok, &set, &a, &res, &err);

@@ -18,6 +18,7 @@
 #include "train/grpo_trainer_impl.h"
 #include "train/ppo_math.h"
 #include "train/schedule.h"
+#include "train/reward_source.h"
 #include "train/trainer_common.h"
 
 // Rows per generate() call and per no-grad forward (activation and KV-cache memory stay bounded).
@@ -173,7 +174,7 @@ static void run_free(grpo_run *r) {
     model_free(r->policy);
     model_free(r->ref);
     tokenizer_free(r->tok);
-    for (int k = 0; k < r->K; k++) reward_source_free(r->rewards[k]);
+    for (int k = 0; k < r->K; k++) reward_fn_free(r->rewards[k]);
     dataset_free(&r->data);
     rollout_prompts_free(r->prompts, r->n_prompts);
     void *ps[] = {r->row_prompt, r->qr_ids, r->qr_mask, r->qr_pos, r->responses, r->n_generated, r->lengths,
@@ -189,7 +190,11 @@ static rlhf_status open_rewards(grpo_run *r, rlhf_err *err) {
     peft_options quant = a->peft;
     quant.use_peft = 0;
     for (int i = 0; i < a->n_reward_models; i++) {
-        RLHF_TRY(reward_model_source_open(&r->rewards[r->K], a->reward_models[i], r->tok, r->policy->cfg.vocab_size,
+        if (reward_source_is_url(a->reward_models[i])) {
+            RLHF_TRY(reward_remote_fn_open(&r->rewards[r->K++], a->reward_models[i], err));
+            continue;
+        }
+        RLHF_TRY(reward_model_fn_open(&r->rewards[r->K], a->reward_models[i], r->tok, r->policy->cfg.vocab_size,
                                           a->encoding, a->peft.load_in_4bit ? &quant : NULL, a->seed,
                                           a->allow_new_reward_head, a->dataset_name, err));
         r->K++;

@@ -11,7 +11,7 @@
 #include "tokenizer/tokenizer.h"
 #include "train/grpo_trainer.h"
 #include "train/optimizer.h"
-#include "train/reward_source.h"
+#include "train/reward_funcs.h"
 #include "train/rollout.h"
 
 #define GRPO_MAX_COLUMNS (32 + 2 * GRPO_MAX_REWARDS)
@@ -26,7 +26,7 @@ typedef struct {
     model *policy, *ref;         // ref NULL: none (beta 0) or the policy with adapters off (LoRA)
     int use_ref;                 // ref log-probs needed (beta != 0)
     tokenizer *tok;              // the policy's; NULL on the id route
-    reward_source *rewards[2 * GRPO_MAX_REWARDS];
+    reward_fn *rewards[2 * GRPO_MAX_REWARDS];
     float weights[2 * GRPO_MAX_REWARDS];
     int K;
     dataset data;                // the rows (reward functions read their fields)

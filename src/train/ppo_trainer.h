@@ -26,6 +26,7 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "base/dist.h"
 #include "base/error.h"
 #include "models/peft.h"
 #include "train/ppo_math.h"
@@ -52,7 +53,7 @@ typedef enum {
 typedef struct {
     const char *model_name_or_path;   // the policy to train
     const char *sft_model_path;       // the frozen reference
-    const char *reward_model_path;
+    const char *reward_model_path;    // a directory, or http://HOST:PORT/get_reward (train/reward_source.h)
     const char *dataset_name;         // prompt rows {"prompt": str} or {"prompt_ids": [...]}
     const char *output_dir;
     const char *resume_from_checkpoint;  // NULL: fresh run
@@ -83,6 +84,9 @@ typedef struct {
     int whiten_rewards;
     ppo_value_source value_model;
     pref_encoding encoding;           // how an encoder reward model reads (prompt, response)
+    int normalize_reward;             // (r - mean) / std from the reward model's config.json (OpenRLHF)
+    double reward_timeout;            // remote rewards: seconds per request
+    int reward_retries;               // remote rewards: tries after the first, with exponential backoff
     uint64_t seed;
     long long save_steps;             // checkpoint every N updates; <= 0: none
     long long save_total_limit;       // > 0: keep only the newest N checkpoint-<UPDATE> directories
@@ -100,6 +104,14 @@ typedef struct {
     // A reward model whose score head is not in its checkpoint (a base or causal-LM model) is an error
     // unless this is set: its rewards would be noise from a random head.
     int allow_new_reward_head;
+    // Data-parallel processes (base/dist.h; NULL: one). As TRL under torchrun: per_device_train_batch_size
+    // x gradient_accumulation_steps x num_mini_batches is each process's local batch, an update samples
+    // local x N episodes (TRL's batch_size). Rank r generates, scores and values rows [r x local, (r+1) x
+    // local) of the update (sampling keyed by the global row, so the draws do not depend on N); the rollout
+    // is then gathered, so rewards, GAE and whitening see the whole batch (global statistics), and each
+    // PPO micro-batch of micro x N rows is split r, r+N, ... with gradients summed over ranks and every
+    // mean over the global micro-batch's tokens. Rank 0 writes.
+    dist *dist;
 } ppo_args;
 
 // TRL's / the contract's defaults (every pointer NULL).

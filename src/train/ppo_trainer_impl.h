@@ -10,6 +10,8 @@
 #include "train/optimizer.h"
 #include "train/rollout.h"
 #include "train/ppo_trainer.h"
+#include "train/reward_scoring.h"
+#include "train/reward_source.h"
 
 // A prompt row (train/rollout.h, shared with grpo and rloo).
 typedef rollout_prompt ppo_prompt;
@@ -21,7 +23,10 @@ typedef struct {
 
 typedef struct {
     const ppo_args *a;
-    model *policy, *ref, *reward;
+    model *policy, *ref, *reward;  // reward: NULL when the rewards are remote
+    reward_source *remote;     // --reward_model_path http://...: the rewards come from a server
+    reward_norm rm_norm;       // --normalize_reward with a local reward model
+    int remote_failed;         // the reward server stayed unreachable: the loop saves the last finished update
     model *value;              // PPO_VALUE_REWARD: the value model (a copy of the reward model); else NULL
     tokenizer *policy_tok;     // NULL: pre-tokenized prompts and no tokenizer files (the id route)
     tokenizer *reward_tok;     // NULL on the id route
@@ -42,7 +47,10 @@ typedef struct {
     int n_prompts;
     int max_prompt;            // longest prompt (tokens)
 
-    int batch;                 // prompts per update (TRL local_batch_size)
+    int batch;                 // prompts per update over all processes (TRL batch_size = local_batch_size x N)
+    int local;                 // this process's rows of it (TRL local_batch_size): [lo, lo + local)
+    int lo;
+    int n_ranks, rank;         // base/dist.h
     int mini;                  // rows per mini-batch
     int micro;                 // rows per micro-batch
     int fwd;                   // rows per rollout forward chunk
@@ -67,7 +75,9 @@ typedef struct {
 
 // ---- ppo_trainer_rollout.c ----
 // Samples responses for rows [0, r->batch) (prompts r->rows) at update `update`, fills qr_*, responses,
-// mask/lengths/has_stop, logprobs, ref_logprobs, values and scores (missing-EOS penalty applied).
+// mask/lengths/has_stop, logprobs, ref_logprobs, values and scores (missing-EOS penalty applied). With
+// processes each rank computes rows [lo, lo + local) and the results are gathered: every rank ends with
+// the whole batch.
 rlhf_status ppo_rollout(ppo_run *r, long long update, rlhf_err *err);
 // Values (nb, R) = hidden (nb, T, C) at positions P-1.. dotted with w (C) plus bias.
 void ppo_values_from_hidden(float *out, const float *hidden, const float *w, float bias, int nb, int T, int P,

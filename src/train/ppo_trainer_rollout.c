@@ -13,7 +13,9 @@
 #include "nn/ops.h"
 #include "models/peft.h"
 #include "train/ppo_trainer_impl.h"
-#include "train/reward_source.h"
+#include "train/reward_funcs.h"
+#include "train/reward_scoring.h"
+#include "train/trainer_common.h"
 
 void ppo_values_from_hidden(float *out, const float *hidden, const float *w, float bias, int nb, int T, int P,
                             int R, int C) {
@@ -30,8 +32,8 @@ void ppo_values_from_hidden(float *out, const float *hidden, const float *w, flo
 // temperature + 1e-7 as TRL's generation config), stopping a row at its first stop token. The draws are
 // keyed by (seed, update) and the row's place in the batch, so they do not depend on the chunking.
 static rlhf_status generate_chunk(ppo_run *r, int b0, int nb, long long update, rlhf_err *err) {
-    const ppo_prompt **prompts = calloc((size_t)nb, sizeof *prompts);
-    uint64_t *row_ids = malloc((size_t)nb * sizeof *row_ids);
+    const ppo_prompt **prompts = calloc((size_t)(nb > 0 ? nb : 1), sizeof *prompts);
+    uint64_t *row_ids = malloc((size_t)(nb > 0 ? nb : 1) * sizeof *row_ids);
     if (!prompts || !row_ids) {
         free(prompts);
         free(row_ids);
@@ -56,8 +58,38 @@ rlhf_status ppo_response_text(const ppo_run *r, int b, char **out, rlhf_err *err
     return tokenizer_decode(r->policy_tok, r->responses + (size_t)b * r->R, n, 1, out, err);
 }
 
-// The reward model's scores of rows [b0, b0 + nb) (train/reward_source.h: the scorer grpo shares).
+// Remote rewards: the decoded (prompt, response) texts of rows [b0, b0 + nb) posted as one request. On the id
+// route the prompt text is decoded from its ids.
+static rlhf_status score_chunk_remote(ppo_run *r, int b0, int nb, rlhf_err *err) {
+    char **prompts = calloc((size_t)nb, sizeof *prompts), **responses = calloc((size_t)nb, sizeof *responses);
+    char **decoded = calloc((size_t)nb, sizeof *decoded);
+    rlhf_status st = prompts && responses && decoded ? RLHF_OK
+                                                     : rlhf_fail(err, RLHF_ERUNTIME, "out of memory scoring responses");
+    for (int i = 0; i < nb && !st; i++) {
+        const ppo_prompt *p = &r->prompts[r->rows[b0 + i]];
+        if (!p->text) st = tokenizer_decode(r->policy_tok, p->ids, p->n, 1, &decoded[i], err);
+        prompts[i] = p->text ? p->text : decoded[i];
+        if (!st) st = ppo_response_text(r, b0 + i, &responses[i], err);
+    }
+    float *out = r->scores + b0;
+    if (!st) {
+        st = reward_source_score(r->remote, (const char *const *)prompts, (const char *const *)responses, nb, out, err);
+        r->remote_failed = st != RLHF_OK;
+    }
+    for (int i = 0; i < nb; i++) {
+        if (responses) free(responses[i]);
+        if (decoded) free(decoded[i]);
+    }
+    free(prompts);
+    free(responses);
+    free(decoded);
+    return st;
+}
+
+// The local reward model's scores of rows [b0, b0 + nb) (train/reward_funcs.h: the scorer grpo and rloo
+// share), normalised with --normalize_reward.
 static rlhf_status score_chunk(ppo_run *r, int b0, int nb, rlhf_err *err) {
+    if (r->remote) return score_chunk_remote(r, b0, nb, err);
     reward_item *items = calloc((size_t)(nb > 0 ? nb : 1), sizeof *items);
     if (!items) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory scoring responses");
     for (int i = 0; i < nb; i++) {
@@ -70,23 +102,35 @@ static rlhf_status score_chunk(ppo_run *r, int b0, int nb, rlhf_err *err) {
     rm_scorer sc = {.m = r->reward, .tok = r->reward_tok, .policy_tok = r->policy_tok, .eos = r->rm_eos,
                     .max_len = r->rm_max_len, .encoding = r->a->encoding, .dataset_name = r->a->dataset_name};
     rlhf_status st = rm_scorer_score(&sc, items, nb, r->scores + b0, err);
+    for (int i = 0; !st && i < nb; i++) r->scores[b0 + i] = (float)reward_norm_apply(&r->rm_norm, r->scores[b0 + i]);
     free(items);
     return st;
 }
 
+// Gathers rows [lo, lo + local) of each rank into every rank's buffer (elem bytes per row).
+static rlhf_status gather_rows(ppo_run *r, void *buf, size_t row_bytes, rlhf_err *err) {
+    if (r->n_ranks == 1) return RLHF_OK;
+    char *p = buf;
+    return dist_allgather(r->a->dist, p + (size_t)r->lo * row_bytes, p, (size_t)r->local * row_bytes, err);
+}
+
 rlhf_status ppo_rollout(ppo_run *r, long long update, rlhf_err *err) {
-    const int B = r->batch, R = r->R;
+    const int B = r->batch, R = r->R, lo = r->lo, hi = r->lo + r->local;
     int P = 1;
     for (int b = 0; b < B; b++)
         if (r->prompts[r->rows[b]].n > P) P = r->prompts[r->rows[b]].n;
     r->P = P;
     r->T = P + R;
     const int T = r->T;
-    for (int b0 = 0; b0 < B; b0 += r->fwd) {
-        int nb = B - b0 < r->fwd ? B - b0 : r->fwd;
+    for (int b = 0; b < B; b++) r->n_generated[b] = R;
+    for (int b0 = lo; b0 < hi; b0 += r->fwd) {
+        int nb = hi - b0 < r->fwd ? hi - b0 : r->fwd;
         RLHF_TRY(generate_chunk(r, b0, nb, update, err));
     }
-    // left-padded prompts (as HF generate pads), then every response slot real for the forwards
+    RLHF_TRY(gather_rows(r, r->responses, (size_t)R * sizeof(int32_t), err));
+    RLHF_TRY(gather_rows(r, r->n_generated, sizeof(int), err));
+    // left-padded prompts (as HF generate pads), then every response slot real for the forwards:
+    // slots after a stop token only follow it causally, and the response mask drops them.
     const ppo_prompt **rows = calloc((size_t)(B > 0 ? B : 1), sizeof *rows);
     if (!rows) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
     for (int b = 0; b < B; b++) rows[b] = &r->prompts[r->rows[b]];
@@ -94,8 +138,8 @@ rlhf_status ppo_rollout(ppo_run *r, long long update, rlhf_err *err) {
     free(rows);
     ppo_truncate_responses(r->mask, r->lengths, r->has_stop, r->responses, r->n_generated, r->stop_id, B, R);
 
-    for (int b0 = 0; b0 < B; b0 += r->fwd) {
-        int nb = B - b0 < r->fwd ? B - b0 : r->fwd;
+    for (int b0 = lo; b0 < hi; b0 += r->fwd) {
+        int nb = hi - b0 < r->fwd ? hi - b0 : r->fwd;
         model_batch mb = {.B = nb, .T = T, .input_ids = r->qr_ids + (size_t)b0 * T,
                           .attention_mask = r->qr_mask + (size_t)b0 * T, .position_ids = r->qr_pos + (size_t)b0 * T};
         const int32_t *resp = r->responses + (size_t)b0 * R;
@@ -122,6 +166,10 @@ rlhf_status ppo_rollout(ppo_run *r, long long update, rlhf_err *err) {
         }
         RLHF_TRY(score_chunk(r, b0, nb, err));
     }
+    RLHF_TRY(gather_rows(r, r->logprobs, (size_t)R * sizeof(float), err));
+    RLHF_TRY(gather_rows(r, r->ref_logprobs, (size_t)R * sizeof(float), err));
+    RLHF_TRY(gather_rows(r, r->values, (size_t)R * sizeof(float), err));
+    RLHF_TRY(gather_rows(r, r->scores, sizeof(float), err));
     if (r->a->has_missing_eos_penalty)
         ppo_missing_eos_penalty(r->scores, r->has_stop, (float)r->a->missing_eos_penalty, B);
     return RLHF_OK;

@@ -911,7 +911,7 @@ static rlhf_status build_row(const dataset *d, int r, const pref_opts *o, pref_r
         s = need_tokenizer(d, r, o, err);
         if (!s) s = field_text(d, r, "prompt", 0, &prompt, err);
         if (!s) s = field_text(d, r, rf, 1, &response, err);
-        if (!s && !strcmp(rf, "response")) s = nonempty_response(d, r, rf, response, err);
+        if (!s && !strcmp(rf, "response") && !o->allow_empty_response) s = nonempty_response(d, r, rf, response, err);
         if (!s) s = encode_field(d, r, o, rf, prompt, response, &out->chosen, &trunc, err);
         free(prompt);
         free(response);

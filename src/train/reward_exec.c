@@ -16,13 +16,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "train/reward_source.h"
+#include "train/reward_funcs.h"
 
 // The line quoted in error messages is cut to this many bytes (the message buffer is 2 KiB).
 #define EXEC_QUOTE_MAX 600
 
 typedef struct {
-    reward_source base;
+    reward_fn base;
     char *command;
     pid_t pid;
     int to_child, from_child;  // our ends of its stdin / stdout
@@ -53,7 +53,7 @@ static void kill_child(exec_source *x) {
     }
 }
 
-static void exec_destroy(reward_source *s) {
+static void exec_destroy(reward_fn *s) {
     exec_source *x = (exec_source *)s;
     kill_child(x);
     free(x->command);
@@ -183,7 +183,7 @@ static char *item_json(const reward_item *it) {
     return line;
 }
 
-static rlhf_status exec_score(reward_source *s, const reward_item *items, int n, float *out, rlhf_err *err) {
+static rlhf_status exec_score(reward_fn *s, const reward_item *items, int n, float *out, rlhf_err *err) {
     exec_source *x = (exec_source *)s;
     for (int i = 0; i < n; i++) {
         if (x->to_child < 0) return rlhf_fail(err, RLHF_ERUNTIME, "reward program '%s' is not running", x->command);
@@ -237,7 +237,7 @@ static rlhf_status exec_score(reward_source *s, const reward_item *items, int n,
     return RLHF_OK;
 }
 
-rlhf_status reward_exec_open(reward_source **out, const char *command, double timeout_s, rlhf_err *err) {
+rlhf_status reward_exec_open(reward_fn **out, const char *command, double timeout_s, rlhf_err *err) {
     *out = NULL;
     while (*command == ' ') command++;
     if (!*command) return rlhf_fail(err, RLHF_EINPUT, "--reward_funcs exec: expected a command after 'exec:'");

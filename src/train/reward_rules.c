@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "train/reward_source.h"
+#include "train/reward_funcs.h"
 
 // Relative tolerance of numeric answers (float parsing of "0.1" vs "1/10").
 #define REWARD_ANSWER_RTOL 1e-6
@@ -142,11 +142,11 @@ int reward_think_format(const char *c) {
 // ---- the sources ------------------------------------------------------------------------------------
 
 typedef struct {
-    reward_source base;
+    reward_fn base;
     int accuracy;  // 1 accuracy_reward, 0 think_format_reward
 } rule_source;
 
-static rlhf_status rule_score(reward_source *s, const reward_item *items, int n, float *out, rlhf_err *err) {
+static rlhf_status rule_score(reward_fn *s, const reward_item *items, int n, float *out, rlhf_err *err) {
     rule_source *r = (rule_source *)s;
     for (int i = 0; i < n; i++) {
         const char *c = items[i].completion_text;
@@ -172,13 +172,13 @@ static rlhf_status rule_score(reward_source *s, const reward_item *items, int n,
     return RLHF_OK;
 }
 
-static void rule_destroy(reward_source *s) { free(s); }
+static void rule_destroy(reward_fn *s) { free(s); }
 
 int reward_rule_exists(const char *name) {
     return !strcmp(name, "accuracy_reward") || !strcmp(name, "think_format_reward");
 }
 
-rlhf_status reward_rule_open(reward_source **out, const char *name, rlhf_err *err) {
+rlhf_status reward_rule_open(reward_fn **out, const char *name, rlhf_err *err) {
     *out = NULL;
     if (!reward_rule_exists(name))
         return rlhf_fail(err, RLHF_EINPUT,

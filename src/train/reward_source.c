@@ -1,188 +1,112 @@
-// Reward sources (reward_source.h): the interface's helpers and the reward-model source. The reward model
-// reads each (prompt, completion) through its OWN tokenizer: the completion ids are decoded with the
-// policy tokenizer and (prompt, completion) re-encoded as `rlhf score` reads it. This is what lets a GPT-2
-// policy train against a BERT reward model (TRL issues 3595, 1979, 2718). ppo scores through rm_scorer too.
+// Reward sources (train/reward_source.h): a local model scored through train/reward_scoring.h, or the
+// remote client of train/reward_remote.c.
 #include "train/reward_source.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "models/peft.h"
+#include "tokenizer/chat_template.h"
+#include "train/reward_scoring.h"
 #include "train/trainer_common.h"
 
-void reward_source_free(reward_source *s) {
-    if (s) s->destroy(s);
-}
-
-// The reward model's input for one item as `rlhf score` reads (prompt, completion).
-static rlhf_status rm_input(const rm_scorer *s, const reward_item *it, token_seq *seq, rlhf_err *err) {
-    const int is_dec = s->m->cfg.is_decoder;
-    int32_t *ids = NULL, *types = NULL;
-    int n = 0;
-    if (!s->tok) {  // the id route: the vocabularies are the same (checked at load)
-        n = it->prompt_n + it->completion_n + (is_dec && s->eos >= 0);
-        ids = malloc((size_t)(n > 0 ? n : 1) * sizeof *ids);
-        types = calloc((size_t)(n > 0 ? n : 1), sizeof *types);
-        if (!ids || !types) goto oom;
-        memcpy(ids, it->prompt_ids, (size_t)it->prompt_n * sizeof *ids);
-        memcpy(ids + it->prompt_n, it->completion_ids, (size_t)it->completion_n * sizeof *ids);
-        if (is_dec && s->eos >= 0) ids[n - 1] = s->eos;
-    } else {
-        char *text = NULL;
-        RLHF_TRY(tokenizer_decode(s->policy_tok, it->completion_ids, it->completion_n, 1, &text, err));
-        tok_encoding e = {0};
-        rlhf_status st;
-        if (is_dec || s->encoding == PREF_ENCODING_CONCAT) {
-            size_t lp = strlen(it->prompt_text), lr = strlen(text);
-            char *joined = malloc(lp + lr + 1);
-            if (!joined) {
-                free(text);
-                goto oom;
-            }
-            memcpy(joined, it->prompt_text, lp);
-            memcpy(joined + lp, text, lr + 1);
-            st = tokenizer_encode(s->tok, joined, NULL, 1, is_dec ? 0 : s->max_len, TRUNC_LONGEST_FIRST, &e, err);
-            free(joined);
-        } else {
-            st = tokenizer_encode(s->tok, it->prompt_text, text, 1, s->max_len, TRUNC_LONGEST_FIRST, &e, err);
-        }
-        free(text);
-        if (st) return rlhf_err_prefix(err, "scoring a response of %s:%d: ", s->dataset_name, it->line);
-        int add_eos = is_dec && s->eos >= 0;
-        n = e.n + add_eos;
-        ids = malloc((size_t)(n > 0 ? n : 1) * sizeof *ids);
-        types = calloc((size_t)(n > 0 ? n : 1), sizeof *types);
-        if (!ids || !types) {
-            tok_encoding_free(&e);
-            goto oom;
-        }
-        memcpy(ids, e.ids, (size_t)e.n * sizeof *ids);
-        if (e.type_ids) memcpy(types, e.type_ids, (size_t)e.n * sizeof *types);
-        if (add_eos) ids[n - 1] = s->eos;
-        tok_encoding_free(&e);
-    }
-    // A decoder reads its score at the last token: keep the tail when the input is too long.
-    if (s->max_len > 0 && n > s->max_len) {
-        int cut = n - s->max_len;
-        memmove(ids, ids + cut, (size_t)s->max_len * sizeof *ids);
-        memmove(types, types + cut, (size_t)s->max_len * sizeof *types);
-        n = s->max_len;
-    }
-    for (int i = 0; i < n; i++)
-        if (ids[i] < 0 || ids[i] >= s->m->cfg.vocab_size) {
-            int bad = ids[i];
-            free(ids);
-            free(types);
-            return rlhf_fail(err, RLHF_EINPUT, "%s:%d: token id %d is outside the reward model's vocabulary (%d)",
-                             s->dataset_name, it->line, bad, s->m->cfg.vocab_size);
-        }
-    seq->ids = ids;
-    seq->type_ids = types;
-    seq->n = n;
-    return RLHF_OK;
-oom:
-    free(ids);
-    free(types);
-    return rlhf_fail(err, RLHF_ERUNTIME, "out of memory building reward model inputs");
-}
-
-rlhf_status rm_scorer_score(const rm_scorer *s, const reward_item *items, int n, float *out, rlhf_err *err) {
-    token_seq *seqs = calloc((size_t)(n > 0 ? n : 1), sizeof *seqs);
-    const token_seq **ptrs = calloc((size_t)(n > 0 ? n : 1), sizeof *ptrs);
-    padded_batch pb = {0};
-    rlhf_status st = RLHF_OK;
-    if (!seqs || !ptrs) {
-        st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory scoring responses");
-        goto out;
-    }
-    for (int i = 0; i < n; i++) {
-        st = rm_input(s, &items[i], &seqs[i], err);
-        if (st) goto out;
-        ptrs[i] = &seqs[i];
-    }
-    st = batch_collate(&pb, ptrs, n, model_pad_id(s->m), err);
-    if (st) goto out;
-    model_batch mb = {.B = pb.B, .T = pb.T, .input_ids = pb.input_ids, .attention_mask = pb.attention_mask,
-                      .token_type_ids = s->m->cfg.type_vocab_size > 0 ? pb.token_type_ids : NULL};
-    st = model_forward(s->m, &mb, err);
-    if (st) goto out;
-    for (int i = 0; i < n; i++)
-        out[i] = (float)reward_read(s->m->out + (size_t)i * s->m->cfg.num_labels, s->m->cfg.num_labels);
-out:
-    if (seqs)
-        for (int i = 0; i < n; i++) {
-            free(seqs[i].ids);
-            free(seqs[i].type_ids);
-        }
-    free(seqs);
-    free(ptrs);
-    padded_batch_free(&pb);
-    return st;
-}
-
-// ---- the reward-model source ------------------------------------------------------------------------
-
-// Reward-model forwards are batched in chunks of this many items (activation memory stays bounded).
-#define RM_SOURCE_CHUNK 64
-
-typedef struct {
-    reward_source base;
+struct reward_source {
+    int batch_size;
+    // local
     model *m;
     tokenizer *tok;
-    rm_scorer sc;
-} rm_source;
+    chat_template *chat;
+    pref_opts opts;
+    reward_norm norm;
+    // remote
+    reward_remote *remote;
+};
 
-static rlhf_status rm_source_score(reward_source *s, const reward_item *items, int n, float *out, rlhf_err *err) {
-    rm_source *r = (rm_source *)s;
-    for (int i = 0; i < n; i += RM_SOURCE_CHUNK)
-        RLHF_TRY(rm_scorer_score(&r->sc, items + i, n - i < RM_SOURCE_CHUNK ? n - i : RM_SOURCE_CHUNK, out + i, err));
-    return RLHF_OK;
+void reward_source_opts_default(reward_source_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->batch_size = 64;
+    o->timeout_s = REWARD_REMOTE_DEFAULT_TIMEOUT_S;
+    o->max_retries = REWARD_REMOTE_DEFAULT_RETRIES;
 }
 
-static void rm_source_destroy(reward_source *s) {
-    rm_source *r = (rm_source *)s;
-    model_free(r->m);
-    tokenizer_free(r->tok);
-    free(r);
+int reward_source_is_url(const char *path) {
+    return path && (!strncmp(path, "http://", 7) || !strncmp(path, "https://", 8));
 }
 
-rlhf_status reward_model_source_open(reward_source **out, const char *dir, const tokenizer *policy_tok,
-                                     int policy_vocab, const char *encoding, const struct peft_options *quant,
-                                     uint64_t seed, int allow_new_head, const char *dataset_name, rlhf_err *err) {
+void reward_source_free(reward_source *s) {
+    if (!s) return;
+    reward_remote_free(s->remote);
+    chat_template_free(s->chat);
+    if (s->tok) tokenizer_free(s->tok);
+    model_free(s->m);
+    free(s);
+}
+
+rlhf_status reward_source_open(reward_source **out, const reward_source_opts *o, rlhf_err *err) {
     *out = NULL;
-    rm_source *r = calloc(1, sizeof *r);
-    if (!r) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
-    r->base.score = rm_source_score;
-    r->base.destroy = rm_source_destroy;
-    // TRL names a reward model by the last component of its path
-    const char *slash = strrchr(dir, '/');
-    const char *base = slash && slash[1] ? slash + 1 : dir;
-    snprintf(r->base.name, sizeof r->base.name, "%s", base);
-    model_load_opts lo = {.quiet = 0, .init_seed = seed, .peft = quant};
-    rlhf_status st = peft_load_model_dir(&r->m, dir, HEAD_SEQCLS, quant, &lo, err);
-    if (!st && r->m->n_new_head_tensors && !allow_new_head)
-        st = rlhf_fail(err, RLHF_EINPUT, "--reward_model_name_or_path %s: not a reward model: its checkpoint has no "
-                       "score head for %s (a base or causal-LM model?), so the head would be random and every reward "
-                       "noise; train one with `rlhf reward` first, or give --allow_new_reward_head to use it anyway",
-                       dir, r->m->cfg.architecture);
-    pref_encoding enc = PREF_ENCODING_PAIR;
-    if (!st) st = reward_encoding_parse(encoding, r->m, &enc, err);
-    if (!st && policy_tok && model_dir_has_tokenizer(dir)) st = tokenizer_load(&r->tok, dir, err);
-    if (!st && r->tok) st = tokenizer_check_model_vocab(r->tok, r->m->cfg.vocab_size, dir, err);
-    if (!st && !r->tok && r->m->cfg.vocab_size < policy_vocab)
-        st = rlhf_fail(err, RLHF_EINPUT,
-                       "--reward_model_name_or_path %s: without tokenizer files on both sides the reward model reads the "
-                       "policy's token ids, but its vocabulary (%d) is smaller than the policy's (%d)",
-                       dir, r->m->cfg.vocab_size, policy_vocab);
+    if (!o->path) return rlhf_fail(err, RLHF_EINPUT, "--reward_model_path is required");
+    if (o->batch_size < 1) return rlhf_fail(err, RLHF_EINPUT, "reward batch size must be >= 1");
+    reward_source *s = calloc(1, sizeof *s);
+    if (!s) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    s->batch_size = o->batch_size;
+    rlhf_status st;
+    if (reward_source_is_url(o->path)) {
+        if (o->normalize)
+            st = rlhf_fail(err, RLHF_EINPUT, "--normalize_reward: the reward model at %s is remote; start the server "
+                           "with `rlhf serve --normalize_reward` instead", o->path);
+        else if (o->timeout_s <= 0 || o->max_retries < 0)
+            st = rlhf_fail(err, RLHF_EINPUT, "remote reward: the timeout must be > 0 and the retries >= 0");
+        else {
+            const char *key = o->api_key;
+            if (!key && getenv(REWARD_API_KEY_ENV) && getenv(REWARD_API_KEY_ENV)[0]) key = getenv(REWARD_API_KEY_ENV);
+            st = reward_remote_open(&s->remote, o->path, o->timeout_s, o->max_retries, key, err);
+        }
+    } else {
+        st = reward_model_load_peft(&s->m, &s->tok, o->path, 0, o->quant, err);
+        if (!st && !s->tok)
+            st = rlhf_fail(err, RLHF_EINPUT, "--reward_model_path %s: no tokenizer files; rewards are read from texts",
+                           o->path);
+        pref_encoding enc = PREF_ENCODING_PAIR;
+        if (!st) st = reward_encoding_parse(o->encoding, s->m, &enc, err);
+        if (!st) st = reward_norm_load(&s->norm, s->m, o->normalize, o->path, err);
+        if (!st) {
+            pref_opts_for_model(&s->opts, s->m, s->tok, o->max_length, enc, o->path);
+            s->opts.allow_single = 1;
+            s->opts.allow_empty_response = 1;
+            if (s->m->cfg.is_decoder) st = chat_template_load_dir(&s->chat, o->path, err);
+            s->opts.chat = s->chat;
+            s->opts.no_chat_template = s->chat == NULL;
+        }
+    }
     if (st) {
-        rm_source_destroy(&r->base);
+        reward_source_free(s);
         return st;
     }
-    r->sc = (rm_scorer){.m = r->m, .tok = r->tok, .policy_tok = policy_tok,
-                        .eos = r->tok && tokenizer_eos_id(r->tok) >= 0 ? tokenizer_eos_id(r->tok) : r->m->cfg.eos_token_id,
-                        .max_len = r->m->cfg.max_positions, .encoding = enc,
-                        .dataset_name = dataset_name};
-    *out = &r->base;
+    *out = s;
     return RLHF_OK;
+}
+
+int reward_source_is_remote(const reward_source *s) { return s->remote != NULL; }
+model *reward_source_model(reward_source *s) { return s->m; }
+
+rlhf_status reward_source_score(reward_source *s, const char *const *prompts, const char *const *responses, int n,
+                                float *out, rlhf_err *err) {
+    double *v = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+    if (!v) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    rlhf_status st = RLHF_OK;
+    for (int i0 = 0; i0 < n && !st; i0 += s->batch_size) {
+        int nb = n - i0 < s->batch_size ? n - i0 : s->batch_size;
+        const char *const *pp = prompts ? prompts + i0 : NULL;
+        if (s->remote) {
+            st = reward_remote_score(s->remote, pp, responses + i0, nb, v + i0, err);
+        } else {
+            pref_set set;
+            st = reward_encode_texts(&set, &s->opts, pp, responses + i0, nb, "reward input", err);
+            if (!st) st = reward_score_set(s->m, &set, nb, v + i0, NULL, err);
+            pref_set_free(&set);
+        }
+    }
+    for (int i = 0; !st && i < n; i++) out[i] = (float)reward_norm_apply(&s->norm, v[i]);
+    free(v);
+    return st;
 }

@@ -1,85 +1,74 @@
-// Where rewards come from, behind one small interface: a reward source scores a batch of (prompt,
-// completion, dataset row) items into one float each, NaN meaning "no reward for this sample" (TRL's
-// None). Sources here: a reward model (any family and tokenizer; ppo scores through the same code), the
-// built-in rules with TRL's names (accuracy_reward, think_format_reward, reward_rules.c) and reward
-// programs in any language ("exec:COMMAND", reward_exec.c). A new kind (an HTTP endpoint, say) is one
-// more constructor filling the same struct; the trainers only call score() and free().
+// Where a trainer's rewards come from: a local reward model directory, or a remote reward server
+// (`--reward_model_path http://HOST:PORT/get_reward`: `rlhf serve`, or OpenRLHF's serve_rm / any server
+// speaking its protocol, OpenRLHF's --remote_rm_url). Trainers hand over (prompt, response) TEXTS and get
+// one reward per row; the local source reads them exactly as `rlhf score` reads a {"prompt", "response"}
+// row (train/reward_scoring.h), and the remote one posts them, so both give the same numbers for the
+// same model (an empty response is scored, not refused).
+//
+// Remote protocol (train/reward_remote.c, libcurl): POST a JSON body
+//   {"query": [prompt + response, ...], "prompts": [prompt, ...], "prompt": [...], "response": [...]}
+// (OpenRLHF's query/prompts, which serve_rm reads, plus the (prompt, response) pair that `rlhf serve`
+// prefers) in requests of batch_size rows; the answer's "rewards" array gives the rewards. A request
+// that fails (no connection, timeout, HTTP 5xx or 429) is retried with exponential backoff; other
+// answers (4xx, a malformed body) fail at once, quoting the server's error.
 #ifndef RLHF_TRAIN_REWARD_SOURCE_H
 #define RLHF_TRAIN_REWARD_SOURCE_H
 
-#include <cjson/cJSON.h>
-#include <stdint.h>
-
 #include "base/error.h"
 #include "models/model.h"
-#include "tokenizer/tokenizer.h"
 #include "train/preference_data.h"
 
+// OpenRLHF's remote_rm_fn: 5 tries, a 180 s timeout per request.
+#define REWARD_REMOTE_DEFAULT_RETRIES 4
+#define REWARD_REMOTE_DEFAULT_TIMEOUT_S 180.0
+// Backoff between tries: 1 s, doubling, at most this.
+#define REWARD_REMOTE_MAX_BACKOFF_S 30.0
+// The environment variable holding the API key sent as "Authorization: Bearer KEY" (the one `rlhf serve` reads).
+#define REWARD_API_KEY_ENV "RLHF_API_KEY"
+
+struct peft_options;
+
 typedef struct {
-    const char *prompt_text;        // the prompt as the dataset gave it, rendered (NULL on the id route)
-    const int32_t *prompt_ids;      // the policy's prompt tokens
-    int prompt_n;
-    const char *completion_text;    // decoded with the policy tokenizer, stop token excluded (NULL: no tokenizer)
-    const int32_t *completion_ids;  // stop token excluded
-    int completion_n;
-    const cJSON *row;               // the dataset row (NULL when not kept)
-    int line;                       // its line in the dataset file
-} reward_item;
+    const char *path;             // reward model directory, or an http:// / https:// URL
+    // local model
+    const char *encoding;         // "pair" | "concat" | NULL: as the model was trained (config.json), else pair
+    int max_length;               // <= 0: the model's limit
+    int normalize;                // (r - mean) / std from config.json (remote: refused, the server normalises)
+    const struct peft_options *quant;  // 4-bit loading (NULL: fp32)
+    // both: rows per forward (local) or per request (remote)
+    int batch_size;
+    // remote
+    double timeout_s;             // per request (connect included)
+    int max_retries;              // tries after the first
+    const char *api_key;          // NULL: $RLHF_API_KEY if set, else none
+} reward_source_opts;
+
+// Defaults above; batch_size 64; path NULL.
+void reward_source_opts_default(reward_source_opts *o);
+// 1 if path is a URL (http:// or https://) rather than a directory.
+int reward_source_is_url(const char *path);
 
 typedef struct reward_source reward_source;
-struct reward_source {
-    char name[96];  // logged as rewards/<name>/mean and /std (TRL: the function's __name__ / model's basename)
-    // out (n): one reward per item, NaN for none. Errors name the source and the item.
-    rlhf_status (*score)(reward_source *s, const reward_item *items, int n, float *out, rlhf_err *err);
-    void (*destroy)(reward_source *s);
-};
-void reward_source_free(reward_source *s);  // NULL-safe
 
-// ---- reward models --------------------------------------------------------------------------------
-// How a sequence-classification model reads (prompt, completion), as `rlhf score` does: decoders get
-// prompt + completion + EOS; encoders a sentence pair (or one text with PREF_ENCODING_CONCAT). With its
-// own tokenizer the completion is decoded with the policy's and re-encoded (GPT-2 policy, BERT reward
-// model); without tokenizer files it reads the policy's ids. 1-label heads give the logit, 2-label heads
-// the probability of label 1 (train/trainer_common.h reward_read).
-typedef struct {
-    model *m;
-    const tokenizer *tok;         // the reward model's own tokenizer; NULL: it reads the policy's ids
-    const tokenizer *policy_tok;  // to decode completions (needed when tok is set)
-    int eos;                      // appended after a decoder's input (-1: none)
-    int max_len;                  // the model's positions (0: unbounded); decoders keep the input's tail
-    pref_encoding encoding;
-    const char *dataset_name;     // for messages
-} rm_scorer;
-// Scores n items in one batched forward.
-rlhf_status rm_scorer_score(const rm_scorer *s, const reward_item *items, int n, float *out, rlhf_err *err);
+// Local: loads the model and its tokenizer (RLHF_EINPUT if it has none: rewards are read from texts).
+// Remote: checks the URL's form and sets up the client; nothing is sent before the first scoring.
+rlhf_status reward_source_open(reward_source **out, const reward_source_opts *o, rlhf_err *err);
+// out[i] = the reward of (prompts[i], responses[i]), i < n. prompts may be NULL (each response read alone).
+// Remote failures are RLHF_ERUNTIME naming the URL, the tries and the last error.
+rlhf_status reward_source_score(reward_source *s, const char *const *prompts, const char *const *responses, int n,
+                                float *out, rlhf_err *err);
+int reward_source_is_remote(const reward_source *s);
+// The local model and tokenizer (NULL when remote), e.g. to copy the reward model as a value model.
+model *reward_source_model(reward_source *s);
+void reward_source_free(reward_source *s);
 
-// A reward source owning a reward model loaded from dir (4-bit when quant is not NULL) and its tokenizer.
-// Checks the vocabulary against the policy's when the ids are read directly. encoding: --encoding (pair or
-// concat; NULL: the one recorded with the model, else pair). A checkpoint without a score head (a base or
-// causal-LM model, whose head would be random) is refused unless allow_new_head, as ppo refuses it.
-rlhf_status reward_model_source_open(reward_source **out, const char *dir, const tokenizer *policy_tok,
-                                     int policy_vocab, const char *encoding, const struct peft_options *quant,
-                                     uint64_t seed, int allow_new_head, const char *dataset_name, rlhf_err *err);
-
-// ---- rules (reward_rules.c) -----------------------------------------------------------------------
-// "accuracy_reward": the row's "solution" against the completion's final answer (\boxed{...}, GSM8K's
-// "#### N", else the last number), numbers compared as numbers; 1 or 0, NaN when the solution has no
-// answer. "think_format_reward": 1 when the completion is "<think>...</think>..." with one <think>.
-// Returns RLHF_EINPUT for another name. needs_solution: 1 for accuracy_reward.
-rlhf_status reward_rule_open(reward_source **out, const char *name, rlhf_err *err);
-int reward_rule_exists(const char *name);
-// The pieces, for tests: the final answer of a text (malloc'd, NULL when none) and whether two answers
-// agree (numbers as numbers, else normalised strings).
-char *reward_extract_answer(const char *text, int is_solution);
-int reward_answers_match(const char *gold, const char *answer);
-int reward_think_format(const char *completion);
-
-// ---- programs (reward_exec.c) ---------------------------------------------------------------------
-// "exec:COMMAND ARGS": COMMAND is started once through /bin/sh -c and kept running. For each item it
-// gets one JSON line on stdin: {"prompt": ..., "completion": ..., "completion_ids": [...], <the row's
-// other fields>} and answers one line on stdout: a number, or null (no reward). A program that exits,
-// answers anything else, or takes longer than timeout_s seconds for one line is RLHF_ERUNTIME naming
-// the program and the line it was given (it is then killed).
-rlhf_status reward_exec_open(reward_source **out, const char *command, double timeout_s, rlhf_err *err);
+// ---- the remote client alone (train/reward_remote.c) ----
+typedef struct reward_remote reward_remote;
+rlhf_status reward_remote_open(reward_remote **out, const char *url, double timeout_s, int max_retries,
+                               const char *api_key, rlhf_err *err);
+// One request per call (the caller splits into batches); prompts may be NULL.
+rlhf_status reward_remote_score(reward_remote *r, const char *const *prompts, const char *const *responses, int n,
+                                double *out, rlhf_err *err);
+void reward_remote_free(reward_remote *r);
 
 #endif

@@ -147,6 +147,7 @@ static rlhf_status run(reward_flags *f, volatile sig_atomic_t **stop, rlhf_err *
         RLHF_TRY(reward_model_load_peft(&m, &tok, model_dir, (uint64_t)f->t.seed, f->peft.use_peft ? &po : NULL, err));
     }
     if (f->peft.use_peft) cli_peft_notice(CMD, m);
+    m->gradient_checkpointing = f->t.gradient_checkpointing;
     pref_set all = {0}, train = {0}, eval = {0};
     pref_opts o;
     pref_encoding enc = PREF_ENCODING_PAIR;

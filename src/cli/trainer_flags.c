@@ -87,8 +87,6 @@ rlhf_status cli_trainer_check(const cli_trainer_flags *f, cli_trainer_plan *plan
     if (f->save_total_limit < 0)
         return rlhf_fail(err, RLHF_EINPUT, "--save_total_limit must be >= 0, got %lld", f->save_total_limit);
     if (f->threads < 0) return rlhf_fail(err, RLHF_EINPUT, "--threads must be >= 0, got %lld", f->threads);
-    if (f->gradient_checkpointing)  // TODO(habits-cli): lands with the encoder/decoder recompute
-        return rlhf_fail(err, RLHF_EINPUT, "--gradient_checkpointing: not available in this build yet");
     RLHF_TRY(lr_schedule_parse(f->scheduler, &plan->schedule, err));
     RLHF_TRY(parse_strategy("save_strategy", f->save_strategy, &plan->save_strategy, err));
     if (plan->save_strategy == STRATEGY_STEPS && f->save_steps < 1)

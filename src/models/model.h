@@ -111,6 +111,10 @@ struct model {
     // Set by callers that only score (rlhf score, PPO's reward model): the forward keeps no
     // activations for a backward, so memory stays about one layer's worth (families may ignore it).
     int no_grad;
+    // Set by trainers (--gradient_checkpointing): the forward keeps only each layer's input (the residual
+    // stream) and the backward re-runs a layer's forward before its backward, as HF's gradient
+    // checkpointing; results are bit-identical (dropout masks come from keys, kernels are deterministic).
+    int gradient_checkpointing;
     // Set by model_load: head tensors that were not in the checkpoint and are freshly initialised (a base
     // or causal-LM checkpoint loaded for sequence classification).
     int n_new_head_tensors;

@@ -60,6 +60,7 @@ void ppo_args_defaults(ppo_args *a) {
     a->seed = 42;
     a->save_steps = 500;
     a->num_sample_generations = 10;
+    a->logging_steps = 1;
 }
 
 #define CHECK_FLAG(cond, ...) \
@@ -141,6 +142,11 @@ static void run_free(ppo_run *r) {
         free(r->prompts[i].text);
     }
     free(r->prompts);
+    for (int i = 0; i < r->n_eval; i++) {
+        free(r->eval_prompts[i].ids);
+        free(r->eval_prompts[i].text);
+    }
+    free(r->eval_prompts);
     free(r->qr_ids);
     free(r->qr_mask);
     free(r->qr_pos);
@@ -265,6 +271,49 @@ static rlhf_status load_prompts(ppo_run *r, rlhf_err *err) {
     chat_template_free(chat);
     dataset_free(&d);
     return st;
+}
+
+// The training prompts (r->prompts) and the held-out ones (r->eval_prompts): --eval_dataset_name read as
+// the training file is, or --eval_split's share of --dataset_name drawn by a seeded permutation
+// (RNG_STREAM_SPLIT, as the other trainers' splits) with both parts kept in file order.
+static rlhf_status load_all_prompts(ppo_run *r, rlhf_err *err) {
+    const ppo_args *a = r->a;
+    if (a->eval_dataset_name) {
+        ppo_args ea = *a;
+        ea.dataset_name = a->eval_dataset_name;
+        r->a = &ea;
+        rlhf_status st = load_prompts(r, err);
+        r->a = a;
+        r->eval_prompts = r->prompts, r->n_eval = r->n_prompts;
+        r->prompts = NULL, r->n_prompts = 0;
+        RLHF_TRY(st);
+    }
+    RLHF_TRY(load_prompts(r, err));
+    if (!(a->eval_split > 0)) return RLHF_OK;
+    int n = r->n_prompts, n_eval = (int)ceil(a->eval_split * n);
+    if (n_eval < 1 || n_eval >= n)
+        return rlhf_fail(err, RLHF_EINPUT, "--eval_split %g of %d prompts leaves %s empty", a->eval_split, n,
+                         n_eval < 1 ? "the evaluation set" : "the training set");
+    int *perm = malloc((size_t)n * sizeof *perm);
+    char *held = calloc((size_t)n, 1);
+    ppo_prompt *train = malloc((size_t)n * sizeof *train), *eval = malloc((size_t)n_eval * sizeof *eval);
+    if (!perm || !held || !train || !eval) {
+        free(perm), free(held), free(train), free(eval);
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    }
+    rng_permutation(rng_key(a->seed, RNG_STREAM_SPLIT, 0, 0), perm, n);
+    for (int i = 0; i < n_eval; i++) held[perm[i]] = 1;
+    int nt = 0, ne = 0;
+    for (int i = 0; i < n; i++) {
+        if (held[i]) eval[ne++] = r->prompts[i];
+        else train[nt++] = r->prompts[i];
+    }
+    free(r->prompts);
+    r->prompts = train, r->n_prompts = nt;
+    r->eval_prompts = eval, r->n_eval = ne;
+    free(perm);
+    free(held);
+    return RLHF_OK;
 }
 
 // 1 when both tokenizers turn the probe text into the same ids (the reward model can then read the
@@ -480,7 +529,7 @@ static rlhf_status setup(ppo_run *r, rlhf_err *err) {
             RLHF_TRY(find_score_row(r->value, &r->value_score_off, err));
         }
     }
-    RLHF_TRY(load_prompts(r, err));
+    RLHF_TRY(load_all_prompts(r, err));
 
     // TRL's arithmetic: micro, mini and local are per process; batch (an update's episodes) spans them all
     r->n_ranks = dist_size(a->dist);
@@ -497,6 +546,8 @@ static rlhf_status setup(ppo_run *r, rlhf_err *err) {
     r->num_updates = ppo_num_updates(total, r->batch);
     RLHF_TRY(ppo_kl_controller_init(&r->klc, a->kl_coef, a->adap_kl_ctrl, a->kl_target, a->kl_horizon, err));
 
+    r->policy->gradient_checkpointing = a->gradient_checkpointing;
+    if (r->value) r->value->gradient_checkpointing = a->gradient_checkpointing;
     RLHF_TRY(model_alloc_grads(r->policy, err));
     model_trainable tv;  // with LoRA: the adapters only
     model_trainable_view(r->policy, &tv);
@@ -882,6 +933,42 @@ static rlhf_status add_samples(ppo_run *r, long long update, rlhf_err *err) {
 
 // ---- the run --------------------------------------------------------------------------------------
 
+// Mean score of responses sampled for every eval prompt, batch by batch through the training rollout (so
+// penalties and truncation are the training's) with keys of their own: the training's draws do not change.
+static rlhf_status eval_scores(ppo_run *r, long long update, double *mean, rlhf_err *err) {
+    ppo_prompt *train = r->prompts;
+    double sum = 0;
+    rlhf_status st = RLHF_OK;
+    r->prompts = r->eval_prompts;
+    for (int e0 = 0; e0 < r->n_eval && !st; e0 += r->batch) {
+        int k = r->n_eval - e0 < r->batch ? r->n_eval - e0 : r->batch;
+        for (int b = 0; b < r->batch; b++) r->rows[b] = e0 + (b < k ? b : 0);
+        st = ppo_rollout(r, -1 - update, err);  // negative updates: keys no training rollout uses
+        for (int b = 0; b < k && !st; b++) sum += r->scores[b];
+    }
+    r->prompts = train;
+    *mean = sum / r->n_eval;
+    return st;
+}
+
+static void eval_print(ppo_run *r, long long update, double score) {
+    printf("{\"episode\": %lld, \"step\": %lld, \"eval/scores\": %.6g}\n", update * r->batch, update, score);
+    fflush(stdout);
+}
+
+// The logged row as a JSON line on stdout, as the other trainers print theirs.
+static void log_row_print(const ppo_log_row *row) {
+    static const char *const cols[PPO_LOG_N_COLUMNS] = {PPO_LOG_COLUMNS};
+    printf("{");
+    for (int c = 0; c < PPO_LOG_N_COLUMNS; c++) {
+        char cell[40];
+        ppo_format_value(cell, sizeof cell, c, row->v[c]);
+        printf("%s\"%s\": %s", c ? ", " : "", cols[c], isfinite(row->v[c]) ? cell : "null");
+    }
+    printf("}\n");
+    fflush(stdout);
+}
+
 static rlhf_status log_row_write(csv_log *l, const ppo_log_row *row, rlhf_err *err) {
     char cells[PPO_LOG_N_COLUMNS][40];
     const char *vals[PPO_LOG_N_COLUMNS];
@@ -939,6 +1026,12 @@ static rlhf_status train_loop(ppo_run *r, ppo_result *res, rlhf_err *err) {
     char extra[160] = "";
     res->updates_done = start;
     res->episodes_done = start * r->batch;
+    res->first_eval_score = res->last_eval_score = NAN;
+    if (!st && r->n_eval) {
+        st = eval_scores(r, start, &res->first_eval_score, err);
+        res->last_eval_score = res->first_eval_score;
+        if (!st && main_rank && !a->quiet) eval_print(r, start, res->first_eval_score);
+    }
     for (long long u = start + 1; u <= r->num_updates && !st; u++) {
         if (dist_any(a->dist, a->stop && *a->stop)) {  // every rank stops before the same update
             st = main_rank ? ppo_checkpoint_save(r, u - 1, err) : RLHF_OK;
@@ -968,8 +1061,14 @@ static rlhf_status train_loop(ppo_run *r, ppo_result *res, rlhf_err *err) {
         if (st) break;
         double el = now_seconds() - t0;
         row.v[COL_EPS] = el > 0 ? floor((double)(u - start) * r->batch / el) : 0;
-        st = ppo_log_add(r, &row, err);
-        if (!st && log) st = log_row_write(log, &row, err);
+        if (u % a->logging_steps == 0 || u == r->num_updates) {
+            st = ppo_log_add(r, &row, err);
+            if (!st && log) st = log_row_write(log, &row, err);
+            if (!st && log && !a->quiet) {
+                if (pg) fprintf(stderr, "\n");
+                log_row_print(&row);
+            }
+        }
         if (st) break;
         if (u == start + 1) res->first_score = row.v[COL_SCORES];
         res->last_score = row.v[COL_SCORES];
@@ -977,6 +1076,11 @@ static rlhf_status train_loop(ppo_run *r, ppo_result *res, rlhf_err *err) {
         res->updates_done = u;
         res->episodes_done = u * r->batch;
         if (main_rank && sample_freq > 0 && (u - 1) % sample_freq == 0 && (st = add_samples(r, u, err))) break;
+        // the eval rollout reuses the rollout buffers: after everything that reads this update's
+        if (r->n_eval && (u % a->logging_steps == 0 || u == r->num_updates)) {
+            if ((st = eval_scores(r, u, &res->last_eval_score, err))) break;
+            if (main_rank && !a->quiet) eval_print(r, u, res->last_eval_score);
+        }
         snprintf(extra, sizeof extra, "score %.3f kl %.4f", row.v[COL_SCORES], row.v[COL_KL]);
         progress_update(pg, u * r->batch, extra);
         if (main_rank && a->save_steps > 0 && u % a->save_steps == 0 && u < r->num_updates)

@@ -48,6 +48,8 @@ typedef struct {
 
     ppo_prompt *prompts;
     int n_prompts;
+    ppo_prompt *eval_prompts;  // --eval_dataset_name / --eval_split (NULL: none)
+    int n_eval;
     int max_prompt;            // longest prompt (tokens)
 
     int batch;                 // prompts per update over all processes (TRL batch_size = local_batch_size x N)

@@ -10,6 +10,7 @@ PACKAGES=(
   python3                                      # the CLI tests' checks (standard library only: tests/cli/fresh_machine.sh)
   libprotobuf-c-dev protobuf-c-compiler          # SentencePiece tokenizer.model / spm.model files are protobufs
   openmpi-bin libopenmpi-dev                   # data-parallel runs: mpirun -np N build/rlhf ... (src/base/dist.c)
+  libmicrohttpd-dev libcurl4-openssl-dev curl  # rlhf serve (HTTP server), remote rewards (HTTP client), tests
 )
 # Optional extras: `--bench` adds PyTorch for the side-by-side benchmarks; `--fuzz` adds clang's libFuzzer runtime;
 # `--tools` adds SentencePiece's trainer and Python module (tools/train_spm_fixtures.sh, tools/gen_spm_fixtures.py).

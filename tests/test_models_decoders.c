@@ -1,4 +1,5 @@
-// GPT-2, GPT-NeoX, Llama and Mistral against the transformers 4.44 fixtures (tests/fixtures/hf/*):
+// GPT-2, GPT-NeoX, Llama, Mistral, Qwen2, Gemma, Gemma 2 and Phi-3 against the transformers 4.44
+// fixtures (tests/fixtures/hf/*):
 // logits and every hidden state on real tokens in the three padding cases (right, left with default
 // positions, left with cumsum positions), the loss, every parameter's gradient, and a byte-identical
 // save of the loaded tensors.
@@ -301,6 +302,34 @@ int main(void) {
     gradcheck("{\"model_type\": \"mistral\", \"vocab_size\": 11, \"hidden_size\": 8, \"num_hidden_layers\": 1,"
               " \"num_attention_heads\": 2, \"num_key_value_heads\": 2, \"intermediate_size\": 12,"
               " \"sliding_window\": 2, \"num_labels\": 2, \"initializer_range\": 0.3}", HEAD_SEQCLS);
+    // Qwen2: q/k/v biases, GQA, tied head, use_sliding_window on layers >= max_window_layers (1)
+    gradcheck("{\"model_type\": \"qwen2\", \"vocab_size\": 11, \"hidden_size\": 8, \"num_hidden_layers\": 2,"
+              " \"num_attention_heads\": 4, \"num_key_value_heads\": 2, \"intermediate_size\": 12,"
+              " \"attention_dropout\": 0.2, \"tie_word_embeddings\": true, \"pad_token_id\": 0,"
+              " \"use_sliding_window\": true, \"sliding_window\": 2, \"max_window_layers\": 1,"
+              " \"initializer_range\": 0.3}", HEAD_LM);
+    // Gemma: scaled embeddings, (1 + w) norms, GeGLU, head_dim independent of hidden / heads, biases
+    gradcheck("{\"model_type\": \"gemma\", \"vocab_size\": 11, \"hidden_size\": 8, \"num_hidden_layers\": 2,"
+              " \"num_attention_heads\": 2, \"num_key_value_heads\": 1, \"head_dim\": 6, \"intermediate_size\": 12,"
+              " \"attention_bias\": true, \"attention_dropout\": 0.2, \"initializer_range\": 0.3}", HEAD_LM);
+    // Gemma 2: sandwich norms, both soft-caps biting, window 2 on layer 0 only, query_pre_attn_scalar
+    gradcheck("{\"model_type\": \"gemma2\", \"vocab_size\": 11, \"hidden_size\": 8, \"num_hidden_layers\": 2,"
+              " \"num_attention_heads\": 2, \"num_key_value_heads\": 1, \"head_dim\": 6, \"intermediate_size\": 12,"
+              " \"query_pre_attn_scalar\": 3, \"attn_logit_softcapping\": 0.5, \"final_logit_softcapping\": 0.4,"
+              " \"sliding_window\": 2, \"initializer_range\": 0.5}", HEAD_LM);
+    gradcheck("{\"model_type\": \"gemma2\", \"vocab_size\": 11, \"hidden_size\": 8, \"num_hidden_layers\": 1,"
+              " \"num_attention_heads\": 2, \"num_key_value_heads\": 2, \"head_dim\": 4, \"intermediate_size\": 12,"
+              " \"attn_logit_softcapping\": 0.5, \"sliding_window\": 2, \"num_labels\": 2,"
+              " \"initializer_range\": 0.5}", HEAD_SEQCLS);
+    // Phi-3: fused qkv with GQA, fused gate_up, residual dropout, LongRoPE past original_max (3 < T)
+    gradcheck("{\"model_type\": \"phi3\", \"vocab_size\": 11, \"hidden_size\": 8, \"num_hidden_layers\": 2,"
+              " \"num_attention_heads\": 2, \"num_key_value_heads\": 1, \"intermediate_size\": 12,"
+              " \"resid_pdrop\": 0.2, \"attention_dropout\": 0.2, \"max_position_embeddings\": 12,"
+              " \"original_max_position_embeddings\": 3, \"rope_scaling\": {\"type\": \"su\","
+              " \"short_factor\": [1.0, 1.5], \"long_factor\": [2.0, 3.0]}, \"initializer_range\": 0.3}", HEAD_LM);
+    gradcheck("{\"model_type\": \"phi3\", \"vocab_size\": 11, \"hidden_size\": 8, \"num_hidden_layers\": 1,"
+              " \"num_attention_heads\": 2, \"intermediate_size\": 12, \"num_labels\": 1,"
+              " \"initializer_range\": 0.3}", HEAD_SEQCLS);
     run_fixture("gpt2_lm", HEAD_LM);
     run_fixture("gpt2_seqcls_1", HEAD_SEQCLS);
     run_fixture("gptneox_lm", HEAD_LM);
@@ -308,5 +337,13 @@ int main(void) {
     run_fixture("llama_lm", HEAD_LM);
     run_fixture("llama_seqcls_1", HEAD_SEQCLS);
     run_fixture("mistral_lm", HEAD_LM);
+    run_fixture("qwen2_lm", HEAD_LM);
+    run_fixture("qwen2_seqcls_1", HEAD_SEQCLS);
+    run_fixture("gemma_lm", HEAD_LM);
+    run_fixture("gemma_seqcls_1", HEAD_SEQCLS);
+    run_fixture("gemma2_lm", HEAD_LM);
+    run_fixture("gemma2_seqcls_1", HEAD_SEQCLS);
+    run_fixture("phi3_lm", HEAD_LM);
+    run_fixture("phi3_seqcls_1", HEAD_SEQCLS);
     return tu_finish("models_decoders");
 }

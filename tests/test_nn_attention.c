@@ -1,4 +1,5 @@
-// Tests of attention (causal, key padding, sliding window, grouped-query heads, probability dropout)
+// Tests of attention (causal, key padding, sliding window, grouped-query heads, probability dropout,
+// soft-capping)
 // and rotary embeddings (rotate_half and interleaved, partial rot_dim): hand-computed forwards,
 // double-precision reference forwards, and finite-difference checks of every backward.
 #include <math.h>
@@ -30,7 +31,9 @@ static void attn_ref(void *vc, const double *x, double *y) {
                     double sc = 0;
                     for (int d = 0; d < HD; d++)
                         sc += q[((b * T + i) * NH + h) * HD + d] * k[((b * T + j) * NKV + g) * HD + d];
-                    p[j] = vis ? sc * s->scale : -INFINITY;
+                    sc *= s->scale;
+                    if (s->softcap > 0) sc = s->softcap * tanh(sc / s->softcap);
+                    p[j] = vis ? sc : -INFINITY;
                     mx = fmax(mx, p[j]);
                 }
                 for (int j = 0; j < T; j++) {
@@ -122,6 +125,13 @@ static void test_attention_grad(void) {
     attention_case("attention T80 causal+window 20+pad+gqa+dropout", lw, km_long);
     attention_shape lc = {.B = 1, .T = LT, .NH = 2, .NKV = 2, .HD = 2, .causal = 1, .scale = 0.8f};
     attention_case("attention T80 causal", lc, NULL);
+    // Gemma 2: soft-capped scores (cap below the raw scores' range so tanh bites) with window and padding
+    attention_shape sc = {.B = 2, .T = 6, .NH = 4, .NKV = 2, .HD = 3, .causal = 1, .window = 3, .scale = 1.3f,
+                          .softcap = 0.9f, .dropout_p = 0.2f, .dropout_key = 5};
+    attention_case("attention softcap+causal+pad+window+gqa+dropout", sc, km_left);
+    attention_shape scl = {.B = 1, .T = LT, .NH = 2, .NKV = 1, .HD = 2, .causal = 1, .window = 20, .scale = 0.8f,
+                           .softcap = 1.1f};
+    attention_case("attention T80 softcap+window", scl, km_long);
 }
 
 // ---- rope ---------------------------------------------------------------------------------------

@@ -78,7 +78,7 @@ static void test_embedding(void) {
 }
 
 // ---- layernorm / rmsnorm ------------------------------------------------------------------------
-typedef struct { int N, C, rms; double eps; } norm_ctx;
+typedef struct { int N, C, rms; double eps; } norm_ctx;  // rms 2: Gemma's (1 + weight) scale
 
 // x = [inp (N, C), weight (C), bias (C) (layernorm only)]; y = (N, C)
 static void norm_ref(void *vc, const double *x, double *y) {
@@ -93,15 +93,20 @@ static void norm_ref(void *vc, const double *x, double *y) {
         for (int i = 0; i < c->C; i++) v += (r[i] - m) * (r[i] - m);
         v /= c->C;
         double rs = 1.0 / sqrt(v + c->eps);
-        for (int i = 0; i < c->C; i++) y[n * c->C + i] = (r[i] - m) * rs * w[i] + (c->rms ? 0.0 : b[i]);
+        for (int i = 0; i < c->C; i++)
+            y[n * c->C + i] = (r[i] - m) * rs * (c->rms == 2 ? 1.0 + w[i] : w[i]) + (c->rms ? 0.0 : b[i]);
     }
 }
 
 static void test_norm(int rms) {
-    const char *nm = rms ? "rmsnorm" : "layernorm";
+    const char *nm = rms == 2 ? "rmsnorm1p" : rms ? "rmsnorm" : "layernorm";
     // hand case: [1, 2, 3]: mean 2, biased var 2/3 -> (-1.2247, 0, 1.2247); rms: sqrt(14/3)
     float h[3] = {1, 2, 3}, one[3] = {1, 1, 1}, zero[3] = {0}, ho[3], hm, hr;
-    if (rms) {
+    if (rms == 2) {  // weight 0: scale 1
+        rmsnorm1p_forward(ho, &hr, h, zero, 1, 3, 0.0f);
+        float want[3] = {0.46291005f, 0.9258201f, 1.38873015f};
+        tu_close("rmsnorm1p hand", ho, want, 3, 1e-6, 1e-6);
+    } else if (rms) {
         rmsnorm_forward(ho, &hr, h, one, 1, 3, 0.0f);
         float want[3] = {0.46291005f, 0.9258201f, 1.38873015f};
         tu_close("rmsnorm hand", ho, want, 3, 1e-6, 1e-6);
@@ -119,14 +124,16 @@ static void test_norm(int rms) {
     gc_fill(x, xd, nin, 21 + rms, 1.0f);
     for (int i = 0; i < c.C; i++) x[c.N * c.C + i] += 1.0f, xd[c.N * c.C + i] += 1.0;   // weight near 1
     float *inp = x, *wt = x + c.N * c.C, *b = wt + c.C;
-    if (rms) rmsnorm_forward(y, rstd, inp, wt, c.N, c.C, (float)c.eps);
+    if (rms == 2) rmsnorm1p_forward(y, rstd, inp, wt, c.N, c.C, (float)c.eps);
+    else if (rms) rmsnorm_forward(y, rstd, inp, wt, c.N, c.C, (float)c.eps);
     else layernorm_forward(y, mean, rstd, inp, wt, b, c.N, c.C, (float)c.eps);
     norm_ref(&c, xd, yd);
     char name[64];
     snprintf(name, sizeof name, "%s forward", nm);
     gc_compare_fwd(name, y, yd, nout, 1e-5, 1e-5);
     gc_weights(w, wd, nout, 4);
-    if (rms) rmsnorm_backward(dx, dx + c.N * c.C, w, inp, wt, rstd, c.N, c.C);
+    if (rms == 2) rmsnorm1p_backward(dx, dx + c.N * c.C, w, inp, wt, rstd, c.N, c.C);
+    else if (rms) rmsnorm_backward(dx, dx + c.N * c.C, w, inp, wt, rstd, c.N, c.C);
     else layernorm_backward(dx, dx + c.N * c.C, dx + c.N * c.C + c.C, w, inp, wt, mean, rstd, c.N, c.C);
     gc_numeric_grad(norm_ref, &c, xd, nin, nout, wd, num);
     snprintf(name, sizeof name, "%s dinp", nm);
@@ -160,6 +167,7 @@ int main(void) {
     test_embedding();
     test_norm(0);
     test_norm(1);
+    test_norm(2);
     test_determinism();
     return tu_finish("nn_dense");
 }

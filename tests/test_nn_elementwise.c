@@ -1,4 +1,4 @@
-// Tests of the elementwise ops (gelu erf/tanh, relu, silu, tanh, swiglu, add), softmax and dropout:
+// Tests of the elementwise ops (gelu erf/tanh, relu, silu, tanh, swiglu, geglu, softcap, add), softmax and dropout:
 // hand-computed forward values, double-reference forwards and finite-difference backward checks,
 // dropout mask consistency between forward, backward and dropout_scale_at.
 #include <math.h>
@@ -73,6 +73,59 @@ static void test_swiglu(void) {
     gc_numeric_grad(swiglu_ref, &c, xd, 2 * N, N, wd, num);
     gc_compare("swiglu dgate", dx, num, N, GC_ATOL, GC_RTOL);
     gc_compare("swiglu dup", dx + N, num + N, N, GC_ATOL, GC_RTOL);
+}
+
+// GeGLU (Gemma): gelu_tanh(gate) * up
+static void geglu_ref(void *vc, const double *x, double *y) {
+    int n = ((swiglu_ctx *)vc)->n;
+    for (int i = 0; i < n; i++) {
+        double g = x[i];
+        y[i] = 0.5 * g * (1.0 + tanh(0.7978845608028654 * (g + 0.044715 * g * g * g))) * x[n + i];
+    }
+}
+
+static void test_geglu(void) {
+    enum { N = 30 };
+    float g1 = 1.0f, u1 = 2.0f, o1;
+    geglu_forward(&o1, &g1, &u1, 1);
+    CHECK(fabsf(o1 - 2.0f * 0.8411919906f) < 1e-6f, "geglu(1, 2) = %.8g", o1);
+    swiglu_ctx c = {N};
+    float x[2 * N], y[N], w[N], dx[2 * N] = {0};
+    double xd[2 * N], yd[N], wd[N], num[2 * N];
+    gc_fill(x, xd, 2 * N, 52, 2.0f);
+    geglu_forward(y, x, x + N, N);
+    geglu_ref(&c, xd, yd);
+    gc_compare_fwd("geglu forward", y, yd, N, 1e-6, 1e-5);
+    gc_weights(w, wd, N, 7);
+    geglu_backward(dx, dx + N, w, x, x + N, N);
+    gc_numeric_grad(geglu_ref, &c, xd, 2 * N, N, wd, num);
+    gc_compare("geglu dgate", dx, num, N, GC_ATOL, GC_RTOL);
+    gc_compare("geglu dup", dx + N, num + N, N, GC_ATOL, GC_RTOL);
+}
+
+// soft-capping (Gemma 2): cap * tanh(x / cap), on values beyond the cap so tanh saturates
+typedef struct { int n; double cap; } softcap_ctx;
+static void softcap_ref(void *vc, const double *x, double *y) {
+    softcap_ctx *c = vc;
+    for (int i = 0; i < c->n; i++) y[i] = c->cap * tanh(x[i] / c->cap);
+}
+
+static void test_softcap(void) {
+    enum { N = 30 };
+    softcap_ctx c = {N, 1.5};
+    float x[N], y[N], w[N], dx[N] = {0};
+    double xd[N], yd[N], wd[N], num[N];
+    gc_fill(x, xd, N, 53, 4.0f);
+    softcap_forward(y, x, (float)c.cap, N);
+    softcap_ref(&c, xd, yd);
+    gc_compare_fwd("softcap forward", y, yd, N, 1e-6, 1e-5);
+    float big = 1000.0f, capped;
+    softcap_forward(&capped, &big, 3.0f, 1);
+    CHECK(capped == 3.0f, "softcap(1000, 3) = %g", capped);
+    gc_weights(w, wd, N, 8);
+    softcap_backward(dx, w, y, (float)c.cap, N);
+    gc_numeric_grad(softcap_ref, &c, xd, N, N, wd, num);
+    gc_compare("softcap backward", dx, num, N, GC_ATOL, GC_RTOL);
 }
 
 static void test_names_and_add(void) {
@@ -195,6 +248,8 @@ int main(void) {
     test_activation("silu", 1.0f, 0.7310585786f);
     test_activation("tanh", 0.5f, 0.4621171573f);
     test_swiglu();
+    test_geglu();
+    test_softcap();
     test_names_and_add();
     test_softmax();
     test_dropout();

@@ -2,6 +2,7 @@
 // ({"prompt": str} encoded with the model directory's tokenizer, or pre-tokenized {"prompt_ids": [...]}
 // used as given, which needs no tokenizer). Every row is read and validated before any generation;
 // batches are left-padded as HF generate pads them and give the same tokens as one prompt at a time.
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,7 @@
 
 typedef struct {
     const char *model_dir, *prompt, *dataset, *stop_token, *output_file;
-    long long max_new_tokens, top_k, seed, num_return_sequences, batch_size, threads;
+    long long max_new_tokens, top_k, seed, num_return_sequences, batch_size, threads, max_prompt_length;
     double temperature, top_p;
     int do_sample;
 } gen_flags;
@@ -173,6 +174,7 @@ static rlhf_status run_generate(const gen_flags *f, rlhf_err *err) {
     char *buf = NULL;
     size_t len = 0, cap = 0;
     model_load_opts opts = {.quiet = 0, .init_seed = (uint64_t)f->seed};
+    int n_trunc = 0;
     // A peft adapter directory (`rlhf sft/ppo --use_peft`) loads as its base with the adapter applied.
     rlhf_status st = peft_load_model_dir(&m, f->model_dir, HEAD_LM, NULL, &opts, err);
     if (st == RLHF_OK) {
@@ -187,18 +189,25 @@ static rlhf_status run_generate(const gen_flags *f, rlhf_err *err) {
         if (st == RLHF_OK && tok) st = tokenizer_check_model_vocab(tok, m->cfg.vocab_size, f->model_dir, err);
         if (st == RLHF_OK && tok) st = chat_template_load_dir(&chat, f->model_dir, err);
         if (st == RLHF_OK) st = read_prompts(f, f->dataset ? &d : NULL, tok, chat, m->cfg.vocab_size, &p, err);
-        // Learned position tables end at max_positions: refuse up front, naming the prompt, rather than fail
-        // mid-batch after other rows were printed (HF raises IndexError there).
-        for (int i = 0; st == RLHF_OK && m->cfg.max_positions > 0 && i < p.n; i++)
-            if ((long long)p.lens[i] + f->max_new_tokens > m->cfg.max_positions) {
-                char where[4200];
-                if (f->dataset) snprintf(where, sizeof where, "%s:%d", d.path, d.lines[i]);
-                else snprintf(where, sizeof where, "--prompt");
-                st = rlhf_fail(err, RLHF_EINPUT,
-                               "%s: prompt of %d tokens + --max_new_tokens %lld exceeds the model's %d positions "
-                               "(expected a shorter prompt or fewer new tokens)", where, p.lens[i], f->max_new_tokens,
-                               m->cfg.max_positions);
+        // An over-long prompt keeps its last tokens (TRL truncates prompts from the left to max_prompt_length):
+        // to --max_prompt_length, and so that it and --max_new_tokens fit a learned position table.
+        long long limit = f->max_prompt_length > 0 ? f->max_prompt_length : LLONG_MAX;
+        if (st == RLHF_OK && m->cfg.max_positions > 0 && m->cfg.max_positions - f->max_new_tokens < limit) {
+            limit = m->cfg.max_positions - f->max_new_tokens;
+            if (limit < 1)
+                st = rlhf_fail(err, RLHF_EINPUT, "--max_new_tokens %lld leaves no room for a prompt in the model's %d "
+                               "positions", f->max_new_tokens, m->cfg.max_positions);
+        }
+        for (int i = 0; st == RLHF_OK && i < p.n; i++)
+            if (p.lens[i] > limit) {
+                memmove(p.ids[i], p.ids[i] + (p.lens[i] - limit), sizeof(int32_t) * (size_t)limit);
+                p.lens[i] = (int)limit;
+                n_trunc++;
             }
+        if (n_trunc)
+            fprintf(stderr, "rlhf generate: %d of %d prompts truncated from the left to %lld tokens (%s)\n", n_trunc,
+                    p.n, limit, f->max_prompt_length == limit ? "--max_prompt_length"
+                                                               : "the model's positions less --max_new_tokens");
     }
     gen_config g = {.max_new_tokens = (int)f->max_new_tokens, .do_sample = f->do_sample,
                     .temperature = (float)f->temperature, .top_k = (int)f->top_k, .top_p = (float)f->top_p,
@@ -297,6 +306,8 @@ int cmd_generate(int argc, char **argv) {
         {"prompt", ARG_STRING, &f.prompt, NULL, "one prompt text; prints its completion", NULL, 0},
         {"dataset_name", ARG_STRING, &f.dataset, NULL, "JSONL / JSON rows {\"prompt\": str} or {\"prompt_ids\": [...]}", NULL, 0},
         {"max_new_tokens", ARG_INT, &f.max_new_tokens, "50", "new tokens per completion at most", NULL, 0},
+        {"max_prompt_length", ARG_INT, &f.max_prompt_length, "0", "longer prompts keep their last N tokens, as TRL "
+         "truncates from the left (0: only to fit the model's positions with --max_new_tokens; counted on stderr)", NULL, 0},
         {"do_sample", ARG_BOOL, &f.do_sample, "false", "sample (default: greedy)", NULL, 0},
         {"temperature", ARG_FLOAT, &f.temperature, "1.0", "sampling temperature (also scales log-probs)", NULL, 0},
         {"top_k", ARG_INT, &f.top_k, "0", "keep the k most likely tokens (0 = off)", NULL, 0},

@@ -13,6 +13,7 @@
 #include "io/files.h"
 #include "models/peft.h"
 #include "train/preference_data.h"
+#include "train/reward_scoring.h"
 #include "train/trainer_common.h"
 
 #define CMD "score"
@@ -21,7 +22,7 @@ typedef struct {
     const char *model, *prompt, *response, *dataset, *output_file, *encoding;
     const char *quant_type, *compute_dtype;
     long long max_length, batch_size, threads;
-    int load_in_4bit, double_quant;
+    int load_in_4bit, double_quant, normalize_reward;
 } score_flags;
 
 static const char USAGE[] =
@@ -37,12 +38,16 @@ static int build_specs(arg_spec *s, int cap, score_flags *f) {
     F("prompt", ARG_STRING, &f->prompt, NULL, "prompt of the one response to score (with --response)");
     F("response", ARG_STRING, &f->response, NULL, "the response to score; prints the reward alone");
     F("dataset_name", ARG_STRING, &f->dataset, NULL, "rows with prompt/chosen/rejected, prompt/response, "
+                                                       "prompt/completion (rlhf generate's output), "
                                                        "chosen_ids/rejected_ids or input_ids");
     F("output_file", ARG_STRING, &f->output_file, NULL, "write the per-row scores here (JSONL) instead of stdout");
-    F("max_length", ARG_INT, &f->max_length, "0", "longest sequence in tokens (0: the model's limit)");
+    F("max_length", ARG_INT, &f->max_length, "0", "longest sequence in tokens (0: the max_length the model was "
+                                                   "trained with, from config.json's rlhf_max_length, else its limit)");
     F("per_device_eval_batch_size", ARG_INT, &f->batch_size, "8", "rows per forward pass");
     F("encoding", ARG_STRING, &f->encoding, NULL, "encoders: pair (tokenizer(prompt, response)) or concat "
                                                    "(default: as the model was trained, from config.json, else pair)");
+    F("normalize_reward", ARG_BOOL, &f->normalize_reward, NULL, "return (r - mean) / std with the mean and std "
+                                                                 "`rlhf reward` saved in config.json (OpenRLHF)");
     F("threads", ARG_INT, &f->threads, "0", "CPU threads (0: all cores)");
     F("load_in_4bit", ARG_BOOL, &f->load_in_4bit, NULL, "score with 4-bit backbone weights (bitsandbytes NF4/FP4)");
     F("bnb_4bit_quant_type", ARG_STRING, &f->quant_type, "nf4", "nf4 | fp4");
@@ -67,42 +72,6 @@ static rlhf_status validate(const score_flags *f, rlhf_err *err) {
         return rlhf_fail(err, RLHF_EINPUT, "--encoding: expected pair or concat, got '%s'", f->encoding);
     if (f->output_file && !f->dataset) return rlhf_fail(err, RLHF_EINPUT, "--output_file needs --dataset_name");
     return RLHF_OK;
-}
-
-// Scores every sequence of set: chosen (and rejected for pairs) rewards, batched by rows.
-static rlhf_status score_set(model *m, const pref_set *set, int batch_rows, double *chosen, double *rejected,
-                             rlhf_err *err) {
-    const token_seq **seqs = malloc(sizeof(token_seq *) * (size_t)batch_rows * 2);
-    double **dst = malloc(sizeof(double *) * (size_t)batch_rows * 2);
-    if (!seqs || !dst) {
-        free(seqs);
-        free(dst);
-        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
-    }
-    rlhf_status s = RLHF_OK;
-    int L = m->cfg.num_labels;
-    for (int r0 = 0; r0 < set->n && !s; r0 += batch_rows) {
-        int nseq = 0;
-        for (int r = r0; r < set->n && r < r0 + batch_rows; r++) {
-            seqs[nseq] = &set->rows[r].chosen;
-            dst[nseq++] = &chosen[r];
-            if (set->rows[r].is_pair) {
-                seqs[nseq] = &set->rows[r].rejected;
-                dst[nseq++] = &rejected[r];
-            }
-        }
-        padded_batch b;
-        if ((s = batch_collate(&b, seqs, nseq, model_pad_id(m), err))) break;
-        model_batch mb = {.B = b.B, .T = b.T, .input_ids = b.input_ids, .attention_mask = b.attention_mask,
-                          .token_type_ids = m->cfg.type_vocab_size > 0 ? b.token_type_ids : NULL};
-        s = model_forward(m, &mb, err);
-        if (!s)
-            for (int i = 0; i < nseq; i++) *dst[i] = reward_read(m->out + (size_t)i * L, L);
-        padded_batch_free(&b);
-    }
-    free(seqs);
-    free(dst);
-    return s;
 }
 
 typedef struct {
@@ -153,8 +122,11 @@ static rlhf_status run(const score_flags *f, rlhf_err *err) {
     pref_opts o;
     pref_encoding enc = PREF_ENCODING_PAIR;
     reward_encoding_parse(f->encoding, m, &enc, err);  // the value was validated with the flags
-    pref_opts_for_model(&o, m, tok, (int)f->max_length, enc, f->model);
+    // --max_length 0: the length the model was trained with when it records one (rlhf reward does), else its limit
+    int max_length = f->max_length > 0 ? (int)f->max_length : reward_max_length_of(m);
+    pref_opts_for_model(&o, m, tok, max_length, enc, f->model);
     o.allow_single = 1;
+    o.allow_empty_response = !f->dataset;  // one explicit --response "" is scored; an empty dataset row is a mistake
     pref_set set = {0};
     dataset d = {0};
     rlhf_status s;
@@ -180,7 +152,13 @@ static rlhf_status run(const score_flags *f, rlhf_err *err) {
         rejected = calloc((size_t)set.n, sizeof(double));
         if (!chosen || !rejected) s = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
     }
-    if (!s) s = score_set(m, &set, (int)f->batch_size, chosen, rejected, err);
+    reward_norm norm = {0};
+    if (!s) s = reward_norm_load(&norm, m, f->normalize_reward, f->model, err);
+    if (!s) s = reward_score_set(m, &set, (int)f->batch_size, chosen, rejected, err);
+    for (int r = 0; !s && norm.on && r < set.n; r++) {
+        chosen[r] = reward_norm_apply(&norm, chosen[r]);
+        if (set.rows[r].is_pair) rejected[r] = reward_norm_apply(&norm, rejected[r]);
+    }
     if (!s && !f->dataset) {
         printf("%.9g\n", chosen[0]);
     } else if (!s) {
@@ -235,7 +213,7 @@ static rlhf_status run(const score_flags *f, rlhf_err *err) {
 int cmd_score(int argc, char **argv) {
     score_flags f;
     memset(&f, 0, sizeof f);
-    arg_spec specs[16];
+    arg_spec specs[20];
     const int cap = (int)(sizeof specs / sizeof specs[0]);
     int n = build_specs(specs, cap, &f);
     if (n > cap) return cli_report(CMD, RLHF_ERUNTIME, "internal error: more flags than the flag table holds");

@@ -31,7 +31,8 @@ static int dir_nonempty(const char *dir) {
 }
 
 int cmd_sft(int argc, char **argv) {
-    const char *model_dir = NULL, *data = NULL, *out = NULL, *eval_data = NULL, *resume = NULL;
+    const char *model_dir = NULL, *data = NULL, *out = NULL, *eval_data = NULL, *resume = NULL, *text_field = NULL,
+               *prompt_field = NULL, *completion_field = NULL;
     long long save_steps = 0;
     int quiet = 0;
     double eval_split = 0;
@@ -45,7 +46,11 @@ int cmd_sft(int argc, char **argv) {
     memset(&tf, 0, sizeof tf);
     arg_spec specs[64] = {
         {"model_name_or_path", ARG_STRING, &model_dir, NULL, "causal-LM model directory", NULL, 0},
-        {"dataset_name", ARG_STRING, &data, NULL, "rows {\"prompt\",\"completion\"} or {\"text\"} (JSONL / JSON)", NULL, 0},
+        {"dataset_name", ARG_STRING, &data, NULL, "JSONL / JSON rows in one of the layouts listed above", NULL, 0},
+        {"dataset_text_field", ARG_STRING, &text_field, "text", "the field of {TEXT} rows (TRL's name)", NULL, 0},
+        {"prompt_field", ARG_STRING, &prompt_field, "prompt", "the prompt field of prompt/completion rows", NULL, 0},
+        {"completion_field", ARG_STRING, &completion_field, "completion", "the completion field of prompt/completion rows",
+         NULL, 0},
         {"max_length", ARG_INT, &max_length, SFT_DEFAULT_MAX_LENGTH, "truncate examples to this many tokens", NULL, 0},
     };
     int n = 0;
@@ -56,7 +61,15 @@ int cmd_sft(int argc, char **argv) {
     rlhf_err err = {0};
     if (n > cap) return cli_report("sft", RLHF_ERUNTIME, "internal error: more flags than the flag table holds");
     int parsed = cli_parse_flags("sft", "usage: rlhf sft --model_name_or_path DIR --dataset_name FILE --output_dir DIR [flags]\n"
-                        "  causal-LM fine-tuning; prompt/completion rows train on the completion only", specs, n, argc, argv);
+                        "  causal-LM fine-tuning, as TRL's SFTTrainer. Dataset rows, the first layout that fits:\n"
+                        "    {\"messages\": [{\"role\", \"content\"}, ...]}  the model's chat template; loss on every token\n"
+                        "    {\"prompt\": [msgs], \"completion\": [msgs]}  chat template; loss on the completion\n"
+                        "    {\"prompt_ids\", \"completion_ids\"}          pre-tokenized; {\"input_ids\"}: loss on every token\n"
+                        "    {\"prompt\", \"completion\"}                  loss on the completion (--prompt_field, --completion_field)\n"
+                        "    {\"text\"}                                  loss on every token (--dataset_text_field)\n"
+                        "    {\"instruction\", \"input\", \"output\"}        Alpaca: prompt in Stanford Alpaca's template; loss on output\n"
+                        "    {\"question\", \"answer\"}                    loss on the answer\n"
+                        "  EOS is appended to every example (chat templates write their own).", specs, n, argc, argv);
     if (parsed >= 0) return parsed;
     out = tf.output_dir, eval_data = tf.eval_dataset;
     resume = tf.resume, eval_split = tf.eval_split, epochs = tf.epochs, lr = tf.lr;
@@ -131,6 +144,8 @@ int cmd_sft(int argc, char **argv) {
             st = model_load(&m, load_dir, HEAD_LM, &opts, &err);
         }
         if (st == RLHF_OK && pf.use_peft) cli_peft_notice("sft", m);
+        if (st == RLHF_OK) st = model_set_torch_dtype(m, tf.torch_dtype, &err);  // the saved model's dtype
+        if (st == RLHF_OK) m->gradient_checkpointing = tf.gradient_checkpointing;
     }
     if (st == RLHF_OK) {
         if (tokenizer_files_present(load_dir)) st = tokenizer_load(&tok, load_dir, &err);
@@ -143,15 +158,22 @@ int cmd_sft(int argc, char **argv) {
             (maxlen <= 0 || maxlen > m->cfg.max_positions))
             maxlen = m->cfg.max_positions;  // learned positions: longer inputs cannot be embedded
         if (tok) st = chat_template_load_dir(&chat, load_dir, &err);
-        if (st == RLHF_OK) st = sft_set_load(&set, &d, tok, m->cfg.vocab_size, eos, maxlen, chat, load_dir, &err);
+        sft_fields fields = {text_field, prompt_field, completion_field};
+        if (st == RLHF_OK)
+            st = sft_set_load_fields(&set, &d, tok, m->cfg.vocab_size, eos, maxlen, chat, load_dir, &fields, &err);
         if (st == RLHF_OK && eval_data)
-            st = sft_set_load(&eval, &ed, tok, m->cfg.vocab_size, eos, maxlen, chat, load_dir, &err);
+            st = sft_set_load_fields(&eval, &ed, tok, m->cfg.vocab_size, eos, maxlen, chat, load_dir, &fields, &err);
         if (st == RLHF_OK && eval_split > 0) st = sft_set_split(&set, &eval, eval_split, (uint64_t)seed, &err);
         a.eval = eval.n && plan.eval_strategy != STRATEGY_NO ? &eval : NULL;
         a.eval_batch_size = (int)eval_bs;
     }
-    if (st == RLHF_OK) st = make_dirs(out, &err);
+    // every rank validated its inputs: all go on, or all stop with one message; then rank 0 makes the directory
+    dist *dd = cli_dist();
+    st = dist_agree(dd, st, &err);
+    if (st == RLHF_OK && dist_is_main(dd)) st = make_dirs(out, &err);
+    st = dist_agree(dd, st, &err);
     if (st == RLHF_OK) {
+        a.dist = dd;
         a.stop = cli_stop_flag_install();
         sft_result res;
         st = sft_train(m, tok, &set, &a, &res, &err);

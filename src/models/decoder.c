@@ -3,6 +3,7 @@
 //     h = x + drop(attn(norm1(x)));  out = h + drop(mlp(norm2(h)))
 //   parallel (GPT-NeoX use_parallel_residual):
 //     out = x + drop(attn(norm1(x))) + drop(mlp(norm2(x)))
+//   sandwich (Gemma 2): h = x + post_attn_norm(attn(norm1(x)));  out = h + post_mlp_norm(mlp(norm2(h)))
 // Activations live in model.acts, carved for the batch shape; the backward reads them back and uses
 // its own scratch arena. Backward ops accumulate, so every scratch gradient is zeroed before use.
 #include "models/decoder.h"
@@ -26,20 +27,24 @@ typedef struct {
     float *atty;            // (N, NH*HD) attention output before o_proj
     float *res1;            // sequential: the stream after the attention residual (N, C)
     float *ln2, *ln2_mean, *ln2_rstd;
-    float *fc;              // (N, I) MLP pre-activation (SWIGLU: gate)
-    float *up;              // (N, I) SWIGLU up projection
+    float *fc;              // (N, I) MLP pre-activation (GATED: gate)
+    float *up;              // (N, I) GATED up projection
     float *act;             // (N, I) activation output
+    float *attn_br, *attn_br_rstd;  // sandwich: o_proj output (N, C) before its norm, and the norm's rstd
+    float *mlp_br, *mlp_br_rstd;    // sandwich: down_proj output (N, C) before its norm
 } dec_layer_acts;
 
 typedef struct {
     int B, T;
     int training;
+    int checkpointing;      // every layer shares layers[0]'s buffers; the backward re-runs each block first
     uint64_t dropout_key;
     int32_t *ids, *mask, *pos;  // copies of the batch (mask NULL when the batch had none)
     float *resid;           // (L+1, N, C): embeddings, then each block's output
     dec_layer_acts *layers;
     float *lnf_mean, *lnf_rstd;
     float *attn_proj, *mlp_proj;  // (N, C) scratch, not needed by the backward
+    float *gu;              // (N, 2I) fused gate_up output scratch (Phi-3), else NULL
     int *pool;              // (B) seq-cls pooled positions
     float *pooled;          // (B, C)
 } dec_acts;
@@ -56,6 +61,8 @@ static void *carve(carver *cv, size_t bytes) {
     return cv->a ? arena_alloc(cv->a, bytes ? bytes : 1) : NULL;
 }
 static float *carve_f(carver *cv, size_t n) { return carve(cv, n * sizeof(float)); }
+
+#define SPLIT_PARALLEL_MIN_GU 32768
 
 static inline float *P(const model *m, size_t off) { return off == DEC_NONE ? NULL : m->params + off; }
 static inline float *G(const model *m, size_t off) { return model_grad(m, off); }  // NULL: frozen (LoRA)
@@ -86,6 +93,8 @@ void dec_norm_forward(const decoder_cfg *c, float *out, float *mean, float *rstd
                          const float *w, const float *b, int N) {
     if (c->norm == DEC_NORM_LAYER)
         layernorm_forward(out, mean, rstd, inp, w, b, N, c->C, c->norm_eps);
+    else if (c->norm_unit_offset)
+        rmsnorm1p_forward(out, rstd, inp, w, N, c->C, c->norm_eps);
     else
         rmsnorm_forward(out, rstd, inp, w, N, c->C, c->norm_eps);
 }
@@ -93,8 +102,60 @@ static void norm_backward(const decoder_cfg *c, float *dinp, float *dw, float *d
                           const float *inp, const float *w, const float *mean, const float *rstd, int N) {
     if (c->norm == DEC_NORM_LAYER)
         layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, c->C);
+    else if (c->norm_unit_offset)
+        rmsnorm1p_backward(dinp, dw, dout, inp, w, rstd, N, c->C);
     else
         rmsnorm_backward(dinp, dw, dout, inp, w, rstd, N, c->C);
+}
+
+int dec_qkv_width(const decoder_cfg *c) { return (c->NH + 2 * c->NKV) * c->HD; }
+
+int dec_layer_window(const decoder_cfg *c, int l) {
+    if (c->window <= 0 || l < c->window_from || (c->window_even && l % 2)) return 0;
+    return c->window;
+}
+
+float dec_attn_scale(const decoder_cfg *c, int l) {
+    float s = c->attn_scale > 0 ? c->attn_scale : c->scale_attn_weights ? 1.0f / sqrtf((float)c->HD) : 1.0f;
+    if (c->scale_by_inverse_layer_idx) s /= (float)(l + 1);
+    return s;
+}
+
+const rope_freqs *dec_rope(const decoder_cfg *c, const int32_t *pos, size_t n) {
+    if (c->rope_long_from <= 0) return &c->rope;
+    int32_t mx = 0;
+    for (size_t i = 0; i < n; i++) mx = pos[i] > mx ? pos[i] : mx;
+    return mx >= c->rope_long_from ? &c->rope_long : &c->rope;  // HF: max(position_ids) + 1 > original_max
+}
+
+void dec_gated_forward(const decoder_cfg *c, float *out, const float *gate, const float *up, int64_t n) {
+    if (c->act == ACT_GELU_TANH)
+        geglu_forward(out, gate, up, n);
+    else
+        swiglu_forward(out, gate, up, n);
+}
+static void gated_backward(const decoder_cfg *c, float *dgate, float *dup, const float *dout, const float *gate,
+                           const float *up, int64_t n) {
+    if (c->act == ACT_GELU_TANH)
+        geglu_backward(dgate, dup, dout, gate, up, n);
+    else
+        swiglu_backward(dgate, dup, dout, gate, up, n);
+}
+
+// Fused gate_up output (N, 2I) <-> gate, up (N, I) each.
+static void split_gate_up(float *gate, float *up, const float *gu, size_t N, int I) {
+#pragma omp parallel for schedule(static) if (N * I > SPLIT_PARALLEL_MIN_GU)
+    for (size_t n = 0; n < N; n++) {
+        memcpy(gate + n * I, gu + n * 2 * I, (size_t)I * sizeof(float));
+        memcpy(up + n * I, gu + n * 2 * I + I, (size_t)I * sizeof(float));
+    }
+}
+static void merge_gate_up(float *dgu, const float *dgate, const float *dup, size_t N, int I) {
+#pragma omp parallel for schedule(static) if (N * I > SPLIT_PARALLEL_MIN_GU)
+    for (size_t n = 0; n < N; n++) {
+        memcpy(dgu + n * 2 * I, dgate + n * I, (size_t)I * sizeof(float));
+        memcpy(dgu + n * 2 * I + I, dup + n * I, (size_t)I * sizeof(float));
+    }
 }
 
 // Column offset of (head h, feature d) of q (which = 0), k (1), v (2) inside the fused projection row.
@@ -107,6 +168,16 @@ static inline size_t fused_col(const decoder_cfg *c, int which, int h, int d) {
 #define SPLIT_PARALLEL_MIN 32768
 
 void dec_split_qkv(const decoder_cfg *c, float *q, float *k, float *v, const float *qkv, size_t N) {
+    if (c->qkv == DEC_QKV_FUSED) {  // contiguous runs: [q | k | v]
+        size_t QD = (size_t)c->NH * c->HD, KD = (size_t)c->NKV * c->HD, W = QD + 2 * KD;
+#pragma omp parallel for schedule(static) if (N * W > SPLIT_PARALLEL_MIN)
+        for (size_t n = 0; n < N; n++) {
+            memcpy(q + n * QD, qkv + n * W, QD * sizeof(float));
+            memcpy(k + n * KD, qkv + n * W + QD, KD * sizeof(float));
+            memcpy(v + n * KD, qkv + n * W + QD + KD, KD * sizeof(float));
+        }
+        return;
+    }
     int NH = c->NH, HD = c->HD;
     size_t W = (size_t)3 * NH * HD;
     // a decode step's few rows are copied faster than a parallel region forks
@@ -122,6 +193,16 @@ void dec_split_qkv(const decoder_cfg *c, float *q, float *k, float *v, const flo
 }
 static void merge_qkv(const decoder_cfg *c, float *dqkv, const float *dq, const float *dk, const float *dv,
                       size_t N) {
+    if (c->qkv == DEC_QKV_FUSED) {
+        size_t QD = (size_t)c->NH * c->HD, KD = (size_t)c->NKV * c->HD, W = QD + 2 * KD;
+#pragma omp parallel for schedule(static)
+        for (size_t n = 0; n < N; n++) {
+            memcpy(dqkv + n * W, dq + n * QD, QD * sizeof(float));
+            memcpy(dqkv + n * W + QD, dk + n * KD, KD * sizeof(float));
+            memcpy(dqkv + n * W + QD + KD, dv + n * KD, KD * sizeof(float));
+        }
+        return;
+    }
     int NH = c->NH, HD = c->HD;
     size_t W = (size_t)3 * NH * HD;
 #pragma omp parallel for schedule(static)
@@ -254,12 +335,18 @@ static dec_acts *layout_acts(model *m, int B, int T, carver *cv) {
     int32_t *pos = carve(cv, N * sizeof(int32_t));
     float *resid = carve_f(cv, (size_t)(c->L + 1) * N * C);
     dec_layer_acts tmp[1];
+    // --gradient_checkpointing: one set of block activations for every layer (the stream is kept)
+    const int checkpointing = m->gradient_checkpointing && !m->no_grad;
     for (int l = 0; l < c->L; l++) {
+        if (checkpointing && l > 0) {
+            if (cv->a) layers[l] = layers[0];
+            continue;
+        }
         dec_layer_acts *la = cv->a ? &layers[l] : tmp;
         la->ln1 = carve_f(cv, N * C);
         la->ln1_mean = carve_f(cv, N);
         la->ln1_rstd = carve_f(cv, N);
-        la->qkv = c->qkv == DEC_QKV_SEPARATE ? NULL : carve_f(cv, N * 3 * QD);
+        la->qkv = c->qkv == DEC_QKV_SEPARATE ? NULL : carve_f(cv, N * dec_qkv_width(c));
         la->q = carve_f(cv, N * QD);
         la->k = carve_f(cv, N * KD);
         la->v = carve_f(cv, N * KD);
@@ -270,9 +357,15 @@ static dec_acts *layout_acts(model *m, int B, int T, carver *cv) {
         la->ln2_mean = carve_f(cv, N);
         la->ln2_rstd = carve_f(cv, N);
         la->fc = carve_f(cv, N * c->I);
-        la->up = c->mlp == DEC_MLP_SWIGLU ? carve_f(cv, N * c->I) : NULL;
+        la->up = c->mlp == DEC_MLP_GATED ? carve_f(cv, N * c->I) : NULL;
         la->act = carve_f(cv, N * c->I);
+        int sandwich = c->layers[l].post_attn_w != DEC_NONE;
+        la->attn_br = sandwich ? carve_f(cv, N * C) : NULL;
+        la->attn_br_rstd = sandwich ? carve_f(cv, N) : NULL;
+        la->mlp_br = sandwich ? carve_f(cv, N * C) : NULL;
+        la->mlp_br_rstd = sandwich ? carve_f(cv, N) : NULL;
     }
+    float *gu = c->fused_gate_up ? carve_f(cv, N * 2 * c->I) : NULL;
     float *last_hidden = carve_f(cv, N * C);
     float *lnf_mean = carve_f(cv, N), *lnf_rstd = carve_f(cv, N);
     float *attn_proj = carve_f(cv, N * C), *mlp_proj = carve_f(cv, N * C);
@@ -281,9 +374,10 @@ static dec_acts *layout_acts(model *m, int B, int T, carver *cv) {
     float *out = m->head == HEAD_LM ? carve_f(cv, N * c->V) : carve_f(cv, (size_t)B * m->cfg.num_labels);
     if (!cv->a) return NULL;
     a->B = B, a->T = T;
+    a->checkpointing = checkpointing;
     a->layers = layers, a->ids = ids, a->mask = mask, a->pos = pos, a->resid = resid;
     a->lnf_mean = lnf_mean, a->lnf_rstd = lnf_rstd, a->attn_proj = attn_proj, a->mlp_proj = mlp_proj;
-    a->pool = pool, a->pooled = pooled;
+    a->pool = pool, a->pooled = pooled, a->gu = gu;
     m->last_hidden = last_hidden;
     m->out = out;
     for (int l = 0; l < c->L; l++) m->hidden_states[l] = resid + (size_t)l * N * C;
@@ -317,19 +411,92 @@ static attention_shape attn_shape(const decoder_cfg *c, int B, int T, int l, int
     memset(&s, 0, sizeof s);
     s.B = B, s.T = T, s.NH = c->NH, s.NKV = c->NKV, s.HD = c->HD;
     s.causal = 1;
-    s.window = c->window;
-    s.scale = c->scale_attn_weights ? 1.0f / sqrtf((float)c->HD) : 1.0f;
-    if (c->scale_by_inverse_layer_idx) s.scale /= (float)(l + 1);
+    s.window = dec_layer_window(c, l);
+    s.scale = dec_attn_scale(c, l);
+    s.softcap = c->attn_softcap;
     s.dropout_p = training ? c->attn_pdrop : 0.0f;
     s.dropout_key = drop_key(key, l, SITE_ATTN_PROBS);
     return s;
+}
+
+// Block l of the stream: a->resid[l] -> a->resid[l + 1], its activations in a->layers[l]. The backward
+// of a checkpointing forward calls it again to refill them (same inputs, same dropout keys: same values).
+static void layer_forward(model *m, dec_acts *a, int l) {
+    const decoder_cfg *c = &((decoder_state *)m->impl)->cfg;
+    int B = a->B, T = a->T, C = c->C, QD = c->NH * c->HD, KD = c->NKV * c->HD;
+    size_t N = (size_t)B * T;
+    int drop = a->training;
+    const rope_freqs *rope = dec_rope(c, a->pos, N);
+    const dec_layer_offsets *o = &c->layers[l];
+    dec_layer_acts *la = &a->layers[l];
+    float *xin = a->resid + (size_t)l * N * C, *xout = a->resid + (size_t)(l + 1) * N * C;
+    // attention
+    dec_norm_forward(c, la->ln1, la->ln1_mean, la->ln1_rstd, xin, P(m, o->ln1_w), P(m, o->ln1_b), (int)N);
+    if (c->qkv == DEC_QKV_SEPARATE) {
+        dec_proj_forward(m, la->q, la->ln1, o->q_w, o->q_b, (int)N, C, QD);
+        dec_proj_forward(m, la->k, la->ln1, o->k_w, o->k_b, (int)N, C, KD);
+        dec_proj_forward(m, la->v, la->ln1, o->v_w, o->v_b, (int)N, C, KD);
+    } else {
+        dec_proj_forward(m, la->qkv, la->ln1, o->qkv_w, o->qkv_b, (int)N, C, dec_qkv_width(c));
+        dec_split_qkv(c, la->q, la->k, la->v, la->qkv, N);
+    }
+    if (c->rot_dim > 0) {
+        rope_forward_freqs(la->q, a->pos, B, T, c->NH, c->HD, c->rot_dim, rope, ROPE_HALF);
+        rope_forward_freqs(la->k, a->pos, B, T, c->NKV, c->HD, c->rot_dim, rope, ROPE_HALF);
+    }
+    attention_shape s = attn_shape(c, B, T, l, drop, a->dropout_key);
+    attention_forward(la->atty, la->probs, la->q, la->k, la->v, a->mask, &s);
+    if (la->attn_br) {  // Gemma 2: the branch output is normed before the residual
+        dec_proj_forward(m, la->attn_br, la->atty, o->o_w, o->o_b, (int)N, QD, C);
+        dec_norm_forward(c, a->attn_proj, NULL, la->attn_br_rstd, la->attn_br, P(m, o->post_attn_w), NULL, (int)N);
+    } else {
+        dec_proj_forward(m, a->attn_proj, la->atty, o->o_w, o->o_b, (int)N, QD, C);
+    }
+    if (drop && c->resid_pdrop > 0)
+        dropout_forward(a->attn_proj, a->attn_proj, c->resid_pdrop, drop_key(a->dropout_key, l + 1, SITE_ATTN_OUT),
+                        (int64_t)N * C);
+    const float *mlp_in = xin;
+    if (!c->parallel_residual) {
+        add_forward(la->res1, xin, a->attn_proj, (int64_t)N * C);
+        mlp_in = la->res1;
+    }
+    // MLP
+    dec_norm_forward(c, la->ln2, la->ln2_mean, la->ln2_rstd, mlp_in, P(m, o->ln2_w), P(m, o->ln2_b), (int)N);
+    if (c->mlp == DEC_MLP_GATED) {
+        if (c->fused_gate_up) {
+            dec_proj_forward(m, a->gu, la->ln2, o->fc_w, o->fc_b, (int)N, C, 2 * c->I);
+            split_gate_up(la->fc, la->up, a->gu, N, c->I);
+        } else {
+            dec_proj_forward(m, la->fc, la->ln2, o->fc_w, o->fc_b, (int)N, C, c->I);
+            dec_proj_forward(m, la->up, la->ln2, o->up_w, o->up_b, (int)N, C, c->I);
+        }
+        dec_gated_forward(c, la->act, la->fc, la->up, (int64_t)N * c->I);
+    } else {
+        dec_proj_forward(m, la->fc, la->ln2, o->fc_w, o->fc_b, (int)N, C, c->I);
+        activation_forward(c->act, la->act, la->fc, (int64_t)N * c->I);
+    }
+    if (la->mlp_br) {
+        dec_proj_forward(m, la->mlp_br, la->act, o->down_w, o->down_b, (int)N, c->I, C);
+        dec_norm_forward(c, a->mlp_proj, NULL, la->mlp_br_rstd, la->mlp_br, P(m, o->post_mlp_w), NULL, (int)N);
+    } else {
+        dec_proj_forward(m, a->mlp_proj, la->act, o->down_w, o->down_b, (int)N, c->I, C);
+    }
+    if (drop && c->resid_pdrop > 0)
+        dropout_forward(a->mlp_proj, a->mlp_proj, c->resid_pdrop, drop_key(a->dropout_key, l + 1, SITE_MLP_OUT),
+                        (int64_t)N * C);
+    if (c->parallel_residual) {
+        add_forward(xout, xin, a->attn_proj, (int64_t)N * C);
+        add_forward(xout, xout, a->mlp_proj, (int64_t)N * C);
+    } else {
+        add_forward(xout, la->res1, a->mlp_proj, (int64_t)N * C);
+    }
 }
 
 rlhf_status decoder_forward(model *m, const model_batch *b, rlhf_err *err) {
     decoder_state *st = m->impl;
     const decoder_cfg *c = &st->cfg;
     RLHF_TRY(check_batch(m, b, err));
-    int B = b->B, T = b->T, C = c->C, QD = c->NH * c->HD, KD = c->NKV * c->HD;
+    int B = b->B, T = b->T, C = c->C;
     size_t N = (size_t)B * T;
 
     carver count = {NULL, 0};
@@ -350,7 +517,7 @@ rlhf_status decoder_forward(model *m, const model_batch *b, rlhf_err *err) {
     for (size_t i = 0; i < N; i++) a->pos[i] = b->position_ids ? b->position_ids[i] : (int32_t)(i % T);
     int drop = b->training;
 
-    // embeddings: wte[ids] (+ wpe[pos]) then embedding dropout
+    // embeddings: wte[ids] (+ wpe[pos]) (Gemma: * sqrt(hidden)) then embedding dropout
     float *x = a->resid;
     embedding_forward(x, a->ids, P(m, c->wte), (int)N, C);
     if (c->wpe != DEC_NONE) {
@@ -358,63 +525,17 @@ rlhf_status decoder_forward(model *m, const model_batch *b, rlhf_err *err) {
         embedding_forward(pe, a->pos, P(m, c->wpe), (int)N, C);
         add_forward(x, x, pe, (int64_t)N * C);
     }
+    if (c->embed_scale > 0)
+        for (size_t i = 0; i < N * C; i++) x[i] *= c->embed_scale;
     if (drop && c->embd_pdrop > 0) dropout_forward(x, x, c->embd_pdrop, drop_key(b->dropout_key, 0, SITE_EMBD), (int64_t)N * C);
 
-    for (int l = 0; l < c->L; l++) {
-        const dec_layer_offsets *o = &c->layers[l];
-        dec_layer_acts *la = &a->layers[l];
-        float *xin = a->resid + (size_t)l * N * C, *xout = a->resid + (size_t)(l + 1) * N * C;
-        // attention
-        dec_norm_forward(c, la->ln1, la->ln1_mean, la->ln1_rstd, xin, P(m, o->ln1_w), P(m, o->ln1_b), (int)N);
-        if (c->qkv == DEC_QKV_SEPARATE) {
-            dec_proj_forward(m, la->q, la->ln1, o->q_w, o->q_b, (int)N, C, QD);
-            dec_proj_forward(m, la->k, la->ln1, o->k_w, o->k_b, (int)N, C, KD);
-            dec_proj_forward(m, la->v, la->ln1, o->v_w, o->v_b, (int)N, C, KD);
-        } else {
-            dec_proj_forward(m, la->qkv, la->ln1, o->qkv_w, o->qkv_b, (int)N, C, 3 * QD);
-            dec_split_qkv(c, la->q, la->k, la->v, la->qkv, N);
-        }
-        if (c->rot_dim > 0) {
-            rope_forward_freqs(la->q, a->pos, B, T, c->NH, c->HD, c->rot_dim, &c->rope, ROPE_HALF);
-            rope_forward_freqs(la->k, a->pos, B, T, c->NKV, c->HD, c->rot_dim, &c->rope, ROPE_HALF);
-        }
-        attention_shape s = attn_shape(c, B, T, l, drop, b->dropout_key);
-        attention_forward(la->atty, la->probs, la->q, la->k, la->v, a->mask, &s);
-        dec_proj_forward(m, a->attn_proj, la->atty, o->o_w, o->o_b, (int)N, QD, C);
-        if (drop && c->resid_pdrop > 0)
-            dropout_forward(a->attn_proj, a->attn_proj, c->resid_pdrop, drop_key(b->dropout_key, l + 1, SITE_ATTN_OUT),
-                            (int64_t)N * C);
-        const float *mlp_in = xin;
-        if (!c->parallel_residual) {
-            add_forward(la->res1, xin, a->attn_proj, (int64_t)N * C);
-            mlp_in = la->res1;
-        }
-        // MLP
-        dec_norm_forward(c, la->ln2, la->ln2_mean, la->ln2_rstd, mlp_in, P(m, o->ln2_w), P(m, o->ln2_b), (int)N);
-        if (c->mlp == DEC_MLP_SWIGLU) {
-            dec_proj_forward(m, la->fc, la->ln2, o->fc_w, o->fc_b, (int)N, C, c->I);
-            dec_proj_forward(m, la->up, la->ln2, o->up_w, o->up_b, (int)N, C, c->I);
-            swiglu_forward(la->act, la->fc, la->up, (int64_t)N * c->I);
-        } else {
-            dec_proj_forward(m, la->fc, la->ln2, o->fc_w, o->fc_b, (int)N, C, c->I);
-            activation_forward(c->act, la->act, la->fc, (int64_t)N * c->I);
-        }
-        dec_proj_forward(m, a->mlp_proj, la->act, o->down_w, o->down_b, (int)N, c->I, C);
-        if (drop && c->resid_pdrop > 0)
-            dropout_forward(a->mlp_proj, a->mlp_proj, c->resid_pdrop, drop_key(b->dropout_key, l + 1, SITE_MLP_OUT),
-                            (int64_t)N * C);
-        if (c->parallel_residual) {
-            add_forward(xout, xin, a->attn_proj, (int64_t)N * C);
-            add_forward(xout, xout, a->mlp_proj, (int64_t)N * C);
-        } else {
-            add_forward(xout, la->res1, a->mlp_proj, (int64_t)N * C);
-        }
-    }
+    for (int l = 0; l < c->L; l++) layer_forward(m, a, l);
     dec_norm_forward(c, m->last_hidden, a->lnf_mean, a->lnf_rstd, a->resid + (size_t)c->L * N * C, P(m, c->lnf_w),
                  P(m, c->lnf_b), (int)N);
 
     if (m->head == HEAD_LM) {
         linear_forward(m->out, m->last_hidden, P(m, c->head), NULL, (int)N, C, c->V);
+        if (c->final_softcap > 0) softcap_forward(m->out, m->out, c->final_softcap, (int64_t)N * c->V);
     } else {
         decoder_pool_index(a->pool, a->mask, B, T);
         for (int r = 0; r < B; r++)
@@ -434,6 +555,9 @@ static const float *branch_grad(float *scratch, const float *dstream, int on, fl
     return scratch;
 }
 
+// Rows of LM logits per chunk of the final soft-cap's backward (its scratch is chunk x vocab).
+#define SOFTCAP_ROWS 64
+
 rlhf_status decoder_backward(model *m, const float *dout, const float *dhidden, rlhf_err *err) {
     decoder_state *st = m->impl;
     const decoder_cfg *c = &st->cfg;
@@ -443,10 +567,16 @@ rlhf_status decoder_backward(model *m, const float *dout, const float *dhidden, 
     int B = a->B, T = a->T, C = c->C, QD = c->NH * c->HD, KD = c->NKV * c->HD, I = c->I;
     size_t N = (size_t)B * T, NC = N * C;
     int drop = a->training;
+    const rope_freqs *rope = dec_rope(c, a->pos, N);
 
-    size_t big = (size_t)I > (size_t)3 * QD ? (size_t)I : (size_t)3 * QD;
+    size_t big = (size_t)I, W = (size_t)dec_qkv_width(c);
+    if (W > big) big = W;
+    if (c->fused_gate_up && (size_t)2 * I > big) big = (size_t)2 * I;
+    int capped = m->head == HEAD_LM && c->final_softcap > 0 && dout;
+    size_t cap_rows = N < SOFTCAP_ROWS ? N : SOFTCAP_ROWS;
     size_t need = 0;
-    size_t sizes[] = {NC, NC, NC, NC, NC, NC, N * big, N * I, N * I, N * QD, N * KD, N * KD, N * QD, (size_t)B * C};
+    size_t sizes[] = {NC, NC, NC, NC, NC, NC, N * big, N * I, N * I, N * QD, N * KD, N * KD, N * QD, (size_t)B * C,
+                      NC, capped ? cap_rows * c->V : 1};
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) need += round_up64(sizes[i] * sizeof(float));
     RLHF_TRY(arena_reserve(&st->bwd, need, err));
     arena_reset(&st->bwd);
@@ -456,10 +586,19 @@ rlhf_status decoder_backward(model *m, const float *dout, const float *dhidden, 
     float *dup = arena_floats(&st->bwd, N * I), *dq = arena_floats(&st->bwd, N * QD);
     float *dk = arena_floats(&st->bwd, N * KD), *dv = arena_floats(&st->bwd, N * KD);
     float *datty = arena_floats(&st->bwd, N * QD), *dpooled = arena_floats(&st->bwd, (size_t)B * C);
+    float *dbr = arena_floats(&st->bwd, NC), *dcap = arena_floats(&st->bwd, capped ? cap_rows * c->V : 1);
 
     memset(dlh, 0, NC * sizeof(float));
     if (dout) {
-        if (m->head == HEAD_LM) {
+        if (m->head == HEAD_LM && capped) {  // through the final soft-cap, a chunk of rows at a time
+            for (size_t r0 = 0; r0 < N; r0 += cap_rows) {
+                size_t rows = N - r0 < cap_rows ? N - r0 : cap_rows, off = r0 * c->V;
+                memset(dcap, 0, rows * c->V * sizeof(float));
+                softcap_backward(dcap, dout + off, m->out + off, c->final_softcap, (int64_t)(rows * c->V));
+                linear_backward(dlh + r0 * C, G(m, c->head), NULL, dcap, m->last_hidden + r0 * C, P(m, c->head),
+                                (int)rows, C, c->V);
+            }
+        } else if (m->head == HEAD_LM) {
             linear_backward(dlh, G(m, c->head), NULL, dout, m->last_hidden, P(m, c->head), (int)N, C, c->V);
         } else {
             memset(dpooled, 0, (size_t)B * C * sizeof(float));
@@ -480,18 +619,32 @@ rlhf_status decoder_backward(model *m, const float *dout, const float *dhidden, 
         const dec_layer_offsets *o = &c->layers[l];
         dec_layer_acts *la = &a->layers[l];
         const float *xin = a->resid + (size_t)l * NC;
+        // checkpointing: refill the shared buffers with this block's activations (the last block's are
+        // still there from the forward)
+        if (a->checkpointing && l < c->L - 1) layer_forward(m, a, l);
         // dx: gradient of this block's output. MLP branch first.
         const float *dmlp = branch_grad(dtmp, dx, drop, c->resid_pdrop, drop_key(a->dropout_key, l + 1, SITE_MLP_OUT), NC);
+        if (la->mlp_br) {  // through the post-MLP norm
+            memset(dbr, 0, NC * sizeof(float));
+            norm_backward(c, dbr, G(m, o->post_mlp_w), NULL, dmlp, la->mlp_br, P(m, o->post_mlp_w), NULL,
+                          la->mlp_br_rstd, (int)N);
+            dmlp = dbr;
+        }
         float *dact = dbig;
         memset(dact, 0, N * I * sizeof(float));
         proj_backward(m, dact, o->down_w, o->down_b, dmlp, la->act, (int)N, I, C);
         memset(dln, 0, NC * sizeof(float));
         memset(dfc, 0, N * I * sizeof(float));
-        if (c->mlp == DEC_MLP_SWIGLU) {
+        if (c->mlp == DEC_MLP_GATED) {
             memset(dup, 0, N * I * sizeof(float));
-            swiglu_backward(dfc, dup, dact, la->fc, la->up, (int64_t)N * I);
-            proj_backward(m, dln, o->fc_w, o->fc_b, dfc, la->ln2, (int)N, C, I);
-            proj_backward(m, dln, o->up_w, o->up_b, dup, la->ln2, (int)N, C, I);
+            gated_backward(c, dfc, dup, dact, la->fc, la->up, (int64_t)N * I);
+            if (c->fused_gate_up) {  // dact (in dbig) is spent: dbig takes [dgate | dup]
+                merge_gate_up(dbig, dfc, dup, N, I);
+                proj_backward(m, dln, o->fc_w, o->fc_b, dbig, la->ln2, (int)N, C, 2 * I);
+            } else {
+                proj_backward(m, dln, o->fc_w, o->fc_b, dfc, la->ln2, (int)N, C, I);
+                proj_backward(m, dln, o->up_w, o->up_b, dup, la->ln2, (int)N, C, I);
+            }
         } else {
             activation_backward(c->act, dfc, dact, la->fc, la->act, (int64_t)N * I);
             proj_backward(m, dln, o->fc_w, o->fc_b, dfc, la->ln2, (int)N, C, I);
@@ -512,6 +665,12 @@ rlhf_status decoder_backward(model *m, const float *dout, const float *dhidden, 
         // attention branch
         const float *dattn = branch_grad(dtmp, dattn_stream, drop, c->resid_pdrop,
                                          drop_key(a->dropout_key, l + 1, SITE_ATTN_OUT), NC);
+        if (la->attn_br) {  // through the post-attention norm
+            memset(dbr, 0, NC * sizeof(float));
+            norm_backward(c, dbr, G(m, o->post_attn_w), NULL, dattn, la->attn_br, P(m, o->post_attn_w), NULL,
+                          la->attn_br_rstd, (int)N);
+            dattn = dbr;
+        }
         memset(datty, 0, N * QD * sizeof(float));
         proj_backward(m, datty, o->o_w, o->o_b, dattn, la->atty, (int)N, QD, C);
         memset(dq, 0, N * QD * sizeof(float));
@@ -520,8 +679,8 @@ rlhf_status decoder_backward(model *m, const float *dout, const float *dhidden, 
         attention_shape s = attn_shape(c, B, T, l, drop, a->dropout_key);
         attention_backward(dq, dk, dv, datty, la->probs, la->q, la->k, la->v, &s);
         if (c->rot_dim > 0) {
-            rope_backward_freqs(dq, a->pos, B, T, c->NH, c->HD, c->rot_dim, &c->rope, ROPE_HALF);
-            rope_backward_freqs(dk, a->pos, B, T, c->NKV, c->HD, c->rot_dim, &c->rope, ROPE_HALF);
+            rope_backward_freqs(dq, a->pos, B, T, c->NH, c->HD, c->rot_dim, rope, ROPE_HALF);
+            rope_backward_freqs(dk, a->pos, B, T, c->NKV, c->HD, c->rot_dim, rope, ROPE_HALF);
         }
         memset(dln, 0, NC * sizeof(float));
         if (c->qkv == DEC_QKV_SEPARATE) {
@@ -530,7 +689,7 @@ rlhf_status decoder_backward(model *m, const float *dout, const float *dhidden, 
             proj_backward(m, dln, o->v_w, o->v_b, dv, la->ln1, (int)N, C, KD);
         } else {
             merge_qkv(c, dbig, dq, dk, dv, N);
-            proj_backward(m, dln, o->qkv_w, o->qkv_b, dbig, la->ln1, (int)N, C, 3 * QD);
+            proj_backward(m, dln, o->qkv_w, o->qkv_b, dbig, la->ln1, (int)N, C, (int)W);
         }
         norm_backward(c, dxin, G(m, o->ln1_w), G(m, o->ln1_b), dln, xin, P(m, o->ln1_w), la->ln1_mean, la->ln1_rstd,
                       (int)N);
@@ -539,6 +698,10 @@ rlhf_status decoder_backward(model *m, const float *dout, const float *dhidden, 
         dxin = t;
     }
     const float *demb = branch_grad(dtmp, dx, drop, c->embd_pdrop, drop_key(a->dropout_key, 0, SITE_EMBD), NC);
+    if (c->embed_scale > 0) {  // Gemma: d(table row) = d(scaled embedding) * sqrt(hidden)
+        for (size_t i = 0; i < NC; i++) dtmp[i] = demb[i] * c->embed_scale;
+        demb = dtmp;
+    }
     if (G(m, c->wte)) embedding_backward(G(m, c->wte), demb, a->ids, (int)N, C, c->padding_idx);
     if (G(m, c->wpe)) embedding_backward(G(m, c->wpe), demb, a->pos, (int)N, C, -1);
     return RLHF_OK;

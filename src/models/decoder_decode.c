@@ -16,12 +16,14 @@ static inline const float *P(const model *m, size_t off) { return off == DEC_NON
 
 // Attention of the T_new new queries of every row over the cached keys 0 .. len + T_new - 1.
 // q, out: (B, T_new, NH, HD). A cached key j is visible to the query at cache position i when j <= i,
-// the cache mask marks it real, and (with a sliding window) i - j < window, as in decoder_forward.
+// the cache mask marks it real, and (with the layer's sliding window) i - j < window, as in decoder_forward.
 // One work item is a query and a group of consecutive heads, so it walks the cached rows of its batch row
 // in order, reading each position's keys (values) of all its heads as one contiguous run: a head at a time
 // would stride NKV * HD floats per key and wait on memory. scores_all: (threads, NH * (max_T + 2)).
 static void cached_attention(float *out, float *scores_all, const float *q, const kv_cache *kc, int l,
                              const decoder_cfg *c, int T_new, float scale) {
+    const int window = dec_layer_window(c, l);
+    const float cap = c->attn_softcap;
     int B = kc->B, NH = c->NH, HD = c->HD, group = c->NH / c->NKV, len0 = kc->len;
     int want = ATTN_ITEMS_PER_THREAD * omp_get_max_threads(), queries = B * T_new;
     int groups = queries >= want ? 1 : (want + queries - 1) / queries;
@@ -38,7 +40,7 @@ static void cached_attention(float *out, float *scores_all, const float *q, cons
         const float *qrow = q + (size_t)bt * NH * HD;
         float *orow = out + (size_t)bt * NH * HD;
         const int32_t *mask = kc->mask + (size_t)b * kc->max_T;
-        int j0 = c->window > 0 && i - c->window + 1 > 0 ? i - c->window + 1 : 0;
+        int j0 = window > 0 && i - window + 1 > 0 ? i - window + 1 : 0;
         for (int h = h0; h < h1; h++) mx[h] = -INFINITY;
         for (int j = j0; j <= i; j++) {
             if (!mask[j]) continue;
@@ -49,6 +51,7 @@ static void cached_attention(float *out, float *scores_all, const float *q, cons
 #pragma omp simd reduction(+ : sc)
                 for (int d = 0; d < HD; d++) sc += qv[d] * kv[d];
                 sc *= scale;
+                if (cap > 0) sc = tanhf(sc / cap) * cap;  // Gemma 2, as attention_forward
                 scores[(size_t)h * kc->max_T + j] = sc;
                 if (sc > mx[h]) mx[h] = sc;
             }
@@ -100,19 +103,22 @@ rlhf_status decoder_decode(model *m, kv_cache *kc, const int32_t *ids, const int
     }
     int nthreads = omp_get_max_threads();
     int OUT = m->head == HEAD_LM ? c->V : m->cfg.num_labels;
-    size_t sizes[] = {N * C, N * C, N * C, c->qkv == DEC_QKV_SEPARATE ? 1 : N * 3 * QD, N * QD, N * KD, N * KD,
+    const int QKVW = dec_qkv_width(c);
+    size_t sizes[] = {N * C, N * C, N * C, c->qkv == DEC_QKV_SEPARATE ? 1 : N * QKVW, N * QD, N * KD, N * KD,
                       N * QD, N, N, N * I, N * I, N * I, (size_t)B * C, (size_t)B * C,
-                      (size_t)nthreads * c->NH * (kc->max_T + 2)};  // last: cached_attention's scratch
+                      (size_t)nthreads * c->NH * (kc->max_T + 2),  // cached_attention's scratch
+                      c->fused_gate_up ? N * 2 * I : 1};
+    enum { NBUF = sizeof sizes / sizeof *sizes };
     size_t need = 0;
-    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) need += (sizes[i] * sizeof(float) + 127) & ~(size_t)63;
+    for (size_t i = 0; i < NBUF; i++) need += (sizes[i] * sizeof(float) + 127) & ~(size_t)63;
     RLHF_TRY(arena_reserve(&st->dec, need, err));
     arena_reset(&st->dec);
-    float *f[16];
-    for (int i = 0; i < 16; i++) f[i] = arena_floats(&st->dec, sizes[i]);
+    float *f[NBUF];
+    for (size_t i = 0; i < NBUF; i++) f[i] = arena_floats(&st->dec, sizes[i]);
     float *x = f[0], *ln = f[1], *proj = f[2], *qkv = f[3], *q = f[4], *k = f[5], *v = f[6], *atty = f[7];
     float *mean = f[8], *rstd = f[9], *fc = f[10], *up = f[11], *act = f[12], *last = f[13], *lastn = f[14];
-    float *scores = f[15];
-    (void)OUT;
+    float *scores = f[15], *gu = f[16];
+    const rope_freqs *rope = dec_rope(c, pos, N);
 
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T_new; t++)
@@ -123,6 +129,8 @@ rlhf_status decoder_decode(model *m, kv_cache *kc, const int32_t *ids, const int
         embedding_forward(proj, pos, P(m, c->wpe), (int)N, C);
         add_forward(x, x, proj, (int64_t)N * C);
     }
+    if (c->embed_scale > 0)
+        for (size_t i = 0; i < N * C; i++) x[i] *= c->embed_scale;
     for (int l = 0; l < c->L; l++) {
         const dec_layer_offsets *o = &c->layers[l];
         dec_norm_forward(c, ln, mean, rstd, x, P(m, o->ln1_w), P(m, o->ln1_b), (int)N);
@@ -131,42 +139,57 @@ rlhf_status decoder_decode(model *m, kv_cache *kc, const int32_t *ids, const int
             dec_proj_forward(m, k, ln, o->k_w, o->k_b, (int)N, C, KD);
             dec_proj_forward(m, v, ln, o->v_w, o->v_b, (int)N, C, KD);
         } else {
-            dec_proj_forward(m, qkv, ln, o->qkv_w, o->qkv_b, (int)N, C, 3 * QD);
+            dec_proj_forward(m, qkv, ln, o->qkv_w, o->qkv_b, (int)N, C, QKVW);
             dec_split_qkv(c, q, k, v, qkv, N);
         }
         if (c->rot_dim > 0) {
-            rope_forward_freqs(q, pos, B, T_new, c->NH, c->HD, c->rot_dim, &c->rope, ROPE_HALF);
-            rope_forward_freqs(k, pos, B, T_new, c->NKV, c->HD, c->rot_dim, &c->rope, ROPE_HALF);
+            rope_forward_freqs(q, pos, B, T_new, c->NH, c->HD, c->rot_dim, rope, ROPE_HALF);
+            rope_forward_freqs(k, pos, B, T_new, c->NKV, c->HD, c->rot_dim, rope, ROPE_HALF);
         }
         for (int b = 0; b < B; b++)
             for (int t = 0; t < T_new; t++) {
                 memcpy(kv_cache_k(kc, l, b, kc->len + t), k + ((size_t)b * T_new + t) * KD, KD * sizeof(float));
                 memcpy(kv_cache_v(kc, l, b, kc->len + t), v + ((size_t)b * T_new + t) * KD, KD * sizeof(float));
             }
-        float scale = c->scale_attn_weights ? 1.0f / sqrtf((float)c->HD) : 1.0f;
-        if (c->scale_by_inverse_layer_idx) scale /= (float)(l + 1);
-        cached_attention(atty, scores, q, kc, l, c, T_new, scale);
+        cached_attention(atty, scores, q, kc, l, c, T_new, dec_attn_scale(c, l));
         dec_proj_forward(m, proj, atty, o->o_w, o->o_b, (int)N, QD, C);
+        if (o->post_attn_w != DEC_NONE) {  // Gemma 2: normed branch output (ln is free here)
+            dec_norm_forward(c, ln, mean, rstd, proj, P(m, o->post_attn_w), NULL, (int)N);
+            memcpy(proj, ln, N * C * sizeof(float));
+        }
         // sequential: x += attn, then the MLP reads norm2(x); parallel: the MLP reads norm2(x) of the
         // block input, so norm2 runs before the attention residual is added.
         if (!c->parallel_residual) add_forward(x, x, proj, (int64_t)N * C);
         dec_norm_forward(c, ln, mean, rstd, x, P(m, o->ln2_w), P(m, o->ln2_b), (int)N);
         if (c->parallel_residual) add_forward(x, x, proj, (int64_t)N * C);
-        if (c->mlp == DEC_MLP_SWIGLU) {
-            dec_proj_forward(m, fc, ln, o->fc_w, o->fc_b, (int)N, C, I);
-            dec_proj_forward(m, up, ln, o->up_w, o->up_b, (int)N, C, I);
-            swiglu_forward(act, fc, up, (int64_t)N * I);
+        if (c->mlp == DEC_MLP_GATED) {
+            if (c->fused_gate_up) {
+                dec_proj_forward(m, gu, ln, o->fc_w, o->fc_b, (int)N, C, 2 * I);
+                for (size_t n = 0; n < N; n++) {
+                    memcpy(fc + n * I, gu + n * 2 * I, (size_t)I * sizeof(float));
+                    memcpy(up + n * I, gu + n * 2 * I + I, (size_t)I * sizeof(float));
+                }
+            } else {
+                dec_proj_forward(m, fc, ln, o->fc_w, o->fc_b, (int)N, C, I);
+                dec_proj_forward(m, up, ln, o->up_w, o->up_b, (int)N, C, I);
+            }
+            dec_gated_forward(c, act, fc, up, (int64_t)N * I);
         } else {
             dec_proj_forward(m, fc, ln, o->fc_w, o->fc_b, (int)N, C, I);
             activation_forward(c->act, act, fc, (int64_t)N * I);
         }
         dec_proj_forward(m, proj, act, o->down_w, o->down_b, (int)N, I, C);
+        if (o->post_mlp_w != DEC_NONE) {
+            dec_norm_forward(c, ln, mean, rstd, proj, P(m, o->post_mlp_w), NULL, (int)N);
+            memcpy(proj, ln, N * C * sizeof(float));
+        }
         add_forward(x, x, proj, (int64_t)N * C);
     }
     kc->len += T_new;
     for (int b = 0; b < B; b++)
         memcpy(last + (size_t)b * C, x + ((size_t)b * T_new + T_new - 1) * C, C * sizeof(float));
     dec_norm_forward(c, lastn, mean, rstd, last, P(m, c->lnf_w), P(m, c->lnf_b), B);
-    linear_forward(logits, lastn, P(m, c->head), NULL, B, C, m->head == HEAD_LM ? c->V : m->cfg.num_labels);
+    linear_forward(logits, lastn, P(m, c->head), NULL, B, C, OUT);
+    if (m->head == HEAD_LM && c->final_softcap > 0) softcap_forward(logits, logits, c->final_softcap, (int64_t)B * OUT);
     return RLHF_OK;
 }

@@ -67,7 +67,7 @@ static rlhf_status llama_like_configure(model *m, int mistral, rlhf_err *err) {
     c->max_positions = 0;
     c->norm = DEC_NORM_RMS, c->norm_eps = eps;
     c->qkv = DEC_QKV_SEPARATE;
-    c->mlp = DEC_MLP_SWIGLU, c->act = ACT_SILU;
+    c->mlp = DEC_MLP_GATED, c->act = ACT_SILU;
     c->rot_dim = HD, c->rope = freqs;
     c->window = window;
     c->scale_attn_weights = 1;

@@ -14,6 +14,10 @@
     X(llama_family, "llama")                 \
     X(mistral_family, "mistral")             \
     X(deberta_v2_family, "deberta-v2")       \
+    X(qwen2_family, "qwen2")                 \
+    X(gemma_family, "gemma")                 \
+    X(gemma2_family, "gemma2")               \
+    X(phi3_family, "phi3")                   \
     /* end of the family table */
 
 #define DECLARE_FAMILY(var, type) extern const model_family var;

@@ -101,6 +101,42 @@ void swiglu_backward(float *dgate, float *dup, const float *dout, const float *g
     }
 }
 
+// gelu_tanh(g) * up, with gelu_tanh as gelu_tanh_forward evaluates it
+void geglu_forward(float *out, const float *gate, const float *up, int64_t n) {
+#pragma omp parallel for simd PAR_IF
+    for (int64_t i = 0; i < n; i++) {
+        float x = gate[i];
+        float u = SQRT_2_OVER_PI * (x + GELU_TANH_COEF * x * x * x);
+        out[i] = x / (1.0f + nn_expf(-2.0f * u)) * up[i];
+    }
+}
+
+void geglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n) {
+#pragma omp parallel for simd PAR_IF
+    for (int64_t i = 0; i < n; i++) {
+        float x = gate[i];
+        float u = SQRT_2_OVER_PI * (x + GELU_TANH_COEF * x * x * x);
+        float s = 1.0f / (1.0f + nn_expf(-2.0f * u));
+        float du = SQRT_2_OVER_PI * (1.0f + 3.0f * GELU_TANH_COEF * x * x);
+        if (dgate) dgate[i] += dout[i] * up[i] * (s + 2.0f * x * s * (1.0f - s) * du);
+        if (dup) dup[i] += dout[i] * x * s;
+    }
+}
+
+// HF order: inp / cap, tanh, * cap, each rounded to fp32
+void softcap_forward(float *out, const float *inp, float cap, int64_t n) {
+#pragma omp parallel for PAR_IF
+    for (int64_t i = 0; i < n; i++) out[i] = tanhf(inp[i] / cap) * cap;
+}
+
+void softcap_backward(float *dinp, const float *dout, const float *out, float cap, int64_t n) {
+#pragma omp parallel for simd PAR_IF
+    for (int64_t i = 0; i < n; i++) {
+        float t = out[i] / cap;
+        dinp[i] += dout[i] * (1.0f - t * t);
+    }
+}
+
 activation_kind activation_from_name(const char *name) {
     if (!name) return ACT_UNKNOWN;
     if (!strcmp(name, "gelu")) return ACT_GELU_ERF;

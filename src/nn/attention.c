@@ -76,6 +76,14 @@ static void key_block(const attention_shape *s, int i0, int i1, int *jlo, int *j
     *jhi = s->causal ? i1 - 1 : s->T - 1;
 }
 
+// Gemma 2's attention soft-capping on a block of scores (M rows of n, leading dimension ld), in place.
+static void softcap_block(float *S, int M, int n, int ld, float cap) {
+    for (int i = 0; i < M; i++) {
+        float *r = S + (int64_t)i * ld;
+        for (int j = 0; j < n; j++) r[j] = tanhf(r[j] / cap) * cap;
+    }
+}
+
 static int row_block(const attention_shape *s) { return (s->causal || s->window > 0) ? ATT_ROW_BLOCK : s->T; }
 
 void attention_forward(float *out, float *probs, const float *q, const float *k, const float *v,
@@ -106,6 +114,7 @@ void attention_forward(float *out, float *probs, const float *q, const float *k,
                 // scores (M, jn) = scale * Q[i0:i1] K[jlo:jhi]^T; the row softmax zeroes the rest of each row
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, jn, HD, s->scale, qp + (int64_t)i0 * ldq, ldq,
                             kp + (int64_t)jlo * ldk, ldk, 0.0f, Pb, T);
+                if (s->softcap > 0.0f) softcap_block(Pb, M, jn, T, s->softcap);
                 for (int i = i0; i < i1; i++) masked_softmax_row(P + (int64_t)i * T, km, i, s);
                 const float *pv = Pb;
                 if (dropping) {
@@ -141,7 +150,8 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
         float *dp = malloc(sizeof(float) * (size_t)TT);
         float *mask = dropping ? malloc(sizeof(float) * (size_t)TT) : NULL;
         float *pm = dropping ? malloc(sizeof(float) * (size_t)TT) : NULL;
-        int ok = dp && (!dropping || (mask && pm));
+        float *sc = s->softcap > 0.0f ? malloc(sizeof(float) * (size_t)TT) : NULL;  // recomputed raw scores
+        int ok = dp && (!dropping || (mask && pm)) && (s->softcap <= 0.0f || sc);
         if (!ok) failed = 1;
 #pragma omp for schedule(static)
         for (int bg = 0; bg < B * NKV; bg++) {
@@ -194,6 +204,17 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
 #pragma omp simd
                         for (int j = 0; j < jn; j++) r[j] = pr[j] * (r[j] - dot);
                     }
+                    if (sc) {  // through the cap: d raw = d capped * (1 - tanh(raw / cap)^2)
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, jn, HD, s->scale, qb, ldq,
+                                    kp + (int64_t)jlo * ldk, ldk, 0.0f, sc + blk, T);
+                        for (int i = i0; i < i1; i++) {
+                            int64_t o = (int64_t)i * T + jlo;
+                            for (int j = 0; j < jn; j++) {
+                                float t = tanhf(sc[o + j] / s->softcap);
+                                dp[o + j] *= 1.0f - t * t;
+                            }
+                        }
+                    }
                     // dQ[i0:i1] += scale * dS K[jlo:jhi]; dK[jlo:jhi] += scale * dS^T Q[i0:i1]
                     if (dqp)
                         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, HD, jn, s->scale, dp + blk, T,
@@ -207,6 +228,7 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
         free(dp);
         free(mask);
         free(pm);
+        free(sc);
     }
     if (failed && dq) fill_nan(dq, (int64_t)B * T * NH * HD);
 }

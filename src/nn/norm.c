@@ -83,8 +83,9 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
     }
 }
 
-// out, inp: (N, C); rstd: (N); weight: (C)
-void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N, int C, float eps) {
+// out, inp: (N, C); rstd: (N); weight: (C). The scale is offset + weight (Llama 0, Gemma 1).
+static void rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *weight, float offset, int N, int C,
+                        float eps) {
 #pragma omp parallel for if ((int64_t)N * C > NN_PARALLEL_MIN)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (int64_t)n * C;
@@ -93,16 +94,18 @@ void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *wei
 #pragma omp simd reduction(+ : ss)
         for (int c = 0; c < C; c++) ss += (double)x[c] * x[c];
         float r = (float)(1.0 / sqrt(ss / C + (double)eps));
-        // HF order: the normalised value is rounded to fp32 before the weight multiplies it
+        // HF order: the normalised value is rounded to fp32 before the weight (Gemma: 1 + weight in fp32)
+        // multiplies it
 #pragma omp simd
-        for (int c = 0; c < C; c++) o[c] = weight ? weight[c] * (x[c] * r) : x[c] * r;
+        for (int c = 0; c < C; c++) o[c] = weight ? (offset + weight[c]) * (x[c] * r) : x[c] * r;
         if (rstd) rstd[n] = r;
     }
 }
 
-// y = w * x * r, r = (mean(x^2) + eps)^-1/2: dx = r * (g - x * r^2 * mean(g * x)), g = dout * w
-void rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight,
-                      const float *rstd, int N, int C) {
+// y = s * x * r, s = offset + w, r = (mean(x^2) + eps)^-1/2: dx = r * (g - x * r^2 * mean(g * x)), g = dout * s;
+// dw = dout * x * r
+static void rmsnorm_bwd(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight,
+                        float offset, const float *rstd, int N, int C) {
     int par = (int64_t)N * C > NN_PARALLEL_MIN;
     if (dweight) {
         int nchunks = (C + NORM_COL_CHUNK - 1) / NORM_COL_CHUNK;
@@ -125,12 +128,27 @@ void rmsnorm_backward(float *dinp, float *dweight, const float *dout, const floa
         float r = rstd[n];
         double sgx = 0.0;
 #pragma omp simd reduction(+ : sgx)
-        for (int c = 0; c < C; c++) sgx += (double)(weight ? g[c] * weight[c] : g[c]) * x[c];
+        for (int c = 0; c < C; c++) sgx += (double)(weight ? g[c] * (offset + weight[c]) : g[c]) * x[c];
         float k = (float)(sgx / C) * r * r;
 #pragma omp simd
         for (int c = 0; c < C; c++) {
-            float gw = weight ? g[c] * weight[c] : g[c];
+            float gw = weight ? g[c] * (offset + weight[c]) : g[c];
             dx[c] += r * (gw - x[c] * k);
         }
     }
+}
+
+void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N, int C, float eps) {
+    rmsnorm_fwd(out, rstd, inp, weight, 0.0f, N, C, eps);
+}
+void rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight,
+                      const float *rstd, int N, int C) {
+    rmsnorm_bwd(dinp, dweight, dout, inp, weight, 0.0f, rstd, N, C);
+}
+void rmsnorm1p_forward(float *out, float *rstd, const float *inp, const float *weight, int N, int C, float eps) {
+    rmsnorm_fwd(out, rstd, inp, weight, 1.0f, N, C, eps);
+}
+void rmsnorm1p_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight,
+                        const float *rstd, int N, int C) {
+    rmsnorm_bwd(dinp, dweight, dout, inp, weight, 1.0f, rstd, N, C);
 }

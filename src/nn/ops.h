@@ -35,6 +35,10 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
 void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N, int C, float eps);
 void rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight,
                       const float *rstd, int N, int C);
+// Gemma's RMSNorm: out = (1 + weight) * (inp * rsqrt(mean(inp^2) + eps)) (weights stored as w, init 0)
+void rmsnorm1p_forward(float *out, float *rstd, const float *inp, const float *weight, int N, int C, float eps);
+void rmsnorm1p_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight,
+                        const float *rstd, int N, int C);
 
 // ---- activations (elementwise over n values) ----------------------------------------------------
 void gelu_erf_forward(float *out, const float *inp, int64_t n);     // "gelu" in HF configs
@@ -50,6 +54,12 @@ void tanh_backward(float *dinp, const float *dout, const float *out, int64_t n);
 // SwiGLU of Llama's MLP: out = silu(gate) * up; all (n)
 void swiglu_forward(float *out, const float *gate, const float *up, int64_t n);
 void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n);
+// GeGLU of Gemma's MLP: out = gelu_tanh(gate) * up (gelu_pytorch_tanh); all (n)
+void geglu_forward(float *out, const float *gate, const float *up, int64_t n);
+void geglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n);
+// Soft-capping (Gemma 2): out = cap * tanh(inp / cap); backward from the output: dinp += dout * (1 - (out/cap)^2)
+void softcap_forward(float *out, const float *inp, float cap, int64_t n);
+void softcap_backward(float *dinp, const float *dout, const float *out, float cap, int64_t n);
 
 // Activation by HF config name ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "swish", "tanh").
 typedef enum { ACT_GELU_ERF, ACT_GELU_TANH, ACT_RELU, ACT_SILU, ACT_TANH, ACT_UNKNOWN } activation_kind;
@@ -108,6 +118,7 @@ void rope_backward_freqs(float *dx, const int32_t *pos, int B, int T, int H, int
 // attention dropout, if any, is applied by the caller via attn_dropout_p/key).
 // key_mask: (B, T) 1 = attend, 0 = padding (NULL: all attend). causal: key j <= query i.
 // window > 0: also require i - j < window (Mistral sliding window). scale: usually 1/sqrt(HD).
+// softcap > 0 caps the scaled scores as Gemma 2 (the backward recomputes the scores it needs).
 // A query row with no visible key gets zero output (HF yields a uniform or masked row there; such rows
 // are padding and never read). The ops need O(T*T) scratch per thread; if it cannot be allocated
 // they write NaN to out (forward) / dq (backward) so the failure surfaces as a non-finite loss or
@@ -117,6 +128,7 @@ typedef struct {
     int causal;
     int window;
     float scale;
+    float softcap;        // > 0: scores = softcap * tanh(scale * q.k / softcap) before the mask (Gemma 2)
     float dropout_p;      // attention-probability dropout (BERT attention_probs_dropout_prob) in training
     uint64_t dropout_key;
 } attention_shape;

@@ -469,7 +469,7 @@ static rlhf_status pair_texts(const dataset *d, int r, char **prompt, char **cho
 // with no response tokens the reward reads the prompt (or only special tokens) for both sides.
 static rlhf_status nonempty_response(const dataset *d, int r, const char *field, const char *text, rlhf_err *err) {
     if (text && text[0]) return RLHF_OK;
-    const int implicit = !has_field(d->rows[r], "prompt") && strcmp(field, "response");
+    const int implicit = !has_field(d->rows[r], "prompt") && strcmp(field, "response") && strcmp(field, "completion");
     return row_fail(err, d, r, "field '%s' is an empty response (expected non-empty text after the prompt%s)", field,
                     implicit ? "; without a 'prompt' field the prompt is the common start of chosen and rejected" : "");
 }
@@ -903,20 +903,24 @@ static rlhf_status build_row(const dataset *d, int r, const pref_opts *o, pref_r
         free(prompt);
         free(chosen);
         free(rejected);
-    } else if (o->allow_single && has_field(row, "response")) {
+    } else if (o->allow_single && (has_field(row, "response") || has_field(row, "completion"))) {
+        // "completion": `rlhf generate`'s output rows (and TRL's prompt-completion layout) chain into score; an
+        // empty generated completion is scored as it is (the model stopped at once), not refused.
+        const char *rf = has_field(row, "response") ? "response" : "completion";
         char *prompt = NULL, *response = NULL;
         s = need_tokenizer(d, r, o, err);
         if (!s) s = field_text(d, r, "prompt", 0, &prompt, err);
-        if (!s) s = field_text(d, r, "response", 1, &response, err);
-        if (!s) s = nonempty_response(d, r, "response", response, err);
-        if (!s) s = encode_field(d, r, o, "response", prompt, response, &out->chosen, &trunc, err);
+        if (!s) s = field_text(d, r, rf, 1, &response, err);
+        if (!s && !strcmp(rf, "response") && !o->allow_empty_response) s = nonempty_response(d, r, rf, response, err);
+        if (!s) s = encode_field(d, r, o, rf, prompt, response, &out->chosen, &trunc, err);
         free(prompt);
         free(response);
     } else {
         s = o->allow_single
                 ? row_fail(err, d, r,
-                           "expected \"chosen\" and \"rejected\" (with an optional \"prompt\"), \"response\" (with an "
-                           "optional \"prompt\"), \"chosen_ids\" and \"rejected_ids\", or \"input_ids\"")
+                           "expected \"chosen\" and \"rejected\" (with an optional \"prompt\"), \"response\" or "
+                           "\"completion\" (with an optional \"prompt\"; rlhf generate's rows), \"chosen_ids\" and "
+                           "\"rejected_ids\", or \"input_ids\"")
                 : row_fail(err, d, r,
                            "field 'chosen' missing (expected \"chosen\" and \"rejected\" with an optional "
                            "\"prompt\", or pre-tokenized \"chosen_ids\" and \"rejected_ids\")");

@@ -63,6 +63,8 @@ typedef struct {
     int eos_id;             // appended for decoders (-1: none)
     int bos_id;             // kept at the front when a decoder sequence is truncated (-1: none)
     int allow_single;       // scoring: rows with one response are accepted
+    int allow_empty_response;  // single rows: an empty "response" is scored, not refused (a policy's empty
+                               // completion still gets a reward: `rlhf serve`, remote rewards)
     const char *model_dir;  // for the "needs a tokenizer" message, and where a chat template is looked for
     // Decoders: conversational rows are rendered by this chat template (tokenizer/chat_template.h);
     // NULL = the one in model_dir's tokenizer_config.json, if any, unless no_chat_template is set,

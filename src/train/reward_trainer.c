@@ -19,6 +19,7 @@
 #include "train/checkpoint.h"
 #include "train/optimizer.h"
 #include "train/report.h"
+#include "train/reward_scoring.h"
 #include "train/trainer_common.h"
 
 #define PATH_LEN 4096
@@ -81,6 +82,25 @@ rlhf_status reward_evaluate(model *m, const pref_set *set, int batch_size, float
     out->accuracy = (double)correct / set->n;
     out->margin = margin_sum / set->n;
     return RLHF_OK;
+}
+
+// Scores every sequence of set (chosen and rejected rewards, read as `rlhf score` reads them) and records
+// their mean and std in m's config.json ("mean", "std", OpenRLHF's keys).
+static rlhf_status record_reward_stats(model *m, const pref_set *set, const char *which, const reward_train_args *a,
+                                       rlhf_err *err) {
+    double *v = malloc(sizeof(double) * (size_t)set->n * 2);
+    if (!v) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    rlhf_status s = reward_score_set(m, set, a->eval_batch_size, v, v + set->n, err);
+    long n = set->n;
+    for (int r = 0; r < set->n; r++)
+        if (set->rows[r].is_pair) v[n++] = v[set->n + r];
+    double mean = 0, std = 0;
+    if (!s) s = reward_norm_record(m, v, n, &mean, &std, err);
+    if (!s && !a->quiet)
+        fprintf(stderr, "rlhf reward: rewards on the %d %s pairs: mean %.6g, std %.6g (saved in config.json as "
+                        "\"mean\"/\"std\" for --normalize_reward)\n", set->n, which, mean, std);
+    free(v);
+    return s;
 }
 
 // ---- logging -----------------------------------------------------------------------------------
@@ -414,6 +434,11 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
             }
         }
     }
+    // OpenRLHF's reward normalisation statistics: mean and std of the rewards of the evaluation set (here:
+    // else the training set), saved in config.json for --normalize_reward.
+    if ((s = record_reward_stats(m, eval && eval->n > 0 ? eval : train, eval && eval->n > 0 ? "evaluation" : "training",
+                                 a, err)))
+        goto done;
     // The final model (HF layout) at the output directory's root, then the report.
     if (!main_rank) {
         // only rank 0 writes

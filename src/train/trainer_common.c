@@ -198,6 +198,20 @@ rlhf_status reward_encoding_record(model *m, pref_encoding enc, rlhf_err *err) {
     return RLHF_OK;
 }
 
+rlhf_status reward_max_length_record(model *m, int max_length, rlhf_err *err) {
+    if (!m->config_json || max_length <= 0) return RLHF_OK;
+    cJSON_DeleteItemFromObjectCaseSensitive(m->config_json, REWARD_MAX_LENGTH_CONFIG_KEY);
+    if (!cJSON_AddNumberToObject(m->config_json, REWARD_MAX_LENGTH_CONFIG_KEY, max_length))
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    return RLHF_OK;
+}
+
+int reward_max_length_of(const model *m) {
+    const cJSON *v = m->config_json ? cJSON_GetObjectItemCaseSensitive(m->config_json, REWARD_MAX_LENGTH_CONFIG_KEY)
+                                    : NULL;
+    return cJSON_IsNumber(v) && v->valuedouble >= 1 && v->valuedouble < 1e9 ? (int)v->valuedouble : 0;
+}
+
 pref_encoding reward_encoding_of(const model *m, pref_encoding def) {
     const cJSON *v = m->config_json ? cJSON_GetObjectItemCaseSensitive(m->config_json, REWARD_ENCODING_CONFIG_KEY)
                                     : NULL;

@@ -80,5 +80,10 @@ rlhf_status reward_encoding_record(model *m, pref_encoding enc, rlhf_err *err);
 pref_encoding reward_encoding_of(const model *m, pref_encoding def);
 // Parses --encoding (NULL: the model's recorded encoding, else pair).
 rlhf_status reward_encoding_parse(const char *flag_value, const model *m, pref_encoding *out, rlhf_err *err);
+// The max_length a reward model was trained with, saved the same way, so that `score` reads sequences as
+// long as training did (a model that records none: 0).
+#define REWARD_MAX_LENGTH_CONFIG_KEY "rlhf_max_length"
+rlhf_status reward_max_length_record(model *m, int max_length, rlhf_err *err);
+int reward_max_length_of(const model *m);
 
 #endif

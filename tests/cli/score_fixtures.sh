@@ -1,8 +1,9 @@
 #!/bin/bash
-# rlhf score against transformers: pre-tokenized rows through the 1-label and 2-label BERT fixtures give
-# {"score"} within 1e-4 of HF (1 label: the logit; 2 labels: softmax probability of label 1), batched
-# with right padding and one at a time alike; pair rows give chosen/rejected scores and a summary whose
-# accuracy, margin and reward statistics agree with the rows; the summary is the last stdout line.
+# rlhf score against transformers: pre-tokenized rows through the 1-label and 2-label BERT fixtures, RoBERTa
+# and the Qwen2 / Gemma / Gemma 2 / Phi-3 decoder reward models give {"score"} within 1e-4 of HF (1 label:
+# the logit; 2 labels: softmax probability of label 1), batched with right padding and one at a time
+# alike; pair rows give chosen/rejected scores and a summary whose accuracy, margin and reward statistics
+# agree with the rows; the summary is the last stdout line.
 set -u
 RLHF=${1:?usage: score_fixtures.sh path/to/rlhf}
 W=$(mktemp -d -t rlhf-score.XXXXXX)
@@ -26,7 +27,8 @@ def run(*args):
     return p.stdout
 
 bad = 0
-for fx in ("bert_seqcls_1", "bert_seqcls_2", "roberta_seqcls_1"):
+for fx in ("bert_seqcls_1", "bert_seqcls_2", "roberta_seqcls_1", "qwen2_seqcls_1", "gemma_seqcls_1", "gemma2_seqcls_1",
+           "phi3_seqcls_1"):
     F = "tests/fixtures/hf/" + fx
     inp = json.load(open(F + "/inputs.json"))["cases"]["right"]
     rows = []

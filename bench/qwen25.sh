@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Qwen2.5-0.5B's real shape (Qwen2ForCausalLM: hidden 896, 24 layers, 14 heads, 2 KV heads, intermediate
+# 4864, vocabulary 151936, tied embeddings: 494M parameters, random init by `rlhf init`) through `rlhf sft`,
+# `rlhf reward` and `rlhf ppo` with --use_peft (LoRA r 16, all-linear) and with --use_peft --load_in_4bit
+# (QLoRA, NF4 with double quantization): peak RSS of the whole process and seconds per optimizer step
+# ((time of 1 + N steps - time of 1 step) / N, so loading and the first step are not counted).
+# Tokenizer: the bundled GPT-2 byte-level BPE (50257 ids, all below the config's 151936; eos = pad = 50256).
+# The reward model is the same checkpoint loaded as Qwen2ForSequenceClassification (a fresh score head, as
+# AutoModelForSequenceClassification gives); in ppo it is the frozen reward model (4-bit with --load_in_4bit)
+# and the value is a head on the policy (--value_model head), so the 494M-parameter value model is not
+# trained in full. Prints a markdown section.
+# usage: bench/qwen25.sh BUILD_DIR   (env: THREADS, STEPS, MAXLEN, BS, RESP, QWEN_DIR = an existing init'ed dir)
+set -euo pipefail
+BUILD=${1:-build}
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+THREADS=${THREADS:-$(nproc)}
+STEPS=${STEPS:-2}    # optimizer steps timed after the first
+MAXLEN=${MAXLEN:-128}
+BS=${BS:-2}
+RESP=${RESP:-16}
+RLHF="$BUILD/rlhf"
+W=$(mktemp -d -t rlhf-bench-qwen.XXXXXX)
+trap 'rm -rf "$W"' EXIT
+if [ -n "${QWEN_DIR:-}" ]; then
+  POLICY=$QWEN_DIR
+else
+  cat >"$W/lm.json" <<'JSON'
+{"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_size": 151936, "hidden_size": 896,
+ "intermediate_size": 4864, "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2,
+ "max_position_embeddings": 32768, "rope_theta": 1000000.0, "rms_norm_eps": 1e-06, "tie_word_embeddings": true,
+ "use_sliding_window": false, "sliding_window": 32768, "max_window_layers": 21, "hidden_act": "silu",
+ "attention_dropout": 0.0, "initializer_range": 0.02, "bos_token_id": 50256, "eos_token_id": 50256,
+ "pad_token_id": 50256}
+JSON
+  POLICY=$W/policy
+  "$RLHF" init --config "$W/lm.json" --tokenizer tests/fixtures/tokenizers/gpt2 --output_dir "$POLICY" --seed 1 \
+    >/dev/null
+fi
+RM=$W/rm
+mkdir -p "$RM"
+for f in "$POLICY"/*; do ln -s "$(readlink -f "$f")" "$RM/$(basename "$f")"; done
+rm "$RM/config.json"
+/usr/bin/python3 - "$POLICY/config.json" "$RM/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["architectures"] = ["Qwen2ForSequenceClassification"]
+c["num_labels"] = 1
+json.dump(c, open(sys.argv[2], "w"), indent=2)
+PY
+head -n 16 data/demo/prompts.jsonl >"$W/prompts.jsonl"
+
+# timed TAG ARGS... : rlhf ARGS under /usr/bin/time -> "peak_kib seconds"
+timed() {
+  local tag=$1; shift
+  /usr/bin/time -f "%M %e" -o "$W/$tag.time" "$RLHF" "$@" >/dev/null 2>"$W/$tag.err" ||
+    { tail -n 3 "$W/$tag.err" >&2; exit 1; }
+  cat "$W/$tag.time"
+}
+run() { # CMD NAME N FLAGS...
+  local cmd=$1 name=$2 n=$3; shift 3
+  case $cmd in
+    sft) timed "$cmd.$name.$n" sft --model_name_or_path "$POLICY" --dataset_name data/demo/sft.jsonl \
+           --output_dir "$W/out.$cmd.$name.$n" --max_steps "$n" --per_device_train_batch_size "$BS" \
+           --max_length "$MAXLEN" --save_strategy no --logging_steps 1 --learning_rate 1e-4 --threads "$THREADS" \
+           --quiet "$@" ;;
+    reward) timed "$cmd.$name.$n" reward --model_name_or_path "$RM" --dataset_name data/learn-demo/train.jsonl \
+           --output_dir "$W/out.$cmd.$name.$n" --max_steps "$n" --per_device_train_batch_size "$BS" \
+           --max_length "$MAXLEN" --save_strategy no --logging_steps 1 --learning_rate 1e-4 --threads "$THREADS" \
+           --quiet "$@" ;;
+    ppo) timed "$cmd.$name.$n" ppo --model_name_or_path "$POLICY" --sft_model_path "$POLICY" \
+           --reward_model_path "$RM" --value_model head --dataset_name "$W/prompts.jsonl" \
+           --output_dir "$W/out.$cmd.$name.$n" --total_episodes $((n * BS)) --per_device_train_batch_size "$BS" \
+           --local_rollout_forward_batch_size "$BS" --response_length "$RESP" --num_ppo_epochs 1 \
+           --learning_rate 1e-5 --save_steps 0 --num_sample_generations 0 --threads "$THREADS" --quiet "$@" ;;
+  esac
+}
+row() { # CMD NAME FLAGS...
+  local cmd=$1 name=$2; shift 2
+  local one many
+  one=$(run "$cmd" "$name" 1 "$@")
+  many=$(run "$cmd" "$name" $((STEPS + 1)) "$@")
+  /usr/bin/python3 - "$cmd" "$name" "$one" "$many" "$STEPS" <<'PY'
+import sys
+cmd, name, one, many, n = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4].split(), int(sys.argv[5])
+peak = max(int(one[0]), int(many[0])) / 1024
+print("| %s | %s | %.0f | %.1f | %.0f |" % (cmd, name, peak, (float(many[1]) - float(one[1])) / n, float(one[1])))
+PY
+}
+echo "| command | setting | peak RSS MiB | s/step | s for a 1-step run (load + step) |"
+echo "|---|---|---|---|---|"
+for cmd in sft reward ppo; do
+  row "$cmd" "LoRA" --use_peft
+  row "$cmd" "QLoRA (NF4)" --use_peft --load_in_4bit --bnb_4bit_use_double_quant
+done

@@ -17,9 +17,7 @@
 #include "io/dataset.h"
 #include "io/files.h"
 #include "io/json_util.h"
-#include "tokenizer/chat_template.h"
 #include "train/ppo_trainer_impl.h"
-#include "train/chat_rows.h"
 #include "train/checkpoint.h"
 #include "train/schedule.h"
 
@@ -60,6 +58,7 @@ void ppo_args_defaults(ppo_args *a) {
     a->seed = 42;
     a->save_steps = 500;
     a->num_sample_generations = 10;
+    a->logging_steps = 1;
 }
 
 #define CHECK_FLAG(cond, ...) \
@@ -136,11 +135,8 @@ static void run_free(ppo_run *r) {
     adamw_free(&r->policy_opt);
     adamw_free(&r->value_opt);
     adamw_free(&r->vhead_opt);
-    for (int i = 0; i < r->n_prompts; i++) {
-        free(r->prompts[i].ids);
-        free(r->prompts[i].text);
-    }
-    free(r->prompts);
+    rollout_prompts_free(r->prompts, r->n_prompts);
+    rollout_prompts_free(r->eval_prompts, r->n_eval);
     free(r->qr_ids);
     free(r->qr_mask);
     free(r->qr_pos);
@@ -156,115 +152,68 @@ static void run_free(ppo_run *r) {
     free(r->samples);
 }
 
-// Prompt rows {"prompt": str}, {"prompt": [messages]} (rendered by the policy's chat template with the
-// generation prompt, as TRL's maybe_apply_chat_template) or {"prompt_ids": [...]}, each checked against
-// the policy's context.
+// Prompt rows (train/rollout.h), each checked against the context of every model that reads them.
 static rlhf_status load_prompts(ppo_run *r, rlhf_err *err) {
     const ppo_args *a = r->a;
     dataset d = {0};
     RLHF_TRY(dataset_load(&d, a->dataset_name, err));
-    chat_template *chat = NULL;
-    rlhf_status st = r->policy_tok ? chat_template_load_dir(&chat, a->model_name_or_path, err) : RLHF_OK;
-    if (st) {
-        dataset_free(&d);
-        return st;
-    }
-    r->prompts = calloc((size_t)d.n, sizeof *r->prompts);
-    if (!r->prompts) {
-        dataset_free(&d);
-        chat_template_free(chat);
-        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory reading %s", a->dataset_name);
-    }
     int max_pos = r->policy->cfg.max_positions;
     if (r->ref && r->ref->cfg.max_positions > 0 && (max_pos == 0 || r->ref->cfg.max_positions < max_pos))
         max_pos = r->ref->cfg.max_positions;
     if (r->value && r->value->cfg.max_positions > 0 && (max_pos == 0 || r->value->cfg.max_positions < max_pos))
         max_pos = r->value->cfg.max_positions;
-    long long limit = a->max_prompt_length > 0 ? a->max_prompt_length : LLONG_MAX;
-    if (max_pos > 0 && max_pos - a->response_length < limit) limit = (long long)max_pos - a->response_length;
-    if (limit < 1) {
-        dataset_free(&d);
-        chat_template_free(chat);
-        return rlhf_fail(err, RLHF_EINPUT, "--response_length %d leaves no room for a prompt in the policy's %d "
-                         "positions", a->response_length, max_pos);
-    }
-    int n_trunc = 0;
-    for (int i = 0; i < d.n; i++) {
-        ppo_prompt *p = &r->prompts[i];
-        r->n_prompts = i + 1;
-        p->line = d.lines[i];
-        const char *text = NULL;
-        char *rendered = NULL;
-        int is_chat = chat_field_is_messages(&d, i, "prompt");
-        if (is_chat && r->policy_tok)
-            st = chat_render_row(&d, i, "prompt", NULL, chat, 1, a->model_name_or_path, &rendered, err);
-        else
-            st = dataset_get_string(&d, i, "prompt", 0, &text, err);
-        if (st) break;
-        if (rendered) text = rendered;
-        if (text || is_chat) {
-            if (!r->policy_tok) {
-                st = rlhf_fail(err, RLHF_EINPUT,
-                               "%s:%d: a text prompt needs the policy's tokenizer, but %s has no tokenizer files "
-                               "(use {\"prompt_ids\": [...]} rows)",
-                               a->dataset_name, p->line, a->model_name_or_path);
-                break;
-            }
-            tok_encoding e = {0};
-            st = tokenizer_encode(r->policy_tok, text, NULL, !is_chat, 0, TRUNC_LONGEST_FIRST, &e, err);
-            if (st) {
-                free(rendered);
-                rlhf_err_prefix(err, "%s:%d: prompt: ", a->dataset_name, p->line);
-                break;
-            }
-            p->ids = e.ids;
-            p->n = e.n;
-            e.ids = NULL;
-            tok_encoding_free(&e);
-            p->text = rendered ? rendered : strdup(text);
-            if (!p->text) {
-                st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
-                break;
-            }
-        } else {
-            st = dataset_get_ids(&d, i, "prompt_ids", 0, r->policy->cfg.vocab_size, &p->ids, &p->n, err);
-            if (st) break;
-            if (!p->ids) {
-                st = rlhf_fail(err, RLHF_EINPUT, "%s:%d: expected a \"prompt\" (string) or \"prompt_ids\" (list) field",
-                               a->dataset_name, p->line);
-                break;
-            }
-            if (r->policy_tok) {
-                st = tokenizer_decode(r->policy_tok, p->ids, p->n, 1, &p->text, err);
-                if (st) break;
-            }
-        }
-        if (p->n < 1) {
-            st = rlhf_fail(err, RLHF_EINPUT, "%s:%d: the prompt has no tokens (the policy needs at least one)",
-                           a->dataset_name, p->line);
-            break;
-        }
-        // An over-long prompt keeps its end (TRL truncates prompts from the left to max_prompt_length), so
-        // that it and the response fit the positions; the reward model then reads the kept text.
-        if (p->n > limit) {
-            memmove(p->ids, p->ids + (p->n - limit), sizeof(int32_t) * (size_t)limit);
-            p->n = (int)limit;
-            n_trunc++;
-            if (r->policy_tok) {
-                free(p->text);
-                p->text = NULL;
-                if ((st = tokenizer_decode(r->policy_tok, p->ids, p->n, 1, &p->text, err))) break;
-            }
-        }
-        if (p->n > r->max_prompt) r->max_prompt = p->n;
-    }
-    if (!st && n_trunc)
-        fprintf(stderr, "rlhf ppo: %d of %d prompts truncated from the left to %lld tokens (%s)\n", n_trunc,
-                r->n_prompts, limit, a->max_prompt_length > 0 && a->max_prompt_length == limit
-                                     ? "--max_prompt_length" : "the policy's positions less --response_length");
-    chat_template_free(chat);
+    rollout_prompt_opts o = {.dataset_name = a->dataset_name, .model_dir = a->model_name_or_path,
+                             .tok = r->policy_tok, .vocab_size = r->policy->cfg.vocab_size, .max_positions = max_pos,
+                             .max_new_tokens = a->response_length, .length_flag = "--response_length",
+                             .max_prompt_length = a->max_prompt_length, .cmd = "ppo"};
+    int longest = 0;  // over every call (training and evaluation prompts share the rollout buffers)
+    rlhf_status st = rollout_load_prompts(&d, &o, &r->prompts, &r->n_prompts, &longest, err);
+    if (longest > r->max_prompt) r->max_prompt = longest;
     dataset_free(&d);
     return st;
+}
+
+// The training prompts (r->prompts) and the held-out ones (r->eval_prompts): --eval_dataset_name read as
+// the training file is, or --eval_split's share of --dataset_name drawn by a seeded permutation
+// (RNG_STREAM_SPLIT, as the other trainers' splits) with both parts kept in file order.
+static rlhf_status load_all_prompts(ppo_run *r, rlhf_err *err) {
+    const ppo_args *a = r->a;
+    if (a->eval_dataset_name) {
+        ppo_args ea = *a;
+        ea.dataset_name = a->eval_dataset_name;
+        r->a = &ea;
+        rlhf_status st = load_prompts(r, err);
+        r->a = a;
+        r->eval_prompts = r->prompts, r->n_eval = r->n_prompts;
+        r->prompts = NULL, r->n_prompts = 0;
+        RLHF_TRY(st);
+    }
+    RLHF_TRY(load_prompts(r, err));
+    if (!(a->eval_split > 0)) return RLHF_OK;
+    int n = r->n_prompts, n_eval = (int)ceil(a->eval_split * n);
+    if (n_eval < 1 || n_eval >= n)
+        return rlhf_fail(err, RLHF_EINPUT, "--eval_split %g of %d prompts leaves %s empty", a->eval_split, n,
+                         n_eval < 1 ? "the evaluation set" : "the training set");
+    int *perm = malloc((size_t)n * sizeof *perm);
+    char *held = calloc((size_t)n, 1);
+    ppo_prompt *train = malloc((size_t)n * sizeof *train), *eval = malloc((size_t)n_eval * sizeof *eval);
+    if (!perm || !held || !train || !eval) {
+        free(perm), free(held), free(train), free(eval);
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    }
+    rng_permutation(rng_key(a->seed, RNG_STREAM_SPLIT, 0, 0), perm, n);
+    for (int i = 0; i < n_eval; i++) held[perm[i]] = 1;
+    int nt = 0, ne = 0;
+    for (int i = 0; i < n; i++) {
+        if (held[i]) eval[ne++] = r->prompts[i];
+        else train[nt++] = r->prompts[i];
+    }
+    free(r->prompts);
+    r->prompts = train, r->n_prompts = nt;
+    r->eval_prompts = eval, r->n_eval = ne;
+    free(perm);
+    free(held);
+    return RLHF_OK;
 }
 
 // 1 when both tokenizers turn the probe text into the same ids (the reward model can then read the
@@ -368,6 +317,7 @@ static rlhf_status setup(ppo_run *r, rlhf_err *err) {
     if (!r->policy->cfg.is_decoder || !r->policy->family->decode)
         return rlhf_fail(err, RLHF_EINPUT, "--model_name_or_path %s: model_type '%s' is not a causal LM",
                          policy_dir, r->policy->cfg.model_type);
+    RLHF_TRY(model_set_torch_dtype(r->policy, a->torch_dtype, err));  // the saved policy's dtype
     if (a->peft.use_peft) {
         int64_t qb, fb;
         peft_quantized_bytes(r->policy, &qb, &fb);
@@ -480,7 +430,7 @@ static rlhf_status setup(ppo_run *r, rlhf_err *err) {
             RLHF_TRY(find_score_row(r->value, &r->value_score_off, err));
         }
     }
-    RLHF_TRY(load_prompts(r, err));
+    RLHF_TRY(load_all_prompts(r, err));
 
     // TRL's arithmetic: micro, mini and local are per process; batch (an update's episodes) spans them all
     r->n_ranks = dist_size(a->dist);
@@ -497,6 +447,8 @@ static rlhf_status setup(ppo_run *r, rlhf_err *err) {
     r->num_updates = ppo_num_updates(total, r->batch);
     RLHF_TRY(ppo_kl_controller_init(&r->klc, a->kl_coef, a->adap_kl_ctrl, a->kl_target, a->kl_horizon, err));
 
+    r->policy->gradient_checkpointing = a->gradient_checkpointing;
+    if (r->value) r->value->gradient_checkpointing = a->gradient_checkpointing;
     RLHF_TRY(model_alloc_grads(r->policy, err));
     model_trainable tv;  // with LoRA: the adapters only
     model_trainable_view(r->policy, &tv);
@@ -575,7 +527,7 @@ static rlhf_status micro_step(ppo_run *r, ppo_scratch *s, const int *idx, int m,
     model_batch mb = {.B = m, .T = T, .input_ids = s->ids, .attention_mask = s->mask, .position_ids = s->pos};
     RLHF_TRY(model_forward(r->policy, &mb, err));
     const float *logits = r->policy->out;
-    ppo_response_logprobs(s->new_lp, s->lse, logits, s->resp, m, T, P, R, V, a->temperature);
+    rollout_logprobs(s->new_lp, s->lse, logits, s->resp, m, T, P, R, V, a->temperature + PPO_TEMPERATURE_EPS);
     if (r->value) {
         RLHF_TRY(model_forward(r->value, &mb, err));
         ppo_values_from_hidden(s->new_v, r->value->last_hidden, r->value->params + r->value_score_off, 0.0f, m, T, P,
@@ -600,17 +552,8 @@ static rlhf_status micro_step(ppo_run *r, ppo_scratch *s, const int *idx, int m,
                                       : (float)(share / a->gradient_accumulation_steps),
                       m, R);
     // d loss / d logits on response slots (zero on the prompt), entropy on the way (policy/entropy_avg)
-    const float inv = (float)(1.0 / (a->temperature + PPO_TEMPERATURE_EPS));
-    for (int i = 0; i < m; i++) {
-        memset(s->dlogits + (size_t)i * T * V, 0, (size_t)(P - 1) * V * sizeof(float));
-        memset(s->dlogits + ((size_t)i * T + P - 1 + R) * V, 0, (size_t)(T - (P - 1 + R)) * V * sizeof(float));
-    }
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int i = 0; i < m; i++)
-        for (int t = 0; t < R; t++) {
-            size_t k = (size_t)i * R + t, at = ((size_t)i * T + P - 1 + t) * V;
-            s->entropy[k] = ppo_slot_entropy_backward(s->dlogits + at, logits + at, s->lse[k], s->resp[k], s->dlp[k], V, inv);
-        }
+    rollout_logprobs_backward(s->dlogits, s->entropy, logits, s->lse, s->resp, s->dlp, m, T, P, R, V,
+                              a->temperature + PPO_TEMPERATURE_EPS);
     es->entropy += ppo_masked_mean(s->entropy, s->rmask, (int64_t)m * R) * share;
     // value gradients: v = h . w + b at hidden positions P-1+t
     const int Cv = r->value ? r->value->cfg.hidden_size : C;
@@ -882,6 +825,42 @@ static rlhf_status add_samples(ppo_run *r, long long update, rlhf_err *err) {
 
 // ---- the run --------------------------------------------------------------------------------------
 
+// Mean score of responses sampled for every eval prompt, batch by batch through the training rollout (so
+// penalties and truncation are the training's) with keys of their own: the training's draws do not change.
+static rlhf_status eval_scores(ppo_run *r, long long update, double *mean, rlhf_err *err) {
+    ppo_prompt *train = r->prompts;
+    double sum = 0;
+    rlhf_status st = RLHF_OK;
+    r->prompts = r->eval_prompts;
+    for (int e0 = 0; e0 < r->n_eval && !st; e0 += r->batch) {
+        int k = r->n_eval - e0 < r->batch ? r->n_eval - e0 : r->batch;
+        for (int b = 0; b < r->batch; b++) r->rows[b] = e0 + (b < k ? b : 0);
+        st = ppo_rollout(r, -1 - update, err);  // negative updates: keys no training rollout uses
+        for (int b = 0; b < k && !st; b++) sum += r->scores[b];
+    }
+    r->prompts = train;
+    *mean = sum / r->n_eval;
+    return st;
+}
+
+static void eval_print(ppo_run *r, long long update, double score) {
+    printf("{\"episode\": %lld, \"step\": %lld, \"eval/scores\": %.6g}\n", update * r->batch, update, score);
+    fflush(stdout);
+}
+
+// The logged row as a JSON line on stdout, as the other trainers print theirs.
+static void log_row_print(const ppo_log_row *row) {
+    static const char *const cols[PPO_LOG_N_COLUMNS] = {PPO_LOG_COLUMNS};
+    printf("{");
+    for (int c = 0; c < PPO_LOG_N_COLUMNS; c++) {
+        char cell[40];
+        ppo_format_value(cell, sizeof cell, c, row->v[c]);
+        printf("%s\"%s\": %s", c ? ", " : "", cols[c], isfinite(row->v[c]) ? cell : "null");
+    }
+    printf("}\n");
+    fflush(stdout);
+}
+
 static rlhf_status log_row_write(csv_log *l, const ppo_log_row *row, rlhf_err *err) {
     char cells[PPO_LOG_N_COLUMNS][40];
     const char *vals[PPO_LOG_N_COLUMNS];
@@ -939,6 +918,12 @@ static rlhf_status train_loop(ppo_run *r, ppo_result *res, rlhf_err *err) {
     char extra[160] = "";
     res->updates_done = start;
     res->episodes_done = start * r->batch;
+    res->first_eval_score = res->last_eval_score = NAN;
+    if (!st && r->n_eval) {
+        st = eval_scores(r, start, &res->first_eval_score, err);
+        res->last_eval_score = res->first_eval_score;
+        if (!st && main_rank && !a->quiet) eval_print(r, start, res->first_eval_score);
+    }
     for (long long u = start + 1; u <= r->num_updates && !st; u++) {
         if (dist_any(a->dist, a->stop && *a->stop)) {  // every rank stops before the same update
             st = main_rank ? ppo_checkpoint_save(r, u - 1, err) : RLHF_OK;
@@ -968,8 +953,14 @@ static rlhf_status train_loop(ppo_run *r, ppo_result *res, rlhf_err *err) {
         if (st) break;
         double el = now_seconds() - t0;
         row.v[COL_EPS] = el > 0 ? floor((double)(u - start) * r->batch / el) : 0;
-        st = ppo_log_add(r, &row, err);
-        if (!st && log) st = log_row_write(log, &row, err);
+        if (u % a->logging_steps == 0 || u == r->num_updates) {
+            st = ppo_log_add(r, &row, err);
+            if (!st && log) st = log_row_write(log, &row, err);
+            if (!st && log && !a->quiet) {
+                if (pg) fprintf(stderr, "\n");
+                log_row_print(&row);
+            }
+        }
         if (st) break;
         if (u == start + 1) res->first_score = row.v[COL_SCORES];
         res->last_score = row.v[COL_SCORES];
@@ -977,6 +968,11 @@ static rlhf_status train_loop(ppo_run *r, ppo_result *res, rlhf_err *err) {
         res->updates_done = u;
         res->episodes_done = u * r->batch;
         if (main_rank && sample_freq > 0 && (u - 1) % sample_freq == 0 && (st = add_samples(r, u, err))) break;
+        // the eval rollout reuses the rollout buffers: after everything that reads this update's
+        if (r->n_eval && (u % a->logging_steps == 0 || u == r->num_updates)) {
+            if ((st = eval_scores(r, u, &res->last_eval_score, err))) break;
+            if (main_rank && !a->quiet) eval_print(r, u, res->last_eval_score);
+        }
         snprintf(extra, sizeof extra, "score %.3f kl %.4f", row.v[COL_SCORES], row.v[COL_KL]);
         progress_update(pg, u * r->batch, extra);
         if (main_rank && a->save_steps > 0 && u % a->save_steps == 0 && u < r->num_updates)
@@ -987,7 +983,7 @@ static rlhf_status train_loop(ppo_run *r, ppo_result *res, rlhf_err *err) {
     if (!main_rank) {
         // the other ranks are done: rank 0 writes the policy and the report
     } else if (!st) {
-        st = ppo_save_policy_dir(r, a->output_dir, err);
+        st = ppo_save_policy_dir(r, a->output_dir, 0, err);
     }
     if (!st && main_rank && a->merge_adapter && peft_active(r->policy)) {  // the adapter is written; the merged model beside it
         st = peft_merge_and_unload(r->policy, err);

@@ -24,7 +24,7 @@ static const rlhf_command COMMANDS[] = {
 };
 #define N_COMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])
 // The commands that train data-parallel under mpirun (base/dist.h); the others run in one process only.
-static const char *const DATA_PARALLEL[] = {"reward", "sft", "ppo", "dpo"};
+static const char *const DATA_PARALLEL[] = {"reward", "sft", "ppo", "dpo", "grpo", "rloo"};
 
 static int data_parallel(const char *name) {
     for (size_t i = 0; i < sizeof DATA_PARALLEL / sizeof *DATA_PARALLEL; i++)
@@ -80,7 +80,7 @@ int main(int argc, char **argv) {
         if (st == RLHF_OK && dist_size(d) > 1 && !data_parallel(COMMANDS[i].name)) {
             cli_config_free(&cfg);
             st = rlhf_fail(&err, RLHF_EINPUT, "runs in one process: launch it without mpirun (the data-parallel "
-                           "commands are reward, sft, ppo and dpo)");
+                           "commands are reward, sft, ppo, dpo, grpo and rloo)");
         }
         if (st != RLHF_OK) {
             rc = cli_report(COMMANDS[i].name, st, err.msg);

@@ -764,7 +764,7 @@ static rlhf_status train_loop(grpo_run *r, grpo_result *res, rlhf_err *err) {
     }
     progress_finish(pg, extra);
     csv_log_close(log);
-    if (!st && main_rank) st = grpo_save_policy_dir(r, a->output_dir, err);
+    if (!st && main_rank) st = grpo_save_policy_dir(r, a->output_dir, 0, err);
     if (!st && main_rank && a->merge_adapter && peft_active(r->policy)) {
         st = peft_merge_and_unload(r->policy, err);
         if (!st) st = model_save(r->policy, a->output_dir, err);
@@ -790,9 +790,12 @@ rlhf_status grpo_train(const grpo_args *a, grpo_result *res, rlhf_err *err) {
     r->a = a;
     r->cmd = cmd;
     rlhf_status st = setup(r, err);
+    // every rank loaded and validated its inputs: all go on, or all stop with one message (base/dist.h)
+    st = dist_agree(a->dist, st, err);
     if (!st) {
         if (a->overwrite_output_dir && !a->resume_from_checkpoint && dir_exists(a->output_dir) && dist_is_main(a->dist))
             st = remove_tree(a->output_dir, err);
+        st = dist_agree(a->dist, st, err);
         if (!st) st = train_loop(r, res, err);
     }
     run_free(r);

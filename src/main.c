@@ -17,6 +17,8 @@ static const rlhf_command COMMANDS[] = {
     {"sft", "supervised fine-tuning of a causal LM", cmd_sft},
     {"generate", "generate text with a causal LM (greedy or sampling, KV cache)", cmd_generate},
     {"ppo", "fine-tune a causal LM against a reward model with PPO", cmd_ppo},
+    {"grpo", "fine-tune a causal LM with GRPO (group baseline; reward models, rules, reward programs)", cmd_grpo},
+    {"rloo", "fine-tune a causal LM with RLOO (leave-one-out baseline, KL in the reward)", cmd_rloo},
     {"dpo", "direct preference optimisation of a causal LM on preference pairs (TRL DPOTrainer)", cmd_dpo},
     {"serve", "serve a reward model over HTTP (OpenRLHF's serve_rm: POST /get_reward)", cmd_serve},
 };

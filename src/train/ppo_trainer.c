@@ -17,9 +17,7 @@
 #include "io/dataset.h"
 #include "io/files.h"
 #include "io/json_util.h"
-#include "tokenizer/chat_template.h"
 #include "train/ppo_trainer_impl.h"
-#include "train/chat_rows.h"
 #include "train/checkpoint.h"
 #include "train/schedule.h"
 
@@ -137,16 +135,8 @@ static void run_free(ppo_run *r) {
     adamw_free(&r->policy_opt);
     adamw_free(&r->value_opt);
     adamw_free(&r->vhead_opt);
-    for (int i = 0; i < r->n_prompts; i++) {
-        free(r->prompts[i].ids);
-        free(r->prompts[i].text);
-    }
-    free(r->prompts);
-    for (int i = 0; i < r->n_eval; i++) {
-        free(r->eval_prompts[i].ids);
-        free(r->eval_prompts[i].text);
-    }
-    free(r->eval_prompts);
+    rollout_prompts_free(r->prompts, r->n_prompts);
+    rollout_prompts_free(r->eval_prompts, r->n_eval);
     free(r->qr_ids);
     free(r->qr_mask);
     free(r->qr_pos);
@@ -162,113 +152,23 @@ static void run_free(ppo_run *r) {
     free(r->samples);
 }
 
-// Prompt rows {"prompt": str}, {"prompt": [messages]} (rendered by the policy's chat template with the
-// generation prompt, as TRL's maybe_apply_chat_template) or {"prompt_ids": [...]}, each checked against
-// the policy's context.
+// Prompt rows (train/rollout.h), each checked against the context of every model that reads them.
 static rlhf_status load_prompts(ppo_run *r, rlhf_err *err) {
     const ppo_args *a = r->a;
     dataset d = {0};
     RLHF_TRY(dataset_load(&d, a->dataset_name, err));
-    chat_template *chat = NULL;
-    rlhf_status st = r->policy_tok ? chat_template_load_dir(&chat, a->model_name_or_path, err) : RLHF_OK;
-    if (st) {
-        dataset_free(&d);
-        return st;
-    }
-    r->prompts = calloc((size_t)d.n, sizeof *r->prompts);
-    if (!r->prompts) {
-        dataset_free(&d);
-        chat_template_free(chat);
-        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory reading %s", a->dataset_name);
-    }
     int max_pos = r->policy->cfg.max_positions;
     if (r->ref && r->ref->cfg.max_positions > 0 && (max_pos == 0 || r->ref->cfg.max_positions < max_pos))
         max_pos = r->ref->cfg.max_positions;
     if (r->value && r->value->cfg.max_positions > 0 && (max_pos == 0 || r->value->cfg.max_positions < max_pos))
         max_pos = r->value->cfg.max_positions;
-    long long limit = a->max_prompt_length > 0 ? a->max_prompt_length : LLONG_MAX;
-    if (max_pos > 0 && max_pos - a->response_length < limit) limit = (long long)max_pos - a->response_length;
-    if (limit < 1) {
-        dataset_free(&d);
-        chat_template_free(chat);
-        return rlhf_fail(err, RLHF_EINPUT, "--response_length %d leaves no room for a prompt in the policy's %d "
-                         "positions", a->response_length, max_pos);
-    }
-    int n_trunc = 0;
-    for (int i = 0; i < d.n; i++) {
-        ppo_prompt *p = &r->prompts[i];
-        r->n_prompts = i + 1;
-        p->line = d.lines[i];
-        const char *text = NULL;
-        char *rendered = NULL;
-        int is_chat = chat_field_is_messages(&d, i, "prompt");
-        if (is_chat && r->policy_tok)
-            st = chat_render_row(&d, i, "prompt", NULL, chat, 1, a->model_name_or_path, &rendered, err);
-        else
-            st = dataset_get_string(&d, i, "prompt", 0, &text, err);
-        if (st) break;
-        if (rendered) text = rendered;
-        if (text || is_chat) {
-            if (!r->policy_tok) {
-                st = rlhf_fail(err, RLHF_EINPUT,
-                               "%s:%d: a text prompt needs the policy's tokenizer, but %s has no tokenizer files "
-                               "(use {\"prompt_ids\": [...]} rows)",
-                               a->dataset_name, p->line, a->model_name_or_path);
-                break;
-            }
-            tok_encoding e = {0};
-            st = tokenizer_encode(r->policy_tok, text, NULL, !is_chat, 0, TRUNC_LONGEST_FIRST, &e, err);
-            if (st) {
-                free(rendered);
-                rlhf_err_prefix(err, "%s:%d: prompt: ", a->dataset_name, p->line);
-                break;
-            }
-            p->ids = e.ids;
-            p->n = e.n;
-            e.ids = NULL;
-            tok_encoding_free(&e);
-            p->text = rendered ? rendered : strdup(text);
-            if (!p->text) {
-                st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
-                break;
-            }
-        } else {
-            st = dataset_get_ids(&d, i, "prompt_ids", 0, r->policy->cfg.vocab_size, &p->ids, &p->n, err);
-            if (st) break;
-            if (!p->ids) {
-                st = rlhf_fail(err, RLHF_EINPUT, "%s:%d: expected a \"prompt\" (string) or \"prompt_ids\" (list) field",
-                               a->dataset_name, p->line);
-                break;
-            }
-            if (r->policy_tok) {
-                st = tokenizer_decode(r->policy_tok, p->ids, p->n, 1, &p->text, err);
-                if (st) break;
-            }
-        }
-        if (p->n < 1) {
-            st = rlhf_fail(err, RLHF_EINPUT, "%s:%d: the prompt has no tokens (the policy needs at least one)",
-                           a->dataset_name, p->line);
-            break;
-        }
-        // An over-long prompt keeps its end (TRL truncates prompts from the left to max_prompt_length), so
-        // that it and the response fit the positions; the reward model then reads the kept text.
-        if (p->n > limit) {
-            memmove(p->ids, p->ids + (p->n - limit), sizeof(int32_t) * (size_t)limit);
-            p->n = (int)limit;
-            n_trunc++;
-            if (r->policy_tok) {
-                free(p->text);
-                p->text = NULL;
-                if ((st = tokenizer_decode(r->policy_tok, p->ids, p->n, 1, &p->text, err))) break;
-            }
-        }
-        if (p->n > r->max_prompt) r->max_prompt = p->n;
-    }
-    if (!st && n_trunc)
-        fprintf(stderr, "rlhf ppo: %d of %d prompts truncated from the left to %lld tokens (%s)\n", n_trunc,
-                r->n_prompts, limit, a->max_prompt_length > 0 && a->max_prompt_length == limit
-                                     ? "--max_prompt_length" : "the policy's positions less --response_length");
-    chat_template_free(chat);
+    rollout_prompt_opts o = {.dataset_name = a->dataset_name, .model_dir = a->model_name_or_path,
+                             .tok = r->policy_tok, .vocab_size = r->policy->cfg.vocab_size, .max_positions = max_pos,
+                             .max_new_tokens = a->response_length, .length_flag = "--response_length",
+                             .max_prompt_length = a->max_prompt_length, .cmd = "ppo"};
+    int longest = 0;  // over every call (training and evaluation prompts share the rollout buffers)
+    rlhf_status st = rollout_load_prompts(&d, &o, &r->prompts, &r->n_prompts, &longest, err);
+    if (longest > r->max_prompt) r->max_prompt = longest;
     dataset_free(&d);
     return st;
 }
@@ -626,7 +526,7 @@ static rlhf_status micro_step(ppo_run *r, ppo_scratch *s, const int *idx, int m,
     model_batch mb = {.B = m, .T = T, .input_ids = s->ids, .attention_mask = s->mask, .position_ids = s->pos};
     RLHF_TRY(model_forward(r->policy, &mb, err));
     const float *logits = r->policy->out;
-    ppo_response_logprobs(s->new_lp, s->lse, logits, s->resp, m, T, P, R, V, a->temperature);
+    rollout_logprobs(s->new_lp, s->lse, logits, s->resp, m, T, P, R, V, a->temperature + PPO_TEMPERATURE_EPS);
     if (r->value) {
         RLHF_TRY(model_forward(r->value, &mb, err));
         ppo_values_from_hidden(s->new_v, r->value->last_hidden, r->value->params + r->value_score_off, 0.0f, m, T, P,
@@ -651,17 +551,8 @@ static rlhf_status micro_step(ppo_run *r, ppo_scratch *s, const int *idx, int m,
                                       : (float)(share / a->gradient_accumulation_steps),
                       m, R);
     // d loss / d logits on response slots (zero on the prompt), entropy on the way (policy/entropy_avg)
-    const float inv = (float)(1.0 / (a->temperature + PPO_TEMPERATURE_EPS));
-    for (int i = 0; i < m; i++) {
-        memset(s->dlogits + (size_t)i * T * V, 0, (size_t)(P - 1) * V * sizeof(float));
-        memset(s->dlogits + ((size_t)i * T + P - 1 + R) * V, 0, (size_t)(T - (P - 1 + R)) * V * sizeof(float));
-    }
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int i = 0; i < m; i++)
-        for (int t = 0; t < R; t++) {
-            size_t k = (size_t)i * R + t, at = ((size_t)i * T + P - 1 + t) * V;
-            s->entropy[k] = ppo_slot_entropy_backward(s->dlogits + at, logits + at, s->lse[k], s->resp[k], s->dlp[k], V, inv);
-        }
+    rollout_logprobs_backward(s->dlogits, s->entropy, logits, s->lse, s->resp, s->dlp, m, T, P, R, V,
+                              a->temperature + PPO_TEMPERATURE_EPS);
     es->entropy += ppo_masked_mean(s->entropy, s->rmask, (int64_t)m * R) * share;
     // value gradients: v = h . w + b at hidden positions P-1+t
     const int Cv = r->value ? r->value->cfg.hidden_size : C;

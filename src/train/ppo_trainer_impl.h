@@ -8,16 +8,13 @@
 #include "models/model.h"
 #include "tokenizer/tokenizer.h"
 #include "train/optimizer.h"
+#include "train/rollout.h"
 #include "train/ppo_trainer.h"
 #include "train/reward_scoring.h"
 #include "train/reward_source.h"
 
-typedef struct {
-    int32_t *ids;      // prompt tokens for the policy (n)
-    int n;
-    char *text;        // the prompt text the reward model reads; NULL on the id route
-    int line;          // line in the dataset file
-} ppo_prompt;
+// A prompt row (train/rollout.h, shared with grpo and rloo).
+typedef rollout_prompt ppo_prompt;
 
 // One logged row (training_log.csv and ppo_state.json log history), in PPO_LOG_COLUMNS order.
 typedef struct {
@@ -84,19 +81,9 @@ typedef struct {
 // processes each rank computes rows [lo, lo + local) and the results are gathered: every rank ends with
 // the whole batch.
 rlhf_status ppo_rollout(ppo_run *r, long long update, rlhf_err *err);
-// Log-probs (nb, R) of resp under logits (nb, T, V) at positions P-1.., divided by temperature + 1e-7;
-// lse (nb, R), may be NULL: the log-sum-exp of each slot's scaled logits (for the backward).
-void ppo_response_logprobs(float *out, float *lse, const float *logits, const int32_t *resp, int nb, int T, int P,
-                           int R, int V, double temperature);
-float ppo_logsumexp(const float *z, int V, float inv);
-// One response slot of the update: with p = exp(z * inv - lse), returns the entropy of p and writes
-// dz (V) = g * inv * (onehot(tok) - p), the gradient of g * logprob(tok) (one exp pass for both).
-float ppo_slot_entropy_backward(float *dz, const float *z, float lse, int32_t tok, float g, int V, float inv);
 // Values (nb, R) = hidden (nb, T, C) at positions P-1.. dotted with w (C) plus bias.
 void ppo_values_from_hidden(float *out, const float *hidden, const float *w, float bias, int nb, int T, int P,
                             int R, int C);
-// Positions as TRL's forward: cumsum(mask) - mask (left padding gets 0).
-void ppo_positions(int32_t *pos, const int32_t *mask, int B, int T);
 // The response text of row b (decoded with the policy tokenizer, stop token excluded); malloc'd.
 rlhf_status ppo_response_text(const ppo_run *r, int b, char **out, rlhf_err *err);
 

@@ -23,6 +23,14 @@ static const rlhf_command COMMANDS[] = {
     {"serve", "serve a reward model over HTTP (OpenRLHF's serve_rm: POST /get_reward)", cmd_serve},
 };
 #define N_COMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])
+// The commands that train data-parallel under mpirun (base/dist.h); the others run in one process only.
+static const char *const DATA_PARALLEL[] = {"reward", "sft", "ppo", "dpo", "grpo", "rloo"};
+
+static int data_parallel(const char *name) {
+    for (size_t i = 0; i < sizeof DATA_PARALLEL / sizeof *DATA_PARALLEL; i++)
+        if (!strcmp(name, DATA_PARALLEL[i])) return 1;
+    return 0;
+}
 
 static void usage(FILE *f) {
     fprintf(f, "usage: rlhf COMMAND [flags]   (rlhf COMMAND --help lists every flag with its default)\n\ncommands:\n");
@@ -69,6 +77,11 @@ int main(int argc, char **argv) {
         cli_config_argv cfg;
         int rc;
         rlhf_status st = cli_config_expand(argc - 1, argv + 1, &cfg, &err);
+        if (st == RLHF_OK && dist_size(d) > 1 && !data_parallel(COMMANDS[i].name)) {
+            cli_config_free(&cfg);
+            st = rlhf_fail(&err, RLHF_EINPUT, "runs in one process: launch it without mpirun (the data-parallel "
+                           "commands are reward, sft, ppo, dpo, grpo and rloo)");
+        }
         if (st != RLHF_OK) {
             rc = cli_report(COMMANDS[i].name, st, err.msg);
         } else {

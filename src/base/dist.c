@@ -36,6 +36,7 @@ struct dist {
     int mpi;              // MPI was initialised here (finalize it)
     int failed_together;  // 1: a collective showed that every rank fails (exit normally, no abort)
     double comm_seconds;  // wall time spent in the float all-reduces (benchmarks)
+    long comm_calls;
 #ifdef RLHF_HAVE_MPI
     MPI_Comm comm;  // training collectives
     MPI_Comm fin;   // the failure handshake in dist_finalize, apart from whatever a rank was doing
@@ -133,6 +134,10 @@ void dist_finalize(dist *d, int status) {
             fflush(stderr);
             MPI_Abort(MPI_COMM_WORLD, status);  // does not return: mpirun ends every rank
         }
+        // RLHF_DIST_STATS=1 (benchmarks): the time in the float all-reduces, waiting for slower ranks included
+        if (getenv("RLHF_DIST_STATS") && d->comm_calls)
+            fprintf(stderr, "rlhf: rank %d of %d: %ld float all-reduces, %.3f s in them (%.2f ms each)\n", d->rank,
+                    d->size, d->comm_calls, d->comm_seconds, 1e3 * d->comm_seconds / (double)d->comm_calls);
         MPI_Comm_free(&d->comm);
         MPI_Comm_free(&d->fin);
         MPI_Finalize();
@@ -171,6 +176,7 @@ rlhf_status dist_allreduce_sum_f32(dist *d, float *buf, size_t n, rlhf_err *err)
         double t0 = now_seconds();
         rlhf_status s = allreduce(d, buf, n, sizeof(float), MPI_FLOAT, MPI_SUM, err);
         d->comm_seconds += now_seconds() - t0;
+        d->comm_calls++;
         return s;
     }
 #endif

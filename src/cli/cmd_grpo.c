@@ -195,6 +195,7 @@ static int run(grpo_algo algo, int argc, char **argv) {
     if (st) return cli_report(cmd, st, err.msg);
     a.merge_adapter = pf.merge_adapter;
     cli_set_threads(threads);
+    a.dist = cli_dist();
     a.stop = cli_stop_flag_install();
     grpo_result res;
     st = grpo_train(&a, &res, &err);

@@ -85,6 +85,8 @@ static int run(int argc, char **argv) {
         {"gradient_checkpointing", ARG_BOOL, &a.gradient_checkpointing, "false",
          "recompute each layer's activations in backward instead of keeping them: less memory, ~1/3 more compute", NULL, 0},
         {"quiet", ARG_BOOL, &quiet, "false", "no progress bar", NULL, 0},
+        {"torch_dtype", ARG_STRING, &a.torch_dtype, "auto", "dtype of the saved policy: auto (its config.json's "
+         "torch_dtype) | float32 | bfloat16 | float16 (training is fp32; checkpoints keep fp32 weights)", NULL, 0},
         {"threads", ARG_INT, &threads, "0", "threads (0 = all cores)", NULL, 0},
     };
     int n = 0;
@@ -134,6 +136,11 @@ static int run(int argc, char **argv) {
         return cli_report("ppo", RLHF_EINPUT, err.msg);
     }
     a.save_total_limit = save_total_limit;
+    if (strcmp(a.torch_dtype, "auto") && strcmp(a.torch_dtype, "float32") && strcmp(a.torch_dtype, "bfloat16") &&
+        strcmp(a.torch_dtype, "float16")) {
+        rlhf_fail(&err, RLHF_EINPUT, "--torch_dtype: expected auto, float32, bfloat16 or float16, got '%s'", a.torch_dtype);
+        return cli_report("ppo", RLHF_EINPUT, err.msg);
+    }
     char resume_dir[4096];
     rlhf_status rs = checkpoint_resolve_resume(a.resume_from_checkpoint, a.output_dir, resume_dir, sizeof resume_dir, &err);
     if (rs) return cli_report("ppo", rs, err.msg);

@@ -144,6 +144,7 @@ int cmd_sft(int argc, char **argv) {
             st = model_load(&m, load_dir, HEAD_LM, &opts, &err);
         }
         if (st == RLHF_OK && pf.use_peft) cli_peft_notice("sft", m);
+        if (st == RLHF_OK) st = model_set_torch_dtype(m, tf.torch_dtype, &err);  // the saved model's dtype
         if (st == RLHF_OK) m->gradient_checkpointing = tf.gradient_checkpointing;
     }
     if (st == RLHF_OK) {

@@ -790,9 +790,12 @@ rlhf_status grpo_train(const grpo_args *a, grpo_result *res, rlhf_err *err) {
     r->a = a;
     r->cmd = cmd;
     rlhf_status st = setup(r, err);
+    // every rank loaded and validated its inputs: all go on, or all stop with one message (base/dist.h)
+    st = dist_agree(a->dist, st, err);
     if (!st) {
         if (a->overwrite_output_dir && !a->resume_from_checkpoint && dir_exists(a->output_dir) && dist_is_main(a->dist))
             st = remove_tree(a->output_dir, err);
+        st = dist_agree(a->dist, st, err);
         if (!st) st = train_loop(r, res, err);
     }
     run_free(r);

@@ -317,6 +317,7 @@ static rlhf_status setup(ppo_run *r, rlhf_err *err) {
     if (!r->policy->cfg.is_decoder || !r->policy->family->decode)
         return rlhf_fail(err, RLHF_EINPUT, "--model_name_or_path %s: model_type '%s' is not a causal LM",
                          policy_dir, r->policy->cfg.model_type);
+    RLHF_TRY(model_set_torch_dtype(r->policy, a->torch_dtype, err));  // the saved policy's dtype
     if (a->peft.use_peft) {
         int64_t qb, fb;
         peft_quantized_bytes(r->policy, &qb, &fb);
@@ -982,7 +983,7 @@ static rlhf_status train_loop(ppo_run *r, ppo_result *res, rlhf_err *err) {
     if (!main_rank) {
         // the other ranks are done: rank 0 writes the policy and the report
     } else if (!st) {
-        st = ppo_save_policy_dir(r, a->output_dir, err);
+        st = ppo_save_policy_dir(r, a->output_dir, 0, err);
     }
     if (!st && main_rank && a->merge_adapter && peft_active(r->policy)) {  // the adapter is written; the merged model beside it
         st = peft_merge_and_unload(r->policy, err);

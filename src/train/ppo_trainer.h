@@ -119,6 +119,7 @@ typedef struct {
     // PPO micro-batch of micro x N rows is split r, r+N, ... with gradients summed over ranks and every
     // mean over the global micro-batch's tokens. Rank 0 writes.
     dist *dist;
+    const char *torch_dtype;          // dtype of the saved policy: NULL / "auto" = its config.json's (models/model.h)
 } ppo_args;
 
 // TRL's / the contract's defaults (every pointer NULL).

@@ -93,7 +93,8 @@ rlhf_status ppo_checkpoint_save(ppo_run *r, long long update, rlhf_err *err);
 // model, KL coefficient and log history; returns the update reached.
 rlhf_status ppo_checkpoint_load(ppo_run *r, const char *dir, long long *update, rlhf_err *err);
 // The HF model directory of the policy: model, tokenizer, generation_config.json.
-rlhf_status ppo_save_policy_dir(const ppo_run *r, const char *dir, rlhf_err *err);
+// checkpoint: fp32 weights (exact resume); else the policy's torch_dtype (models/model.h).
+rlhf_status ppo_save_policy_dir(const ppo_run *r, const char *dir, int checkpoint, rlhf_err *err);
 rlhf_status ppo_log_add(ppo_run *r, const ppo_log_row *row, rlhf_err *err);
 // Writes training_log.csv whole from the log history (resume), atomically.
 rlhf_status ppo_log_rewrite(const ppo_run *r, const char *path, rlhf_err *err);

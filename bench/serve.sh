@@ -95,7 +95,7 @@ echo "pre-tokenized so its tokenization is free); $THREADS threads each. Each cl
 echo "one (prompt, response) row ($ntok tokens) at a time for ${SECONDS_PER_RUN} s (bert-base: twice as long); the load"
 echo "generator (Python) runs on the same cores. Models: \`rlhf init\` BERT, bert-mini size (H 256, L 4) and"
 echo "bert-base size (H 768, L 12). **The machine is shared and was busy (load average $load_avg_before before,"
-echo "$load_avg_after after, on $(nproc) cores): treat the numbers as rough, and the ratios as the result.**"
+echo "$load_avg_after after, on $(nproc) cores): every number here, ratios included, is rough.**"
 echo
 echo "| model | clients | rlhf req/s | rlhf p50 ms | rlhf p99 ms | PyTorch req/s | PyTorch p50 ms | PyTorch p99 ms | req/s ratio |"
 echo "|---|---|---|---|---|---|---|---|---|"

@@ -41,7 +41,7 @@ FUZZ_SECONDS ?= 600
 fuzz:
 	scripts/install-deps.sh --fuzz
 	tests/fuzz/build.sh build-fuzz
-	for t in safetensors dataset tokenizer config chat_template; do \
+	for t in safetensors dataset tokenizer spm config chat_template; do \
 		rm -rf build-fuzz/corpus-$$t && cp -r tests/fuzz/corpus/$$t build-fuzz/corpus-$$t && \
 		build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build-fuzz/corpus-$$t tests/fuzz/corpus/$$t || exit 1; \
 	done

@@ -17,10 +17,20 @@ static const rlhf_command COMMANDS[] = {
     {"sft", "supervised fine-tuning of a causal LM", cmd_sft},
     {"generate", "generate text with a causal LM (greedy or sampling, KV cache)", cmd_generate},
     {"ppo", "fine-tune a causal LM against a reward model with PPO", cmd_ppo},
+    {"grpo", "fine-tune a causal LM with GRPO (group baseline; reward models, rules, reward programs)", cmd_grpo},
+    {"rloo", "fine-tune a causal LM with RLOO (leave-one-out baseline, KL in the reward)", cmd_rloo},
     {"dpo", "direct preference optimisation of a causal LM on preference pairs (TRL DPOTrainer)", cmd_dpo},
     {"serve", "serve a reward model over HTTP (OpenRLHF's serve_rm: POST /get_reward)", cmd_serve},
 };
 #define N_COMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])
+// The commands that train data-parallel under mpirun (base/dist.h); the others run in one process only.
+static const char *const DATA_PARALLEL[] = {"reward", "sft", "ppo", "dpo", "grpo", "rloo"};
+
+static int data_parallel(const char *name) {
+    for (size_t i = 0; i < sizeof DATA_PARALLEL / sizeof *DATA_PARALLEL; i++)
+        if (!strcmp(name, DATA_PARALLEL[i])) return 1;
+    return 0;
+}
 
 static void usage(FILE *f) {
     fprintf(f, "usage: rlhf COMMAND [flags]   (rlhf COMMAND --help lists every flag with its default)\n\ncommands:\n");
@@ -72,6 +82,11 @@ int main(int argc, char **argv) {
         cli_config_argv cfg;
         int rc;
         rlhf_status st = cli_config_expand(argc - 1, argv + 1, &cfg, &err);
+        if (st == RLHF_OK && dist_size(d) > 1 && !data_parallel(COMMANDS[i].name)) {
+            cli_config_free(&cfg);
+            st = rlhf_fail(&err, RLHF_EINPUT, "runs in one process: launch it without mpirun (the data-parallel "
+                           "commands are reward, sft, ppo, dpo, grpo and rloo)");
+        }
         if (st != RLHF_OK) {
             rc = cli_report(COMMANDS[i].name, st, err.msg);
         } else {

@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "sentencepiece_model.pb-c.h"
 #include "testutil.h"
 #include "tokenizer/tokenizer.h"
 
@@ -121,6 +122,104 @@ static int check_file(const char *tok_dir, const char *jsonl, const char *label)
     return rows;
 }
 
+// A SentencePiece tokenizer.model shaped like Mistral-7B's, built from its tokenizer.json: the pieces in id order
+// (<unk> unknown, <s> </s> control, <0x00>..<0xFF> byte, the rest normal), each piece's score minus the index of its
+// first merge in the file (pieces that are no merge's result last), BPE with byte fallback. Loaded through the
+// SentencePiece path, transformers' conversion must give back Mistral's 58,980 merges in the file's order, so the
+// ids equal those of the tokenizer.json on every row.
+typedef struct {
+    const char *s;
+    int idx;
+} named_idx;
+
+static int by_name(const void *a, const void *b) {
+    const named_idx *x = a, *y = b;
+    int c = strcmp(x->s, y->s);
+    return c ? c : (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+static int mistral_spm(const char *dir) {
+    size_t len;
+    char *txt = tu_read_file(TOKS "/mistral-7b-v0.1/tokenizer.json", &len);
+    cJSON *j = txt ? cJSON_Parse(txt) : NULL;
+    free(txt);
+    const cJSON *model = cJSON_GetObjectItem(j, "model"), *vocab = cJSON_GetObjectItem(model, "vocab"),
+                *merges = cJSON_GetObjectItem(model, "merges");
+    int n = cJSON_GetArraySize(vocab), nm = cJSON_GetArraySize(merges), rc = -1;
+    const char **pieces = calloc((size_t)n, sizeof *pieces);
+    named_idx *first = calloc((size_t)nm + 1, sizeof *first);
+    char **joined = calloc((size_t)nm + 1, sizeof *joined);
+    Sentencepiece__ModelProto__SentencePiece *sp = calloc((size_t)n, sizeof *sp), **spp = calloc((size_t)n, sizeof *spp);
+    if (!j || !pieces || !first || !joined || !sp || !spp) goto done;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, vocab) if ((int)e->valuedouble < n) pieces[(int)e->valuedouble] = e->string;
+    int k = 0;
+    cJSON_ArrayForEach(e, merges) {   // "a b": the merged piece is "ab"
+        const char *m = e->valuestring, *space = strchr(m, ' ');
+        if (!space) goto done;
+        joined[k] = malloc(strlen(m));
+        if (!joined[k]) goto done;
+        memcpy(joined[k], m, (size_t)(space - m));
+        strcpy(joined[k] + (space - m), space + 1);
+        first[k] = (named_idx){joined[k], k};
+        k++;
+    }
+    qsort(first, (size_t)nm, sizeof *first, by_name);
+    for (int i = 0; i < n; i++) {
+        if (!pieces[i]) goto done;
+        Sentencepiece__ModelProto__SentencePiece init = SENTENCEPIECE__MODEL_PROTO__SENTENCE_PIECE__INIT;
+        sp[i] = init;
+        sp[i].piece = (char *)pieces[i];
+        named_idx key = {pieces[i], -1};
+        size_t lo = 0, hi = (size_t)nm;   // first entry >= key: the piece's earliest merge
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (by_name(&first[mid], &key) < 0) lo = mid + 1;
+            else hi = mid;
+        }
+        int rank = lo < (size_t)nm && !strcmp(first[lo].s, pieces[i]) ? first[lo].idx : 1 << 24;
+        sp[i].has_score = 1;
+        sp[i].score = -(float)rank;
+        sp[i].has_type = 1;
+        sp[i].type = i == 0 ? SENTENCEPIECE__MODEL_PROTO__SENTENCE_PIECE__TYPE__UNKNOWN
+                     : i < 3 ? SENTENCEPIECE__MODEL_PROTO__SENTENCE_PIECE__TYPE__CONTROL
+                     : i < 259 ? SENTENCEPIECE__MODEL_PROTO__SENTENCE_PIECE__TYPE__BYTE
+                               : SENTENCEPIECE__MODEL_PROTO__SENTENCE_PIECE__TYPE__NORMAL;
+        spp[i] = &sp[i];
+    }
+    Sentencepiece__TrainerSpec ts = SENTENCEPIECE__TRAINER_SPEC__INIT;
+    ts.has_model_type = 1;
+    ts.model_type = SENTENCEPIECE__TRAINER_SPEC__MODEL_TYPE__BPE;
+    ts.has_byte_fallback = 1;
+    ts.byte_fallback = 1;
+    Sentencepiece__ModelProto mp = SENTENCEPIECE__MODEL_PROTO__INIT;
+    mp.n_pieces = (size_t)n;
+    mp.pieces = spp;
+    mp.trainer_spec = &ts;
+    size_t size = sentencepiece__model_proto__get_packed_size(&mp);
+    uint8_t *buf = malloc(size);
+    char path[600];
+    snprintf(path, sizeof path, "%s/tokenizer.model", dir);
+    FILE *f = buf ? fopen(path, "wb") : NULL;
+    if (f) {
+        sentencepiece__model_proto__pack(&mp, buf);
+        rc = fwrite(buf, 1, size, f) == size ? 0 : -1;
+        fclose(f);
+    }
+    free(buf);
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    if (rc == 0) rc = copy(TOKS "/mistral-7b-v0.1/tokenizer_config.json", path);
+done:
+    for (int i = 0; i < nm; i++) free(joined[i]);
+    free(joined);
+    free(first);
+    free(pieces);
+    free(sp);
+    free(spp);
+    cJSON_Delete(j);
+    return rc;
+}
+
 int main(void) {
     char tmp[] = "/tmp/rlhf_tok_test_XXXXXX";
     if (!mkdtemp(tmp)) {
@@ -214,12 +313,19 @@ int main(void) {
         total += check_file(dir, path, label);
     }
     total += check_file(d_deb, TOKS "/spm/deberta-v2-lower-punct.jsonl", "spm deberta-v2-lower-punct");
+    char d_mis[512];
+    snprintf(d_mis, sizeof d_mis, "%s/mistral-spm", tmp);
+    mkdir(d_mis, 0700);
+    CHECK(mistral_spm(d_mis) == 0, "building a Mistral-shaped tokenizer.model in %s", d_mis);
+    total += check_file(d_mis, TOKS "/expected_ids/mistral-7b-v0.1.jsonl", "spm mistral-7b-v0.1 (tokenizer.model)");
+    total += check_file(d_mis, TOKS "/extra_ids/mistral-7b-v0.1.jsonl", "spm mistral-7b-v0.1 (tokenizer.model) extra");
     fprintf(stderr, "%d rows checked\n", total);
     // clean up the temporary directory
     const char *files[] = {"roberta-base/tokenizer.json", "roberta-base-files/vocab.json", "roberta-base-files/merges.txt",
                            "gpt2-files/vocab.json", "gpt2-files/merges.txt", "gpt2-files/tokenizer_config.json",
                            "bert-files/vocab.txt", "bert-files/tokenizer_config.json",
-                           "deberta-v2-lower-punct/spm.model", "deberta-v2-lower-punct/tokenizer_config.json"};
+                           "deberta-v2-lower-punct/spm.model", "deberta-v2-lower-punct/tokenizer_config.json",
+                           "mistral-spm/tokenizer.model", "mistral-spm/tokenizer_config.json"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(p, sizeof p, "%s/%s", tmp, files[i]);
         unlink(p);
@@ -229,6 +335,7 @@ int main(void) {
     rmdir(d_gpt2_fb);
     rmdir(d_bert_fb);
     rmdir(d_deb);
+    rmdir(d_mis);
     rmdir(tmp);
     return tu_finish("tokenizer_expected");
 }

@@ -135,20 +135,29 @@ static void run(const char *fixture) {
 static void test_warpers(void) {
     const float logits[4] = {1, 2, 3, 4};
     float p[4];
-    gen_warp_probs(p, logits, 4, 1.0f, 2, 1.0f);
+    gen_warp_probs(p, logits, 4, 1.0f, 2, 1.0f, 0.0f);
     double e = exp(-1.0);
     CHECK(p[0] == 0 && p[1] == 0 && fabs(p[2] - e / (1 + e)) < 1e-6 && fabs(p[3] - 1 / (1 + e)) < 1e-6,
           "top_k=2: %g %g %g %g", p[0], p[1], p[2], p[3]);
-    gen_warp_probs(p, logits, 4, 1.0f, 0, 0.8f);  // probs .032 .087 .237 .644: cum .032 .119 <= .2 removed
+    gen_warp_probs(p, logits, 4, 1.0f, 0, 0.8f, 0.0f);  // probs .032 .087 .237 .644: cum .032 .119 <= .2 removed
     CHECK(p[0] == 0 && p[1] == 0 && p[2] > 0 && p[3] > 0, "top_p=0.8: %g %g %g %g", p[0], p[1], p[2], p[3]);
     CHECK(fabs(p[2] + p[3] - 1) < 1e-6, "renormalised");
-    gen_warp_probs(p, logits, 4, 1.0f, 0, 0.5f);  // cum .356 <= .5 also removed
+    gen_warp_probs(p, logits, 4, 1.0f, 0, 0.5f, 0.0f);  // cum .356 <= .5 also removed
     CHECK(p[0] == 0 && p[1] == 0 && p[2] == 0 && fabs(p[3] - 1) < 1e-6, "top_p=0.5: %g %g %g %g", p[0], p[1], p[2],
           p[3]);
-    gen_warp_probs(p, logits, 4, 2.0f, 0, 1.0f);  // temperature 2: softmax(0.5, 1, 1.5, 2)
+    gen_warp_probs(p, logits, 4, 2.0f, 0, 1.0f, 0.0f);  // temperature 2: softmax(0.5, 1, 1.5, 2)
     double z = exp(0.5) + exp(1) + exp(1.5) + exp(2);
     CHECK(fabs(p[0] - exp(0.5) / z) < 1e-6, "temperature: %g", p[0]);
     CHECK(gen_sample(p, 4, 0.0) == 0 && gen_sample(p, 4, 0.999999) == 3, "inverse CDF ends");
+    // min_p 0.3: probs .032 .087 .237 .644 -> below 0.3 * .644 = .193 removed (tokens 0, 1)
+    gen_warp_probs(p, logits, 4, 1.0f, 0, 1.0f, 0.3f);
+    CHECK(p[0] == 0 && p[1] == 0 && fabs(p[2] - e / (1 + e)) < 1e-6, "min_p=0.3: %g %g %g %g", p[0], p[1], p[2], p[3]);
+    // repetition penalty 2 over ids {3, 0, 3}: positive logit divided, negative multiplied, id 3 once
+    float zr[4] = {-1.0f, 2.0f, 3.0f, 4.0f};
+    const int32_t hist[3] = {3, 0, 3};
+    gen_repetition_penalty(zr, hist, 3, 2.0f);
+    CHECK(zr[0] == -2.0f && zr[1] == 2.0f && zr[2] == 3.0f && zr[3] == 2.0f, "repetition penalty: %g %g %g %g", zr[0],
+          zr[1], zr[2], zr[3]);
 }
 
 int main(void) {

@@ -26,13 +26,13 @@ static void test_logprobs_and_gradient(void) {
     const double temperature = 0.7;
     const float tau = (float)(temperature + PPO_TEMPERATURE_EPS), inv = 1.0f / tau;
     float lp[NB * R], lse[NB * R], want[NB * R];
-    ppo_response_logprobs(lp, lse, logits, resp, NB, T, P, R, V, temperature);
+    rollout_logprobs(lp, lse, logits, resp, NB, T, P, R, V, temperature + PPO_TEMPERATURE_EPS);
     // the same slots through the nn op: rows P-1 .. P+R-2 of each sequence
     for (int b = 0; b < NB; b++)
         token_logprobs_forward(want + b * R, logits + ((size_t)b * T + P - 1) * V, resp + b * R, R, V, tau);
     tu_close("response log-probs vs token_logprobs_forward", lp, want, NB * R, 1e-5, 1e-5);
     float lp_rollout[NB * R];  // the rollout's path (no lse kept)
-    ppo_response_logprobs(lp_rollout, NULL, logits, resp, NB, T, P, R, V, temperature);
+    rollout_logprobs(lp_rollout, NULL, logits, resp, NB, T, P, R, V, temperature + PPO_TEMPERATURE_EPS);
     tu_close("rollout log-probs vs update log-probs", lp_rollout, lp, NB * R, 1e-5, 1e-5);
 
     float dz[V], dwant[V], ent[1], ent_want[1];
@@ -40,7 +40,7 @@ static void test_logprobs_and_gradient(void) {
         int b = k / R, t = k % R;
         const float *z = logits + ((size_t)b * T + P - 1 + t) * V;
         float g = 0.3f + 0.1f * (float)k;
-        ent[0] = ppo_slot_entropy_backward(dz, z, lse[k], resp[k], g, V, inv);
+        ent[0] = rollout_slot_entropy_backward(dz, z, lse[k], resp[k], g, V, inv);
         memset(dwant, 0, sizeof dwant);
         token_logprobs_backward(dwant, &g, z, &resp[k], 1, V, tau);
         tu_close("d logprob / d logits vs token_logprobs_backward", dz, dwant, V, 1e-6, 1e-4);
@@ -53,14 +53,14 @@ static void test_logprobs_and_gradient(void) {
         const float *z = logits + ((size_t)1 * T + P - 1 + 2) * V;
         int32_t tok = resp[1 * R + 2];
         float g = 1.0f;
-        ppo_slot_entropy_backward(dz, z, ppo_logsumexp(z, V, inv), tok, g, V, inv);
+        rollout_slot_entropy_backward(dz, z, rollout_logsumexp(z, V, inv), tok, g, V, inv);
         for (int v = 0; v < V; v += 9) {
             const float h = 1e-2f;
             memcpy(zc, z, sizeof zc);
             zc[v] += h;
-            double up = zc[tok] * inv - ppo_logsumexp(zc, V, inv);
+            double up = zc[tok] * inv - rollout_logsumexp(zc, V, inv);
             zc[v] -= 2 * h;
-            double down = zc[tok] * inv - ppo_logsumexp(zc, V, inv);
+            double down = zc[tok] * inv - rollout_logsumexp(zc, V, inv);
             float fd = (float)((up - down) / (2 * h));
             tu_close("d logprob / d logit (finite difference)", &dz[v], &fd, 1, 2e-3, 2e-2);
         }
@@ -70,7 +70,7 @@ static void test_logprobs_and_gradient(void) {
 static void test_positions(void) {
     // two left-padded rows: [pad pad a b c], [a b c d e]
     int32_t mask[10] = {0, 0, 1, 1, 1, 1, 1, 1, 1, 1}, pos[10];
-    ppo_positions(pos, mask, 2, 5);
+    rollout_positions(pos, mask, 2, 5);
     int32_t want[10] = {0, 0, 0, 1, 2, 0, 1, 2, 3, 4};
     CHECK(memcmp(pos, want, sizeof want) == 0, "positions cumsum(mask) - mask: got %d %d %d %d %d", pos[0], pos[1],
           pos[2], pos[3], pos[4]);

@@ -9,7 +9,7 @@ const path = require('path');
 const { Tokenizer } = require('@anush008/tokenizers');
 const { texts } = require('./gen_tokenizer_ids.js');
 
-const OUT = path.join(__dirname, '..', 'tests', 'fixtures', 'tokenizers', 'spm');
+const OUT = process.env.SPM_IDS_OUT || path.join(__dirname, '..', 'tests', 'fixtures', 'tokenizers', 'spm');
 const spmTexts = [
   ['Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May.', null],
   ['Weng earns $12 an hour for babysitting. Yesterday, she just did 50 minutes of babysitting.', null],

@@ -36,6 +36,7 @@ struct dist {
     int mpi;              // MPI was initialised here (finalize it)
     int failed_together;  // 1: a collective showed that every rank fails (exit normally, no abort)
     double comm_seconds;  // wall time spent in the float all-reduces (benchmarks)
+    long comm_calls;
 #ifdef RLHF_HAVE_MPI
     MPI_Comm comm;  // training collectives
     MPI_Comm fin;   // the failure handshake in dist_finalize, apart from whatever a rank was doing
@@ -133,6 +134,10 @@ void dist_finalize(dist *d, int status) {
             fflush(stderr);
             MPI_Abort(MPI_COMM_WORLD, status);  // does not return: mpirun ends every rank
         }
+        // RLHF_DIST_STATS=1 (benchmarks): the time in the float all-reduces, waiting for slower ranks included
+        if (getenv("RLHF_DIST_STATS") && d->comm_calls)
+            fprintf(stderr, "rlhf: rank %d of %d: %ld float all-reduces, %.3f s in them (%.2f ms each)\n", d->rank,
+                    d->size, d->comm_calls, d->comm_seconds, 1e3 * d->comm_seconds / (double)d->comm_calls);
         MPI_Comm_free(&d->comm);
         MPI_Comm_free(&d->fin);
         MPI_Finalize();
@@ -171,6 +176,7 @@ rlhf_status dist_allreduce_sum_f32(dist *d, float *buf, size_t n, rlhf_err *err)
         double t0 = now_seconds();
         rlhf_status s = allreduce(d, buf, n, sizeof(float), MPI_FLOAT, MPI_SUM, err);
         d->comm_seconds += now_seconds() - t0;
+        d->comm_calls++;
         return s;
     }
 #endif
@@ -221,7 +227,9 @@ rlhf_status dist_allgather(dist *d, const void *send, void *recv, size_t bytes, 
 #ifdef RLHF_HAVE_MPI
     if (MULTI(d)) {
         if (bytes > INT_MAX) return rlhf_fail(err, RLHF_ERUNTIME, "dist_allgather: %zu bytes per rank is too many", bytes);
-        int rc = MPI_Allgather(send, (int)bytes, MPI_BYTE, recv, (int)bytes, MPI_BYTE, d->comm);
+        // a rank's own block may already sit in place inside recv
+        const void *sb = send == (const char *)recv + (size_t)d->rank * bytes ? MPI_IN_PLACE : send;
+        int rc = MPI_Allgather(sb, (int)bytes, MPI_BYTE, recv, (int)bytes, MPI_BYTE, d->comm);
         return rc == MPI_SUCCESS ? RLHF_OK : mpi_fail(err, rc, "all-gather");
     }
 #endif

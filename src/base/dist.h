@@ -40,7 +40,8 @@ rlhf_status dist_allreduce_max_f64(dist *d, double *buf, size_t n, rlhf_err *err
 rlhf_status dist_allreduce_sum_i64(dist *d, int64_t *buf, size_t n, rlhf_err *err);
 // Rank root's bytes to every rank.
 rlhf_status dist_bcast(dist *d, void *buf, size_t bytes, int root, rlhf_err *err);
-// Each rank contributes `bytes` bytes at send; recv (size * bytes) holds them in rank order.
+// Each rank contributes `bytes` bytes at send; recv (size * bytes) holds them in rank order. send may be
+// the rank's own block inside recv (recv + rank * bytes): then it is gathered in place.
 rlhf_status dist_allgather(dist *d, const void *send, void *recv, size_t bytes, rlhf_err *err);
 // Variable-length gather of floats: rank r contributes counts[r] floats; recv holds them in rank order
 // (counts known on every rank).

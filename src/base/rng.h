@@ -13,7 +13,8 @@ enum {
     RNG_STREAM_SHUFFLE = 3,   // data order per epoch
     RNG_STREAM_SAMPLE = 4,    // token sampling in generation
     RNG_STREAM_SPLIT = 5,     // train/eval split
-    RNG_STREAM_PPO = 6        // PPO mini-batch permutations
+    RNG_STREAM_PPO = 6,       // PPO mini-batch permutations
+    RNG_STREAM_GRPO = 7       // GRPO / RLOO: the shuffle of a generation batch into micro-batches
 };
 
 // Four 32-bit words for (key, counter).

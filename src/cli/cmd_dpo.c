@@ -229,8 +229,13 @@ int cmd_dpo(int argc, char **argv) {
         a.ref_train = ref_train, a.ref_eval = ref_eval;
     }
     a.ref = ref;
-    if (st == RLHF_OK) st = make_dirs(out, &err);
+    // every rank validated its inputs: all go on, or all stop with one message; then rank 0 makes the directory
+    dist *dd = cli_dist();
+    st = dist_agree(dd, st, &err);
+    if (st == RLHF_OK && dist_is_main(dd)) st = make_dirs(out, &err);
+    st = dist_agree(dd, st, &err);
     if (st == RLHF_OK) {
+        a.dist = dd;
         a.stop = cli_stop_flag_install();
         dpo_result res;
         st = dpo_train(m, tok, &set, &a, &res, &err);

@@ -97,9 +97,10 @@ static rlhf_status run_init(const char *config_path, const char *tok_dir, const 
         have[i] = file_exists(path_join(src, sizeof src, tok_dir, TOKENIZER_FILES[i]));
         n_have += have[i];
     }
-    if (!have[0] && !have[1] && !(have[2] && have[3]))
+    if (!have[0] && !have[1] && !(have[2] && have[3]) && !have[4] && !have[5])
         return rlhf_fail(err, RLHF_EINPUT,
-                         "--tokenizer %s: no tokenizer.json, vocab.txt or vocab.json+merges.txt in the directory", tok_dir);
+                         "--tokenizer %s: no tokenizer.json, vocab.txt, vocab.json+merges.txt, tokenizer.model or spm.model "
+                         "in the directory", tok_dir);
     if (file_exists(out_dir) && !dir_exists(out_dir))
         return rlhf_fail(err, RLHF_EINPUT, "--output_dir %s: exists and is not a directory", out_dir);
     if (dir_exists(out_dir) && !dir_is_empty(out_dir) && !overwrite)

@@ -67,6 +67,12 @@ static int run(int argc, char **argv) {
          "reward: a copy of the reward model (decoder reward models with the policy's tokenizer; otherwise falls back "
          "to head) | head: a value head on the policy", NULL, 0},
         {"encoding", ARG_STRING, &encoding, "pair", "how an encoder reward model reads (prompt, response): pair | concat", NULL, 0},
+        {"eval_dataset_name", ARG_STRING, &a.eval_dataset_name, NULL,
+         "held-out prompts: their mean score is printed at the start, every --logging_steps and at the end", NULL, 0},
+        {"eval_split", ARG_FLOAT, &a.eval_split, "0", "fraction of --dataset_name's prompts held out instead, in [0, 1)",
+         NULL, 0},
+        {"logging_steps", ARG_INT, &a.logging_steps, "1", "updates between training_log.csv rows / stdout log lines",
+         NULL, 0},
         {"seed", ARG_INT, &seed, "42", "seed of sampling, data order and mini-batches", NULL, 0},
         {"save_steps", ARG_INT, &save_steps, "500", "checkpoint every N updates (0 = none)", NULL, 0},
         {"num_sample_generations", ARG_INT, &samples, "10", "sample points written to samples.jsonl over the run", NULL, 0},
@@ -76,7 +82,11 @@ static int run(int argc, char **argv) {
         {"overwrite_output_dir", ARG_BOOL, &overwrite, "false", "replace a run already in --output_dir", NULL, 0},
         {"allow_new_reward_head", ARG_BOOL, &a.allow_new_reward_head, "false",
          "accept a --reward_model_path without a trained score head (a base or causal LM: random rewards)", NULL, 0},
+        {"gradient_checkpointing", ARG_BOOL, &a.gradient_checkpointing, "false",
+         "recompute each layer's activations in backward instead of keeping them: less memory, ~1/3 more compute", NULL, 0},
         {"quiet", ARG_BOOL, &quiet, "false", "no progress bar", NULL, 0},
+        {"torch_dtype", ARG_STRING, &a.torch_dtype, "auto", "dtype of the saved policy: auto (its config.json's "
+         "torch_dtype) | float32 | bfloat16 | float16 (training is fp32; checkpoints keep fp32 weights)", NULL, 0},
         {"threads", ARG_INT, &threads, "0", "threads (0 = all cores)", NULL, 0},
     };
     int n = 0;
@@ -114,12 +124,23 @@ static int run(int argc, char **argv) {
         return cli_report("ppo", RLHF_EINPUT, err.msg);
     }
     a.seed = (uint64_t)seed;
+    if (a.logging_steps < 1) rlhf_fail(&err, RLHF_EINPUT, "--logging_steps must be >= 1, got %lld", a.logging_steps);
+    else if (!(a.eval_split >= 0 && a.eval_split < 1))
+        rlhf_fail(&err, RLHF_EINPUT, "--eval_split must be in [0, 1), got %g", a.eval_split);
+    else if (a.eval_split > 0 && a.eval_dataset_name)
+        rlhf_fail(&err, RLHF_EINPUT, "--eval_split and --eval_dataset_name exclude each other");
+    if (err.msg[0]) return cli_report("ppo", RLHF_EINPUT, err.msg);
     a.save_steps = save_steps;
     if (save_total_limit < 0) {
         rlhf_fail(&err, RLHF_EINPUT, "--save_total_limit: expected >= 0, got %lld", save_total_limit);
         return cli_report("ppo", RLHF_EINPUT, err.msg);
     }
     a.save_total_limit = save_total_limit;
+    if (strcmp(a.torch_dtype, "auto") && strcmp(a.torch_dtype, "float32") && strcmp(a.torch_dtype, "bfloat16") &&
+        strcmp(a.torch_dtype, "float16")) {
+        rlhf_fail(&err, RLHF_EINPUT, "--torch_dtype: expected auto, float32, bfloat16 or float16, got '%s'", a.torch_dtype);
+        return cli_report("ppo", RLHF_EINPUT, err.msg);
+    }
     char resume_dir[4096];
     rlhf_status rs = checkpoint_resolve_resume(a.resume_from_checkpoint, a.output_dir, resume_dir, sizeof resume_dir, &err);
     if (rs) return cli_report("ppo", rs, err.msg);
@@ -155,13 +176,18 @@ static int run(int argc, char **argv) {
     if (st) return cli_report("ppo", st, err.msg);
     a.merge_adapter = pf.merge_adapter;
     cli_set_threads(threads);
+    a.dist = cli_dist();
     a.stop = cli_stop_flag_install();
     ppo_result res;
     st = ppo_train(&a, &res, &err);
     cli_stop_flag_remove();
-    if (st == RLHF_OK)
-        fprintf(stderr, "rlhf ppo: %lld updates, %lld episodes; objective/scores %.4f -> %.4f, objective/kl %.4f\n",
+    if (st == RLHF_OK) {
+        fprintf(stderr, "rlhf ppo: %lld updates, %lld episodes; objective/scores %.4f -> %.4f, objective/kl %.4f",
                 res.updates_done, res.episodes_done, res.first_score, res.last_score, res.last_kl);
+        if (isfinite(res.first_eval_score))
+            fprintf(stderr, "; eval/scores %.4f -> %.4f", res.first_eval_score, res.last_eval_score);
+        fprintf(stderr, "\n");
+    }
     return cli_report("ppo", st, err.msg);
 }
 

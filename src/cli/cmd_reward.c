@@ -147,6 +147,7 @@ static rlhf_status run(reward_flags *f, volatile sig_atomic_t **stop, rlhf_err *
         RLHF_TRY(reward_model_load_peft(&m, &tok, model_dir, (uint64_t)f->t.seed, f->peft.use_peft ? &po : NULL, err));
     }
     if (f->peft.use_peft) cli_peft_notice(CMD, m);
+    m->gradient_checkpointing = f->t.gradient_checkpointing;
     pref_set all = {0}, train = {0}, eval = {0};
     pref_opts o;
     pref_encoding enc = PREF_ENCODING_PAIR;
@@ -171,6 +172,7 @@ static rlhf_status run(reward_flags *f, volatile sig_atomic_t **stop, rlhf_err *
     }
     if (!s) s = reward_encoding_record(m, enc, err);  // score/ppo read pairs as this model was trained
     if (!s) s = reward_max_length_record(m, o.max_length, err);
+    if (!s) s = model_set_torch_dtype(m, f->t.torch_dtype, err);  // the dtype the final model is saved in
     dist *d = cli_dist();
     s = dist_agree(d, s, err);  // every rank validated its inputs: all go on, or all stop with one message
     if (!s && dist_is_main(d)) s = make_dirs(f->t.output_dir, err);

@@ -144,6 +144,8 @@ int cmd_sft(int argc, char **argv) {
             st = model_load(&m, load_dir, HEAD_LM, &opts, &err);
         }
         if (st == RLHF_OK && pf.use_peft) cli_peft_notice("sft", m);
+        if (st == RLHF_OK) st = model_set_torch_dtype(m, tf.torch_dtype, &err);  // the saved model's dtype
+        if (st == RLHF_OK) m->gradient_checkpointing = tf.gradient_checkpointing;
     }
     if (st == RLHF_OK) {
         if (tokenizer_files_present(load_dir)) st = tokenizer_load(&tok, load_dir, &err);
@@ -165,8 +167,13 @@ int cmd_sft(int argc, char **argv) {
         a.eval = eval.n && plan.eval_strategy != STRATEGY_NO ? &eval : NULL;
         a.eval_batch_size = (int)eval_bs;
     }
-    if (st == RLHF_OK) st = make_dirs(out, &err);
+    // every rank validated its inputs: all go on, or all stop with one message; then rank 0 makes the directory
+    dist *dd = cli_dist();
+    st = dist_agree(dd, st, &err);
+    if (st == RLHF_OK && dist_is_main(dd)) st = make_dirs(out, &err);
+    st = dist_agree(dd, st, &err);
     if (st == RLHF_OK) {
+        a.dist = dd;
         a.stop = cli_stop_flag_install();
         sft_result res;
         st = sft_train(m, tok, &set, &a, &res, &err);

@@ -20,6 +20,8 @@ int cmd_score(int argc, char **argv);
 int cmd_sft(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_ppo(int argc, char **argv);
+int cmd_grpo(int argc, char **argv);
+int cmd_rloo(int argc, char **argv);
 int cmd_dpo(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 

@@ -42,6 +42,9 @@ int cli_trainer_flag_specs(arg_spec *s, int n, int cap, cli_trainer_flags *f, co
     F("overwrite_output_dir", ARG_BOOL, &f->overwrite, NULL, "replace a run already in --output_dir");
     F("threads", ARG_INT, &f->threads, "0", "CPU threads (0: all cores)");
     F("quiet", ARG_BOOL, &f->quiet, NULL, "no progress bar or per-log lines");
+    F("torch_dtype", ARG_STRING, &f->torch_dtype, "auto", "dtype of the saved model: auto (config.json's torch_dtype) "
+                                                          "| float32 | bfloat16 | float16 (training is fp32; "
+                                                          "checkpoints keep fp32 weights)");
 #undef F
     return n;
 }
@@ -57,6 +60,10 @@ static rlhf_status parse_strategy(const char *flag, const char *v, interval_stra
 rlhf_status cli_trainer_check(const cli_trainer_flags *f, cli_trainer_plan *plan, rlhf_err *err) {
     memset(plan, 0, sizeof *plan);
     if (!f->output_dir) return rlhf_fail(err, RLHF_EINPUT, "--output_dir is required");
+    if (f->torch_dtype && strcmp(f->torch_dtype, "auto") && strcmp(f->torch_dtype, "float32") &&
+        strcmp(f->torch_dtype, "bfloat16") && strcmp(f->torch_dtype, "float16"))
+        return rlhf_fail(err, RLHF_EINPUT, "--torch_dtype: expected auto, float32, bfloat16 or float16, got '%s'",
+                         f->torch_dtype);
     if (!(f->lr > 0) || !isfinite(f->lr))
         return rlhf_fail(err, RLHF_EINPUT, "--learning_rate must be a finite number > 0, got %g", f->lr);
     if (f->train_bs < 1) return rlhf_fail(err, RLHF_EINPUT, "--per_device_train_batch_size must be >= 1");
@@ -87,8 +94,6 @@ rlhf_status cli_trainer_check(const cli_trainer_flags *f, cli_trainer_plan *plan
     if (f->save_total_limit < 0)
         return rlhf_fail(err, RLHF_EINPUT, "--save_total_limit must be >= 0, got %lld", f->save_total_limit);
     if (f->threads < 0) return rlhf_fail(err, RLHF_EINPUT, "--threads must be >= 0, got %lld", f->threads);
-    if (f->gradient_checkpointing)  // TODO(habits-cli): lands with the encoder/decoder recompute
-        return rlhf_fail(err, RLHF_EINPUT, "--gradient_checkpointing: not available in this build yet");
     RLHF_TRY(lr_schedule_parse(f->scheduler, &plan->schedule, err));
     RLHF_TRY(parse_strategy("save_strategy", f->save_strategy, &plan->save_strategy, err));
     if (plan->save_strategy == STRATEGY_STEPS && f->save_steps < 1)

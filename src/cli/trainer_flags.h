@@ -9,10 +9,10 @@
 #include "train/reward_trainer.h"
 #include "train/schedule.h"
 
-#define CLI_TRAINER_N_FLAGS 28  // rows cli_trainer_flag_specs appends
+#define CLI_TRAINER_N_FLAGS 29  // rows cli_trainer_flag_specs appends
 
 typedef struct {
-    const char *output_dir, *eval_dataset, *scheduler, *eval_strategy, *save_strategy, *resume;
+    const char *output_dir, *eval_dataset, *scheduler, *eval_strategy, *save_strategy, *resume, *torch_dtype;
     double eval_split, epochs, lr, warmup_ratio, weight_decay, max_grad_norm;
     long long train_bs, eval_bs, accum, warmup_steps, seed, logging_steps, eval_steps, save_steps, max_steps;
     long long threads, save_total_limit;

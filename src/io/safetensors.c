@@ -485,6 +485,39 @@ static float f16_to_f32(uint16_t h) {
     return out;
 }
 
+void st_f32_to_bf16(const float *in, uint16_t *out, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t x;
+        memcpy(&x, &in[i], 4);
+        if ((x & 0x7fffffffu) > 0x7f800000u) out[i] = (uint16_t)((x >> 16) | 0x40);  // quiet NaN
+        else out[i] = (uint16_t)((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+    }
+}
+
+static uint16_t f32_to_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000u, exp = (x >> 23) & 0xffu, man = x & 0x7fffffu;
+    if (exp == 0xff) return (uint16_t)(sign | 0x7c00u | (man ? 0x200u | (man >> 13) : 0));
+    int e = (int)exp - 127 + 15;
+    if (e >= 0x1f) return (uint16_t)(sign | 0x7c00u);
+    if (e <= 0) {  // a half subnormal: man24 * 2^-(14 - e) in units of 2^-24
+        if (e < -10) return (uint16_t)sign;
+        man |= 0x800000u;
+        int shift = 14 - e;
+        uint32_t r = man >> shift, rest = man & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rest > half || (rest == half && (r & 1u))) r++;
+        return (uint16_t)(sign | r);
+    }
+    uint32_t r = ((uint32_t)e << 10) | (man >> 13), rest = man & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (r & 1u))) r++;  // a carry rounds up into the exponent
+    return (uint16_t)(sign | r);
+}
+
+void st_f32_to_f16(const float *in, uint16_t *out, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = f32_to_f16(in[i]);
+}
+
 rlhf_status st_to_f32(const st_tensor *t, float *out, rlhf_err *err) {
     size_t n = (size_t)t->numel;
     const unsigned char *p = t->data;

@@ -44,6 +44,11 @@ const st_tensor *st_find(const st_file *f, const char *name);
 // Converts a tensor of F32/F16/BF16/F64 to fp32 into out (numel floats).
 rlhf_status st_to_f32(const st_tensor *t, float *out, rlhf_err *err);
 
+// fp32 to bfloat16 / IEEE half, rounding to nearest even as torch's .to() does (NaN stays NaN, F16
+// overflow becomes infinity, F16 subnormals are kept). Little-endian 16-bit words into out (n).
+void st_f32_to_bf16(const float *in, uint16_t *out, size_t n);
+void st_f32_to_f16(const float *in, uint16_t *out, size_t n);
+
 // ---- writing ----
 typedef struct {
     const char *name;

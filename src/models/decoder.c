@@ -37,6 +37,7 @@ typedef struct {
 typedef struct {
     int B, T;
     int training;
+    int checkpointing;      // every layer shares layers[0]'s buffers; the backward re-runs each block first
     uint64_t dropout_key;
     int32_t *ids, *mask, *pos;  // copies of the batch (mask NULL when the batch had none)
     float *resid;           // (L+1, N, C): embeddings, then each block's output
@@ -334,7 +335,13 @@ static dec_acts *layout_acts(model *m, int B, int T, carver *cv) {
     int32_t *pos = carve(cv, N * sizeof(int32_t));
     float *resid = carve_f(cv, (size_t)(c->L + 1) * N * C);
     dec_layer_acts tmp[1];
+    // --gradient_checkpointing: one set of block activations for every layer (the stream is kept)
+    const int checkpointing = m->gradient_checkpointing && !m->no_grad;
     for (int l = 0; l < c->L; l++) {
+        if (checkpointing && l > 0) {
+            if (cv->a) layers[l] = layers[0];
+            continue;
+        }
         dec_layer_acts *la = cv->a ? &layers[l] : tmp;
         la->ln1 = carve_f(cv, N * C);
         la->ln1_mean = carve_f(cv, N);
@@ -367,6 +374,7 @@ static dec_acts *layout_acts(model *m, int B, int T, carver *cv) {
     float *out = m->head == HEAD_LM ? carve_f(cv, N * c->V) : carve_f(cv, (size_t)B * m->cfg.num_labels);
     if (!cv->a) return NULL;
     a->B = B, a->T = T;
+    a->checkpointing = checkpointing;
     a->layers = layers, a->ids = ids, a->mask = mask, a->pos = pos, a->resid = resid;
     a->lnf_mean = lnf_mean, a->lnf_rstd = lnf_rstd, a->attn_proj = attn_proj, a->mlp_proj = mlp_proj;
     a->pool = pool, a->pooled = pooled, a->gu = gu;
@@ -411,11 +419,84 @@ static attention_shape attn_shape(const decoder_cfg *c, int B, int T, int l, int
     return s;
 }
 
+// Block l of the stream: a->resid[l] -> a->resid[l + 1], its activations in a->layers[l]. The backward
+// of a checkpointing forward calls it again to refill them (same inputs, same dropout keys: same values).
+static void layer_forward(model *m, dec_acts *a, int l) {
+    const decoder_cfg *c = &((decoder_state *)m->impl)->cfg;
+    int B = a->B, T = a->T, C = c->C, QD = c->NH * c->HD, KD = c->NKV * c->HD;
+    size_t N = (size_t)B * T;
+    int drop = a->training;
+    const rope_freqs *rope = dec_rope(c, a->pos, N);
+    const dec_layer_offsets *o = &c->layers[l];
+    dec_layer_acts *la = &a->layers[l];
+    float *xin = a->resid + (size_t)l * N * C, *xout = a->resid + (size_t)(l + 1) * N * C;
+    // attention
+    dec_norm_forward(c, la->ln1, la->ln1_mean, la->ln1_rstd, xin, P(m, o->ln1_w), P(m, o->ln1_b), (int)N);
+    if (c->qkv == DEC_QKV_SEPARATE) {
+        dec_proj_forward(m, la->q, la->ln1, o->q_w, o->q_b, (int)N, C, QD);
+        dec_proj_forward(m, la->k, la->ln1, o->k_w, o->k_b, (int)N, C, KD);
+        dec_proj_forward(m, la->v, la->ln1, o->v_w, o->v_b, (int)N, C, KD);
+    } else {
+        dec_proj_forward(m, la->qkv, la->ln1, o->qkv_w, o->qkv_b, (int)N, C, dec_qkv_width(c));
+        dec_split_qkv(c, la->q, la->k, la->v, la->qkv, N);
+    }
+    if (c->rot_dim > 0) {
+        rope_forward_freqs(la->q, a->pos, B, T, c->NH, c->HD, c->rot_dim, rope, ROPE_HALF);
+        rope_forward_freqs(la->k, a->pos, B, T, c->NKV, c->HD, c->rot_dim, rope, ROPE_HALF);
+    }
+    attention_shape s = attn_shape(c, B, T, l, drop, a->dropout_key);
+    attention_forward(la->atty, la->probs, la->q, la->k, la->v, a->mask, &s);
+    if (la->attn_br) {  // Gemma 2: the branch output is normed before the residual
+        dec_proj_forward(m, la->attn_br, la->atty, o->o_w, o->o_b, (int)N, QD, C);
+        dec_norm_forward(c, a->attn_proj, NULL, la->attn_br_rstd, la->attn_br, P(m, o->post_attn_w), NULL, (int)N);
+    } else {
+        dec_proj_forward(m, a->attn_proj, la->atty, o->o_w, o->o_b, (int)N, QD, C);
+    }
+    if (drop && c->resid_pdrop > 0)
+        dropout_forward(a->attn_proj, a->attn_proj, c->resid_pdrop, drop_key(a->dropout_key, l + 1, SITE_ATTN_OUT),
+                        (int64_t)N * C);
+    const float *mlp_in = xin;
+    if (!c->parallel_residual) {
+        add_forward(la->res1, xin, a->attn_proj, (int64_t)N * C);
+        mlp_in = la->res1;
+    }
+    // MLP
+    dec_norm_forward(c, la->ln2, la->ln2_mean, la->ln2_rstd, mlp_in, P(m, o->ln2_w), P(m, o->ln2_b), (int)N);
+    if (c->mlp == DEC_MLP_GATED) {
+        if (c->fused_gate_up) {
+            dec_proj_forward(m, a->gu, la->ln2, o->fc_w, o->fc_b, (int)N, C, 2 * c->I);
+            split_gate_up(la->fc, la->up, a->gu, N, c->I);
+        } else {
+            dec_proj_forward(m, la->fc, la->ln2, o->fc_w, o->fc_b, (int)N, C, c->I);
+            dec_proj_forward(m, la->up, la->ln2, o->up_w, o->up_b, (int)N, C, c->I);
+        }
+        dec_gated_forward(c, la->act, la->fc, la->up, (int64_t)N * c->I);
+    } else {
+        dec_proj_forward(m, la->fc, la->ln2, o->fc_w, o->fc_b, (int)N, C, c->I);
+        activation_forward(c->act, la->act, la->fc, (int64_t)N * c->I);
+    }
+    if (la->mlp_br) {
+        dec_proj_forward(m, la->mlp_br, la->act, o->down_w, o->down_b, (int)N, c->I, C);
+        dec_norm_forward(c, a->mlp_proj, NULL, la->mlp_br_rstd, la->mlp_br, P(m, o->post_mlp_w), NULL, (int)N);
+    } else {
+        dec_proj_forward(m, a->mlp_proj, la->act, o->down_w, o->down_b, (int)N, c->I, C);
+    }
+    if (drop && c->resid_pdrop > 0)
+        dropout_forward(a->mlp_proj, a->mlp_proj, c->resid_pdrop, drop_key(a->dropout_key, l + 1, SITE_MLP_OUT),
+                        (int64_t)N * C);
+    if (c->parallel_residual) {
+        add_forward(xout, xin, a->attn_proj, (int64_t)N * C);
+        add_forward(xout, xout, a->mlp_proj, (int64_t)N * C);
+    } else {
+        add_forward(xout, la->res1, a->mlp_proj, (int64_t)N * C);
+    }
+}
+
 rlhf_status decoder_forward(model *m, const model_batch *b, rlhf_err *err) {
     decoder_state *st = m->impl;
     const decoder_cfg *c = &st->cfg;
     RLHF_TRY(check_batch(m, b, err));
-    int B = b->B, T = b->T, C = c->C, QD = c->NH * c->HD, KD = c->NKV * c->HD;
+    int B = b->B, T = b->T, C = c->C;
     size_t N = (size_t)B * T;
 
     carver count = {NULL, 0};
@@ -447,73 +528,8 @@ rlhf_status decoder_forward(model *m, const model_batch *b, rlhf_err *err) {
     if (c->embed_scale > 0)
         for (size_t i = 0; i < N * C; i++) x[i] *= c->embed_scale;
     if (drop && c->embd_pdrop > 0) dropout_forward(x, x, c->embd_pdrop, drop_key(b->dropout_key, 0, SITE_EMBD), (int64_t)N * C);
-    const rope_freqs *rope = dec_rope(c, a->pos, N);
 
-    for (int l = 0; l < c->L; l++) {
-        const dec_layer_offsets *o = &c->layers[l];
-        dec_layer_acts *la = &a->layers[l];
-        float *xin = a->resid + (size_t)l * N * C, *xout = a->resid + (size_t)(l + 1) * N * C;
-        // attention
-        dec_norm_forward(c, la->ln1, la->ln1_mean, la->ln1_rstd, xin, P(m, o->ln1_w), P(m, o->ln1_b), (int)N);
-        if (c->qkv == DEC_QKV_SEPARATE) {
-            dec_proj_forward(m, la->q, la->ln1, o->q_w, o->q_b, (int)N, C, QD);
-            dec_proj_forward(m, la->k, la->ln1, o->k_w, o->k_b, (int)N, C, KD);
-            dec_proj_forward(m, la->v, la->ln1, o->v_w, o->v_b, (int)N, C, KD);
-        } else {
-            dec_proj_forward(m, la->qkv, la->ln1, o->qkv_w, o->qkv_b, (int)N, C, dec_qkv_width(c));
-            dec_split_qkv(c, la->q, la->k, la->v, la->qkv, N);
-        }
-        if (c->rot_dim > 0) {
-            rope_forward_freqs(la->q, a->pos, B, T, c->NH, c->HD, c->rot_dim, rope, ROPE_HALF);
-            rope_forward_freqs(la->k, a->pos, B, T, c->NKV, c->HD, c->rot_dim, rope, ROPE_HALF);
-        }
-        attention_shape s = attn_shape(c, B, T, l, drop, b->dropout_key);
-        attention_forward(la->atty, la->probs, la->q, la->k, la->v, a->mask, &s);
-        if (la->attn_br) {  // Gemma 2: the branch output is normed before the residual
-            dec_proj_forward(m, la->attn_br, la->atty, o->o_w, o->o_b, (int)N, QD, C);
-            dec_norm_forward(c, a->attn_proj, NULL, la->attn_br_rstd, la->attn_br, P(m, o->post_attn_w), NULL, (int)N);
-        } else {
-            dec_proj_forward(m, a->attn_proj, la->atty, o->o_w, o->o_b, (int)N, QD, C);
-        }
-        if (drop && c->resid_pdrop > 0)
-            dropout_forward(a->attn_proj, a->attn_proj, c->resid_pdrop, drop_key(b->dropout_key, l + 1, SITE_ATTN_OUT),
-                            (int64_t)N * C);
-        const float *mlp_in = xin;
-        if (!c->parallel_residual) {
-            add_forward(la->res1, xin, a->attn_proj, (int64_t)N * C);
-            mlp_in = la->res1;
-        }
-        // MLP
-        dec_norm_forward(c, la->ln2, la->ln2_mean, la->ln2_rstd, mlp_in, P(m, o->ln2_w), P(m, o->ln2_b), (int)N);
-        if (c->mlp == DEC_MLP_GATED) {
-            if (c->fused_gate_up) {
-                dec_proj_forward(m, a->gu, la->ln2, o->fc_w, o->fc_b, (int)N, C, 2 * c->I);
-                split_gate_up(la->fc, la->up, a->gu, N, c->I);
-            } else {
-                dec_proj_forward(m, la->fc, la->ln2, o->fc_w, o->fc_b, (int)N, C, c->I);
-                dec_proj_forward(m, la->up, la->ln2, o->up_w, o->up_b, (int)N, C, c->I);
-            }
-            dec_gated_forward(c, la->act, la->fc, la->up, (int64_t)N * c->I);
-        } else {
-            dec_proj_forward(m, la->fc, la->ln2, o->fc_w, o->fc_b, (int)N, C, c->I);
-            activation_forward(c->act, la->act, la->fc, (int64_t)N * c->I);
-        }
-        if (la->mlp_br) {
-            dec_proj_forward(m, la->mlp_br, la->act, o->down_w, o->down_b, (int)N, c->I, C);
-            dec_norm_forward(c, a->mlp_proj, NULL, la->mlp_br_rstd, la->mlp_br, P(m, o->post_mlp_w), NULL, (int)N);
-        } else {
-            dec_proj_forward(m, a->mlp_proj, la->act, o->down_w, o->down_b, (int)N, c->I, C);
-        }
-        if (drop && c->resid_pdrop > 0)
-            dropout_forward(a->mlp_proj, a->mlp_proj, c->resid_pdrop, drop_key(b->dropout_key, l + 1, SITE_MLP_OUT),
-                            (int64_t)N * C);
-        if (c->parallel_residual) {
-            add_forward(xout, xin, a->attn_proj, (int64_t)N * C);
-            add_forward(xout, xout, a->mlp_proj, (int64_t)N * C);
-        } else {
-            add_forward(xout, la->res1, a->mlp_proj, (int64_t)N * C);
-        }
-    }
+    for (int l = 0; l < c->L; l++) layer_forward(m, a, l);
     dec_norm_forward(c, m->last_hidden, a->lnf_mean, a->lnf_rstd, a->resid + (size_t)c->L * N * C, P(m, c->lnf_w),
                  P(m, c->lnf_b), (int)N);
 
@@ -603,6 +619,9 @@ rlhf_status decoder_backward(model *m, const float *dout, const float *dhidden, 
         const dec_layer_offsets *o = &c->layers[l];
         dec_layer_acts *la = &a->layers[l];
         const float *xin = a->resid + (size_t)l * NC;
+        // checkpointing: refill the shared buffers with this block's activations (the last block's are
+        // still there from the forward)
+        if (a->checkpointing && l < c->L - 1) layer_forward(m, a, l);
         // dx: gradient of this block's output. MLP branch first.
         const float *dmlp = branch_grad(dtmp, dx, drop, c->resid_pdrop, drop_key(a->dropout_key, l + 1, SITE_MLP_OUT), NC);
         if (la->mlp_br) {  // through the post-MLP norm

@@ -130,7 +130,9 @@ static void *carve(carver *c, size_t bytes) {
 }
 #define CARVE_F(c, n) ((float *)carve((c), (size_t)(n) * sizeof(float)))
 
-static void carve_plan(encoder *e, carver *c, int B, int T, int no_grad) {
+// no_grad or checkpointing: every layer shares layer 0's activation buffers except its output (the next
+// layer's input); a checkpointing backward re-runs each layer's forward into them first.
+static void carve_plan(encoder *e, carver *c, int B, int T, int no_grad, int checkpointing) {
     const encoder_hparams *hp = &e->hp;
     size_t BT = (size_t)B * T, BTC = BT * hp->C, BTI = BT * hp->I, BC = (size_t)B * hp->C;
     size_t R2 = (size_t)2 * hp->rel_span, R2C = R2 * hp->C;
@@ -145,8 +147,8 @@ static void carve_plan(encoder *e, carver *c, int B, int T, int no_grad) {
     e->emb_out = CARVE_F(c, BTC);
     for (int l = 0; l < hp->L; l++) {
         encoder_layer_acts *a = &e->acts[l];
-        if (no_grad && l > 0) {
-            // Inference: every layer reuses layer 0's buffers except its output (a hidden state).
+        if ((no_grad || checkpointing) && l > 0) {
+            // Every layer reuses layer 0's buffers except its output (a hidden state).
             *a = e->acts[0];
             a->out = CARVE_F(c, BTC);
             continue;
@@ -211,20 +213,21 @@ static void carve_plan(encoder *e, carver *c, int B, int T, int no_grad) {
 
 static rlhf_status plan(model *m, int B, int T, rlhf_err *err) {
     encoder *e = m->impl;
-    int no_grad = m->no_grad != 0;
-    if (e->B == B && e->T == T && e->no_grad == no_grad) return RLHF_OK;
+    int no_grad = m->no_grad != 0, checkpointing = m->gradient_checkpointing && !no_grad;
+    if (e->B == B && e->T == T && e->no_grad == no_grad && e->checkpointing == checkpointing) return RLHF_OK;
     carver c = {NULL, 0};
-    carve_plan(e, &c, B, T, no_grad);
+    carve_plan(e, &c, B, T, no_grad, checkpointing);
     e->B = e->T = 0;
     // Grows only: a smaller batch reuses the buffer (its contents are not needed across shapes).
     RLHF_TRY(arena_reserve(&m->acts, c.bytes, err));
     arena_reset(&m->acts);
     c.arena = &m->acts;
     c.bytes = 0;
-    carve_plan(e, &c, B, T, no_grad);
+    carve_plan(e, &c, B, T, no_grad, checkpointing);
     e->B = B;
     e->T = T;
     e->no_grad = no_grad;
+    e->checkpointing = checkpointing;
     e->have_forward = 0;
     return RLHF_OK;
 }
@@ -554,6 +557,9 @@ rlhf_status encoder_backward(model *m, const float *dout, const float *dhidden, 
     if (dout) RLHF_TRY(head_backward(m, e, dout, dh, err));
     for (int l = hp->L - 1; l >= 0; l--) {
         const float *x = l ? e->acts[l - 1].out : e->emb_out;
+        // checkpointing: refill the shared buffers with this layer's activations (the last layer's are
+        // still there from the forward)
+        if (e->checkpointing && l < hp->L - 1) RLHF_TRY(layer_forward(m, e, params, l, x, err));
         zero(dprev, BTC);
         RLHF_TRY(layer_backward(m, e, params, l, x, dh, dprev, err));
         float *t = dh;

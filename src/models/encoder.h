@@ -68,6 +68,7 @@ typedef struct {
     // Activation plan for the current (B, T), carved from model.acts.
     int B, T;
     int no_grad;                                // the plan keeps one layer's activations, no backward
+    int checkpointing;                          // the plan keeps one layer's activations, backward recomputes
     int training;
     uint64_t dropout_key;
     int have_forward;

@@ -467,7 +467,9 @@ static rlhf_status build_saved_config(const model *m, cJSON **out, rlhf_err *err
     if (st == RLHF_OK && m->head == HEAD_SEQCLS) st = set_labels(c, m->cfg.num_labels, err);
     if (st == RLHF_OK && m->cfg.pad_token_id >= 0)
         st = set_item(c, "pad_token_id", cJSON_CreateNumber(m->cfg.pad_token_id), err);
-    if (st == RLHF_OK) st = set_item(c, "torch_dtype", cJSON_CreateString("float32"), err);
+    if (st == RLHF_OK) st = set_item(c, "torch_dtype", cJSON_CreateString(model_torch_dtype(m)), err);
+    if (st == RLHF_OK && cJSON_GetObjectItemCaseSensitive(c, "dtype"))
+        st = set_item(c, "dtype", cJSON_CreateString(model_torch_dtype(m)), err);
     if (st == RLHF_OK && !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(c, "transformers_version")))
         st = set_item(c, "transformers_version", cJSON_CreateString(DEFAULT_TRANSFORMERS_VERSION), err);
     if (st != RLHF_OK) {
@@ -478,27 +480,59 @@ static rlhf_status build_saved_config(const model *m, cJSON **out, rlhf_err *err
     return RLHF_OK;
 }
 
-rlhf_status model_save(const model *m, const char *dir, rlhf_err *err) {
+const char *model_torch_dtype(const model *m) {
+    const cJSON *c = m->config_json;
+    const cJSON *v = c ? cJSON_GetObjectItemCaseSensitive(c, "torch_dtype") : NULL;
+    if (!cJSON_IsString(v) && c) v = cJSON_GetObjectItemCaseSensitive(c, "dtype");  // transformers >= 4.56's name
+    if (cJSON_IsString(v) && (!strcmp(v->valuestring, "bfloat16") || !strcmp(v->valuestring, "float16")))
+        return v->valuestring;
+    return "float32";
+}
+
+rlhf_status model_set_torch_dtype(model *m, const char *dtype, rlhf_err *err) {
+    if (!dtype || !strcmp(dtype, "auto")) return RLHF_OK;
+    if (strcmp(dtype, "float32") && strcmp(dtype, "bfloat16") && strcmp(dtype, "float16"))
+        return rlhf_fail(err, RLHF_EINPUT, "--torch_dtype: expected auto, float32, bfloat16 or float16, got '%s'", dtype);
+    if (!m->config_json) return RLHF_OK;
+    RLHF_TRY(set_item(m->config_json, "torch_dtype", cJSON_CreateString(dtype), err));
+    if (cJSON_GetObjectItemCaseSensitive(m->config_json, "dtype"))
+        RLHF_TRY(set_item(m->config_json, "dtype", cJSON_CreateString(dtype), err));
+    return RLHF_OK;
+}
+
+// Writes the weights in the model's torch_dtype (full_precision: F32, for checkpoints whose fp32 master
+// weights resume bit for bit), and config.json, whose torch_dtype stays the model's either way.
+static rlhf_status save_dir(const model *m, const char *dir, int full_precision, rlhf_err *err) {
     if (m->peft)  // the buffer holds the frozen base without its adapters (and no 4-bit weights)
         return rlhf_fail(err, RLHF_ERUNTIME, "model_save: %s has LoRA adapters or a 4-bit base; write the adapter "
                          "(peft_save_adapter) or merge it first (peft_merge_and_unload)", m->cfg.architecture);
     RLHF_TRY(make_dirs(dir, err));
+    const char *dtype = model_torch_dtype(m);
+    st_dtype sd = full_precision || !strcmp(dtype, "float32") ? ST_F32 : !strcmp(dtype, "bfloat16") ? ST_BF16 : ST_F16;
     char path[4200];
     st_write_tensor *ts = calloc((size_t)m->n_specs + 1, sizeof *ts);
-    if (!ts) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory (saving %s)", dir);
+    uint16_t *half = sd == ST_F32 ? NULL : malloc(sizeof(uint16_t) * (m->n_params ? m->n_params : 1));
+    if (!ts || (sd != ST_F32 && !half)) {
+        free(ts);
+        free(half);
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory (saving %s)", dir);
+    }
+    if (sd == ST_BF16) st_f32_to_bf16(m->params, half, m->n_params);
+    if (sd == ST_F16) st_f32_to_f16(m->params, half, m->n_params);
     for (int i = 0; i < m->n_specs; i++) {
         const param_spec *p = &m->specs[i];
         ts[i].name = p->name;
-        ts[i].dtype = ST_F32;
+        ts[i].dtype = sd;
         ts[i].ndim = p->ndim;
         for (int d = 0; d < p->ndim; d++) ts[i].shape[d] = p->shape[d];
-        ts[i].data = m->params + p->offset;
+        ts[i].data = half ? (const void *)(half + p->offset) : (const void *)(m->params + p->offset);
     }
     // save_pretrained(safe_serialization=True) tags the file as PyTorch's.
     static const char *const metadata[] = {"format", "pt"};
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     rlhf_status st = st_write(path, ts, m->n_specs, metadata, 1, err);
     free(ts);
+    free(half);
     RLHF_TRY(st);
     cJSON *c = NULL;
     RLHF_TRY(build_saved_config(m, &c, err));
@@ -506,6 +540,14 @@ rlhf_status model_save(const model *m, const char *dir, rlhf_err *err) {
     st = json_save_file(path, c, err);
     cJSON_Delete(c);
     return st;
+}
+
+rlhf_status model_save(const model *m, const char *dir, rlhf_err *err) {
+    return save_dir(m, dir, 0, err);
+}
+
+rlhf_status model_save_f32(const model *m, const char *dir, rlhf_err *err) {
+    return save_dir(m, dir, 1, err);
 }
 
 // ---- gradients, lifetime, dispatch -------------------------------------------------------------

@@ -111,6 +111,10 @@ struct model {
     // Set by callers that only score (rlhf score, PPO's reward model): the forward keeps no
     // activations for a backward, so memory stays about one layer's worth (families may ignore it).
     int no_grad;
+    // Set by trainers (--gradient_checkpointing): the forward keeps only each layer's input (the residual
+    // stream) and the backward re-runs a layer's forward before its backward, as HF's gradient
+    // checkpointing; results are bit-identical (dropout masks come from keys, kernels are deterministic).
+    int gradient_checkpointing;
     // Set by model_load: head tensors that were not in the checkpoint and are freshly initialised (a base
     // or causal-LM checkpoint loaded for sequence classification).
     int n_new_head_tensors;
@@ -149,7 +153,15 @@ rlhf_status model_create(model **out, const cJSON *config, model_head head, uint
 rlhf_status model_configure(model **out, const cJSON *config, model_head head, rlhf_err *err);
 // Writes DIR/config.json (architectures, num_labels, id2label, label2id, pad_token_id, ...) and
 // DIR/model.safetensors with exactly HF's tensor names, atomically.
+// The weights are written in the dtype the model came in (config.json's torch_dtype, or transformers >=
+// 4.56's dtype: bfloat16 / float16, else float32), rounded to nearest even as torch's .to() does;
+// model_save_f32 writes fp32 weights whatever the dtype (checkpoints: exact resume) with the same config.
 rlhf_status model_save(const model *m, const char *dir, rlhf_err *err);
+rlhf_status model_save_f32(const model *m, const char *dir, rlhf_err *err);
+// config.json's torch_dtype as model_save reads it ("float32" when absent or unknown).
+const char *model_torch_dtype(const model *m);
+// --torch_dtype: sets the dtype of later saves (float32 | bfloat16 | float16; NULL or "auto": as loaded).
+rlhf_status model_set_torch_dtype(model *m, const char *dtype, rlhf_err *err);
 rlhf_status model_alloc_grads(model *m, rlhf_err *err);
 void model_zero_grads(model *m);
 void model_free(model *m);

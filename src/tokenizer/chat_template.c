@@ -47,17 +47,30 @@ static char *special_token(const cJSON *cfg, const char *key) {
 
 rlhf_status chat_template_load_dir(chat_template **out, const char *dir, rlhf_err *err) {
     *out = NULL;
-    char path[CT_PATH_MAX];
+    char path[CT_PATH_MAX], jpath[CT_PATH_MAX];
     struct stat st;
+    // chat_template.jinja (what transformers >= 4.50 saves) wins over tokenizer_config.json's, as there.
+    char *jinja = NULL;
+    snprintf(jpath, sizeof jpath, "%s/chat_template.jinja", dir);
+    if (stat(jpath, &st) == 0 && S_ISREG(st.st_mode)) RLHF_TRY(tok_read_file(jpath, &jinja, NULL, err));
     snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
-    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return RLHF_OK;
-    char *txt;
-    RLHF_TRY(tok_read_file(path, &txt, NULL, err));
-    cJSON *cfg = cJSON_Parse(txt);
-    free(txt);
-    if (!cfg) return rlhf_fail(err, RLHF_EINPUT, "%s: not valid JSON", path);
-    const cJSON *ct = cJSON_GetObjectItemCaseSensitive(cfg, "chat_template");
-    const char *source = NULL;
+    cJSON *cfg = NULL;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+        char *txt;
+        rlhf_status rs = tok_read_file(path, &txt, NULL, err);
+        if (rs) {
+            free(jinja);
+            return rs;
+        }
+        cfg = cJSON_Parse(txt);
+        free(txt);
+        if (!cfg) {
+            free(jinja);
+            return rlhf_fail(err, RLHF_EINPUT, "%s: not valid JSON", path);
+        }
+    }
+    const cJSON *ct = jinja ? NULL : cJSON_GetObjectItemCaseSensitive(cfg, "chat_template");
+    const char *source = jinja;
     if (cJSON_IsString(ct)) {
         source = ct->valuestring;
     } else if (cJSON_IsArray(ct)) {  // named templates: transformers uses "default" for plain chats
@@ -75,10 +88,11 @@ rlhf_status chat_template_load_dir(chat_template **out, const char *dir, rlhf_er
         return rlhf_fail(err, RLHF_EINPUT, "%s: chat_template must be a string or a list of {name, template}", path);
     }
     rlhf_status s = RLHF_OK;
-    if (source && !(s = chat_template_compile(out, source, path, err))) {
+    if (source && !(s = chat_template_compile(out, source, jinja ? jpath : path, err))) {
         (*out)->bos = special_token(cfg, "bos_token");
         (*out)->eos = special_token(cfg, "eos_token");
     }
     cJSON_Delete(cfg);
+    free(jinja);
     return s;
 }

@@ -324,7 +324,7 @@ static rlhf_status checkpoint_write_files(const char *tmp, const model *m, const
     if (peft_active(m))
         RLHF_TRY(peft_save_adapter(m, tmp, base_model_name, err));
     else
-        RLHF_TRY(model_save(m, tmp, err));
+        RLHF_TRY(model_save_f32(m, tmp, err));  // fp32 master weights: resume is exact whatever the dtype
     if (tok) RLHF_TRY(tokenizer_save(tok, tmp, err));
     RLHF_TRY(optimizer_state_save(path_join(path, sizeof path, tmp, "optimizer.safetensors"), m, opt, err));
     RLHF_TRY(trainer_state_save(path_join(path, sizeof path, tmp, "trainer_state.json"), st, err));

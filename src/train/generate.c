@@ -26,7 +26,7 @@ static int cmp_pair(const void *a, const void *b) {
 // gen_warp_probs with the caller's scratch: expd (V) keeps each exp from the normalising pass for the
 // division, so the V double exps are taken once, not twice (same values as computing them again).
 static void warp_probs(float *probs, double *expd, const float *logits, int V, float temperature, int top_k,
-                       float top_p) {
+                       float top_p, float min_p) {
     float inv_t = 1.0f / temperature;
     for (int i = 0; i < V; i++) probs[i] = logits[i] * inv_t;  // warped logits, -INF when removed
     if (top_k > 0 && top_k < V) {
@@ -64,15 +64,39 @@ static void warp_probs(float *probs, double *expd, const float *logits, int V, f
         free(p);
         for (int i = 0; i < V; i++) probs[i] = (float)(probs[i] / kept);
     }
+    if (min_p > 0.0f) {
+        // MinPLogitsWarper: remove probs < min_p * max(probs); the top token always survives.
+        float top = 0;
+        for (int i = 0; i < V; i++) top = probs[i] > top ? probs[i] : top;
+        double thr = (double)min_p * top, kept = 0;
+        for (int i = 0; i < V; i++) {
+            if (probs[i] < thr) probs[i] = 0.0f;
+            kept += probs[i];
+        }
+        for (int i = 0; i < V; i++) probs[i] = (float)(probs[i] / kept);
+    }
 }
 
-void gen_warp_probs(float *probs, const float *logits, int V, float temperature, int top_k, float top_p) {
+void gen_repetition_penalty(float *logits, const int32_t *hist, int n, float penalty) {
+    // HF gathers the original logit of every listed id and scatters the penalised value back, so an id listed
+    // twice is penalised once: each id is penalised where it first occurs (n is a few hundred at most).
+    for (int i = 0; i < n; i++) {
+        int seen = 0;
+        for (int j = 0; j < i && !seen; j++) seen = hist[j] == hist[i];
+        if (seen) continue;
+        float *z = &logits[hist[i]];
+        *z = *z < 0 ? *z * penalty : *z / penalty;
+    }
+}
+
+void gen_warp_probs(float *probs, const float *logits, int V, float temperature, int top_k, float top_p,
+                    float min_p) {
     double *expd = malloc(sizeof(double) * (size_t)V);
     if (!expd) {  // out of memory: no distribution (every token probability 0)
         memset(probs, 0, sizeof(float) * (size_t)V);
         return;
     }
-    warp_probs(probs, expd, logits, V, temperature, top_k, top_p);
+    warp_probs(probs, expd, logits, V, temperature, top_k, top_p, min_p);
     free(expd);
 }
 
@@ -136,6 +160,10 @@ rlhf_status generate(model *m, const int32_t *const *prompts, const int *prompt_
     float *logits = malloc(sizeof(float) * (size_t)B * V), *probs = malloc(sizeof(float) * V * nthreads);
     double *expd = g->do_sample ? malloc(sizeof(double) * V * nthreads) : NULL;
     int32_t *chosen = malloc(sizeof(int32_t) * B);
+    // repetition penalty: a per-thread copy of the row's logits, and the tokens generated so far
+    const int use_pen = g->repetition_penalty > 0 && g->repetition_penalty != 1.0f;
+    float *pen = use_pen ? malloc(sizeof(float) * (size_t)V * (g->do_sample ? nthreads : 1)) : NULL;
+    int32_t *hist = use_pen ? malloc(sizeof(int32_t) * (size_t)B * M) : NULL;
     float *chosen_lp = malloc(sizeof(float) * B);
     out->tokens = malloc(sizeof(int32_t) * (size_t)B * M);
     out->mask = calloc((size_t)B * M, sizeof(int32_t));
@@ -144,6 +172,7 @@ rlhf_status generate(model *m, const int32_t *const *prompts, const int *prompt_
     out->B = B, out->max_new = M;
     rlhf_status st = RLHF_OK;
     if (!ids || !mask || !pos || !n_real || !done || !logits || !probs || (g->do_sample && !expd) || !chosen ||
+        (use_pen && (!pen || !hist)) ||
         !chosen_lp || !out->tokens || !out->mask ||
         !out->logprobs || !out->lengths)
         st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory (generate)");
@@ -169,9 +198,19 @@ rlhf_status generate(model *m, const int32_t *const *prompts, const int *prompt_
             const float *lg = logits + (size_t)b * V;
             if (done[b]) {
                 chosen[b] = CE_IGNORE_INDEX;  // no token, log-prob 0
-            } else if (g->do_sample) {
+                continue;
+            }
+            if (pen) {  // the processor runs before the warpers and before greedy's argmax, as in HF
+                float *z = pen + (size_t)omp_get_thread_num() * V;
+                memcpy(z, lg, sizeof(float) * (size_t)V);
+                gen_repetition_penalty(z, prompts[b], prompt_lens[b], g->repetition_penalty);
+                gen_repetition_penalty(z, hist + (size_t)b * M, step, g->repetition_penalty);
+                lg = z;
+            }
+            if (g->do_sample) {
                 int t = omp_get_thread_num();
-                warp_probs(probs + (size_t)t * V, expd + (size_t)t * V, lg, V, g->temperature, g->top_k, g->top_p);
+                warp_probs(probs + (size_t)t * V, expd + (size_t)t * V, lg, V, g->temperature, g->top_k, g->top_p,
+                           g->min_p);
                 uint64_t key = rng_key(g->seed, RNG_STREAM_SAMPLE, row_ids ? row_ids[b] : (uint64_t)b, (uint64_t)step);
                 chosen[b] = gen_sample(probs + (size_t)t * V, V, rng_uniform_double(key, 0));
             } else {
@@ -186,6 +225,7 @@ rlhf_status generate(model *m, const int32_t *const *prompts, const int *prompt_
             int tok = chosen[b];
             size_t o = (size_t)b * M + step;
             out->tokens[o] = tok;
+            if (hist) hist[o] = tok;
             out->mask[o] = 1;
             out->logprobs[o] = chosen_lp[b];
             out->lengths[b]++;
@@ -211,6 +251,8 @@ rlhf_status generate(model *m, const int32_t *const *prompts, const int *prompt_
     free(expd);
     free(chosen);
     free(chosen_lp);
+    free(pen);
+    free(hist);
     kv_cache_free(&kc);
     if (st != RLHF_OK) gen_output_free(out);
     return st;

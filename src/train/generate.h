@@ -17,6 +17,8 @@ typedef struct {
     float temperature;    // > 0; also scales the returned log-probs
     int top_k;            // 0: off
     float top_p;          // 1: off
+    float min_p;          // 0: off (MinPLogitsWarper: drop tokens below min_p x the top probability)
+    float repetition_penalty;  // 0 or 1: off (RepetitionPenaltyLogitsProcessor over prompt + generated tokens)
     int eos_token_id;     // -1: none
     int stop_token_id;    // -1: none (a second stop id)
     int pad_token_id;     // written after a row stops; -1 writes 0
@@ -38,10 +40,15 @@ rlhf_status generate(model *m, const int32_t *const *prompts, const int *prompt_
 void gen_output_free(gen_output *o);
 
 // HF's sampling warpers on one row: probs (V) = softmax over the tokens that survive
-// TemperatureLogitsWarper, TopKLogitsWarper (ties with the k-th kept) and TopPLogitsWarper (drop the
-// smallest tokens whose cumulative probability is <= 1 - top_p, keep at least one); removed tokens
-// get probability 0.
-void gen_warp_probs(float *probs, const float *logits, int V, float temperature, int top_k, float top_p);
+// TemperatureLogitsWarper, TopKLogitsWarper (ties with the k-th kept), TopPLogitsWarper (drop the
+// smallest tokens whose cumulative probability is <= 1 - top_p, keep at least one) and MinPLogitsWarper
+// (min_p > 0: drop tokens whose probability is below min_p times the largest); removed tokens get
+// probability 0.
+void gen_warp_probs(float *probs, const float *logits, int V, float temperature, int top_k, float top_p,
+                    float min_p);
+// RepetitionPenaltyLogitsProcessor on one row: every token id in hist[0..n) once, its logit divided by
+// penalty when positive, multiplied when negative (in place).
+void gen_repetition_penalty(float *logits, const int32_t *hist, int n, float penalty);
 // The sampled token for uniform draw u in [0, 1) under probs (inverse CDF in token order).
 int gen_sample(const float *probs, int V, double u);
 

@@ -17,9 +17,7 @@
 #include "io/dataset.h"
 #include "io/files.h"
 #include "io/json_util.h"
-#include "tokenizer/chat_template.h"
 #include "train/ppo_trainer_impl.h"
-#include "train/chat_rows.h"
 #include "train/checkpoint.h"
 #include "train/schedule.h"
 
@@ -60,6 +58,7 @@ void ppo_args_defaults(ppo_args *a) {
     a->seed = 42;
     a->save_steps = 500;
     a->num_sample_generations = 10;
+    a->logging_steps = 1;
 }
 
 #define CHECK_FLAG(cond, ...) \
@@ -136,11 +135,8 @@ static void run_free(ppo_run *r) {
     adamw_free(&r->policy_opt);
     adamw_free(&r->value_opt);
     adamw_free(&r->vhead_opt);
-    for (int i = 0; i < r->n_prompts; i++) {
-        free(r->prompts[i].ids);
-        free(r->prompts[i].text);
-    }
-    free(r->prompts);
+    rollout_prompts_free(r->prompts, r->n_prompts);
+    rollout_prompts_free(r->eval_prompts, r->n_eval);
     free(r->qr_ids);
     free(r->qr_mask);
     free(r->qr_pos);
@@ -156,115 +152,68 @@ static void run_free(ppo_run *r) {
     free(r->samples);
 }
 
-// Prompt rows {"prompt": str}, {"prompt": [messages]} (rendered by the policy's chat template with the
-// generation prompt, as TRL's maybe_apply_chat_template) or {"prompt_ids": [...]}, each checked against
-// the policy's context.
+// Prompt rows (train/rollout.h), each checked against the context of every model that reads them.
 static rlhf_status load_prompts(ppo_run *r, rlhf_err *err) {
     const ppo_args *a = r->a;
     dataset d = {0};
     RLHF_TRY(dataset_load(&d, a->dataset_name, err));
-    chat_template *chat = NULL;
-    rlhf_status st = r->policy_tok ? chat_template_load_dir(&chat, a->model_name_or_path, err) : RLHF_OK;
-    if (st) {
-        dataset_free(&d);
-        return st;
-    }
-    r->prompts = calloc((size_t)d.n, sizeof *r->prompts);
-    if (!r->prompts) {
-        dataset_free(&d);
-        chat_template_free(chat);
-        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory reading %s", a->dataset_name);
-    }
     int max_pos = r->policy->cfg.max_positions;
     if (r->ref && r->ref->cfg.max_positions > 0 && (max_pos == 0 || r->ref->cfg.max_positions < max_pos))
         max_pos = r->ref->cfg.max_positions;
     if (r->value && r->value->cfg.max_positions > 0 && (max_pos == 0 || r->value->cfg.max_positions < max_pos))
         max_pos = r->value->cfg.max_positions;
-    long long limit = a->max_prompt_length > 0 ? a->max_prompt_length : LLONG_MAX;
-    if (max_pos > 0 && max_pos - a->response_length < limit) limit = (long long)max_pos - a->response_length;
-    if (limit < 1) {
-        dataset_free(&d);
-        chat_template_free(chat);
-        return rlhf_fail(err, RLHF_EINPUT, "--response_length %d leaves no room for a prompt in the policy's %d "
-                         "positions", a->response_length, max_pos);
-    }
-    int n_trunc = 0;
-    for (int i = 0; i < d.n; i++) {
-        ppo_prompt *p = &r->prompts[i];
-        r->n_prompts = i + 1;
-        p->line = d.lines[i];
-        const char *text = NULL;
-        char *rendered = NULL;
-        int is_chat = chat_field_is_messages(&d, i, "prompt");
-        if (is_chat && r->policy_tok)
-            st = chat_render_row(&d, i, "prompt", NULL, chat, 1, a->model_name_or_path, &rendered, err);
-        else
-            st = dataset_get_string(&d, i, "prompt", 0, &text, err);
-        if (st) break;
-        if (rendered) text = rendered;
-        if (text || is_chat) {
-            if (!r->policy_tok) {
-                st = rlhf_fail(err, RLHF_EINPUT,
-                               "%s:%d: a text prompt needs the policy's tokenizer, but %s has no tokenizer files "
-                               "(use {\"prompt_ids\": [...]} rows)",
-                               a->dataset_name, p->line, a->model_name_or_path);
-                break;
-            }
-            tok_encoding e = {0};
-            st = tokenizer_encode(r->policy_tok, text, NULL, !is_chat, 0, TRUNC_LONGEST_FIRST, &e, err);
-            if (st) {
-                free(rendered);
-                rlhf_err_prefix(err, "%s:%d: prompt: ", a->dataset_name, p->line);
-                break;
-            }
-            p->ids = e.ids;
-            p->n = e.n;
-            e.ids = NULL;
-            tok_encoding_free(&e);
-            p->text = rendered ? rendered : strdup(text);
-            if (!p->text) {
-                st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
-                break;
-            }
-        } else {
-            st = dataset_get_ids(&d, i, "prompt_ids", 0, r->policy->cfg.vocab_size, &p->ids, &p->n, err);
-            if (st) break;
-            if (!p->ids) {
-                st = rlhf_fail(err, RLHF_EINPUT, "%s:%d: expected a \"prompt\" (string) or \"prompt_ids\" (list) field",
-                               a->dataset_name, p->line);
-                break;
-            }
-            if (r->policy_tok) {
-                st = tokenizer_decode(r->policy_tok, p->ids, p->n, 1, &p->text, err);
-                if (st) break;
-            }
-        }
-        if (p->n < 1) {
-            st = rlhf_fail(err, RLHF_EINPUT, "%s:%d: the prompt has no tokens (the policy needs at least one)",
-                           a->dataset_name, p->line);
-            break;
-        }
-        // An over-long prompt keeps its end (TRL truncates prompts from the left to max_prompt_length), so
-        // that it and the response fit the positions; the reward model then reads the kept text.
-        if (p->n > limit) {
-            memmove(p->ids, p->ids + (p->n - limit), sizeof(int32_t) * (size_t)limit);
-            p->n = (int)limit;
-            n_trunc++;
-            if (r->policy_tok) {
-                free(p->text);
-                p->text = NULL;
-                if ((st = tokenizer_decode(r->policy_tok, p->ids, p->n, 1, &p->text, err))) break;
-            }
-        }
-        if (p->n > r->max_prompt) r->max_prompt = p->n;
-    }
-    if (!st && n_trunc)
-        fprintf(stderr, "rlhf ppo: %d of %d prompts truncated from the left to %lld tokens (%s)\n", n_trunc,
-                r->n_prompts, limit, a->max_prompt_length > 0 && a->max_prompt_length == limit
-                                     ? "--max_prompt_length" : "the policy's positions less --response_length");
-    chat_template_free(chat);
+    rollout_prompt_opts o = {.dataset_name = a->dataset_name, .model_dir = a->model_name_or_path,
+                             .tok = r->policy_tok, .vocab_size = r->policy->cfg.vocab_size, .max_positions = max_pos,
+                             .max_new_tokens = a->response_length, .length_flag = "--response_length",
+                             .max_prompt_length = a->max_prompt_length, .cmd = "ppo"};
+    int longest = 0;  // over every call (training and evaluation prompts share the rollout buffers)
+    rlhf_status st = rollout_load_prompts(&d, &o, &r->prompts, &r->n_prompts, &longest, err);
+    if (longest > r->max_prompt) r->max_prompt = longest;
     dataset_free(&d);
     return st;
+}
+
+// The training prompts (r->prompts) and the held-out ones (r->eval_prompts): --eval_dataset_name read as
+// the training file is, or --eval_split's share of --dataset_name drawn by a seeded permutation
+// (RNG_STREAM_SPLIT, as the other trainers' splits) with both parts kept in file order.
+static rlhf_status load_all_prompts(ppo_run *r, rlhf_err *err) {
+    const ppo_args *a = r->a;
+    if (a->eval_dataset_name) {
+        ppo_args ea = *a;
+        ea.dataset_name = a->eval_dataset_name;
+        r->a = &ea;
+        rlhf_status st = load_prompts(r, err);
+        r->a = a;
+        r->eval_prompts = r->prompts, r->n_eval = r->n_prompts;
+        r->prompts = NULL, r->n_prompts = 0;
+        RLHF_TRY(st);
+    }
+    RLHF_TRY(load_prompts(r, err));
+    if (!(a->eval_split > 0)) return RLHF_OK;
+    int n = r->n_prompts, n_eval = (int)ceil(a->eval_split * n);
+    if (n_eval < 1 || n_eval >= n)
+        return rlhf_fail(err, RLHF_EINPUT, "--eval_split %g of %d prompts leaves %s empty", a->eval_split, n,
+                         n_eval < 1 ? "the evaluation set" : "the training set");
+    int *perm = malloc((size_t)n * sizeof *perm);
+    char *held = calloc((size_t)n, 1);
+    ppo_prompt *train = malloc((size_t)n * sizeof *train), *eval = malloc((size_t)n_eval * sizeof *eval);
+    if (!perm || !held || !train || !eval) {
+        free(perm), free(held), free(train), free(eval);
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    }
+    rng_permutation(rng_key(a->seed, RNG_STREAM_SPLIT, 0, 0), perm, n);
+    for (int i = 0; i < n_eval; i++) held[perm[i]] = 1;
+    int nt = 0, ne = 0;
+    for (int i = 0; i < n; i++) {
+        if (held[i]) eval[ne++] = r->prompts[i];
+        else train[nt++] = r->prompts[i];
+    }
+    free(r->prompts);
+    r->prompts = train, r->n_prompts = nt;
+    r->eval_prompts = eval, r->n_eval = ne;
+    free(perm);
+    free(held);
+    return RLHF_OK;
 }
 
 // 1 when both tokenizers turn the probe text into the same ids (the reward model can then read the
@@ -368,6 +317,7 @@ static rlhf_status setup(ppo_run *r, rlhf_err *err) {
     if (!r->policy->cfg.is_decoder || !r->policy->family->decode)
         return rlhf_fail(err, RLHF_EINPUT, "--model_name_or_path %s: model_type '%s' is not a causal LM",
                          policy_dir, r->policy->cfg.model_type);
+    RLHF_TRY(model_set_torch_dtype(r->policy, a->torch_dtype, err));  // the saved policy's dtype
     if (a->peft.use_peft) {
         int64_t qb, fb;
         peft_quantized_bytes(r->policy, &qb, &fb);
@@ -480,18 +430,25 @@ static rlhf_status setup(ppo_run *r, rlhf_err *err) {
             RLHF_TRY(find_score_row(r->value, &r->value_score_off, err));
         }
     }
-    RLHF_TRY(load_prompts(r, err));
+    RLHF_TRY(load_all_prompts(r, err));
 
+    // TRL's arithmetic: micro, mini and local are per process; batch (an update's episodes) spans them all
+    r->n_ranks = dist_size(a->dist);
+    r->rank = dist_rank(a->dist);
     r->micro = a->per_device_train_batch_size;
     r->mini = r->micro * a->gradient_accumulation_steps;
-    r->batch = r->mini * a->num_mini_batches;
-    r->fwd = a->local_rollout_forward_batch_size < r->batch ? a->local_rollout_forward_batch_size : r->batch;
+    r->local = r->mini * a->num_mini_batches;
+    r->batch = r->local * r->n_ranks;
+    r->lo = r->rank * r->local;
+    r->fwd = a->local_rollout_forward_batch_size < r->local ? a->local_rollout_forward_batch_size : r->local;
     r->R = a->response_length;
     long long total = a->total_episodes > 0 ? a->total_episodes : (long long)(a->num_train_epochs * r->n_prompts);
     if (total < 1) return rlhf_fail(err, RLHF_EINPUT, "--total_episodes: the run would have no episodes");
     r->num_updates = ppo_num_updates(total, r->batch);
     RLHF_TRY(ppo_kl_controller_init(&r->klc, a->kl_coef, a->adap_kl_ctrl, a->kl_target, a->kl_horizon, err));
 
+    r->policy->gradient_checkpointing = a->gradient_checkpointing;
+    if (r->value) r->value->gradient_checkpointing = a->gradient_checkpointing;
     RLHF_TRY(model_alloc_grads(r->policy, err));
     model_trainable tv;  // with LoRA: the adapters only
     model_trainable_view(r->policy, &tv);
@@ -547,8 +504,11 @@ typedef struct {
     int n;
 } ppo_epoch_stats;
 
-// Forward + loss + backward of one micro-batch (rows idx[0..m)) with gradient scale 1 / accumulation.
-static rlhf_status micro_step(ppo_run *r, ppo_scratch *s, const int *idx, int m, ppo_epoch_stats *es,
+// Forward + loss + backward of one micro-batch (rows idx[0..m)) with gradient scale 1 / accumulation. With
+// processes the rows are this rank's part of the global micro-batch and share is its part of the global
+// micro-batch's response tokens: the loss, its gradient and every statistic are weighted by it, so their
+// sums over ranks are the global micro-batch's means.
+static rlhf_status micro_step(ppo_run *r, ppo_scratch *s, const int *idx, int m, double share, ppo_epoch_stats *es,
                               rlhf_err *err) {
     const ppo_args *a = r->a;
     const int P = r->P, T = r->T, R = r->R, V = r->policy->cfg.vocab_size, C = r->policy->cfg.hidden_size;
@@ -567,7 +527,7 @@ static rlhf_status micro_step(ppo_run *r, ppo_scratch *s, const int *idx, int m,
     model_batch mb = {.B = m, .T = T, .input_ids = s->ids, .attention_mask = s->mask, .position_ids = s->pos};
     RLHF_TRY(model_forward(r->policy, &mb, err));
     const float *logits = r->policy->out;
-    ppo_response_logprobs(s->new_lp, s->lse, logits, s->resp, m, T, P, R, V, a->temperature);
+    rollout_logprobs(s->new_lp, s->lse, logits, s->resp, m, T, P, R, V, a->temperature + PPO_TEMPERATURE_EPS);
     if (r->value) {
         RLHF_TRY(model_forward(r->value, &mb, err));
         ppo_values_from_hidden(s->new_v, r->value->last_hidden, r->value->params + r->value_score_off, 0.0f, m, T, P,
@@ -578,30 +538,23 @@ static rlhf_status micro_step(ppo_run *r, ppo_scratch *s, const int *idx, int m,
     ppo_loss_config lc = {(float)a->cliprange, (float)a->cliprange_value, (float)a->vf_coef};
     ppo_loss_stats ls;
     RLHF_TRY(ppo_loss_forward(&ls, s->new_lp, s->new_v, s->old_lp, s->old_v, s->adv, s->ret, s->rmask, &lc, m, R, err));
-    es->approxkl += ls.approxkl;
-    es->pg_clipfrac += ls.pg_clipfrac;
-    es->pg_loss += ls.pg_loss;
-    es->vf_loss += ls.vf_loss;
-    es->vf_clipfrac += ls.vf_clipfrac;
-    es->ratio[es->n++] = ls.ratio_mean;
+    es->approxkl += ls.approxkl * share;
+    es->pg_clipfrac += ls.pg_clipfrac * share;
+    es->pg_loss += ls.pg_loss * share;
+    es->vf_loss += ls.vf_loss * share;
+    es->vf_clipfrac += ls.vf_clipfrac * share;
+    es->ratio[es->n++] = ls.ratio_mean * share;
 
     memset(s->dlp, 0, (size_t)m * R * sizeof(float));
     memset(s->dval, 0, (size_t)m * R * sizeof(float));
     ppo_loss_backward(s->dlp, s->dval, s->new_lp, s->new_v, s->old_lp, s->old_v, s->adv, s->ret, s->rmask, &lc,
-                      1.0f / (float)a->gradient_accumulation_steps, m, R);
+                      r->n_ranks == 1 ? 1.0f / (float)a->gradient_accumulation_steps
+                                      : (float)(share / a->gradient_accumulation_steps),
+                      m, R);
     // d loss / d logits on response slots (zero on the prompt), entropy on the way (policy/entropy_avg)
-    const float inv = (float)(1.0 / (a->temperature + PPO_TEMPERATURE_EPS));
-    for (int i = 0; i < m; i++) {
-        memset(s->dlogits + (size_t)i * T * V, 0, (size_t)(P - 1) * V * sizeof(float));
-        memset(s->dlogits + ((size_t)i * T + P - 1 + R) * V, 0, (size_t)(T - (P - 1 + R)) * V * sizeof(float));
-    }
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int i = 0; i < m; i++)
-        for (int t = 0; t < R; t++) {
-            size_t k = (size_t)i * R + t, at = ((size_t)i * T + P - 1 + t) * V;
-            s->entropy[k] = ppo_slot_entropy_backward(s->dlogits + at, logits + at, s->lse[k], s->resp[k], s->dlp[k], V, inv);
-        }
-    es->entropy += ppo_masked_mean(s->entropy, s->rmask, (int64_t)m * R);
+    rollout_logprobs_backward(s->dlogits, s->entropy, logits, s->lse, s->resp, s->dlp, m, T, P, R, V,
+                              a->temperature + PPO_TEMPERATURE_EPS);
+    es->entropy += ppo_masked_mean(s->entropy, s->rmask, (int64_t)m * R) * share;
     // value gradients: v = h . w + b at hidden positions P-1+t
     const int Cv = r->value ? r->value->cfg.hidden_size : C;
     const float *hidden = r->value ? r->value->last_hidden : r->policy->last_hidden;
@@ -628,6 +581,25 @@ static rlhf_status micro_step(ppo_run *r, ppo_scratch *s, const int *idx, int m,
         RLHF_TRY(model_backward(r->policy, s->dlogits, s->dhidden, err));
     }
     return RLHF_OK;
+}
+
+// Sums the gradients of every trained buffer over the processes (each holds its rows' share).
+static rlhf_status allreduce_grads(ppo_run *r, rlhf_err *err) {
+    dist *d = r->a->dist;
+    if (r->n_ranks == 1) return RLHF_OK;
+    model_trainable p;
+    model_trainable_view(r->policy, &p);
+    RLHF_TRY(dist_allreduce_sum_f32(d, p.grads, p.n, err));
+    if (r->value) return dist_allreduce_sum_f32(d, r->value->grads, r->value->n_params, err);
+    return dist_allreduce_sum_f32(d, r->vhead_grad, r->vhead_n, err);
+}
+
+// Response tokens (mask sum) of rows idx[0..m).
+static double mask_sum(const ppo_run *r, const int *idx, int m) {
+    double c = 0;
+    for (int i = 0; i < m; i++)
+        for (int t = 0; t < r->R; t++) c += r->mask[(size_t)idx[i] * r->R + t];
+    return c;
 }
 
 static double sumsq_norm(float *g, size_t n) {
@@ -716,17 +688,33 @@ static rlhf_status ppo_update(ppo_run *r, ppo_scratch *s, long long update, doub
     int n_micro_total = a->num_ppo_epochs * a->num_mini_batches * a->gradient_accumulation_steps;
     ppo_epoch_stats es = {0};
     es.ratio = calloc((size_t)n_micro_total, sizeof(double));
-    int *perm = malloc((size_t)B * sizeof(int));
+    int *perm = malloc((size_t)B * sizeof(int)), *idx = malloc((size_t)r->micro * sizeof(int));
+    const int N = r->n_ranks, micro_g = r->micro * N, mini_g = r->mini * N;
     rlhf_status st = RLHF_OK;
-    if (!es.ratio || !perm) {
+    if (!es.ratio || !perm || !idx) {
         st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
         goto out;
     }
     for (int ep = 0; ep < a->num_ppo_epochs && !st; ep++) {
         rng_permutation(rng_key(a->seed, RNG_STREAM_PPO, (uint64_t)update, (uint64_t)ep), perm, B);
         for (int mb = 0; mb < a->num_mini_batches && !st; mb++) {
-            for (int k = 0; k < a->gradient_accumulation_steps && !st; k++)
-                st = micro_step(r, s, perm + mb * r->mini + k * r->micro, r->micro, &es, err);
+            for (int k = 0; k < a->gradient_accumulation_steps && !st; k++) {
+                // the global micro-batch of micro x N rows; this rank takes its positions rank, rank + N, ...
+                const int *g = perm + mb * mini_g + k * micro_g;
+                if (N == 1) {
+                    st = micro_step(r, s, g, r->micro, 1.0, &es, err);
+                    continue;
+                }
+                for (int i = 0; i < r->micro; i++) idx[i] = g[r->rank + i * N];
+                double global = mask_sum(r, g, micro_g), local = mask_sum(r, idx, r->micro);
+                if (global == 0)
+                    st = rlhf_fail(err, RLHF_EINPUT, "ppo loss: the mini-batch has no real response token");
+                else if (local > 0)
+                    st = micro_step(r, s, idx, r->micro, local / global, &es, err);
+                else
+                    es.ratio[es.n++] = 0;  // nothing of this micro-batch here; the other ranks carry it
+            }
+            if (!st) st = allreduce_grads(r, err);
             if (st) break;
             if (optimizer_step(r, lr)) {
                 *streak = 0;
@@ -745,6 +733,14 @@ static rlhf_status ppo_update(ppo_run *r, ppo_scratch *s, long long update, doub
         }
     }
     if (st) goto out;
+    if (N > 1) {  // the share-weighted statistics summed over ranks are the global micro-batch means
+        double sums[6] = {es.approxkl, es.pg_clipfrac, es.pg_loss, es.vf_loss, es.vf_clipfrac, es.entropy};
+        if ((st = dist_allreduce_sum_f64(a->dist, sums, 6, err)) ||
+            (st = dist_allreduce_sum_f64(a->dist, es.ratio, (size_t)es.n, err)))
+            goto out;
+        es.approxkl = sums[0], es.pg_clipfrac = sums[1], es.pg_loss = sums[2], es.vf_loss = sums[3];
+        es.vf_clipfrac = sums[4], es.entropy = sums[5];
+    }
     double n = es.n;
     double rmean = 0, rvar = NAN;
     for (int i = 0; i < es.n; i++) rmean += es.ratio[i] / n;
@@ -773,6 +769,7 @@ static rlhf_status ppo_update(ppo_run *r, ppo_scratch *s, long long update, doub
 out:
     free(es.ratio);
     free(perm);
+    free(idx);
     return st;
 }
 
@@ -828,6 +825,42 @@ static rlhf_status add_samples(ppo_run *r, long long update, rlhf_err *err) {
 
 // ---- the run --------------------------------------------------------------------------------------
 
+// Mean score of responses sampled for every eval prompt, batch by batch through the training rollout (so
+// penalties and truncation are the training's) with keys of their own: the training's draws do not change.
+static rlhf_status eval_scores(ppo_run *r, long long update, double *mean, rlhf_err *err) {
+    ppo_prompt *train = r->prompts;
+    double sum = 0;
+    rlhf_status st = RLHF_OK;
+    r->prompts = r->eval_prompts;
+    for (int e0 = 0; e0 < r->n_eval && !st; e0 += r->batch) {
+        int k = r->n_eval - e0 < r->batch ? r->n_eval - e0 : r->batch;
+        for (int b = 0; b < r->batch; b++) r->rows[b] = e0 + (b < k ? b : 0);
+        st = ppo_rollout(r, -1 - update, err);  // negative updates: keys no training rollout uses
+        for (int b = 0; b < k && !st; b++) sum += r->scores[b];
+    }
+    r->prompts = train;
+    *mean = sum / r->n_eval;
+    return st;
+}
+
+static void eval_print(ppo_run *r, long long update, double score) {
+    printf("{\"episode\": %lld, \"step\": %lld, \"eval/scores\": %.6g}\n", update * r->batch, update, score);
+    fflush(stdout);
+}
+
+// The logged row as a JSON line on stdout, as the other trainers print theirs.
+static void log_row_print(const ppo_log_row *row) {
+    static const char *const cols[PPO_LOG_N_COLUMNS] = {PPO_LOG_COLUMNS};
+    printf("{");
+    for (int c = 0; c < PPO_LOG_N_COLUMNS; c++) {
+        char cell[40];
+        ppo_format_value(cell, sizeof cell, c, row->v[c]);
+        printf("%s\"%s\": %s", c ? ", " : "", cols[c], isfinite(row->v[c]) ? cell : "null");
+    }
+    printf("}\n");
+    fflush(stdout);
+}
+
 static rlhf_status log_row_write(csv_log *l, const ppo_log_row *row, rlhf_err *err) {
     char cells[PPO_LOG_N_COLUMNS][40];
     const char *vals[PPO_LOG_N_COLUMNS];
@@ -858,15 +891,18 @@ static rlhf_status check_output_dir(const ppo_args *a, rlhf_err *err) {
 static rlhf_status train_loop(ppo_run *r, ppo_result *res, rlhf_err *err) {
     const ppo_args *a = r->a;
     long long start = 0;
+    const int main_rank = dist_is_main(a->dist);  // the only rank that writes
     if (a->resume_from_checkpoint) RLHF_TRY(ppo_checkpoint_load(r, a->resume_from_checkpoint, &start, err));
-    RLHF_TRY(make_dirs(a->output_dir, err));
-    RLHF_TRY(checkpoint_remove_stale(a->output_dir, err));
     char path[4200];
     path_join(path, sizeof path, a->output_dir, "training_log.csv");
-    if (a->resume_from_checkpoint) RLHF_TRY(ppo_log_rewrite(r, path, err));
     static const char *const cols[PPO_LOG_N_COLUMNS] = {PPO_LOG_COLUMNS};
     csv_log *log = NULL;
-    RLHF_TRY(csv_log_open(&log, path, cols, PPO_LOG_N_COLUMNS, a->resume_from_checkpoint != NULL, err));
+    if (main_rank) {
+        RLHF_TRY(make_dirs(a->output_dir, err));
+        RLHF_TRY(checkpoint_remove_stale(a->output_dir, err));
+        if (a->resume_from_checkpoint) RLHF_TRY(ppo_log_rewrite(r, path, err));
+        RLHF_TRY(csv_log_open(&log, path, cols, PPO_LOG_N_COLUMNS, a->resume_from_checkpoint != NULL, err));
+    }
 
     int *perm = malloc((size_t)r->n_prompts * sizeof(int));
     ppo_scratch s;
@@ -876,15 +912,21 @@ static rlhf_status train_loop(ppo_run *r, ppo_result *res, rlhf_err *err) {
     long long sample_freq = a->num_sample_generations > 0 ? r->num_updates / a->num_sample_generations : 0;
     if (a->num_sample_generations > 0 && sample_freq < 1) sample_freq = 1;
     int skipped = 0, streak = 0;
-    progress *pg = a->quiet ? NULL : progress_start("ppo", r->num_updates * r->batch, "ep");
+    progress *pg = a->quiet || !main_rank ? NULL : progress_start("ppo", r->num_updates * r->batch, "ep");
     progress_update(pg, start * r->batch, NULL);
     double t0 = now_seconds();
     char extra[160] = "";
     res->updates_done = start;
     res->episodes_done = start * r->batch;
+    res->first_eval_score = res->last_eval_score = NAN;
+    if (!st && r->n_eval) {
+        st = eval_scores(r, start, &res->first_eval_score, err);
+        res->last_eval_score = res->first_eval_score;
+        if (!st && main_rank && !a->quiet) eval_print(r, start, res->first_eval_score);
+    }
     for (long long u = start + 1; u <= r->num_updates && !st; u++) {
-        if (a->stop && *a->stop) {
-            st = ppo_checkpoint_save(r, u - 1, err);
+        if (dist_any(a->dist, a->stop && *a->stop)) {  // every rank stops before the same update
+            st = main_rank ? ppo_checkpoint_save(r, u - 1, err) : RLHF_OK;
             if (!st) st = rlhf_fail(err, RLHF_EINTERRUPT, "interrupted: state saved in %s/checkpoint-%lld",
                                     a->output_dir, u - 1);
             res->interrupted = 1;
@@ -911,27 +953,43 @@ static rlhf_status train_loop(ppo_run *r, ppo_result *res, rlhf_err *err) {
         if (st) break;
         double el = now_seconds() - t0;
         row.v[COL_EPS] = el > 0 ? floor((double)(u - start) * r->batch / el) : 0;
-        st = ppo_log_add(r, &row, err);
-        if (!st) st = log_row_write(log, &row, err);
+        if (u % a->logging_steps == 0 || u == r->num_updates) {
+            st = ppo_log_add(r, &row, err);
+            if (!st && log) st = log_row_write(log, &row, err);
+            if (!st && log && !a->quiet) {
+                if (pg) fprintf(stderr, "\n");
+                log_row_print(&row);
+            }
+        }
         if (st) break;
         if (u == start + 1) res->first_score = row.v[COL_SCORES];
         res->last_score = row.v[COL_SCORES];
         res->last_kl = row.v[COL_KL];
         res->updates_done = u;
         res->episodes_done = u * r->batch;
-        if (sample_freq > 0 && (u - 1) % sample_freq == 0 && (st = add_samples(r, u, err))) break;
+        if (main_rank && sample_freq > 0 && (u - 1) % sample_freq == 0 && (st = add_samples(r, u, err))) break;
+        // the eval rollout reuses the rollout buffers: after everything that reads this update's
+        if (r->n_eval && (u % a->logging_steps == 0 || u == r->num_updates)) {
+            if ((st = eval_scores(r, u, &res->last_eval_score, err))) break;
+            if (main_rank && !a->quiet) eval_print(r, u, res->last_eval_score);
+        }
         snprintf(extra, sizeof extra, "score %.3f kl %.4f", row.v[COL_SCORES], row.v[COL_KL]);
         progress_update(pg, u * r->batch, extra);
-        if (a->save_steps > 0 && u % a->save_steps == 0 && u < r->num_updates) st = ppo_checkpoint_save(r, u, err);
+        if (main_rank && a->save_steps > 0 && u % a->save_steps == 0 && u < r->num_updates)
+            st = ppo_checkpoint_save(r, u, err);
     }
     progress_finish(pg, extra);
-    csv_log_close(log);
-    if (!st) st = ppo_save_policy_dir(r, a->output_dir, err);
-    if (!st && a->merge_adapter && peft_active(r->policy)) {  // the adapter is written; the merged model beside it
+    if (log) csv_log_close(log);
+    if (!main_rank) {
+        // the other ranks are done: rank 0 writes the policy and the report
+    } else if (!st) {
+        st = ppo_save_policy_dir(r, a->output_dir, 0, err);
+    }
+    if (!st && main_rank && a->merge_adapter && peft_active(r->policy)) {  // the adapter is written; the merged model beside it
         st = peft_merge_and_unload(r->policy, err);
         if (!st) st = model_save(r->policy, a->output_dir, err);
     }
-    if (!st || st == RLHF_EINTERRUPT) {
+    if (main_rank && (!st || st == RLHF_EINTERRUPT)) {
         rlhf_err e2;
         rlhf_status rs = ppo_report_write(r, st ? &e2 : err);
         if (!st) st = rs;
@@ -950,9 +1008,12 @@ rlhf_status ppo_train(const ppo_args *a, ppo_result *res, rlhf_err *err) {
     memset(&r, 0, sizeof r);
     r.a = a;
     rlhf_status st = setup(&r, err);
+    // every rank loaded and validated its inputs: all go on, or all stop with one message
+    st = dist_agree(a->dist, st, err);
     if (!st) {
-        if (a->overwrite_output_dir && !a->resume_from_checkpoint && dir_exists(a->output_dir))
+        if (dist_is_main(a->dist) && a->overwrite_output_dir && !a->resume_from_checkpoint && dir_exists(a->output_dir))
             st = remove_tree(a->output_dir, err);
+        st = dist_agree(a->dist, st, err);
         if (!st) st = train_loop(&r, res, err);
     }
     run_free(&r);

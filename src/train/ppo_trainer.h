@@ -26,6 +26,7 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "base/dist.h"
 #include "base/error.h"
 #include "models/peft.h"
 #include "train/ppo_math.h"
@@ -103,6 +104,22 @@ typedef struct {
     // A reward model whose score head is not in its checkpoint (a base or causal-LM model) is an error
     // unless this is set: its rewards would be noise from a random head.
     int allow_new_reward_head;
+    int gradient_checkpointing;       // the trained models recompute each layer's activations in backward
+    long long logging_steps;          // a training_log.csv row (and a JSON line on stdout) every N updates
+    // Held-out prompts (one of the two, or none): at the start, every logging_steps updates and the end,
+    // responses to every one are sampled (own keys: training is unchanged) and scored; the mean is printed
+    // as {"eval/scores": ...} on stdout.
+    const char *eval_dataset_name;
+    double eval_split;                // fraction of --dataset_name's prompts held out, in [0, 1)
+    // Data-parallel processes (base/dist.h; NULL: one). As TRL under torchrun: per_device_train_batch_size
+    // x gradient_accumulation_steps x num_mini_batches is each process's local batch, an update samples
+    // local x N episodes (TRL's batch_size). Rank r generates, scores and values rows [r x local, (r+1) x
+    // local) of the update (sampling keyed by the global row, so the draws do not depend on N); the rollout
+    // is then gathered, so rewards, GAE and whitening see the whole batch (global statistics), and each
+    // PPO micro-batch of micro x N rows is split r, r+N, ... with gradients summed over ranks and every
+    // mean over the global micro-batch's tokens. Rank 0 writes.
+    dist *dist;
+    const char *torch_dtype;          // dtype of the saved policy: NULL / "auto" = its config.json's (models/model.h)
 } ppo_args;
 
 // TRL's / the contract's defaults (every pointer NULL).
@@ -115,6 +132,7 @@ typedef struct {
     long long episodes_done;
     double first_score, last_score;   // objective/scores of the first and last update of this process
     double last_kl;
+    double first_eval_score, last_eval_score;  // mean score on the eval prompts (NaN without them)
     int interrupted;
 } ppo_result;
 

@@ -8,16 +8,13 @@
 #include "models/model.h"
 #include "tokenizer/tokenizer.h"
 #include "train/optimizer.h"
+#include "train/rollout.h"
 #include "train/ppo_trainer.h"
 #include "train/reward_scoring.h"
 #include "train/reward_source.h"
 
-typedef struct {
-    int32_t *ids;      // prompt tokens for the policy (n)
-    int n;
-    char *text;        // the prompt text the reward model reads; NULL on the id route
-    int line;          // line in the dataset file
-} ppo_prompt;
+// A prompt row (train/rollout.h, shared with grpo and rloo).
+typedef rollout_prompt ppo_prompt;
 
 // One logged row (training_log.csv and ppo_state.json log history), in PPO_LOG_COLUMNS order.
 typedef struct {
@@ -48,9 +45,14 @@ typedef struct {
 
     ppo_prompt *prompts;
     int n_prompts;
+    ppo_prompt *eval_prompts;  // --eval_dataset_name / --eval_split (NULL: none)
+    int n_eval;
     int max_prompt;            // longest prompt (tokens)
 
-    int batch;                 // prompts per update (TRL local_batch_size)
+    int batch;                 // prompts per update over all processes (TRL batch_size = local_batch_size x N)
+    int local;                 // this process's rows of it (TRL local_batch_size): [lo, lo + local)
+    int lo;
+    int n_ranks, rank;         // base/dist.h
     int mini;                  // rows per mini-batch
     int micro;                 // rows per micro-batch
     int fwd;                   // rows per rollout forward chunk
@@ -75,21 +77,13 @@ typedef struct {
 
 // ---- ppo_trainer_rollout.c ----
 // Samples responses for rows [0, r->batch) (prompts r->rows) at update `update`, fills qr_*, responses,
-// mask/lengths/has_stop, logprobs, ref_logprobs, values and scores (missing-EOS penalty applied).
+// mask/lengths/has_stop, logprobs, ref_logprobs, values and scores (missing-EOS penalty applied). With
+// processes each rank computes rows [lo, lo + local) and the results are gathered: every rank ends with
+// the whole batch.
 rlhf_status ppo_rollout(ppo_run *r, long long update, rlhf_err *err);
-// Log-probs (nb, R) of resp under logits (nb, T, V) at positions P-1.., divided by temperature + 1e-7;
-// lse (nb, R), may be NULL: the log-sum-exp of each slot's scaled logits (for the backward).
-void ppo_response_logprobs(float *out, float *lse, const float *logits, const int32_t *resp, int nb, int T, int P,
-                           int R, int V, double temperature);
-float ppo_logsumexp(const float *z, int V, float inv);
-// One response slot of the update: with p = exp(z * inv - lse), returns the entropy of p and writes
-// dz (V) = g * inv * (onehot(tok) - p), the gradient of g * logprob(tok) (one exp pass for both).
-float ppo_slot_entropy_backward(float *dz, const float *z, float lse, int32_t tok, float g, int V, float inv);
 // Values (nb, R) = hidden (nb, T, C) at positions P-1.. dotted with w (C) plus bias.
 void ppo_values_from_hidden(float *out, const float *hidden, const float *w, float bias, int nb, int T, int P,
                             int R, int C);
-// Positions as TRL's forward: cumsum(mask) - mask (left padding gets 0).
-void ppo_positions(int32_t *pos, const int32_t *mask, int B, int T);
 // The response text of row b (decoded with the policy tokenizer, stop token excluded); malloc'd.
 rlhf_status ppo_response_text(const ppo_run *r, int b, char **out, rlhf_err *err);
 
@@ -99,7 +93,8 @@ rlhf_status ppo_checkpoint_save(ppo_run *r, long long update, rlhf_err *err);
 // model, KL coefficient and log history; returns the update reached.
 rlhf_status ppo_checkpoint_load(ppo_run *r, const char *dir, long long *update, rlhf_err *err);
 // The HF model directory of the policy: model, tokenizer, generation_config.json.
-rlhf_status ppo_save_policy_dir(const ppo_run *r, const char *dir, rlhf_err *err);
+// checkpoint: fp32 weights (exact resume); else the policy's torch_dtype (models/model.h).
+rlhf_status ppo_save_policy_dir(const ppo_run *r, const char *dir, int checkpoint, rlhf_err *err);
 rlhf_status ppo_log_add(ppo_run *r, const ppo_log_row *row, rlhf_err *err);
 // Writes training_log.csv whole from the log history (resume), atomically.
 rlhf_status ppo_log_rewrite(const ppo_run *r, const char *path, rlhf_err *err);

@@ -64,12 +64,12 @@ rlhf_status ppo_log_rewrite(const ppo_run *r, const char *path, rlhf_err *err) {
     return st;
 }
 
-rlhf_status ppo_save_policy_dir(const ppo_run *r, const char *dir, rlhf_err *err) {
+rlhf_status ppo_save_policy_dir(const ppo_run *r, const char *dir, int checkpoint, rlhf_err *err) {
     // With LoRA: peft's adapter layout, its base the policy's input model (checkpoints resume from it).
     if (peft_active(r->policy))
         RLHF_TRY(peft_save_adapter(r->policy, dir, r->a->model_name_or_path, err));
     else
-        RLHF_TRY(model_save(r->policy, dir, err));
+        RLHF_TRY(checkpoint ? model_save_f32(r->policy, dir, err) : model_save(r->policy, dir, err));
     if (r->policy_tok) RLHF_TRY(tokenizer_save(r->policy_tok, dir, err));
     return decoder_save_generation_config(r->policy, dir, err);
 }
@@ -167,12 +167,12 @@ static cJSON *hf_state_json(const ppo_run *r, long long update) {
 
 static rlhf_status checkpoint_write(ppo_run *r, const char *tmp, long long update, rlhf_err *err) {
     char p[4400];
-    RLHF_TRY(ppo_save_policy_dir(r, tmp, err));
+    RLHF_TRY(ppo_save_policy_dir(r, tmp, 1, err));
     RLHF_TRY(optimizer_state_save(path_join(p, sizeof p, tmp, "optimizer.safetensors"), r->policy, &r->policy_opt, err));
     if (r->value) {
         char vd[4400];
         path_join(vd, sizeof vd, tmp, PPO_VALUE_DIR);
-        RLHF_TRY(model_save(r->value, vd, err));
+        RLHF_TRY(model_save_f32(r->value, vd, err));
         RLHF_TRY(optimizer_state_save(path_join(p, sizeof p, vd, "optimizer.safetensors"), r->value, &r->value_opt, err));
     } else {
         RLHF_TRY(vhead_save(r, path_join(p, sizeof p, tmp, PPO_VHEAD_FILE), err));

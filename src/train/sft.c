@@ -241,6 +241,16 @@ static void scratch_free(sft_scratch *s) {
     memset(s, 0, sizeof *s);
 }
 
+// Labels a micro-batch trains (targets other than the ignore index after HF's shift), without running it.
+static long long count_labels(const sft_set *s, const int *idx, int B) {
+    long long c = 0;
+    for (int b = 0; b < B; b++) {
+        const sft_example *e = &s->ex[idx[b]];
+        for (int t = 0; t + 1 < e->n; t++) c += e->labels[t + 1] != CE_IGNORE_INDEX;
+    }
+    return c;
+}
+
 static rlhf_status batch_loss(model *m, const sft_set *s, const int *idx, int B, int pad_id, int training,
                               uint64_t key, float grad_scale, double *loss, sft_scratch *sc, rlhf_err *err) {
     int T = 0, V = m->cfg.vocab_size;
@@ -297,6 +307,10 @@ rlhf_status sft_batch_loss(model *m, const sft_set *s, const int *idx, int B, in
 }
 
 rlhf_status sft_evaluate(model *m, const sft_set *s, int batch_size, double *loss, rlhf_err *err) {
+    return sft_evaluate_dist(m, s, batch_size, NULL, loss, err);
+}
+
+rlhf_status sft_evaluate_dist(model *m, const sft_set *s, int batch_size, dist *d, double *loss, rlhf_err *err) {
     sft_scratch sc;
     memset(&sc, 0, sizeof sc);
     int pad_id = m->cfg.pad_token_id >= 0 && m->cfg.pad_token_id < m->cfg.vocab_size ? m->cfg.pad_token_id : 0;
@@ -304,13 +318,16 @@ rlhf_status sft_evaluate(model *m, const sft_set *s, int batch_size, double *los
     if (!idx) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
     double sum = 0;
     rlhf_status st = RLHF_OK;
-    for (int r0 = 0; r0 < s->n && st == RLHF_OK; r0 += batch_size) {
+    const int N = dist_size(d), rank = dist_rank(d);
+    for (int r0 = 0, b = 0; r0 < s->n && st == RLHF_OK; r0 += batch_size, b++) {
+        if (b % N != rank) continue;
         int B = s->n - r0 < batch_size ? s->n - r0 : batch_size;
         for (int i = 0; i < B; i++) idx[i] = r0 + i;
         double l;
         st = batch_loss(m, s, idx, B, pad_id, 0, 0, 0.0f, &l, &sc, err);
         sum += l * B;
     }
+    if (st == RLHF_OK) st = dist_allreduce_sum_f64(d, &sum, 1, err);
     *loss = s->n ? sum / s->n : NAN;
     free(idx);
     scratch_free(&sc);
@@ -375,12 +392,12 @@ rlhf_status sft_save_model_dir(model *m, const tokenizer *tok, const char *dir, 
 // One evaluation: eval_loss over the held-out set, logged as its own row (epoch, step, eval_loss).
 static rlhf_status eval_and_log(model *m, const sft_args *a, csv_log *log, trainer_state *ts, double epoch,
                                 long long step, double *eval_loss, rlhf_err *err) {
-    RLHF_TRY(sft_evaluate(m, a->eval, a->eval_batch_size, eval_loss, err));
+    RLHF_TRY(sft_evaluate_dist(m, a->eval, a->eval_batch_size, a->dist, eval_loss, err));
     char v[2][48], e[48];
     fmt(v[0], 48, epoch), snprintf(v[1], 48, "%lld", step);
     fmt(e, 48, *eval_loss);
     const char *vals[SFT_LOG_N_COLUMNS] = {v[0], v[1], "", "", "", e};
-    RLHF_TRY(csv_log_row(log, vals, err));
+    if (log) RLHF_TRY(csv_log_row(log, vals, err));
     train_log_entry le = {epoch, step, NAN, NAN, NAN, NAN, NAN, *eval_loss, NAN, NAN};
     return trainer_state_add_log(ts, &le, err);
 }
@@ -389,7 +406,7 @@ static rlhf_status eval_and_log(model *m, const sft_args *a, csv_log *log, train
 // already (an epoch's end that is also the interruption point) is not written twice.
 static rlhf_status save_ckpt(const model *m, const tokenizer *tok, const adamw_state *opt, trainer_state *ts,
                              const sft_args *a, long long *last_saved, rlhf_err *err) {
-    if (*last_saved == ts->global_step) return RLHF_OK;
+    if (*last_saved == ts->global_step || !dist_is_main(a->dist)) return RLHF_OK;  // rank 0 writes
     char path[4200];
     RLHF_TRY(checkpoint_save(checkpoint_path(path, sizeof path, a->output_dir, ts->global_step), m, tok, opt, ts,
                              a->base_model_name, err));
@@ -400,8 +417,11 @@ static rlhf_status save_ckpt(const model *m, const tokenizer *tok, const adamw_s
 rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, const sft_args *a, sft_result *res,
                       rlhf_err *err) {
     memset(res, 0, sizeof *res);
-    int n = train->n, bs = a->train_batch_size, accum = a->grad_accum;
-    int n_batches = (n + bs - 1) / bs;
+    dist *d = a->dist;
+    const int N = dist_size(d), rank = dist_rank(d), main_rank = dist_is_main(d);
+    // bs: rows per process; gbs: rows of a global micro-batch, the unit of the data order
+    int n = train->n, bs = a->train_batch_size, accum = a->grad_accum, gbs = bs * N;
+    int n_batches = (n + gbs - 1) / gbs;
     long long steps_per_epoch = (n_batches + accum - 1) / accum;
     long long total = a->max_steps > 0 ? a->max_steps : (long long)ceil(a->num_train_epochs * steps_per_epoch);
     if (total < 1) total = 1;
@@ -421,7 +441,7 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
     static const char *const cols[] = {SFT_LOG_COLUMNS};
     trainer_state ts;
     memset(&ts, 0, sizeof ts);
-    rlhf_status st = checkpoint_remove_stale(a->output_dir, err);
+    rlhf_status st = main_rank ? checkpoint_remove_stale(a->output_dir, err) : RLHF_OK;
     long long last_saved = -1;
     if (st == RLHF_OK && a->resume_from) {
         st = trainer_state_load(path_join(path, sizeof path, a->resume_from, "trainer_state.json"), &ts, err);
@@ -436,15 +456,15 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
         free(ts.order);  // recomputed from (seed, epoch)
         ts.order = NULL;
     }
-    if (st == RLHF_OK)
+    if (st == RLHF_OK && main_rank)
         st = csv_log_open(&log, path_join(path, sizeof path, a->output_dir, "training_log.csv"), cols,
                           SFT_LOG_N_COLUMNS, a->resume_from != NULL, err);
-    int *order = malloc(sizeof(int) * (size_t)n);
+    int *order = malloc(sizeof(int) * (size_t)n), *idx = malloc(sizeof(int) * (size_t)bs);
     double *hist_x = malloc(sizeof(double) * (size_t)(total + 1)), *hist_y = malloc(sizeof(double) * (size_t)(total + 1));
     int n_hist = 0;
     ts.seed = a->seed;
     ts.n_train = n;
-    ts.train_batch_size = bs;  // HF TrainerState fields of trainer_state.json
+    ts.train_batch_size = gbs;  // HF TrainerState fields of trainer_state.json (global: any N resumes)
     ts.grad_accum = accum;
     ts.micro_per_epoch = n_batches;
     ts.max_steps = total;
@@ -454,10 +474,11 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
     ts.num_train_epochs = (double)((total + steps_per_epoch - 1) / steps_per_epoch);
     sft_scratch sc;
     memset(&sc, 0, sizeof sc);
-    if (st == RLHF_OK && (!order || !hist_x || !hist_y)) st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    if (st == RLHF_OK && (!order || !idx || !hist_x || !hist_y)) st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
     res->first_eval_loss = res->eval_loss = NAN;
-    if (st == RLHF_OK && a->eval) st = sft_evaluate(m, a->eval, a->eval_batch_size, &res->first_eval_loss, err);
-    progress *pg = a->quiet ? NULL : progress_start("sft", total, "steps");
+    if (st == RLHF_OK && a->eval)
+        st = sft_evaluate_dist(m, a->eval, a->eval_batch_size, d, &res->first_eval_loss, err);
+    progress *pg = a->quiet || !main_rank ? NULL : progress_start("sft", total, "steps");
     // a resumed run replays the same (seed, epoch) orders and skips the micro-batches already consumed
     long long step = ts.global_step;
     int start_epoch = ts.epochs_done, skip = ts.micro_in_epoch;
@@ -472,15 +493,26 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
         double step_loss = 0;
         int mb_end = n_batches;
         for (int mb = epoch == start_epoch ? skip : 0; mb < n_batches && st == RLHF_OK; mb++) {
-            int B = n - mb * bs < bs ? n - mb * bs : bs;
-            double loss;
-            uint64_t key = rng_key(a->seed, RNG_STREAM_DROPOUT, (uint64_t)step, (uint64_t)mb);
-            // HF Trainer (4.44) divides every micro-batch loss by gradient_accumulation_steps
-            st = batch_loss(m, train, order + (size_t)mb * bs, B, pad_id, !a->disable_dropout, key, 1.0f / accum,
-                            &loss, &sc, err);
+            // the global micro-batch: positions [lo, hi) of the order; this rank's rows: lo + rank, lo + rank + N, ...
+            int lo = mb * gbs, hi = n - lo < gbs ? n : lo + gbs, B = 0;
+            for (int i = lo + rank; i < hi; i += N) idx[B++] = order[i];
+            double loss = 0;
+            uint64_t key = rng_key(a->seed, RNG_STREAM_DROPOUT, (uint64_t)step, (uint64_t)mb * (uint64_t)N + (uint64_t)rank);
+            // HF Trainer (4.44) divides every micro-batch loss by gradient_accumulation_steps. With processes a
+            // rank's token mean is weighted by its share of the global micro-batch's labels (share 1 alone).
+            double share = 1.0;
+            if (N > 1) {
+                long long global = count_labels(train, order + lo, hi - lo), local = count_labels(train, idx, B);
+                share = global > 0 ? (double)local / (double)global : 0.0;
+            }
+            if (B > 0 && share > 0)
+                st = batch_loss(m, train, idx, B, pad_id, !a->disable_dropout, key,
+                                N == 1 ? 1.0f / accum : (float)(share / accum), &loss, &sc, err);
             if (st != RLHF_OK) break;
-            step_loss += loss / accum;
+            step_loss += loss * share / accum;
             if ((mb + 1) % accum != 0 && mb != n_batches - 1) continue;
+            if ((st = dist_allreduce_sum_f32(d, tv.grads, tv.n, err)) || (st = dist_allreduce_sum_f64(d, &step_loss, 1, err)))
+                break;
             double norm = clip_grad_norm(tv.grads, tv.n, a->max_grad_norm);
             double lr = lr_at(a->schedule, a->learning_rate, step, warmup, total);
             // NaN/Inf guard (as the reward trainer): a non-finite loss or gradient norm skips the update and is
@@ -512,7 +544,7 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
                 fmt(v[0], 48, ep), snprintf(v[1], 48, "%lld", step), fmt(v[2], 48, log_loss / log_count);
                 fmt(v[3], 48, lr), fmt(v[4], 48, norm), v[5][0] = 0;
                 const char *vals[SFT_LOG_N_COLUMNS] = {v[0], v[1], v[2], v[3], v[4], v[5]};
-                st = csv_log_row(log, vals, err);
+                st = log ? csv_log_row(log, vals, err) : RLHF_OK;
                 train_log_entry le = {ep, step, log_loss / log_count, lr, norm, NAN, NAN, NAN, NAN, NAN};
                 if (st == RLHF_OK) st = trainer_state_add_log(&ts, &le, err);
                 log_loss = 0, log_count = 0;
@@ -532,7 +564,8 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
                 snprintf(extra, sizeof extra, "loss %.4f", res->last_loss);
                 progress_update(pg, step, extra);
             }
-            if (a->stop && *a->stop && mb + 1 < n_batches) {
+            // every rank stops at the same step when any of them saw the signal
+            if (dist_any(d, a->stop && *a->stop) && mb + 1 < n_batches) {
                 res->interrupted = 1;
                 mb_end = mb + 1;
                 break;
@@ -546,7 +579,7 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
         ts.micro_in_epoch = res->interrupted ? mb_end : 0;
         ts.global_step = step;
         ts.order = order;
-        if (a->stop && *a->stop) res->interrupted = 1;  // stopped on the epoch's last step: resume at the next
+        if (dist_any(d, a->stop && *a->stop)) res->interrupted = 1;  // stopped on the epoch's last step: resume at the next
         if (st == RLHF_OK && a->save_epochs && ts.micro_in_epoch == 0)
             st = save_ckpt(m, tok, &opt, &ts, a, &last_saved, err);
         if (st == RLHF_OK && a->save_steps > 0 && step % a->save_steps == 0 && !res->interrupted && step > 0)
@@ -560,8 +593,9 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
         if (st == RLHF_OK)
             st = rlhf_fail(err, RLHF_EINTERRUPT, "interrupted: saved %s/checkpoint-%lld", a->output_dir, step);
     }
-    if (st == RLHF_OK) st = sft_save_model_dir(m, tok, a->output_dir, a->base_model_name, a->merge_adapter, err);
-    if (st == RLHF_OK) {
+    if (st == RLHF_OK && main_rank)
+        st = sft_save_model_dir(m, tok, a->output_dir, a->base_model_name, a->merge_adapter, err);
+    if (st == RLHF_OK && main_rank) {
         report_series s = {"train loss", hist_x, hist_y, n_hist};
         report_chart ch = {"SFT loss", "step", &s, 1};
         char summary[256];
@@ -574,6 +608,7 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
     trainer_state_free(&ts);
     scratch_free(&sc);
     free(order);
+    free(idx);
     free(hist_x);
     free(hist_y);
     if (log) csv_log_close(log);

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "base/dist.h"
 #include "base/error.h"
 #include "io/dataset.h"
 #include "models/model.h"
@@ -84,6 +85,11 @@ typedef struct {
     // merge_adapter the final directory also holds the merged model (HF layout).
     const char *base_model_name;
     int merge_adapter;
+    // Data-parallel processes (base/dist.h; NULL: one). train_batch_size is per process: rank r takes
+    // positions r, r+N, ... of each global micro-batch of train_batch_size x N rows; each micro-batch's
+    // token mean is over the global micro-batch's tokens (every rank counts them from the shared order),
+    // gradients and losses are summed over ranks, evaluation batches are split among them. Rank 0 writes.
+    dist *dist;
 } sft_args;
 
 typedef struct {
@@ -101,6 +107,9 @@ rlhf_status sft_batch_loss(model *m, const sft_set *s, const int *idx, int B, in
 // Mean causal-LM loss over a whole set (no dropout, no gradients), batches weighted by their rows as
 // HF Trainer's evaluation loop averages them.
 rlhf_status sft_evaluate(model *m, const sft_set *s, int batch_size, double *loss, rlhf_err *err);
+// The same with the batches split among processes (rank r takes batches r, r+N, ...); every rank gets the
+// whole set's loss.
+rlhf_status sft_evaluate_dist(model *m, const sft_set *s, int batch_size, dist *d, double *loss, rlhf_err *err);
 // Splits off the last round(fraction * n) examples of a seeded permutation (RNG_STREAM_SPLIT) as an
 // eval set; both sets own their examples afterwards (train keeps the rest, in their original order).
 rlhf_status sft_set_split(sft_set *train, sft_set *eval, double fraction, uint64_t seed, rlhf_err *err);

@@ -1,6 +1,6 @@
 #!/bin/bash
 # The bad-input table (issue 10; README "Bad inputs"): every row, for every command it applies to
-# (reward, score, sft, generate, ppo, dpo), must exit 2 with a message naming the input (FILE:LINE, the file or
+# (reward, score, sft, generate, ppo, dpo, grpo, rloo), must exit 2 with a message naming the input (FILE:LINE, the file or
 # the flag) and what was expected, and leave no partial output (--output_dir not created, nothing on
 # stdout). One exception is asserted as such: a batch larger than the dataset trains (one short step), as
 # in TRL. Multi-row listing, resume and the NaN/Inf guard: tests/cli/reward_bad_input.sh.
@@ -99,6 +99,8 @@ expect2() {
     generate) args=(generate --model_name_or_path "$model" --dataset_name "$data" --max_new_tokens 2) ;;
     ppo) args=(ppo --model_name_or_path "$model" --sft_model_path "$W/gpt2" --reward_model_path "$W/gpt2rm"
       --dataset_name "$data" --output_dir "$out" --response_length 2 --per_device_train_batch_size 1 --threads 1) ;;
+    grpo | rloo) args=("$cmd" --model_name_or_path "$model" --reward_funcs think_format_reward --dataset_name "$data"
+      --output_dir "$out" --max_completion_length 2 --num_generations 2 --per_device_train_batch_size 2 --threads 1) ;;
   esac
   rows=$((rows + 1))
   "$RLHF" "${args[@]}" "$@" >"$W/$name.out" 2>"$W/$name.err" || c=$?
@@ -111,20 +113,21 @@ expect2() {
 # each COMMAND's model dir (bert or gpt2 base name) and dataset kind
 model_of() { case $1 in reward | score) echo bert ;; *) echo gpt2 ;; esac; }
 data_of() { case $1 in reward | score | dpo) echo pref ;; sft) echo sft ;; *) echo prompt ;; esac; }
-all=(reward score sft generate ppo dpo)
+all=(reward score sft generate ppo dpo grpo rloo)
 
 # ---- dataset rows -------------------------------------------------------------------------------------------
 for c in "${all[@]}"; do
   m="$W/$(model_of "$c")" k=$(data_of "$c")
   expect2 malformed "$c" "$k\.malformed\.jsonl:2: invalid JSON" "$m" "$W/$k.malformed.jsonl"
   case $k in pref) f=rejected ;; sft) f=completion ;; prompt) f=prompt ;; esac
-  [ "$c" = ppo ] && pat='prompt\.missing\.jsonl:1: expected a "prompt"' || pat="$k\.missing\.jsonl:1: field '$f' missing"
+  case $c in ppo | grpo | rloo) pat='prompt\.missing\.jsonl:1: expected a "prompt"' ;;
+    *) pat="$k\.missing\.jsonl:1: field '$f' missing" ;; esac
   expect2 missing-field "$c" "$pat" "$m" "$W/$k.missing.jsonl"
   case $k in pref) pat="field 'chosen' must be a string" ;; sft) pat="field 'completion' must be a string" ;;
     prompt) pat="field 'prompt' must be a string" ;; esac
   expect2 mistyped-field "$c" "$k\.mistyped\.jsonl:1: $pat" "$m" "$W/$k.mistyped.jsonl"
   case $c in reward | score | dpo) pat="field 'chosen' is an empty response" ;; sft) pat="example has 1 token" ;;
-    generate) pat="the prompt encodes to no tokens" ;; ppo) pat="the prompt has no tokens" ;; esac
+    generate) pat="the prompt encodes to no tokens" ;; ppo | grpo | rloo) pat="the prompt has no tokens" ;; esac
   expect2 empty-strings "$c" "$k\.empty\.jsonl:1: $pat" "$m" "$W/$k.empty.jsonl"
   expect2 invalid-utf8 "$c" "$k\.utf8\.jsonl:1: field '[a-z]+' is not valid UTF-8" "$m" "$W/$k.utf8.jsonl"
   expect2 10mb-row "$c" "$k\.big\.jsonl:1: row holds more than 4194304 bytes" "$m" "$W/$k.big.jsonl"
@@ -161,6 +164,25 @@ expect2 no-response-left dpo "pref\.jsonl:1: field 'chosen': no response token i
   "$W/gpt2" "$W/pref.jsonl" --max_length 1 --truncation_mode keep_start
 expect2 response-length-0 ppo "--response_length: expected an integer in \[1, " "$W/gpt2" "$W/prompt.jsonl" \
   --response_length 0
+
+# ---- grpo / rloo flags and rewards -----------------------------------------------------------------------------
+expect2 generation-batch grpo "--per_device_train_batch_size 3 x --steps_per_generation 1 .* must be a multiple of --num_generations 2" \
+  "$W/gpt2" "$W/prompt.jsonl" --per_device_train_batch_size 3
+expect2 generation-batch rloo "must be a multiple of --num_generations 4" "$W/gpt2" "$W/prompt.jsonl" --num_generations 4 \
+  --steps_per_generation 1
+expect2 unknown-reward grpo "--reward_funcs: unknown reward function 'bleu'" "$W/gpt2" "$W/prompt.jsonl" --reward_funcs bleu
+expect2 missing-solution grpo "prompt\.jsonl:1: --reward_funcs accuracy_reward needs a \"solution\"" "$W/gpt2" \
+  "$W/prompt.jsonl" --reward_funcs accuracy_reward
+expect2 reward-weights rloo "--reward_weights: 3 weights for 2 rewards" "$W/gpt2" "$W/prompt.jsonl" \
+  --reward_model_name_or_path "$W/gpt2rm" --reward_weights 1,2,3
+expect2 loss-type grpo "--loss_type: expected grpo, dr_grpo, dapo or bnpo, got 'ppo'" "$W/gpt2" "$W/prompt.jsonl" \
+  --loss_type ppo
+expect2 scale-rewards grpo "--scale_rewards: expected group, batch or none" "$W/gpt2" "$W/prompt.jsonl" --scale_rewards std
+expect2 nan-beta rloo "--beta: expected a finite number, got 'nan'" "$W/gpt2" "$W/prompt.jsonl" --beta nan
+expect2 reward-model-head rloo "--reward_model_name_or_path .*/gpt2: not a reward model: its checkpoint has no score head" \
+  "$W/gpt2" "$W/prompt.jsonl" --reward_model_name_or_path "$W/gpt2"
+expect2 reward-model-vocab grpo "gpt2_vocab/tokenizer\.json: the tokenizer has ids up to" "$W/gpt2" "$W/prompt.jsonl" \
+  --reward_model_name_or_path "$W/gpt2_vocab" --allow_new_reward_head
 
 # ---- model directories -----------------------------------------------------------------------------------------
 for c in "${all[@]}"; do
@@ -207,6 +229,17 @@ for i in $(seq 1 30); do echo '{"prompt": "a b", "chosen": " c d e", "rejected":
 c=$?
 [ "$c" = 1 ] && grep -qE "rlhf dpo: step [0-9]+: non-finite (loss|gradient norm) .*step skipped \(1 skipped so far\)" "$W/nan-dpo.err" &&
   grep -q "training diverged: 20 steps in a row" "$W/nan-dpo.err" || fail "dpo diverging run: exit $c ($(tail -n 1 "$W/nan-dpo.err"))"
+
+# ---- and in grpo: the same guard (its reward a shell program: the input line's length) ------------------------------
+printf '%s\n' '#!/bin/sh' 'while IFS= read -r line; do echo "${#line}"; done' >"$W/len.sh"
+for i in $(seq 1 8); do echo '{"prompt": "a b"}'; done >"$W/prompts8.jsonl"
+"$RLHF" grpo --model_name_or_path "$W/gpt2" --reward_funcs "exec:sh $W/len.sh" --dataset_name "$W/prompts8.jsonl" \
+  --per_device_train_batch_size 4 --num_generations 4 --max_steps 30 --max_completion_length 2 --learning_rate 1e30 \
+  --max_grad_norm 0 --save_steps 0 --quiet --output_dir "$W/nan-grpo" --threads 1 >/dev/null 2>"$W/nan-grpo.err"
+c=$?
+[ "$c" = 1 ] && grep -qE "rlhf grpo: step [0-9]+: non-finite loss or gradient norm, optimizer step skipped \(1 skipped so far\)" "$W/nan-grpo.err" &&
+  grep -q "training diverged: 20 optimizer steps in a row" "$W/nan-grpo.err" ||
+  fail "grpo diverging run: exit $c ($(tail -n 2 "$W/nan-grpo.err"))"
 
 # ---- and in ppo: 20 optimizer steps in a row with a non-finite loss or gradient norm stop the run ---------------
 for i in $(seq 1 8); do echo '{"prompt": "a b"}'; done >"$W/prompts8.jsonl"

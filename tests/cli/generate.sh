@@ -18,7 +18,7 @@ cat >"$W/rows.jsonl" <<'EOF'
 {"prompt_ids": [28, 34, 66, 56, 15, 105]}
 EOF
 
-for fx in gpt2_lm gptneox_lm llama_lm mistral_lm; do
+for fx in gpt2_lm gptneox_lm llama_lm mistral_lm qwen2_lm gemma_lm gemma2_lm phi3_lm; do
   for bs in 1 3; do
     "$RLHF" generate --model_name_or_path $FIX/$fx --dataset_name "$W/rows.jsonl" --max_new_tokens 5 \
       --stop_token none --batch_size $bs --output_file "$W/$fx.$bs.jsonl" --threads 1 2>"$W/err" ||

@@ -64,5 +64,13 @@ grep -q '"LABEL_1"' "$W/d/config.json" || fail "distilbert default of 2 labels"
 printf '{"architectures": ["RobertaForSequenceClassification"], "model_type": "roberta", "vocab_size": 100, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 24, "max_position_embeddings": 34, "pad_token_id": 1, "num_labels": 1}' >"$W/r.json"
 "$RLHF" init --config "$W/r.json" --tokenizer tests/fixtures/tokenizers/roberta-base --output_dir "$W/r" 2>"$W/err" || fail "roberta init ($(cat "$W/err"))"
 
+# A SentencePiece tokenizer.model (no tokenizer.json) is copied, and generate reads it back.
+SPM=tests/fixtures/tokenizers/spm/llama-bpe
+printf '{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 800, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "intermediate_size": 24, "max_position_embeddings": 64, "bos_token_id": 1, "eos_token_id": 2}' >"$W/l.json"
+"$RLHF" init --config "$W/l.json" --tokenizer "$SPM" --output_dir "$W/l" 2>"$W/err" || fail "llama init with tokenizer.model ($(cat "$W/err"))"
+cmp -s "$SPM/tokenizer.model" "$W/l/tokenizer.model" || fail "tokenizer.model not copied verbatim"
+"$RLHF" generate --model_name_or_path "$W/l" --prompt "Natalia sold" --max_new_tokens 3 >"$W/gen" 2>"$W/err" ||
+  fail "generate with tokenizer.model ($(cat "$W/err"))"
+
 [ $fails = 0 ] && echo "cli init: all checks passed"
 exit $((fails > 0))

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Failures of a 2-process run never hang: a malformed row is reported once (by rank 0) and every rank exits 2
-# with nothing written; SIGTERM to mpirun stops both ranks at the same step boundary with one
+# with nothing written (so is `score`, which does not run data-parallel); SIGTERM to mpirun stops both ranks at the same step boundary with one
 # checkpoint-{STEP} (the ranks exit 130; mpirun's own status is Open MPI's), SIGUSR1 (which mpirun forwards)
 # does the same with exit 130; kill -9 of one rank ends the job within seconds and the last checkpoint resumes.
 set -u
@@ -22,6 +22,12 @@ c=$?
 [ "$c" = 2 ] || fail "malformed row: exit $c, expected 2"
 n=$(grep -c "bad.jsonl" "$W/bad.out"); [ "$n" = 1 ] || fail "malformed row reported $n times: $(cat "$W/bad.out")"
 [ -e "$W/bad" ] && fail "malformed row: the output directory was created"
+
+# a command that is not data-parallel refuses to run under mpirun (else both ranks would write its output)
+"${MPIRUN[@]}" "$RLHF" score --model_name_or_path "$W/init" --prompt a --response b >"$W/score.out" 2>&1
+c=$?
+n=$(grep -c "runs in one process" "$W/score.out")
+[ "$c" = 2 ] && [ "$n" = 1 ] || fail "score under mpirun: exit $c, message $n times"
 
 # start a run, wait for checkpoint-4, then signal
 run_until_checkpoint() {  # $1 output dir; leaves the mpirun pid in $pid

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (not part of the CMake build): tests/fuzz/build.sh [OUT_DIR]
-# Targets: fuzz_safetensors, fuzz_dataset, fuzz_tokenizer (tokenizer.json loading + encode/decode), fuzz_config,
-# fuzz_chat_template.
+# Targets: fuzz_safetensors, fuzz_dataset, fuzz_tokenizer (tokenizer.json loading + encode/decode), fuzz_spm
+# (SentencePiece model files), fuzz_config, fuzz_chat_template.
 # Then e.g.: OUT/fuzz_safetensors -max_total_time=60 tests/fuzz/corpus/safetensors
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -26,6 +26,9 @@ libs+=($(pkg-config --libs libprotobuf-c))
 "$CC" "${flags[@]}" $(pkg-config --cflags libpcre2-8 libutf8proc) "$root/tests/fuzz/fuzz_tokenizer.c" "${tok[@]}" \
     "${base[@]}" "${libs[@]}" -lpcre2-8 -lutf8proc -o "$out/fuzz_tokenizer"
 echo "built $out/fuzz_tokenizer"
+"$CC" "${flags[@]}" $(pkg-config --cflags libpcre2-8 libutf8proc) "$root/tests/fuzz/fuzz_spm.c" "${tok[@]}" \
+    "${base[@]}" "${libs[@]}" -lpcre2-8 -lutf8proc -o "$out/fuzz_spm"
+echo "built $out/fuzz_spm"
 # config.json: the model layer (every family's configure and the spec table) with what it links: nn, io, base.
 # OpenMP pragmas go to libgomp (as GCC's build), BLAS to OpenBLAS; neither runs here (no weights are allocated).
 blas_inc=$(ls -d /usr/include/x86_64-linux-gnu/openblas-openmp /usr/include/aarch64-linux-gnu/openblas-openmp \

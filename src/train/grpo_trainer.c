@@ -1,0 +1,804 @@
+// The GRPO / RLOO loop (TRL GRPOTrainer / RLOOTrainer): setup and validation of every input before anything
+// is written; then micro-steps in TRL's order: every steps_per_generation x num_iterations micro-steps a new
+// generation batch (sample, score, advantages), each micro-step one slice of it (forward, clipped loss,
+// backward), an optimizer step every gradient_accumulation_steps micro-steps; logging, samples and
+// checkpoints (grpo_trainer_state.c) at optimizer steps.
+#include "train/grpo_trainer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/progress.h"
+#include "base/rng.h"
+#include "io/csv_log.h"
+#include "io/files.h"
+#include "train/checkpoint.h"
+#include "train/grpo_trainer_impl.h"
+#include "train/ppo_math.h"
+#include "train/schedule.h"
+#include "train/reward_source.h"
+#include "train/trainer_common.h"
+
+// Rows per generate() call and per no-grad forward (activation and KV-cache memory stay bounded).
+#define GRPO_FWD_CHUNK 64
+// Optimizer steps skipped in a row (non-finite loss or gradient norm) after which the run stops, as the
+// other trainers do.
+#define GRPO_MAX_CONSECUTIVE_SKIPS 20
+
+void grpo_args_defaults(grpo_args *a, grpo_algo algo) {
+    memset(a, 0, sizeof *a);
+    peft_options_default(&a->peft);
+    a->algo = algo;
+    a->reward_timeout = 60;
+    a->num_generations = algo == ALGO_GRPO ? 8 : 2;
+    a->max_prompt_length = 512;
+    a->max_completion_length = 256;
+    a->temperature = 1.0;
+    a->top_p = 1.0;
+    a->top_k = 0;
+    a->min_p = 0;
+    a->repetition_penalty = 1.0;
+    a->beta = algo == ALGO_GRPO ? 0.0 : 0.05;
+    a->epsilon = 0.2;
+    a->epsilon_high = -1;
+    a->loss_type = GRPO_LOSS_DAPO;
+    a->scale_rewards = GRPO_SCALE_GROUP;
+    a->importance_sampling_level = GRPO_IS_TOKEN;
+    a->num_iterations = 1;
+    a->learning_rate = 1e-6;
+    a->max_grad_norm = 1.0;
+    a->per_device_train_batch_size = 8;
+    a->gradient_accumulation_steps = 1;
+    a->max_steps = -1;
+    a->num_train_epochs = 3.0;
+    a->seed = 42;
+    a->logging_steps = 10;
+    a->save_steps = 500;
+    a->num_completions_to_log = 4;
+}
+
+#define CHECK_FLAG(cond, ...) \
+    do {                      \
+        if (!(cond)) return rlhf_fail(err, RLHF_EINPUT, __VA_ARGS__); \
+    } while (0)
+
+rlhf_status grpo_args_check(const grpo_args *a, rlhf_err *err) {
+    CHECK_FLAG(a->model_name_or_path, "--model_name_or_path is required");
+    CHECK_FLAG(a->dataset_name, "--dataset_name is required");
+    CHECK_FLAG(a->output_dir && *a->output_dir, "--output_dir is required");
+    CHECK_FLAG(a->n_reward_models + a->n_reward_funcs > 0,
+               "no reward: pass --reward_model_name_or_path DIR and/or --reward_funcs accuracy_reward|"
+               "think_format_reward|\"exec:COMMAND\"");
+    CHECK_FLAG(a->n_reward_models + a->n_reward_funcs <= GRPO_MAX_REWARDS, "at most %d rewards", GRPO_MAX_REWARDS);
+    CHECK_FLAG(a->n_reward_weights == 0 || a->n_reward_weights == a->n_reward_models + a->n_reward_funcs,
+               "--reward_weights: %d weights for %d rewards (reward models first, then --reward_funcs, in order)",
+               a->n_reward_weights, a->n_reward_models + a->n_reward_funcs);
+    for (int i = 0; i < a->n_reward_weights; i++)
+        CHECK_FLAG(isfinite(a->reward_weights[i]), "--reward_weights: weight %d is not a finite number", i + 1);
+    CHECK_FLAG(isfinite(a->reward_timeout) && a->reward_timeout > 0, "--reward_timeout: expected seconds > 0, got %g",
+               a->reward_timeout);
+    CHECK_FLAG(a->num_generations >= 2, "--num_generations: expected >= 2 (the group is the baseline), got %d",
+               a->num_generations);
+    CHECK_FLAG(a->max_prompt_length >= 0, "--max_prompt_length: expected >= 0, got %d", a->max_prompt_length);
+    CHECK_FLAG(a->max_completion_length >= 1, "--max_completion_length: expected >= 1, got %d", a->max_completion_length);
+    CHECK_FLAG(isfinite(a->temperature) && a->temperature > 0, "--temperature: expected > 0, got %g", a->temperature);
+    CHECK_FLAG(isfinite(a->top_p) && a->top_p > 0 && a->top_p <= 1, "--top_p: expected in (0, 1], got %g", a->top_p);
+    CHECK_FLAG(a->top_k >= 0, "--top_k: expected >= 0, got %d", a->top_k);
+    CHECK_FLAG(isfinite(a->min_p) && a->min_p >= 0 && a->min_p <= 1, "--min_p: expected in [0, 1], got %g", a->min_p);
+    CHECK_FLAG(isfinite(a->repetition_penalty) && a->repetition_penalty > 0,
+               "--repetition_penalty: expected > 0, got %g", a->repetition_penalty);
+    CHECK_FLAG(isfinite(a->beta) && a->beta >= 0, "--beta: expected >= 0, got %g", a->beta);
+    CHECK_FLAG(isfinite(a->epsilon) && a->epsilon > 0 && a->epsilon < 1, "--epsilon: expected in (0, 1), got %g",
+               a->epsilon);
+    CHECK_FLAG(a->epsilon_high < 0 || isfinite(a->epsilon_high), "--epsilon_high: expected a number >= 0");
+    CHECK_FLAG(a->num_iterations >= 1, "--num_iterations: expected >= 1, got %d", a->num_iterations);
+    CHECK_FLAG(!a->has_reward_clip || (isfinite(a->reward_clip[0]) && isfinite(a->reward_clip[1]) &&
+                                       a->reward_clip[0] <= a->reward_clip[1]),
+               "--reward_clip_range: expected LOW,HIGH with LOW <= HIGH");
+    CHECK_FLAG(isfinite(a->learning_rate) && a->learning_rate > 0, "--learning_rate: expected > 0, got %g",
+               a->learning_rate);
+    CHECK_FLAG(isfinite(a->weight_decay) && a->weight_decay >= 0, "--weight_decay: expected >= 0, got %g", a->weight_decay);
+    CHECK_FLAG(!isnan(a->max_grad_norm), "--max_grad_norm: expected a number");
+    CHECK_FLAG(isfinite(a->warmup_ratio) && a->warmup_ratio >= 0 && a->warmup_ratio < 1,
+               "--warmup_ratio: expected in [0, 1), got %g", a->warmup_ratio);
+    CHECK_FLAG(a->per_device_train_batch_size >= 1, "--per_device_train_batch_size: expected >= 1, got %d",
+               a->per_device_train_batch_size);
+    CHECK_FLAG(a->gradient_accumulation_steps >= 1, "--gradient_accumulation_steps: expected >= 1, got %d",
+               a->gradient_accumulation_steps);
+    CHECK_FLAG(a->steps_per_generation >= 0, "--steps_per_generation: expected >= 1, got %d", a->steps_per_generation);
+    CHECK_FLAG(isfinite(a->num_train_epochs) && a->num_train_epochs > 0, "--num_train_epochs: expected > 0, got %g",
+               a->num_train_epochs);
+    CHECK_FLAG(a->logging_steps >= 1, "--logging_steps: expected >= 1, got %d", a->logging_steps);
+    CHECK_FLAG(a->save_steps >= 0, "--save_steps: expected >= 0, got %lld", a->save_steps);
+    CHECK_FLAG(a->num_completions_to_log >= 0, "--num_completions_to_log: expected >= 0");
+    int spg = a->steps_per_generation ? a->steps_per_generation : a->gradient_accumulation_steps;
+    long long gen_batch = (long long)a->per_device_train_batch_size * spg * dist_size(a->dist);
+    CHECK_FLAG(gen_batch % a->num_generations == 0,
+               "the generation batch (--per_device_train_batch_size %d x --steps_per_generation %d x %d processes = "
+               "%lld completions) must be a multiple of --num_generations %d",
+               a->per_device_train_batch_size, spg, dist_size(a->dist), gen_batch, a->num_generations);
+    CHECK_FLAG(a->peft.use_peft || !a->peft.load_in_4bit,
+               "--load_in_4bit: a 4-bit policy is frozen, so training needs --use_peft (QLoRA)");
+    CHECK_FLAG(a->peft.use_peft || !a->merge_adapter, "--merge_adapter needs --use_peft");
+    if (a->peft.use_peft) RLHF_TRY(peft_options_check(&a->peft, err));
+    return RLHF_OK;
+}
+
+int grpo_column(const grpo_run *r, const char *name) {
+    for (int i = 0; i < r->n_columns; i++)
+        if (!strcmp(r->columns[i], name)) return i;
+    return -1;
+}
+
+static void add_column(grpo_run *r, const char *fmt, const char *arg) {
+    snprintf(r->column_names[r->n_columns], sizeof r->column_names[0], fmt, arg);
+    r->columns[r->n_columns] = r->column_names[r->n_columns];
+    r->n_columns++;
+}
+
+static void metric_add(grpo_run *r, const char *name, double v) {
+    int c = grpo_column(r, name);
+    if (c < 0 || isnan(v)) return;  // TRL drops NaN entries before averaging
+    r->acc_sum[c] += v;
+    r->acc_n[c]++;
+}
+
+static void build_columns(grpo_run *r) {
+    static const char *const fixed[GC_FIXED] = {
+        "step", "epoch", "loss", "grad_norm", "learning_rate", "num_tokens", "completions/mean_length",
+        "completions/min_length", "completions/max_length", "completions/clipped_ratio",
+        "completions/mean_terminated_length"};
+    for (int i = 0; i < GC_FIXED; i++) add_column(r, "%s", fixed[i]);
+    for (int k = 0; k < r->K; k++) {
+        add_column(r, "rewards/%s/mean", r->rewards[k]->name);
+        add_column(r, "rewards/%s/std", r->rewards[k]->name);
+    }
+    add_column(r, "%s", "reward");
+    add_column(r, "%s", "reward_std");
+    add_column(r, "%s", "frac_reward_zero_std");
+    if (r->use_ref) add_column(r, "%s", "kl");
+    add_column(r, "%s", "entropy");
+    add_column(r, "%s", "clip_ratio/low_mean");
+    add_column(r, "%s", "clip_ratio/high_mean");
+    add_column(r, "%s", "clip_ratio/region_mean");
+}
+
+static int has_config(const char *dir) {
+    char p[4200];
+    return file_exists(path_join(p, sizeof p, dir, "config.json"));
+}
+
+static void run_free(grpo_run *r) {
+    model_free(r->policy);
+    model_free(r->ref);
+    tokenizer_free(r->tok);
+    for (int k = 0; k < r->K; k++) reward_fn_free(r->rewards[k]);
+    dataset_free(&r->data);
+    rollout_prompts_free(r->prompts, r->n_prompts);
+    void *ps[] = {r->row_prompt, r->qr_ids, r->qr_mask, r->qr_pos, r->responses, r->n_generated, r->lengths,
+                  r->has_stop, r->mask, r->old_lp, r->ref_lp, r->adv, r->per_func, r->rewards_all, r->perm,
+                  r->log, r->samples};
+    for (size_t i = 0; i < sizeof ps / sizeof *ps; i++) free(ps[i]);
+    adamw_free(&r->opt);
+}
+
+// Reward sources in TRL's order: the reward models, then --reward_funcs. Names made unique (_2, _3...).
+static rlhf_status open_rewards(grpo_run *r, rlhf_err *err) {
+    const grpo_args *a = r->a;
+    peft_options quant = a->peft;
+    quant.use_peft = 0;
+    for (int i = 0; i < a->n_reward_models; i++) {
+        if (reward_source_is_url(a->reward_models[i])) {
+            RLHF_TRY(reward_remote_fn_open(&r->rewards[r->K++], a->reward_models[i], err));
+            continue;
+        }
+        RLHF_TRY(reward_model_fn_open(&r->rewards[r->K], a->reward_models[i], r->tok, r->policy->cfg.vocab_size,
+                                          a->encoding, a->peft.load_in_4bit ? &quant : NULL, a->seed,
+                                          a->allow_new_reward_head, a->dataset_name, err));
+        r->K++;
+    }
+    for (int i = 0; i < a->n_reward_funcs; i++) {
+        const char *f = a->reward_funcs[i];
+        if (!strncmp(f, "exec:", 5)) {
+            RLHF_TRY(reward_exec_open(&r->rewards[r->K], f + 5, a->reward_timeout, err));
+        } else {
+            RLHF_TRY(reward_rule_open(&r->rewards[r->K], f, err));
+            if (!r->tok)
+                return rlhf_fail(err, RLHF_EINPUT, "--reward_funcs %s reads completion text, but %s has no tokenizer "
+                                 "files", f, a->model_name_or_path);
+            if (!strcmp(f, "accuracy_reward"))
+                for (int j = 0; j < r->data.n; j++)
+                    if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(r->data.rows[j], "solution")))
+                        return rlhf_fail(err, RLHF_EINPUT, "%s:%d: --reward_funcs accuracy_reward needs a \"solution\" "
+                                         "string field in every row", a->dataset_name, r->data.lines[j]);
+        }
+        r->K++;
+    }
+    for (int k = 0; k < r->K; k++) {
+        r->weights[k] = a->n_reward_weights ? (float)a->reward_weights[k] : 1.0f;
+        int dup = 1;
+        for (int j = 0; j < k; j++)
+            if (!strcmp(r->rewards[j]->name, r->rewards[k]->name)) dup++;
+        if (dup > 1) {
+            size_t l = strlen(r->rewards[k]->name);
+            snprintf(r->rewards[k]->name + (l < 80 ? l : 80), 16, "_%d", dup);
+        }
+    }
+    return RLHF_OK;
+}
+
+static rlhf_status setup(grpo_run *r, rlhf_err *err) {
+    const grpo_args *a = r->a;
+    model_load_opts lo = {.quiet = 0, .init_seed = a->seed};
+    const char *policy_dir = a->resume_from_checkpoint ? a->resume_from_checkpoint : a->model_name_or_path;
+    peft_options quant = a->peft;
+    quant.use_peft = 0;
+    if (a->peft.use_peft) {
+        if (a->resume_from_checkpoint) {
+            RLHF_TRY(peft_load_adapter_model(&r->policy, policy_dir, HEAD_LM, &quant, &lo, err));
+        } else if (peft_is_adapter_dir(policy_dir) && !has_config(policy_dir)) {
+            return rlhf_fail(err, RLHF_EINPUT, "--model_name_or_path %s is a peft adapter: new adapters start from a "
+                             "full model (its base_model_name_or_path, or a merged model)", policy_dir);
+        } else {
+            model_load_opts lp = lo;
+            lp.peft = &a->peft;
+            RLHF_TRY(model_load(&r->policy, policy_dir, HEAD_LM, &lp, err));
+        }
+    } else {
+        RLHF_TRY(peft_load_model_dir(&r->policy, policy_dir, HEAD_LM, NULL, &lo, err));
+        RLHF_TRY(peft_merge_and_unload(r->policy, err));
+    }
+    if (!r->policy->cfg.is_decoder || !r->policy->family->decode)
+        return rlhf_fail(err, RLHF_EINPUT, "--model_name_or_path %s: model_type '%s' is not a causal LM", policy_dir,
+                         r->policy->cfg.model_type);
+    r->use_ref = a->beta != 0.0;
+    // beta 0: no reference model at all (TRL's GRPOTrainer does not load one). With LoRA the reference is
+    // the policy with its adapters off.
+    if (r->use_ref && !a->peft.use_peft) {
+        RLHF_TRY(peft_load_model_dir(&r->ref, a->model_name_or_path, HEAD_LM, NULL, &lo, err));
+        RLHF_TRY(peft_merge_and_unload(r->ref, err));
+    }
+    if (a->peft.use_peft) {
+        int64_t qb, fb;
+        peft_quantized_bytes(r->policy, &qb, &fb);
+        model_trainable tv;
+        model_trainable_view(r->policy, &tv);
+        fprintf(stderr, "rlhf %s: LoRA r=%d on %d layers: %zu trainable of %zu parameters%s\n", r->cmd, a->peft.lora.r,
+                peft_n_adapted(r->policy), tv.n, r->policy->n_params, qb ? " (4-bit base)" : "");
+    }
+    if (model_dir_has_tokenizer(a->model_name_or_path)) RLHF_TRY(tokenizer_load(&r->tok, a->model_name_or_path, err));
+    if (r->tok) RLHF_TRY(tokenizer_check_model_vocab(r->tok, r->policy->cfg.vocab_size, a->model_name_or_path, err));
+    int eos = r->tok && tokenizer_eos_id(r->tok) >= 0 ? tokenizer_eos_id(r->tok) : r->policy->cfg.eos_token_id;
+    r->stop_id = eos >= 0 && eos < r->policy->cfg.vocab_size ? eos : -1;
+    r->fill_id = r->stop_id >= 0 ? r->stop_id : 0;
+
+    RLHF_TRY(dataset_load(&r->data, a->dataset_name, err));
+    rollout_prompt_opts po = {.dataset_name = a->dataset_name, .model_dir = a->model_name_or_path, .tok = r->tok,
+                              .vocab_size = r->policy->cfg.vocab_size, .max_positions = r->policy->cfg.max_positions,
+                              .max_new_tokens = a->max_completion_length, .length_flag = "--max_completion_length",
+                              .max_prompt_length = a->max_prompt_length, .cmd = r->cmd};
+    RLHF_TRY(rollout_load_prompts(&r->data, &po, &r->prompts, &r->n_prompts, &r->max_prompt, err));
+    RLHF_TRY(open_rewards(r, err));
+
+    r->G = a->num_generations;
+    r->R = a->max_completion_length;
+    r->micro = a->per_device_train_batch_size;
+    r->ga = a->gradient_accumulation_steps;
+    r->spg = a->steps_per_generation ? a->steps_per_generation : r->ga;
+    r->iters = a->num_iterations;
+    r->world = dist_size(a->dist);
+    r->rank = dist_rank(a->dist);
+    r->N = r->micro * r->spg;
+    r->prompts_per_gen = r->N * r->world / r->G;
+    r->gens_per_epoch = r->n_prompts / r->prompts_per_gen;
+    if (r->gens_per_epoch < 1)
+        return rlhf_fail(err, RLHF_EINPUT, "%s: %d prompts, but one generation batch needs %d (--per_device_train_batch_size"
+                         " x --steps_per_generation x processes / --num_generations)", a->dataset_name, r->n_prompts,
+                         r->prompts_per_gen);
+    // TRL: one epoch = every prompt once (an incomplete last generation batch is dropped); each generation
+    // gives spg x num_iterations micro-steps
+    long long micro_per_epoch = r->gens_per_epoch * r->spg * r->iters;
+    long long steps_per_epoch = (micro_per_epoch + r->ga - 1) / r->ga;
+    r->max_steps = a->max_steps > 0 ? a->max_steps : (long long)ceil(a->num_train_epochs * (double)steps_per_epoch);
+    if (r->max_steps < 1) r->max_steps = 1;
+    // TRL computes old log-probs when a generation batch outlives one optimizer step (or always in RLOO)
+    r->need_old = a->algo == ALGO_RLOO || (r->ga % (r->spg * r->iters)) != 0;
+
+    RLHF_TRY(model_alloc_grads(r->policy, err));
+    model_trainable tv;
+    model_trainable_view(r->policy, &tv);
+    RLHF_TRY(adamw_init(&r->opt, tv.n, err));
+
+    size_t N = (size_t)r->N, R = (size_t)r->R, T = (size_t)r->max_prompt + R, Ng = N * (size_t)r->world;
+    r->row_prompt = calloc(N, sizeof(int));
+    r->qr_ids = malloc(N * T * 4);
+    r->qr_mask = malloc(N * T * 4);
+    r->qr_pos = malloc(N * T * 4);
+    r->responses = malloc(N * R * 4);
+    r->n_generated = calloc(N, sizeof(int));
+    r->lengths = calloc(N, sizeof(int));
+    r->has_stop = calloc(N, sizeof(int));
+    r->mask = calloc(N * R, sizeof(float));
+    r->old_lp = calloc(N * R, sizeof(float));
+    r->ref_lp = calloc(N * R, sizeof(float));
+    r->adv = calloc(N, sizeof(float));
+    r->per_func = calloc(Ng * (size_t)r->K, sizeof(float));
+    r->rewards_all = calloc(Ng, sizeof(float));
+    r->perm = calloc(N, sizeof(int));
+    if (!r->row_prompt || !r->qr_ids || !r->qr_mask || !r->qr_pos || !r->responses || !r->n_generated ||
+        !r->lengths || !r->has_stop || !r->mask || !r->old_lp || !r->ref_lp || !r->adv || !r->per_func ||
+        !r->rewards_all || !r->perm)
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory allocating generation buffers");
+    r->gen_index = -1;
+    build_columns(r);
+    return RLHF_OK;
+}
+
+// ---- one generation batch ----------------------------------------------------------------------------
+
+rlhf_status grpo_completion_text(const grpo_run *r, int b, char **out, rlhf_err *err) {
+    *out = NULL;
+    if (!r->tok) return RLHF_OK;
+    int n = r->lengths[b] - (r->has_stop[b] ? 1 : 0);
+    return tokenizer_decode(r->tok, r->responses + (size_t)b * r->R, n, 1, out, err);
+}
+
+// Log-probs (rows [b0, b0 + nb), all R slots) of the current batch under m (NULL: the policy with its
+// adapters off) into out.
+static rlhf_status batch_logprobs(grpo_run *r, model *m, float *out, rlhf_err *err) {
+    const int T = r->T, R = r->R;
+    for (int b0 = 0; b0 < r->N; b0 += r->micro) {
+        int nb = r->N - b0 < r->micro ? r->N - b0 : r->micro;
+        model_batch mb = {.B = nb, .T = T, .input_ids = r->qr_ids + (size_t)b0 * T,
+                          .attention_mask = r->qr_mask + (size_t)b0 * T, .position_ids = r->qr_pos + (size_t)b0 * T};
+        model *used = m ? m : r->policy;
+        if (m) RLHF_TRY(model_forward(m, &mb, err));
+        else RLHF_TRY(peft_reference_forward(r->policy, &mb, err));
+        rollout_logprobs(out + (size_t)b0 * R, NULL, used->out, r->responses + (size_t)b0 * R, nb, T, r->P, R,
+                         used->cfg.vocab_size, r->a->temperature);
+    }
+    return RLHF_OK;
+}
+
+// Generation g: its prompts, completions, rewards and advantages, and the per-generation metrics.
+static rlhf_status generate_batch(grpo_run *r, long long g, int *order, long long *order_epoch, rlhf_err *err) {
+    const grpo_args *a = r->a;
+    const int N = r->N, R = r->R, G = r->G, K = r->K;
+    long long epoch = g / r->gens_per_epoch, chunk = g % r->gens_per_epoch;
+    if (epoch != *order_epoch) {
+        rng_permutation(rng_key(a->seed, RNG_STREAM_SHUFFLE, (uint64_t)epoch, 0), order, r->n_prompts);
+        *order_epoch = epoch;
+    }
+    // global completion j = prompt (j / G) of this generation; this process holds [rank N, (rank + 1) N)
+    const long long first = (long long)r->rank * N;
+    for (int i = 0; i < N; i++) r->row_prompt[i] = order[chunk * r->prompts_per_gen + (first + i) / G];
+    int P = 1;
+    for (int i = 0; i < N; i++)
+        if (r->prompts[r->row_prompt[i]].n > P) P = r->prompts[r->row_prompt[i]].n;
+    r->P = P;
+    r->T = P + R;
+    const rollout_prompt **rows = calloc((size_t)N, sizeof *rows);
+    uint64_t *row_ids = calloc((size_t)N, sizeof *row_ids);
+    reward_item *items = calloc((size_t)N, sizeof *items);
+    char **texts = calloc((size_t)N, sizeof *texts);
+    float *scores = calloc((size_t)N, sizeof *scores);
+    float *local_pf = calloc((size_t)N * K, sizeof *local_pf);
+    rlhf_status st = RLHF_OK;
+    if (!rows || !row_ids || !items || !texts || !scores || !local_pf) {
+        st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < N; i++) {
+        rows[i] = &r->prompts[r->row_prompt[i]];
+        row_ids[i] = (uint64_t)(first + i);
+    }
+    rollout_sampling s = {.max_new_tokens = R, .temperature = a->temperature, .top_k = a->top_k, .top_p = a->top_p,
+                          .min_p = a->min_p, .repetition_penalty = a->repetition_penalty, .stop_id = r->stop_id,
+                          .fill_id = r->fill_id, .seed = rng_key(a->seed, RNG_STREAM_SAMPLE, (uint64_t)g, 0)};
+    for (int b0 = 0; b0 < N && !st; b0 += GRPO_FWD_CHUNK) {
+        int nb = N - b0 < GRPO_FWD_CHUNK ? N - b0 : GRPO_FWD_CHUNK;
+        st = rollout_sample(r->policy, rows + b0, row_ids + b0, nb, &s, r->responses + (size_t)b0 * R,
+                            r->n_generated + b0, err);
+    }
+    if (st) goto out;
+    rollout_pack(r->qr_ids, r->qr_mask, r->qr_pos, rows, r->responses, N, P, R, r->fill_id);
+    ppo_truncate_responses(r->mask, r->lengths, r->has_stop, r->responses, r->n_generated, r->stop_id, N, R);
+
+    // completion metrics (over every process), before masking truncated completions
+    double len_stats[6] = {0};  // sum, count, terminated sum, terminated count, truncated, tokens
+    double mn = INFINITY, mx = -INFINITY;
+    for (int i = 0; i < N; i++) {
+        double l = r->lengths[i];
+        len_stats[0] += l;
+        len_stats[1] += 1;
+        if (r->has_stop[i]) len_stats[2] += l, len_stats[3] += 1;
+        else len_stats[4] += 1;
+        len_stats[5] += l + rows[i]->n;
+        mn = l < mn ? l : mn;
+        mx = l > mx ? l : mx;
+    }
+    double ext[2] = {-mn, mx};
+    if ((st = dist_allreduce_sum_f64(a->dist, len_stats, 6, err)) || (st = dist_allreduce_max_f64(a->dist, ext, 2, err)))
+        goto out;
+    r->num_tokens += len_stats[5];
+    metric_add(r, "completions/mean_length", len_stats[0] / len_stats[1]);
+    metric_add(r, "completions/min_length", -ext[0]);
+    metric_add(r, "completions/max_length", ext[1]);
+    metric_add(r, "completions/clipped_ratio", len_stats[4] / len_stats[1]);
+    metric_add(r, "completions/mean_terminated_length", len_stats[3] > 0 ? len_stats[2] / len_stats[3] : 0.0);
+    if (a->mask_truncated_completions)  // TRL: a completion cut at max_completion_length is left out of the loss
+        for (int i = 0; i < N; i++)
+            if (!r->has_stop[i]) memset(r->mask + (size_t)i * R, 0, (size_t)R * sizeof(float));
+    double items_n = 0;
+    for (size_t i = 0; i < (size_t)N * R; i++) items_n += r->mask[i];
+    if ((st = dist_allreduce_sum_f64(a->dist, &items_n, 1, err))) goto out;
+    r->num_items = (items_n > 1 ? items_n : 1.0) / r->world;
+
+    if (r->need_old) st = batch_logprobs(r, r->policy, r->old_lp, err);
+    if (!st && r->use_ref) st = batch_logprobs(r, r->ref, r->ref_lp, err);
+    if (st) goto out;
+
+    // rewards, each source over this process's completions
+    for (int i = 0; i < N && !st; i++) {
+        st = grpo_completion_text(r, i, &texts[i], err);
+        const rollout_prompt *p = rows[i];
+        items[i] = (reward_item){.prompt_text = p->text, .prompt_ids = p->ids, .prompt_n = p->n,
+                                 .completion_text = texts[i], .completion_ids = r->responses + (size_t)i * R,
+                                 .completion_n = r->lengths[i] - (r->has_stop[i] ? 1 : 0),
+                                 .row = r->data.rows[p->row], .line = p->line};
+    }
+    for (int k = 0; k < K && !st; k++) {
+        st = r->rewards[k]->score(r->rewards[k], items, N, scores, err);
+        for (int i = 0; i < N; i++) local_pf[(size_t)i * K + k] = scores[i];
+    }
+    if (st) goto out;
+    // advantages need every process's rewards (groups may span processes)
+    if ((st = dist_allgather(a->dist, local_pf, r->per_func, (size_t)N * K * sizeof(float), err))) goto out;
+    const int Ng = N * r->world;
+    grpo_combine_rewards(r->rewards_all, r->per_func, r->weights, Ng, K);
+    float *adv_all = calloc((size_t)Ng, sizeof *adv_all);
+    float *kl_all = calloc((size_t)Ng, sizeof *kl_all);
+    if (!adv_all || !kl_all) {
+        free(adv_all);
+        free(kl_all);
+        st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+        goto out;
+    }
+    grpo_reward_stats rs;
+    if (a->algo == ALGO_GRPO) {
+        grpo_advantages(adv_all, &rs, r->rewards_all, Ng, G, a->scale_rewards);
+    } else {
+        // RLOO: the KL (k1, summed over the completion) enters the reward
+        float *local_kl = kl_all + (size_t)r->rank * N;
+        double kl_tok[2] = {0, 0};
+        for (int i = 0; i < N && r->use_ref; i++) {
+            double sk = 0;
+            for (int t = 0; t < R; t++) {
+                float m = r->mask[(size_t)i * R + t];
+                if (m == 0) continue;
+                sk += ((double)r->old_lp[(size_t)i * R + t] - r->ref_lp[(size_t)i * R + t]) * m;
+                kl_tok[1] += m;
+            }
+            local_kl[i] = (float)sk;
+            kl_tok[0] += sk;
+        }
+        if (r->world > 1) {
+            float *mine = malloc((size_t)N * sizeof *mine);
+            if (!mine) st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+            else {
+                memcpy(mine, local_kl, (size_t)N * sizeof *mine);
+                st = dist_allgather(a->dist, mine, kl_all, (size_t)N * sizeof(float), err);
+                free(mine);
+            }
+        }
+        if (!st) st = dist_allreduce_sum_f64(a->dist, kl_tok, 2, err);
+        if (!st && r->use_ref) metric_add(r, "kl", kl_tok[0] / (kl_tok[1] > 1 ? kl_tok[1] : 1.0));
+        float clip[2] = {(float)a->reward_clip[0], (float)a->reward_clip[1]};
+        if (!st)
+            rloo_advantages(adv_all, &rs, r->rewards_all, kl_all, (float)a->beta, a->has_reward_clip ? clip : NULL,
+                            a->normalize_advantages, Ng, G);
+    }
+    if (!st) {
+        memcpy(r->adv, adv_all + (size_t)r->rank * N, (size_t)N * sizeof(float));
+        for (int k = 0; k < K; k++) {
+            char name[128];
+            snprintf(name, sizeof name, "rewards/%s/mean", r->rewards[k]->name);
+            metric_add(r, name, grpo_nanmean(r->per_func + k, Ng, K));
+            snprintf(name, sizeof name, "rewards/%s/std", r->rewards[k]->name);
+            metric_add(r, name, grpo_nanstd(r->per_func + k, Ng, K));
+        }
+        metric_add(r, "reward", rs.reward);
+        metric_add(r, "reward_std", rs.reward_std);
+        metric_add(r, "frac_reward_zero_std", rs.frac_zero_std);
+        // TRL shuffles the generation batch before splitting it into steps_per_generation micro-batches
+        rng_permutation(rng_key(a->seed, RNG_STREAM_GRPO, (uint64_t)g, (uint64_t)r->rank), r->perm, N);
+        r->gen_index = g;
+    }
+    free(adv_all);
+    free(kl_all);
+out:
+    if (texts)
+        for (int i = 0; i < N; i++) free(texts[i]);
+    free(texts);
+    free(rows);
+    free(row_ids);
+    free(items);
+    free(scores);
+    free(local_pf);
+    return st;
+}
+
+// ---- one micro-batch -----------------------------------------------------------------------------------
+
+typedef struct {
+    int32_t *ids, *mask, *pos, *resp;     // (micro, T) / (micro, R)
+    float *old_lp, *ref_lp, *lmask, *new_lp, *lse, *dlp, *entropy;  // (micro, R)
+    float *adv;                           // (micro)
+    float *dlogits;                       // (micro, T, V)
+} grpo_scratch;
+
+static void scratch_free(grpo_scratch *s) {
+    void *ps[] = {s->ids, s->mask, s->pos, s->resp, s->old_lp, s->ref_lp, s->lmask, s->new_lp, s->lse, s->dlp,
+                  s->entropy, s->adv, s->dlogits};
+    for (size_t i = 0; i < sizeof ps / sizeof *ps; i++) free(ps[i]);
+    memset(s, 0, sizeof *s);
+}
+
+static rlhf_status scratch_init(grpo_scratch *s, const grpo_run *r, rlhf_err *err) {
+    memset(s, 0, sizeof *s);
+    size_t M = (size_t)r->micro, R = (size_t)r->R, T = (size_t)r->max_prompt + R, V = (size_t)r->policy->cfg.vocab_size;
+    int ok = (s->ids = malloc(M * T * 4)) && (s->mask = malloc(M * T * 4)) && (s->pos = malloc(M * T * 4)) &&
+             (s->resp = malloc(M * R * 4)) && (s->adv = calloc(M, sizeof(float)));
+    float **fs[] = {&s->old_lp, &s->ref_lp, &s->lmask, &s->new_lp, &s->lse, &s->dlp, &s->entropy};
+    for (size_t i = 0; i < sizeof fs / sizeof *fs; i++) ok = ok && (*fs[i] = calloc(M * R, sizeof(float)));
+    ok = ok && (s->dlogits = malloc(M * T * V * sizeof(float)));
+    if (!ok) {
+        scratch_free(s);
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory allocating %s update buffers", r->cmd);
+    }
+    return RLHF_OK;
+}
+
+// Forward, loss and backward of micro-batch `slice` of the current generation batch; returns its loss.
+static rlhf_status micro_step(grpo_run *r, grpo_scratch *s, int slice, double *loss, rlhf_err *err) {
+    const grpo_args *a = r->a;
+    const int P = r->P, T = r->T, R = r->R, V = r->policy->cfg.vocab_size, m = r->micro;
+    for (int i = 0; i < m; i++) {
+        int b = r->perm[slice * m + i];
+        memcpy(s->ids + (size_t)i * T, r->qr_ids + (size_t)b * T, (size_t)T * 4);
+        memcpy(s->mask + (size_t)i * T, r->qr_mask + (size_t)b * T, (size_t)T * 4);
+        memcpy(s->pos + (size_t)i * T, r->qr_pos + (size_t)b * T, (size_t)T * 4);
+        memcpy(s->resp + (size_t)i * R, r->responses + (size_t)b * R, (size_t)R * 4);
+        memcpy(s->old_lp + (size_t)i * R, r->old_lp + (size_t)b * R, (size_t)R * 4);
+        memcpy(s->ref_lp + (size_t)i * R, r->ref_lp + (size_t)b * R, (size_t)R * 4);
+        memcpy(s->lmask + (size_t)i * R, r->mask + (size_t)b * R, (size_t)R * 4);
+        s->adv[i] = r->adv[b];
+    }
+    model_batch mb = {.B = m, .T = T, .input_ids = s->ids, .attention_mask = s->mask, .position_ids = s->pos};
+    RLHF_TRY(model_forward(r->policy, &mb, err));
+    const float *logits = r->policy->out;
+    rollout_logprobs(s->new_lp, s->lse, logits, s->resp, m, T, P, R, V, a->temperature);
+    // on-policy (TRL: old_per_token_logps None): old = the new log-probs detached, ratio exactly 1
+    const float *old = r->need_old ? s->old_lp : s->new_lp;
+    grpo_loss_stats ls;
+    memset(s->dlp, 0, (size_t)m * R * sizeof(float));
+    float eps_high = (float)(a->epsilon_high >= 0 ? a->epsilon_high : a->epsilon);
+    if (a->algo == ALGO_GRPO) {
+        grpo_loss_config lc = {a->loss_type, a->importance_sampling_level, (float)a->epsilon, eps_high,
+                               (float)a->beta, a->max_completion_length, r->num_items, (double)r->ga};
+        grpo_loss_forward(&ls, s->new_lp, old, r->use_ref ? s->ref_lp : NULL, s->adv, s->lmask, &lc, m, R);
+        grpo_loss_backward(s->dlp, s->new_lp, old, r->use_ref ? s->ref_lp : NULL, s->adv, s->lmask, &lc, m, R);
+    } else {
+        rloo_loss_forward(&ls, s->new_lp, old, s->adv, s->lmask, (float)a->epsilon, eps_high, (double)r->ga, m, R);
+        rloo_loss_backward(s->dlp, s->new_lp, old, s->adv, s->lmask, (float)a->epsilon, eps_high, (double)r->ga, m, R);
+    }
+    rollout_logprobs_backward(s->dlogits, s->entropy, logits, s->lse, s->resp, s->dlp, m, T, P, R, V, a->temperature);
+    // metrics as TRL's global masked means of this micro-batch (sums over processes)
+    double ent = 0;
+    for (size_t i = 0; i < (size_t)m * R; i++)
+        if (s->lmask[i] != 0) ent += (double)s->entropy[i] * s->lmask[i];
+    double sums[7] = {ent, ls.tok_count, ls.kl_sum, ls.low_sum, ls.high_sum, ls.region_sum, ls.clip_count};
+    RLHF_TRY(dist_allreduce_sum_f64(a->dist, sums, 7, err));
+    double tok = sums[1] > 1 ? sums[1] : 1.0, clip = sums[6] > 1 ? sums[6] : 1.0;
+    metric_add(r, "entropy", sums[0] / tok);
+    if (a->algo == ALGO_GRPO && r->use_ref) metric_add(r, "kl", sums[2] / tok);
+    metric_add(r, "clip_ratio/low_mean", sums[3] / clip);
+    metric_add(r, "clip_ratio/high_mean", sums[4] / clip);
+    metric_add(r, "clip_ratio/region_mean", sums[5] / clip);
+    *loss = ls.loss;
+    return model_backward(r->policy, s->dlogits, NULL, err);
+}
+
+// Gradient all-reduce (mean over processes, as DDP), global-norm clipping, AdamW. A non-finite norm skips
+// the step. Returns the pre-clip norm.
+static rlhf_status optimizer_step(grpo_run *r, double lr, double *norm_out, int *stepped, rlhf_err *err) {
+    const grpo_args *a = r->a;
+    model_trainable p;
+    model_trainable_view(r->policy, &p);
+    if (r->world > 1) {
+        RLHF_TRY(dist_allreduce_sum_f32(a->dist, p.grads, p.n, err));
+        float inv = 1.0f / (float)r->world;
+        for (size_t i = 0; i < p.n; i++) p.grads[i] *= inv;
+    }
+    double norm = clip_grad_norm(p.grads, p.n, a->max_grad_norm > 0 ? a->max_grad_norm : 0.0);
+    *norm_out = norm;
+    *stepped = isfinite(norm);
+    if (*stepped) {
+        adamw_config c = {ADAMW_DEFAULT_BETA1, ADAMW_DEFAULT_BETA2, ADAMW_DEFAULT_EPS, a->weight_decay};
+        adamw_step(&r->opt, p.params, p.grads, p.specs, p.n_specs, lr, &c);
+    }
+    model_zero_grads(r->policy);
+    return RLHF_OK;
+}
+
+// ---- the run ----------------------------------------------------------------------------------------------
+
+static rlhf_status check_output_dir(const grpo_args *a, const char *cmd, rlhf_err *err) {
+    char p[4200];
+    if (a->resume_from_checkpoint) {
+        if (!file_exists(path_join(p, sizeof p, a->resume_from_checkpoint, "grpo_state.json")))
+            return rlhf_fail(err, RLHF_EINPUT, "--resume_from_checkpoint %s: not a %s checkpoint (no grpo_state.json)",
+                             a->resume_from_checkpoint, cmd);
+        return RLHF_OK;
+    }
+    if (a->overwrite_output_dir || !dir_exists(a->output_dir)) return RLHF_OK;
+    if (file_exists(path_join(p, sizeof p, a->output_dir, "training_log.csv")) ||
+        file_exists(path_join(p, sizeof p, a->output_dir, "config.json")))
+        return rlhf_fail(err, RLHF_EINPUT,
+                         "--output_dir %s already holds a run; pass --overwrite_output_dir or --resume_from_checkpoint",
+                         a->output_dir);
+    return RLHF_OK;
+}
+
+static rlhf_status log_row_write(const grpo_run *r, csv_log *l, const grpo_log_row *row, rlhf_err *err) {
+    char cells[GRPO_MAX_COLUMNS][40];
+    const char *vals[GRPO_MAX_COLUMNS];
+    for (int c = 0; c < r->n_columns; c++) {
+        grpo_format_value(cells[c], sizeof cells[c], c, row->v[c]);
+        vals[c] = cells[c];
+    }
+    return csv_log_row(l, vals, err);
+}
+
+// The logged row: the accumulated metrics averaged, then cleared (TRL's log()).
+static void take_row(grpo_run *r, long long step, double lr, double grad_norm, grpo_log_row *row) {
+    for (int c = 0; c < r->n_columns; c++) row->v[c] = r->acc_n[c] ? r->acc_sum[c] / r->acc_n[c] : NAN;
+    long long micro_per_epoch = r->gens_per_epoch * r->spg * r->iters;
+    row->v[GC_STEP] = (double)step;
+    row->v[GC_EPOCH] = (double)step * r->ga / (double)micro_per_epoch;
+    row->v[GC_LOSS] = r->steps_since_log ? r->loss_since_log / r->steps_since_log : NAN;
+    row->v[GC_GRAD_NORM] = grad_norm;
+    row->v[GC_LR] = lr;
+    row->v[GC_NUM_TOKENS] = r->num_tokens;
+    memset(r->acc_sum, 0, sizeof r->acc_sum);
+    memset(r->acc_n, 0, sizeof r->acc_n);
+    r->loss_since_log = 0;
+    r->steps_since_log = 0;
+}
+
+static rlhf_status train_loop(grpo_run *r, grpo_result *res, rlhf_err *err) {
+    const grpo_args *a = r->a;
+    const int main_rank = dist_is_main(a->dist);
+    long long start = 0;
+    if (a->resume_from_checkpoint) RLHF_TRY(grpo_checkpoint_load(r, a->resume_from_checkpoint, &start, err));
+    csv_log *log = NULL;
+    char path[4200];
+    path_join(path, sizeof path, a->output_dir, "training_log.csv");
+    if (main_rank) {
+        RLHF_TRY(make_dirs(a->output_dir, err));
+        if (a->resume_from_checkpoint) RLHF_TRY(grpo_log_rewrite(r, path, err));
+        RLHF_TRY(csv_log_open(&log, path, r->columns, r->n_columns, a->resume_from_checkpoint != NULL, err));
+    }
+    int *order = malloc((size_t)r->n_prompts * sizeof(int));
+    grpo_scratch s;
+    rlhf_status st = scratch_init(&s, r, err);
+    if (!order && !st) st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    long long order_epoch = -1;
+    const long long gen_every = (long long)r->spg * r->iters;
+    long long warmup = (long long)ceil(a->warmup_ratio * (double)r->max_steps);
+    int skipped = 0, streak = 0, pending_save = 0;
+    double step_loss = 0, grad_norm = NAN, lr = 0;
+    progress *pg = a->quiet || !main_rank ? NULL : progress_start(r->cmd, r->max_steps, "step");
+    progress_update(pg, start, NULL);
+    char extra[160] = "";
+    res->steps_done = start;
+    res->first_reward = res->last_reward = NAN;
+    int reward_col = grpo_column(r, "reward");
+    // micro-step k of the run: generation k / gen_every, slice k % spg (TRL's _step % steps_per_generation)
+    for (long long step = start + 1; step <= r->max_steps && !st; step++) {
+        lr = lr_at(SCHED_LINEAR, a->learning_rate, step - 1, warmup, r->max_steps);
+        step_loss = 0;
+        for (int j = 0; j < r->ga && !st; j++) {
+            long long k = (step - 1) * r->ga + j;
+            if (r->gen_index != k / gen_every) st = generate_batch(r, k / gen_every, order, &order_epoch, err);
+            double l = 0;
+            if (!st) st = micro_step(r, &s, (int)(k % r->spg), &l, err);
+            step_loss += l;
+        }
+        if (st) break;
+        int stepped;
+        if ((st = optimizer_step(r, lr, &grad_norm, &stepped, err))) break;
+        if (stepped) {
+            streak = 0;
+        } else {
+            skipped++;
+            if (++streak >= GRPO_MAX_CONSECUTIVE_SKIPS) {
+                st = rlhf_fail(err, RLHF_ERUNTIME, "training diverged: %d optimizer steps in a row with a non-finite "
+                               "loss or gradient norm (step %lld); try a lower --learning_rate", streak, step);
+                break;
+            }
+            fprintf(stderr, "rlhf %s: step %lld: non-finite loss or gradient norm, optimizer step skipped (%d skipped "
+                    "so far)\n", r->cmd, step, skipped);
+        }
+        double sl = step_loss;
+        if (r->world > 1 && (st = dist_allreduce_sum_f64(a->dist, &sl, 1, err))) break;
+        r->loss_since_log += sl / r->world;
+        r->steps_since_log++;
+        res->steps_done = step;
+        if (step % a->logging_steps == 0 || step == r->max_steps) {
+            grpo_log_row row;
+            take_row(r, step, lr, grad_norm, &row);
+            st = grpo_log_add(r, &row, err);
+            if (!st && main_rank) st = log_row_write(r, log, &row, err);
+            if (!st && main_rank && a->num_completions_to_log > 0) st = grpo_samples_add(r, step, err);
+            if (st) break;
+            if (isnan(res->first_reward)) res->first_reward = row.v[reward_col];
+            res->last_reward = row.v[reward_col];
+            snprintf(extra, sizeof extra, "reward %.3f loss %.4f", row.v[reward_col], row.v[GC_LOSS]);
+        }
+        progress_update(pg, step, extra);
+        // checkpoints only where a generation batch is used up (a resume starts a fresh one)
+        int aligned = (step * r->ga) % gen_every == 0;
+        if (a->save_steps > 0 && step % a->save_steps == 0 && step < r->max_steps) pending_save = 1;
+        int stop = dist_any(a->dist, a->stop && *a->stop);
+        if (aligned && (pending_save || stop) && step < r->max_steps) {
+            st = grpo_checkpoint_save(r, step, err);
+            pending_save = 0;
+            if (!st && stop) {
+                st = rlhf_fail(err, RLHF_EINTERRUPT, "interrupted: state saved in %s/checkpoint-%lld", a->output_dir, step);
+                res->interrupted = 1;
+            }
+        }
+    }
+    progress_finish(pg, extra);
+    csv_log_close(log);
+    if (!st && main_rank) st = grpo_save_policy_dir(r, a->output_dir, err);
+    if (!st && main_rank && a->merge_adapter && peft_active(r->policy)) {
+        st = peft_merge_and_unload(r->policy, err);
+        if (!st) st = model_save(r->policy, a->output_dir, err);
+    }
+    if ((!st || st == RLHF_EINTERRUPT) && main_rank) {
+        rlhf_err e2;
+        rlhf_status rs = grpo_report_write(r, st ? &e2 : err);
+        if (!st) st = rs;
+    }
+    if (skipped) fprintf(stderr, "rlhf %s: %d optimizer steps skipped (non-finite gradients)\n", r->cmd, skipped);
+    scratch_free(&s);
+    free(order);
+    return st;
+}
+
+rlhf_status grpo_train(const grpo_args *a, grpo_result *res, rlhf_err *err) {
+    memset(res, 0, sizeof *res);
+    const char *cmd = a->algo == ALGO_GRPO ? "grpo" : "rloo";
+    RLHF_TRY(grpo_args_check(a, err));
+    RLHF_TRY(check_output_dir(a, cmd, err));
+    grpo_run *r = calloc(1, sizeof *r);
+    if (!r) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    r->a = a;
+    r->cmd = cmd;
+    rlhf_status st = setup(r, err);
+    // every rank loaded and validated its inputs: all go on, or all stop with one message (base/dist.h)
+    st = dist_agree(a->dist, st, err);
+    if (!st) {
+        if (a->overwrite_output_dir && !a->resume_from_checkpoint && dir_exists(a->output_dir) && dist_is_main(a->dist))
+            st = remove_tree(a->output_dir, err);
+        st = dist_agree(a->dist, st, err);
+        if (!st) st = train_loop(r, res, err);
+    }
+    run_free(r);
+    free(r);
+    return st;
+}

@@ -1,0 +1,103 @@
+// The GRPO and RLOO trainers (TRL's GRPOTrainer / RLOOTrainer): no value model; each prompt is sampled
+// num_generations times and the group is the baseline. Per generation batch: sample completions
+// (train/rollout.h), score them with every reward source (train/reward_source.h), turn the weighted sum
+// into advantages (group-normalised for GRPO, leave-one-out for RLOO: train/grpo_math.h), then train on
+// the batch in steps_per_generation micro-batches, num_iterations times, one optimizer step every
+// gradient_accumulation_steps micro-batches, exactly as TRL schedules generation and steps.
+//
+// Everything random is keyed by (seed, generation, row, ...): the prompt order (RNG_STREAM_SHUFFLE by
+// epoch), token sampling (RNG_STREAM_SAMPLE by generation, counter = row), the shuffle of a generation
+// batch into micro-batches (RNG_STREAM_GRPO by generation). A checkpoint is taken at an optimizer step
+// that ends a generation's micro-batches, so a resumed run replays the uninterrupted one exactly.
+#ifndef RLHF_TRAIN_GRPO_TRAINER_H
+#define RLHF_TRAIN_GRPO_TRAINER_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "base/dist.h"
+#include "base/error.h"
+#include "models/peft.h"
+#include "train/grpo_math.h"
+#include "train/preference_data.h"
+
+typedef enum { ALGO_GRPO, ALGO_RLOO } grpo_algo;
+
+#define GRPO_MAX_REWARDS 16
+
+typedef struct {
+    grpo_algo algo;
+    const char *model_name_or_path;
+    const char *dataset_name;         // rows {"prompt": str | [messages]} or {"prompt_ids": [...]}, plus any fields
+    const char *eval_dataset_name;    // NULL: no evaluation
+    const char *output_dir;
+    const char *resume_from_checkpoint;
+    int overwrite_output_dir;
+    dist *dist;                       // NULL: one process
+
+    // rewards: reward models and functions, in the order given; one weight each (NULL: all 1)
+    const char *reward_models[GRPO_MAX_REWARDS];
+    int n_reward_models;
+    const char *reward_funcs[GRPO_MAX_REWARDS];  // accuracy_reward | think_format_reward | exec:COMMAND
+    int n_reward_funcs;
+    double reward_weights[GRPO_MAX_REWARDS];
+    int n_reward_weights;             // 0: all 1
+    double reward_timeout;            // seconds a reward program may take for one line
+    const char *encoding;             // how encoder reward models read (prompt, completion); NULL: recorded / pair
+    int allow_new_reward_head;        // accept a reward model checkpoint without a score head
+
+    // generation
+    int num_generations;              // GRPO 8, RLOO 2
+    int max_prompt_length;            // 0: no truncation
+    int max_completion_length;        // 256 (TRL 512)
+    double temperature, top_p, min_p, repetition_penalty;
+    int top_k;
+    int mask_truncated_completions;
+
+    // the objective
+    double beta;                      // GRPO 0.0 (no reference model), RLOO 0.05
+    double epsilon, epsilon_high;     // epsilon_high < 0: = epsilon
+    grpo_loss_type loss_type;         // dapo
+    grpo_scale_rewards scale_rewards; // group
+    grpo_is_level importance_sampling_level;
+    int num_iterations;
+    int normalize_advantages;         // RLOO
+    int has_reward_clip;              // RLOO --reward_clip_range
+    double reward_clip[2];
+
+    // optimisation and schedule
+    double learning_rate;             // 1e-6
+    double weight_decay, max_grad_norm, warmup_ratio;
+    int per_device_train_batch_size;  // completions per micro-batch
+    int gradient_accumulation_steps;
+    int steps_per_generation;         // 0: = gradient_accumulation_steps
+    long long max_steps;              // > 0 overrides num_train_epochs
+    double num_train_epochs;
+    uint64_t seed;
+    int logging_steps;                // 10 (TRL's GRPOConfig)
+    long long save_steps;             // checkpoint every N optimizer steps (0: none)
+    long long eval_steps;             // evaluate every N steps (0: logging_steps) when eval_dataset_name is set
+    int num_completions_to_log;       // completions of each logged step written to samples.jsonl
+
+    volatile sig_atomic_t *stop;
+    int quiet;
+    peft_options peft;
+    int merge_adapter;
+} grpo_args;
+
+// TRL's GRPOConfig / RLOOConfig defaults for algo (every pointer NULL).
+void grpo_args_defaults(grpo_args *a, grpo_algo algo);
+// Range and consistency checks, each error naming the flag(s) (RLHF_EINPUT).
+rlhf_status grpo_args_check(const grpo_args *a, rlhf_err *err);
+
+typedef struct {
+    long long steps_done;
+    double first_reward, last_reward;  // reward of the first and last logged rows of this process
+    int interrupted;
+} grpo_result;
+
+// Validates every input (models, reward sources, prompts, flags) before writing anything, then trains,
+// writing OUTPUT_DIR/{training_log.csv, samples.jsonl, report.html, checkpoint-N/} and the policy.
+rlhf_status grpo_train(const grpo_args *a, grpo_result *res, rlhf_err *err);
+
+#endif

@@ -1,0 +1,308 @@
+// GRPO / RLOO outputs and checkpoints. checkpoint-{STEP}/ is the policy as an HF model directory (or a
+// peft adapter with LoRA) plus optimizer.safetensors (train/checkpoint.h's format) and grpo_state.json
+// (step, tokens seen, run shape, log columns and history). It is built under checkpoint-{STEP}.tmp and
+// renamed into place, so a directory named checkpoint-* is always whole. Checkpoints are taken only
+// where a generation batch is used up, and every random draw is keyed by (seed, generation, row), so
+// restoring weights and moments replays the uninterrupted run exactly.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/files.h"
+#include "io/json_util.h"
+#include "models/decoder.h"
+#include "models/peft.h"
+#include "train/checkpoint.h"
+#include "train/grpo_trainer_impl.h"
+#include "train/report.h"
+
+#define GRPO_STATE_FILE "grpo_state.json"
+
+rlhf_status grpo_log_add(grpo_run *r, const grpo_log_row *row, rlhf_err *err) {
+    if (r->n_log == r->cap_log) {
+        int cap = r->cap_log ? 2 * r->cap_log : 64;
+        grpo_log_row *g = realloc(r->log, (size_t)cap * sizeof *g);
+        if (!g) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory (log history)");
+        r->log = g;
+        r->cap_log = cap;
+    }
+    r->log[r->n_log++] = *row;
+    return RLHF_OK;
+}
+
+void grpo_format_value(char *buf, size_t n, int column, double v) {
+    if (isnan(v)) snprintf(buf, n, "nan");
+    else if (column == GC_STEP || column == GC_NUM_TOKENS) snprintf(buf, n, "%lld", (long long)v);
+    else snprintf(buf, n, "%.9g", v);
+}
+
+rlhf_status grpo_log_rewrite(const grpo_run *r, const char *path, rlhf_err *err) {
+    size_t cap = 4096 + (size_t)r->n_log * r->n_columns * 32, len = 0;
+    char *buf = malloc(cap);
+    if (!buf) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    for (int c = 0; c < r->n_columns; c++) len += (size_t)snprintf(buf + len, cap - len, "%s%s", c ? "," : "", r->columns[c]);
+    buf[len++] = '\n';
+    for (int i = 0; i < r->n_log; i++) {
+        for (int c = 0; c < r->n_columns; c++) {
+            char cell[40];
+            grpo_format_value(cell, sizeof cell, c, r->log[i].v[c]);
+            len += (size_t)snprintf(buf + len, cap - len, "%s%s", c ? "," : "", cell);
+        }
+        buf[len++] = '\n';
+    }
+    rlhf_status st = atomic_write(path, buf, len, err);
+    free(buf);
+    return st;
+}
+
+// samples.jsonl: at each logged step, the first completions of the latest generation batch (one prompt's
+// group when num_completions_to_log <= num_generations) with every reward, the total and the advantage.
+rlhf_status grpo_samples_add(grpo_run *r, long long step, rlhf_err *err) {
+    int n = r->N < r->a->num_completions_to_log ? r->N : r->a->num_completions_to_log;
+    for (int b = 0; b < n; b++) {
+        const rollout_prompt *p = &r->prompts[r->row_prompt[b]];
+        cJSON *o = cJSON_CreateObject();
+        if (!o) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+        cJSON_AddNumberToObject(o, "step", (double)step);
+        if (p->text) {
+            cJSON_AddStringToObject(o, "prompt", p->text);
+        } else {
+            cJSON *ids = cJSON_AddArrayToObject(o, "prompt_ids");
+            for (int i = 0; i < p->n; i++) cJSON_AddItemToArray(ids, cJSON_CreateNumber(p->ids[i]));
+        }
+        char *text = NULL;
+        rlhf_status st = grpo_completion_text(r, b, &text, err);
+        if (st) {
+            cJSON_Delete(o);
+            return st;
+        }
+        if (text) cJSON_AddStringToObject(o, "completion", text);
+        free(text);
+        cJSON *ids = cJSON_AddArrayToObject(o, "completion_ids");
+        for (int i = 0; i < r->lengths[b]; i++) cJSON_AddItemToArray(ids, cJSON_CreateNumber(r->responses[(size_t)b * r->R + i]));
+        cJSON *rw = cJSON_AddObjectToObject(o, "rewards");
+        size_t gb = (size_t)r->rank * r->N + (size_t)b;
+        for (int k = 0; k < r->K; k++) {
+            float v = r->per_func[gb * (size_t)r->K + k];
+            cJSON_AddItemToObject(rw, r->rewards[k]->name, isnan(v) ? cJSON_CreateNull() : cJSON_CreateNumber(v));
+        }
+        float tot = r->rewards_all[gb];
+        cJSON_AddItemToObject(o, "reward", isnan(tot) ? cJSON_CreateNull() : cJSON_CreateNumber(tot));
+        cJSON_AddNumberToObject(o, "advantage", r->adv[b]);
+        char *line = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        if (!line) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+        size_t len = strlen(line);
+        char *grown = realloc(r->samples, r->samples_len + len + 2);
+        if (!grown) {
+            free(line);
+            return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+        }
+        r->samples = grown;
+        memcpy(r->samples + r->samples_len, line, len);
+        r->samples_len += len;
+        r->samples[r->samples_len++] = '\n';
+        r->samples[r->samples_len] = 0;
+        free(line);
+    }
+    char path[4200];
+    return atomic_write(path_join(path, sizeof path, r->a->output_dir, "samples.jsonl"), r->samples, r->samples_len, err);
+}
+
+rlhf_status grpo_save_policy_dir(const grpo_run *r, const char *dir, rlhf_err *err) {
+    if (peft_active(r->policy))
+        RLHF_TRY(peft_save_adapter(r->policy, dir, r->a->model_name_or_path, err));
+    else
+        RLHF_TRY(model_save(r->policy, dir, err));
+    if (r->tok) RLHF_TRY(tokenizer_save(r->tok, dir, err));
+    return decoder_save_generation_config(r->policy, dir, err);
+}
+
+static cJSON *state_json(const grpo_run *r, long long step) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddStringToObject(o, "trainer", r->cmd);
+    cJSON_AddNumberToObject(o, "global_step", (double)step);
+    cJSON_AddNumberToObject(o, "max_steps", (double)r->max_steps);
+    cJSON_AddNumberToObject(o, "num_input_tokens_seen", r->num_tokens);
+    cJSON_AddNumberToObject(o, "generation_batch", r->N * r->world);
+    cJSON_AddNumberToObject(o, "num_generations", r->G);
+    cJSON_AddNumberToObject(o, "n_prompts", r->n_prompts);
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)r->a->seed);
+    cJSON_AddStringToObject(o, "seed", seed);
+    cJSON *c = cJSON_AddArrayToObject(o, "log_columns");
+    for (int i = 0; i < r->n_columns; i++) cJSON_AddItemToArray(c, cJSON_CreateString(r->columns[i]));
+    cJSON *h = cJSON_AddArrayToObject(o, "log_history");
+    for (int i = 0; i < r->n_log; i++) {
+        cJSON *row = cJSON_CreateArray();
+        for (int k = 0; k < r->n_columns; k++)
+            cJSON_AddItemToArray(row, isfinite(r->log[i].v[k]) ? cJSON_CreateNumber(r->log[i].v[k]) : cJSON_CreateNull());
+        cJSON_AddItemToArray(h, row);
+    }
+    return o;
+}
+
+rlhf_status grpo_checkpoint_save(grpo_run *r, long long step, rlhf_err *err) {
+    if (!dist_is_main(r->a->dist)) return RLHF_OK;
+    char dir[4200], tmp[4300], p[4400], name[64];
+    snprintf(name, sizeof name, "checkpoint-%lld", step);
+    path_join(dir, sizeof dir, r->a->output_dir, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp", dir);
+    if (dir_exists(tmp)) RLHF_TRY(remove_tree(tmp, err));
+    RLHF_TRY(make_dirs(tmp, err));
+    rlhf_status st = grpo_save_policy_dir(r, tmp, err);
+    if (!st) st = optimizer_state_save(path_join(p, sizeof p, tmp, "optimizer.safetensors"), r->policy, &r->opt, err);
+    if (!st && r->samples_len)
+        st = atomic_write(path_join(p, sizeof p, tmp, "samples.jsonl"), r->samples, r->samples_len, err);
+    if (!st) {
+        cJSON *s = state_json(r, step);
+        if (!s) st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+        else st = json_save_file(path_join(p, sizeof p, tmp, GRPO_STATE_FILE), s, err);
+        cJSON_Delete(s);
+    }
+    if (st) {  // a failed write (full disk) leaves the previous checkpoints as they were
+        rlhf_err e2;
+        remove_tree(tmp, &e2);
+        return st;
+    }
+    if (dir_exists(dir)) RLHF_TRY(remove_tree(dir, err));
+    if (rename(tmp, dir) != 0) return rlhf_fail(err, RLHF_ERUNTIME, "%s: cannot rename to %s", tmp, dir);
+    RLHF_TRY(fsync_dir(r->a->output_dir, err));
+    return grpo_report_write(r, err);
+}
+
+static rlhf_status samples_restore(grpo_run *r, const char *dir, long long step, rlhf_err *err) {
+    char p[4400];
+    path_join(p, sizeof p, dir, "samples.jsonl");
+    if (!file_exists(p)) return RLHF_OK;
+    char *buf = NULL;
+    size_t len = 0;
+    RLHF_TRY(read_file(p, &buf, &len, err));
+    r->samples = malloc(len + 1);
+    if (!r->samples) {
+        free(buf);
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    }
+    r->samples_len = 0;
+    for (char *line = buf; *line;) {
+        char *nl = strchr(line, '\n');
+        size_t n = nl ? (size_t)(nl - line) : strlen(line);
+        cJSON *o = cJSON_ParseWithLength(line, n);
+        const cJSON *s = o ? cJSON_GetObjectItemCaseSensitive(o, "step") : NULL;
+        if (cJSON_IsNumber(s) && s->valuedouble <= (double)step) {
+            memcpy(r->samples + r->samples_len, line, n);
+            r->samples_len += n;
+            r->samples[r->samples_len++] = '\n';
+        }
+        cJSON_Delete(o);
+        line += n + (nl ? 1 : 0);
+    }
+    r->samples[r->samples_len] = 0;
+    free(buf);
+    return RLHF_OK;
+}
+
+rlhf_status grpo_checkpoint_load(grpo_run *r, const char *dir, long long *step, rlhf_err *err) {
+    char p[4400];
+    cJSON *s = NULL;
+    RLHF_TRY(json_load_file(path_join(p, sizeof p, dir, GRPO_STATE_FILE), &s, err));
+    rlhf_status st = RLHF_OK;
+    long long u = 0, gb = 0, g = 0, n_prompts = 0;
+    double tokens = 0;
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)r->a->seed);
+    if ((st = json_get_int(s, "global_step", -1, &u, p, err)) ||
+        (st = json_get_int(s, "generation_batch", -1, &gb, p, err)) ||
+        (st = json_get_int(s, "num_generations", -1, &g, p, err)) ||
+        (st = json_get_int(s, "n_prompts", -1, &n_prompts, p, err)) ||
+        (st = json_get_double(s, "num_input_tokens_seen", 0, &tokens, p, err)))
+        goto out;
+    if (u < 0) {
+        st = rlhf_fail(err, RLHF_EINPUT, "%s: missing global_step", p);
+        goto out;
+    }
+    if (strcmp(json_get_string(s, "trainer", ""), r->cmd) || gb != r->N * r->world || g != r->G ||
+        n_prompts != r->n_prompts || strcmp(json_get_string(s, "seed", ""), seed)) {
+        st = rlhf_fail(err, RLHF_EINPUT,
+                       "--resume_from_checkpoint %s: the checkpoint was made by `rlhf %s` with a generation batch of "
+                       "%lld, %lld generations, %lld prompts, seed %s; this run has %d, %d, %d, seed %s (resume needs "
+                       "the same data and flags)",
+                       dir, json_get_string(s, "trainer", "?"), gb, g, n_prompts, json_get_string(s, "seed", "?"),
+                       r->N * r->world, r->G, r->n_prompts, seed);
+        goto out;
+    }
+    if (u > r->max_steps) {
+        st = rlhf_fail(err, RLHF_EINPUT, "--resume_from_checkpoint %s: step %lld is past this run's %lld steps", dir, u,
+                       r->max_steps);
+        goto out;
+    }
+    const cJSON *cols = cJSON_GetObjectItemCaseSensitive(s, "log_columns");
+    if (cJSON_GetArraySize(cols) != r->n_columns) {
+        st = rlhf_fail(err, RLHF_EINPUT, "--resume_from_checkpoint %s: its log has other columns (other rewards?)", dir);
+        goto out;
+    }
+    r->num_tokens = tokens;
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(s, "log_history");
+    const cJSON *row;
+    cJSON_ArrayForEach(row, h) {
+        grpo_log_row lr;
+        for (int k = 0; k < r->n_columns; k++) {
+            const cJSON *v = cJSON_GetArrayItem(row, k);
+            lr.v[k] = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+        }
+        if ((st = grpo_log_add(r, &lr, err))) goto out;
+    }
+    if ((st = optimizer_state_load(path_join(p, sizeof p, dir, "optimizer.safetensors"), r->policy, &r->opt, err)))
+        goto out;
+    st = samples_restore(r, dir, u, err);
+    *step = u;
+out:
+    cJSON_Delete(s);
+    return st;
+}
+
+rlhf_status grpo_report_write(const grpo_run *r, rlhf_err *err) {
+    int n = r->n_log;
+    enum { NS = 6 };
+    const char *names[NS] = {"reward", "completions/mean_length", "entropy", "kl", "loss", "clip_ratio/region_mean"};
+    double *x = malloc(((size_t)n + 1) * sizeof(double));
+    double *y[NS] = {0};
+    int ok = x != NULL;
+    for (int k = 0; k < NS; k++) ok &= (y[k] = malloc(((size_t)n + 1) * sizeof(double))) != NULL;
+    rlhf_status st = RLHF_OK;
+    if (!ok) {
+        st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory (report)");
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        x[i] = r->log[i].v[GC_STEP];
+        for (int k = 0; k < NS; k++) {
+            int c = grpo_column(r, names[k]);
+            y[k][i] = c >= 0 ? r->log[i].v[c] : NAN;
+        }
+    }
+    report_series series[NS];
+    report_chart charts[NS];
+    static const char *const titles[NS] = {"Reward (weighted sum)", "Completion length (tokens)", "Entropy per token",
+                                           "KL from the reference", "Loss", "Clipped ratio (region)"};
+    for (int k = 0; k < NS; k++) {
+        series[k] = (report_series){names[k], x, y[k], n};
+        charts[k] = (report_chart){titles[k], "step", &series[k], 1};
+    }
+    char summary[512];
+    int rc = grpo_column(r, "reward");
+    if (n > 0)
+        snprintf(summary, sizeof summary, "steps: %.0f of %lld\nreward: first %.4f, last %.4f\nrewards: %d source(s)",
+                 r->log[n - 1].v[GC_STEP], r->max_steps, r->log[0].v[rc], r->log[n - 1].v[rc], r->K);
+    else
+        snprintf(summary, sizeof summary, "no steps logged yet");
+    char p[4200], title[32];
+    snprintf(title, sizeof title, "rlhf %s", r->cmd);
+    st = report_write_html(path_join(p, sizeof p, r->a->output_dir, "report.html"), title, summary, charts, NS, err);
+out:
+    free(x);
+    for (int k = 0; k < NS; k++) free(y[k]);
+    return st;
+}

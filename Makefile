@@ -3,7 +3,7 @@ JOBS ?= $(shell nproc)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 
-.PHONY: all rlhf test test-asan demo bench fuzz clean deps
+.PHONY: all rlhf test test-asan demo demo-grpo bench fuzz clean deps
 
 all: rlhf
 
@@ -28,6 +28,9 @@ deps:
 
 demo: deps rlhf
 	scripts/demo.sh
+
+demo-grpo: deps rlhf
+	scripts/demo_grpo.sh
 
 bench: rlhf
 	scripts/install-deps.sh --bench

@@ -764,7 +764,7 @@ static rlhf_status train_loop(grpo_run *r, grpo_result *res, rlhf_err *err) {
     }
     progress_finish(pg, extra);
     csv_log_close(log);
-    if (!st && main_rank) st = grpo_save_policy_dir(r, a->output_dir, err);
+    if (!st && main_rank) st = grpo_save_policy_dir(r, a->output_dir, 0, err);
     if (!st && main_rank && a->merge_adapter && peft_active(r->policy)) {
         st = peft_merge_and_unload(r->policy, err);
         if (!st) st = model_save(r->policy, a->output_dir, err);

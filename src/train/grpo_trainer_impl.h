@@ -82,7 +82,7 @@ void grpo_format_value(char *buf, size_t n, int column, double v);
 rlhf_status grpo_samples_add(grpo_run *r, long long step, rlhf_err *err);
 rlhf_status grpo_checkpoint_save(grpo_run *r, long long step, rlhf_err *err);
 rlhf_status grpo_checkpoint_load(grpo_run *r, const char *dir, long long *step, rlhf_err *err);
-rlhf_status grpo_save_policy_dir(const grpo_run *r, const char *dir, rlhf_err *err);
+rlhf_status grpo_save_policy_dir(const grpo_run *r, const char *dir, int checkpoint, rlhf_err *err);
 rlhf_status grpo_report_write(const grpo_run *r, rlhf_err *err);
 // The completion text of local row b (stop token excluded); malloc'd, NULL without a tokenizer.
 rlhf_status grpo_completion_text(const grpo_run *r, int b, char **out, rlhf_err *err);

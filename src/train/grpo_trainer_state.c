@@ -110,11 +110,11 @@ rlhf_status grpo_samples_add(grpo_run *r, long long step, rlhf_err *err) {
     return atomic_write(path_join(path, sizeof path, r->a->output_dir, "samples.jsonl"), r->samples, r->samples_len, err);
 }
 
-rlhf_status grpo_save_policy_dir(const grpo_run *r, const char *dir, rlhf_err *err) {
+rlhf_status grpo_save_policy_dir(const grpo_run *r, const char *dir, int checkpoint, rlhf_err *err) {
     if (peft_active(r->policy))
         RLHF_TRY(peft_save_adapter(r->policy, dir, r->a->model_name_or_path, err));
-    else
-        RLHF_TRY(model_save(r->policy, dir, err));
+    else  // checkpoints keep fp32 weights whatever the model's dtype, so that resume is exact
+        RLHF_TRY(checkpoint ? model_save_f32(r->policy, dir, err) : model_save(r->policy, dir, err));
     if (r->tok) RLHF_TRY(tokenizer_save(r->tok, dir, err));
     return decoder_save_generation_config(r->policy, dir, err);
 }
@@ -152,7 +152,7 @@ rlhf_status grpo_checkpoint_save(grpo_run *r, long long step, rlhf_err *err) {
     snprintf(tmp, sizeof tmp, "%s.tmp", dir);
     if (dir_exists(tmp)) RLHF_TRY(remove_tree(tmp, err));
     RLHF_TRY(make_dirs(tmp, err));
-    rlhf_status st = grpo_save_policy_dir(r, tmp, err);
+    rlhf_status st = grpo_save_policy_dir(r, tmp, 1, err);
     if (!st) st = optimizer_state_save(path_join(p, sizeof p, tmp, "optimizer.safetensors"), r->policy, &r->opt, err);
     if (!st && r->samples_len)
         st = atomic_write(path_join(p, sizeof p, tmp, "samples.jsonl"), r->samples, r->samples_len, err);

@@ -101,6 +101,11 @@ static void test_report(const char *dir) {
     CHECK(strstr(text, "train &lt;loss&gt;") && strstr(text, "summary &lt;b&gt;") && !strstr(text, "<b>"),
           "text is escaped");
     CHECK(strstr(text, "no values logged") != NULL, "an empty chart says so");
+    CHECK(strstr(text, "class=\"ytick\"") && strstr(text, ">0.50<") && strstr(text, ">0.70<"), "round y ticks");
+    // tick steps: 1, 2 or 5 x 10^k for about 5 intervals
+    CHECK(report_nice_step(0, 0.73, 5) == 0.2 && report_nice_step(0.5, 0.7, 5) == 0.05 &&
+              report_nice_step(1, 3, 5) == 0.5 && report_nice_step(0, 1000, 5) == 200 && report_nice_step(0, 7, 5) == 2,
+          "nice steps");
     free(text);
 }
 

@@ -292,6 +292,62 @@ out:
     return st;
 }
 
+static double json_num_or(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+typedef struct {
+    char **cells;  // rows x 4: update (episode), prompt, completion, score
+    int rows;
+} sample_table;
+
+static void sample_table_free(sample_table *t) {
+    for (int i = 0; t->cells && i < t->rows * 4; i++) free(t->cells[i]);
+    free(t->cells);
+    memset(t, 0, sizeof *t);
+}
+
+// A text field, or the ids field as "[1, 2, ...]" (pre-tokenized runs without a tokenizer).
+static char *field_text(const cJSON *o, const char *text_key, const char *ids_key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, text_key);
+    if (cJSON_IsString(v)) return strdup(v->valuestring);
+    v = cJSON_GetObjectItemCaseSensitive(o, ids_key);
+    return v ? cJSON_PrintUnformatted(v) : strdup("");
+}
+
+// The rows of r->samples (samples.jsonl) as table cells, in order.
+static rlhf_status samples_table(const ppo_run *r, sample_table *t, rlhf_err *err) {
+    memset(t, 0, sizeof *t);
+    int lines = 0;
+    for (size_t i = 0; i < r->samples_len; i++) lines += r->samples[i] == '\n';
+    if (!lines) return RLHF_OK;
+    t->cells = calloc((size_t)lines * 4, sizeof *t->cells);
+    if (!t->cells) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory (report)");
+    for (const char *line = r->samples; *line && t->rows < lines;) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        cJSON *o = cJSON_ParseWithLength(line, len);
+        line += len + (nl ? 1 : 0);
+        if (!o) continue;
+        char **c = t->cells + (size_t)t->rows * 4;
+        char num[64];
+        snprintf(num, sizeof num, "%.0f (%.0f)", json_num_or(o, "step"), json_num_or(o, "episode"));
+        c[0] = strdup(num);
+        c[1] = field_text(o, "prompt", "prompt_ids");
+        c[2] = field_text(o, "response", "response_ids");
+        snprintf(num, sizeof num, "%.4f", json_num_or(o, "score"));
+        c[3] = strdup(num);
+        cJSON_Delete(o);
+        t->rows++;
+        if (!c[0] || !c[1] || !c[2] || !c[3]) {
+            sample_table_free(t);
+            return rlhf_fail(err, RLHF_ERUNTIME, "out of memory (report)");
+        }
+    }
+    return RLHF_OK;
+}
+
 rlhf_status ppo_report_write(const ppo_run *r, rlhf_err *err) {
     int n = r->n_log;
     double *x = malloc(((size_t)n + 1) * sizeof(double));
@@ -313,11 +369,13 @@ rlhf_status ppo_report_write(const ppo_run *r, rlhf_err *err) {
     report_series s_ent[2] = {{"objective/entropy (sum over response)", x, y[2], n},
                               {"policy/entropy_avg (per token)", x, y[3], n}};
     report_series s_loss[2] = {{"loss/policy_avg", x, y[4], n}, {"loss/value_avg", x, y[5], n}};
-    report_chart charts[5] = {{"Reward model score (objective/scores)", "episode", &s_score, 1},
+    // The two losses differ by orders of magnitude: each on its own axis.
+    report_chart charts[6] = {{"Reward model score (objective/scores)", "episode", &s_score, 1},
                               {"KL from the reference (objective/kl)", "episode", &s_kl, 1},
                               {"Entropy (sum over response)", "episode", &s_ent[0], 1},
                               {"Entropy per token", "episode", &s_ent[1], 1},
-                              {"Losses", "episode", s_loss, 2}};
+                              {"Policy loss (loss/policy_avg)", "episode", &s_loss[0], 1},
+                              {"Value loss (loss/value_avg)", "episode", &s_loss[1], 1}};
     char summary[512];
     if (n > 0)
         snprintf(summary, sizeof summary,
@@ -327,8 +385,15 @@ rlhf_status ppo_report_write(const ppo_run *r, rlhf_err *err) {
                  r->klc.value, r->klc.adaptive ? " (adaptive)" : "");
     else
         snprintf(summary, sizeof summary, "no updates yet");
-    char p[4200];
-    st = report_write_html(path_join(p, sizeof p, r->a->output_dir, "report.html"), "rlhf ppo", summary, charts, 5, err);
+    sample_table tab;
+    if (!(st = samples_table(r, &tab, err))) {
+        static const char *const heads[4] = {"update (episode)", "prompt", "completion", "score"};
+        report_table t = {"Samples over training (samples.jsonl)", heads, (const char *const *)tab.cells, tab.rows, 4};
+        char p[4200];
+        st = report_write_html_tables(path_join(p, sizeof p, r->a->output_dir, "report.html"), "rlhf ppo", summary,
+                                      charts, 6, &t, 1, err);
+    }
+    sample_table_free(&tab);
 out:
     free(x);
     for (int k = 0; k < 6; k++) free(y[k]);

@@ -78,6 +78,34 @@ static void widen(double *lo, double *hi) {
     }
 }
 
+double report_nice_step(double lo, double hi, int max_ticks) {
+    double span = hi - lo;
+    if (!(span > 0) || !isfinite(span)) return 1.0;
+    double raw = span / (max_ticks > 0 ? max_ticks : 1);
+    double mag = pow(10.0, floor(log10(raw)));
+    double f = raw / mag;
+    double nice = f <= 1.0 ? 1.0 : f <= 2.0 ? 2.0 : f <= 5.0 ? 5.0 : 10.0;
+    return nice * mag;
+}
+
+// Axis limits at multiples of a round step enclosing [*lo, *hi]; returns the step.
+static double nice_range(double *lo, double *hi) {
+    double step = report_nice_step(*lo, *hi, 5);
+    double a = floor(*lo / step + 1e-9) * step, z = ceil(*hi / step - 1e-9) * step;
+    if (!(z > a)) z = a + step;
+    *lo = a;
+    *hi = z;
+    return step;
+}
+
+// A tick value as text: k * step printed to the step's precision (no 0.30000000000000004).
+static void tick_text(char *buf, size_t n, double v, double step) {
+    int dec = step >= 1 ? 0 : (int)ceil(-log10(step) - 1e-9);
+    if (fabs(v) < step * 1e-6) v = 0;
+    if (fabs(v) >= 1e6 || (fabs(v) > 0 && fabs(v) < 1e-4)) snprintf(buf, n, "%.3g", v);
+    else snprintf(buf, n, "%.*f", dec, v);
+}
+
 static void draw_chart(html_buf *b, const report_chart *c) {
     double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
     int points = 0;
@@ -100,6 +128,7 @@ static void draw_chart(html_buf *b, const report_chart *c) {
     }
     widen(&xlo, &xhi);
     widen(&ylo, &yhi);
+    double xstep = nice_range(&xlo, &xhi), ystep = nice_range(&ylo, &yhi);
     double pw = CHART_W - PAD_L - PAD_R, ph = CHART_H - PAD_T - PAD_B;
 #define SX(x) (PAD_L + ((x) - xlo) / (xhi - xlo) * pw)
 #define SY(y) (PAD_T + (1.0 - ((y) - ylo) / (yhi - ylo)) * ph)
@@ -108,12 +137,20 @@ static void draw_chart(html_buf *b, const report_chart *c) {
               CHART_W, CHART_H, CHART_W, CHART_H);
     hb_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"%g\" height=\"%g\" fill=\"#fafafa\" stroke=\"#999\"/>\n", PAD_L,
               PAD_T, pw, ph);
-    for (int k = 0; k <= 4; k++) {  // 5 ticks per axis
-        double yv = ylo + (yhi - ylo) * k / 4.0, xv = xlo + (xhi - xlo) * k / 4.0;
+    char t[48];
+    for (long k = 0, n = lround((yhi - ylo) / ystep); k <= n; k++) {  // ticks at k * step: round values
+        double yv = ylo + (double)k * ystep;
+        tick_text(t, sizeof t, yv, ystep);
         hb_printf(b, "<line x1=\"%d\" x2=\"%g\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#e0e0e0\"/>", PAD_L, PAD_L + pw,
                   SY(yv), SY(yv));
-        hb_printf(b, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.4g</text>", PAD_L - 4, SY(yv) + 4, yv);
-        hb_printf(b, "<text x=\"%.1f\" y=\"%g\" text-anchor=\"middle\">%.4g</text>\n", SX(xv), PAD_T + ph + 14, xv);
+        hb_printf(b, "<text class=\"ytick\" x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", PAD_L - 4,
+                  SY(yv) + 4, t);
+    }
+    for (long k = 0, n = lround((xhi - xlo) / xstep); k <= n; k++) {
+        double xv = xlo + (double)k * xstep;
+        tick_text(t, sizeof t, xv, xstep);
+        hb_printf(b, "<text class=\"xtick\" x=\"%.1f\" y=\"%g\" text-anchor=\"middle\">%s</text>\n", SX(xv),
+                  PAD_T + ph + 14, t);
     }
     hb_printf(b, "<text x=\"%g\" y=\"%d\" text-anchor=\"middle\">", PAD_L + pw / 2, CHART_H - 6);
     hb_escaped(b, c->x_label);
@@ -147,13 +184,44 @@ static void draw_chart(html_buf *b, const report_chart *c) {
 #undef SY
 }
 
-rlhf_status report_write_html(const char *path, const char *title, const char *summary,
-                              const report_chart *charts, int n_charts, rlhf_err *err) {
+static void draw_table(html_buf *b, const report_table *t) {
+    hb_printf(b, "<h2>");
+    hb_escaped(b, t->title);
+    hb_printf(b, "</h2>\n");
+    if (t->rows == 0) {
+        hb_printf(b, "<p><em>no samples</em></p>\n");
+        return;
+    }
+    hb_printf(b, "<table class=\"samples\">\n<tr>");
+    for (int c = 0; c < t->cols; c++) {
+        hb_printf(b, "<th>");
+        hb_escaped(b, t->headers[c]);
+        hb_printf(b, "</th>");
+    }
+    hb_printf(b, "</tr>\n");
+    for (int r = 0; r < t->rows; r++) {
+        hb_printf(b, "<tr>");
+        for (int c = 0; c < t->cols; c++) {
+            hb_printf(b, "<td>");
+            hb_escaped(b, t->cells[(size_t)r * t->cols + c]);
+            hb_printf(b, "</td>");
+        }
+        hb_printf(b, "</tr>\n");
+    }
+    hb_printf(b, "</table>\n");
+}
+
+rlhf_status report_write_html_tables(const char *path, const char *title, const char *summary,
+                                     const report_chart *charts, int n_charts, const report_table *tables,
+                                     int n_tables, rlhf_err *err) {
     html_buf b = {0};
     hb_printf(&b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>");
     hb_escaped(&b, title);
     hb_printf(&b, "</title>\n<style>body{font-family:sans-serif;margin:2em;color:#222}"
-                  "pre{background:#f4f4f4;padding:1em}</style></head>\n<body>\n<h1>");
+                  "pre{background:#f4f4f4;padding:1em}"
+                  "table.samples{border-collapse:collapse;max-width:1100px}"
+                  "table.samples td,table.samples th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;"
+                  "text-align:left;white-space:pre-wrap;font-size:13px}</style></head>\n<body>\n<h1>");
     hb_escaped(&b, title);
     hb_printf(&b, "</h1>\n");
     if (summary) {
@@ -162,6 +230,7 @@ rlhf_status report_write_html(const char *path, const char *title, const char *s
         hb_printf(&b, "</pre>\n");
     }
     for (int c = 0; c < n_charts; c++) draw_chart(&b, &charts[c]);
+    for (int t = 0; t < n_tables; t++) draw_table(&b, &tables[t]);
     hb_printf(&b, "</body></html>\n");
     if (b.oom) {
         free(b.s);
@@ -170,4 +239,9 @@ rlhf_status report_write_html(const char *path, const char *title, const char *s
     rlhf_status s = atomic_write(path, b.s, b.len, err);
     free(b.s);
     return s;
+}
+
+rlhf_status report_write_html(const char *path, const char *title, const char *summary,
+                              const report_chart *charts, int n_charts, rlhf_err *err) {
+    return report_write_html_tables(path, title, summary, charts, n_charts, NULL, 0, err);
 }

@@ -414,6 +414,34 @@ static rlhf_status save_ckpt(const model *m, const tokenizer *tok, const adamw_s
     return checkpoint_rotate(a->output_dir, a->save_total_limit, ts->global_step, err);
 }
 
+// report.html: train loss and eval loss (the logged rows of training_log.csv, resumed history included) on
+// one chart, then the learning rate and gradient norm.
+static rlhf_status write_report(const sft_args *a, const trainer_state *ts, long long step, int n_train,
+                                const sft_result *res, rlhf_err *err) {
+    int n = ts->n_log;
+    double *buf = malloc(sizeof(double) * 5 * (size_t)(n > 0 ? n : 1));
+    if (!buf) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory (report)");
+    double *x = buf, *col[4];
+    for (int k = 0; k < 4; k++) col[k] = buf + (size_t)(k + 1) * (n > 0 ? n : 1);
+    for (int i = 0; i < n; i++) {
+        const train_log_entry *e = &ts->log[i];
+        x[i] = (double)e->step;
+        col[0][i] = e->loss, col[1][i] = e->eval_loss, col[2][i] = e->learning_rate, col[3][i] = e->grad_norm;
+    }
+    report_series s[4] = {{"train loss", x, col[0], n}, {"eval loss", x, col[1], n},
+                          {"learning rate", x, col[2], n}, {"grad norm (before clipping)", x, col[3], n}};
+    report_chart ch[3] = {{"SFT loss (train and eval)", "optimizer step", s, 2},
+                          {"Learning rate", "optimizer step", s + 2, 1},
+                          {"Gradient norm", "optimizer step", s + 3, 1}};
+    char summary[256], path[4200];
+    snprintf(summary, sizeof summary, "%lld optimizer steps on %d examples; final loss %.4f; eval loss %.4f -> %.4f",
+             step, n_train, res->last_loss, res->first_eval_loss, res->eval_loss);
+    rlhf_status st = report_write_html(path_join(path, sizeof path, a->output_dir, "report.html"), "rlhf sft", summary,
+                                       ch, 3, err);
+    free(buf);
+    return st;
+}
+
 rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, const sft_args *a, sft_result *res,
                       rlhf_err *err) {
     memset(res, 0, sizeof *res);
@@ -460,8 +488,6 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
         st = csv_log_open(&log, path_join(path, sizeof path, a->output_dir, "training_log.csv"), cols,
                           SFT_LOG_N_COLUMNS, a->resume_from != NULL, err);
     int *order = malloc(sizeof(int) * (size_t)n), *idx = malloc(sizeof(int) * (size_t)bs);
-    double *hist_x = malloc(sizeof(double) * (size_t)(total + 1)), *hist_y = malloc(sizeof(double) * (size_t)(total + 1));
-    int n_hist = 0;
     ts.seed = a->seed;
     ts.n_train = n;
     ts.train_batch_size = gbs;  // HF TrainerState fields of trainer_state.json (global: any N resumes)
@@ -474,7 +500,7 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
     ts.num_train_epochs = (double)((total + steps_per_epoch - 1) / steps_per_epoch);
     sft_scratch sc;
     memset(&sc, 0, sizeof sc);
-    if (st == RLHF_OK && (!order || !idx || !hist_x || !hist_y)) st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    if (st == RLHF_OK && (!order || !idx)) st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
     res->first_eval_loss = res->eval_loss = NAN;
     if (st == RLHF_OK && a->eval)
         st = sft_evaluate_dist(m, a->eval, a->eval_batch_size, d, &res->first_eval_loss, err);
@@ -536,7 +562,6 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
             step++;
             res->last_loss = step_loss;
             log_loss += step_loss, log_count++;
-            hist_x[n_hist] = (double)step, hist_y[n_hist++] = step_loss;
             step_loss = 0;
             double ep = epoch + (double)(mb + 1) / n_batches;
             if (step % a->logging_steps == 0 || step == total) {
@@ -596,21 +621,13 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
     if (st == RLHF_OK && main_rank)
         st = sft_save_model_dir(m, tok, a->output_dir, a->base_model_name, a->merge_adapter, err);
     if (st == RLHF_OK && main_rank) {
-        report_series s = {"train loss", hist_x, hist_y, n_hist};
-        report_chart ch = {"SFT loss", "step", &s, 1};
-        char summary[256];
-        snprintf(summary, sizeof summary, "%lld optimizer steps on %d examples; final loss %.4f; eval loss %.4f -> %.4f",
-                 step, n, res->last_loss, res->first_eval_loss, res->eval_loss);
-        st = report_write_html(path_join(path, sizeof path, a->output_dir, "report.html"), "rlhf sft", summary, &ch, 1,
-                               err);
+        st = write_report(a, &ts, step, n, res, err);
     }
     ts.order = NULL;
     trainer_state_free(&ts);
     scratch_free(&sc);
     free(order);
     free(idx);
-    free(hist_x);
-    free(hist_y);
     if (log) csv_log_close(log);
     adamw_free(&opt);
     return st;

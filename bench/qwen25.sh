@@ -86,6 +86,17 @@ peak = max(int(one[0]), int(many[0])) / 1024
 print("| %s | %s | %.0f | %.1f | %.0f |" % (cmd, name, peak, (float(many[1]) - float(one[1])) / n, float(one[1])))
 PY
 }
+echo "## Qwen2.5-0.5B's shape: sft, reward, ppo with LoRA and QLoRA (issue 16)"
+echo
+echo "Qwen2ForCausalLM / Qwen2ForSequenceClassification with Qwen2.5-0.5B's shape (hidden 896, 24 layers, 14 heads,"
+echo "2 KV heads, intermediate 4864, vocabulary 151936, tied embeddings; 494M parameters), random init by \`rlhf init\`,"
+echo "GPT-2's byte-level BPE tokenizer. LoRA r 16 / alpha 32 on all-linear (168 layers, 8.8M trainable); QLoRA:"
+echo "NF4, double quantization, fp32 compute (the tied 151936 x 896 embedding stays fp32). sft: data/demo/sft.jsonl,"
+echo "batch $BS, max_length $MAXLEN; reward: data/learn-demo pairs, batch $BS; ppo: $BS prompts per update,"
+echo "response_length $RESP, 1 epoch, value head on the policy, the same-shaped reward model frozen (4-bit with"
+echo "--load_in_4bit). $THREADS threads, OMP_WAIT_POLICY=$OMP_WAIT_POLICY. Peak RSS of the whole process; s/step ="
+echo "(time of 1 + $STEPS steps - time of 1 step) / $STEPS."
+echo
 echo "| command | setting | peak RSS MiB | s/step | s for a 1-step run (load + step) |"
 echo "|---|---|---|---|---|"
 for cmd in sft reward ppo; do

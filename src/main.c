@@ -41,20 +41,25 @@ static void usage(FILE *f) {
 // a generic kernel about 5x slower than its SkylakeX (AVX-512) kernels. It reads OPENBLAS_CORETYPE once, when
 // the library loads, so the only way to choose for the user is to set it and re-execute ourselves. A user's
 // own OPENBLAS_CORETYPE always wins; RLHF_NO_REEXEC=1 turns this off.
-static void choose_openblas_kernel(char **argv) {
+//
+// `rlhf serve` also gets OMP_WAIT_POLICY=PASSIVE (libgomp reads it once, at load, too): its forward's OpenMP
+// threads share the cores with the connection threads, and threads spinning at the end of each parallel region
+// make one request take a second instead of milliseconds once the machine is busy (bench/RESULTS.md).
+static void choose_openblas_kernel(int argc, char **argv) {
+    if (getenv("RLHF_NO_REEXEC")) return;
+    int change = 0;
+    if (argc > 1 && !strcmp(argv[1], "serve") && !getenv("OMP_WAIT_POLICY"))
+        change |= setenv("OMP_WAIT_POLICY", "PASSIVE", 1) == 0;
 #if defined(__x86_64__)
-    if (getenv("OPENBLAS_CORETYPE") || getenv("RLHF_NO_REEXEC")) return;
     __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw")) return;
-    if (setenv("OPENBLAS_CORETYPE", "SkylakeX", 1) != 0) return;
-    execv("/proc/self/exe", argv);  // returns only on failure: then carry on with the generic kernel
-#else
-    (void)argv;
+    if (!getenv("OPENBLAS_CORETYPE") && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw"))
+        change |= setenv("OPENBLAS_CORETYPE", "SkylakeX", 1) == 0;
 #endif
+    if (change) execv("/proc/self/exe", argv);  // returns only on failure: then carry on as we are
 }
 
 int main(int argc, char **argv) {
-    choose_openblas_kernel(argv);
+    choose_openblas_kernel(argc, argv);
     cpu_flush_denormals();
     cli_ignore_file_size_signal();
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {

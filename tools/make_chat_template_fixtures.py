@@ -80,6 +80,38 @@ TEMPLATES = {
         "{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}"
         "{% endif %}{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}"
         "{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\\n'}}{% endif %}"),
+    # Qwen2.5-Instruct's template (tools, tool calls and tool responses; a default system prompt)
+    "qwen2.5": (
+        "{%- if tools %}\n    {{- '<|im_start|>system\\n' }}\n    {%- if messages[0]['role'] == 'system' %}\n"
+        "        {{- messages[0]['content'] }}\n    {%- else %}\n"
+        "        {{- 'You are Qwen, created by Alibaba Cloud. You are a helpful assistant.' }}\n    {%- endif %}\n"
+        "    {{- \"\\n\\n# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\nYou are "
+        "provided with function signatures within <tools></tools> XML tags:\\n<tools>\" }}\n"
+        "    {%- for tool in tools %}\n        {{- \"\\n\" }}\n        {{- tool | tojson }}\n    {%- endfor %}\n"
+        "    {{- \"\\n</tools>\\n\\nFor each function call, return a json object with function name and arguments "
+        "within <tool_call></tool_call> XML tags:\\n<tool_call>\\n{\\\"name\\\": <function-name>, \\\"arguments\\\": "
+        "<args-json-object>}\\n</tool_call><|im_end|>\\n\" }}\n{%- else %}\n"
+        "    {%- if messages[0]['role'] == 'system' %}\n"
+        "        {{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}\n    {%- else %}\n"
+        "        {{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+        "<|im_end|>\\n' }}\n    {%- endif %}\n{%- endif %}\n{%- for message in messages %}\n"
+        "    {%- if (message.role == \"user\") or (message.role == \"system\" and not loop.first) or "
+        "(message.role == \"assistant\" and not message.tool_calls) %}\n"
+        "        {{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}\n"
+        "    {%- elif message.role == \"assistant\" %}\n        {{- '<|im_start|>' + message.role }}\n"
+        "        {%- if message.content %}\n            {{- '\\n' + message.content }}\n        {%- endif %}\n"
+        "        {%- for tool_call in message.tool_calls %}\n            {%- if tool_call.function is defined %}\n"
+        "                {%- set tool_call = tool_call.function %}\n            {%- endif %}\n"
+        "            {{- '\\n<tool_call>\\n{\"name\": \"' }}\n            {{- tool_call.name }}\n"
+        "            {{- '\", \"arguments\": ' }}\n            {{- tool_call.arguments | tojson }}\n"
+        "            {{- '}\\n</tool_call>' }}\n        {%- endfor %}\n        {{- '<|im_end|>\\n' }}\n"
+        "    {%- elif message.role == \"tool\" %}\n"
+        "        {%- if (loop.index0 == 0) or (messages[loop.index0 - 1].role != \"tool\") %}\n"
+        "            {{- '<|im_start|>user' }}\n        {%- endif %}\n        {{- '\\n<tool_response>\\n' }}\n"
+        "        {{- message.content }}\n        {{- '\\n</tool_response>' }}\n"
+        "        {%- if loop.last or (messages[loop.index0 + 1].role != \"tool\") %}\n"
+        "            {{- '<|im_end|>\\n' }}\n        {%- endif %}\n    {%- endif %}\n{%- endfor %}\n"
+        "{%- if add_generation_prompt %}\n    {{- '<|im_start|>assistant\\n' }}\n{%- endif %}\n"),
     # Everything else the subset implements: namespace, for-if / for-else, loop.* fields, filters, tests,
     # conditional expressions, ~, in / not in, slices, negative indexes, comparisons, arithmetic,
     # break / continue, comments, whitespace control, dict/list literals, string methods.
@@ -114,6 +146,14 @@ CONVERSATIONS = {
     ],
     "system_only": [{"role": "system", "content": "Only me"}],
     "bad_order": [{"role": "assistant", "content": "I speak first"}, {"role": "user", "content": "no"}],
+    "tool_calls": [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris", "days": 2}}}]},
+        {"role": "tool", "content": "{\"temp\": 21}"},
+        {"role": "tool", "content": "sunny"},
+        {"role": "assistant", "content": "21 and sunny."},
+    ],
 }
 
 BOS, EOS = "<s>", "</s>"

@@ -181,6 +181,7 @@ int cmd_dpo(int argc, char **argv) {
             st = rlhf_fail(&err, RLHF_EINPUT, "--model_name_or_path %s: model_type '%s' is not a causal LM", load_dir,
                            m->cfg.model_type);
         if (st == RLHF_OK && pf.use_peft) cli_peft_notice("dpo", m);
+        if (st == RLHF_OK) m->gradient_checkpointing = tf.gradient_checkpointing;
     }
     if (st == RLHF_OK) st = load_tokenizer(&tok, load_dir, m, &err);
     if (st == RLHF_OK) {

@@ -124,9 +124,13 @@ static rlhf_status load(const char *path, cli_config_argv *out, int cap, rlhf_er
     yaml_parser_set_input_file(&parser, f);
     rlhf_status s = RLHF_OK;
     if (!yaml_parser_load(&parser, &doc)) {
-        s = rlhf_fail(err, RLHF_EINPUT, "%s:%zu: bad YAML: %s%s%s", path, parser.problem_mark.line + 1,
-                      parser.problem ? parser.problem : "cannot parse", parser.context ? " " : "",
-                      parser.context ? parser.context : "");
+        if (parser.context)  // "did not find expected ',' ... while parsing a flow sequence (opened on line N)"
+            s = rlhf_fail(err, RLHF_EINPUT, "%s:%zu: bad YAML: %s %s opened on line %zu", path,
+                          parser.problem_mark.line + 1, parser.problem ? parser.problem : "cannot parse",
+                          parser.context, parser.context_mark.line + 1);
+        else
+            s = rlhf_fail(err, RLHF_EINPUT, "%s:%zu: bad YAML: %s", path, parser.problem_mark.line + 1,
+                          parser.problem ? parser.problem : "cannot parse");
     } else {
         s = expand_doc(&doc, path, out, cap, err);
         yaml_document_delete(&doc);

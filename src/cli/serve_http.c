@@ -43,6 +43,7 @@ typedef struct {
 typedef struct {
     char *body;
     size_t len, cap;
+    size_t received;  // body bytes seen, kept or not
     int too_large;
 } request;
 
@@ -326,9 +327,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (*upload_data_size) {  // a piece of the body
         size_t n = *upload_data_size;
         *upload_data_size = 0;
+        rq->received += n;
         if (rq->too_large || rq->len + n > s->o.max_request_bytes) {
-            rq->too_large = 1;  // keep reading (and dropping) to answer 413 once the body is in
-            return MHD_YES;
+            // Keep reading (and dropping) to answer 413 once the body is in; a body that goes on far past the
+            // limit has its connection closed instead (MHD cannot answer in the middle of an upload).
+            rq->too_large = 1;
+            return rq->received > 2 * s->o.max_request_bytes + (1u << 20) ? MHD_NO : MHD_YES;
         }
         if (rq->len + n + 1 > rq->cap) {
             size_t cap = rq->cap ? rq->cap : 4096;

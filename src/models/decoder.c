@@ -62,7 +62,8 @@ static void *carve(carver *cv, size_t bytes) {
 }
 static float *carve_f(carver *cv, size_t n) { return carve(cv, n * sizeof(float)); }
 
-#define SPLIT_PARALLEL_MIN_GU 32768
+// Elements below which splitting a fused projection stays on one thread (as NN_PARALLEL_MIN in src/nn).
+#define SPLIT_PARALLEL_MIN 32768
 
 static inline float *P(const model *m, size_t off) { return off == DEC_NONE ? NULL : m->params + off; }
 static inline float *G(const model *m, size_t off) { return model_grad(m, off); }  // NULL: frozen (LoRA)
@@ -143,15 +144,15 @@ static void gated_backward(const decoder_cfg *c, float *dgate, float *dup, const
 }
 
 // Fused gate_up output (N, 2I) <-> gate, up (N, I) each.
-static void split_gate_up(float *gate, float *up, const float *gu, size_t N, int I) {
-#pragma omp parallel for schedule(static) if (N * I > SPLIT_PARALLEL_MIN_GU)
+void dec_split_gate_up(float *gate, float *up, const float *gu, size_t N, int I) {
+#pragma omp parallel for schedule(static) if (N * I > SPLIT_PARALLEL_MIN)
     for (size_t n = 0; n < N; n++) {
         memcpy(gate + n * I, gu + n * 2 * I, (size_t)I * sizeof(float));
         memcpy(up + n * I, gu + n * 2 * I + I, (size_t)I * sizeof(float));
     }
 }
 static void merge_gate_up(float *dgu, const float *dgate, const float *dup, size_t N, int I) {
-#pragma omp parallel for schedule(static) if (N * I > SPLIT_PARALLEL_MIN_GU)
+#pragma omp parallel for schedule(static) if (N * I > SPLIT_PARALLEL_MIN)
     for (size_t n = 0; n < N; n++) {
         memcpy(dgu + n * 2 * I, dgate + n * I, (size_t)I * sizeof(float));
         memcpy(dgu + n * 2 * I + I, dup + n * I, (size_t)I * sizeof(float));
@@ -163,9 +164,6 @@ static inline size_t fused_col(const decoder_cfg *c, int which, int h, int d) {
     if (c->qkv == DEC_QKV_GPT2) return (size_t)which * c->NH * c->HD + (size_t)h * c->HD + d;
     return (size_t)h * 3 * c->HD + (size_t)which * c->HD + d;  // NEOX: view (NH, 3*HD)
 }
-
-// Elements below which splitting the fused projection stays on one thread (as NN_PARALLEL_MIN in src/nn).
-#define SPLIT_PARALLEL_MIN 32768
 
 void dec_split_qkv(const decoder_cfg *c, float *q, float *k, float *v, const float *qkv, size_t N) {
     if (c->qkv == DEC_QKV_FUSED) {  // contiguous runs: [q | k | v]
@@ -465,7 +463,7 @@ static void layer_forward(model *m, dec_acts *a, int l) {
     if (c->mlp == DEC_MLP_GATED) {
         if (c->fused_gate_up) {
             dec_proj_forward(m, a->gu, la->ln2, o->fc_w, o->fc_b, (int)N, C, 2 * c->I);
-            split_gate_up(la->fc, la->up, a->gu, N, c->I);
+            dec_split_gate_up(la->fc, la->up, a->gu, N, c->I);
         } else {
             dec_proj_forward(m, la->fc, la->ln2, o->fc_w, o->fc_b, (int)N, C, c->I);
             dec_proj_forward(m, la->up, la->ln2, o->up_w, o->up_b, (int)N, C, c->I);

@@ -123,6 +123,8 @@ int dec_layer_window(const decoder_cfg *c, int l);
 float dec_attn_scale(const decoder_cfg *c, int l);
 // The rotary frequencies for a forward over positions pos (n of them): rope_long past rope_long_from.
 const rope_freqs *dec_rope(const decoder_cfg *c, const int32_t *pos, size_t n);
+// Phi-3's fused gate_up_proj output (N, 2I) -> gate, up (N, I) each.
+void dec_split_gate_up(float *gate, float *up, const float *gu, size_t N, int I);
 // The gated MLP's activation: out = act(gate) * up over n values (SwiGLU or GeGLU).
 void dec_gated_forward(const decoder_cfg *c, float *out, const float *gate, const float *up, int64_t n);
 

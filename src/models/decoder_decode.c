@@ -165,10 +165,7 @@ rlhf_status decoder_decode(model *m, kv_cache *kc, const int32_t *ids, const int
         if (c->mlp == DEC_MLP_GATED) {
             if (c->fused_gate_up) {
                 dec_proj_forward(m, gu, ln, o->fc_w, o->fc_b, (int)N, C, 2 * I);
-                for (size_t n = 0; n < N; n++) {
-                    memcpy(fc + n * I, gu + n * 2 * I, (size_t)I * sizeof(float));
-                    memcpy(up + n * I, gu + n * 2 * I + I, (size_t)I * sizeof(float));
-                }
+                dec_split_gate_up(fc, up, gu, N, I);
             } else {
                 dec_proj_forward(m, fc, ln, o->fc_w, o->fc_b, (int)N, C, I);
                 dec_proj_forward(m, up, ln, o->up_w, o->up_b, (int)N, C, I);

@@ -1,7 +1,7 @@
 #!/bin/bash
-# --gradient_checkpointing (reward, sft, ppo): the same run with and without it writes byte-identical
+# --gradient_checkpointing (reward, sft, ppo, dpo): the same run with and without it writes byte-identical
 # weights and the same training log (dropout on, 3 layers, so layers are really recomputed), for an
-# encoder reward model, a decoder SFT and a PPO policy + value model.
+# encoder reward model, a decoder SFT, DPO and a PPO policy + value model.
 set -u
 RLHF=${1:?usage: gradient_checkpointing.sh path/to/rlhf}
 W=$(mktemp -d -t rlhf-gc.XXXXXX)
@@ -47,8 +47,13 @@ for gc in false true; do
     --response_length 4 --num_ppo_epochs 2 --save_steps 0 --threads 2 --quiet --learning_rate 1e-3 \
     --gradient_checkpointing $gc >/dev/null 2>"$W/ppo-$gc.err" ||
     fail "ppo --gradient_checkpointing $gc: $(tail -n 1 "$W/ppo-$gc.err")"
+  "$RLHF" dpo --model_name_or_path "$W/gpt2" --dataset_name "$W/data.jsonl" --output_dir "$W/dpo-$gc" \
+    --disable_dropout false --num_train_epochs 2 --per_device_train_batch_size 4 --learning_rate 1e-3 \
+    --logging_steps 1 --save_strategy no --threads 2 --quiet --gradient_checkpointing $gc >/dev/null 2>"$W/dpo-$gc.err" ||
+    fail "dpo --gradient_checkpointing $gc: $(tail -n 1 "$W/dpo-$gc.err")"
 done
 same reward "$W/reward-false" "$W/reward-true"
+same dpo "$W/dpo-false" "$W/dpo-true"
 same sft "$W/sft-false" "$W/sft-true"
 same ppo "$W/ppo-false" "$W/ppo-true"
 cmp -s "$W/ppo-false/value_model/model.safetensors" "$W/ppo-true/value_model/model.safetensors" 2>/dev/null ||

@@ -21,7 +21,7 @@ setup() { # name C L NH PAIRS PROMPT COMPLETION
   "$RLHF" init --config "$W/$name.json" --tokenizer tests/fixtures/tokenizers/gpt2 --output_dir "$W/$name" --seed 1 \
     >/dev/null 2>&1
   rm -f "$W/$name"/{tokenizer.json,vocab.json,merges.txt,tokenizer_config.json,special_tokens_map.json}
-  awk -v P="$TP" -v C="$TC" 'BEGIN { srand(3); for (r = 0; r < 256; r++) {
+  awk -v P="$TP" -v C="$TC" 'BEGIN { srand(3); for (r = 0; r < 32; r++) {
       printf "{\"prompt_input_ids\": ["; for (i = 0; i < P; i++) printf "%s%d", (i ? "," : ""), 3 + int(rand() * 50000)
       printf "], \"chosen_input_ids\": ["; for (i = 0; i < C; i++) printf "%s%d", (i ? "," : ""), 3 + int(rand() * 50000)
       printf "], \"rejected_input_ids\": ["; for (i = 0; i < C; i++) printf "%s%d", (i ? "," : ""), 3 + int(rand() * 50000)
@@ -67,19 +67,20 @@ echo "included; PyTorch: ru_maxrss)."
 echo
 echo "| shape | rlhf s/step | PyTorch s/step | speed ratio | rlhf peak RSS MiB | PyTorch peak RSS MiB | RSS ratio |"
 echo "|---|---|---|---|---|---|---|"
-row tiny 128 2 4 4 64 64 5
-row gpt2-small 768 12 12 2 64 64 2
+row tiny 128 2 4 4 64 64 3
+row small 512 8 8 2 64 64 1
 echo
-echo "Peak RSS of \`rlhf dpo\` by how the reference is given (GPT-2-small shape, 2 pairs per step, 2 steps; the"
+echo "Peak RSS of \`rlhf dpo\` by how the reference is given (the small shape above: C 512, L 8, 51M parameters, 2 pairs"
+echo "per step, 2 steps; the"
 echo "losses are the same in all three, tests/cli/dpo_parity.sh): a frozen copy of the model (TRL's default),"
 echo "\`--precompute_ref_log_probs\` (the reference log-probs of every row computed once, then no reference model),"
 echo "\`--use_peft\` (LoRA r 16 on all linear layers; the reference is the model with its adapters off)."
 echo
 echo "| reference | peak RSS MiB | of the frozen copy |"
 echo "|---|---|---|"
-read -r _ base < <(run_rlhf gpt2-small 2 2)
-read -r _ pre < <(run_rlhf gpt2-small 2 2 --precompute_ref_log_probs)
-read -r _ lora < <(run_rlhf gpt2-small 2 2 --use_peft --lora_r 16 --lora_alpha 32 --lora_target_modules all-linear)
+read -r _ base < <(run_rlhf small 2 2)
+read -r _ pre < <(run_rlhf small 2 2 --precompute_ref_log_probs)
+read -r _ lora < <(run_rlhf small 2 2 --use_peft --lora_r 16 --lora_alpha 32 --lora_target_modules all-linear)
 for r in "frozen copy:$base" "precompute_ref_log_probs:$pre" "use_peft (adapters off):$lora"; do
   awk -v n="${r%%:*}" -v v="${r##*:}" -v b="$base" 'BEGIN { printf "| %s | %.0f | %.0f%% |\n", n, v / 1024, 100 * v / b }'
 done

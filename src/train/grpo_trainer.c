@@ -205,6 +205,7 @@ static rlhf_status open_rewards(grpo_run *r, rlhf_err *err) {
             RLHF_TRY(reward_exec_open(&r->rewards[r->K], f + 5, a->reward_timeout, err));
         } else {
             RLHF_TRY(reward_rule_open(&r->rewards[r->K], f, err));
+            r->K++;  // counted at once: run_free frees it when a check below fails
             if (!r->tok)
                 return rlhf_fail(err, RLHF_EINPUT, "--reward_funcs %s reads completion text, but %s has no tokenizer "
                                  "files", f, a->model_name_or_path);
@@ -213,6 +214,7 @@ static rlhf_status open_rewards(grpo_run *r, rlhf_err *err) {
                     if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(r->data.rows[j], "solution")))
                         return rlhf_fail(err, RLHF_EINPUT, "%s:%d: --reward_funcs accuracy_reward needs a \"solution\" "
                                          "string field in every row", a->dataset_name, r->data.lines[j]);
+            continue;
         }
         r->K++;
     }

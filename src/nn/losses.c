@@ -3,6 +3,7 @@
 // with ignore_index as torch, and per-token log-probs for PPO. Sums over rows use a fixed number of
 // chunks (independent of the thread count) added in order, so losses are bit-deterministic.
 #include <math.h>
+#include <string.h>
 
 #include "nn/nn_internal.h"
 #include "nn/ops.h"
@@ -109,6 +110,24 @@ void token_logprobs_forward(float *out, const float *logits, const int32_t *targ
         }
         const float *x = logits + n * V;
         out[n] = (float)((double)(x[targets[n]] * inv_temp) - row_logsumexp(x, V, inv_temp));
+    }
+}
+
+void token_logprobs_backward_inplace(float *logits, const float *dout, const int32_t *targets, int N, int V,
+                                     float temperature) {
+    float inv_temp = 1.0f / temperature;
+#pragma omp parallel for if ((int64_t)N * V > NN_PARALLEL_MIN)
+    for (int64_t n = 0; n < N; n++) {
+        float *x = logits + n * V;
+        if (!counted(targets[n], V) || dout[n] == 0.0f) {
+            memset(x, 0, sizeof(float) * (size_t)V);
+            continue;
+        }
+        float lse = (float)row_logsumexp(x, V, inv_temp);
+        float k = dout[n] * inv_temp;
+#pragma omp simd
+        for (int v = 0; v < V; v++) x[v] = -nn_expf(x[v] * inv_temp - lse) * k;
+        x[targets[n]] += k;
     }
 }
 

@@ -160,5 +160,9 @@ void token_logprobs_forward(float *out, const float *logits, const int32_t *targ
 // with a valid target (the policy-gradient path of PPO).
 void token_logprobs_backward(float *dlogits, const float *dout, const float *logits, const int32_t *targets, int N,
                              int V, float temperature);
+// The same gradient written over the logits themselves (logits (N, V) become dlogits; rows without a valid
+// target or with dout 0 become zeros): saves a (N, V) buffer when the logits are not needed afterwards.
+void token_logprobs_backward_inplace(float *logits, const float *dout, const int32_t *targets, int N, int V,
+                                     float temperature);
 
 #endif

@@ -32,8 +32,7 @@ const char *const dpo_metric_names[DPO_N_METRICS] = {
 typedef struct {
     int32_t *ids, *mask, *targets;  // (2P, T)
     float *tok_lp, *dout;           // (2P, T)
-    float *dlogits;                 // (2P, T, V)
-    size_t cap_tok, cap_logits;
+    size_t cap_tok;
     double *lp;                     // (2P) sequence log-probs (length-averaged for ipo)
     double *lg;                     // (2P) sum of logits over the vocabulary and scored positions
     int *cnt;                       // (2P) scored tokens
@@ -41,7 +40,7 @@ typedef struct {
 } dpo_scratch;
 
 static void scratch_free(dpo_scratch *s) {
-    free(s->ids), free(s->mask), free(s->targets), free(s->tok_lp), free(s->dout), free(s->dlogits);
+    free(s->ids), free(s->mask), free(s->targets), free(s->tok_lp), free(s->dout);
     free(s->lp), free(s->lg), free(s->cnt);
     memset(s, 0, sizeof *s);
 }
@@ -154,6 +153,7 @@ rlhf_status dpo_reference_logps(model *ref, const pref_set *s, int batch_size, i
         }
     }
     ref->no_grad = saved;
+    arena_free(&ref->acts);
     free(idx);
     scratch_free(&sc);
     return st;
@@ -227,6 +227,9 @@ static rlhf_status dpo_batch(dpo_run *r, const pref_set *s, const int *idx, int 
             sequence_logps(sc, a->ref ? a->ref->out : m->out, R, T, V, ipo, 0);
             memcpy(ref, sc->lp, sizeof(double) * (size_t)R);
         }
+        // a separate reference's activations and logits are released before the policy's forward, so the
+        // peak holds one of the two (the decoder lays its arena out again on every forward)
+        if (a->ref) arena_free(&a->ref->acts);
     }
     if (!st) {
         mb.training = training && !a->disable_dropout;
@@ -237,8 +240,7 @@ static rlhf_status dpo_batch(dpo_run *r, const pref_set *s, const int *idx, int 
         free(ref);
         return st;
     }
-    const float *logits = m->out;
-    sequence_logps(sc, logits, R, T, V, ipo, 1);
+    sequence_logps(sc, m->out, R, T, V, ipo, 1);
     memcpy(lp, sc->lp, sizeof(double) * (size_t)R);
     double delta = 0;
     if (a->loss.type == DPO_BCO_PAIR) {
@@ -307,18 +309,9 @@ static rlhf_status dpo_batch(dpo_run *r, const pref_set *s, const int *idx, int 
                 sc->dout[i] = sc->targets[i] != CE_IGNORE_INDEX ? (float)(gk * grad_scale) : 0.0f;
             }
         }
-        size_t nl = N * V;
-        if (nl > sc->cap_logits) {
-            free(sc->dlogits);
-            sc->dlogits = malloc(sizeof(float) * nl);
-            sc->cap_logits = sc->dlogits ? nl : 0;
-            if (!sc->dlogits) st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory (logit gradients)");
-        }
-        if (!st) {
-            memset(sc->dlogits, 0, sizeof(float) * nl);
-            token_logprobs_backward(sc->dlogits, sc->dout, logits, sc->targets, (int)N, V, 1.0f);
-            st = model_backward(m, sc->dlogits, NULL, err);
-        }
+        // the logits are not needed any more: their gradient overwrites them (no second (2P, T, V) buffer)
+        token_logprobs_backward_inplace(m->out, sc->dout, sc->targets, (int)N, V, 1.0f);
+        st = model_backward(m, m->out, NULL, err);
     }
     free(g);
     free(ref);

@@ -35,33 +35,9 @@ print("svg charts: %d" % page.lower().count("<svg"))
 sys.exit(1 if fails else 0)
 PY
 # ---- round ticks (reward report), sft train + eval loss, ppo losses apart and the samples table
-cat >"$W/ticks.py" <<'PY'
-import html, math, re, sys
-def check_ticks(page, what):
-    svgs = re.findall(r"<svg.*?</svg>", page, re.S)
-    assert svgs, what + ": no charts"
-    for svg in svgs:
-        for cls in ("ytick", "xtick"):
-            v = [float(t) for t in re.findall(r'class="%s"[^>]*>([^<]*)<' % cls, svg)]
-            assert len(v) >= 2, (what, cls, v)
-            step = v[1] - v[0]
-            e = math.floor(math.log10(step) + 1e-9)
-            m = round(step / 10 ** e, 6)
-            assert m in (1, 2, 5), (what, cls, v, step)
-            for a, b in zip(v, v[1:]):
-                assert abs((b - a) - step) <= 1e-6 * step, (what, cls, v)
-            for t in v:
-                assert abs(t / step - round(t / step)) < 1e-6, (what, cls, v)
-def series(page):
-    out = {}
-    for svg in re.findall(r"<svg.*?</svg>", page, re.S):
-        for n, pts in re.findall(r'<polyline[^>]*data-series="([^"]*)"[^>]*data-points="([^"]*)"', svg):
-            out[html.unescape(n)] = ([tuple(map(float, p.split(":"))) for p in pts.split()], svg)
-    return out
-PY
 /usr/bin/python3 - "$W/rm/report.html" "$W" <<'PY'
-import sys; sys.path.insert(0, sys.argv[2])
-from ticks import check_ticks
+import sys; sys.path.insert(0, "tests/cli/lib")
+from report_ticks import check_ticks
 check_ticks(open(sys.argv[1]).read(), "reward")
 print("PASS reward report: every axis at round ticks")
 PY
@@ -75,8 +51,8 @@ for i in $(seq 0 15); do echo "{\"prompt\": \"Q: $i plus $i?\", \"completion\": 
   --num_train_epochs 3 --learning_rate 1e-2 --per_device_train_batch_size 4 --logging_steps 1 --save_strategy no \
   --threads 2 --quiet >"$W/log" 2>&1 || { cat "$W/log"; exit 1; }
 /usr/bin/python3 - "$W/sft/training_log.csv" "$W/sft/report.html" "$W" <<'PY'
-import csv, sys; sys.path.insert(0, sys.argv[3])
-from ticks import check_ticks, series
+import csv, sys; sys.path.insert(0, "tests/cli/lib")
+from report_ticks import check_ticks, series
 rows = list(csv.DictReader(open(sys.argv[1])))
 page = open(sys.argv[2]).read()
 check_ticks(page, "sft")
@@ -96,8 +72,8 @@ fail() { echo "FAIL: $*"; exit 1; }
   --num_ppo_epochs 1 --total_episodes 48 --num_sample_generations 3 --threads 2 --quiet >"$W/log" 2>&1 ||
   { cat "$W/log"; exit 1; }
 /usr/bin/python3 - "$W/ppo/samples.jsonl" "$W/ppo/report.html" "$W" <<'PY'
-import html, json, re, sys; sys.path.insert(0, sys.argv[3])
-from ticks import check_ticks, series
+import html, json, re, sys; sys.path.insert(0, "tests/cli/lib")
+from report_ticks import check_ticks, series
 samples = [json.loads(l) for l in open(sys.argv[1])]
 page = open(sys.argv[2]).read()
 check_ticks(page, "ppo")

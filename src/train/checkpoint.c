@@ -490,5 +490,29 @@ rlhf_status checkpoint_rotate(const char *output_dir, long long limit, long long
         left--;
     }
     free(steps);
+    DIR *dh = st ? NULL : opendir(output_dir);
+    for (struct dirent *e; dh && (e = readdir(dh));) {  // epoch aliases left pointing at nothing
+        if (strncmp(e->d_name, "checkpoint-epoch", 16) != 0) continue;
+        struct stat sb;
+        path_join(p, sizeof p, output_dir, e->d_name);
+        if (stat(p, &sb) != 0 && lstat(p, &sb) == 0 && S_ISLNK(sb.st_mode)) unlink(p);
+    }
+    if (dh) closedir(dh);
     return st;
+}
+
+rlhf_status checkpoint_epoch_alias(const char *output_dir, int epoch, long long step, rlhf_err *err) {
+    char link[PATH_MAX_LEN], target[64], tmp[PATH_MAX_LEN + 8];
+    snprintf(target, sizeof target, "checkpoint-%lld", step);
+    char name[64];
+    snprintf(name, sizeof name, "checkpoint-epoch%d", epoch);
+    path_join(link, sizeof link, output_dir, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp", link);
+    unlink(tmp);
+    if (symlink(target, tmp) != 0 || rename(tmp, link) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return rlhf_fail(err, RLHF_ERUNTIME, "%s: cannot link to %s (%s)", link, target, strerror(e));
+    }
+    return RLHF_OK;
 }

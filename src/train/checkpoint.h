@@ -99,6 +99,10 @@ rlhf_status checkpoint_remove_stale(const char *output_dir, rlhf_err *err);
 // under output_dir with the smallest N until at most limit remain; keep_step (the one just written)
 // is never deleted. limit <= 0: nothing.
 rlhf_status checkpoint_rotate(const char *output_dir, long long limit, long long keep_step, rlhf_err *err);
+// The contract's epoch name: checkpoint-epoch{epoch} as a relative symlink to checkpoint-{step} (written by
+// --save_strategy epoch), so scripts that read checkpoint-epoch1/ keep working while get_last_checkpoint-style
+// lookups see only checkpoint-<N>. Aliases whose target was rotated away are removed by checkpoint_rotate.
+rlhf_status checkpoint_epoch_alias(const char *output_dir, int epoch, long long step, rlhf_err *err);
 
 // Build-then-rename for trainers that write their own checkpoint contents: checkpoint_begin makes a
 // fresh empty DIR.tmp (its path into tmp); checkpoint_commit fsyncs it, replaces dir with it and fsyncs

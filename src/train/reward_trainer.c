@@ -419,6 +419,9 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
             int saved = (a->save_strategy == STRATEGY_STEPS && st.global_step % a->save_steps == 0) ||
                         (a->save_strategy == STRATEGY_EPOCH && epoch_end);
             if (saved && main_rank && (s = save_checkpoint(a, m, tok, &opt, &st, order, summary, err))) goto done;
+            if (saved && main_rank && a->save_strategy == STRATEGY_EPOCH &&
+                (s = checkpoint_epoch_alias(a->output_dir, epoch + 1, st.global_step, err)))
+                goto done;
             if (bar) {
                 char extra[128];
                 snprintf(extra, sizeof extra, "loss %.4f lr %.3g", step_loss, lr);

@@ -25,7 +25,12 @@ rw=(reward --model_name_or_path "$M" --dataset_name "$W/pairs.jsonl" --per_devic
 
 # ---- epoch strategy: checkpoint-{STEP}; HF's trainer_state.json
 "$RLHF" "${rw[@]}" --output_dir "$W/ep" >/dev/null 2>"$W/ep.err" || fail "reward: $(tail -n 2 "$W/ep.err")"
-ls "$W/ep" | grep -q epoch && fail "an epoch-named checkpoint: $(ls "$W/ep")"
+# the contract's checkpoint-epoch{N} survives only as a symlink to the checkpoint-{STEP} directory
+for e in "$W"/ep/checkpoint-epoch*; do
+  [ -e "$e" ] || continue
+  [ -L "$e" ] && [[ "$(readlink "$e")" =~ ^checkpoint-[0-9]+$ ]] || fail "an epoch-named checkpoint directory: $(ls "$W/ep")"
+done
+[ -L "$W/ep/checkpoint-epoch1" ] || fail "no checkpoint-epoch1 alias: $(ls "$W/ep")"
 # 19 train pairs after the split -> 5 steps an epoch: checkpoint-5, checkpoint-10
 for d in checkpoint-5 checkpoint-10; do [ -s "$W/ep/$d/trainer_state.json" ] || fail "no $d/trainer_state.json"; done
 python3 - "$W/ep/checkpoint-5/trainer_state.json" <<'PY' || fail "reward trainer_state.json layout"

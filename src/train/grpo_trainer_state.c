@@ -13,6 +13,7 @@
 #include "io/json_util.h"
 #include "models/decoder.h"
 #include "models/peft.h"
+#include "train/rollout.h"
 #include "train/checkpoint.h"
 #include "train/grpo_trainer_impl.h"
 #include "train/report.h"
@@ -173,37 +174,6 @@ rlhf_status grpo_checkpoint_save(grpo_run *r, long long step, rlhf_err *err) {
     return grpo_report_write(r, err);
 }
 
-static rlhf_status samples_restore(grpo_run *r, const char *dir, long long step, rlhf_err *err) {
-    char p[4400];
-    path_join(p, sizeof p, dir, "samples.jsonl");
-    if (!file_exists(p)) return RLHF_OK;
-    char *buf = NULL;
-    size_t len = 0;
-    RLHF_TRY(read_file(p, &buf, &len, err));
-    r->samples = malloc(len + 1);
-    if (!r->samples) {
-        free(buf);
-        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
-    }
-    r->samples_len = 0;
-    for (char *line = buf; *line;) {
-        char *nl = strchr(line, '\n');
-        size_t n = nl ? (size_t)(nl - line) : strlen(line);
-        cJSON *o = cJSON_ParseWithLength(line, n);
-        const cJSON *s = o ? cJSON_GetObjectItemCaseSensitive(o, "step") : NULL;
-        if (cJSON_IsNumber(s) && s->valuedouble <= (double)step) {
-            memcpy(r->samples + r->samples_len, line, n);
-            r->samples_len += n;
-            r->samples[r->samples_len++] = '\n';
-        }
-        cJSON_Delete(o);
-        line += n + (nl ? 1 : 0);
-    }
-    r->samples[r->samples_len] = 0;
-    free(buf);
-    return RLHF_OK;
-}
-
 rlhf_status grpo_checkpoint_load(grpo_run *r, const char *dir, long long *step, rlhf_err *err) {
     char p[4400];
     cJSON *s = NULL;
@@ -256,7 +226,7 @@ rlhf_status grpo_checkpoint_load(grpo_run *r, const char *dir, long long *step, 
     }
     if ((st = optimizer_state_load(path_join(p, sizeof p, dir, "optimizer.safetensors"), r->policy, &r->opt, err)))
         goto out;
-    st = samples_restore(r, dir, u, err);
+    st = rollout_samples_restore(dir, u, &r->samples, &r->samples_len, err);
     *step = u;
 out:
     cJSON_Delete(s);

@@ -17,6 +17,7 @@
 #include "io/safetensors.h"
 #include "models/decoder.h"
 #include "models/peft.h"
+#include "train/rollout.h"
 #include "train/checkpoint.h"
 #include "train/ppo_trainer_impl.h"
 #include "train/report.h"
@@ -203,39 +204,6 @@ rlhf_status ppo_checkpoint_save(ppo_run *r, long long update, rlhf_err *err) {
     return ppo_report_write(r, err);
 }
 
-// The samples.jsonl lines of updates <= update, from the checkpoint's copy (the resumed run may write
-// to another --output_dir).
-static rlhf_status samples_restore(ppo_run *r, const char *dir, long long update, rlhf_err *err) {
-    char p[4400];
-    path_join(p, sizeof p, dir, "samples.jsonl");
-    if (!file_exists(p)) return RLHF_OK;
-    char *buf = NULL;
-    size_t len = 0;
-    RLHF_TRY(read_file(p, &buf, &len, err));
-    r->samples = malloc(len + 1);
-    if (!r->samples) {
-        free(buf);
-        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
-    }
-    r->samples_len = 0;
-    for (char *line = buf; *line;) {
-        char *nl = strchr(line, '\n');
-        size_t n = nl ? (size_t)(nl - line) : strlen(line);
-        cJSON *o = cJSON_ParseWithLength(line, n);
-        const cJSON *s = o ? cJSON_GetObjectItemCaseSensitive(o, "step") : NULL;
-        if (cJSON_IsNumber(s) && s->valuedouble <= (double)update) {
-            memcpy(r->samples + r->samples_len, line, n);
-            r->samples_len += n;
-            r->samples[r->samples_len++] = '\n';
-        }
-        cJSON_Delete(o);
-        line += n + (nl ? 1 : 0);
-    }
-    r->samples[r->samples_len] = 0;
-    free(buf);
-    return RLHF_OK;
-}
-
 rlhf_status ppo_checkpoint_load(ppo_run *r, const char *dir, long long *update, rlhf_err *err) {
     char p[4400];
     cJSON *s = NULL;
@@ -285,7 +253,7 @@ rlhf_status ppo_checkpoint_load(ppo_run *r, const char *dir, long long *update, 
     } else {
         st = vhead_load(r, path_join(p, sizeof p, dir, PPO_VHEAD_FILE), err);
     }
-    if (!st) st = samples_restore(r, dir, u, err);
+    if (!st) st = rollout_samples_restore(dir, u, &r->samples, &r->samples_len, err);
     *update = u;
 out:
     cJSON_Delete(s);

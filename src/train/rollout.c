@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/files.h"
 #include "nn/ops.h"
 #include "tokenizer/chat_template.h"
 #include "train/chat_rows.h"
@@ -232,4 +233,37 @@ void rollout_logprobs_backward(float *dlogits, float *entropy, const float *logi
             size_t k = (size_t)i * R + t, at = ((size_t)i * T + P - 1 + t) * V;
             entropy[k] = rollout_slot_entropy_backward(dlogits + at, logits + at, lse[k], resp[k], dlp[k], V, inv);
         }
+}
+
+rlhf_status rollout_samples_restore(const char *dir, long long step, char **out, size_t *len, rlhf_err *err) {
+    char p[4400];
+    path_join(p, sizeof p, dir, "samples.jsonl");
+    if (!file_exists(p)) return RLHF_OK;
+    char *buf = NULL;
+    size_t n_buf = 0;
+    RLHF_TRY(read_file(p, &buf, &n_buf, err));
+    char *keep = malloc(n_buf + 1);
+    if (!keep) {
+        free(buf);
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    }
+    size_t kept = 0;
+    for (char *line = buf; *line;) {
+        char *nl = strchr(line, '\n');
+        size_t n = nl ? (size_t)(nl - line) : strlen(line);
+        cJSON *o = cJSON_ParseWithLength(line, n);
+        const cJSON *s = o ? cJSON_GetObjectItemCaseSensitive(o, "step") : NULL;
+        if (cJSON_IsNumber(s) && s->valuedouble <= (double)step) {
+            memcpy(keep + kept, line, n);
+            kept += n;
+            keep[kept++] = '\n';
+        }
+        cJSON_Delete(o);
+        line += n + (nl ? 1 : 0);
+    }
+    keep[kept] = 0;
+    free(buf);
+    *out = keep;
+    *len = kept;
+    return RLHF_OK;
 }

@@ -81,4 +81,8 @@ float rollout_slot_entropy_backward(float *dz, const float *z, float lse, int32_
 void rollout_logprobs_backward(float *dlogits, float *entropy, const float *logits, const float *lse,
                                const int32_t *resp, const float *dlp, int nb, int T, int P, int R, int V, double tau);
 
+// samples.jsonl of a checkpoint dir, keeping the lines whose "step" <= step (the resumed run may write
+// to another --output_dir). *out (malloc'd, NUL-terminated, *len bytes) stays NULL when there is no file.
+rlhf_status rollout_samples_restore(const char *dir, long long step, char **out, size_t *len, rlhf_err *err);
+
 #endif

@@ -206,6 +206,20 @@ static rlhf_status save_checkpoint(const reward_train_args *a, const model *m, c
     return s;
 }
 
+// save_checkpoint on rank 0, after every rank gave its slice of sharded moments (ZeRO-1), so the checkpoint
+// holds the whole optimizer state whatever the process count.
+static rlhf_status save_checkpoint_dist(const reward_train_args *a, const model *m, const tokenizer *tok,
+                                        const adamw_state *opt, trainer_state *st, const int *order,
+                                        const char *summary, rlhf_err *err) {
+    adamw_state full = {0};
+    rlhf_status s = RLHF_OK;
+    if (adamw_sharded(opt)) s = adamw_gather(opt, a->dist, &full, err);
+    if (!s && dist_is_main(a->dist))
+        s = save_checkpoint(a, m, tok, adamw_sharded(opt) ? &full : opt, st, order, summary, err);
+    adamw_free(&full);
+    return s;
+}
+
 static void summary_text(char *buf, size_t n, const trainer_state *st, long long total, int n_train,
                          int n_eval) {
     const train_log_entry *last = st->n_log ? &st->log[st->n_log - 1] : NULL;
@@ -290,6 +304,7 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
                                       &opt, err)))
             goto done;
     }
+    if (a->zero_stage == 1 && (s = adamw_shard(&opt, d, err))) goto done;
     // HF TrainerState fields of trainer_state.json
     st.micro_per_epoch = (int)n_micro;
     st.max_steps = total;
@@ -383,6 +398,7 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
             } else {
                 skip_streak = 0;
                 adamw_step(&opt, tv.params, tv.grads, tv.specs, tv.n_specs, lr, &acfg);
+                if ((s = adamw_gather_params(&opt, d, tv.params, err))) goto done;  // ZeRO-1: the others' slices
                 pend.loss_sum += step_loss;
                 pend.steps++;
                 pend.pairs += step_pairs;
@@ -430,7 +446,7 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
             summary_text(summary, sizeof summary, &st, total, n, eval ? eval->n : 0);
             int saved = (a->save_strategy == STRATEGY_STEPS && st.global_step % a->save_steps == 0) ||
                         (a->save_strategy == STRATEGY_EPOCH && epoch_end);
-            if (saved && main_rank && (s = save_checkpoint(a, m, tok, &opt, &st, order, summary, err))) goto done;
+            if (saved && (s = save_checkpoint_dist(a, m, tok, &opt, &st, order, summary, err))) goto done;
             if (saved && main_rank && a->save_strategy == STRATEGY_EPOCH &&
                 (s = checkpoint_epoch_alias(a->output_dir, epoch + 1, st.global_step, err)))
                 goto done;
@@ -441,7 +457,7 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
             }
             // Every rank stops at the same step when any of them saw the signal.
             if (dist_any(d, a->stop && *a->stop) && !final_step) {
-                if (!saved && main_rank && (s = save_checkpoint(a, m, tok, &opt, &st, order, summary, err))) goto done;
+                if (!saved && (s = save_checkpoint_dist(a, m, tok, &opt, &st, order, summary, err))) goto done;
                 res->interrupted = 1;
                 s = rlhf_fail(err, RLHF_EINTERRUPT, "interrupted: state saved in %s/checkpoint-%lld (continue "
                               "with --resume_from_checkpoint)", a->output_dir, st.global_step);

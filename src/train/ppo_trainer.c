@@ -190,30 +190,7 @@ static rlhf_status load_all_prompts(ppo_run *r, rlhf_err *err) {
     }
     RLHF_TRY(load_prompts(r, err));
     if (!(a->eval_split > 0)) return RLHF_OK;
-    int n = r->n_prompts, n_eval = (int)ceil(a->eval_split * n);
-    if (n_eval < 1 || n_eval >= n)
-        return rlhf_fail(err, RLHF_EINPUT, "--eval_split %g of %d prompts leaves %s empty", a->eval_split, n,
-                         n_eval < 1 ? "the evaluation set" : "the training set");
-    int *perm = malloc((size_t)n * sizeof *perm);
-    char *held = calloc((size_t)n, 1);
-    ppo_prompt *train = malloc((size_t)n * sizeof *train), *eval = malloc((size_t)n_eval * sizeof *eval);
-    if (!perm || !held || !train || !eval) {
-        free(perm), free(held), free(train), free(eval);
-        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
-    }
-    rng_permutation(rng_key(a->seed, RNG_STREAM_SPLIT, 0, 0), perm, n);
-    for (int i = 0; i < n_eval; i++) held[perm[i]] = 1;
-    int nt = 0, ne = 0;
-    for (int i = 0; i < n; i++) {
-        if (held[i]) eval[ne++] = r->prompts[i];
-        else train[nt++] = r->prompts[i];
-    }
-    free(r->prompts);
-    r->prompts = train, r->n_prompts = nt;
-    r->eval_prompts = eval, r->n_eval = ne;
-    free(perm);
-    free(held);
-    return RLHF_OK;
+    return rollout_split_prompts(&r->prompts, &r->n_prompts, a->eval_split, a->seed, &r->eval_prompts, &r->n_eval, err);
 }
 
 // 1 when both tokenizers turn the probe text into the same ids (the reward model can then read the

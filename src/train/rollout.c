@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/rng.h"
 #include "io/files.h"
 #include "nn/ops.h"
 #include "tokenizer/chat_template.h"
@@ -20,6 +21,34 @@ void rollout_prompts_free(rollout_prompt *p, int n) {
         free(p[i].text);
     }
     free(p);
+}
+
+rlhf_status rollout_split_prompts(rollout_prompt **prompts, int *n_io, double frac, uint64_t seed, rollout_prompt **eval_out,
+                                  int *n_eval_out, rlhf_err *err) {
+    int n = *n_io, n_eval = (int)ceil(frac * n);
+    if (n_eval < 1 || n_eval >= n)
+        return rlhf_fail(err, RLHF_EINPUT, "--eval_split %g of %d prompts leaves %s empty", frac, n,
+                         n_eval < 1 ? "the evaluation set" : "the training set");
+    int *perm = malloc((size_t)n * sizeof *perm);
+    char *held = calloc((size_t)n, 1);
+    rollout_prompt *train = malloc((size_t)n * sizeof *train), *eval = malloc((size_t)n_eval * sizeof *eval);
+    if (!perm || !held || !train || !eval) {
+        free(perm), free(held), free(train), free(eval);
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    }
+    rng_permutation(rng_key(seed, RNG_STREAM_SPLIT, 0, 0), perm, n);
+    for (int i = 0; i < n_eval; i++) held[perm[i]] = 1;
+    int nt = 0, ne = 0;
+    for (int i = 0; i < n; i++) {
+        if (held[i]) eval[ne++] = (*prompts)[i];
+        else train[nt++] = (*prompts)[i];
+    }
+    free(*prompts);
+    *prompts = train, *n_io = nt;
+    *eval_out = eval, *n_eval_out = ne;
+    free(perm);
+    free(held);
+    return RLHF_OK;
 }
 
 static rlhf_status load_one(const dataset *d, int i, const rollout_prompt_opts *o, const chat_template *chat,

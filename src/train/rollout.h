@@ -40,6 +40,11 @@ typedef struct {
 rlhf_status rollout_load_prompts(const dataset *d, const rollout_prompt_opts *o, rollout_prompt **out, int *n,
                                  int *max_prompt, rlhf_err *err);
 void rollout_prompts_free(rollout_prompt *p, int n);
+// --eval_split: moves ceil(frac x n) of the n prompts at *prompts, drawn by a seeded permutation
+// (RNG_STREAM_SPLIT, as the other trainers' splits), into *eval (n_eval); the rest stay in *prompts (*n), both
+// in file order and each array owning its prompts. Neither part may be empty (EINPUT naming --eval_split).
+rlhf_status rollout_split_prompts(rollout_prompt **prompts, int *n, double frac, uint64_t seed, rollout_prompt **eval,
+                                  int *n_eval, rlhf_err *err);
 
 typedef struct {
     int max_new_tokens;

@@ -227,9 +227,13 @@ static int run(grpo_algo algo, int argc, char **argv) {
     grpo_result res;
     st = grpo_train(&a, &res, &err);
     cli_stop_flag_remove();
-    if (st == RLHF_OK)
-        fprintf(stderr, "rlhf %s: %lld steps; reward %.4f -> %.4f\n", cmd, res.steps_done, res.first_reward,
+    if (st == RLHF_OK) {
+        fprintf(stderr, "rlhf %s: %lld steps; reward %.4f -> %.4f", cmd, res.steps_done, res.first_reward,
                 res.last_reward);
+        if (isfinite(res.first_eval_reward))
+            fprintf(stderr, "; eval_reward %.4f -> %.4f", res.first_eval_reward, res.last_eval_reward);
+        fprintf(stderr, "\n");
+    }
     return cli_report(cmd, st, err.msg);
 }
 

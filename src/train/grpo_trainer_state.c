@@ -254,8 +254,9 @@ out:
 
 rlhf_status grpo_report_write(const grpo_run *r, rlhf_err *err) {
     int n = r->n_log;
-    enum { NS = 6 };
-    const char *names[NS] = {"reward", "completions/mean_length", "entropy", "kl", "loss", "clip_ratio/region_mean"};
+    enum { NS = 7 };  // the last: eval_reward, drawn beside reward
+    const char *names[NS] = {"reward", "completions/mean_length", "entropy", "kl", "loss", "clip_ratio/region_mean",
+                             "eval_reward"};
     double *x = malloc(((size_t)n + 1) * sizeof(double));
     double *y[NS] = {0};
     int ok = x != NULL;
@@ -273,23 +274,37 @@ rlhf_status grpo_report_write(const grpo_run *r, rlhf_err *err) {
         }
     }
     report_series series[NS];
-    report_chart charts[NS];
-    static const char *const titles[NS] = {"Reward (weighted sum)", "Completion length (tokens)", "Entropy per token",
-                                           "KL from the reference", "Loss", "Clipped ratio (region)"};
-    for (int k = 0; k < NS; k++) {
-        series[k] = (report_series){names[k], x, y[k], n};
-        charts[k] = (report_chart){titles[k], "step", &series[k], 1};
-    }
+    report_chart charts[NS - 1];
+    static const char *const titles[NS - 1] = {"Reward (weighted sum; eval_reward: the evaluation set)",
+                                               "Completion length (tokens)", "Entropy per token",
+                                               "KL from the reference", "Loss", "Clipped ratio (region)"};
+    for (int k = 0; k < NS; k++) series[k] = (report_series){names[k], x, y[k], n};
+    // the reward chart: reward and, with an evaluation set, eval_reward
+    report_series reward_pair[2] = {series[0], series[NS - 1]};
+    charts[0] = (report_chart){titles[0], "step", reward_pair, r->first_eval_column ? 2 : 1};
+    for (int k = 1; k < NS - 1; k++) charts[k] = (report_chart){titles[k], "step", &series[k], 1};
     char summary[512];
-    int rc = grpo_column(r, "reward");
-    if (n > 0)
-        snprintf(summary, sizeof summary, "steps: %.0f of %lld\nreward: first %.4f, last %.4f\nrewards: %d source(s)",
-                 r->log[n - 1].v[GC_STEP], r->max_steps, r->log[0].v[rc], r->log[n - 1].v[rc], r->K);
-    else
+    // first and last finite values of reward and eval_reward (evaluation rows have no training reward)
+    double fl[2][2] = {{NAN, NAN}, {NAN, NAN}};
+    for (int k = 0; k < 2; k++) {
+        int c = grpo_column(r, k ? "eval_reward" : "reward");
+        for (int i = 0; c >= 0 && i < n; i++)
+            if (isfinite(r->log[i].v[c])) {
+                if (isnan(fl[k][0])) fl[k][0] = r->log[i].v[c];
+                fl[k][1] = r->log[i].v[c];
+            }
+    }
+    if (n > 0) {
+        int len = snprintf(summary, sizeof summary, "steps: %.0f of %lld\nreward: first %.4f, last %.4f\nrewards: %d source(s)",
+                           r->log[n - 1].v[GC_STEP], r->max_steps, fl[0][0], fl[0][1], r->K);
+        if (!isnan(fl[1][0]) && len > 0 && (size_t)len < sizeof summary)
+            snprintf(summary + len, sizeof summary - (size_t)len, "\neval_reward: first %.4f, last %.4f", fl[1][0], fl[1][1]);
+    } else {
         snprintf(summary, sizeof summary, "no steps logged yet");
+    }
     char p[4200], title[32];
     snprintf(title, sizeof title, "rlhf %s", r->cmd);
-    st = report_write_html(path_join(p, sizeof p, r->a->output_dir, "report.html"), title, summary, charts, NS, err);
+    st = report_write_html(path_join(p, sizeof p, r->a->output_dir, "report.html"), title, summary, charts, NS - 1, err);
 out:
     free(x);
     for (int k = 0; k < NS; k++) free(y[k]);

@@ -143,11 +143,7 @@ rlhf_status grpo_args_check(const grpo_args *a, rlhf_err *err) {
                "the generation batch (--per_device_train_batch_size %d x --steps_per_generation %d x %d processes = "
                "%lld completions) must be a multiple of --num_generations %d",
                a->per_device_train_batch_size, spg, dist_size(a->dist), gen_batch, a->num_generations);
-    CHECK_FLAG(a->peft.use_peft || !a->peft.load_in_4bit,
-               "--load_in_4bit: a 4-bit policy is frozen, so training needs --use_peft (QLoRA)");
-    CHECK_FLAG(a->peft.use_peft || !a->merge_adapter, "--merge_adapter needs --use_peft");
-    if (a->peft.use_peft) RLHF_TRY(peft_options_check(&a->peft, err));
-    return RLHF_OK;
+    return rollout_check_peft(&a->peft, a->merge_adapter, err);
 }
 
 int grpo_column(const grpo_run *r, const char *name) {
@@ -203,11 +199,6 @@ static void build_columns(grpo_run *r) {
         add_column(r, "%s", "eval_frac_reward_zero_std");
         if (r->use_ref) add_column(r, "%s", "eval_kl");
     }
-}
-
-static int has_config(const char *dir) {
-    char p[4200];
-    return file_exists(path_join(p, sizeof p, dir, "config.json"));
 }
 
 static void batch_free(grpo_batch *b) {
@@ -313,27 +304,7 @@ static rlhf_status open_rewards(grpo_run *r, rlhf_err *err) {
 static rlhf_status setup(grpo_run *r, rlhf_err *err) {
     const grpo_args *a = r->a;
     model_load_opts lo = {.quiet = 0, .init_seed = a->seed};
-    const char *policy_dir = a->resume_from_checkpoint ? a->resume_from_checkpoint : a->model_name_or_path;
-    peft_options quant = a->peft;
-    quant.use_peft = 0;
-    if (a->peft.use_peft) {
-        if (a->resume_from_checkpoint) {
-            RLHF_TRY(peft_load_adapter_model(&r->policy, policy_dir, HEAD_LM, &quant, &lo, err));
-        } else if (peft_is_adapter_dir(policy_dir) && !has_config(policy_dir)) {
-            return rlhf_fail(err, RLHF_EINPUT, "--model_name_or_path %s is a peft adapter: new adapters start from a "
-                             "full model (its base_model_name_or_path, or a merged model)", policy_dir);
-        } else {
-            model_load_opts lp = lo;
-            lp.peft = &a->peft;
-            RLHF_TRY(model_load(&r->policy, policy_dir, HEAD_LM, &lp, err));
-        }
-    } else {
-        RLHF_TRY(peft_load_model_dir(&r->policy, policy_dir, HEAD_LM, NULL, &lo, err));
-        RLHF_TRY(peft_merge_and_unload(r->policy, err));
-    }
-    if (!r->policy->cfg.is_decoder || !r->policy->family->decode)
-        return rlhf_fail(err, RLHF_EINPUT, "--model_name_or_path %s: model_type '%s' is not a causal LM", policy_dir,
-                         r->policy->cfg.model_type);
+    RLHF_TRY(rollout_load_policy(&r->policy, a->model_name_or_path, a->resume_from_checkpoint, &a->peft, &lo, err));
     r->use_ref = a->beta != 0.0;
     // beta 0: no reference model at all (TRL's GRPOTrainer does not load one). With LoRA the reference is
     // the policy with its adapters off.

@@ -97,6 +97,7 @@ echo
 echo "| run | processes x threads | s/step | vs 1 x 2 | all-reduce ms/call | wait ms/call | peak RSS MiB |"
 echo "|---|---|---|---|---|---|---|"
 for part in $PARTS; do
+  [ "$part" = memory ] && continue
   f=${part:0:1}
   if [ $f = r ]; then measure reward 2 1 2 2z >"$W/$f"; else measure ppo 2 1 2 >"$W/$f"; fi
   name=$([ $f = r ] && echo "reward step, bert-mini (11.2M params), 8 pairs x 2 x 128 tokens" ||

@@ -43,21 +43,29 @@ run_rlhf() { # name B G R STEPS -> seconds and peak RSS KiB
   cat "$W/time"
 }
 
-row() { # name H L NH P R B G STEPS
+REPS=${REPS:-3}
+row() { # name H L NH P R B G STEPS: REPS interleaved repetitions (rlhf 1 step, rlhf 1 + N steps, PyTorch), medians
   local name=$1 H=$2 L=$3 NH=$4 P=$5 R=$6 B=$7 G=$8 N=$9
   setup "$name" "$H" "$L" "$NH" "$P"
-  read -r t1 _ < <(run_rlhf "$name" "$B" "$G" "$R" 1)
-  read -r tn rss < <(run_rlhf "$name" "$B" "$G" "$R" $((N + 1)))
-  local t
-  t=$(/usr/bin/python3 bench/torch_grpo.py 50257 "$H" "$L" "$NH" "$P" "$R" "$B" "$G" "$N" "$THREADS")
-  /usr/bin/python3 - "$name" "$t1" "$tn" "$rss" "$t" "$H" "$L" "$P" "$R" "$B" "$G" "$N" <<'PY'
-import json, sys
-name, t1, tn, rss, t = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), json.loads(sys.argv[5])
-H, L, P, R, B, G, N = map(int, sys.argv[6:13])
-step = max(tn - t1, 1e-9) / N
-c = B / step
-print("| %s (H %d, L %d, prompt %d, completion %d, %d completions = %d prompts x %d) | %.3f | %.3f | %.2fx | %.0f | %.0f |" % (
-    name, H, L, P, R, B, B // G, G, step, t["step_s"], t["step_s"] / step, rss / 1024, t["peak_rss_mb"]))
+  local runs="" i t1 tn rss t
+  for ((i = 0; i < REPS; i++)); do
+    read -r t1 _ < <(run_rlhf "$name" "$B" "$G" "$R" 1)
+    read -r tn rss < <(run_rlhf "$name" "$B" "$G" "$R" $((N + 1)))
+    t=$(/usr/bin/python3 bench/torch_grpo.py 50257 "$H" "$L" "$NH" "$P" "$R" "$B" "$G" "$N" "$THREADS")
+    runs="$runs $t1 $tn $rss $t"
+  done
+  /usr/bin/python3 - "$name" "$H" "$L" "$P" "$R" "$B" "$G" "$N" "$runs" <<'PY'
+import json, re, statistics, sys
+name = sys.argv[1]
+H, L, P, R, B, G, N = map(int, sys.argv[2:9])
+reps = re.findall(r"(\S+) (\S+) (\S+) (\{[^}]*\})", sys.argv[9])
+c = [max(float(tn) - float(t1), 1e-9) / N for t1, tn, _, _ in reps]
+rss = statistics.median(float(r) / 1024 for _, _, r, _ in reps)
+t = [json.loads(j) for _, _, _, j in reps]
+ts, trss = [x["step_s"] for x in t], statistics.median(x["peak_rss_mb"] for x in t)
+cm, tm = statistics.median(c), statistics.median(ts)
+print("| %s (H %d, L %d, prompt %d, completion %d, %d completions = %d prompts x %d) | %.3f (%.3f-%.3f) | %.3f (%.3f-%.3f) | %.2fx | %.0f | %.0f | %.0f%% |" % (
+    name, H, L, P, R, B, B // G, G, cm, min(c), max(c), tm, min(ts), max(ts), tm / cm, rss, trss, 100 * rss / trss))
 PY
 }
 
@@ -67,10 +75,13 @@ echo "One step with TRL's GRPOConfig defaults (beta 0: no reference model; loss 
 echo "batch, so on-policy): sample G completions per prompt (KV cache, temperature 1), reward-model scores, group"
 echo "advantages, one forward + backward of the policy through the clipped surrogate, clipping, AdamW. GPT-2 shapes"
 echo "with the 50257-token vocabulary, random weights. PyTorch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)') with torch.set_num_threads($THREADS);"
-echo "rlhf with OMP_NUM_THREADS=$THREADS; rlhf's peak RSS includes loading both models."
+echo "rlhf with OMP_NUM_THREADS=$THREADS; rlhf's peak RSS includes loading both models. rlhf s/step = (time of 1 + N steps -"
+echo "time of 1 step) / N (loading and the first step not counted), PyTorch: one warm-up step, then N timed; medians of"
+echo "$REPS interleaved repetitions (rlhf, rlhf, PyTorch, ...), the range of the repetitions in parentheses. Fixed seeds:"
+echo "every repetition samples the same tokens."
 echo
-echo "| shape | rlhf s/step | PyTorch s/step | speed-up | rlhf peak RSS MiB | PyTorch peak RSS MiB |"
-echo "|---|---|---|---|---|---|"
+echo "| shape | rlhf s/step (range) | PyTorch s/step (range) | speed-up of medians | rlhf peak RSS MiB | PyTorch peak RSS MiB | RSS ratio |"
+echo "|---|---|---|---|---|---|---|"
 row tiny 64 2 2 16 16 32 8 4
 row gpt2-small 768 12 12 16 16 16 8 1
 echo

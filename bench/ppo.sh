@@ -43,21 +43,29 @@ run_rlhf() { # name B R EPOCHS UPDATES -> seconds and peak RSS KiB
   cat "$W/time"
 }
 
-row() { # name H L NH P R B EPOCHS UPDATES
+REPS=${REPS:-3}
+row() { # name H L NH P R B EPOCHS UPDATES: REPS interleaved repetitions (rlhf 1, rlhf 1 + N, PyTorch), medians
   local name=$1 H=$2 L=$3 NH=$4 P=$5 R=$6 B=$7 E=$8 N=$9
   setup "$name" "$H" "$L" "$NH" "$P"
-  read -r t1 _ < <(run_rlhf "$name" "$B" "$R" "$E" 1)
-  read -r tn rss < <(run_rlhf "$name" "$B" "$R" "$E" $((N + 1)))
-  local t
-  t=$(/usr/bin/python3 bench/torch_ppo.py 50257 "$H" "$L" "$NH" "$P" "$R" "$B" "$E" "$N" "$THREADS")
-  /usr/bin/python3 - "$name" "$t1" "$tn" "$rss" "$t" "$H" "$L" "$P" "$R" "$B" "$E" "$N" <<'PY'
-import json, sys
-name, t1, tn, rss, t = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), json.loads(sys.argv[5])
-H, L, P, R, B, E, N = map(int, sys.argv[6:13])
-upd = max(tn - t1, 1e-9) / N
-c_eps = B / upd
-print("| %s (H %d, L %d, prompt %d, response %d, batch %d, %d PPO epochs) | %.2f | %.2f | %.2fx | %.0f | %.0f |" % (
-    name, H, L, P, R, B, E, c_eps, t["episodes_per_s"], c_eps / t["episodes_per_s"], rss / 1024, t["peak_rss_mb"]))
+  local runs="" i t1 tn rss t
+  for ((i = 0; i < REPS; i++)); do
+    read -r t1 _ < <(run_rlhf "$name" "$B" "$R" "$E" 1)
+    read -r tn rss < <(run_rlhf "$name" "$B" "$R" "$E" $((N + 1)))
+    t=$(/usr/bin/python3 bench/torch_ppo.py 50257 "$H" "$L" "$NH" "$P" "$R" "$B" "$E" "$N" "$THREADS")
+    runs="$runs $t1 $tn $rss $t"
+  done
+  /usr/bin/python3 - "$name" "$H" "$L" "$P" "$R" "$B" "$E" "$N" "$runs" <<'PY'
+import json, re, statistics, sys
+name = sys.argv[1]
+H, L, P, R, B, E, N = map(int, sys.argv[2:9])
+reps = re.findall(r"(\S+) (\S+) (\S+) (\{[^}]*\})", sys.argv[9])
+c = [B * N / max(float(tn) - float(t1), 1e-9) for t1, tn, _, _ in reps]
+rss = statistics.median(float(r) / 1024 for _, _, r, _ in reps)
+t = [json.loads(j) for _, _, _, j in reps]
+te, trss = [x["episodes_per_s"] for x in t], statistics.median(x["peak_rss_mb"] for x in t)
+cm, tm = statistics.median(c), statistics.median(te)
+print("| %s (H %d, L %d, prompt %d, response %d, batch %d, %d PPO epochs) | %.2f (%.2f-%.2f) | %.2f (%.2f-%.2f) | %.2fx | %.0f | %.0f |" % (
+    name, H, L, P, R, B, E, cm, min(c), max(c), tm, min(te), max(te), cm / tm, rss, trss))
 PY
 }
 
@@ -67,10 +75,13 @@ echo "One update = sample the responses (KV cache), policy + reference log-probs
 echo "model, reward-model scores, KL penalty, GAE, whitening, then PPO epochs of clipped policy + value loss with"
 echo "backward through policy and value model, clipping, AdamW. GPT-2 shapes with the 50257-token vocabulary, random"
 echo "weights. PyTorch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)') with torch.set_num_threads($THREADS); rlhf with OMP_NUM_THREADS=$THREADS;"
-echo "rlhf's peak RSS includes loading four models."
+echo "rlhf's peak RSS includes loading four models. rlhf's per-update time = (time of 1 + N updates - time of 1) / N; PyTorch:"
+echo "one warm-up update, then N timed (generation prefill: logits of the last prompt position only). Medians of $REPS"
+echo "interleaved repetitions (rlhf, rlhf, PyTorch, ...), the range in parentheses; fixed seeds, so every repetition"
+echo "does the same work."
 echo
-echo "| shape | rlhf episodes/s | PyTorch episodes/s | ratio | rlhf peak RSS MiB | PyTorch peak RSS MiB |"
+echo "| shape | rlhf episodes/s (range) | PyTorch episodes/s (range) | ratio of medians | rlhf peak RSS MiB | PyTorch peak RSS MiB |"
 echo "|---|---|---|---|---|---|"
 row tiny 64 2 2 16 16 16 4 3
-row gpt2-small 768 12 12 16 16 8 1 1
+row gpt2-small 768 12 12 16 16 8 1 2
 echo

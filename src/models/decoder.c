@@ -38,6 +38,9 @@ typedef struct {
     int B, T;
     int training;
     int checkpointing;      // every layer shares layers[0]'s buffers; the backward re-runs each block first
+    int no_grad;            // no backward follows: layers share layers[0]'s buffers (and, without
+                            // keep_hidden_states, the stream is two (N, C) buffers used in turn)
+    int pingpong;           // resid holds 2 streams: block l reads stream l % 2, writes (l + 1) % 2
     uint64_t dropout_key;
     int32_t *ids, *mask, *pos;  // copies of the batch (mask NULL when the batch had none)
     float *resid;           // (L+1, N, C): embeddings, then each block's output
@@ -331,12 +334,14 @@ static dec_acts *layout_acts(model *m, int B, int T, carver *cv) {
     dec_layer_acts *layers = carve(cv, sizeof(dec_layer_acts) * c->L);
     int32_t *ids = carve(cv, N * sizeof(int32_t)), *mask = carve(cv, N * sizeof(int32_t));
     int32_t *pos = carve(cv, N * sizeof(int32_t));
-    float *resid = carve_f(cv, (size_t)(c->L + 1) * N * C);
+    // no_grad (scoring, frozen models): one block's activations, reused by every layer, and without
+    // keep_hidden_states only two streams; --gradient_checkpointing: one block's activations (the stream kept)
+    const int no_grad = m->no_grad != 0, checkpointing = m->gradient_checkpointing && !no_grad;
+    const int pingpong = no_grad && !m->keep_hidden_states && c->L > 1;
+    float *resid = carve_f(cv, (size_t)(pingpong ? 2 : c->L + 1) * N * C);
     dec_layer_acts tmp[1];
-    // --gradient_checkpointing: one set of block activations for every layer (the stream is kept)
-    const int checkpointing = m->gradient_checkpointing && !m->no_grad;
     for (int l = 0; l < c->L; l++) {
-        if (checkpointing && l > 0) {
+        if ((checkpointing || no_grad) && l > 0) {
             if (cv->a) layers[l] = layers[0];
             continue;
         }
@@ -373,14 +378,21 @@ static dec_acts *layout_acts(model *m, int B, int T, carver *cv) {
     if (!cv->a) return NULL;
     a->B = B, a->T = T;
     a->checkpointing = checkpointing;
+    a->no_grad = no_grad;
+    a->pingpong = pingpong;
     a->layers = layers, a->ids = ids, a->mask = mask, a->pos = pos, a->resid = resid;
     a->lnf_mean = lnf_mean, a->lnf_rstd = lnf_rstd, a->attn_proj = attn_proj, a->mlp_proj = mlp_proj;
     a->pool = pool, a->pooled = pooled, a->gu = gu;
     m->last_hidden = last_hidden;
     m->out = out;
-    for (int l = 0; l < c->L; l++) m->hidden_states[l] = resid + (size_t)l * N * C;
+    for (int l = 0; l < c->L; l++) m->hidden_states[l] = pingpong ? NULL : resid + (size_t)l * N * C;
     m->hidden_states[c->L] = last_hidden;
     return a;
+}
+
+// The residual stream entering block l (l = L: the final norm's input).
+static float *stream(const dec_acts *a, int l, size_t NC) {
+    return a->resid + (size_t)(a->pingpong ? l % 2 : l) * NC;
 }
 
 static rlhf_status check_batch(const model *m, const model_batch *b, rlhf_err *err) {
@@ -427,7 +439,7 @@ static void layer_forward(model *m, dec_acts *a, int l) {
     const rope_freqs *rope = dec_rope(c, a->pos, N);
     const dec_layer_offsets *o = &c->layers[l];
     dec_layer_acts *la = &a->layers[l];
-    float *xin = a->resid + (size_t)l * N * C, *xout = a->resid + (size_t)(l + 1) * N * C;
+    float *xin = stream(a, l, N * C), *xout = stream(a, l + 1, N * C);
     // attention
     dec_norm_forward(c, la->ln1, la->ln1_mean, la->ln1_rstd, xin, P(m, o->ln1_w), P(m, o->ln1_b), (int)N);
     if (c->qkv == DEC_QKV_SEPARATE) {
@@ -528,7 +540,7 @@ rlhf_status decoder_forward(model *m, const model_batch *b, rlhf_err *err) {
     if (drop && c->embd_pdrop > 0) dropout_forward(x, x, c->embd_pdrop, drop_key(b->dropout_key, 0, SITE_EMBD), (int64_t)N * C);
 
     for (int l = 0; l < c->L; l++) layer_forward(m, a, l);
-    dec_norm_forward(c, m->last_hidden, a->lnf_mean, a->lnf_rstd, a->resid + (size_t)c->L * N * C, P(m, c->lnf_w),
+    dec_norm_forward(c, m->last_hidden, a->lnf_mean, a->lnf_rstd, stream(a, c->L, N * C), P(m, c->lnf_w),
                  P(m, c->lnf_b), (int)N);
 
     if (m->head == HEAD_LM) {
@@ -561,6 +573,9 @@ rlhf_status decoder_backward(model *m, const float *dout, const float *dhidden, 
     const decoder_cfg *c = &st->cfg;
     dec_acts *a = st->saved;
     if (!a) return rlhf_fail(err, RLHF_ERUNTIME, "backward without a forward");
+    if (a->no_grad)
+        return rlhf_fail(err, RLHF_ERUNTIME, "%s: backward after a no_grad forward (clear model.no_grad to train)",
+                         m->cfg.model_type);
     if (!m->grads && !peft_active(m)) return rlhf_fail(err, RLHF_ERUNTIME, "backward before model_alloc_grads");
     int B = a->B, T = a->T, C = c->C, QD = c->NH * c->HD, KD = c->NKV * c->HD, I = c->I;
     size_t N = (size_t)B * T, NC = N * C;

@@ -587,6 +587,14 @@ rlhf_status model_forward(model *m, const model_batch *b, rlhf_err *err) {
     return m->family->forward(m, b, err);
 }
 
+rlhf_status model_forward_no_grad(model *m, const model_batch *b, rlhf_err *err) {
+    const int saved = m->no_grad;
+    m->no_grad = 1;
+    rlhf_status st = model_forward(m, b, err);
+    m->no_grad = saved;
+    return st;
+}
+
 rlhf_status model_backward(model *m, const float *dout, const float *dhidden, rlhf_err *err) {
     RLHF_TRY(model_alloc_grads(m, err));
     return m->family->backward(m, dout, dhidden, err);

@@ -170,6 +170,9 @@ const param_spec *model_find_param(const model *m, const char *name);
 // Convenience: forward/backward through the family.
 rlhf_status model_forward(model *m, const model_batch *b, rlhf_err *err);
 rlhf_status model_backward(model *m, const float *dout, const float *dhidden, rlhf_err *err);
+// A forward no backward will follow (torch.no_grad): model_forward with m->no_grad set for the call, so
+// activations are not kept per layer; the outputs are bit-identical to model_forward's.
+rlhf_status model_forward_no_grad(model *m, const model_batch *b, rlhf_err *err);
 
 // Helper for families: the label count as transformers derives it: len(id2label), else num_labels,
 // else 2. Errors name config.json's field.

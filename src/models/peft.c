@@ -365,7 +365,7 @@ void peft_quantized_bytes(const model *m, int64_t *quantized, int64_t *fp32) {
 rlhf_status peft_reference_forward(model *m, const model_batch *b, rlhf_err *err) {
     const int was = m->peft ? m->peft->enabled : 1;
     peft_set_adapters_enabled(m, 0);
-    rlhf_status st = model_forward(m, b, err);
+    rlhf_status st = model_forward_no_grad(m, b, err);  // a reference: no backward follows
     peft_set_adapters_enabled(m, was);
     return st;
 }

@@ -79,7 +79,8 @@ void peft_set_adapters_enabled(model *m, int on);
 int peft_active(const model *m);
 // PPO's reference forward on the policy's own weights: model_forward with the adapters off (m->out
 // then holds the reference logits; the policy's saved activations are overwritten, so run it before
-// the policy forward whose backward follows). A model without adapters runs a plain forward.
+// the policy forward whose backward follows). A model without adapters runs a plain forward. No backward
+// follows it: it runs as model_forward_no_grad.
 rlhf_status peft_reference_forward(model *m, const model_batch *b, rlhf_err *err);
 // Bytes of the 4-bit weights, and the fp32 bytes they replace (for memory reports and tests).
 void peft_quantized_bytes(const model *m, int64_t *quantized, int64_t *fp32);

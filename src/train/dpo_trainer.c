@@ -125,7 +125,7 @@ static void sequence_logps(dpo_scratch *sc, const float *logits, int R, int T, i
 
 // Forward of the 2P rows through the reference: ref, or m with its adapters off (ref NULL).
 static rlhf_status reference_forward(model *ref, model *m, const model_batch *mb, rlhf_err *err) {
-    if (ref) return model_forward(ref, mb, err);
+    if (ref) return model_forward_no_grad(ref, mb, err);
     return peft_reference_forward(m, mb, err);
 }
 

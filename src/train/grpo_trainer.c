@@ -356,7 +356,7 @@ static rlhf_status batch_logprobs(grpo_run *r, model *m, float *out, rlhf_err *e
         model_batch mb = {.B = nb, .T = T, .input_ids = r->qr_ids + (size_t)b0 * T,
                           .attention_mask = r->qr_mask + (size_t)b0 * T, .position_ids = r->qr_pos + (size_t)b0 * T};
         model *used = m ? m : r->policy;
-        if (m) RLHF_TRY(model_forward(m, &mb, err));
+        if (m) RLHF_TRY(model_forward_no_grad(m, &mb, err));  // log-probs only: no backward follows
         else RLHF_TRY(peft_reference_forward(r->policy, &mb, err));
         rollout_logprobs(out + (size_t)b0 * R, NULL, used->out, r->responses + (size_t)b0 * R, nb, T, r->P, R,
                          used->cfg.vocab_size, r->a->temperature);

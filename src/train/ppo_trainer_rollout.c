@@ -143,7 +143,8 @@ rlhf_status ppo_rollout(ppo_run *r, long long update, rlhf_err *err) {
         model_batch mb = {.B = nb, .T = T, .input_ids = r->qr_ids + (size_t)b0 * T,
                           .attention_mask = r->qr_mask + (size_t)b0 * T, .position_ids = r->qr_pos + (size_t)b0 * T};
         const int32_t *resp = r->responses + (size_t)b0 * R;
-        RLHF_TRY(model_forward(r->policy, &mb, err));
+        // no backward follows the rollout's forwards (the update re-runs the policy): no_grad
+        RLHF_TRY(model_forward_no_grad(r->policy, &mb, err));
         rollout_logprobs(r->logprobs + (size_t)b0 * R, NULL, r->policy->out, resp, nb, T, P, R,
                          r->policy->cfg.vocab_size, r->a->temperature + PPO_TEMPERATURE_EPS);
         if (r->value_source == PPO_VALUE_HEAD)
@@ -153,13 +154,13 @@ rlhf_status ppo_rollout(ppo_run *r, long long update, rlhf_err *err) {
         // its forward overwrites the policy's outputs, which were read above.
         model *ref = r->ref ? r->ref : r->policy;
         if (r->ref)
-            RLHF_TRY(model_forward(r->ref, &mb, err));
+            RLHF_TRY(model_forward_no_grad(r->ref, &mb, err));
         else
             RLHF_TRY(peft_reference_forward(r->policy, &mb, err));
         rollout_logprobs(r->ref_logprobs + (size_t)b0 * R, NULL, ref->out, resp, nb, T, P, R,
                          ref->cfg.vocab_size, r->a->temperature + PPO_TEMPERATURE_EPS);
         if (r->value_source == PPO_VALUE_REWARD) {
-            RLHF_TRY(model_forward(r->value, &mb, err));
+            RLHF_TRY(model_forward_no_grad(r->value, &mb, err));
             ppo_values_from_hidden(r->values + (size_t)b0 * R, r->value->last_hidden,
                                    r->value->params + r->value_score_off, 0.0f, nb, T, P, R,
                                    r->value->cfg.hidden_size);

@@ -106,7 +106,7 @@ rlhf_status rm_scorer_score(const rm_scorer *s, const reward_item *items, int n,
     if (st) goto out;
     model_batch mb = {.B = pb.B, .T = pb.T, .input_ids = pb.input_ids, .attention_mask = pb.attention_mask,
                       .token_type_ids = s->m->cfg.type_vocab_size > 0 ? pb.token_type_ids : NULL};
-    st = model_forward(s->m, &mb, err);
+    st = model_forward_no_grad(s->m, &mb, err);
     if (st) goto out;
     for (int i = 0; i < n; i++)
         out[i] = (float)reward_read(s->m->out + (size_t)i * s->m->cfg.num_labels, s->m->cfg.num_labels);

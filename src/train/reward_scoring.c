@@ -15,7 +15,7 @@ rlhf_status reward_score_seqs(model *m, const token_seq *const *seqs, int n, dou
     RLHF_TRY(batch_collate(&b, seqs, n, model_pad_id(m), err));
     model_batch mb = {.B = b.B, .T = b.T, .input_ids = b.input_ids, .attention_mask = b.attention_mask,
                       .token_type_ids = m->cfg.type_vocab_size > 0 ? b.token_type_ids : NULL};
-    rlhf_status s = model_forward(m, &mb, err);
+    rlhf_status s = model_forward_no_grad(m, &mb, err);  // scores only: no activations kept
     const int L = m->cfg.num_labels;
     if (!s)
         for (int i = 0; i < n; i++) out[i] = reward_read(m->out + (size_t)i * L, L);

@@ -278,7 +278,7 @@ static rlhf_status batch_loss(model *m, const sft_set *s, const int *idx, int B,
     }
     model_batch mb = {.B = B, .T = T, .input_ids = sc->ids, .attention_mask = sc->mask, .training = training,
                       .dropout_key = key};
-    RLHF_TRY(model_forward(m, &mb, err));
+    RLHF_TRY(grad_scale > 0 ? model_forward(m, &mb, err) : model_forward_no_grad(m, &mb, err));
     int counted = 0;
     float l = cross_entropy_forward(m->out, sc->targets, (int)N, V, &counted);
     *loss = counted ? l : 0.0;

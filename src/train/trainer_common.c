@@ -94,7 +94,7 @@ rlhf_status pairs_forward_backward(model *m, const pref_set *set, const int *idx
     model_batch mb = {.B = b.B, .T = b.T, .input_ids = b.input_ids, .attention_mask = b.attention_mask,
                       .token_type_ids = m->cfg.type_vocab_size > 0 ? b.token_type_ids : NULL,
                       .position_ids = NULL, .training = training, .dropout_key = dropout_key};
-    s = model_forward(m, &mb, err);
+    s = want_backward ? model_forward(m, &mb, err) : model_forward_no_grad(m, &mb, err);
     if (!s) {
         for (int p = 0; p < P; p++) {
             const float *rc = m->out + (size_t)p * L, *rr = m->out + (size_t)(P + p) * L;

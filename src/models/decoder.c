@@ -355,7 +355,7 @@ static dec_acts *layout_acts(model *m, int B, int T, int head_count, carver *cv)
         la->q = carve_f(cv, N * QD);
         la->k = carve_f(cv, N * KD);
         la->v = carve_f(cv, N * KD);
-        la->probs = carve_f(cv, (size_t)B * c->NH * T * T);
+        la->probs = NULL;  // not kept: the backward recomputes the probabilities (nn/ops.h)
         la->atty = carve_f(cv, N * QD);
         la->res1 = c->parallel_residual ? NULL : carve_f(cv, N * C);
         la->ln2 = carve_f(cv, N * C);
@@ -720,7 +720,7 @@ rlhf_status decoder_backward(model *m, const float *dout, const float *dhidden, 
         memset(dk, 0, N * KD * sizeof(float));
         memset(dv, 0, N * KD * sizeof(float));
         attention_shape s = attn_shape(c, B, T, l, drop, a->dropout_key);
-        attention_backward(dq, dk, dv, datty, la->probs, la->q, la->k, la->v, &s);
+        attention_backward_recompute(dq, dk, dv, datty, la->probs, la->q, la->k, la->v, a->mask, &s);
         if (c->rot_dim > 0) {
             rope_backward_freqs(dq, a->pos, B, T, c->NH, c->HD, c->rot_dim, rope, ROPE_HALF);
             rope_backward_freqs(dk, a->pos, B, T, c->NKV, c->HD, c->rot_dim, rope, ROPE_HALF);

@@ -156,7 +156,8 @@ static void carve_plan(encoder *e, carver *c, int B, int T, int no_grad, int che
         a->q = CARVE_F(c, BTC);
         a->k = CARVE_F(c, BTC);
         a->v = CARVE_F(c, BTC);
-        a->probs = CARVE_F(c, (size_t)B * hp->NH * T * T);
+        // Plain attention keeps no probabilities (the backward recomputes them, nn/ops.h); DeBERTa's keeps them.
+        a->probs = hp->rel_attention ? CARVE_F(c, (size_t)B * hp->NH * T * T) : NULL;
         a->ctx = CARVE_F(c, BTC);
         a->res1 = CARVE_F(c, BTC);
         a->ln1 = CARVE_F(c, BTC);
@@ -528,7 +529,7 @@ static rlhf_status layer_backward(model *m, encoder *e, const float *params, int
                          (int64_t)R2 * C);
     } else {
         attention_shape s = attn_shape(e, l);
-        attention_backward(e->d_q, e->d_k, e->d_v, e->d_ctx, a->probs, a->q, a->k, a->v, &s);
+        attention_backward_recompute(e->d_q, e->d_k, e->d_v, e->d_ctx, a->probs, a->q, a->k, a->v, e->mask, &s);
     }
     LINB(dx, p->q_w, p->q_b, e->d_q, x, BT, C, C);
     LINB(dx, p->k_w, p->k_b, e->d_k, x, BT, C, C);

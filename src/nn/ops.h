@@ -134,8 +134,14 @@ typedef struct {
 } attention_shape;
 void attention_forward(float *out, float *probs, const float *q, const float *k, const float *v,
                        const int32_t *key_mask, const attention_shape *s);
+// probs (B, NH, T, T): the probabilities, kept by the forward for the backward; NULL to keep none (the forward
+// then needs no (B, NH, T, T) buffer) and let attention_backward_recompute rebuild them from q, k and key_mask
+// (the same mask as the forward's), bit-identical to the kept ones. attention_backward = kept probs.
 void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
                         const float *k, const float *v, const attention_shape *s);
+void attention_backward_recompute(float *dq, float *dk, float *dv, const float *dout, const float *probs,
+                                  const float *q, const float *k, const float *v, const int32_t *key_mask,
+                                  const attention_shape *s);
 
 // ---- losses ------------------------------------------------------------------------------------
 // Pairwise reward loss over P pairs: loss = mean_p -logsigmoid(chosen[p] - rejected[p] - margin[p])

@@ -42,6 +42,8 @@ typedef struct {
                             // keep_hidden_states, the stream is two (N, C) buffers used in turn)
     int pingpong;           // resid holds 2 streams: block l reads stream l % 2, writes (l + 1) % 2
     uint64_t dropout_key;
+    const int64_t *drop_pos;  // model_batch.dropout_pos (NULL: this batch) and its row length
+    int drop_T;
     int32_t *ids, *mask, *pos;  // copies of the batch (mask NULL when the batch had none)
     float *resid;           // (L+1, N, C): embeddings, then each block's output
     dec_layer_acts *layers;
@@ -75,6 +77,12 @@ static inline float *G(const model *m, size_t off) { return model_grad(m, off); 
 
 static uint64_t drop_key(uint64_t key, int layer, int site) {
     return rng_key(key, RNG_STREAM_DROPOUT, (uint64_t)layer, (uint64_t)site);
+}
+
+// In-place dropout of a (B, T, C) stream tensor, each row masked by its place in the global micro-batch when
+// the batch names one (model_batch.dropout_pos), else by its place in this batch.
+static void drop_rows(const dec_acts *a, int C, float *x, float p, uint64_t key) {
+    dropout_rows_forward(x, x, p, key, a->drop_pos, a->B, a->T, a->drop_T, C);
 }
 
 // ---- building blocks (also used by decoder_decode.c) ---------------------------------------------
@@ -465,6 +473,7 @@ static void layer_forward(model *m, dec_acts *a, int l) {
         rope_forward_freqs(la->k, a->pos, B, T, c->NKV, c->HD, c->rot_dim, rope, ROPE_HALF);
     }
     attention_shape s = attn_shape(c, B, T, l, drop, a->dropout_key);
+    s.row_pos = a->drop_pos, s.T_global = a->drop_T;
     attention_forward(la->atty, la->probs, la->q, la->k, la->v, a->mask, &s);
     if (la->attn_br) {  // Gemma 2: the branch output is normed before the residual
         dec_proj_forward(m, la->attn_br, la->atty, o->o_w, o->o_b, (int)N, QD, C);
@@ -473,8 +482,7 @@ static void layer_forward(model *m, dec_acts *a, int l) {
         dec_proj_forward(m, a->attn_proj, la->atty, o->o_w, o->o_b, (int)N, QD, C);
     }
     if (drop && c->resid_pdrop > 0)
-        dropout_forward(a->attn_proj, a->attn_proj, c->resid_pdrop, drop_key(a->dropout_key, l + 1, SITE_ATTN_OUT),
-                        (int64_t)N * C);
+        drop_rows(a, C, a->attn_proj, c->resid_pdrop, drop_key(a->dropout_key, l + 1, SITE_ATTN_OUT));
     const float *mlp_in = xin;
     if (!c->parallel_residual) {
         add_forward(la->res1, xin, a->attn_proj, (int64_t)N * C);
@@ -502,8 +510,7 @@ static void layer_forward(model *m, dec_acts *a, int l) {
         dec_proj_forward(m, a->mlp_proj, la->act, o->down_w, o->down_b, (int)N, c->I, C);
     }
     if (drop && c->resid_pdrop > 0)
-        dropout_forward(a->mlp_proj, a->mlp_proj, c->resid_pdrop, drop_key(a->dropout_key, l + 1, SITE_MLP_OUT),
-                        (int64_t)N * C);
+        drop_rows(a, C, a->mlp_proj, c->resid_pdrop, drop_key(a->dropout_key, l + 1, SITE_MLP_OUT));
     if (c->parallel_residual) {
         add_forward(xout, xin, a->attn_proj, (int64_t)N * C);
         add_forward(xout, xout, a->mlp_proj, (int64_t)N * C);
@@ -530,6 +537,9 @@ rlhf_status decoder_forward(model *m, const model_batch *b, rlhf_err *err) {
     a->training = b->training;
     a->dropout_key = b->dropout_key;
     a->head_from = a->head_count ? b->head_from : 0;
+    a->drop_pos = b->dropout_pos;
+    a->drop_T = b->dropout_pos ? b->dropout_T : T;
+    if (a->drop_T < T) return rlhf_fail(err, RLHF_ERUNTIME, "decoder: dropout_T %d < T %d", a->drop_T, T);
     memcpy(a->ids, b->input_ids, N * sizeof(int32_t));
     if (b->attention_mask)
         memcpy(a->mask, b->attention_mask, N * sizeof(int32_t));
@@ -548,7 +558,7 @@ rlhf_status decoder_forward(model *m, const model_batch *b, rlhf_err *err) {
     }
     if (c->embed_scale > 0)
         for (size_t i = 0; i < N * C; i++) x[i] *= c->embed_scale;
-    if (drop && c->embd_pdrop > 0) dropout_forward(x, x, c->embd_pdrop, drop_key(b->dropout_key, 0, SITE_EMBD), (int64_t)N * C);
+    if (drop && c->embd_pdrop > 0) drop_rows(a, C, x, c->embd_pdrop, drop_key(b->dropout_key, 0, SITE_EMBD));
 
     for (int l = 0; l < c->L; l++) layer_forward(m, a, l);
     dec_norm_forward(c, m->last_hidden, a->lnf_mean, a->lnf_rstd, stream(a, c->L, N * C), P(m, c->lnf_w),
@@ -578,10 +588,11 @@ rlhf_status decoder_forward(model *m, const model_batch *b, rlhf_err *err) {
 // ---- backward ------------------------------------------------------------------------------------
 
 // d(branch output) from d(stream): through the residual dropout when it was on.
-static const float *branch_grad(float *scratch, const float *dstream, int on, float p, uint64_t key, size_t n) {
+static const float *branch_grad(const dec_acts *a, int C, float *scratch, const float *dstream, int on, float p,
+                                uint64_t key) {
     if (!on || p <= 0) return dstream;
-    memset(scratch, 0, n * sizeof(float));
-    dropout_backward(scratch, dstream, p, key, (int64_t)n);
+    memset(scratch, 0, (size_t)a->B * a->T * C * sizeof(float));
+    dropout_rows_backward(scratch, dstream, p, key, a->drop_pos, a->B, a->T, a->drop_T, C);
     return scratch;
 }
 
@@ -666,7 +677,8 @@ rlhf_status decoder_backward(model *m, const float *dout, const float *dhidden, 
         // still there from the forward)
         if (a->checkpointing && l < c->L - 1) layer_forward(m, a, l);
         // dx: gradient of this block's output. MLP branch first.
-        const float *dmlp = branch_grad(dtmp, dx, drop, c->resid_pdrop, drop_key(a->dropout_key, l + 1, SITE_MLP_OUT), NC);
+        const float *dmlp = branch_grad(a, C, dtmp, dx, drop, c->resid_pdrop,
+                                         drop_key(a->dropout_key, l + 1, SITE_MLP_OUT));
         if (la->mlp_br) {  // through the post-MLP norm
             memset(dbr, 0, NC * sizeof(float));
             norm_backward(c, dbr, G(m, o->post_mlp_w), NULL, dmlp, la->mlp_br, P(m, o->post_mlp_w), NULL,
@@ -706,8 +718,8 @@ rlhf_status decoder_backward(model *m, const float *dout, const float *dhidden, 
             dattn_stream = dres1;
         }
         // attention branch
-        const float *dattn = branch_grad(dtmp, dattn_stream, drop, c->resid_pdrop,
-                                         drop_key(a->dropout_key, l + 1, SITE_ATTN_OUT), NC);
+        const float *dattn = branch_grad(a, C, dtmp, dattn_stream, drop, c->resid_pdrop,
+                                         drop_key(a->dropout_key, l + 1, SITE_ATTN_OUT));
         if (la->attn_br) {  // through the post-attention norm
             memset(dbr, 0, NC * sizeof(float));
             norm_backward(c, dbr, G(m, o->post_attn_w), NULL, dattn, la->attn_br, P(m, o->post_attn_w), NULL,
@@ -720,6 +732,7 @@ rlhf_status decoder_backward(model *m, const float *dout, const float *dhidden, 
         memset(dk, 0, N * KD * sizeof(float));
         memset(dv, 0, N * KD * sizeof(float));
         attention_shape s = attn_shape(c, B, T, l, drop, a->dropout_key);
+        s.row_pos = a->drop_pos, s.T_global = a->drop_T;
         attention_backward_recompute(dq, dk, dv, datty, la->probs, la->q, la->k, la->v, a->mask, &s);
         if (c->rot_dim > 0) {
             rope_backward_freqs(dq, a->pos, B, T, c->NH, c->HD, c->rot_dim, rope, ROPE_HALF);
@@ -740,7 +753,7 @@ rlhf_status decoder_backward(model *m, const float *dout, const float *dhidden, 
         dx = dxin;
         dxin = t;
     }
-    const float *demb = branch_grad(dtmp, dx, drop, c->embd_pdrop, drop_key(a->dropout_key, 0, SITE_EMBD), NC);
+    const float *demb = branch_grad(a, C, dtmp, dx, drop, c->embd_pdrop, drop_key(a->dropout_key, 0, SITE_EMBD));
     if (c->embed_scale > 0) {  // Gemma: d(table row) = d(scaled embedding) * sqrt(hidden)
         for (size_t i = 0; i < NC; i++) dtmp[i] = demb[i] * c->embed_scale;
         demb = dtmp;

@@ -66,6 +66,11 @@ typedef struct {
     // Causal LM head on positions [head_from, head_from + head_count) of every row only (as transformers'
     // logits_to_keep): m->out is then (B, head_count, V). head_count 0: every position, (B, T, V).
     int head_from, head_count;
+    // Data-parallel ranks: NULL, or (B) the rows' places in the global micro-batch, whose rows are
+    // dropout_T tokens long, so each row is dropped as one process dropping the whole batch drops it
+    // (nn dropout_rows_forward). Encoder models (BERT family) honour it; others drop by local row.
+    const int64_t *dropout_pos;
+    int dropout_T;
 } model_batch;
 
 typedef struct model model;

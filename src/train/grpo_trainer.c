@@ -56,6 +56,9 @@ void grpo_args_defaults(grpo_args *a, grpo_algo algo) {
     a->seed = 42;
     a->logging_steps = 10;
     a->lr_scheduler_type = SCHED_LINEAR;
+    a->adam_beta1 = ADAMW_DEFAULT_BETA1;
+    a->adam_beta2 = ADAMW_DEFAULT_BETA2;
+    a->adam_epsilon = ADAMW_DEFAULT_EPS;
     a->shuffle = 1;
     a->save_strategy = STRATEGY_STEPS;
     a->save_steps = 500;
@@ -106,6 +109,11 @@ rlhf_status grpo_args_check(const grpo_args *a, rlhf_err *err) {
                a->learning_rate);
     CHECK_FLAG(isfinite(a->weight_decay) && a->weight_decay >= 0, "--weight_decay: expected >= 0, got %g", a->weight_decay);
     CHECK_FLAG(!isnan(a->max_grad_norm), "--max_grad_norm: expected a number");
+    CHECK_FLAG(isfinite(a->adam_beta1) && a->adam_beta1 >= 0 && a->adam_beta1 < 1, "--adam_beta1: expected in [0, 1), got %g",
+               a->adam_beta1);
+    CHECK_FLAG(isfinite(a->adam_beta2) && a->adam_beta2 >= 0 && a->adam_beta2 < 1, "--adam_beta2: expected in [0, 1), got %g",
+               a->adam_beta2);
+    CHECK_FLAG(isfinite(a->adam_epsilon) && a->adam_epsilon > 0, "--adam_epsilon: expected > 0, got %g", a->adam_epsilon);
     CHECK_FLAG(isfinite(a->warmup_ratio) && a->warmup_ratio >= 0 && a->warmup_ratio <= 1,
                "--warmup_ratio: expected in [0, 1], got %g", a->warmup_ratio);
     CHECK_FLAG(a->warmup_steps >= 0, "--warmup_steps: expected >= 0, got %lld", a->warmup_steps);
@@ -705,7 +713,7 @@ static rlhf_status optimizer_step(grpo_run *r, double lr, double *norm_out, int 
     *norm_out = norm;
     *stepped = isfinite(norm);
     if (*stepped) {
-        adamw_config c = {ADAMW_DEFAULT_BETA1, ADAMW_DEFAULT_BETA2, ADAMW_DEFAULT_EPS, a->weight_decay};
+        adamw_config c = {a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->weight_decay};
         adamw_step(&r->opt, p.params, p.grads, p.specs, p.n_specs, lr, &c);
     }
     model_zero_grads(r->policy);

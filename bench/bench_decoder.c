@@ -1,5 +1,6 @@
 // Decoder benchmark, rlhf side: a randomly initialised GPT-2-shaped GPT2LMHeadModel (no dropout),
-//   gen:   batched greedy generation with the KV cache (B prompts of Tp tokens, NEW new tokens, no stop)
+//   gen:   batched greedy generation with the KV cache (B prompts of Tp tokens, NEW new tokens, no stop),
+//          one untimed warm-up call, then one timed call
 //   train: one causal-LM training step (forward, token cross-entropy, backward, clipping, AdamW) on (B, T)
 // Prints one JSON line: {"tokens_per_s", "step_s", "peak_rss_mb"}.
 // usage: bench_decoder gen|train N_EMBD N_LAYER N_HEAD B T_PROMPT_OR_T NEW_OR_STEPS
@@ -67,6 +68,9 @@ int main(int argc, char **argv) {
         gen_config g = {.max_new_tokens = K, .temperature = 1.0f, .top_p = 1.0f, .eos_token_id = -1,
                         .stop_token_id = -1, .pad_token_id = 0};
         gen_output o;
+        // warm-up (page faults of the weights and buffers), as the PyTorch side does
+        if (generate(m, prompts, lens, NULL, B, &g, &o, &err) != RLHF_OK) die(&err);
+        gen_output_free(&o);
         t0 = now();
         if (generate(m, prompts, lens, NULL, B, &g, &o, &err) != RLHF_OK) die(&err);
         dt = now() - t0;

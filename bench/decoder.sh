@@ -13,7 +13,9 @@ row() { # name mode C L NH B T K
 echo "## Causal LM: generation and training step (issues 6, 19)"
 echo
 echo "GPT2LMHeadModel shapes, vocabulary 50257, random init, no dropout. gen: batched greedy decoding with a KV"
-echo "cache (tokens/s = new tokens over the whole generate call, prefill included); train: forward, token"
+echo "cache (tokens/s = new tokens over the whole generate call, prefill included, after one untimed warm-up call on"
+echo "both sides; PyTorch under inference_mode with the lm_head on the last position only, as transformers' generate);"
+echo "train: forward, token"
 echo "cross-entropy, backward, clipping, AdamW (tokens/s = B*T per step). PyTorch"
 echo "$(/usr/bin/python3 -c 'import torch; print(torch.__version__)') runs the same shapes in plain torch with its own KV-cache loop;"
 echo "torch.set_num_threads($THREADS), rlhf with OMP_NUM_THREADS=$THREADS."

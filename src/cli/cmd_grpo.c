@@ -91,6 +91,9 @@ static int run(grpo_algo algo, int argc, char **argv) {
         {"steps_per_generation", ARG_INT, &spg, "0",
          "micro-batches per generation batch (0 = --gradient_accumulation_steps)", NULL, 0},
         {"num_completions_to_log", ARG_INT, &n_log, "4", "completions written to samples.jsonl at each logged step", NULL, 0},
+        {"adam_beta1", ARG_FLOAT, &a.adam_beta1, "0.9", "AdamW beta1 (TrainingArguments')", NULL, 0},
+        {"adam_beta2", ARG_FLOAT, &a.adam_beta2, "0.999", "AdamW beta2", NULL, 0},
+        {"adam_epsilon", ARG_FLOAT, &a.adam_epsilon, "1e-8", "AdamW epsilon", NULL, 0},
     };
     int n = 0;
     while (specs[n].name) n++;

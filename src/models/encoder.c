@@ -253,6 +253,21 @@ static uint64_t dropout_key(const encoder *e, int layer, int site) {
     return rng_key(e->dropout_key, RNG_STREAM_DROPOUT, (uint64_t)layer, (uint64_t)site);
 }
 
+// Dropout of a (B, T, C) activation / of the head's (B, C) rows, each row masked by its place in the global
+// micro-batch when the batch names one (model_batch.dropout_pos), else by its place in this batch.
+static void drop_tokens(const encoder *e, float *out, const float *inp, float p, uint64_t key) {
+    dropout_rows_forward(out, inp, p, key, e->drop_pos, e->B, e->T, e->drop_T, e->hp.C);
+}
+static void drop_tokens_back(const encoder *e, float *dinp, const float *dout, float p, uint64_t key) {
+    dropout_rows_backward(dinp, dout, p, key, e->drop_pos, e->B, e->T, e->drop_T, e->hp.C);
+}
+static void drop_head(const encoder *e, float *out, const float *inp, float p, uint64_t key) {
+    dropout_rows_forward(out, inp, p, key, e->drop_pos, e->B, 1, 1, e->hp.C);
+}
+static void drop_head_back(const encoder *e, float *dinp, const float *dout, float p, uint64_t key) {
+    dropout_rows_backward(dinp, dout, p, key, e->drop_pos, e->B, 1, 1, e->hp.C);
+}
+
 // ---- forward -----------------------------------------------------------------------------------
 
 // Copies the batch's ids and derives HF's default positions; checks every id against its table.
@@ -355,6 +370,8 @@ static attention_shape attn_shape(const encoder *e, int layer) {
     s.scale = 1.0f / sqrtf((float)s.HD);
     s.dropout_p = dropout_p(e, hp->attn_dropout);
     s.dropout_key = dropout_key(e, layer + 1, SITE_ATTN_PROBS);
+    s.row_pos = e->drop_pos;
+    s.T_global = e->drop_T;
     return s;
 }
 
@@ -387,15 +404,13 @@ static rlhf_status layer_forward(model *m, encoder *e, const float *params, int 
         attention_forward(a->ctx, a->probs, a->q, a->k, a->v, e->mask, &s);
     }
     LIN(e->scratch_c, a->ctx, p->o_w, p->o_b, BT, C, C);
-    dropout_forward(a->res1, e->scratch_c, dropout_p(e, hp->attn_out_dropout), dropout_key(e, l + 1, SITE_ATTN_OUT),
-                    (int64_t)BTC);
+    drop_tokens(e, a->res1, e->scratch_c, dropout_p(e, hp->attn_out_dropout), dropout_key(e, l + 1, SITE_ATTN_OUT));
     add_inplace(a->res1, x, BTC);
     layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->res1, W(p->ln1_w), W(p->ln1_b), BT, C, hp->ln_eps);
     LIN(a->fc1, a->ln1, p->fc1_w, p->fc1_b, BT, C, I);
     activation_forward(hp->act, e->scratch_i, a->fc1, (int64_t)BTI);
     LIN(e->scratch_c, e->scratch_i, p->fc2_w, p->fc2_b, BT, I, C);
-    dropout_forward(a->res2, e->scratch_c, dropout_p(e, hp->ffn_dropout), dropout_key(e, l + 1, SITE_FFN_OUT),
-                    (int64_t)BTC);
+    drop_tokens(e, a->res2, e->scratch_c, dropout_p(e, hp->ffn_dropout), dropout_key(e, l + 1, SITE_FFN_OUT));
     add_inplace(a->res2, a->ln1, BTC);
     layernorm_forward(a->out, a->ln2_mean, a->ln2_rstd, a->res2, W(p->ln2_w), W(p->ln2_b), BT, C, hp->ln_eps);
 #undef W
@@ -409,11 +424,10 @@ static rlhf_status head_forward(model *m, encoder *e, const float *h, rlhf_err *
     const int64_t BC = (int64_t)B * C;
     for (int b = 0; b < B; b++) memcpy(e->cls + (size_t)b * C, h + (size_t)b * T * C, (size_t)C * sizeof(float));
     const int site = hp->L + 1;
-    dropout_forward(e->head_x, e->cls, dropout_p(e, hp->head_dropout_in), dropout_key(e, site, SITE_HEAD_IN), BC);
+    drop_head(e, e->head_x, e->cls, dropout_p(e, hp->head_dropout_in), dropout_key(e, site, SITE_HEAD_IN));
     LIN(e->head_dense, e->head_x, e->head_dense_w, e->head_dense_b, B, C, C);
     activation_forward(hp->head_act, e->head_act, e->head_dense, BC);
-    dropout_forward(e->head_in, e->head_act, dropout_p(e, hp->head_dropout_out), dropout_key(e, site, SITE_HEAD_OUT),
-                    BC);
+    drop_head(e, e->head_in, e->head_act, dropout_p(e, hp->head_dropout_out), dropout_key(e, site, SITE_HEAD_OUT));
     LIN(e->logits, e->head_in, e->head_out_w, e->head_out_b, B, C, hp->num_labels);
     return RLHF_OK;
 }
@@ -427,6 +441,9 @@ rlhf_status encoder_forward(model *m, const model_batch *b, rlhf_err *err) {
     e->have_forward = 0;
     e->training = b->training;
     e->dropout_key = b->dropout_key;
+    e->drop_pos = b->dropout_pos;
+    e->drop_T = b->dropout_pos ? b->dropout_T : b->T;
+    if (e->drop_T < b->T) return rlhf_fail(err, RLHF_ERUNTIME, "encoder: dropout_T %d < T %d", e->drop_T, b->T);
     RLHF_TRY(prepare_inputs(e, b, err));
     const int BT = b->B * b->T;
     const float *params = m->params;
@@ -443,8 +460,7 @@ rlhf_status encoder_forward(model *m, const model_batch *b, rlhf_err *err) {
         else
             memcpy(e->rel_ln, params + e->rel_emb, (size_t)R2 * hp->C * sizeof(float));
     }
-    dropout_forward(e->emb_out, e->emb_ln, dropout_p(e, hp->emb_dropout), dropout_key(e, 0, SITE_EMB),
-                    (int64_t)BT * hp->C);
+    drop_tokens(e, e->emb_out, e->emb_ln, dropout_p(e, hp->emb_dropout), dropout_key(e, 0, SITE_EMB));
     m->hidden_states[0] = e->emb_out;
     const float *x = e->emb_out;
     for (int l = 0; l < hp->L; l++) {
@@ -471,13 +487,13 @@ static rlhf_status head_backward(model *m, encoder *e, const float *dlogits, flo
     zero(d_in, (size_t)BC);
     LINB(d_in, e->head_out_w, e->head_out_b, dlogits, e->head_in, B, C, hp->num_labels);
     zero(d_act, (size_t)BC);
-    dropout_backward(d_act, d_in, dropout_p(e, hp->head_dropout_out), dropout_key(e, site, SITE_HEAD_OUT), BC);
+    drop_head_back(e, d_act, d_in, dropout_p(e, hp->head_dropout_out), dropout_key(e, site, SITE_HEAD_OUT));
     zero(d_dense, (size_t)BC);
     activation_backward(hp->head_act, d_dense, d_act, e->head_dense, e->head_act, BC);
     zero(d_x, (size_t)BC);
     LINB(d_x, e->head_dense_w, e->head_dense_b, d_dense, e->head_x, B, C, C);
     zero(d_in, (size_t)BC);
-    dropout_backward(d_in, d_x, dropout_p(e, hp->head_dropout_in), dropout_key(e, site, SITE_HEAD_IN), BC);
+    drop_head_back(e, d_in, d_x, dropout_p(e, hp->head_dropout_in), dropout_key(e, site, SITE_HEAD_IN));
     for (int b = 0; b < B; b++) add_inplace(dh + (size_t)b * T * C, d_in + (size_t)b * C, (size_t)C);
     return RLHF_OK;
 }
@@ -497,8 +513,7 @@ static rlhf_status layer_backward(model *m, encoder *e, const float *params, int
     layernorm_backward(e->d_res, G(p->ln2_w), G(p->ln2_b), dout, a->res2, W(p->ln2_w), a->ln2_mean, a->ln2_rstd, BT, C);
     memcpy(e->d_ln1, e->d_res, BTC * sizeof(float));
     zero(e->d_tmp, BTC);
-    dropout_backward(e->d_tmp, e->d_res, dropout_p(e, hp->ffn_dropout), dropout_key(e, l + 1, SITE_FFN_OUT),
-                     (int64_t)BTC);
+    drop_tokens_back(e, e->d_tmp, e->d_res, dropout_p(e, hp->ffn_dropout), dropout_key(e, l + 1, SITE_FFN_OUT));
     // The activation output was not kept: recompute it for fc2's weight gradient.
     activation_forward(hp->act, e->scratch_i, a->fc1, (int64_t)BTI);
     zero(e->d_act, BTI);
@@ -514,8 +529,7 @@ static rlhf_status layer_backward(model *m, encoder *e, const float *params, int
                        BT, C);
     add_inplace(dx, e->d_res, BTC);
     zero(e->d_tmp, BTC);
-    dropout_backward(e->d_tmp, e->d_res, dropout_p(e, hp->attn_out_dropout), dropout_key(e, l + 1, SITE_ATTN_OUT),
-                     (int64_t)BTC);
+    drop_tokens_back(e, e->d_tmp, e->d_res, dropout_p(e, hp->attn_out_dropout), dropout_key(e, l + 1, SITE_ATTN_OUT));
     zero(e->d_ctx, BTC);
     LINB(e->d_ctx, p->o_w, p->o_b, e->d_tmp, a->ctx, BT, C, C);
     zero(e->d_q, BTC);
@@ -576,7 +590,7 @@ rlhf_status encoder_backward(model *m, const float *dout, const float *dhidden, 
     // Embeddings: dropout, LayerNorm, then the three lookups (padding rows get no gradient, as
     // nn.Embedding(padding_idx)).
     zero(e->d_tmp, BTC);
-    dropout_backward(e->d_tmp, dh, dropout_p(e, hp->emb_dropout), dropout_key(e, 0, SITE_EMB), (int64_t)BTC);
+    drop_tokens_back(e, e->d_tmp, dh, dropout_p(e, hp->emb_dropout), dropout_key(e, 0, SITE_EMB));
     if (hp->emb_mask) mask_rows(e->d_tmp, e->mask, BT, C);
     if (hp->rel_attention && model_grad(m, e->rel_emb)) {  // frozen under LoRA
         const int R2 = 2 * hp->rel_span;

@@ -87,6 +87,12 @@ static void softcap_block(float *S, int M, int n, int ld, float cap) {
     }
 }
 
+// Flat dropout index of probs element (b, h, i, 0): the local batch's, or the global batch's (row_pos).
+static int64_t drop_row(const attention_shape *s, int b, int h, int i) {
+    if (!s->row_pos) return (((int64_t)b * s->NH + h) * s->T + i) * s->T;
+    return ((s->row_pos[b] * s->NH + h) * s->T_global + i) * (int64_t)s->T_global;
+}
+
 static int row_block(const attention_shape *s) { return (s->causal || s->window > 0) ? ATT_ROW_BLOCK : s->T; }
 
 // Rows [i0, i1) of one (b, h)'s probabilities P (T, T), keys [jlo, jhi]: scores = scale * Q[i0:i1] K[jlo:jhi]^T
@@ -136,7 +142,7 @@ void attention_forward(float *out, float *probs, const float *q, const float *k,
                     for (int i = i0; i < i1; i++) {
                         float *d = pd + (int64_t)i * T + jlo;
                         const float *pr = P + (int64_t)i * T + jlo;
-                        nn_dropout_mask(d, s->dropout_key, ((int64_t)bh * T + i) * T + jlo, jn, s->dropout_p);
+                        nn_dropout_mask(d, s->dropout_key, drop_row(s, b, h, i) + jlo, jn, s->dropout_p);
 #pragma omp simd
                         for (int j = 0; j < jn; j++) d[j] *= pr[j];
                     }
@@ -205,7 +211,7 @@ void attention_backward_recompute(float *dq, float *dk, float *dv, const float *
                     if (dropping)
                         for (int i = i0; i < i1; i++) {
                             int64_t o = (int64_t)i * T + jlo;
-                            nn_dropout_mask(mask + o, s->dropout_key, bh * TT + o, jn, s->dropout_p);
+                            nn_dropout_mask(mask + o, s->dropout_key, drop_row(s, b, h, i) + jlo, jn, s->dropout_p);
 #pragma omp simd
                             for (int j = 0; j < jn; j++) pm[o + j] = P[o + j] * mask[o + j];
                         }

@@ -90,6 +90,14 @@ void dropout_backward(float *dinp, const float *dout, float p, uint64_t key, int
 // The mask value (0 or 1/(1-p)) that dropout with this key gives element i; attention-probability
 // dropout uses the same function with i = the flat index into probs (B, NH, T, T).
 float dropout_scale_at(uint64_t key, int64_t i, float p);
+// Dropout of a batch (B, T, per_t) that is part of a bigger one (a data-parallel rank's rows of the global
+// micro-batch): local row b is row pos[b] of that batch, whose rows are Tg positions long (Tg >= T), so every
+// element gets the mask it gets in the whole batch (flat index (pos[b] * Tg + t) * per_t + i), whatever the
+// number of processes. pos NULL: the batch itself, exactly dropout_forward over B * T * per_t.
+void dropout_rows_forward(float *out, const float *inp, float p, uint64_t key, const int64_t *pos, int B, int T,
+                          int Tg, int64_t per_t);
+void dropout_rows_backward(float *dinp, const float *dout, float p, uint64_t key, const int64_t *pos, int B, int T,
+                           int Tg, int64_t per_t);
 
 // ---- rotary position embeddings ----------------------------------------------------------------
 // x: (B, T, H, D) rotated in place on its first rot_dim features at positions pos: (B, T).
@@ -136,6 +144,10 @@ typedef struct {
     float softcap;        // > 0: scores = softcap * tanh(scale * q.k / softcap) before the mask (Gemma 2)
     float dropout_p;      // attention-probability dropout (BERT attention_probs_dropout_prob) in training
     uint64_t dropout_key;
+    // NULL, or the rows' places in the global batch (see dropout_rows_forward): probs element (b, h, i, j) then
+    // takes the mask of ((row_pos[b] * NH + h) * T_global + i) * T_global + j.
+    const int64_t *row_pos;
+    int T_global;
 } attention_shape;
 void attention_forward(float *out, float *probs, const float *q, const float *k, const float *v,
                        const int32_t *key_mask, const attention_shape *s);

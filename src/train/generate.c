@@ -162,7 +162,7 @@ rlhf_status generate(model *m, const int32_t *const *prompts, const int *prompt_
     int32_t *chosen = malloc(sizeof(int32_t) * B);
     // repetition penalty: a per-thread copy of the row's logits, and the tokens generated so far
     const int use_pen = g->repetition_penalty > 0 && g->repetition_penalty != 1.0f;
-    float *pen = use_pen ? malloc(sizeof(float) * (size_t)V * (g->do_sample ? nthreads : 1)) : NULL;
+    float *pen = use_pen ? malloc(sizeof(float) * (size_t)V * omp_get_max_threads()) : NULL;
     int32_t *hist = use_pen ? malloc(sizeof(int32_t) * (size_t)B * M) : NULL;
     float *chosen_lp = malloc(sizeof(float) * B);
     out->tokens = malloc(sizeof(int32_t) * (size_t)B * M);
@@ -192,8 +192,8 @@ rlhf_status generate(model *m, const int32_t *const *prompts, const int *prompt_
         st = m->family->decode(m, &kc, ids, mask, pos, Tp, logits, err);
     }
     for (int step = 0; st == RLHF_OK && step < M; step++) {
-        // rows are independent (their own sampling counters): sampled rows go one per thread
-#pragma omp parallel for schedule(dynamic, 1) if (g->do_sample && B > 1)
+        // rows are independent (their own sampling counters): one row per thread, sampled or greedy
+#pragma omp parallel for schedule(dynamic, 1) if (B > 1)
         for (int b = 0; b < B; b++) {
             const float *lg = logits + (size_t)b * V;
             if (done[b]) {

@@ -56,6 +56,9 @@ void grpo_args_defaults(grpo_args *a, grpo_algo algo) {
     a->seed = 42;
     a->logging_steps = 10;
     a->lr_scheduler_type = SCHED_LINEAR;
+    a->adam_beta1 = ADAMW_DEFAULT_BETA1;
+    a->adam_beta2 = ADAMW_DEFAULT_BETA2;
+    a->adam_epsilon = ADAMW_DEFAULT_EPS;
     a->shuffle = 1;
     a->save_strategy = STRATEGY_STEPS;
     a->save_steps = 500;
@@ -106,6 +109,11 @@ rlhf_status grpo_args_check(const grpo_args *a, rlhf_err *err) {
                a->learning_rate);
     CHECK_FLAG(isfinite(a->weight_decay) && a->weight_decay >= 0, "--weight_decay: expected >= 0, got %g", a->weight_decay);
     CHECK_FLAG(!isnan(a->max_grad_norm), "--max_grad_norm: expected a number");
+    CHECK_FLAG(isfinite(a->adam_beta1) && a->adam_beta1 >= 0 && a->adam_beta1 < 1, "--adam_beta1: expected in [0, 1), got %g",
+               a->adam_beta1);
+    CHECK_FLAG(isfinite(a->adam_beta2) && a->adam_beta2 >= 0 && a->adam_beta2 < 1, "--adam_beta2: expected in [0, 1), got %g",
+               a->adam_beta2);
+    CHECK_FLAG(isfinite(a->adam_epsilon) && a->adam_epsilon > 0, "--adam_epsilon: expected > 0, got %g", a->adam_epsilon);
     CHECK_FLAG(isfinite(a->warmup_ratio) && a->warmup_ratio >= 0 && a->warmup_ratio <= 1,
                "--warmup_ratio: expected in [0, 1], got %g", a->warmup_ratio);
     CHECK_FLAG(a->warmup_steps >= 0, "--warmup_steps: expected >= 0, got %lld", a->warmup_steps);
@@ -400,12 +408,14 @@ static rlhf_status batch_logprobs(grpo_run *r, model *m, float *out, int n, rlhf
     const int T = r->T, R = r->R;
     for (int b0 = 0; b0 < n; b0 += r->micro) {
         int nb = n - b0 < r->micro ? n - b0 : r->micro;
+        // the LM head on the R positions that predict the completion only (TRL's logits_to_keep)
         model_batch mb = {.B = nb, .T = T, .input_ids = r->qr_ids + (size_t)b0 * T,
-                          .attention_mask = r->qr_mask + (size_t)b0 * T, .position_ids = r->qr_pos + (size_t)b0 * T};
+                          .attention_mask = r->qr_mask + (size_t)b0 * T, .position_ids = r->qr_pos + (size_t)b0 * T,
+                          .head_from = r->P - 1, .head_count = R};
         model *used = m ? m : r->policy;
         if (m) RLHF_TRY(model_forward_no_grad(m, &mb, err));  // log-probs only: no backward follows
         else RLHF_TRY(peft_reference_forward(r->policy, &mb, err));
-        rollout_logprobs(out + (size_t)b0 * R, NULL, used->out, r->responses + (size_t)b0 * R, nb, T, r->P, R,
+        rollout_logprobs(out + (size_t)b0 * R, NULL, used->out, r->responses + (size_t)b0 * R, nb, R, 1, R,
                          used->cfg.vocab_size, r->a->temperature);
     }
     return RLHF_OK;
@@ -611,7 +621,7 @@ typedef struct {
     int32_t *ids, *mask, *pos, *resp;     // (micro, T) / (micro, R)
     float *old_lp, *ref_lp, *lmask, *new_lp, *lse, *dlp, *entropy;  // (micro, R)
     float *adv;                           // (micro)
-    float *dlogits;                       // (micro, T, V)
+    float *dlogits;                       // (micro, R, V): the head runs on the completion slots only
 } grpo_scratch;
 
 static void scratch_free(grpo_scratch *s) {
@@ -628,7 +638,7 @@ static rlhf_status scratch_init(grpo_scratch *s, const grpo_run *r, rlhf_err *er
              (s->resp = malloc(M * R * 4)) && (s->adv = calloc(M, sizeof(float)));
     float **fs[] = {&s->old_lp, &s->ref_lp, &s->lmask, &s->new_lp, &s->lse, &s->dlp, &s->entropy};
     for (size_t i = 0; i < sizeof fs / sizeof *fs; i++) ok = ok && (*fs[i] = calloc(M * R, sizeof(float)));
-    ok = ok && (s->dlogits = malloc(M * T * V * sizeof(float)));
+    ok = ok && (s->dlogits = malloc(M * R * V * sizeof(float)));  // the head runs on the R completion slots
     if (!ok) {
         scratch_free(s);
         return rlhf_fail(err, RLHF_ERUNTIME, "out of memory allocating %s update buffers", r->cmd);
@@ -651,10 +661,12 @@ static rlhf_status micro_step(grpo_run *r, grpo_scratch *s, int slice, double *l
         memcpy(s->lmask + (size_t)i * R, r->mask + (size_t)b * R, (size_t)R * 4);
         s->adv[i] = r->adv[b];
     }
-    model_batch mb = {.B = m, .T = T, .input_ids = s->ids, .attention_mask = s->mask, .position_ids = s->pos};
+    // logits (m, R, V) of the R positions that predict the completion only (TRL's logits_to_keep)
+    model_batch mb = {.B = m, .T = T, .input_ids = s->ids, .attention_mask = s->mask, .position_ids = s->pos,
+                      .head_from = P - 1, .head_count = R};
     RLHF_TRY(model_forward(r->policy, &mb, err));
     const float *logits = r->policy->out;
-    rollout_logprobs(s->new_lp, s->lse, logits, s->resp, m, T, P, R, V, a->temperature);
+    rollout_logprobs(s->new_lp, s->lse, logits, s->resp, m, R, 1, R, V, a->temperature);
     // on-policy (TRL: old_per_token_logps None): old = the new log-probs detached, ratio exactly 1
     const float *old = r->need_old ? s->old_lp : s->new_lp;
     grpo_loss_stats ls;
@@ -669,7 +681,7 @@ static rlhf_status micro_step(grpo_run *r, grpo_scratch *s, int slice, double *l
         rloo_loss_forward(&ls, s->new_lp, old, s->adv, s->lmask, (float)a->epsilon, eps_high, (double)r->ga, m, R);
         rloo_loss_backward(s->dlp, s->new_lp, old, s->adv, s->lmask, (float)a->epsilon, eps_high, (double)r->ga, m, R);
     }
-    rollout_logprobs_backward(s->dlogits, s->entropy, logits, s->lse, s->resp, s->dlp, m, T, P, R, V, a->temperature);
+    rollout_logprobs_backward(s->dlogits, s->entropy, logits, s->lse, s->resp, s->dlp, m, R, 1, R, V, a->temperature);
     // metrics as TRL's global masked means of this micro-batch (sums over processes)
     double ent = 0;
     for (size_t i = 0; i < (size_t)m * R; i++)
@@ -701,7 +713,7 @@ static rlhf_status optimizer_step(grpo_run *r, double lr, double *norm_out, int 
     *norm_out = norm;
     *stepped = isfinite(norm);
     if (*stepped) {
-        adamw_config c = {ADAMW_DEFAULT_BETA1, ADAMW_DEFAULT_BETA2, ADAMW_DEFAULT_EPS, a->weight_decay};
+        adamw_config c = {a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->weight_decay};
         adamw_step(&r->opt, p.params, p.grads, p.specs, p.n_specs, lr, &c);
     }
     model_zero_grads(r->policy);

@@ -71,6 +71,7 @@ typedef struct {
     // optimisation and schedule
     double learning_rate;             // 1e-6
     lr_schedule lr_scheduler_type;    // linear
+    double adam_beta1, adam_beta2, adam_epsilon;  // torch's AdamW defaults 0.9, 0.999, 1e-8
     double weight_decay, max_grad_norm, warmup_ratio;
     long long warmup_steps;           // > 0 overrides warmup_ratio
     int shuffle;                      // the prompt order is shuffled every epoch (TRL's shuffle_dataset)

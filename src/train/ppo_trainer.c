@@ -416,7 +416,7 @@ typedef struct {
     int32_t *ids, *mask, *pos, *resp;                        // (micro, T) / (micro, R)
     float *old_lp, *old_v, *adv, *ret, *rmask;               // (micro, R) gathered from the rollout
     float *new_lp, *new_v, *entropy, *lse, *dlp, *dval;      // (micro, R)
-    float *dlogits;                                          // (micro, T, V)
+    float *dlogits;                                          // (micro, R, V): the head's response slots
     float *dhidden, *dhidden_v;                              // (micro, T, C) policy / value model
 } ppo_scratch;
 
@@ -436,7 +436,7 @@ static rlhf_status scratch_init(ppo_scratch *s, const ppo_run *r, rlhf_err *err)
     float **fs[] = {&s->old_lp, &s->old_v, &s->adv, &s->ret, &s->rmask, &s->new_lp, &s->new_v, &s->entropy,
                     &s->lse, &s->dlp, &s->dval};
     for (size_t i = 0; i < sizeof fs / sizeof *fs; i++) ok = ok && (*fs[i] = calloc(M * R, sizeof(float)));
-    ok = ok && (s->dlogits = malloc(M * T * V * sizeof(float))) && (s->dhidden = malloc(M * T * C * sizeof(float)));
+    ok = ok && (s->dlogits = malloc(M * R * V * sizeof(float))) && (s->dhidden = malloc(M * T * C * sizeof(float)));
     if (ok && r->value) ok = (s->dhidden_v = malloc(M * T * (size_t)r->value->cfg.hidden_size * sizeof(float))) != NULL;
     if (!ok) {
         scratch_free(s);
@@ -471,10 +471,12 @@ static rlhf_status micro_step(ppo_run *r, ppo_scratch *s, const int *idx, int m,
         memcpy(s->ret + (size_t)i * R, r->returns + (size_t)b * R, (size_t)R * 4);
         memcpy(s->rmask + (size_t)i * R, r->mask + (size_t)b * R, (size_t)R * 4);
     }
-    model_batch mb = {.B = m, .T = T, .input_ids = s->ids, .attention_mask = s->mask, .position_ids = s->pos};
+    // the policy's LM head on the R positions that predict the response only: logits (m, R, V)
+    model_batch mb = {.B = m, .T = T, .input_ids = s->ids, .attention_mask = s->mask, .position_ids = s->pos,
+                      .head_from = P - 1, .head_count = R};
     RLHF_TRY(model_forward(r->policy, &mb, err));
     const float *logits = r->policy->out;
-    rollout_logprobs(s->new_lp, s->lse, logits, s->resp, m, T, P, R, V, a->temperature + PPO_TEMPERATURE_EPS);
+    rollout_logprobs(s->new_lp, s->lse, logits, s->resp, m, R, 1, R, V, a->temperature + PPO_TEMPERATURE_EPS);
     if (r->value) {
         RLHF_TRY(model_forward(r->value, &mb, err));
         ppo_values_from_hidden(s->new_v, r->value->last_hidden, r->value->params + r->value_score_off, 0.0f, m, T, P,
@@ -499,7 +501,7 @@ static rlhf_status micro_step(ppo_run *r, ppo_scratch *s, const int *idx, int m,
                                       : (float)(share / a->gradient_accumulation_steps),
                       m, R);
     // d loss / d logits on response slots (zero on the prompt), entropy on the way (policy/entropy_avg)
-    rollout_logprobs_backward(s->dlogits, s->entropy, logits, s->lse, s->resp, s->dlp, m, T, P, R, V,
+    rollout_logprobs_backward(s->dlogits, s->entropy, logits, s->lse, s->resp, s->dlp, m, R, 1, R, V,
                               a->temperature + PPO_TEMPERATURE_EPS);
     es->entropy += ppo_masked_mean(s->entropy, s->rmask, (int64_t)m * R) * share;
     // value gradients: v = h . w + b at hidden positions P-1+t

@@ -46,7 +46,7 @@ help_has() { "$RLHF" "$1" --help 2>&1 | grep -qE -- "--$2 .*\(default: $3\)" || 
 for f in "learning_rate 1e-6" "num_generations 8" "max_completion_length 256" "beta 0.0" "epsilon 0.2" \
   "temperature 1.0" "logging_steps 10" "num_train_epochs 3" "loss_type dapo" "scale_rewards group" \
   "per_device_train_batch_size 8" "per_device_eval_batch_size 8" "lr_scheduler_type linear" "max_grad_norm 1.0" \
-  "save_strategy steps" "save_steps 500"; do
+  "save_strategy steps" "save_steps 500" "adam_beta1 0.9" "adam_beta2 0.999" "adam_epsilon 1e-8"; do
   help_has grpo $f
 done
 for f in "learning_rate 1e-6" "num_generations 2" "beta 0.05" "epsilon 0.2" "max_completion_length 256"; do
@@ -110,6 +110,10 @@ cmp -s "$W/g/training_log.csv" "$W/g-ckpt/training_log.csv" && cmp -s "$W/g/mode
 [ "$(csv_col "$W/g-cos/training_log.csv" learning_rate | grep -v nan | head -n 2 | paste -sd' ')" = "0.005 0.00475242217" ] ||
   fail "cosine learning_rate: $(csv_col "$W/g-cos/training_log.csv" learning_rate | paste -sd' ')"
 ls -d "$W/g-cos"/checkpoint-* >/dev/null 2>&1 && fail "--save_strategy no wrote checkpoints"
+# --adam_beta1 / --adam_beta2 / --adam_epsilon reach the optimizer
+"$RLHF" "${grpo_args[@]}" --quiet --adam_beta1 0.5 --adam_epsilon 1e-6 --save_strategy no --output_dir "$W/g-adam" \
+  >/dev/null 2>"$W/g-adam.err" || fail "grpo --adam_*: $(tail -n 2 "$W/g-adam.err")"
+cmp -s "$W/g/model.safetensors" "$W/g-adam/model.safetensors" && fail "--adam_beta1 / --adam_epsilon had no effect"
 
 # resume: --resume_from_checkpoint alone takes the newest checkpoint-<N> (a *.tmp is ignored and removed);
 # the log and the policy equal the uninterrupted run's

@@ -32,10 +32,11 @@ demo: deps rlhf
 demo-grpo: deps rlhf
 	scripts/demo_grpo.sh
 
+# `make bench`: the default sections (bench/run.sh); `make bench SECTIONS="qwen25 serve"` for others.
 bench: rlhf
 	scripts/install-deps.sh --bench
 	cmake --build $(BUILD) -j $(JOBS) --target benches
-	bench/run.sh $(BUILD)
+	bench/run.sh $(BUILD) $(SECTIONS)
 
 # libFuzzer targets (safetensors, dataset, tokenizer, config, chat_template) under ASan+UBSan, FUZZ_SECONDS
 # each (issue 10 asks for 600; CI passes 60). New inputs go to a scratch copy of the committed corpus so a run

@@ -1,8 +1,11 @@
 // Decoder benchmark, rlhf side: a randomly initialised GPT-2-shaped GPT2LMHeadModel (no dropout),
-//   gen:   batched greedy generation with the KV cache (B prompts of Tp tokens, NEW new tokens, no stop)
+//   gen:   batched greedy generation with the KV cache (B prompts of Tp tokens, NEW new tokens, no stop),
+//          one untimed warm-up call, then one timed call
 //   train: one causal-LM training step (forward, token cross-entropy, backward, clipping, AdamW) on (B, T)
 // Prints one JSON line: {"tokens_per_s", "step_s", "peak_rss_mb"}.
 // usage: bench_decoder gen|train N_EMBD N_LAYER N_HEAD B T_PROMPT_OR_T NEW_OR_STEPS
+// train with BENCH_MARKS set: "mark PHASE START END" lines (CLOCK_MONOTONIC seconds) on stderr for every timed
+// step (forward, backward = loss + backward, optimizer = clipping + AdamW), for bench/profile.sh.
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +68,9 @@ int main(int argc, char **argv) {
         gen_config g = {.max_new_tokens = K, .temperature = 1.0f, .top_p = 1.0f, .eos_token_id = -1,
                         .stop_token_id = -1, .pad_token_id = 0};
         gen_output o;
+        // warm-up (page faults of the weights and buffers), as the PyTorch side does
+        if (generate(m, prompts, lens, NULL, B, &g, &o, &err) != RLHF_OK) die(&err);
+        gen_output_free(&o);
         t0 = now();
         if (generate(m, prompts, lens, NULL, B, &g, &o, &err) != RLHF_OK) die(&err);
         dt = now() - t0;
@@ -83,19 +89,25 @@ int main(int argc, char **argv) {
         adamw_config ac = {0.9, 0.999, 1e-8, 0.0};
         if (model_alloc_grads(m, &err) != RLHF_OK || adamw_init(&opt, m->n_params, &err) != RLHF_OK) die(&err);
         model_batch batch = {.B = B, .T = T, .input_ids = ids, .training = 1};
-        double total = 0;
+        double total = 0, a1 = 0, a2 = 0;
+        int marks = getenv("BENCH_MARKS") != NULL;
         for (int s = 0; s <= K; s++) {  // step 0 warms up (arena sizing, page faults)
             t0 = now();
             model_zero_grads(m);
             if (model_forward(m, &batch, &err) != RLHF_OK) die(&err);
+            a1 = now();
             int n;
             cross_entropy_forward(m->out, targets, B * T, BENCH_VOCAB, &n);
             memset(dlogits, 0, sizeof(float) * NV);
             cross_entropy_backward(dlogits, m->out, targets, B * T, BENCH_VOCAB, n, 1.0f);
             if (model_backward(m, dlogits, NULL, &err) != RLHF_OK) die(&err);
+            a2 = now();
             clip_grad_norm(m->grads, m->n_params, 1.0);
             adamw_step(&opt, m->params, m->grads, m->specs, m->n_specs, 1e-5, &ac);
             if (s > 0) total += now() - t0;
+            if (s > 0 && marks)
+                fprintf(stderr, "mark forward %.6f %.6f\nmark backward %.6f %.6f\nmark optimizer %.6f %.6f\n", t0,
+                        a1, a1, a2, a2, now());
         }
         dt = total / K;
         printf("{\"tokens_per_s\": %.3f, \"step_s\": %.4f, \"peak_rss_mb\": %.0f}\n", B * T / dt, dt,

@@ -7,10 +7,8 @@
 set -euo pipefail
 BUILD=${1:-build}
 RLHF=$BUILD/rlhf
-THREADS=${THREADS:-$(nproc)}
-export OMP_NUM_THREADS=$THREADS
-W=$(mktemp -d -t rlhf-bench-grpo.XXXXXX)
-trap 'rm -rf "$W"' EXIT
+. bench/lib.sh
+if [ "${2:-}" = --rlhf ]; then W=$3; else W=$(mktemp -d -t rlhf-bench-grpo.XXXXXX); trap 'rm -rf "$W"' EXIT; fi
 
 setup() { # name H L NH P
   local name=$1 H=$2 L=$3 NH=$4 P=$5
@@ -43,22 +41,22 @@ run_rlhf() { # name B G R STEPS -> seconds and peak RSS KiB
   cat "$W/time"
 }
 
+# One rlhf measurement (a run of 1 step and one of 1 + N: their difference / N is the step without loading
+# and the first step), as one JSON line: bench/grpo.sh BUILD --rlhf W name B G R N
+if [ "${2:-}" = --rlhf ]; then
+  shift 3
+  read -r t1 _ < <(run_rlhf "$1" "$2" "$3" "$4" 1)
+  read -r tn rss < <(run_rlhf "$1" "$2" "$3" "$4" $(($5 + 1)))
+  /usr/bin/python3 -c 'import sys; t1, tn, rss, n = map(float, sys.argv[1:5]); print("{\"step_s\": %.4f, \"peak_rss_mb\": %.0f}" % (max(tn - t1, 1e-9) / n, rss / 1024))' "$t1" "$tn" "$rss" "$5"
+  exit 0
+fi
+
 row() { # name H L NH P R B G STEPS
   local name=$1 H=$2 L=$3 NH=$4 P=$5 R=$6 B=$7 G=$8 N=$9
   setup "$name" "$H" "$L" "$NH" "$P"
-  read -r t1 _ < <(run_rlhf "$name" "$B" "$G" "$R" 1)
-  read -r tn rss < <(run_rlhf "$name" "$B" "$G" "$R" $((N + 1)))
-  local t
-  t=$(/usr/bin/python3 bench/torch_grpo.py 50257 "$H" "$L" "$NH" "$P" "$R" "$B" "$G" "$N" "$THREADS")
-  /usr/bin/python3 - "$name" "$t1" "$tn" "$rss" "$t" "$H" "$L" "$P" "$R" "$B" "$G" "$N" <<'PY'
-import json, sys
-name, t1, tn, rss, t = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), json.loads(sys.argv[5])
-H, L, P, R, B, G, N = map(int, sys.argv[6:13])
-step = max(tn - t1, 1e-9) / N
-c = B / step
-print("| %s (H %d, L %d, prompt %d, completion %d, %d completions = %d prompts x %d) | %.3f | %.3f | %.2fx | %.0f | %.0f |" % (
-    name, H, L, P, R, B, B // G, G, step, t["step_s"], t["step_s"] / step, rss / 1024, t["peak_rss_mb"]))
-PY
+  interleave "$name (H $H, L $L, prompt $P, completion $R, $B completions = $((B / G)) prompts x $G)" step_s lower \
+    "bash bench/grpo.sh '$BUILD' --rlhf '$W' $name $B $G $R $N" \
+    "/usr/bin/python3 bench/torch_grpo.py 50257 $H $L $NH $P $R $B $G $N $THREADS"
 }
 
 echo "## GRPO step (issue 17)"
@@ -67,10 +65,12 @@ echo "One step with TRL's GRPOConfig defaults (beta 0: no reference model; loss 
 echo "batch, so on-policy): sample G completions per prompt (KV cache, temperature 1), reward-model scores, group"
 echo "advantages, one forward + backward of the policy through the clipped surrogate, clipping, AdamW. GPT-2 shapes"
 echo "with the 50257-token vocabulary, random weights. PyTorch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)') with torch.set_num_threads($THREADS);"
-echo "rlhf with OMP_NUM_THREADS=$THREADS; rlhf's peak RSS includes loading both models."
+echo "rlhf with OMP_NUM_THREADS=$THREADS; rlhf's peak RSS includes loading both models. rlhf s/step = (time of 1 + N"
+echo "steps - time of 1 step) / N: loading and the first step not counted; PyTorch: one warm-up step, then N timed."
+echo "Fixed seeds: every run samples the same tokens."
+interleave_note
 echo
-echo "| shape | rlhf s/step | PyTorch s/step | speed-up | rlhf peak RSS MiB | PyTorch peak RSS MiB |"
-echo "|---|---|---|---|---|---|"
-row tiny 64 2 2 16 16 32 8 4
+interleave_header s/step
+row tiny 64 2 2 16 16 32 8 2
 row gpt2-small 768 12 12 16 16 16 8 1
 echo

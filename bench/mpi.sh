@@ -3,12 +3,15 @@
 # 1 thread (mpirun over loopback TCP, as two hosts would talk), for a bert-mini reward step and the tiny PPO
 # update of bench/ppo.sh. Time per step = (time of 1 + N steps - time of 1 step) / N, so loading is not
 # counted; the runs are interleaved REPS times and the median kept. RLHF_DIST_STATS=1 makes rank 0 report the
-# time spent inside the gradient all-reduce (waiting for the other rank included). Prints a markdown section.
+# time spent inside the gradient all-reduce proper and, apart, the time waiting at a barrier just before it for
+# the other rank. Prints a markdown section. PARTS="reward ppo" (default) picks the rows to run, so the parts
+# can be timed in separate holds of the bench lock.
 # usage: bench/mpi.sh BUILD_DIR
 set -euo pipefail
 BUILD=${1:-build}
 RLHF=$BUILD/rlhf
 REPS=${REPS:-3}
+PARTS=${PARTS:-reward ppo}
 W=$(mktemp -d -t rlhf-bench-mpi.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 MPI=(mpirun -np 2 --oversubscribe --mca btl self,tcp --mca btl_tcp_if_include lo)
@@ -31,8 +34,10 @@ reward() { # NP STEPS -> "seconds peak_kib allreduce_ms"
   /usr/bin/time -f "%e %M" -o "$W/time" "${cmd[@]}" "$RLHF" reward --model_name_or_path "$W/bert" \
     --dataset_name "$W/pairs.jsonl" --output_dir "$W/out" --per_device_train_batch_size $bs --max_steps "$steps" \
     --save_strategy no --threads $threads --quiet >/dev/null 2>"$W/err" || { cat "$W/err" >&2; return 1; }
-  echo "$(cat "$W/time") $(grep -o '([0-9.]* ms each)' "$W/err" | tr -d '(' | cut -d' ' -f1)"
+  echo "$(cat "$W/time") $(ms_each "$W/err")"
 }
+# "allreduce_ms wait_ms" per call from RLHF_DIST_STATS's line (nothing for one process)
+ms_each() { grep -o '([0-9.]* ms each)' "$1" | tr -d '(' | cut -d' ' -f1 | tr '\n' ' '; }
 
 # tiny PPO (bench/ppo.sh's row: H 64, L 2, prompt 16, response 16, 16 episodes per update, 4 PPO epochs)
 cfg='"model_type": "gpt2", "vocab_size": 50257, "n_positions": 1024, "n_embd": 64, "n_layer": 2, "n_head": 2,
@@ -54,22 +59,23 @@ ppo() { # NP UPDATES -> "seconds peak_kib allreduce_ms"
     --per_device_train_batch_size $bs --local_rollout_forward_batch_size $bs --total_episodes $((16 * n)) \
     --response_length 16 --num_ppo_epochs 4 --stop_token none --learning_rate 1e-5 --save_steps 0 \
     --num_sample_generations 0 --threads $threads --quiet >/dev/null 2>"$W/err" || { cat "$W/err" >&2; return 1; }
-  echo "$(cat "$W/time") $(grep -o '([0-9.]* ms each)' "$W/err" | tr -d '(' | cut -d' ' -f1)"
+  echo "$(cat "$W/time") $(ms_each "$W/err")"
 }
 
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-measure() { # FN N -> rows "np s/step peakMiB allreduce_ms" for np 1 and 2
+measure() { # FN N -> rows "np s/step peak_kib allreduce_ms wait_ms" for np 1 and 2
   local fn=$1 n=$2
   for np in 1 2; do : >"$W/$fn-$np"; done
   for _ in $(seq "$REPS"); do
     for np in 1 2; do
-      read -r t1 _ _ < <($fn $np 1)
-      read -r tn kib ms < <($fn $np $((n + 1)))
-      echo "$(echo "($tn - $t1) / $n" | bc -l) $kib ${ms:-0}" >>"$W/$fn-$np"
+      read -r t1 _ _ _ < <($fn $np 1)
+      read -r tn kib ms wait < <($fn $np $((n + 1)))
+      echo "$(echo "($tn - $t1) / $n" | bc -l) $kib ${ms:-0} ${wait:-0}" >>"$W/$fn-$np"
     done
   done
   for np in 1 2; do
-    echo "$np $(cut -d' ' -f1 "$W/$fn-$np" | median) $(cut -d' ' -f2 "$W/$fn-$np" | median) $(cut -d' ' -f3 "$W/$fn-$np" | median)"
+    echo "$np $(for c in 1 2 3 4; do cut -d' ' -f$c "$W/$fn-$np" | median; done | tr '\n' ' ')"
+    echo "  $fn np $np runs (s/step peak_kib allreduce_ms wait_ms): $(tr '\n' ';' <"$W/$fn-$np")" >&2
   done
 }
 load=$(cut -d' ' -f1 /proc/loadavg)
@@ -78,20 +84,23 @@ echo
 echo "Same global batch, 1 process x 2 threads against \`mpirun -np 2\` x 1 thread over loopback TCP"
 echo "(\`--mca btl self,tcp\`, what two hosts use); $(nproc) cores, load average $load at the start; median of $REPS"
 echo "interleaved runs; s/step = (time of 1 + N steps - time of 1) / N. Peak RSS: the largest process"
-echo "(one rank holds a whole model, its gradients and AdamW moments). all-reduce: rank 0's time inside the"
-echo "gradient all-reduce per optimizer step, waiting for the slower rank included."
+echo "(one rank holds a whole model, its gradients and AdamW moments). all-reduce: rank 0's mean time per gradient"
+echo "all-reduce call (bert-mini: 45 MB, one per step; PPO: policy then value model per optimizer step), measured"
+echo "after a barrier; wait: the time in that barrier, i.e. waiting for the slower rank, which a run without"
+echo "RLHF_DIST_STATS spends inside the all-reduce."
 echo
-echo "| run | processes x threads | s/step | vs 1 x 2 | all-reduce ms/step | peak RSS MiB |"
-echo "|---|---|---|---|---|---|"
-measure reward 3 >"$W/r"
-measure ppo 3 >"$W/p"
-for f in r p; do
+echo "| run | processes x threads | s/step | vs 1 x 2 | all-reduce ms/call | wait ms/call | peak RSS MiB |"
+echo "|---|---|---|---|---|---|---|"
+for part in $PARTS; do
+  f=${part:0:1}
+  measure "$part" 3 >"$W/$f"
   name=$([ $f = r ] && echo "reward step, bert-mini (11.2M params), 8 pairs x 2 x 128 tokens" ||
     echo "PPO update, tiny GPT-2 (H 64, L 2; policy + value model), 16 episodes")
   base=$(head -n 1 "$W/$f" | cut -d' ' -f2)
-  while read -r np s kib ms; do
-    printf "| %s | %s | %.3f | %.2fx | %s | %.0f |\n" "$name" "$np x $((3 - np))" "$s" "$(echo "$base / $s" | bc -l)" \
-      "$([ "$np" = 1 ] && echo - || printf %.1f "$ms")" "$(echo "$kib / 1024" | bc -l)"
+  while read -r np s kib ms wait; do
+    printf "| %s | %s | %.3f | %.2fx | %s | %s | %.0f |\n" "$name" "$np x $((3 - np))" "$s" "$(echo "$base / $s" | bc -l)" \
+      "$([ "$np" = 1 ] && echo - || printf %.1f "$ms")" "$([ "$np" = 1 ] && echo - || printf %.1f "$wait")" \
+      "$(echo "$kib / 1024" | bc -l)"
   done <"$W/$f"
 done
 echo

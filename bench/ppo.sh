@@ -7,10 +7,8 @@
 set -euo pipefail
 BUILD=${1:-build}
 RLHF=$BUILD/rlhf
-THREADS=${THREADS:-$(nproc)}
-export OMP_NUM_THREADS=$THREADS
-W=$(mktemp -d -t rlhf-bench-ppo.XXXXXX)
-trap 'rm -rf "$W"' EXIT
+. bench/lib.sh
+if [ "${2:-}" = --rlhf ]; then W=$3; else W=$(mktemp -d -t rlhf-bench-ppo.XXXXXX); trap 'rm -rf "$W"' EXIT; fi
 
 setup() { # name H L NH P
   local name=$1 H=$2 L=$3 NH=$4 P=$5
@@ -43,22 +41,22 @@ run_rlhf() { # name B R EPOCHS UPDATES -> seconds and peak RSS KiB
   cat "$W/time"
 }
 
+# One rlhf measurement (a run of 1 update and one of 1 + N: their difference / N is the update without loading
+# and the first update), as one JSON line: bench/ppo.sh BUILD --rlhf W name B R EPOCHS N
+if [ "${2:-}" = --rlhf ]; then
+  shift 3
+  read -r t1 _ < <(run_rlhf "$1" "$2" "$3" "$4" 1)
+  read -r tn rss < <(run_rlhf "$1" "$2" "$3" "$4" $(($5 + 1)))
+  /usr/bin/python3 -c 'import sys; t1, tn, rss, n, b = map(float, sys.argv[1:6]); u = max(tn - t1, 1e-9) / n; print("{\"episodes_per_s\": %.4f, \"update_s\": %.4f, \"peak_rss_mb\": %.0f}" % (b / u, u, rss / 1024))' "$t1" "$tn" "$rss" "$5" "$2"
+  exit 0
+fi
+
 row() { # name H L NH P R B EPOCHS UPDATES
   local name=$1 H=$2 L=$3 NH=$4 P=$5 R=$6 B=$7 E=$8 N=$9
   setup "$name" "$H" "$L" "$NH" "$P"
-  read -r t1 _ < <(run_rlhf "$name" "$B" "$R" "$E" 1)
-  read -r tn rss < <(run_rlhf "$name" "$B" "$R" "$E" $((N + 1)))
-  local t
-  t=$(/usr/bin/python3 bench/torch_ppo.py 50257 "$H" "$L" "$NH" "$P" "$R" "$B" "$E" "$N" "$THREADS")
-  /usr/bin/python3 - "$name" "$t1" "$tn" "$rss" "$t" "$H" "$L" "$P" "$R" "$B" "$E" "$N" <<'PY'
-import json, sys
-name, t1, tn, rss, t = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), json.loads(sys.argv[5])
-H, L, P, R, B, E, N = map(int, sys.argv[6:13])
-upd = max(tn - t1, 1e-9) / N
-c_eps = B / upd
-print("| %s (H %d, L %d, prompt %d, response %d, batch %d, %d PPO epochs) | %.2f | %.2f | %.2fx | %.0f | %.0f |" % (
-    name, H, L, P, R, B, E, c_eps, t["episodes_per_s"], c_eps / t["episodes_per_s"], rss / 1024, t["peak_rss_mb"]))
-PY
+  interleave "$name (H $H, L $L, prompt $P, response $R, batch $B, $E PPO epochs)" episodes_per_s higher \
+    "bash bench/ppo.sh '$BUILD' --rlhf '$W' $name $B $R $E $N" \
+    "/usr/bin/python3 bench/torch_ppo.py 50257 $H $L $NH $P $R $B $E $N $THREADS"
 }
 
 echo "## PPO update (issue 7)"
@@ -67,10 +65,12 @@ echo "One update = sample the responses (KV cache), policy + reference log-probs
 echo "model, reward-model scores, KL penalty, GAE, whitening, then PPO epochs of clipped policy + value loss with"
 echo "backward through policy and value model, clipping, AdamW. GPT-2 shapes with the 50257-token vocabulary, random"
 echo "weights. PyTorch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)') with torch.set_num_threads($THREADS); rlhf with OMP_NUM_THREADS=$THREADS;"
-echo "rlhf's peak RSS includes loading four models."
+echo "rlhf's peak RSS includes loading four models. rlhf's per-update time = (time of 1 + N updates - time of 1) / N;"
+echo "PyTorch: one warm-up update, then N timed (generation prefill: logits of the last prompt position only, as"
+echo "transformers' generate). Fixed seeds: every run does the same work."
+interleave_note
 echo
-echo "| shape | rlhf episodes/s | PyTorch episodes/s | ratio | rlhf peak RSS MiB | PyTorch peak RSS MiB |"
-echo "|---|---|---|---|---|---|"
+interleave_header episodes/s
 row tiny 64 2 2 16 16 16 4 3
-row gpt2-small 768 12 12 16 16 8 1 1
+row gpt2-small 768 12 12 16 16 8 1 2
 echo

@@ -1,32 +1,26 @@
 #!/usr/bin/env bash
-# Reward-model training step, rlhf vs PyTorch, same shapes, same machine, same thread count, in one run.
+# Reward-model training step, rlhf vs PyTorch, same shapes, same machine, same thread count, interleaved runs.
 # Prints a markdown section. usage: bench/reward_step.sh BUILD_DIR
 set -euo pipefail
 BUILD=${1:-build}
-THREADS=${THREADS:-$(nproc)}
-export OMP_NUM_THREADS=$THREADS
-row() { # name H L NH I T P STEPS
+. bench/lib.sh
+row() { # name H L NH I T P STEPS DROPOUT
   local name=$1; shift
-  local c t
-  c=$("$BUILD/bench_reward_step" "$@")
-  t=$(/usr/bin/python3 bench/torch_reward_step.py "$@" "$THREADS")
-  /usr/bin/python3 - "$name" "$c" "$t" "$@" <<'PY'
-import json, sys
-name, c, t = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
-H, L, NH, I, T, P, S = sys.argv[4:11]
-print("| %s (H %s, L %s, T %s, %s pairs) | %.2f | %.2f | %.2fx | %.0f | %.0f |" % (
-    name, H, L, T, P, c["pairs_per_s"], t["pairs_per_s"], c["pairs_per_s"] / t["pairs_per_s"],
-    c["peak_rss_mb"], t["peak_rss_mb"]))
-PY
+  interleave "$name (H $1, L $2, T $5, $6 pairs, dropout $8)" pairs_per_s higher \
+    "'$BUILD/bench_reward_step' $*" "/usr/bin/python3 bench/torch_reward_step.py $1 $2 $3 $4 $5 $6 $7 $THREADS $8"
 }
-echo "## Reward-model training step (issue 4)"
+echo "## Reward-model training step (issues 4, 19)"
 echo
-echo "One step = chosen + rejected of every pair in one forward, pairwise loss, backward, clipping, AdamW;"
-echo "BertForSequenceClassification with dropout on, vocabulary 30522. PyTorch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)') with the"
-echo "OpenMP OpenBLAS, torch.set_num_threads($THREADS); rlhf with OMP_NUM_THREADS=$THREADS."
+echo "One step = chosen + rejected of every pair in one forward (2P rows of T tokens), pairwise loss, backward,"
+echo "clipping, AdamW; BertForSequenceClassification, vocabulary 30522, dropout as given (hidden and attention"
+echo "probabilities, both sides). One warm-up step, then the mean of STEPS steps. PyTorch"
+echo "$(/usr/bin/python3 -c 'import torch; print(torch.__version__)') with the same OpenMP OpenBLAS, torch.set_num_threads($THREADS); rlhf with OMP_NUM_THREADS=$THREADS;"
+echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-auto} for both."
+interleave_note
 echo
-echo "| shape | rlhf pairs/s | PyTorch pairs/s | ratio | rlhf peak RSS MiB | PyTorch peak RSS MiB |"
-echo "|---|---|---|---|---|---|"
-row bert-mini 256 4 4 1024 256 8 5
-row bert-base 768 12 12 3072 256 8 2
+interleave_header pairs/s
+row bert-base 768 12 12 3072 256 8 2 0
+row bert-base 768 12 12 3072 256 8 2 0.1
+row bert-mini 256 4 4 1024 128 8 5 0.1
+row bert-mini 256 4 4 1024 256 8 5 0.1
 echo

@@ -3,8 +3,9 @@
 so no reference model; loss_type dapo; on-policy, so the ratio is exactly 1) on the same shapes. Per step: B/G
 prompts of P random ids, each repeated G times; R tokens sampled with a KV cache at temperature 1 (no stop
 token); rewards from a GPT-2 reward model (score head at the last token); group advantages (r - mean) / (std +
-1e-4); one forward + backward of the policy over the B completions with the clipped surrogate summed over tokens
-/ the token count; global-norm clipping; AdamW. GPT-2 written out (tied head, gelu_new, pre-LN), random init.
+1e-4); one forward + backward of the policy over the B completions (logits of the R completion positions
+only, TRL's logits_to_keep; selective_log_softmax; entropies under no_grad) with the clipped surrogate summed
+over tokens / the token count; global-norm clipping; AdamW. GPT-2 written out (tied head, gelu_new, pre-LN), random init.
 Prints one JSON line: {"completions_per_s", "step_s", "peak_rss_mb"}.
 
 usage: python3 bench/torch_grpo.py VOCAB HIDDEN LAYERS HEADS P R B G STEPS THREADS
@@ -65,12 +66,14 @@ class GPT2(nn.Module):
             if p.dim() > 1:
                 nn.init.normal_(p, std=0.02)
 
-    def forward(self, ids, start=0, past=None):
+    def forward(self, ids, start=0, past=None, keep=None):
         x = self.wte(ids) + self.wpe(torch.arange(start, start + ids.shape[1]))
         new = []
         for i, blk in enumerate(self.h):
             x, kv = blk(x, None if past is None else past[i])
             new.append(kv)
+        if keep is not None:  # transformers' logits_to_keep: the head on positions keep[0] .. keep[1] - 1 only
+            x = x[:, keep[0]:keep[1]]
         x = self.ln_f(x)
         return (self.score(x).squeeze(-1) if self.score is not None else x @ self.wte.weight.T), new
 
@@ -83,13 +86,20 @@ g = torch.Generator().manual_seed(1)
 
 
 def logprobs(logits, resp):
-    return torch.gather(F.log_softmax(logits[:, P - 1:-1] / TEMP, -1), 2, resp.unsqueeze(-1)).squeeze(-1)
+    """TRL's _get_per_token_logps_and_entropies: logits of the R completion positions only (logits_to_keep),
+    / temperature, selective_log_softmax (fp32: gather minus a per-row logsumexp loop), entropies under no_grad."""
+    logits = logits / TEMP
+    sel = torch.gather(logits, 2, resp.unsqueeze(-1)).squeeze(-1)
+    lp = sel - torch.stack([torch.logsumexp(lg, dim=-1) for lg in logits])
+    with torch.no_grad():
+        ent = torch.stack([-(F.softmax(lg, -1) * F.log_softmax(lg, -1)).sum(-1) for lg in logits])
+    return lp, ent
 
 
 def step():
     queries = torch.randint(0, VOCAB, (B // G, P), generator=g).repeat_interleave(G, 0)
     with torch.no_grad():
-        logits, past = policy(queries)
+        logits, past = policy(queries, keep=(P - 1, P))  # generate: logits of the last prompt position only
         toks = []
         for s in range(R):
             nxt = torch.multinomial(F.softmax(logits[:, -1] / TEMP, -1), 1)
@@ -103,7 +113,7 @@ def step():
         adv = (rewards - grouped.mean(1).repeat_interleave(G)) / (grouped.std(1).repeat_interleave(G) + 1e-4)
     perm = torch.randperm(B, generator=g)
     q, rs, a = qr[perm], resp[perm], adv[perm].unsqueeze(1)
-    lp = logprobs(policy(q)[0], rs)
+    lp, _ = logprobs(policy(q, keep=(P - 1, P + R - 1))[0], rs)
     coef_1 = torch.exp(lp - lp.detach())
     coef_2 = torch.clamp(coef_1, 0.8, 1.2)
     loss = -torch.min(coef_1 * a, coef_2 * a).sum() / lp.numel()

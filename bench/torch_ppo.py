@@ -64,12 +64,14 @@ class GPT2(nn.Module):
             if p.dim() > 1:
                 nn.init.normal_(p, std=0.02)
 
-    def forward(self, ids, start=0, past=None):
+    def forward(self, ids, start=0, past=None, keep=None):
         x = self.wte(ids) + self.wpe(torch.arange(start, start + ids.shape[1]))
         new = []
         for i, blk in enumerate(self.h):
             x, kv = blk(x, None if past is None else past[i])
             new.append(kv)
+        if keep is not None:  # transformers' logits_to_keep: the head on positions keep[0] .. keep[1] - 1 only
+            x = x[:, keep[0]:keep[1]]
         x = self.ln_f(x)
         return (self.score(x).squeeze(-1) if self.score is not None else x @ self.wte.weight.T), new
 
@@ -92,7 +94,7 @@ def logprobs(logits, resp):
 def update():
     queries = torch.randint(0, VOCAB, (B, P), generator=g)
     with torch.no_grad():
-        logits, past = policy(queries)
+        logits, past = policy(queries, keep=(P - 1, P))  # generate: logits of the last prompt position only
         toks = []
         for s in range(R):
             nxt = torch.multinomial(F.softmax(logits[:, -1] / TEMP, -1), 1)

@@ -16,7 +16,7 @@ PACKAGES=(
 # `--tools` adds SentencePiece's trainer and Python module (tools/train_spm_fixtures.sh, tools/gen_spm_fixtures.py).
 for arg in "$@"; do
   case $arg in
-    --bench) PACKAGES+=(python3-torch python3-numpy) ;;
+    --bench) PACKAGES+=(python3-torch python3-numpy linux-perf libblis-dev libdnnl-dev libxsmm-dev) ;;  # perf: bench/profile.sh; GEMM libraries: bench/gemm_libs.sh
     --fuzz) PACKAGES+=(clang libclang-rt-14-dev) ;;
     --report) PACKAGES+=(chromium) ;;
     --tools) PACKAGES+=(sentencepiece python3-sentencepiece python3-protobuf) ;;

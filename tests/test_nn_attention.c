@@ -96,6 +96,14 @@ static void attention_case(const char *name, attention_shape s, const int32_t *k
     attention_backward(dx2, dx2 + nq, dx2 + nq + nk, w, probs, x, x + nq, x + nq + nk, &s);
     CHECK(memcmp(y, y2, sizeof(float) * nq) == 0 && memcmp(dx, dx2, sizeof(float) * nin) == 0,
           "%s deterministic", name);
+    // keeping no probabilities (forward with probs NULL, the backward recomputes them from q, k and the mask)
+    // gives bit-identical outputs and gradients: the kept-probs path is the reference
+    float *y3 = gc_floats(nq), *dx3 = gc_floats(nin);
+    attention_forward(y3, NULL, x, x + nq, x + nq + nk, key_mask, &s);
+    attention_backward_recompute(dx3, dx3 + nq, dx3 + nq + nk, w, NULL, x, x + nq, x + nq + nk, key_mask, &s);
+    CHECK(memcmp(y, y3, sizeof(float) * nq) == 0, "%s forward without kept probs", name);
+    CHECK(memcmp(dx, dx3, sizeof(float) * nin) == 0, "%s backward with recomputed probs", name);
+    free(y3); free(dx3);
     free(x); free(y); free(w); free(dx); free(probs); free(y2); free(dx2);
     free(xd); free(yd); free(wd); free(num);
 }

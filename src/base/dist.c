@@ -36,6 +36,8 @@ struct dist {
     int mpi;              // MPI was initialised here (finalize it)
     int failed_together;  // 1: a collective showed that every rank fails (exit normally, no abort)
     double comm_seconds;  // wall time spent in the float all-reduces (benchmarks)
+    double wait_seconds;  // RLHF_DIST_STATS: time in a barrier just before each (waiting for slower ranks)
+    int stats;            // RLHF_DIST_STATS set: split waiting from transfer, print both at the end
     long comm_calls;
 #ifdef RLHF_HAVE_MPI
     MPI_Comm comm;  // training collectives
@@ -79,6 +81,7 @@ rlhf_status dist_init(dist **out, int *argc, char ***argv, rlhf_err *err) {
         return rlhf_fail(err, RLHF_ERUNTIME, "MPI_Init_thread failed (error %d)", rc);
     }
     d->mpi = 1;
+    d->stats = getenv("RLHF_DIST_STATS") != NULL;
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &d->size);
@@ -134,10 +137,14 @@ void dist_finalize(dist *d, int status) {
             fflush(stderr);
             MPI_Abort(MPI_COMM_WORLD, status);  // does not return: mpirun ends every rank
         }
-        // RLHF_DIST_STATS=1 (benchmarks): the time in the float all-reduces, waiting for slower ranks included
-        if (getenv("RLHF_DIST_STATS") && d->comm_calls)
-            fprintf(stderr, "rlhf: rank %d of %d: %ld float all-reduces, %.3f s in them (%.2f ms each)\n", d->rank,
-                    d->size, d->comm_calls, d->comm_seconds, 1e3 * d->comm_seconds / (double)d->comm_calls);
+        // RLHF_DIST_STATS=1 (benchmarks): the time in the float all-reduces proper, and before them the time
+        // waiting at a barrier for the slower rank (which a run without the variable spends inside them)
+        if (d->stats && d->comm_calls)
+            fprintf(stderr,
+                    "rlhf: rank %d of %d: %ld float all-reduces, %.3f s in them (%.2f ms each), %.3f s waiting "
+                    "for the other ranks before them (%.2f ms each)\n",
+                    d->rank, d->size, d->comm_calls, d->comm_seconds, 1e3 * d->comm_seconds / (double)d->comm_calls,
+                    d->wait_seconds, 1e3 * d->wait_seconds / (double)d->comm_calls);
         MPI_Comm_free(&d->comm);
         MPI_Comm_free(&d->fin);
         MPI_Finalize();
@@ -174,6 +181,12 @@ rlhf_status dist_allreduce_sum_f32(dist *d, float *buf, size_t n, rlhf_err *err)
 #ifdef RLHF_HAVE_MPI
     if (MULTI(d)) {
         double t0 = now_seconds();
+        if (d->stats) {  // benchmarks: wait for every rank first, so the all-reduce time is the transfer alone
+            MPI_Barrier(d->comm);
+            double t1 = now_seconds();
+            d->wait_seconds += t1 - t0;
+            t0 = t1;
+        }
         rlhf_status s = allreduce(d, buf, n, sizeof(float), MPI_FLOAT, MPI_SUM, err);
         d->comm_seconds += now_seconds() - t0;
         d->comm_calls++;

@@ -24,7 +24,9 @@ int dist_launched_by_mpirun(void);
 // too; 1 when they all did (then one rank's message stands for all), 0 when this rank fails alone. 1 for
 // a single process; 0 for status 0.
 int dist_fail_together(dist *d, int status);
-// Wall seconds spent in dist_allreduce_sum_f32 so far (the gradient all-reduce; benchmarks).
+// Wall seconds spent in dist_allreduce_sum_f32 so far (the gradient all-reduce; benchmarks). With
+// RLHF_DIST_STATS set, each such all-reduce is preceded by a barrier timed apart, so this is the transfer
+// alone, and dist_finalize prints both figures on stderr.
 double dist_comm_seconds(const dist *d);
 
 int dist_rank(const dist *d);      // 0 for NULL

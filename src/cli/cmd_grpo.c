@@ -9,6 +9,8 @@
 #include "cli/commands.h"
 #include "cli/peft_flags.h"
 #include "cli/signals.h"
+#include "cli/trainer_flags.h"
+#include "train/checkpoint.h"
 #include "train/grpo_trainer.h"
 
 // Numbers separated by commas or spaces, over every occurrence of a repeated flag.
@@ -34,6 +36,12 @@ static rlhf_status parse_numbers(const char *flag, const char *const *vals, int 
     return RLHF_OK;
 }
 
+// The default of a row of the shared table (TRL's GRPOConfig keeps other TrainingArguments defaults).
+static void set_default(arg_spec *specs, int n, const char *name, const char *def) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(specs[i].name, name)) specs[i].def = def;
+}
+
 static int run(grpo_algo algo, int argc, char **argv) {
     const char *cmd = algo == ALGO_GRPO ? "grpo" : "rloo";
     grpo_args a;
@@ -41,18 +49,18 @@ static int run(grpo_algo algo, int argc, char **argv) {
     const char *loss_type = NULL, *scale_rewards = NULL, *is_level = NULL;
     const char *weights[ARG_MULTI_MAX], *clip_range = NULL, *models[ARG_MULTI_MAX], *funcs[ARG_MULTI_MAX];
     int n_weights = 0, n_models = 0, n_funcs = 0;
-    long long num_gen, max_prompt, max_compl, top_k, iters, pd_batch, accum, spg, max_steps, seed, logging, save_steps,
-        n_log, threads;
+    long long num_gen, num_gen_eval, max_prompt, max_compl, top_k, iters, spg, n_log;
     double epsilon_high = -1;
-    int mask_trunc = 0, normalize = 0, overwrite = 0, quiet = 0;
+    int mask_trunc = 0, normalize = 0;
     cli_peft_flags pf;
     memset(&pf, 0, sizeof pf);
+    cli_trainer_flags tf;  // the TrainingArguments flags every trainer shares (cli/trainer_flags.h)
+    memset(&tf, 0, sizeof tf);
     const int grpo = algo == ALGO_GRPO;
     arg_spec specs[80] = {
         {"model_name_or_path", ARG_STRING, &a.model_name_or_path, NULL, "the policy to train (causal LM, HF layout)", NULL, 0},
         {"dataset_name", ARG_STRING, &a.dataset_name, NULL,
          "prompt rows {\"prompt\": str | [messages]} or {\"prompt_ids\": [...]}; other fields go to the reward functions", NULL, 0},
-        {"output_dir", ARG_STRING, &a.output_dir, NULL, "where the policy, log, samples, report and checkpoints go", NULL, 0},
         {"reward_model_name_or_path", ARG_MULTI, models, NULL,
          "a reward model (sequence classification, any family and tokenizer); repeatable", &n_models, 0},
         {"reward_funcs", ARG_MULTI, funcs, NULL,
@@ -80,24 +88,14 @@ static int run(grpo_algo algo, int argc, char **argv) {
         {"epsilon", ARG_FLOAT, &a.epsilon, "0.2", "lower clip range of the ratio (and upper without --epsilon_high)", NULL, 0},
         {"epsilon_high", ARG_FLOAT, &epsilon_high, NULL, "upper clip range (DAPO's clip-higher; default --epsilon)", NULL, 0},
         {"num_iterations", ARG_INT, &iters, "1", "passes over each generation batch (mu)", NULL, 0},
-        {"learning_rate", ARG_FLOAT, &a.learning_rate, "1e-6", "AdamW learning rate (linear decay)", NULL, 0},
-        {"weight_decay", ARG_FLOAT, &a.weight_decay, "0", "AdamW weight decay (not on biases and norms)", NULL, 0},
-        {"warmup_ratio", ARG_FLOAT, &a.warmup_ratio, "0", "share of steps with linear warmup", NULL, 0},
-        {"max_grad_norm", ARG_FLOAT, &a.max_grad_norm, "1.0", "global gradient-norm clipping (<= 0: off)", NULL, 0},
-        {"per_device_train_batch_size", ARG_INT, &pd_batch, "8", "completions per micro-batch", NULL, 0},
-        {"gradient_accumulation_steps", ARG_INT, &accum, "1", "micro-batches per optimizer step", NULL, 0},
         {"steps_per_generation", ARG_INT, &spg, "0",
          "micro-batches per generation batch (0 = --gradient_accumulation_steps)", NULL, 0},
-        {"max_steps", ARG_INT, &max_steps, "-1", "optimizer steps (> 0 overrides --num_train_epochs)", NULL, 0},
-        {"num_train_epochs", ARG_FLOAT, &a.num_train_epochs, "3", "passes over the prompts", NULL, 0},
-        {"seed", ARG_INT, &seed, "42", "seed of sampling and data order", NULL, 0},
-        {"logging_steps", ARG_INT, &logging, "10", "log every N optimizer steps (metrics averaged over them)", NULL, 0},
-        {"save_steps", ARG_INT, &save_steps, "500", "checkpoint every N optimizer steps (0 = none)", NULL, 0},
         {"num_completions_to_log", ARG_INT, &n_log, "4", "completions written to samples.jsonl at each logged step", NULL, 0},
-        {"resume_from_checkpoint", ARG_STRING, &a.resume_from_checkpoint, NULL, "a checkpoint-N directory of this run", NULL, 0},
-        {"overwrite_output_dir", ARG_BOOL, &overwrite, "false", "replace a run already in --output_dir", NULL, 0},
-        {"quiet", ARG_BOOL, &quiet, "false", "no progress bar", NULL, 0},
-        {"threads", ARG_INT, &threads, "0", "threads (0 = all cores)", NULL, 0},
+        {"num_generations_eval", ARG_INT, &num_gen_eval, "0", "completions per prompt in evaluation (0: --num_generations)",
+         NULL, 0},
+        {"adam_beta1", ARG_FLOAT, &a.adam_beta1, "0.9", "AdamW beta1 (TrainingArguments')", NULL, 0},
+        {"adam_beta2", ARG_FLOAT, &a.adam_beta2, "0.999", "AdamW beta2", NULL, 0},
+        {"adam_epsilon", ARG_FLOAT, &a.adam_epsilon, "1e-8", "AdamW epsilon", NULL, 0},
     };
     int n = 0;
     while (specs[n].name) n++;
@@ -115,6 +113,12 @@ static int run(grpo_algo algo, int argc, char **argv) {
         specs[n++] = (arg_spec){"reward_clip_range", ARG_STRING, &clip_range, NULL, "LOW,HIGH: clamp the rewards", NULL, 0};
     }
     const int cap = (int)(sizeof specs / sizeof specs[0]) - 1;
+    n = cli_trainer_flag_specs(specs, n, cap, &tf, "1e-6");  // GRPOConfig / RLOOConfig learning_rate
+    // TrainingArguments defaults that TRL keeps for GRPO / RLOO (num_train_epochs 3, save_strategy steps every
+    // 500, logging_steps 10: GRPOConfig's own)
+    set_default(specs, n, "num_train_epochs", "3");
+    set_default(specs, n, "save_strategy", "steps");
+    set_default(specs, n, "per_device_train_batch_size", "8");
     n = cli_peft_flag_specs(specs, n, cap, &pf, "train LoRA adapters on the policy; the reference (beta > 0) is the "
                                                 "policy with its adapters off");
     if (n > cap) return cli_report(cmd, RLHF_ERUNTIME, "internal error: more flags than the flag table holds");
@@ -127,16 +131,28 @@ static int run(grpo_algo algo, int argc, char **argv) {
     int parsed = cli_parse_flags(cmd, usage, specs, n, argc, argv);
     if (parsed >= 0) return parsed;
     rlhf_err err = {0};
+    cli_trainer_plan plan;
+    // --save_steps 0 means no checkpoints (as in ppo) unless a strategy is named
+    const arg_spec *ss = args_find(specs, n, "save_strategy");
+    if (tf.save_steps == 0 && !(ss && ss->seen)) tf.save_strategy = "no";
+    rlhf_status st = cli_trainer_check(&tf, &plan, &err);
+    if (st) return cli_report(cmd, st, err.msg);
+    if (!tf.disable_dropout)
+        return cli_report(cmd, rlhf_fail(&err, RLHF_EINPUT, "--disable_dropout false: %s samples and scores with "
+                                         "dropout off (the log-probs must be those the completions were sampled "
+                                         "with); dropout is not used here", cmd), err.msg);
     struct { const char *name; long long v, lo, hi; int *dest; } ints[] = {
         {"num_generations", num_gen, 1, 1 << 20, &a.num_generations},
+        {"num_generations_eval", num_gen_eval, 0, 1 << 20, &a.num_generations_eval},
         {"max_prompt_length", max_prompt, 0, 1 << 24, &a.max_prompt_length},
         {"max_completion_length", max_compl, 1, 1 << 24, &a.max_completion_length},
         {"top_k", top_k, 0, 1 << 30, &a.top_k},
         {"num_iterations", iters, 1, 1 << 20, &a.num_iterations},
-        {"per_device_train_batch_size", pd_batch, 1, 1 << 20, &a.per_device_train_batch_size},
-        {"gradient_accumulation_steps", accum, 1, 1 << 20, &a.gradient_accumulation_steps},
+        {"per_device_train_batch_size", tf.train_bs, 1, 1 << 20, &a.per_device_train_batch_size},
+        {"per_device_eval_batch_size", tf.eval_bs, 1, 1 << 20, &a.per_device_eval_batch_size},
+        {"gradient_accumulation_steps", tf.accum, 1, 1 << 20, &a.gradient_accumulation_steps},
+        {"logging_steps", tf.logging_steps, 1, 1 << 30, &a.logging_steps},
         {"steps_per_generation", spg, 0, 1 << 20, &a.steps_per_generation},
-        {"logging_steps", logging, 1, 1 << 30, &a.logging_steps},
         {"num_completions_to_log", n_log, 0, 1 << 20, &a.num_completions_to_log},
     };
     for (size_t i = 0; i < sizeof ints / sizeof *ints; i++) {
@@ -147,17 +163,34 @@ static int run(grpo_algo algo, int argc, char **argv) {
         }
         *ints[i].dest = (int)ints[i].v;
     }
-    if (seed < 0) {
-        rlhf_fail(&err, RLHF_EINPUT, "--seed: expected >= 0, got %lld", seed);
-        return cli_report(cmd, RLHF_EINPUT, err.msg);
-    }
-    a.seed = (uint64_t)seed;
-    a.max_steps = max_steps;
-    a.save_steps = save_steps;
+    a.output_dir = tf.output_dir;
+    a.eval_dataset_name = tf.eval_dataset;
+    a.eval_split = tf.eval_split;
+    a.learning_rate = tf.lr;
+    a.lr_scheduler_type = plan.schedule;
+    a.warmup_ratio = tf.warmup_ratio;
+    a.warmup_steps = tf.warmup_steps;
+    a.weight_decay = tf.weight_decay;
+    a.max_grad_norm = tf.max_grad_norm;
+    a.num_train_epochs = tf.epochs;
+    a.max_steps = tf.max_steps;
+    a.seed = (uint64_t)tf.seed;
+    a.shuffle = !tf.no_shuffle;
+    a.gradient_checkpointing = tf.gradient_checkpointing;
+    a.torch_dtype = tf.torch_dtype;
+    a.save_strategy = plan.save_strategy;
+    a.save_steps = tf.save_steps;
+    a.save_total_limit = tf.save_total_limit;
+    a.eval_strategy = plan.eval_strategy;
+    a.eval_steps = plan.eval_steps;
     a.mask_truncated_completions = mask_trunc;
     a.normalize_advantages = normalize;
-    a.overwrite_output_dir = overwrite;
-    a.quiet = quiet;
+    a.overwrite_output_dir = tf.overwrite;
+    a.quiet = tf.quiet;
+    char resume_dir[4096];
+    st = checkpoint_resolve_resume(tf.resume, tf.output_dir, resume_dir, sizeof resume_dir, &err);
+    if (st) return cli_report(cmd, st, err.msg);
+    a.resume_from_checkpoint = resume_dir[0] ? resume_dir : NULL;
     const arg_spec *eh = args_find(specs, n, "epsilon_high");
     a.epsilon_high = eh && eh->seen ? epsilon_high : -1;
     if (eh && eh->seen && !(isfinite(epsilon_high) && epsilon_high >= 0)) {
@@ -172,7 +205,7 @@ static int run(grpo_algo algo, int argc, char **argv) {
     for (int i = 0; i < n_funcs; i++) a.reward_funcs[i] = funcs[i];
     a.n_reward_models = n_models;
     a.n_reward_funcs = n_funcs;
-    rlhf_status st = parse_numbers("reward_weights", weights, n_weights, a.reward_weights, GRPO_MAX_REWARDS,
+    st = parse_numbers("reward_weights", weights, n_weights, a.reward_weights, GRPO_MAX_REWARDS,
                                    &a.n_reward_weights, &err);
     if (!st && clip_range) {
         const char *cr[1] = {clip_range};
@@ -194,15 +227,19 @@ static int run(grpo_algo algo, int argc, char **argv) {
     if (!st && a.resume_from_checkpoint) st = cli_peft_check_resume(&pf, a.resume_from_checkpoint, &err);
     if (st) return cli_report(cmd, st, err.msg);
     a.merge_adapter = pf.merge_adapter;
-    cli_set_threads(threads);
+    cli_set_threads(tf.threads);
     a.dist = cli_dist();
     a.stop = cli_stop_flag_install();
     grpo_result res;
     st = grpo_train(&a, &res, &err);
     cli_stop_flag_remove();
-    if (st == RLHF_OK)
-        fprintf(stderr, "rlhf %s: %lld steps; reward %.4f -> %.4f\n", cmd, res.steps_done, res.first_reward,
+    if (st == RLHF_OK) {
+        fprintf(stderr, "rlhf %s: %lld steps; reward %.4f -> %.4f", cmd, res.steps_done, res.first_reward,
                 res.last_reward);
+        if (isfinite(res.first_eval_reward))
+            fprintf(stderr, "; eval_reward %.4f -> %.4f", res.first_eval_reward, res.last_eval_reward);
+        fprintf(stderr, "\n");
+    }
     return cli_report(cmd, st, err.msg);
 }
 

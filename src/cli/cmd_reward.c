@@ -26,7 +26,7 @@
 typedef struct {
     const char *model, *dataset, *encoding;
     double center;
-    long long max_length;
+    long long max_length, zero_stage;
     cli_trainer_flags t;  // the TrainingArguments flags reward and sft share (cli/trainer_flags.h)
     cli_peft_flags peft;  // --use_peft, --lora_*, --load_in_4bit, --bnb_4bit_*, --merge_adapter
 } reward_flags;
@@ -48,6 +48,8 @@ static int build_specs(arg_spec *s, int cap, reward_flags *f) {
     F("encoding", ARG_STRING, &f->encoding, NULL, "encoders read (prompt, response) as a sentence pair, or concat: "
                                                    "prompt + response as one text (TRL); saved in config.json "
                                                    "(default: the model's saved encoding, else pair)");
+    F("zero_stage", ARG_INT, &f->zero_stage, "0", "1: under mpirun each process keeps only its share of the AdamW "
+                                                  "moments (DeepSpeed ZeRO stage 1); 0: every process keeps them all");
 #undef F
     n = cli_trainer_flag_specs(s, n, cap, &f->t, "5e-5");  // TRL RewardConfig.learning_rate
     return cli_peft_flag_specs(s, n, cap, &f->peft,
@@ -61,6 +63,8 @@ static rlhf_status validate_flags(const reward_flags *f, cli_trainer_plan *plan,
     RLHF_TRY(cli_trainer_check(&f->t, plan, err));
     if (f->max_length < 1) return rlhf_fail(err, RLHF_EINPUT, "--max_length must be >= 1, got %lld", f->max_length);
     if (!(f->center >= 0)) return rlhf_fail(err, RLHF_EINPUT, "--center_rewards_coefficient must be >= 0, got %g", f->center);
+    if (f->zero_stage != 0 && f->zero_stage != 1)
+        return rlhf_fail(err, RLHF_EINPUT, "--zero_stage: expected 0 or 1, got %lld", f->zero_stage);
     if (f->encoding && strcmp(f->encoding, "pair") && strcmp(f->encoding, "concat"))
         return rlhf_fail(err, RLHF_EINPUT, "--encoding: expected pair or concat, got '%s'", f->encoding);
     peft_options po;
@@ -203,6 +207,10 @@ static rlhf_status run(reward_flags *f, volatile sig_atomic_t **stop, rlhf_err *
         a.base_model_name = f->model;
         a.merge_adapter = f->peft.merge_adapter;
         a.dist = d;
+        a.zero_stage = (int)f->zero_stage;
+        if (a.zero_stage && dist_size(d) == 1)
+            fprintf(stderr, "rlhf reward: --zero_stage 1 shards the optimizer state across processes; with one "
+                            "process it changes nothing\n");
         *stop = cli_stop_flag_install();
         a.stop = *stop;
         reward_train_result res;

@@ -42,6 +42,8 @@ typedef struct {
                             // keep_hidden_states, the stream is two (N, C) buffers used in turn)
     int pingpong;           // resid holds 2 streams: block l reads stream l % 2, writes (l + 1) % 2
     uint64_t dropout_key;
+    const int64_t *drop_pos;  // model_batch.dropout_pos (NULL: this batch) and its row length
+    int drop_T;
     int32_t *ids, *mask, *pos;  // copies of the batch (mask NULL when the batch had none)
     float *resid;           // (L+1, N, C): embeddings, then each block's output
     dec_layer_acts *layers;
@@ -50,6 +52,8 @@ typedef struct {
     float *gu;              // (N, 2I) fused gate_up output scratch (Phi-3), else NULL
     int *pool;              // (B) seq-cls pooled positions
     float *pooled;          // (B, C)
+    int head_from, head_count;  // LM head rows: positions [head_from, head_from + head_count) (0: all T)
+    float *head_in;         // (B, head_count, C) the final norm's output at those positions (head_count > 0)
 } dec_acts;
 
 static size_t round_up64(size_t n) { return (n + RLHF_ALIGN - 1) & ~(size_t)(RLHF_ALIGN - 1); }
@@ -73,6 +77,12 @@ static inline float *G(const model *m, size_t off) { return model_grad(m, off); 
 
 static uint64_t drop_key(uint64_t key, int layer, int site) {
     return rng_key(key, RNG_STREAM_DROPOUT, (uint64_t)layer, (uint64_t)site);
+}
+
+// In-place dropout of a (B, T, C) stream tensor, each row masked by its place in the global micro-batch when
+// the batch names one (model_batch.dropout_pos), else by its place in this batch.
+static void drop_rows(const dec_acts *a, int C, float *x, float p, uint64_t key) {
+    dropout_rows_forward(x, x, p, key, a->drop_pos, a->B, a->T, a->drop_T, C);
 }
 
 // ---- building blocks (also used by decoder_decode.c) ---------------------------------------------
@@ -327,7 +337,7 @@ void decoder_destroy(model *m) {
 
 // ---- forward -------------------------------------------------------------------------------------
 
-static dec_acts *layout_acts(model *m, int B, int T, carver *cv) {
+static dec_acts *layout_acts(model *m, int B, int T, int head_count, carver *cv) {
     const decoder_cfg *c = &((decoder_state *)m->impl)->cfg;
     size_t N = (size_t)B * T, C = c->C, QD = (size_t)c->NH * c->HD, KD = (size_t)c->NKV * c->HD;
     dec_acts *a = carve(cv, sizeof(dec_acts));
@@ -353,7 +363,7 @@ static dec_acts *layout_acts(model *m, int B, int T, carver *cv) {
         la->q = carve_f(cv, N * QD);
         la->k = carve_f(cv, N * KD);
         la->v = carve_f(cv, N * KD);
-        la->probs = carve_f(cv, (size_t)B * c->NH * T * T);
+        la->probs = NULL;  // not kept: the backward recomputes the probabilities (nn/ops.h)
         la->atty = carve_f(cv, N * QD);
         la->res1 = c->parallel_residual ? NULL : carve_f(cv, N * C);
         la->ln2 = carve_f(cv, N * C);
@@ -374,8 +384,13 @@ static dec_acts *layout_acts(model *m, int B, int T, carver *cv) {
     float *attn_proj = carve_f(cv, N * C), *mlp_proj = carve_f(cv, N * C);
     int *pool = carve(cv, (size_t)B * sizeof(int));
     float *pooled = carve_f(cv, (size_t)B * C);
-    float *out = m->head == HEAD_LM ? carve_f(cv, N * c->V) : carve_f(cv, (size_t)B * m->cfg.num_labels);
+    const int lm_rows = m->head == HEAD_LM && head_count > 0;  // the LM head on some positions only
+    float *head_in = lm_rows ? carve_f(cv, (size_t)B * head_count * C) : NULL;
+    float *out = m->head == HEAD_LM ? carve_f(cv, (lm_rows ? (size_t)B * head_count : N) * c->V)
+                                    : carve_f(cv, (size_t)B * m->cfg.num_labels);
     if (!cv->a) return NULL;
+    a->head_count = lm_rows ? head_count : 0;
+    a->head_in = head_in;
     a->B = B, a->T = T;
     a->checkpointing = checkpointing;
     a->no_grad = no_grad;
@@ -398,6 +413,9 @@ static float *stream(const dec_acts *a, int l, size_t NC) {
 static rlhf_status check_batch(const model *m, const model_batch *b, rlhf_err *err) {
     const decoder_cfg *c = &((decoder_state *)m->impl)->cfg;
     if (b->B <= 0 || b->T <= 0) return rlhf_fail(err, RLHF_ERUNTIME, "empty batch (B=%d, T=%d)", b->B, b->T);
+    if (b->head_count < 0 || (b->head_count > 0 && (b->head_from < 0 || b->head_from + b->head_count > b->T)))
+        return rlhf_fail(err, RLHF_ERUNTIME, "LM head positions [%d, %d) outside the batch's %d", b->head_from,
+                         b->head_from + b->head_count, b->T);
     size_t N = (size_t)b->B * b->T;
     for (size_t i = 0; i < N; i++)
         if (b->input_ids[i] < 0 || b->input_ids[i] >= c->V)
@@ -455,6 +473,7 @@ static void layer_forward(model *m, dec_acts *a, int l) {
         rope_forward_freqs(la->k, a->pos, B, T, c->NKV, c->HD, c->rot_dim, rope, ROPE_HALF);
     }
     attention_shape s = attn_shape(c, B, T, l, drop, a->dropout_key);
+    s.row_pos = a->drop_pos, s.T_global = a->drop_T;
     attention_forward(la->atty, la->probs, la->q, la->k, la->v, a->mask, &s);
     if (la->attn_br) {  // Gemma 2: the branch output is normed before the residual
         dec_proj_forward(m, la->attn_br, la->atty, o->o_w, o->o_b, (int)N, QD, C);
@@ -463,8 +482,7 @@ static void layer_forward(model *m, dec_acts *a, int l) {
         dec_proj_forward(m, a->attn_proj, la->atty, o->o_w, o->o_b, (int)N, QD, C);
     }
     if (drop && c->resid_pdrop > 0)
-        dropout_forward(a->attn_proj, a->attn_proj, c->resid_pdrop, drop_key(a->dropout_key, l + 1, SITE_ATTN_OUT),
-                        (int64_t)N * C);
+        drop_rows(a, C, a->attn_proj, c->resid_pdrop, drop_key(a->dropout_key, l + 1, SITE_ATTN_OUT));
     const float *mlp_in = xin;
     if (!c->parallel_residual) {
         add_forward(la->res1, xin, a->attn_proj, (int64_t)N * C);
@@ -492,8 +510,7 @@ static void layer_forward(model *m, dec_acts *a, int l) {
         dec_proj_forward(m, a->mlp_proj, la->act, o->down_w, o->down_b, (int)N, c->I, C);
     }
     if (drop && c->resid_pdrop > 0)
-        dropout_forward(a->mlp_proj, a->mlp_proj, c->resid_pdrop, drop_key(a->dropout_key, l + 1, SITE_MLP_OUT),
-                        (int64_t)N * C);
+        drop_rows(a, C, a->mlp_proj, c->resid_pdrop, drop_key(a->dropout_key, l + 1, SITE_MLP_OUT));
     if (c->parallel_residual) {
         add_forward(xout, xin, a->attn_proj, (int64_t)N * C);
         add_forward(xout, xout, a->mlp_proj, (int64_t)N * C);
@@ -510,15 +527,19 @@ rlhf_status decoder_forward(model *m, const model_batch *b, rlhf_err *err) {
     size_t N = (size_t)B * T;
 
     carver count = {NULL, 0};
-    layout_acts(m, B, T, &count);
+    layout_acts(m, B, T, b->head_count, &count);
     RLHF_TRY(arena_reserve(&m->acts, count.need, err));
     arena_reset(&m->acts);
     carver cv = {&m->acts, 0};
-    dec_acts *a = layout_acts(m, B, T, &cv);
+    dec_acts *a = layout_acts(m, B, T, b->head_count, &cv);
     if (!a) return rlhf_fail(err, RLHF_ERUNTIME, "activation arena too small");
     st->saved = a, st->B = B, st->T = T;
     a->training = b->training;
     a->dropout_key = b->dropout_key;
+    a->head_from = a->head_count ? b->head_from : 0;
+    a->drop_pos = b->dropout_pos;
+    a->drop_T = b->dropout_pos ? b->dropout_T : T;
+    if (a->drop_T < T) return rlhf_fail(err, RLHF_ERUNTIME, "decoder: dropout_T %d < T %d", a->drop_T, T);
     memcpy(a->ids, b->input_ids, N * sizeof(int32_t));
     if (b->attention_mask)
         memcpy(a->mask, b->attention_mask, N * sizeof(int32_t));
@@ -537,15 +558,24 @@ rlhf_status decoder_forward(model *m, const model_batch *b, rlhf_err *err) {
     }
     if (c->embed_scale > 0)
         for (size_t i = 0; i < N * C; i++) x[i] *= c->embed_scale;
-    if (drop && c->embd_pdrop > 0) dropout_forward(x, x, c->embd_pdrop, drop_key(b->dropout_key, 0, SITE_EMBD), (int64_t)N * C);
+    if (drop && c->embd_pdrop > 0) drop_rows(a, C, x, c->embd_pdrop, drop_key(b->dropout_key, 0, SITE_EMBD));
 
     for (int l = 0; l < c->L; l++) layer_forward(m, a, l);
     dec_norm_forward(c, m->last_hidden, a->lnf_mean, a->lnf_rstd, stream(a, c->L, N * C), P(m, c->lnf_w),
                  P(m, c->lnf_b), (int)N);
 
     if (m->head == HEAD_LM) {
-        RLHF_TRY(model_linear_forward(m, c->head, DEC_NONE, 0, m->out, m->last_hidden, (int)N, C, c->V, err));
-        if (c->final_softcap > 0) softcap_forward(m->out, m->out, c->final_softcap, (int64_t)N * c->V);
+        const float *hin = m->last_hidden;
+        size_t rows = N;
+        if (a->head_count) {  // the head's rows gathered: (B, head_count, C)
+            for (int r = 0; r < B; r++)
+                memcpy(a->head_in + (size_t)r * a->head_count * C, m->last_hidden + ((size_t)r * T + a->head_from) * C,
+                       (size_t)a->head_count * C * sizeof(float));
+            hin = a->head_in;
+            rows = (size_t)B * a->head_count;
+        }
+        RLHF_TRY(model_linear_forward(m, c->head, DEC_NONE, 0, m->out, hin, (int)rows, C, c->V, err));  // bf16 too
+        if (c->final_softcap > 0) softcap_forward(m->out, m->out, c->final_softcap, (int64_t)rows * c->V);
     } else {
         decoder_pool_index(a->pool, a->mask, B, T);
         for (int r = 0; r < B; r++)
@@ -558,10 +588,11 @@ rlhf_status decoder_forward(model *m, const model_batch *b, rlhf_err *err) {
 // ---- backward ------------------------------------------------------------------------------------
 
 // d(branch output) from d(stream): through the residual dropout when it was on.
-static const float *branch_grad(float *scratch, const float *dstream, int on, float p, uint64_t key, size_t n) {
+static const float *branch_grad(const dec_acts *a, int C, float *scratch, const float *dstream, int on, float p,
+                                uint64_t key) {
     if (!on || p <= 0) return dstream;
-    memset(scratch, 0, n * sizeof(float));
-    dropout_backward(scratch, dstream, p, key, (int64_t)n);
+    memset(scratch, 0, (size_t)a->B * a->T * C * sizeof(float));
+    dropout_rows_backward(scratch, dstream, p, key, a->drop_pos, a->B, a->T, a->drop_T, C);
     return scratch;
 }
 
@@ -586,7 +617,11 @@ rlhf_status decoder_backward(model *m, const float *dout, const float *dhidden, 
     if (W > big) big = W;
     if (c->fused_gate_up && (size_t)2 * I > big) big = (size_t)2 * I;
     int capped = m->head == HEAD_LM && c->final_softcap > 0 && dout;
-    size_t cap_rows = N < SOFTCAP_ROWS ? N : SOFTCAP_ROWS;
+    // LM head rows: every position, or head_count of every row (their gradient gathered in dhead, then
+    // scattered into dlh)
+    const size_t NO = a->head_count ? (size_t)B * a->head_count : N;
+    const float *hin = a->head_count ? a->head_in : m->last_hidden;
+    size_t cap_rows = NO < SOFTCAP_ROWS ? NO : SOFTCAP_ROWS;
     size_t need = 0;
     size_t sizes[] = {NC, NC, NC, NC, NC, NC, N * big, N * I, N * I, N * QD, N * KD, N * KD, N * QD, (size_t)B * C,
                       NC, capped ? cap_rows * c->V : 1};
@@ -603,16 +638,18 @@ rlhf_status decoder_backward(model *m, const float *dout, const float *dhidden, 
 
     memset(dlh, 0, NC * sizeof(float));
     if (dout) {
+        float *dhead = a->head_count ? dtmp : dlh;  // dtmp is free until the layers' backward
+        if (a->head_count) memset(dhead, 0, NO * C * sizeof(float));
         if (m->head == HEAD_LM && capped) {  // through the final soft-cap, a chunk of rows at a time
-            for (size_t r0 = 0; r0 < N; r0 += cap_rows) {
-                size_t rows = N - r0 < cap_rows ? N - r0 : cap_rows, off = r0 * c->V;
+            for (size_t r0 = 0; r0 < NO; r0 += cap_rows) {
+                size_t rows = NO - r0 < cap_rows ? NO - r0 : cap_rows, off = r0 * c->V;
                 memset(dcap, 0, rows * c->V * sizeof(float));
                 softcap_backward(dcap, dout + off, m->out + off, c->final_softcap, (int64_t)(rows * c->V));
-                linear_backward(dlh + r0 * C, G(m, c->head), NULL, dcap, m->last_hidden + r0 * C, P(m, c->head),
+                linear_backward(dhead + r0 * C, G(m, c->head), NULL, dcap, hin + r0 * C, P(m, c->head),
                                 (int)rows, C, c->V);
             }
         } else if (m->head == HEAD_LM) {
-            linear_backward(dlh, G(m, c->head), NULL, dout, m->last_hidden, P(m, c->head), (int)N, C, c->V);
+            linear_backward(dhead, G(m, c->head), NULL, dout, hin, P(m, c->head), (int)NO, C, c->V);
         } else {
             memset(dpooled, 0, (size_t)B * C * sizeof(float));
             linear_backward(dpooled, G(m, c->head), NULL, dout, a->pooled, P(m, c->head), B, C, m->cfg.num_labels);
@@ -621,6 +658,10 @@ rlhf_status decoder_backward(model *m, const float *dout, const float *dhidden, 
                 for (int i = 0; i < C; i++) d[i] += dpooled[(size_t)r * C + i];
             }
         }
+        if (m->head == HEAD_LM && a->head_count)
+            for (int r = 0; r < B; r++)
+                memcpy(dlh + ((size_t)r * T + a->head_from) * C, dhead + (size_t)r * a->head_count * C,
+                       (size_t)a->head_count * C * sizeof(float));
     }
     if (dhidden)
         for (size_t i = 0; i < NC; i++) dlh[i] += dhidden[i];
@@ -636,7 +677,8 @@ rlhf_status decoder_backward(model *m, const float *dout, const float *dhidden, 
         // still there from the forward)
         if (a->checkpointing && l < c->L - 1) layer_forward(m, a, l);
         // dx: gradient of this block's output. MLP branch first.
-        const float *dmlp = branch_grad(dtmp, dx, drop, c->resid_pdrop, drop_key(a->dropout_key, l + 1, SITE_MLP_OUT), NC);
+        const float *dmlp = branch_grad(a, C, dtmp, dx, drop, c->resid_pdrop,
+                                         drop_key(a->dropout_key, l + 1, SITE_MLP_OUT));
         if (la->mlp_br) {  // through the post-MLP norm
             memset(dbr, 0, NC * sizeof(float));
             norm_backward(c, dbr, G(m, o->post_mlp_w), NULL, dmlp, la->mlp_br, P(m, o->post_mlp_w), NULL,
@@ -676,8 +718,8 @@ rlhf_status decoder_backward(model *m, const float *dout, const float *dhidden, 
             dattn_stream = dres1;
         }
         // attention branch
-        const float *dattn = branch_grad(dtmp, dattn_stream, drop, c->resid_pdrop,
-                                         drop_key(a->dropout_key, l + 1, SITE_ATTN_OUT), NC);
+        const float *dattn = branch_grad(a, C, dtmp, dattn_stream, drop, c->resid_pdrop,
+                                         drop_key(a->dropout_key, l + 1, SITE_ATTN_OUT));
         if (la->attn_br) {  // through the post-attention norm
             memset(dbr, 0, NC * sizeof(float));
             norm_backward(c, dbr, G(m, o->post_attn_w), NULL, dattn, la->attn_br, P(m, o->post_attn_w), NULL,
@@ -690,7 +732,8 @@ rlhf_status decoder_backward(model *m, const float *dout, const float *dhidden, 
         memset(dk, 0, N * KD * sizeof(float));
         memset(dv, 0, N * KD * sizeof(float));
         attention_shape s = attn_shape(c, B, T, l, drop, a->dropout_key);
-        attention_backward(dq, dk, dv, datty, la->probs, la->q, la->k, la->v, &s);
+        s.row_pos = a->drop_pos, s.T_global = a->drop_T;
+        attention_backward_recompute(dq, dk, dv, datty, la->probs, la->q, la->k, la->v, a->mask, &s);
         if (c->rot_dim > 0) {
             rope_backward_freqs(dq, a->pos, B, T, c->NH, c->HD, c->rot_dim, rope, ROPE_HALF);
             rope_backward_freqs(dk, a->pos, B, T, c->NKV, c->HD, c->rot_dim, rope, ROPE_HALF);
@@ -710,7 +753,7 @@ rlhf_status decoder_backward(model *m, const float *dout, const float *dhidden, 
         dx = dxin;
         dxin = t;
     }
-    const float *demb = branch_grad(dtmp, dx, drop, c->embd_pdrop, drop_key(a->dropout_key, 0, SITE_EMBD), NC);
+    const float *demb = branch_grad(a, C, dtmp, dx, drop, c->embd_pdrop, drop_key(a->dropout_key, 0, SITE_EMBD));
     if (c->embed_scale > 0) {  // Gemma: d(table row) = d(scaled embedding) * sqrt(hidden)
         for (size_t i = 0; i < NC; i++) dtmp[i] = demb[i] * c->embed_scale;
         demb = dtmp;

@@ -156,7 +156,8 @@ static void carve_plan(encoder *e, carver *c, int B, int T, int no_grad, int che
         a->q = CARVE_F(c, BTC);
         a->k = CARVE_F(c, BTC);
         a->v = CARVE_F(c, BTC);
-        a->probs = CARVE_F(c, (size_t)B * hp->NH * T * T);
+        // Plain attention keeps no probabilities (the backward recomputes them, nn/ops.h); DeBERTa's keeps them.
+        a->probs = hp->rel_attention ? CARVE_F(c, (size_t)B * hp->NH * T * T) : NULL;
         a->ctx = CARVE_F(c, BTC);
         a->res1 = CARVE_F(c, BTC);
         a->ln1 = CARVE_F(c, BTC);
@@ -194,10 +195,14 @@ static void carve_plan(encoder *e, carver *c, int B, int T, int no_grad, int che
         }
         return;
     }
-    float **d[] = {&e->d_a, &e->d_b, &e->d_res, &e->d_ln1, &e->d_q, &e->d_k, &e->d_v, &e->d_ctx, &e->d_tmp};
+    float **d[] = {&e->d_a, &e->d_b, &e->d_res, &e->d_ln1, &e->d_ctx, &e->d_tmp};
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) *d[i] = CARVE_F(c, BTC);
-    e->d_fc1 = CARVE_F(c, BTI);
+    // The q / k / v gradients are zeroed and filled after d_ln1, d_res and d_tmp are last read in a layer's
+    // backward (layer_backward): they share those buffers. With an in-place activation backward the
+    // pre-activation gradient overwrites d_act.
+    e->d_q = e->d_ln1, e->d_k = e->d_res, e->d_v = e->d_tmp;
     e->d_act = CARVE_F(c, BTI);
+    e->d_fc1 = activation_has_inplace_backward(hp->act) ? e->d_act : CARVE_F(c, BTI);
     for (int i = 0; i < 4; i++) e->d_head[i] = CARVE_F(c, BC);
     if (hp->rel_attention) {
         e->rel_idx = carve(c, (size_t)T * T * sizeof(int32_t));
@@ -246,6 +251,21 @@ static float dropout_p(const encoder *e, float p) { return e->training ? p : 0.0
 
 static uint64_t dropout_key(const encoder *e, int layer, int site) {
     return rng_key(e->dropout_key, RNG_STREAM_DROPOUT, (uint64_t)layer, (uint64_t)site);
+}
+
+// Dropout of a (B, T, C) activation / of the head's (B, C) rows, each row masked by its place in the global
+// micro-batch when the batch names one (model_batch.dropout_pos), else by its place in this batch.
+static void drop_tokens(const encoder *e, float *out, const float *inp, float p, uint64_t key) {
+    dropout_rows_forward(out, inp, p, key, e->drop_pos, e->B, e->T, e->drop_T, e->hp.C);
+}
+static void drop_tokens_back(const encoder *e, float *dinp, const float *dout, float p, uint64_t key) {
+    dropout_rows_backward(dinp, dout, p, key, e->drop_pos, e->B, e->T, e->drop_T, e->hp.C);
+}
+static void drop_head(const encoder *e, float *out, const float *inp, float p, uint64_t key) {
+    dropout_rows_forward(out, inp, p, key, e->drop_pos, e->B, 1, 1, e->hp.C);
+}
+static void drop_head_back(const encoder *e, float *dinp, const float *dout, float p, uint64_t key) {
+    dropout_rows_backward(dinp, dout, p, key, e->drop_pos, e->B, 1, 1, e->hp.C);
 }
 
 // ---- forward -----------------------------------------------------------------------------------
@@ -353,6 +373,8 @@ static attention_shape attn_shape(const encoder *e, int layer) {
     s.scale = 1.0f / sqrtf((float)s.HD);
     s.dropout_p = dropout_p(e, hp->attn_dropout);
     s.dropout_key = dropout_key(e, layer + 1, SITE_ATTN_PROBS);
+    s.row_pos = e->drop_pos;
+    s.T_global = e->drop_T;
     return s;
 }
 
@@ -385,15 +407,13 @@ static rlhf_status layer_forward(model *m, encoder *e, const float *params, int 
         attention_forward(a->ctx, a->probs, a->q, a->k, a->v, e->mask, &s);
     }
     LIN(e->scratch_c, a->ctx, p->o_w, p->o_b, BT, C, C);
-    dropout_forward(a->res1, e->scratch_c, dropout_p(e, hp->attn_out_dropout), dropout_key(e, l + 1, SITE_ATTN_OUT),
-                    (int64_t)BTC);
+    drop_tokens(e, a->res1, e->scratch_c, dropout_p(e, hp->attn_out_dropout), dropout_key(e, l + 1, SITE_ATTN_OUT));
     add_inplace(a->res1, x, BTC);
     layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->res1, W(p->ln1_w), W(p->ln1_b), BT, C, hp->ln_eps);
     LIN(a->fc1, a->ln1, p->fc1_w, p->fc1_b, BT, C, I);
     activation_forward(hp->act, e->scratch_i, a->fc1, (int64_t)BTI);
     LIN(e->scratch_c, e->scratch_i, p->fc2_w, p->fc2_b, BT, I, C);
-    dropout_forward(a->res2, e->scratch_c, dropout_p(e, hp->ffn_dropout), dropout_key(e, l + 1, SITE_FFN_OUT),
-                    (int64_t)BTC);
+    drop_tokens(e, a->res2, e->scratch_c, dropout_p(e, hp->ffn_dropout), dropout_key(e, l + 1, SITE_FFN_OUT));
     add_inplace(a->res2, a->ln1, BTC);
     layernorm_forward(a->out, a->ln2_mean, a->ln2_rstd, a->res2, W(p->ln2_w), W(p->ln2_b), BT, C, hp->ln_eps);
 #undef W
@@ -407,11 +427,10 @@ static rlhf_status head_forward(model *m, encoder *e, const float *h, rlhf_err *
     const int64_t BC = (int64_t)B * C;
     for (int b = 0; b < B; b++) memcpy(e->cls + (size_t)b * C, h + (size_t)b * T * C, (size_t)C * sizeof(float));
     const int site = hp->L + 1;
-    dropout_forward(e->head_x, e->cls, dropout_p(e, hp->head_dropout_in), dropout_key(e, site, SITE_HEAD_IN), BC);
+    drop_head(e, e->head_x, e->cls, dropout_p(e, hp->head_dropout_in), dropout_key(e, site, SITE_HEAD_IN));
     LIN(e->head_dense, e->head_x, e->head_dense_w, e->head_dense_b, B, C, C);
     activation_forward(hp->head_act, e->head_act, e->head_dense, BC);
-    dropout_forward(e->head_in, e->head_act, dropout_p(e, hp->head_dropout_out), dropout_key(e, site, SITE_HEAD_OUT),
-                    BC);
+    drop_head(e, e->head_in, e->head_act, dropout_p(e, hp->head_dropout_out), dropout_key(e, site, SITE_HEAD_OUT));
     LIN(e->logits, e->head_in, e->head_out_w, e->head_out_b, B, C, hp->num_labels);
     return RLHF_OK;
 }
@@ -425,6 +444,9 @@ rlhf_status encoder_forward(model *m, const model_batch *b, rlhf_err *err) {
     e->have_forward = 0;
     e->training = b->training;
     e->dropout_key = b->dropout_key;
+    e->drop_pos = b->dropout_pos;
+    e->drop_T = b->dropout_pos ? b->dropout_T : b->T;
+    if (e->drop_T < b->T) return rlhf_fail(err, RLHF_ERUNTIME, "encoder: dropout_T %d < T %d", e->drop_T, b->T);
     RLHF_TRY(prepare_inputs(e, b, err));
     const int BT = b->B * b->T;
     const float *params = m->params;
@@ -441,8 +463,7 @@ rlhf_status encoder_forward(model *m, const model_batch *b, rlhf_err *err) {
         else
             memcpy(e->rel_ln, params + e->rel_emb, (size_t)R2 * hp->C * sizeof(float));
     }
-    dropout_forward(e->emb_out, e->emb_ln, dropout_p(e, hp->emb_dropout), dropout_key(e, 0, SITE_EMB),
-                    (int64_t)BT * hp->C);
+    drop_tokens(e, e->emb_out, e->emb_ln, dropout_p(e, hp->emb_dropout), dropout_key(e, 0, SITE_EMB));
     m->hidden_states[0] = e->emb_out;
     const float *x = e->emb_out;
     for (int l = 0; l < hp->L; l++) {
@@ -469,13 +490,13 @@ static rlhf_status head_backward(model *m, encoder *e, const float *dlogits, flo
     zero(d_in, (size_t)BC);
     LINB(d_in, e->head_out_w, e->head_out_b, dlogits, e->head_in, B, C, hp->num_labels);
     zero(d_act, (size_t)BC);
-    dropout_backward(d_act, d_in, dropout_p(e, hp->head_dropout_out), dropout_key(e, site, SITE_HEAD_OUT), BC);
+    drop_head_back(e, d_act, d_in, dropout_p(e, hp->head_dropout_out), dropout_key(e, site, SITE_HEAD_OUT));
     zero(d_dense, (size_t)BC);
     activation_backward(hp->head_act, d_dense, d_act, e->head_dense, e->head_act, BC);
     zero(d_x, (size_t)BC);
     LINB(d_x, e->head_dense_w, e->head_dense_b, d_dense, e->head_x, B, C, C);
     zero(d_in, (size_t)BC);
-    dropout_backward(d_in, d_x, dropout_p(e, hp->head_dropout_in), dropout_key(e, site, SITE_HEAD_IN), BC);
+    drop_head_back(e, d_in, d_x, dropout_p(e, hp->head_dropout_in), dropout_key(e, site, SITE_HEAD_IN));
     for (int b = 0; b < B; b++) add_inplace(dh + (size_t)b * T * C, d_in + (size_t)b * C, (size_t)C);
     return RLHF_OK;
 }
@@ -495,14 +516,15 @@ static rlhf_status layer_backward(model *m, encoder *e, const float *params, int
     layernorm_backward(e->d_res, G(p->ln2_w), G(p->ln2_b), dout, a->res2, W(p->ln2_w), a->ln2_mean, a->ln2_rstd, BT, C);
     memcpy(e->d_ln1, e->d_res, BTC * sizeof(float));
     zero(e->d_tmp, BTC);
-    dropout_backward(e->d_tmp, e->d_res, dropout_p(e, hp->ffn_dropout), dropout_key(e, l + 1, SITE_FFN_OUT),
-                     (int64_t)BTC);
+    drop_tokens_back(e, e->d_tmp, e->d_res, dropout_p(e, hp->ffn_dropout), dropout_key(e, l + 1, SITE_FFN_OUT));
     // The activation output was not kept: recompute it for fc2's weight gradient.
     activation_forward(hp->act, e->scratch_i, a->fc1, (int64_t)BTI);
     zero(e->d_act, BTI);
     LINB(e->d_act, p->fc2_w, p->fc2_b, e->d_tmp, e->scratch_i, BT, I, C);
-    zero(e->d_fc1, BTI);
-    activation_backward(hp->act, e->d_fc1, e->d_act, a->fc1, e->scratch_i, (int64_t)BTI);
+    if (!activation_backward_inplace(hp->act, e->d_act, a->fc1, (int64_t)BTI)) {  // else d_fc1 == d_act
+        zero(e->d_fc1, BTI);
+        activation_backward(hp->act, e->d_fc1, e->d_act, a->fc1, e->scratch_i, (int64_t)BTI);
+    }
     LINB(e->d_ln1, p->fc1_w, p->fc1_b, e->d_fc1, a->ln1, BT, C, I);
     // LayerNorm 1 and its residual: d_res -> dx (skip) and the attention branch.
     zero(e->d_res, BTC);
@@ -510,8 +532,7 @@ static rlhf_status layer_backward(model *m, encoder *e, const float *params, int
                        BT, C);
     add_inplace(dx, e->d_res, BTC);
     zero(e->d_tmp, BTC);
-    dropout_backward(e->d_tmp, e->d_res, dropout_p(e, hp->attn_out_dropout), dropout_key(e, l + 1, SITE_ATTN_OUT),
-                     (int64_t)BTC);
+    drop_tokens_back(e, e->d_tmp, e->d_res, dropout_p(e, hp->attn_out_dropout), dropout_key(e, l + 1, SITE_ATTN_OUT));
     zero(e->d_ctx, BTC);
     LINB(e->d_ctx, p->o_w, p->o_b, e->d_tmp, a->ctx, BT, C, C);
     zero(e->d_q, BTC);
@@ -531,7 +552,7 @@ static rlhf_status layer_backward(model *m, encoder *e, const float *params, int
                          (int64_t)R2 * C);
     } else {
         attention_shape s = attn_shape(e, l);
-        attention_backward(e->d_q, e->d_k, e->d_v, e->d_ctx, a->probs, a->q, a->k, a->v, &s);
+        attention_backward_recompute(e->d_q, e->d_k, e->d_v, e->d_ctx, a->probs, a->q, a->k, a->v, e->mask, &s);
     }
     LINB(dx, p->q_w, p->q_b, e->d_q, x, BT, C, C);
     LINB(dx, p->k_w, p->k_b, e->d_k, x, BT, C, C);
@@ -572,7 +593,7 @@ rlhf_status encoder_backward(model *m, const float *dout, const float *dhidden, 
     // Embeddings: dropout, LayerNorm, then the three lookups (padding rows get no gradient, as
     // nn.Embedding(padding_idx)).
     zero(e->d_tmp, BTC);
-    dropout_backward(e->d_tmp, dh, dropout_p(e, hp->emb_dropout), dropout_key(e, 0, SITE_EMB), (int64_t)BTC);
+    drop_tokens_back(e, e->d_tmp, dh, dropout_p(e, hp->emb_dropout), dropout_key(e, 0, SITE_EMB));
     if (hp->emb_mask) mask_rows(e->d_tmp, e->mask, BT, C);
     if (hp->rel_attention && model_grad(m, e->rel_emb)) {  // frozen under LoRA
         const int R2 = 2 * hp->rel_span;

@@ -71,6 +71,8 @@ typedef struct {
     int checkpointing;                          // the plan keeps one layer's activations, backward recomputes
     int training;
     uint64_t dropout_key;
+    const int64_t *drop_pos;                    // model_batch.dropout_pos (NULL: this batch) and its T
+    int drop_T;
     int have_forward;
     int32_t *ids, *type_ids, *pos_ids, *mask;   // (B, T) copies of the batch
     float *emb_sum, *emb_ln, *emb_mean, *emb_rstd, *emb_out;

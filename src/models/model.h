@@ -63,6 +63,14 @@ typedef struct {
     const int32_t *position_ids;    // (B, T) or NULL: the family's default (HF's, given the mask)
     int training;                   // dropout on
     uint64_t dropout_key;           // rng_key(seed, RNG_STREAM_DROPOUT, step, micro-step)
+    // Causal LM head on positions [head_from, head_from + head_count) of every row only (as transformers'
+    // logits_to_keep): m->out is then (B, head_count, V). head_count 0: every position, (B, T, V).
+    int head_from, head_count;
+    // Data-parallel ranks: NULL, or (B) the rows' places in the global micro-batch, whose rows are
+    // dropout_T tokens long, so each row is dropped as one process dropping the whole batch drops it
+    // (nn dropout_rows_forward). Encoder models (BERT family) honour it; others drop by local row.
+    const int64_t *dropout_pos;
+    int dropout_T;
 } model_batch;
 
 typedef struct model model;

@@ -3,6 +3,9 @@
 // (B, T, H, HD) layout: leading dimension H * HD, no copies) inside an OpenMP loop, where OpenBLAS
 // runs single-threaded. The backward loops over (batch, kv head) and walks the query heads sharing
 // that kv head in order, so dk/dv accumulate without atomics and results are bit-deterministic.
+// The probabilities (B, NH, T, T) need not be kept: with probs NULL the forward uses a per-thread buffer and
+// attention_backward_recompute rebuilds each row block from q, k and the key mask right before using it
+// (one more QK^T per head; at bert-base's 8 pairs x 256 this saves 50 MB per layer).
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -84,7 +87,27 @@ static void softcap_block(float *S, int M, int n, int ld, float cap) {
     }
 }
 
+// Flat dropout index of probs element (b, h, i, 0): the local batch's, or the global batch's (row_pos).
+static int64_t drop_row(const attention_shape *s, int b, int h, int i) {
+    if (!s->row_pos) return (((int64_t)b * s->NH + h) * s->T + i) * s->T;
+    return ((s->row_pos[b] * s->NH + h) * s->T_global + i) * (int64_t)s->T_global;
+}
+
 static int row_block(const attention_shape *s) { return (s->causal || s->window > 0) ? ATT_ROW_BLOCK : s->T; }
+
+// Rows [i0, i1) of one (b, h)'s probabilities P (T, T), keys [jlo, jhi]: scores = scale * Q[i0:i1] K[jlo:jhi]^T
+// (soft-capped), then the masked row softmax, which zeroes the rest of each row. qp, kp: this head's q and k
+// (leading dimensions NH * HD, NKV * HD). The forward and the backward's recompute both call this, with the
+// same shapes from a single-threaded context, so the recomputed probabilities are bit-identical.
+static void probs_block(float *P, const float *qp, const float *kp, const int32_t *km, int i0, int i1, int jlo,
+                        int jhi, const attention_shape *s) {
+    const int T = s->T, HD = s->HD, ldq = s->NH * HD, ldk = s->NKV * HD, M = i1 - i0, jn = jhi - jlo + 1;
+    float *Pb = P + (int64_t)i0 * T + jlo;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, jn, HD, s->scale, qp + (int64_t)i0 * ldq, ldq,
+                kp + (int64_t)jlo * ldk, ldk, 0.0f, Pb, T);
+    if (s->softcap > 0.0f) softcap_block(Pb, M, jn, T, s->softcap);
+    for (int i = i0; i < i1; i++) masked_softmax_row(P + (int64_t)i * T, km, i, s);
+}
 
 void attention_forward(float *out, float *probs, const float *q, const float *k, const float *v,
                        const int32_t *key_mask, const attention_shape *s) {
@@ -95,33 +118,31 @@ void attention_forward(float *out, float *probs, const float *q, const float *k,
 #pragma omp parallel reduction(| : failed)
     {
         float *pd = dropping ? malloc(sizeof(float) * (size_t)T * T) : NULL;   // P * dropout mask
-        if (dropping && !pd) failed = 1;
+        float *ps = probs ? NULL : malloc(sizeof(float) * (size_t)T * T);    // P when the caller keeps none
+        int ok = (!dropping || pd) && (probs || ps);
+        if (!ok) failed = 1;
 #pragma omp for schedule(static)
         for (int bh = 0; bh < B * NH; bh++) {
-            if (dropping && !pd) continue;
+            if (!ok) continue;
             int b = bh / NH, h = bh % NH, g = h / rep;
             const float *qp = q + (int64_t)b * T * ldq + (int64_t)h * HD;
             const float *kp = k + (int64_t)b * T * ldk + (int64_t)g * HD;
             const float *vp = v + (int64_t)b * T * ldk + (int64_t)g * HD;
             float *op = out + (int64_t)b * T * ldq + (int64_t)h * HD;
-            float *P = probs + (int64_t)bh * T * T;
+            float *P = probs ? probs + (int64_t)bh * T * T : ps;
             const int32_t *km = key_mask ? key_mask + (int64_t)b * T : NULL;
             for (int i0 = 0; i0 < T; i0 += RB) {
                 int i1 = i0 + RB < T ? i0 + RB : T, M = i1 - i0, jlo, jhi;
                 key_block(s, i0, i1, &jlo, &jhi);
                 int jn = jhi - jlo + 1;
                 float *Pb = P + (int64_t)i0 * T + jlo;
-                // scores (M, jn) = scale * Q[i0:i1] K[jlo:jhi]^T; the row softmax zeroes the rest of each row
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, jn, HD, s->scale, qp + (int64_t)i0 * ldq, ldq,
-                            kp + (int64_t)jlo * ldk, ldk, 0.0f, Pb, T);
-                if (s->softcap > 0.0f) softcap_block(Pb, M, jn, T, s->softcap);
-                for (int i = i0; i < i1; i++) masked_softmax_row(P + (int64_t)i * T, km, i, s);
+                probs_block(P, qp, kp, km, i0, i1, jlo, jhi, s);
                 const float *pv = Pb;
                 if (dropping) {
                     for (int i = i0; i < i1; i++) {
                         float *d = pd + (int64_t)i * T + jlo;
                         const float *pr = P + (int64_t)i * T + jlo;
-                        nn_dropout_mask(d, s->dropout_key, ((int64_t)bh * T + i) * T + jlo, jn, s->dropout_p);
+                        nn_dropout_mask(d, s->dropout_key, drop_row(s, b, h, i) + jlo, jn, s->dropout_p);
 #pragma omp simd
                         for (int j = 0; j < jn; j++) d[j] *= pr[j];
                     }
@@ -133,12 +154,19 @@ void attention_forward(float *out, float *probs, const float *q, const float *k,
             }
         }
         free(pd);
+        free(ps);
     }
     if (failed) fill_nan(out, (int64_t)B * T * NH * HD);
 }
 
 void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
                         const float *k, const float *v, const attention_shape *s) {
+    attention_backward_recompute(dq, dk, dv, dout, probs, q, k, v, NULL, s);
+}
+
+void attention_backward_recompute(float *dq, float *dk, float *dv, const float *dout, const float *probs,
+                                  const float *q, const float *k, const float *v, const int32_t *key_mask,
+                                  const attention_shape *s) {
     const int B = s->B, T = s->T, NH = s->NH, NKV = s->NKV, HD = s->HD, rep = NH / NKV;
     const int ldq = NH * HD, ldk = NKV * HD, RB = row_block(s);
     const int dropping = s->dropout_p > 0.0f;
@@ -151,7 +179,8 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
         float *mask = dropping ? malloc(sizeof(float) * (size_t)TT) : NULL;
         float *pm = dropping ? malloc(sizeof(float) * (size_t)TT) : NULL;
         float *sc = s->softcap > 0.0f ? malloc(sizeof(float) * (size_t)TT) : NULL;  // recomputed raw scores
-        int ok = dp && (!dropping || (mask && pm)) && (s->softcap <= 0.0f || sc);
+        float *ps = probs ? NULL : malloc(sizeof(float) * (size_t)TT);  // recomputed probabilities
+        int ok = dp && (!dropping || (mask && pm)) && (s->softcap <= 0.0f || sc) && (probs || ps);
         if (!ok) failed = 1;
 #pragma omp for schedule(static)
         for (int bg = 0; bg < B * NKV; bg++) {
@@ -164,8 +193,9 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
             // query heads sharing this kv head, then row blocks, in a fixed order: dk/dv sums are deterministic
             for (int h = g * rep; h < (g + 1) * rep; h++) {
                 int64_t bh = (int64_t)b * NH + h;
-                const float *P = probs + bh * TT;
+                const float *P = probs ? probs + bh * TT : ps;
                 const float *qp = q + (int64_t)b * T * ldq + (int64_t)h * HD;
+                const int32_t *km = key_mask ? key_mask + (int64_t)b * T : NULL;
                 const float *dop = dout + (int64_t)b * T * ldq + (int64_t)h * HD;
                 float *dqp = dq ? dq + (int64_t)b * T * ldq + (int64_t)h * HD : NULL;
                 for (int i0 = 0; i0 < T; i0 += RB) {
@@ -174,13 +204,14 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
                     int jn = jhi - jlo + 1;
                     int64_t blk = (int64_t)i0 * T + jlo;
                     const float *qb = qp + (int64_t)i0 * ldq, *dob = dop + (int64_t)i0 * ldq;
+                    if (!probs) probs_block(ps, qp, kp, km, i0, i1, jlo, jhi, s);  // as the forward made them
                     // dP (M, jn) = dO[i0:i1] V[jlo:jhi]^T (gradient w.r.t. the dropped probabilities)
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, jn, HD, 1.0f, dob, ldq,
                                 vp + (int64_t)jlo * ldk, ldk, 0.0f, dp + blk, T);
                     if (dropping)
                         for (int i = i0; i < i1; i++) {
                             int64_t o = (int64_t)i * T + jlo;
-                            nn_dropout_mask(mask + o, s->dropout_key, bh * TT + o, jn, s->dropout_p);
+                            nn_dropout_mask(mask + o, s->dropout_key, drop_row(s, b, h, i) + jlo, jn, s->dropout_p);
 #pragma omp simd
                             for (int j = 0; j < jn; j++) pm[o + j] = P[o + j] * mask[o + j];
                         }
@@ -229,6 +260,7 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
         free(mask);
         free(pm);
         free(sc);
+        free(ps);
     }
     if (failed && dq) fill_nan(dq, (int64_t)B * T * NH * HD);
 }

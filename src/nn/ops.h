@@ -68,6 +68,11 @@ void activation_forward(activation_kind k, float *out, const float *inp, int64_t
 // inp is the activation's input; out its output (tanh uses it)
 void activation_backward(activation_kind k, float *dinp, const float *dout, const float *inp, const float *out,
                          int64_t n);
+// In place: d = d * f'(inp), the same values as activation_backward into a zeroed buffer, with one buffer and
+// one pass fewer. Only for activations whose derivative needs just the input (1 if k has it, else 0 and d is
+// untouched: use activation_backward).
+int activation_has_inplace_backward(activation_kind k);
+int activation_backward_inplace(activation_kind k, float *d, const float *inp, int64_t n);
 
 // ---- softmax -----------------------------------------------------------------------------------
 // Row-wise over (N, C); backward: dinp += out * (dout - sum(dout * out))
@@ -85,6 +90,14 @@ void dropout_backward(float *dinp, const float *dout, float p, uint64_t key, int
 // The mask value (0 or 1/(1-p)) that dropout with this key gives element i; attention-probability
 // dropout uses the same function with i = the flat index into probs (B, NH, T, T).
 float dropout_scale_at(uint64_t key, int64_t i, float p);
+// Dropout of a batch (B, T, per_t) that is part of a bigger one (a data-parallel rank's rows of the global
+// micro-batch): local row b is row pos[b] of that batch, whose rows are Tg positions long (Tg >= T), so every
+// element gets the mask it gets in the whole batch (flat index (pos[b] * Tg + t) * per_t + i), whatever the
+// number of processes. pos NULL: the batch itself, exactly dropout_forward over B * T * per_t.
+void dropout_rows_forward(float *out, const float *inp, float p, uint64_t key, const int64_t *pos, int B, int T,
+                          int Tg, int64_t per_t);
+void dropout_rows_backward(float *dinp, const float *dout, float p, uint64_t key, const int64_t *pos, int B, int T,
+                           int Tg, int64_t per_t);
 
 // ---- rotary position embeddings ----------------------------------------------------------------
 // x: (B, T, H, D) rotated in place on its first rot_dim features at positions pos: (B, T).
@@ -131,11 +144,21 @@ typedef struct {
     float softcap;        // > 0: scores = softcap * tanh(scale * q.k / softcap) before the mask (Gemma 2)
     float dropout_p;      // attention-probability dropout (BERT attention_probs_dropout_prob) in training
     uint64_t dropout_key;
+    // NULL, or the rows' places in the global batch (see dropout_rows_forward): probs element (b, h, i, j) then
+    // takes the mask of ((row_pos[b] * NH + h) * T_global + i) * T_global + j.
+    const int64_t *row_pos;
+    int T_global;
 } attention_shape;
 void attention_forward(float *out, float *probs, const float *q, const float *k, const float *v,
                        const int32_t *key_mask, const attention_shape *s);
+// probs (B, NH, T, T): the probabilities, kept by the forward for the backward; NULL to keep none (the forward
+// then needs no (B, NH, T, T) buffer) and let attention_backward_recompute rebuild them from q, k and key_mask
+// (the same mask as the forward's), bit-identical to the kept ones. attention_backward = kept probs.
 void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
                         const float *k, const float *v, const attention_shape *s);
+void attention_backward_recompute(float *dq, float *dk, float *dv, const float *dout, const float *probs,
+                                  const float *q, const float *k, const float *v, const int32_t *key_mask,
+                                  const attention_shape *s);
 
 // ---- losses ------------------------------------------------------------------------------------
 // Pairwise reward loss over P pairs: loss = mean_p -logsigmoid(chosen[p] - rejected[p] - margin[p])

@@ -55,7 +55,15 @@ void grpo_args_defaults(grpo_args *a, grpo_algo algo) {
     a->num_train_epochs = 3.0;
     a->seed = 42;
     a->logging_steps = 10;
+    a->lr_scheduler_type = SCHED_LINEAR;
+    a->adam_beta1 = ADAMW_DEFAULT_BETA1;
+    a->adam_beta2 = ADAMW_DEFAULT_BETA2;
+    a->adam_epsilon = ADAMW_DEFAULT_EPS;
+    a->shuffle = 1;
+    a->save_strategy = STRATEGY_STEPS;
     a->save_steps = 500;
+    a->eval_strategy = STRATEGY_NO;
+    a->per_device_eval_batch_size = 8;
     a->num_completions_to_log = 4;
 }
 
@@ -101,8 +109,14 @@ rlhf_status grpo_args_check(const grpo_args *a, rlhf_err *err) {
                a->learning_rate);
     CHECK_FLAG(isfinite(a->weight_decay) && a->weight_decay >= 0, "--weight_decay: expected >= 0, got %g", a->weight_decay);
     CHECK_FLAG(!isnan(a->max_grad_norm), "--max_grad_norm: expected a number");
-    CHECK_FLAG(isfinite(a->warmup_ratio) && a->warmup_ratio >= 0 && a->warmup_ratio < 1,
-               "--warmup_ratio: expected in [0, 1), got %g", a->warmup_ratio);
+    CHECK_FLAG(isfinite(a->adam_beta1) && a->adam_beta1 >= 0 && a->adam_beta1 < 1, "--adam_beta1: expected in [0, 1), got %g",
+               a->adam_beta1);
+    CHECK_FLAG(isfinite(a->adam_beta2) && a->adam_beta2 >= 0 && a->adam_beta2 < 1, "--adam_beta2: expected in [0, 1), got %g",
+               a->adam_beta2);
+    CHECK_FLAG(isfinite(a->adam_epsilon) && a->adam_epsilon > 0, "--adam_epsilon: expected > 0, got %g", a->adam_epsilon);
+    CHECK_FLAG(isfinite(a->warmup_ratio) && a->warmup_ratio >= 0 && a->warmup_ratio <= 1,
+               "--warmup_ratio: expected in [0, 1], got %g", a->warmup_ratio);
+    CHECK_FLAG(a->warmup_steps >= 0, "--warmup_steps: expected >= 0, got %lld", a->warmup_steps);
     CHECK_FLAG(a->per_device_train_batch_size >= 1, "--per_device_train_batch_size: expected >= 1, got %d",
                a->per_device_train_batch_size);
     CHECK_FLAG(a->gradient_accumulation_steps >= 1, "--gradient_accumulation_steps: expected >= 1, got %d",
@@ -111,7 +125,29 @@ rlhf_status grpo_args_check(const grpo_args *a, rlhf_err *err) {
     CHECK_FLAG(isfinite(a->num_train_epochs) && a->num_train_epochs > 0, "--num_train_epochs: expected > 0, got %g",
                a->num_train_epochs);
     CHECK_FLAG(a->logging_steps >= 1, "--logging_steps: expected >= 1, got %d", a->logging_steps);
-    CHECK_FLAG(a->save_steps >= 0, "--save_steps: expected >= 0, got %lld", a->save_steps);
+    CHECK_FLAG(a->save_strategy != STRATEGY_STEPS || a->save_steps >= 1,
+               "--save_steps: expected >= 1 with --save_strategy steps, got %lld", a->save_steps);
+    CHECK_FLAG(a->save_total_limit >= 0, "--save_total_limit: expected >= 0, got %lld", a->save_total_limit);
+    CHECK_FLAG(isfinite(a->eval_split) && a->eval_split >= 0 && a->eval_split < 1,
+               "--eval_split: expected in [0, 1), got %g", a->eval_split);
+    CHECK_FLAG(!(a->eval_split > 0 && a->eval_dataset_name), "--eval_split and --eval_dataset_name exclude each other");
+    const int has_eval = a->eval_dataset_name || a->eval_split > 0;
+    CHECK_FLAG(a->eval_strategy == STRATEGY_NO || has_eval,
+               "--eval_strategy %s needs an evaluation set (--eval_dataset_name or --eval_split > 0)",
+               a->eval_strategy == STRATEGY_STEPS ? "steps" : "epoch");
+    CHECK_FLAG(a->eval_strategy != STRATEGY_STEPS || a->eval_steps >= 1, "--eval_steps: expected >= 1, got %lld",
+               a->eval_steps);
+    CHECK_FLAG(a->per_device_eval_batch_size >= 1, "--per_device_eval_batch_size: expected >= 1, got %d",
+               a->per_device_eval_batch_size);
+    CHECK_FLAG(a->num_generations_eval >= 0, "--num_generations_eval: expected >= 0, got %d", a->num_generations_eval);
+    CHECK_FLAG(a->algo == ALGO_GRPO || a->num_generations_eval != 1,
+               "--num_generations_eval 1: the leave-one-out baseline needs at least 2 completions per prompt");
+    const int ge = a->num_generations_eval ? a->num_generations_eval : a->num_generations;
+    long long eval_batch = (long long)a->per_device_eval_batch_size * dist_size(a->dist);
+    CHECK_FLAG(a->eval_strategy == STRATEGY_NO || eval_batch % ge == 0,
+               "the evaluation batch (--per_device_eval_batch_size %d x %d processes = %lld completions) must be a "
+               "multiple of %s %d", a->per_device_eval_batch_size, dist_size(a->dist), eval_batch,
+               a->num_generations_eval ? "--num_generations_eval" : "--num_generations", ge);
     CHECK_FLAG(a->num_completions_to_log >= 0, "--num_completions_to_log: expected >= 0");
     int spg = a->steps_per_generation ? a->steps_per_generation : a->gradient_accumulation_steps;
     long long gen_batch = (long long)a->per_device_train_batch_size * spg * dist_size(a->dist);
@@ -119,11 +155,7 @@ rlhf_status grpo_args_check(const grpo_args *a, rlhf_err *err) {
                "the generation batch (--per_device_train_batch_size %d x --steps_per_generation %d x %d processes = "
                "%lld completions) must be a multiple of --num_generations %d",
                a->per_device_train_batch_size, spg, dist_size(a->dist), gen_batch, a->num_generations);
-    CHECK_FLAG(a->peft.use_peft || !a->peft.load_in_4bit,
-               "--load_in_4bit: a 4-bit policy is frozen, so training needs --use_peft (QLoRA)");
-    CHECK_FLAG(a->peft.use_peft || !a->merge_adapter, "--merge_adapter needs --use_peft");
-    if (a->peft.use_peft) RLHF_TRY(peft_options_check(&a->peft, err));
-    return RLHF_OK;
+    return rollout_check_peft(&a->peft, a->merge_adapter, err);
 }
 
 int grpo_column(const grpo_run *r, const char *name) {
@@ -139,6 +171,8 @@ static void add_column(grpo_run *r, const char *fmt, const char *arg) {
 }
 
 static void metric_add(grpo_run *r, const char *name, double v) {
+    char eval_name[160];
+    if (r->evaluating) snprintf(eval_name, sizeof eval_name, "eval_%s", name), name = eval_name;
     int c = grpo_column(r, name);
     if (c < 0 || isnan(v)) return;  // TRL drops NaN entries before averaging
     r->acc_sum[c] += v;
@@ -163,11 +197,54 @@ static void build_columns(grpo_run *r) {
     add_column(r, "%s", "clip_ratio/low_mean");
     add_column(r, "%s", "clip_ratio/high_mean");
     add_column(r, "%s", "clip_ratio/region_mean");
+    if (r->n_eval && r->a->eval_strategy != STRATEGY_NO) {
+        // TRL logs the evaluation's metrics with an eval_ prefix (GRPOTrainer.log in eval mode)
+        r->first_eval_column = r->n_columns;
+        add_column(r, "%s", "eval_loss");
+        for (int i = GC_MEAN_LEN; i <= GC_MEAN_TERM; i++) add_column(r, "eval_%s", fixed[i]);
+        for (int k = 0; k < r->K; k++) {
+            add_column(r, "eval_rewards/%s/mean", r->rewards[k]->name);
+            add_column(r, "eval_rewards/%s/std", r->rewards[k]->name);
+        }
+        add_column(r, "%s", "eval_reward");
+        add_column(r, "%s", "eval_reward_std");
+        add_column(r, "%s", "eval_frac_reward_zero_std");
+        if (r->use_ref) add_column(r, "%s", "eval_kl");
+    }
 }
 
-static int has_config(const char *dir) {
-    char p[4200];
-    return file_exists(path_join(p, sizeof p, dir, "config.json"));
+static void batch_free(grpo_batch *b) {
+    void *ps[] = {b->row_prompt, b->qr_ids, b->qr_mask, b->qr_pos, b->responses, b->n_generated, b->lengths,
+                  b->has_stop, b->mask, b->old_lp, b->ref_lp, b->adv, b->per_func, b->rewards_all, b->perm};
+    for (size_t i = 0; i < sizeof ps / sizeof *ps; i++) free(ps[i]);
+    memset(b, 0, sizeof *b);
+}
+
+// Buffers of a batch of N rows per process (prompts up to r->max_prompt tokens).
+static rlhf_status batch_alloc(grpo_batch *b, const grpo_run *r, int rows, rlhf_err *err) {
+    memset(b, 0, sizeof *b);
+    b->N = rows;
+    size_t N = (size_t)rows, R = (size_t)r->R, T = (size_t)r->max_prompt + R, Ng = N * (size_t)r->world;
+    b->row_prompt = calloc(N, sizeof(int));
+    b->qr_ids = calloc(N * T, 4);
+    b->qr_mask = calloc(N * T, 4);
+    b->qr_pos = calloc(N * T, 4);
+    b->responses = calloc(N * R, 4);
+    b->n_generated = calloc(N, sizeof(int));
+    b->lengths = calloc(N, sizeof(int));
+    b->has_stop = calloc(N, sizeof(int));
+    b->mask = calloc(N * R, sizeof(float));
+    b->old_lp = calloc(N * R, sizeof(float));
+    b->ref_lp = calloc(N * R, sizeof(float));
+    b->adv = calloc(N, sizeof(float));
+    b->per_func = calloc(Ng * (size_t)r->K, sizeof(float));
+    b->rewards_all = calloc(Ng, sizeof(float));
+    b->perm = calloc(N, sizeof(int));
+    if (!b->row_prompt || !b->qr_ids || !b->qr_mask || !b->qr_pos || !b->responses || !b->n_generated ||
+        !b->lengths || !b->has_stop || !b->mask || !b->old_lp || !b->ref_lp || !b->adv || !b->per_func ||
+        !b->rewards_all || !b->perm)
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory allocating %s batch buffers", r->cmd);
+    return RLHF_OK;
 }
 
 static void run_free(grpo_run *r) {
@@ -176,11 +253,13 @@ static void run_free(grpo_run *r) {
     tokenizer_free(r->tok);
     for (int k = 0; k < r->K; k++) reward_fn_free(r->rewards[k]);
     dataset_free(&r->data);
+    dataset_free(&r->eval_data);
     rollout_prompts_free(r->prompts, r->n_prompts);
-    void *ps[] = {r->row_prompt, r->qr_ids, r->qr_mask, r->qr_pos, r->responses, r->n_generated, r->lengths,
-                  r->has_stop, r->mask, r->old_lp, r->ref_lp, r->adv, r->per_func, r->rewards_all, r->perm,
-                  r->log, r->samples};
-    for (size_t i = 0; i < sizeof ps / sizeof *ps; i++) free(ps[i]);
+    rollout_prompts_free(r->eval_prompts, r->n_eval);
+    batch_free(&r->batch);
+    batch_free(&r->eval);
+    free(r->log);
+    free(r->samples);
     adamw_free(&r->opt);
 }
 
@@ -209,11 +288,14 @@ static rlhf_status open_rewards(grpo_run *r, rlhf_err *err) {
             if (!r->tok)
                 return rlhf_fail(err, RLHF_EINPUT, "--reward_funcs %s reads completion text, but %s has no tokenizer "
                                  "files", f, a->model_name_or_path);
-            if (!strcmp(f, "accuracy_reward"))
-                for (int j = 0; j < r->data.n; j++)
-                    if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(r->data.rows[j], "solution")))
+            for (int e = 0; e < 2 && !strcmp(f, "accuracy_reward"); e++) {
+                const dataset *d = e ? &r->eval_data : &r->data;
+                for (int j = 0; j < d->n; j++)
+                    if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(d->rows[j], "solution")))
                         return rlhf_fail(err, RLHF_EINPUT, "%s:%d: --reward_funcs accuracy_reward needs a \"solution\" "
-                                         "string field in every row", a->dataset_name, r->data.lines[j]);
+                                         "string field in every row", e ? a->eval_dataset_name : a->dataset_name,
+                                         d->lines[j]);
+            }
             continue;
         }
         r->K++;
@@ -234,27 +316,7 @@ static rlhf_status open_rewards(grpo_run *r, rlhf_err *err) {
 static rlhf_status setup(grpo_run *r, rlhf_err *err) {
     const grpo_args *a = r->a;
     model_load_opts lo = {.quiet = 0, .init_seed = a->seed};
-    const char *policy_dir = a->resume_from_checkpoint ? a->resume_from_checkpoint : a->model_name_or_path;
-    peft_options quant = a->peft;
-    quant.use_peft = 0;
-    if (a->peft.use_peft) {
-        if (a->resume_from_checkpoint) {
-            RLHF_TRY(peft_load_adapter_model(&r->policy, policy_dir, HEAD_LM, &quant, &lo, err));
-        } else if (peft_is_adapter_dir(policy_dir) && !has_config(policy_dir)) {
-            return rlhf_fail(err, RLHF_EINPUT, "--model_name_or_path %s is a peft adapter: new adapters start from a "
-                             "full model (its base_model_name_or_path, or a merged model)", policy_dir);
-        } else {
-            model_load_opts lp = lo;
-            lp.peft = &a->peft;
-            RLHF_TRY(model_load(&r->policy, policy_dir, HEAD_LM, &lp, err));
-        }
-    } else {
-        RLHF_TRY(peft_load_model_dir(&r->policy, policy_dir, HEAD_LM, NULL, &lo, err));
-        RLHF_TRY(peft_merge_and_unload(r->policy, err));
-    }
-    if (!r->policy->cfg.is_decoder || !r->policy->family->decode)
-        return rlhf_fail(err, RLHF_EINPUT, "--model_name_or_path %s: model_type '%s' is not a causal LM", policy_dir,
-                         r->policy->cfg.model_type);
+    RLHF_TRY(rollout_load_policy(&r->policy, a->model_name_or_path, a->resume_from_checkpoint, &a->peft, &lo, err));
     r->use_ref = a->beta != 0.0;
     // beta 0: no reference model at all (TRL's GRPOTrainer does not load one). With LoRA the reference is
     // the policy with its adapters off.
@@ -284,6 +346,21 @@ static rlhf_status setup(grpo_run *r, rlhf_err *err) {
                               .max_new_tokens = a->max_completion_length, .length_flag = "--max_completion_length",
                               .max_prompt_length = a->max_prompt_length, .cmd = r->cmd};
     RLHF_TRY(rollout_load_prompts(&r->data, &po, &r->prompts, &r->n_prompts, &r->max_prompt, err));
+    // the evaluation prompts: --eval_dataset_name read as the training file is, or --eval_split's share
+    if (a->eval_dataset_name) {
+        RLHF_TRY(dataset_load(&r->eval_data, a->eval_dataset_name, err));
+        po.dataset_name = a->eval_dataset_name;
+        int longest = 0;
+        RLHF_TRY(rollout_load_prompts(&r->eval_data, &po, &r->eval_prompts, &r->n_eval, &longest, err));
+        if (longest > r->max_prompt) r->max_prompt = longest;
+    } else if (a->eval_split > 0) {
+        RLHF_TRY(rollout_split_prompts(&r->prompts, &r->n_prompts, a->eval_split, a->seed, &r->eval_prompts, &r->n_eval,
+                                       err));
+    }
+    r->prompts_of = r->prompts;
+    r->rows_of = &r->data;
+    r->policy->gradient_checkpointing = a->gradient_checkpointing;
+    RLHF_TRY(model_set_torch_dtype(r->policy, a->torch_dtype, err));  // the saved policy's dtype
     RLHF_TRY(open_rewards(r, err));
 
     r->G = a->num_generations;
@@ -294,8 +371,7 @@ static rlhf_status setup(grpo_run *r, rlhf_err *err) {
     r->iters = a->num_iterations;
     r->world = dist_size(a->dist);
     r->rank = dist_rank(a->dist);
-    r->N = r->micro * r->spg;
-    r->prompts_per_gen = r->N * r->world / r->G;
+    r->prompts_per_gen = r->micro * r->spg * r->world / r->G;
     r->gens_per_epoch = r->n_prompts / r->prompts_per_gen;
     if (r->gens_per_epoch < 1)
         return rlhf_fail(err, RLHF_EINPUT, "%s: %d prompts, but one generation batch needs %d (--per_device_train_batch_size"
@@ -305,6 +381,7 @@ static rlhf_status setup(grpo_run *r, rlhf_err *err) {
     // gives spg x num_iterations micro-steps
     long long micro_per_epoch = r->gens_per_epoch * r->spg * r->iters;
     long long steps_per_epoch = (micro_per_epoch + r->ga - 1) / r->ga;
+    r->steps_per_epoch = steps_per_epoch;
     r->max_steps = a->max_steps > 0 ? a->max_steps : (long long)ceil(a->num_train_epochs * (double)steps_per_epoch);
     if (r->max_steps < 1) r->max_steps = 1;
     // TRL computes old log-probs when a generation batch outlives one optimizer step (or always in RLOO)
@@ -315,26 +392,8 @@ static rlhf_status setup(grpo_run *r, rlhf_err *err) {
     model_trainable_view(r->policy, &tv);
     RLHF_TRY(adamw_init(&r->opt, tv.n, err));
 
-    size_t N = (size_t)r->N, R = (size_t)r->R, T = (size_t)r->max_prompt + R, Ng = N * (size_t)r->world;
-    r->row_prompt = calloc(N, sizeof(int));
-    r->qr_ids = malloc(N * T * 4);
-    r->qr_mask = malloc(N * T * 4);
-    r->qr_pos = malloc(N * T * 4);
-    r->responses = malloc(N * R * 4);
-    r->n_generated = calloc(N, sizeof(int));
-    r->lengths = calloc(N, sizeof(int));
-    r->has_stop = calloc(N, sizeof(int));
-    r->mask = calloc(N * R, sizeof(float));
-    r->old_lp = calloc(N * R, sizeof(float));
-    r->ref_lp = calloc(N * R, sizeof(float));
-    r->adv = calloc(N, sizeof(float));
-    r->per_func = calloc(Ng * (size_t)r->K, sizeof(float));
-    r->rewards_all = calloc(Ng, sizeof(float));
-    r->perm = calloc(N, sizeof(int));
-    if (!r->row_prompt || !r->qr_ids || !r->qr_mask || !r->qr_pos || !r->responses || !r->n_generated ||
-        !r->lengths || !r->has_stop || !r->mask || !r->old_lp || !r->ref_lp || !r->adv || !r->per_func ||
-        !r->rewards_all || !r->perm)
-        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory allocating generation buffers");
+    RLHF_TRY(batch_alloc(&r->batch, r, r->micro * r->spg, err));
+    if (r->n_eval) RLHF_TRY(batch_alloc(&r->eval, r, a->per_device_eval_batch_size, err));
     r->gen_index = -1;
     build_columns(r);
     return RLHF_OK;
@@ -349,65 +408,96 @@ rlhf_status grpo_completion_text(const grpo_run *r, int b, char **out, rlhf_err 
     return tokenizer_decode(r->tok, r->responses + (size_t)b * r->R, n, 1, out, err);
 }
 
-// Log-probs (rows [b0, b0 + nb), all R slots) of the current batch under m (NULL: the policy with its
-// adapters off) into out.
-static rlhf_status batch_logprobs(grpo_run *r, model *m, float *out, rlhf_err *err) {
+// Log-probs (rows [0, n), all R slots) of the current batch under m (NULL: the policy with its adapters off)
+// into out.
+static rlhf_status batch_logprobs(grpo_run *r, model *m, float *out, int n, rlhf_err *err) {
     const int T = r->T, R = r->R;
-    for (int b0 = 0; b0 < r->N; b0 += r->micro) {
-        int nb = r->N - b0 < r->micro ? r->N - b0 : r->micro;
+    for (int b0 = 0; b0 < n; b0 += r->micro) {
+        int nb = n - b0 < r->micro ? n - b0 : r->micro;
+        // the LM head on the R positions that predict the completion only (TRL's logits_to_keep)
         model_batch mb = {.B = nb, .T = T, .input_ids = r->qr_ids + (size_t)b0 * T,
-                          .attention_mask = r->qr_mask + (size_t)b0 * T, .position_ids = r->qr_pos + (size_t)b0 * T};
+                          .attention_mask = r->qr_mask + (size_t)b0 * T, .position_ids = r->qr_pos + (size_t)b0 * T,
+                          .head_from = r->P - 1, .head_count = R};
         model *used = m ? m : r->policy;
         if (m) RLHF_TRY(model_forward_no_grad(m, &mb, err));  // log-probs only: no backward follows
         else RLHF_TRY(peft_reference_forward(r->policy, &mb, err));
-        rollout_logprobs(out + (size_t)b0 * R, NULL, used->out, r->responses + (size_t)b0 * R, nb, T, r->P, R,
+        rollout_logprobs(out + (size_t)b0 * R, NULL, used->out, r->responses + (size_t)b0 * R, nb, R, 1, R,
                          used->cfg.vocab_size, r->a->temperature);
     }
     return RLHF_OK;
 }
 
+// What one batch samples: local rows [0, n_valid) hold completions (an evaluation's last batch may leave a
+// process fewer, or none: its other rows stay out of every metric); total: the valid rows over all
+// processes, which come first in the global order (rank-major), so statistics over the first `total`
+// global rows are those of the batch whatever the process count.
+typedef struct {
+    int eval;                    // an evaluation batch: no tokens counted, no old log-probs, identity order
+    int n_valid, total;
+    uint64_t sample_seed;
+} batch_spec;
+
+static rlhf_status sample_and_score(grpo_run *r, const batch_spec *bs, rlhf_err *err);
+
 // Generation g: its prompts, completions, rewards and advantages, and the per-generation metrics.
 static rlhf_status generate_batch(grpo_run *r, long long g, int *order, long long *order_epoch, rlhf_err *err) {
     const grpo_args *a = r->a;
-    const int N = r->N, R = r->R, G = r->G, K = r->K;
+    const int N = r->N, G = r->G;
     long long epoch = g / r->gens_per_epoch, chunk = g % r->gens_per_epoch;
     if (epoch != *order_epoch) {
-        rng_permutation(rng_key(a->seed, RNG_STREAM_SHUFFLE, (uint64_t)epoch, 0), order, r->n_prompts);
+        if (a->shuffle) rng_permutation(rng_key(a->seed, RNG_STREAM_SHUFFLE, (uint64_t)epoch, 0), order, r->n_prompts);
+        else for (int i = 0; i < r->n_prompts; i++) order[i] = i;
         *order_epoch = epoch;
     }
     // global completion j = prompt (j / G) of this generation; this process holds [rank N, (rank + 1) N)
     const long long first = (long long)r->rank * N;
     for (int i = 0; i < N; i++) r->row_prompt[i] = order[chunk * r->prompts_per_gen + (first + i) / G];
+    batch_spec bs = {.eval = 0, .n_valid = N, .total = N * r->world,
+                     .sample_seed = rng_key(a->seed, RNG_STREAM_SAMPLE, (uint64_t)g, 0)};
+    RLHF_TRY(sample_and_score(r, &bs, err));
+    // TRL shuffles the generation batch before splitting it into steps_per_generation micro-batches
+    rng_permutation(rng_key(a->seed, RNG_STREAM_GRPO, (uint64_t)g, (uint64_t)r->rank), r->perm, N);
+    r->gen_index = g;
+    return RLHF_OK;
+}
+
+// The completions of r's current batch (row_prompt filled): sampling, masks, log-probs, rewards, advantages
+// and the metrics of one batch (into the accumulators).
+static rlhf_status sample_and_score(grpo_run *r, const batch_spec *bs, rlhf_err *err) {
+    const grpo_args *a = r->a;
+    const int N = bs->n_valid, Nb = r->N, R = r->R, G = r->G, K = r->K;
+    const long long first = (long long)r->rank * Nb;
     int P = 1;
     for (int i = 0; i < N; i++)
-        if (r->prompts[r->row_prompt[i]].n > P) P = r->prompts[r->row_prompt[i]].n;
+        if (r->prompts_of[r->row_prompt[i]].n > P) P = r->prompts_of[r->row_prompt[i]].n;
     r->P = P;
     r->T = P + R;
-    const rollout_prompt **rows = calloc((size_t)N, sizeof *rows);
-    uint64_t *row_ids = calloc((size_t)N, sizeof *row_ids);
-    reward_item *items = calloc((size_t)N, sizeof *items);
-    char **texts = calloc((size_t)N, sizeof *texts);
-    float *scores = calloc((size_t)N, sizeof *scores);
-    float *local_pf = calloc((size_t)N * K, sizeof *local_pf);
+    const rollout_prompt **rows = calloc((size_t)N + 1, sizeof *rows);
+    uint64_t *row_ids = calloc((size_t)N + 1, sizeof *row_ids);
+    reward_item *items = calloc((size_t)N + 1, sizeof *items);
+    char **texts = calloc((size_t)N + 1, sizeof *texts);
+    float *scores = calloc((size_t)N + 1, sizeof *scores);
+    float *local_pf = malloc((size_t)Nb * K * sizeof *local_pf);
     rlhf_status st = RLHF_OK;
     if (!rows || !row_ids || !items || !texts || !scores || !local_pf) {
         st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
         goto out;
     }
+    for (size_t i = 0; i < (size_t)Nb * K; i++) local_pf[i] = NAN;  // rows without a completion
     for (int i = 0; i < N; i++) {
-        rows[i] = &r->prompts[r->row_prompt[i]];
+        rows[i] = &r->prompts_of[r->row_prompt[i]];
         row_ids[i] = (uint64_t)(first + i);
     }
     rollout_sampling s = {.max_new_tokens = R, .temperature = a->temperature, .top_k = a->top_k, .top_p = a->top_p,
                           .min_p = a->min_p, .repetition_penalty = a->repetition_penalty, .stop_id = r->stop_id,
-                          .fill_id = r->fill_id, .seed = rng_key(a->seed, RNG_STREAM_SAMPLE, (uint64_t)g, 0)};
+                          .fill_id = r->fill_id, .seed = bs->sample_seed};
     for (int b0 = 0; b0 < N && !st; b0 += GRPO_FWD_CHUNK) {
         int nb = N - b0 < GRPO_FWD_CHUNK ? N - b0 : GRPO_FWD_CHUNK;
         st = rollout_sample(r->policy, rows + b0, row_ids + b0, nb, &s, r->responses + (size_t)b0 * R,
                             r->n_generated + b0, err);
     }
     if (st) goto out;
-    rollout_pack(r->qr_ids, r->qr_mask, r->qr_pos, rows, r->responses, N, P, R, r->fill_id);
+    if (N > 0) rollout_pack(r->qr_ids, r->qr_mask, r->qr_pos, rows, r->responses, N, P, R, r->fill_id);
     ppo_truncate_responses(r->mask, r->lengths, r->has_stop, r->responses, r->n_generated, r->stop_id, N, R);
 
     // completion metrics (over every process), before masking truncated completions
@@ -426,7 +516,7 @@ static rlhf_status generate_batch(grpo_run *r, long long g, int *order, long lon
     double ext[2] = {-mn, mx};
     if ((st = dist_allreduce_sum_f64(a->dist, len_stats, 6, err)) || (st = dist_allreduce_max_f64(a->dist, ext, 2, err)))
         goto out;
-    r->num_tokens += len_stats[5];
+    if (!bs->eval) r->num_tokens += len_stats[5];
     metric_add(r, "completions/mean_length", len_stats[0] / len_stats[1]);
     metric_add(r, "completions/min_length", -ext[0]);
     metric_add(r, "completions/max_length", ext[1]);
@@ -440,8 +530,8 @@ static rlhf_status generate_batch(grpo_run *r, long long g, int *order, long lon
     if ((st = dist_allreduce_sum_f64(a->dist, &items_n, 1, err))) goto out;
     r->num_items = (items_n > 1 ? items_n : 1.0) / r->world;
 
-    if (r->need_old) st = batch_logprobs(r, r->policy, r->old_lp, err);
-    if (!st && r->use_ref) st = batch_logprobs(r, r->ref, r->ref_lp, err);
+    if (r->need_old || bs->eval) st = batch_logprobs(r, r->policy, r->old_lp, N, err);
+    if (!st && r->use_ref) st = batch_logprobs(r, r->ref, r->ref_lp, N, err);
     if (st) goto out;
 
     // rewards, each source over this process's completions
@@ -451,19 +541,19 @@ static rlhf_status generate_batch(grpo_run *r, long long g, int *order, long lon
         items[i] = (reward_item){.prompt_text = p->text, .prompt_ids = p->ids, .prompt_n = p->n,
                                  .completion_text = texts[i], .completion_ids = r->responses + (size_t)i * R,
                                  .completion_n = r->lengths[i] - (r->has_stop[i] ? 1 : 0),
-                                 .row = r->data.rows[p->row], .line = p->line};
+                                 .row = r->rows_of->rows[p->row], .line = p->line};
     }
     for (int k = 0; k < K && !st; k++) {
-        st = r->rewards[k]->score(r->rewards[k], items, N, scores, err);
+        if (N > 0) st = r->rewards[k]->score(r->rewards[k], items, N, scores, err);
         for (int i = 0; i < N; i++) local_pf[(size_t)i * K + k] = scores[i];
     }
     if (st) goto out;
     // advantages need every process's rewards (groups may span processes)
-    if ((st = dist_allgather(a->dist, local_pf, r->per_func, (size_t)N * K * sizeof(float), err))) goto out;
-    const int Ng = N * r->world;
+    if ((st = dist_allgather(a->dist, local_pf, r->per_func, (size_t)Nb * K * sizeof(float), err))) goto out;
+    const int Ng = bs->total;  // the valid rows lead the global order
     grpo_combine_rewards(r->rewards_all, r->per_func, r->weights, Ng, K);
-    float *adv_all = calloc((size_t)Ng, sizeof *adv_all);
-    float *kl_all = calloc((size_t)Ng, sizeof *kl_all);
+    float *adv_all = calloc((size_t)Nb * r->world, sizeof *adv_all);
+    float *kl_all = calloc((size_t)Nb * r->world, sizeof *kl_all);
     if (!adv_all || !kl_all) {
         free(adv_all);
         free(kl_all);
@@ -475,7 +565,7 @@ static rlhf_status generate_batch(grpo_run *r, long long g, int *order, long lon
         grpo_advantages(adv_all, &rs, r->rewards_all, Ng, G, a->scale_rewards);
     } else {
         // RLOO: the KL (k1, summed over the completion) enters the reward
-        float *local_kl = kl_all + (size_t)r->rank * N;
+        float *local_kl = kl_all + (size_t)r->rank * Nb;
         double kl_tok[2] = {0, 0};
         for (int i = 0; i < N && r->use_ref; i++) {
             double sk = 0;
@@ -489,11 +579,11 @@ static rlhf_status generate_batch(grpo_run *r, long long g, int *order, long lon
             kl_tok[0] += sk;
         }
         if (r->world > 1) {
-            float *mine = malloc((size_t)N * sizeof *mine);
+            float *mine = malloc((size_t)Nb * sizeof *mine);
             if (!mine) st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
             else {
-                memcpy(mine, local_kl, (size_t)N * sizeof *mine);
-                st = dist_allgather(a->dist, mine, kl_all, (size_t)N * sizeof(float), err);
+                memcpy(mine, local_kl, (size_t)Nb * sizeof *mine);
+                st = dist_allgather(a->dist, mine, kl_all, (size_t)Nb * sizeof(float), err);
                 free(mine);
             }
         }
@@ -505,7 +595,7 @@ static rlhf_status generate_batch(grpo_run *r, long long g, int *order, long lon
                             a->normalize_advantages, Ng, G);
     }
     if (!st) {
-        memcpy(r->adv, adv_all + (size_t)r->rank * N, (size_t)N * sizeof(float));
+        memcpy(r->adv, adv_all + (size_t)r->rank * Nb, (size_t)Nb * sizeof(float));
         for (int k = 0; k < K; k++) {
             char name[128];
             snprintf(name, sizeof name, "rewards/%s/mean", r->rewards[k]->name);
@@ -516,9 +606,6 @@ static rlhf_status generate_batch(grpo_run *r, long long g, int *order, long lon
         metric_add(r, "reward", rs.reward);
         metric_add(r, "reward_std", rs.reward_std);
         metric_add(r, "frac_reward_zero_std", rs.frac_zero_std);
-        // TRL shuffles the generation batch before splitting it into steps_per_generation micro-batches
-        rng_permutation(rng_key(a->seed, RNG_STREAM_GRPO, (uint64_t)g, (uint64_t)r->rank), r->perm, N);
-        r->gen_index = g;
     }
     free(adv_all);
     free(kl_all);
@@ -540,7 +627,7 @@ typedef struct {
     int32_t *ids, *mask, *pos, *resp;     // (micro, T) / (micro, R)
     float *old_lp, *ref_lp, *lmask, *new_lp, *lse, *dlp, *entropy;  // (micro, R)
     float *adv;                           // (micro)
-    float *dlogits;                       // (micro, T, V)
+    float *dlogits;                       // (micro, R, V): the head runs on the completion slots only
 } grpo_scratch;
 
 static void scratch_free(grpo_scratch *s) {
@@ -557,7 +644,7 @@ static rlhf_status scratch_init(grpo_scratch *s, const grpo_run *r, rlhf_err *er
              (s->resp = malloc(M * R * 4)) && (s->adv = calloc(M, sizeof(float)));
     float **fs[] = {&s->old_lp, &s->ref_lp, &s->lmask, &s->new_lp, &s->lse, &s->dlp, &s->entropy};
     for (size_t i = 0; i < sizeof fs / sizeof *fs; i++) ok = ok && (*fs[i] = calloc(M * R, sizeof(float)));
-    ok = ok && (s->dlogits = malloc(M * T * V * sizeof(float)));
+    ok = ok && (s->dlogits = malloc(M * R * V * sizeof(float)));  // the head runs on the R completion slots
     if (!ok) {
         scratch_free(s);
         return rlhf_fail(err, RLHF_ERUNTIME, "out of memory allocating %s update buffers", r->cmd);
@@ -580,10 +667,12 @@ static rlhf_status micro_step(grpo_run *r, grpo_scratch *s, int slice, double *l
         memcpy(s->lmask + (size_t)i * R, r->mask + (size_t)b * R, (size_t)R * 4);
         s->adv[i] = r->adv[b];
     }
-    model_batch mb = {.B = m, .T = T, .input_ids = s->ids, .attention_mask = s->mask, .position_ids = s->pos};
+    // logits (m, R, V) of the R positions that predict the completion only (TRL's logits_to_keep)
+    model_batch mb = {.B = m, .T = T, .input_ids = s->ids, .attention_mask = s->mask, .position_ids = s->pos,
+                      .head_from = P - 1, .head_count = R};
     RLHF_TRY(model_forward(r->policy, &mb, err));
     const float *logits = r->policy->out;
-    rollout_logprobs(s->new_lp, s->lse, logits, s->resp, m, T, P, R, V, a->temperature);
+    rollout_logprobs(s->new_lp, s->lse, logits, s->resp, m, R, 1, R, V, a->temperature);
     // on-policy (TRL: old_per_token_logps None): old = the new log-probs detached, ratio exactly 1
     const float *old = r->need_old ? s->old_lp : s->new_lp;
     grpo_loss_stats ls;
@@ -598,7 +687,7 @@ static rlhf_status micro_step(grpo_run *r, grpo_scratch *s, int slice, double *l
         rloo_loss_forward(&ls, s->new_lp, old, s->adv, s->lmask, (float)a->epsilon, eps_high, (double)r->ga, m, R);
         rloo_loss_backward(s->dlp, s->new_lp, old, s->adv, s->lmask, (float)a->epsilon, eps_high, (double)r->ga, m, R);
     }
-    rollout_logprobs_backward(s->dlogits, s->entropy, logits, s->lse, s->resp, s->dlp, m, T, P, R, V, a->temperature);
+    rollout_logprobs_backward(s->dlogits, s->entropy, logits, s->lse, s->resp, s->dlp, m, R, 1, R, V, a->temperature);
     // metrics as TRL's global masked means of this micro-batch (sums over processes)
     double ent = 0;
     for (size_t i = 0; i < (size_t)m * R; i++)
@@ -630,10 +719,84 @@ static rlhf_status optimizer_step(grpo_run *r, double lr, double *norm_out, int 
     *norm_out = norm;
     *stepped = isfinite(norm);
     if (*stepped) {
-        adamw_config c = {ADAMW_DEFAULT_BETA1, ADAMW_DEFAULT_BETA2, ADAMW_DEFAULT_EPS, a->weight_decay};
+        adamw_config c = {a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->weight_decay};
         adamw_step(&r->opt, p.params, p.grads, p.specs, p.n_specs, lr, &c);
     }
     model_zero_grads(r->policy);
+    return RLHF_OK;
+}
+
+// ---- evaluation ---------------------------------------------------------------------------------------
+
+// TRL's GRPOTrainer.evaluate: every evaluation prompt sampled num_generations(_eval) times, in batches of
+// per_device_eval_batch_size completions per process, scored and turned into advantages as in training,
+// the loss computed without an update (on-policy: ratio 1); the batch metrics averaged into one row of
+// eval_* columns. The batches' rows are split over the processes as a generation batch is, and every
+// statistic is taken over the batch's global rows, so any process count logs the same numbers.
+static rlhf_status evaluate(grpo_run *r, long long step, grpo_log_row *row, rlhf_err *err) {
+    const grpo_args *a = r->a;
+    grpo_batch train = r->batch;
+    r->batch = r->eval;
+    r->prompts_of = r->eval_prompts;
+    r->rows_of = a->eval_dataset_name ? &r->eval_data : &r->data;
+    r->evaluating = 1;
+    const int train_G = r->G;
+    if (a->num_generations_eval) r->G = a->num_generations_eval;  // TRL's num_generations_eval
+    const int N = r->N, R = r->R, W = r->world, G = r->G;
+    const int per_batch = N * W / G;  // prompts per evaluation batch
+    const size_t NR = (size_t)N * R, NgR = NR * W;
+    float *buf = malloc(4 * NgR * sizeof(float) + 4 * NR * sizeof(float) + 2 * (size_t)N * W * sizeof(float));
+    rlhf_status st = buf ? RLHF_OK : rlhf_fail(err, RLHF_ERUNTIME, "out of memory (evaluation)");
+    int n_batches = 0;
+    for (int b0 = 0; b0 < r->n_eval && !st; b0 += per_batch, n_batches++) {
+        int n_p = r->n_eval - b0 < per_batch ? r->n_eval - b0 : per_batch;
+        int total = n_p * G, first = r->rank * N;
+        int nv = total - first < 0 ? 0 : total - first > N ? N : total - first;
+        for (int i = 0; i < nv; i++) r->row_prompt[i] = b0 + (first + i) / G;
+        batch_spec bs = {.eval = 1, .n_valid = nv, .total = total,
+                         .sample_seed = rng_key(a->seed, RNG_STREAM_SAMPLE, (1ull << 63) | (uint64_t)step,
+                                                (uint64_t)n_batches)};
+        if ((st = sample_and_score(r, &bs, err))) break;
+        // the loss over the batch's global rows: log-probs, masks and advantages of every process
+        float *lp = buf, *ref = lp + NgR, *mask = ref + NgR, *l_lp = mask + NgR, *l_ref = l_lp + NR, *l_mask = l_ref + NR;
+        float *adv = l_mask + NR, *l_adv = adv + (size_t)N * W;
+        memset(l_lp, 0, 3 * NR * sizeof(float));
+        memset(l_adv, 0, (size_t)N * sizeof(float));
+        memcpy(l_lp, r->old_lp, (size_t)nv * R * sizeof(float));
+        if (r->use_ref) memcpy(l_ref, r->ref_lp, (size_t)nv * R * sizeof(float));
+        memcpy(l_mask, r->mask, (size_t)nv * R * sizeof(float));
+        memcpy(l_adv, r->adv, (size_t)nv * sizeof(float));
+        if ((st = dist_allgather(a->dist, l_lp, lp, NR * sizeof(float), err)) ||
+            (st = dist_allgather(a->dist, l_ref, ref, NR * sizeof(float), err)) ||
+            (st = dist_allgather(a->dist, l_mask, mask, NR * sizeof(float), err)) ||
+            (st = dist_allgather(a->dist, l_adv, adv, (size_t)N * sizeof(float), err)))
+            break;
+        grpo_loss_stats ls;
+        float eps_high = (float)(a->epsilon_high >= 0 ? a->epsilon_high : a->epsilon);
+        if (a->algo == ALGO_GRPO) {
+            grpo_loss_config lc = {a->loss_type, a->importance_sampling_level, (float)a->epsilon, eps_high,
+                                   (float)a->beta, a->max_completion_length, r->num_items * W, 1.0};
+            grpo_loss_forward(&ls, lp, lp, r->use_ref ? ref : NULL, adv, mask, &lc, total, R);
+            if (r->use_ref) metric_add(r, "kl", ls.kl_sum / (ls.tok_count > 1 ? ls.tok_count : 1.0));
+        } else {
+            rloo_loss_forward(&ls, lp, lp, adv, mask, (float)a->epsilon, eps_high, 1.0, total, R);
+        }
+        metric_add(r, "loss", ls.loss);
+    }
+    free(buf);
+    r->evaluating = 0;
+    r->G = train_G;
+    r->eval = r->batch;
+    r->batch = train;
+    r->prompts_of = r->prompts;
+    r->rows_of = &r->data;
+    if (st) return st;
+    for (int c = 0; c < r->n_columns; c++) {
+        row->v[c] = c >= r->first_eval_column && r->acc_n[c] ? r->acc_sum[c] / r->acc_n[c] : NAN;
+        if (c >= r->first_eval_column) r->acc_sum[c] = 0, r->acc_n[c] = 0;
+    }
+    row->v[GC_STEP] = (double)step;
+    row->v[GC_EPOCH] = (double)step * r->ga / (double)(r->gens_per_epoch * r->spg * r->iters);
     return RLHF_OK;
 }
 
@@ -682,6 +845,21 @@ static void take_row(grpo_run *r, long long step, double lr, double grad_norm, g
     r->steps_since_log = 0;
 }
 
+// The logged row on stdout as the HF Trainer prints its logs: one dict per row, the measured values only.
+static void log_line_print(const grpo_run *r, const grpo_log_row *row) {
+    printf("{");
+    int first = 1;
+    for (int c = 0; c < r->n_columns; c++) {
+        if (isnan(row->v[c])) continue;
+        char cell[40];
+        grpo_format_value(cell, sizeof cell, c, row->v[c]);
+        printf("%s\"%s\": %s", first ? "" : ", ", r->columns[c], cell);
+        first = 0;
+    }
+    printf("}\n");
+    fflush(stdout);
+}
+
 static rlhf_status train_loop(grpo_run *r, grpo_result *res, rlhf_err *err) {
     const grpo_args *a = r->a;
     const int main_rank = dist_is_main(a->dist);
@@ -692,6 +870,7 @@ static rlhf_status train_loop(grpo_run *r, grpo_result *res, rlhf_err *err) {
     path_join(path, sizeof path, a->output_dir, "training_log.csv");
     if (main_rank) {
         RLHF_TRY(make_dirs(a->output_dir, err));
+        RLHF_TRY(checkpoint_remove_stale(a->output_dir, err));  // checkpoint-*.tmp left by a killed run
         if (a->resume_from_checkpoint) RLHF_TRY(grpo_log_rewrite(r, path, err));
         RLHF_TRY(csv_log_open(&log, path, r->columns, r->n_columns, a->resume_from_checkpoint != NULL, err));
     }
@@ -701,18 +880,24 @@ static rlhf_status train_loop(grpo_run *r, grpo_result *res, rlhf_err *err) {
     if (!order && !st) st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
     long long order_epoch = -1;
     const long long gen_every = (long long)r->spg * r->iters;
-    long long warmup = (long long)ceil(a->warmup_ratio * (double)r->max_steps);
+    // transformers' get_warmup_steps: --warmup_steps when > 0, else ceil(warmup_ratio x max_steps)
+    long long warmup = a->warmup_steps > 0 ? a->warmup_steps : (long long)ceil(a->warmup_ratio * (double)r->max_steps);
+    // checkpoints and evaluations every N steps (--*_strategy steps) or at the end of every epoch (epoch)
+    long long save_every = a->save_strategy == STRATEGY_STEPS ? a->save_steps
+                           : a->save_strategy == STRATEGY_EPOCH ? r->steps_per_epoch : 0;
+    long long eval_every = !r->first_eval_column ? 0 : a->eval_strategy == STRATEGY_STEPS ? a->eval_steps
+                           : a->eval_strategy == STRATEGY_EPOCH ? r->steps_per_epoch : 0;
     int skipped = 0, streak = 0, pending_save = 0;
     double step_loss = 0, grad_norm = NAN, lr = 0;
     progress *pg = a->quiet || !main_rank ? NULL : progress_start(r->cmd, r->max_steps, "step");
     progress_update(pg, start, NULL);
     char extra[160] = "";
     res->steps_done = start;
-    res->first_reward = res->last_reward = NAN;
+    res->first_reward = res->last_reward = res->first_eval_reward = res->last_eval_reward = NAN;
     int reward_col = grpo_column(r, "reward");
     // micro-step k of the run: generation k / gen_every, slice k % spg (TRL's _step % steps_per_generation)
     for (long long step = start + 1; step <= r->max_steps && !st; step++) {
-        lr = lr_at(SCHED_LINEAR, a->learning_rate, step - 1, warmup, r->max_steps);
+        lr = lr_at(a->lr_scheduler_type, a->learning_rate, step - 1, warmup, r->max_steps);
         step_loss = 0;
         for (int j = 0; j < r->ga && !st; j++) {
             long long k = (step - 1) * r->ga + j;
@@ -751,11 +936,26 @@ static rlhf_status train_loop(grpo_run *r, grpo_result *res, rlhf_err *err) {
             if (isnan(res->first_reward)) res->first_reward = row.v[reward_col];
             res->last_reward = row.v[reward_col];
             snprintf(extra, sizeof extra, "reward %.3f loss %.4f", row.v[reward_col], row.v[GC_LOSS]);
+            if (main_rank && !a->quiet) log_line_print(r, &row);
+        }
+        // evaluation after the step's log row, as the HF Trainer's _maybe_log_save_evaluate (and at the end of
+        // the run with --eval_strategy epoch when the last epoch is cut short)
+        if (eval_every > 0 && (step % eval_every == 0 ||
+                               (a->eval_strategy == STRATEGY_EPOCH && step == r->max_steps))) {
+            grpo_log_row row;
+            st = evaluate(r, step, &row, err);
+            if (!st) st = grpo_log_add(r, &row, err);
+            if (!st && main_rank) st = log_row_write(r, log, &row, err);
+            if (st) break;
+            int ec = grpo_column(r, "eval_reward");
+            if (isnan(res->first_eval_reward)) res->first_eval_reward = row.v[ec];
+            res->last_eval_reward = row.v[ec];
+            if (main_rank && !a->quiet) log_line_print(r, &row);
         }
         progress_update(pg, step, extra);
         // checkpoints only where a generation batch is used up (a resume starts a fresh one)
         int aligned = (step * r->ga) % gen_every == 0;
-        if (a->save_steps > 0 && step % a->save_steps == 0 && step < r->max_steps) pending_save = 1;
+        if (save_every > 0 && step % save_every == 0 && step < r->max_steps) pending_save = 1;
         int stop = dist_any(a->dist, a->stop && *a->stop);
         if (aligned && (pending_save || stop) && step < r->max_steps) {
             st = grpo_checkpoint_save(r, step, err);

@@ -14,11 +14,25 @@
 #include "train/reward_funcs.h"
 #include "train/rollout.h"
 
-#define GRPO_MAX_COLUMNS (32 + 2 * GRPO_MAX_REWARDS)
+#define GRPO_MAX_COLUMNS (32 + 8 * GRPO_MAX_REWARDS)  // training and eval_ columns, 2 per reward source each
 
 typedef struct {
     double v[GRPO_MAX_COLUMNS];
 } grpo_log_row;
+
+// One batch of completions on this process (rows N, row stride T = P + R).
+#define GRPO_BATCH_FIELDS                                                                                  \
+    int N, P, T;                                                                                            \
+    int *row_prompt;                      /* (N) prompt index */                                            \
+    int32_t *qr_ids, *qr_mask, *qr_pos, *responses;                                                         \
+    int *n_generated, *lengths, *has_stop;                                                                  \
+    float *mask, *old_lp, *ref_lp, *adv;  /* mask/old/ref (N, R); adv (N) */                                \
+    float *per_func, *rewards_all;        /* (world * N, K), (world * N) */                                 \
+    int *perm;                            /* (N) micro-batch order */                                       \
+    double num_items;                     /* dapo normaliser: real tokens of the batch / processes */
+typedef struct {
+    GRPO_BATCH_FIELDS
+} grpo_batch;
 
 typedef struct {
     const grpo_args *a;
@@ -35,28 +49,33 @@ typedef struct {
     int stop_id, fill_id;
 
     int G, R, micro, spg, iters, ga;
-    int N;                       // completions per generation on this process (micro * spg)
     int world, rank;
     int prompts_per_gen;         // over all processes
     long long gens_per_epoch, max_steps;
     int need_old;                // old log-probs stored (off-policy micro-batches, or RLOO always)
 
-    // the current generation batch (local rows), row stride T = P + R
+    // the current generation batch (local rows), row stride T = P + R; the evaluation batch has the same
+    // fields (eval), swapped in while an evaluation runs
     long long gen_index;         // -1: none yet
-    int P, T;
-    int *row_prompt;             // (N) prompt index
-    int32_t *qr_ids, *qr_mask, *qr_pos, *responses;
-    int *n_generated, *lengths, *has_stop;
-    float *mask, *old_lp, *ref_lp, *adv;  // mask/old/ref (N, R); adv (N)
-    float *per_func, *rewards_all;        // (world * N, K), (world * N)
-    int *perm;                   // (N) micro-batch order
-    double num_items;            // dapo normaliser: real tokens of the generation batch / processes
+    union {
+        struct { GRPO_BATCH_FIELDS };
+        grpo_batch batch;
+    };
+    grpo_batch eval;             // buffers of evaluation batches (rows: per_device_eval_batch_size)
+    rollout_prompt *eval_prompts; // --eval_dataset_name's prompts or --eval_split's share (NULL: none)
+    int n_eval;
+    dataset eval_data;           // --eval_dataset_name's rows (reward functions read their fields)
+    const rollout_prompt *prompts_of; // the prompts row_prompt indexes (prompts or eval_prompts)
+    const dataset *rows_of;      // the rows the prompts being sampled index (&data or &eval_data)
+    long long steps_per_epoch;
 
     adamw_state opt;
     // metric accumulators (TRL's _metrics lists): sums and counts per column since the last log
     const char *columns[GRPO_MAX_COLUMNS];
     char column_names[GRPO_MAX_COLUMNS][128];
     int n_columns;
+    int first_eval_column;       // the eval_* columns start here (0: no evaluation)
+    int evaluating;              // metrics go to the eval_* columns
     double acc_sum[GRPO_MAX_COLUMNS];
     int acc_n[GRPO_MAX_COLUMNS];
     double num_tokens;           // prompt + completion tokens seen (all processes)

@@ -1,6 +1,7 @@
 // GRPO / RLOO outputs and checkpoints. checkpoint-{STEP}/ is the policy as an HF model directory (or a
-// peft adapter with LoRA) plus optimizer.safetensors (train/checkpoint.h's format) and grpo_state.json
-// (step, tokens seen, run shape, log columns and history). It is built under checkpoint-{STEP}.tmp and
+// peft adapter with LoRA) plus optimizer.safetensors (train/checkpoint.h's format), grpo_state.json
+// (step, tokens seen, run shape, log columns and history: what resume reads) and trainer_state.json (HF's
+// TrainerState with TRL's metric names in log_history). It is built under checkpoint-{STEP}.tmp and
 // renamed into place, so a directory named checkpoint-* is always whole. Checkpoints are taken only
 // where a generation batch is used up, and every random draw is keyed by (seed, generation, row), so
 // restoring weights and moments replays the uninterrupted run exactly.
@@ -145,32 +146,50 @@ static cJSON *state_json(const grpo_run *r, long long step) {
     return o;
 }
 
+// trainer_state.json as TRL's GRPOTrainer / RLOOTrainer leave it (transformers' TrainerState): log_history
+// holds one dict per logged row with TRL's metric names (training rows and, as their own entries, the
+// evaluations' eval_* rows), only the values measured.
+static cJSON *hf_state_json(const grpo_run *r, long long step) {
+    cJSON *hist = cJSON_CreateArray();
+    for (int i = 0; hist && i < r->n_log; i++) cJSON_AddItemToArray(hist, hf_log_entry(r->columns, r->log[i].v, r->n_columns));
+    const grpo_args *a = r->a;
+    long long micro_per_epoch = r->gens_per_epoch * r->spg * r->iters;
+    hf_state_fields h = {(double)step * r->ga / (double)micro_per_epoch, step, r->max_steps, a->logging_steps,
+                         a->eval_steps, a->save_steps, a->per_device_train_batch_size, a->num_train_epochs};
+    cJSON *j = hf_trainer_state_json(&h, hist, NULL);
+    if (j) cJSON_ReplaceItemInObject(j, "num_input_tokens_seen", cJSON_CreateNumber(r->num_tokens));
+    return j;
+}
+
+static rlhf_status checkpoint_write(grpo_run *r, const char *tmp, long long step, rlhf_err *err) {
+    char p[4400];
+    RLHF_TRY(grpo_save_policy_dir(r, tmp, 1, err));
+    RLHF_TRY(optimizer_state_save(path_join(p, sizeof p, tmp, "optimizer.safetensors"), r->policy, &r->opt, err));
+    if (r->samples_len) RLHF_TRY(atomic_write(path_join(p, sizeof p, tmp, "samples.jsonl"), r->samples, r->samples_len, err));
+    for (int k = 0; k < 2; k++) {
+        cJSON *s = k ? hf_state_json(r, step) : state_json(r, step);
+        if (!s) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+        rlhf_status st = json_save_file(path_join(p, sizeof p, tmp, k ? "trainer_state.json" : GRPO_STATE_FILE), s, err);
+        cJSON_Delete(s);
+        RLHF_TRY(st);
+    }
+    return RLHF_OK;
+}
+
+// OUTPUT_DIR/checkpoint-{STEP}, built under checkpoint-{STEP}.tmp and renamed into place (train/checkpoint.h);
+// --save_total_limit then removes the oldest.
 rlhf_status grpo_checkpoint_save(grpo_run *r, long long step, rlhf_err *err) {
     if (!dist_is_main(r->a->dist)) return RLHF_OK;
-    char dir[4200], tmp[4300], p[4400], name[64];
-    snprintf(name, sizeof name, "checkpoint-%lld", step);
-    path_join(dir, sizeof dir, r->a->output_dir, name);
-    snprintf(tmp, sizeof tmp, "%s.tmp", dir);
-    if (dir_exists(tmp)) RLHF_TRY(remove_tree(tmp, err));
-    RLHF_TRY(make_dirs(tmp, err));
-    rlhf_status st = grpo_save_policy_dir(r, tmp, 1, err);
-    if (!st) st = optimizer_state_save(path_join(p, sizeof p, tmp, "optimizer.safetensors"), r->policy, &r->opt, err);
-    if (!st && r->samples_len)
-        st = atomic_write(path_join(p, sizeof p, tmp, "samples.jsonl"), r->samples, r->samples_len, err);
-    if (!st) {
-        cJSON *s = state_json(r, step);
-        if (!s) st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
-        else st = json_save_file(path_join(p, sizeof p, tmp, GRPO_STATE_FILE), s, err);
-        cJSON_Delete(s);
-    }
+    char dir[4200], tmp[4300];
+    checkpoint_path(dir, sizeof dir, r->a->output_dir, step);
+    RLHF_TRY(checkpoint_begin(dir, tmp, sizeof tmp, err));
+    rlhf_status st = checkpoint_write(r, tmp, step, err);
     if (st) {  // a failed write (full disk) leaves the previous checkpoints as they were
-        rlhf_err e2;
-        remove_tree(tmp, &e2);
+        checkpoint_abort(tmp);
         return st;
     }
-    if (dir_exists(dir)) RLHF_TRY(remove_tree(dir, err));
-    if (rename(tmp, dir) != 0) return rlhf_fail(err, RLHF_ERUNTIME, "%s: cannot rename to %s", tmp, dir);
-    RLHF_TRY(fsync_dir(r->a->output_dir, err));
+    RLHF_TRY(checkpoint_commit(tmp, dir, err));
+    RLHF_TRY(checkpoint_rotate(r->a->output_dir, r->a->save_total_limit, step, err));
     return grpo_report_write(r, err);
 }
 
@@ -235,8 +254,9 @@ out:
 
 rlhf_status grpo_report_write(const grpo_run *r, rlhf_err *err) {
     int n = r->n_log;
-    enum { NS = 6 };
-    const char *names[NS] = {"reward", "completions/mean_length", "entropy", "kl", "loss", "clip_ratio/region_mean"};
+    enum { NS = 7 };  // the last: eval_reward, drawn beside reward
+    const char *names[NS] = {"reward", "completions/mean_length", "entropy", "kl", "loss", "clip_ratio/region_mean",
+                             "eval_reward"};
     double *x = malloc(((size_t)n + 1) * sizeof(double));
     double *y[NS] = {0};
     int ok = x != NULL;
@@ -254,23 +274,37 @@ rlhf_status grpo_report_write(const grpo_run *r, rlhf_err *err) {
         }
     }
     report_series series[NS];
-    report_chart charts[NS];
-    static const char *const titles[NS] = {"Reward (weighted sum)", "Completion length (tokens)", "Entropy per token",
-                                           "KL from the reference", "Loss", "Clipped ratio (region)"};
-    for (int k = 0; k < NS; k++) {
-        series[k] = (report_series){names[k], x, y[k], n};
-        charts[k] = (report_chart){titles[k], "step", &series[k], 1};
-    }
+    report_chart charts[NS - 1];
+    static const char *const titles[NS - 1] = {"Reward (weighted sum; eval_reward: the evaluation set)",
+                                               "Completion length (tokens)", "Entropy per token",
+                                               "KL from the reference", "Loss", "Clipped ratio (region)"};
+    for (int k = 0; k < NS; k++) series[k] = (report_series){names[k], x, y[k], n};
+    // the reward chart: reward and, with an evaluation set, eval_reward
+    report_series reward_pair[2] = {series[0], series[NS - 1]};
+    charts[0] = (report_chart){titles[0], "step", reward_pair, r->first_eval_column ? 2 : 1};
+    for (int k = 1; k < NS - 1; k++) charts[k] = (report_chart){titles[k], "step", &series[k], 1};
     char summary[512];
-    int rc = grpo_column(r, "reward");
-    if (n > 0)
-        snprintf(summary, sizeof summary, "steps: %.0f of %lld\nreward: first %.4f, last %.4f\nrewards: %d source(s)",
-                 r->log[n - 1].v[GC_STEP], r->max_steps, r->log[0].v[rc], r->log[n - 1].v[rc], r->K);
-    else
+    // first and last finite values of reward and eval_reward (evaluation rows have no training reward)
+    double fl[2][2] = {{NAN, NAN}, {NAN, NAN}};
+    for (int k = 0; k < 2; k++) {
+        int c = grpo_column(r, k ? "eval_reward" : "reward");
+        for (int i = 0; c >= 0 && i < n; i++)
+            if (isfinite(r->log[i].v[c])) {
+                if (isnan(fl[k][0])) fl[k][0] = r->log[i].v[c];
+                fl[k][1] = r->log[i].v[c];
+            }
+    }
+    if (n > 0) {
+        int len = snprintf(summary, sizeof summary, "steps: %.0f of %lld\nreward: first %.4f, last %.4f\nrewards: %d source(s)",
+                           r->log[n - 1].v[GC_STEP], r->max_steps, fl[0][0], fl[0][1], r->K);
+        if (!isnan(fl[1][0]) && len > 0 && (size_t)len < sizeof summary)
+            snprintf(summary + len, sizeof summary - (size_t)len, "\neval_reward: first %.4f, last %.4f", fl[1][0], fl[1][1]);
+    } else {
         snprintf(summary, sizeof summary, "no steps logged yet");
+    }
     char p[4200], title[32];
     snprintf(title, sizeof title, "rlhf %s", r->cmd);
-    st = report_write_html(path_join(p, sizeof p, r->a->output_dir, "report.html"), title, summary, charts, NS, err);
+    st = report_write_html(path_join(p, sizeof p, r->a->output_dir, "report.html"), title, summary, charts, NS - 1, err);
 out:
     free(x);
     for (int k = 0; k < NS; k++) free(y[k]);

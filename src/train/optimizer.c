@@ -6,8 +6,10 @@
 // The gradient norm is summed in a fixed number of chunks so it never depends on the thread count.
 #include "train/optimizer.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 // Torch's clip_grad_norm_ adds this to the norm before dividing (clip_coef = max_norm / (norm + 1e-6)).
 #define CLIP_NORM_EPS 1e-6
@@ -19,6 +21,8 @@
 rlhf_status adamw_init(adamw_state *s, size_t n, rlhf_err *err) {
     s->n = n;
     s->step = 0;
+    s->lo = 0;
+    s->hi = n;
     s->m = calloc(n ? n : 1, sizeof(float));
     s->v = calloc(n ? n : 1, sizeof(float));
     if (!s->m || !s->v) {
@@ -32,7 +36,7 @@ void adamw_free(adamw_state *s) {
     free(s->m);
     free(s->v);
     s->m = s->v = NULL;
-    s->n = 0;
+    s->n = s->lo = s->hi = 0;
 }
 
 // One AdamW update of params[0..n) with moments m, v
@@ -60,18 +64,83 @@ void adamw_step(adamw_state *s, float *params, const float *grads, const param_s
     float omb1 = (float)(1.0 - c->beta1), omb2 = (float)(1.0 - c->beta2);
     float bc2_sqrt = (float)sqrt(bc2), eps = (float)c->eps, neg_step = (float)(-lr / bc1);
     float decay_mul = (float)(1.0 - lr * c->weight_decay);
-    if (!specs || n_specs <= 0) {   // no groups: the whole buffer decays
-        adamw_range(params, grads, s->m, s->v, (int64_t)s->n, decay_mul, b1, omb1, b2, omb2, bc2_sqrt, eps,
-                    neg_step);
+    if (!specs || n_specs <= 0) {   // no groups: the whole buffer (this rank's slice of it) decays
+        adamw_range(params + s->lo, grads + s->lo, s->m, s->v, (int64_t)(s->hi - s->lo), decay_mul, b1, omb1, b2,
+                    omb2, bc2_sqrt, eps, neg_step);
         return;
     }
     for (int k = 0; k < n_specs; k++) {
-        size_t o = specs[k].offset;
-        if (o >= s->n) continue;
-        size_t n = specs[k].numel < s->n - o ? specs[k].numel : s->n - o;
-        adamw_range(params + o, grads + o, s->m + o, s->v + o, (int64_t)n, specs[k].no_decay ? 1.0f : decay_mul,
-                    b1, omb1, b2, omb2, bc2_sqrt, eps, neg_step);
+        size_t o = specs[k].offset, e = o + specs[k].numel;
+        if (o < s->lo) o = s->lo;
+        if (e > s->hi) e = s->hi;
+        if (o >= e) continue;
+        adamw_range(params + o, grads + o, s->m + (o - s->lo), s->v + (o - s->lo), (int64_t)(e - o),
+                    specs[k].no_decay ? 1.0f : decay_mul, b1, omb1, b2, omb2, bc2_sqrt, eps, neg_step);
     }
+}
+
+// Where rank r's slice starts: N near-equal contiguous parts, the first n % N one element longer.
+static size_t shard_start(size_t n, int r, int N) {
+    size_t q = n / (size_t)N, extra = n % (size_t)N;
+    return q * (size_t)r + ((size_t)r < extra ? (size_t)r : extra);
+}
+
+int adamw_sharded(const adamw_state *s) { return s->lo != 0 || s->hi != s->n; }
+
+rlhf_status adamw_shard(adamw_state *s, dist *d, rlhf_err *err) {
+    int r = dist_rank(d), N = dist_size(d);
+    if (N == 1 || adamw_sharded(s)) return RLHF_OK;
+    size_t lo = shard_start(s->n, r, N), hi = shard_start(s->n, r + 1, N), k = hi - lo;
+    float *m = malloc(sizeof(float) * (k ? k : 1)), *v = malloc(sizeof(float) * (k ? k : 1));
+    if (!m || !v) {
+        free(m);
+        free(v);
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory for this rank's %zu AdamW moments", k);
+    }
+    memcpy(m, s->m + lo, sizeof(float) * k);
+    memcpy(v, s->v + lo, sizeof(float) * k);
+    free(s->m);
+    free(s->v);
+    s->m = m, s->v = v, s->lo = lo, s->hi = hi;
+    return RLHF_OK;
+}
+
+// Each rank's slice length, as adamw_shard cut them.
+static rlhf_status shard_counts(const adamw_state *s, dist *d, int **counts, rlhf_err *err) {
+    int N = dist_size(d);
+    *counts = malloc(sizeof(int) * (size_t)N);
+    if (!*counts) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    for (int r = 0; r < N; r++) {
+        size_t k = shard_start(s->n, r + 1, N) - shard_start(s->n, r, N);
+        if (k > INT_MAX) {
+            free(*counts);
+            *counts = NULL;
+            return rlhf_fail(err, RLHF_ERUNTIME, "ZeRO-1: a slice of %zu moments is too many for MPI's counts", k);
+        }
+        (*counts)[r] = (int)k;
+    }
+    return RLHF_OK;
+}
+
+rlhf_status adamw_gather_params(const adamw_state *s, dist *d, float *params, rlhf_err *err) {
+    if (!adamw_sharded(s)) return RLHF_OK;
+    int *counts;
+    RLHF_TRY(shard_counts(s, d, &counts, err));
+    rlhf_status st = dist_allgatherv_f32(d, params + s->lo, params, counts, err);
+    free(counts);
+    return st;
+}
+
+rlhf_status adamw_gather(const adamw_state *s, dist *d, adamw_state *full, rlhf_err *err) {
+    RLHF_TRY(adamw_init(full, s->n, err));
+    full->step = s->step;
+    int *counts = NULL;
+    rlhf_status st = shard_counts(s, d, &counts, err);
+    if (!st) st = dist_allgatherv_f32(d, s->m, full->m, counts, err);
+    if (!st) st = dist_allgatherv_f32(d, s->v, full->v, counts, err);
+    if (counts) free(counts);
+    if (st) adamw_free(full);
+    return st;
 }
 
 double clip_grad_norm(float *grads, size_t n, double max_norm) {

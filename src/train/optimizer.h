@@ -5,11 +5,14 @@
 
 #include <stddef.h>
 
+#include "base/dist.h"
 #include "base/error.h"
 #include "models/model.h"
 
 typedef struct { double beta1, beta2, eps, weight_decay; } adamw_config;  // torch defaults 0.9, 0.999, 1e-8, 0
-typedef struct { float *m, *v; size_t n; long long step; } adamw_state;
+// m, v hold the moments of flat elements [lo, hi) of n (m[i - lo]): the whole buffer (lo 0, hi n) unless
+// sharded across data-parallel processes (ZeRO-1, adamw_shard).
+typedef struct { float *m, *v; size_t n; long long step; size_t lo, hi; } adamw_state;
 
 // Torch's AdamW defaults (betas (0.9, 0.999), eps 1e-8) with weight_decay 0 as HF TrainingArguments.
 #define ADAMW_DEFAULT_BETA1 0.9
@@ -22,6 +25,16 @@ void adamw_free(adamw_state *s);
 // weight decay (HF Trainer groups). Increments s->step first (bias correction uses the new step).
 void adamw_step(adamw_state *s, float *params, const float *grads, const param_spec *specs, int n_specs,
                 double lr, const adamw_config *c);
+// ZeRO-1: keeps only this rank's contiguous slice of the moments (N near-equal parts of the flat buffer, by rank),
+// from a whole state (fresh or loaded from a checkpoint). adamw_step then updates only the slice's parameters,
+// with the same per-element arithmetic (so results equal an unsharded run bit for bit), and
+// adamw_gather_params brings every rank the others' slices. No-op for one process.
+rlhf_status adamw_shard(adamw_state *s, dist *d, rlhf_err *err);
+int adamw_sharded(const adamw_state *s);
+rlhf_status adamw_gather_params(const adamw_state *s, dist *d, float *params, rlhf_err *err);
+// The whole state of a sharded one (every rank takes part; full is allocated, adamw_free it), so a
+// checkpoint holds the same moments whatever the process count.
+rlhf_status adamw_gather(const adamw_state *s, dist *d, adamw_state *full, rlhf_err *err);
 // Global L2 norm of grads; if max_norm > 0 and the norm exceeds it, scales grads by max_norm/(norm+1e-6) as
 // torch.nn.utils.clip_grad_norm_. Returns the pre-clip norm (NaN/Inf propagate so callers can skip the step).
 double clip_grad_norm(float *grads, size_t n, double max_norm);

@@ -106,20 +106,11 @@ rlhf_status ppo_args_check(const ppo_args *a, rlhf_err *err) {
     CHECK_FLAG(a->num_sample_generations >= 0, "--num_sample_generations: expected >= 0, got %d",
                a->num_sample_generations);
     CHECK_FLAG(a->stop_token, "--stop_token: expected eos, none or a token id");
-    CHECK_FLAG(a->peft.use_peft || !a->peft.load_in_4bit,
-               "--load_in_4bit: a 4-bit policy is frozen, so training needs --use_peft (QLoRA)");
-    CHECK_FLAG(a->peft.use_peft || !a->merge_adapter, "--merge_adapter needs --use_peft");
-    if (a->peft.use_peft) RLHF_TRY(peft_options_check(&a->peft, err));
-    return RLHF_OK;
+    return rollout_check_peft(&a->peft, a->merge_adapter, err);
 }
 
 long long ppo_num_updates(long long total_episodes, int batch) {
     return (total_episodes + batch - 1) / batch;
-}
-
-static int has_config(const char *dir) {
-    char p[4200];
-    return file_exists(path_join(p, sizeof p, dir, "config.json"));
 }
 
 static void run_free(ppo_run *r) {
@@ -190,30 +181,7 @@ static rlhf_status load_all_prompts(ppo_run *r, rlhf_err *err) {
     }
     RLHF_TRY(load_prompts(r, err));
     if (!(a->eval_split > 0)) return RLHF_OK;
-    int n = r->n_prompts, n_eval = (int)ceil(a->eval_split * n);
-    if (n_eval < 1 || n_eval >= n)
-        return rlhf_fail(err, RLHF_EINPUT, "--eval_split %g of %d prompts leaves %s empty", a->eval_split, n,
-                         n_eval < 1 ? "the evaluation set" : "the training set");
-    int *perm = malloc((size_t)n * sizeof *perm);
-    char *held = calloc((size_t)n, 1);
-    ppo_prompt *train = malloc((size_t)n * sizeof *train), *eval = malloc((size_t)n_eval * sizeof *eval);
-    if (!perm || !held || !train || !eval) {
-        free(perm), free(held), free(train), free(eval);
-        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
-    }
-    rng_permutation(rng_key(a->seed, RNG_STREAM_SPLIT, 0, 0), perm, n);
-    for (int i = 0; i < n_eval; i++) held[perm[i]] = 1;
-    int nt = 0, ne = 0;
-    for (int i = 0; i < n; i++) {
-        if (held[i]) eval[ne++] = r->prompts[i];
-        else train[nt++] = r->prompts[i];
-    }
-    free(r->prompts);
-    r->prompts = train, r->n_prompts = nt;
-    r->eval_prompts = eval, r->n_eval = ne;
-    free(perm);
-    free(held);
-    return RLHF_OK;
+    return rollout_split_prompts(&r->prompts, &r->n_prompts, a->eval_split, a->seed, &r->eval_prompts, &r->n_eval, err);
 }
 
 // 1 when both tokenizers turn the probe text into the same ids (the reward model can then read the
@@ -292,31 +260,10 @@ static rlhf_status init_value_head(ppo_run *r, rlhf_err *err) {
 static rlhf_status setup(ppo_run *r, rlhf_err *err) {
     const ppo_args *a = r->a;
     model_load_opts lo = {.quiet = 0, .init_seed = a->seed};
-    const char *policy_dir = a->resume_from_checkpoint ? a->resume_from_checkpoint : a->model_name_or_path;
-    // peft_options with only the 4-bit settings: a frozen 4-bit model (the reward model; a resumed
-    // policy's base, whose adapter config comes from the checkpoint).
+    // peft_options with only the 4-bit settings: a frozen 4-bit reward model
     peft_options quant = a->peft;
     quant.use_peft = 0;
-    if (a->peft.use_peft) {
-        if (a->resume_from_checkpoint) {
-            RLHF_TRY(peft_load_adapter_model(&r->policy, policy_dir, HEAD_LM, &quant, &lo, err));
-        } else if (peft_is_adapter_dir(policy_dir) && !has_config(policy_dir)) {
-            return rlhf_fail(err, RLHF_EINPUT, "--model_name_or_path %s is a peft adapter: new adapters start from a "
-                             "full model (its base_model_name_or_path, or a merged model)", policy_dir);
-        } else {
-            model_load_opts lp = lo;
-            lp.peft = &a->peft;  // 4-bit weights quantized as they are read
-            RLHF_TRY(model_load(&r->policy, policy_dir, HEAD_LM, &lp, err));
-        }
-    } else {
-        // A peft adapter directory (e.g. `rlhf sft --use_peft`) loads as its base with the adapter applied
-        // and merged, so the whole policy trains.
-        RLHF_TRY(peft_load_model_dir(&r->policy, policy_dir, HEAD_LM, NULL, &lo, err));
-        RLHF_TRY(peft_merge_and_unload(r->policy, err));
-    }
-    if (!r->policy->cfg.is_decoder || !r->policy->family->decode)
-        return rlhf_fail(err, RLHF_EINPUT, "--model_name_or_path %s: model_type '%s' is not a causal LM",
-                         policy_dir, r->policy->cfg.model_type);
+    RLHF_TRY(rollout_load_policy(&r->policy, a->model_name_or_path, a->resume_from_checkpoint, &a->peft, &lo, err));
     RLHF_TRY(model_set_torch_dtype(r->policy, a->torch_dtype, err));  // the saved policy's dtype
     if (a->peft.use_peft) {
         int64_t qb, fb;
@@ -472,7 +419,7 @@ typedef struct {
     int32_t *ids, *mask, *pos, *resp;                        // (micro, T) / (micro, R)
     float *old_lp, *old_v, *adv, *ret, *rmask;               // (micro, R) gathered from the rollout
     float *new_lp, *new_v, *entropy, *lse, *dlp, *dval;      // (micro, R)
-    float *dlogits;                                          // (micro, T, V)
+    float *dlogits;                                          // (micro, R, V): the head's response slots
     float *dhidden, *dhidden_v;                              // (micro, T, C) policy / value model
 } ppo_scratch;
 
@@ -492,7 +439,7 @@ static rlhf_status scratch_init(ppo_scratch *s, const ppo_run *r, rlhf_err *err)
     float **fs[] = {&s->old_lp, &s->old_v, &s->adv, &s->ret, &s->rmask, &s->new_lp, &s->new_v, &s->entropy,
                     &s->lse, &s->dlp, &s->dval};
     for (size_t i = 0; i < sizeof fs / sizeof *fs; i++) ok = ok && (*fs[i] = calloc(M * R, sizeof(float)));
-    ok = ok && (s->dlogits = malloc(M * T * V * sizeof(float))) && (s->dhidden = malloc(M * T * C * sizeof(float)));
+    ok = ok && (s->dlogits = malloc(M * R * V * sizeof(float))) && (s->dhidden = malloc(M * T * C * sizeof(float)));
     if (ok && r->value) ok = (s->dhidden_v = malloc(M * T * (size_t)r->value->cfg.hidden_size * sizeof(float))) != NULL;
     if (!ok) {
         scratch_free(s);
@@ -527,10 +474,12 @@ static rlhf_status micro_step(ppo_run *r, ppo_scratch *s, const int *idx, int m,
         memcpy(s->ret + (size_t)i * R, r->returns + (size_t)b * R, (size_t)R * 4);
         memcpy(s->rmask + (size_t)i * R, r->mask + (size_t)b * R, (size_t)R * 4);
     }
-    model_batch mb = {.B = m, .T = T, .input_ids = s->ids, .attention_mask = s->mask, .position_ids = s->pos};
+    // the policy's LM head on the R positions that predict the response only: logits (m, R, V)
+    model_batch mb = {.B = m, .T = T, .input_ids = s->ids, .attention_mask = s->mask, .position_ids = s->pos,
+                      .head_from = P - 1, .head_count = R};
     RLHF_TRY(model_forward(r->policy, &mb, err));
     const float *logits = r->policy->out;
-    rollout_logprobs(s->new_lp, s->lse, logits, s->resp, m, T, P, R, V, a->temperature + PPO_TEMPERATURE_EPS);
+    rollout_logprobs(s->new_lp, s->lse, logits, s->resp, m, R, 1, R, V, a->temperature + PPO_TEMPERATURE_EPS);
     if (r->value) {
         RLHF_TRY(model_forward(r->value, &mb, err));
         ppo_values_from_hidden(s->new_v, r->value->last_hidden, r->value->params + r->value_score_off, 0.0f, m, T, P,
@@ -555,7 +504,7 @@ static rlhf_status micro_step(ppo_run *r, ppo_scratch *s, const int *idx, int m,
                                       : (float)(share / a->gradient_accumulation_steps),
                       m, R);
     // d loss / d logits on response slots (zero on the prompt), entropy on the way (policy/entropy_avg)
-    rollout_logprobs_backward(s->dlogits, s->entropy, logits, s->lse, s->resp, s->dlp, m, T, P, R, V,
+    rollout_logprobs_backward(s->dlogits, s->entropy, logits, s->lse, s->resp, s->dlp, m, R, 1, R, V,
                               a->temperature + PPO_TEMPERATURE_EPS);
     es->entropy += ppo_masked_mean(s->entropy, s->rmask, (int64_t)m * R) * share;
     // value gradients: v = h . w + b at hidden positions P-1+t

@@ -140,12 +140,15 @@ rlhf_status ppo_rollout(ppo_run *r, long long update, rlhf_err *err) {
 
     for (int b0 = lo; b0 < hi; b0 += r->fwd) {
         int nb = hi - b0 < r->fwd ? hi - b0 : r->fwd;
+        // LM heads on the R positions that predict the response only (logits (nb, R, V)); the value model
+        // (a sequence-classification model) ignores the range
         model_batch mb = {.B = nb, .T = T, .input_ids = r->qr_ids + (size_t)b0 * T,
-                          .attention_mask = r->qr_mask + (size_t)b0 * T, .position_ids = r->qr_pos + (size_t)b0 * T};
+                          .attention_mask = r->qr_mask + (size_t)b0 * T, .position_ids = r->qr_pos + (size_t)b0 * T,
+                          .head_from = P - 1, .head_count = R};
         const int32_t *resp = r->responses + (size_t)b0 * R;
         // no backward follows the rollout's forwards (the update re-runs the policy): no_grad
         RLHF_TRY(model_forward_no_grad(r->policy, &mb, err));
-        rollout_logprobs(r->logprobs + (size_t)b0 * R, NULL, r->policy->out, resp, nb, T, P, R,
+        rollout_logprobs(r->logprobs + (size_t)b0 * R, NULL, r->policy->out, resp, nb, R, 1, R,
                          r->policy->cfg.vocab_size, r->a->temperature + PPO_TEMPERATURE_EPS);
         if (r->value_source == PPO_VALUE_HEAD)
             ppo_values_from_hidden(r->values + (size_t)b0 * R, r->policy->last_hidden, r->vhead,
@@ -157,7 +160,7 @@ rlhf_status ppo_rollout(ppo_run *r, long long update, rlhf_err *err) {
             RLHF_TRY(model_forward_no_grad(r->ref, &mb, err));
         else
             RLHF_TRY(peft_reference_forward(r->policy, &mb, err));
-        rollout_logprobs(r->ref_logprobs + (size_t)b0 * R, NULL, ref->out, resp, nb, T, P, R,
+        rollout_logprobs(r->ref_logprobs + (size_t)b0 * R, NULL, ref->out, resp, nb, R, 1, R,
                          ref->cfg.vocab_size, r->a->temperature + PPO_TEMPERATURE_EPS);
         if (r->value_source == PPO_VALUE_REWARD) {
             RLHF_TRY(model_forward_no_grad(r->value, &mb, err));

@@ -2,7 +2,8 @@
 // (forward + backward, chosen and rejected in one batch), clip, AdamW at the scheduled lr, then at the
 // step boundary: log, evaluate, checkpoint, and honour a stop request. The data order of an epoch is
 // rng_permutation(rng_key(seed, SHUFFLE, epoch)); dropout keys are rng_key(seed, DROPOUT, step,
-// micro); the lr is lr_at(step): nothing depends on how the run got to a step, which is what makes a
+// micro), each row masked by its place in the global micro-batch (N processes drop as one); the lr
+// is lr_at(step): nothing depends on how the run got to a step, which is what makes a
 // resumed run bit-identical to an uninterrupted one.
 #include "train/reward_trainer.h"
 
@@ -64,7 +65,7 @@ rlhf_status reward_evaluate(model *m, const pref_set *set, int batch_size, float
         int P = set->n - s < batch_size ? set->n - s : batch_size;
         for (int p = 0; p < P; p++) idx[p] = s + p;
         pair_metrics pm;
-        rlhf_status st = pairs_forward_backward(m, set, idx, P, pad, center_coef, 0, 0, 0, 0.0f, &pm, err);
+        rlhf_status st = pairs_forward_backward(m, set, idx, P, pad, center_coef, 0, 0, NULL, 0, 0.0f, &pm, err);
         if (st) {
             free(idx);
             return st;
@@ -205,6 +206,20 @@ static rlhf_status save_checkpoint(const reward_train_args *a, const model *m, c
     return s;
 }
 
+// save_checkpoint on rank 0, after every rank gave its slice of sharded moments (ZeRO-1), so the checkpoint
+// holds the whole optimizer state whatever the process count.
+static rlhf_status save_checkpoint_dist(const reward_train_args *a, const model *m, const tokenizer *tok,
+                                        const adamw_state *opt, trainer_state *st, const int *order,
+                                        const char *summary, rlhf_err *err) {
+    adamw_state full = {0};
+    rlhf_status s = RLHF_OK;
+    if (adamw_sharded(opt)) s = adamw_gather(opt, a->dist, &full, err);
+    if (!s && dist_is_main(a->dist))
+        s = save_checkpoint(a, m, tok, adamw_sharded(opt) ? &full : opt, st, order, summary, err);
+    adamw_free(&full);
+    return s;
+}
+
 static void summary_text(char *buf, size_t n, const trainer_state *st, long long total, int n_train,
                          int n_eval) {
     const train_log_entry *last = st->n_log ? &st->log[st->n_log - 1] : NULL;
@@ -242,9 +257,10 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
     csv_log *log = NULL;
     progress *bar = NULL;
     int *order = malloc(sizeof(int) * (size_t)n), *idx = malloc(sizeof(int) * (size_t)B);
+    int *gpos = malloc(sizeof(int) * (size_t)B);  // idx's places in the global micro-batch
     char path[PATH_LEN], summary[512];
     rlhf_status s = RLHF_OK;
-    if (!order || !idx) {
+    if (!order || !idx || !gpos) {
         s = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
         goto done;
     }
@@ -288,6 +304,7 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
                                       &opt, err)))
             goto done;
     }
+    if (a->zero_stage == 1 && (s = adamw_shard(&opt, d, err))) goto done;
     // HF TrainerState fields of trainer_state.json
     st.micro_per_epoch = (int)n_micro;
     st.max_steps = total;
@@ -335,15 +352,25 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
             for (long long k = group_start; k < group_end; k++) {
                 long long lo = k * GB, hi = (k + 1) * GB < n ? (k + 1) * GB : n;
                 int P = 0;
-                for (long long i = lo + rank; i < hi; i += N) idx[P++] = order[i];  // DistributedSampler
+                for (long long i = lo + rank; i < hi; i += N) {  // DistributedSampler
+                    gpos[P] = (int)(i - lo);
+                    idx[P++] = order[i];
+                }
                 if (P == 0) continue;  // a short last micro-batch may leave a rank nothing
                 double share = (double)P / (double)(hi - lo);
-                // Dropout keys per (step, micro-batch, rank); one process keeps its keys of old.
+                // Dropout keys per (step, micro-batch); with N processes each row takes the mask of its place
+                // in the global micro-batch (the longest of its sides sets the row length), as one process.
                 uint64_t key = rng_key(a->seed, RNG_STREAM_DROPOUT, (uint64_t)st.global_step,
-                                       (uint64_t)((k - group_start) * N + rank));
+                                       (uint64_t)(k - group_start));
+                pair_places places = {.gpos = gpos, .GP = (int)(hi - lo), .GT = 1};
+                for (long long i = lo; N > 1 && i < hi; i++) {
+                    const pref_row *r = &train->rows[order[i]];
+                    if (r->chosen.n > places.GT) places.GT = r->chosen.n;
+                    if (r->rejected.n > places.GT) places.GT = r->rejected.n;
+                }
                 pair_metrics pm;
                 if ((s = pairs_forward_backward(m, train, idx, P, model_pad_id(m), center, !a->disable_dropout, key,
-                                                1, (float)(grad_scale * share), &pm, err)))
+                                                N > 1 ? &places : NULL, 1, (float)(grad_scale * share), &pm, err)))
                     goto done;
                 step_sums[0] += pm.loss * share;  // the mean of micro-batch means, as HF logs (share 1: one process)
                 step_sums[1] += P;
@@ -371,6 +398,7 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
             } else {
                 skip_streak = 0;
                 adamw_step(&opt, tv.params, tv.grads, tv.specs, tv.n_specs, lr, &acfg);
+                if ((s = adamw_gather_params(&opt, d, tv.params, err))) goto done;  // ZeRO-1: the others' slices
                 pend.loss_sum += step_loss;
                 pend.steps++;
                 pend.pairs += step_pairs;
@@ -418,7 +446,7 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
             summary_text(summary, sizeof summary, &st, total, n, eval ? eval->n : 0);
             int saved = (a->save_strategy == STRATEGY_STEPS && st.global_step % a->save_steps == 0) ||
                         (a->save_strategy == STRATEGY_EPOCH && epoch_end);
-            if (saved && main_rank && (s = save_checkpoint(a, m, tok, &opt, &st, order, summary, err))) goto done;
+            if (saved && (s = save_checkpoint_dist(a, m, tok, &opt, &st, order, summary, err))) goto done;
             if (saved && main_rank && a->save_strategy == STRATEGY_EPOCH &&
                 (s = checkpoint_epoch_alias(a->output_dir, epoch + 1, st.global_step, err)))
                 goto done;
@@ -429,7 +457,7 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
             }
             // Every rank stops at the same step when any of them saw the signal.
             if (dist_any(d, a->stop && *a->stop) && !final_step) {
-                if (!saved && main_rank && (s = save_checkpoint(a, m, tok, &opt, &st, order, summary, err))) goto done;
+                if (!saved && (s = save_checkpoint_dist(a, m, tok, &opt, &st, order, summary, err))) goto done;
                 res->interrupted = 1;
                 s = rlhf_fail(err, RLHF_EINTERRUPT, "interrupted: state saved in %s/checkpoint-%lld (continue "
                               "with --resume_from_checkpoint)", a->output_dir, st.global_step);
@@ -465,5 +493,6 @@ done:
     adamw_free(&opt);
     free(order);
     free(idx);
+    free(gpos);
     return s;
 }

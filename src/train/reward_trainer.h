@@ -60,6 +60,9 @@ typedef struct {
     // micro-batch of the one shuffled order; gradients and metrics are summed over ranks, every mean is
     // over the global batch. Only rank 0 writes files.
     dist *dist;
+    // 1: ZeRO stage 1, each rank keeps its slice of the AdamW moments (optimizer.h adamw_shard); results and
+    // checkpoints are the same as with 0.
+    int zero_stage;
 } reward_train_args;
 
 typedef struct {

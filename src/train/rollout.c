@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/rng.h"
 #include "io/files.h"
+#include "models/peft.h"
 #include "nn/ops.h"
 #include "tokenizer/chat_template.h"
 #include "train/chat_rows.h"
@@ -20,6 +22,72 @@ void rollout_prompts_free(rollout_prompt *p, int n) {
         free(p[i].text);
     }
     free(p);
+}
+
+rlhf_status rollout_load_policy(model **out, const char *model_dir, const char *resume_dir,
+                                const struct peft_options *peft, const model_load_opts *lo, rlhf_err *err) {
+    const char *policy_dir = resume_dir ? resume_dir : model_dir;
+    // peft_options with only the 4-bit settings: a resumed policy's base, whose adapter config comes from the
+    // checkpoint
+    peft_options quant = *peft;
+    quant.use_peft = 0;
+    char cfg[4200];
+    if (peft->use_peft) {
+        if (resume_dir) {
+            RLHF_TRY(peft_load_adapter_model(out, policy_dir, HEAD_LM, &quant, lo, err));
+        } else if (peft_is_adapter_dir(policy_dir) && !file_exists(path_join(cfg, sizeof cfg, policy_dir, "config.json"))) {
+            return rlhf_fail(err, RLHF_EINPUT, "--model_name_or_path %s is a peft adapter: new adapters start from a "
+                             "full model (its base_model_name_or_path, or a merged model)", policy_dir);
+        } else {
+            model_load_opts lp = *lo;
+            lp.peft = peft;  // 4-bit weights quantized as they are read
+            RLHF_TRY(model_load(out, policy_dir, HEAD_LM, &lp, err));
+        }
+    } else {
+        // A peft adapter directory (e.g. `rlhf sft --use_peft`) loads as its base with the adapter applied
+        // and merged, so the whole policy trains.
+        RLHF_TRY(peft_load_model_dir(out, policy_dir, HEAD_LM, NULL, lo, err));
+        RLHF_TRY(peft_merge_and_unload(*out, err));
+    }
+    if (!(*out)->cfg.is_decoder || !(*out)->family->decode)
+        return rlhf_fail(err, RLHF_EINPUT, "--model_name_or_path %s: model_type '%s' is not a causal LM", policy_dir,
+                         (*out)->cfg.model_type);
+    return RLHF_OK;
+}
+
+rlhf_status rollout_check_peft(const struct peft_options *peft, int merge_adapter, rlhf_err *err) {
+    if (!peft->use_peft && peft->load_in_4bit)
+        return rlhf_fail(err, RLHF_EINPUT, "--load_in_4bit: a 4-bit policy is frozen, so training needs --use_peft (QLoRA)");
+    if (!peft->use_peft && merge_adapter) return rlhf_fail(err, RLHF_EINPUT, "--merge_adapter needs --use_peft");
+    return peft->use_peft ? peft_options_check(peft, err) : RLHF_OK;
+}
+
+rlhf_status rollout_split_prompts(rollout_prompt **prompts, int *n_io, double frac, uint64_t seed, rollout_prompt **eval_out,
+                                  int *n_eval_out, rlhf_err *err) {
+    int n = *n_io, n_eval = (int)ceil(frac * n);
+    if (n_eval < 1 || n_eval >= n)
+        return rlhf_fail(err, RLHF_EINPUT, "--eval_split %g of %d prompts leaves %s empty", frac, n,
+                         n_eval < 1 ? "the evaluation set" : "the training set");
+    int *perm = malloc((size_t)n * sizeof *perm);
+    char *held = calloc((size_t)n, 1);
+    rollout_prompt *train = malloc((size_t)n * sizeof *train), *eval = malloc((size_t)n_eval * sizeof *eval);
+    if (!perm || !held || !train || !eval) {
+        free(perm), free(held), free(train), free(eval);
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    }
+    rng_permutation(rng_key(seed, RNG_STREAM_SPLIT, 0, 0), perm, n);
+    for (int i = 0; i < n_eval; i++) held[perm[i]] = 1;
+    int nt = 0, ne = 0;
+    for (int i = 0; i < n; i++) {
+        if (held[i]) eval[ne++] = (*prompts)[i];
+        else train[nt++] = (*prompts)[i];
+    }
+    free(*prompts);
+    *prompts = train, *n_io = nt;
+    *eval_out = eval, *n_eval_out = ne;
+    free(perm);
+    free(held);
+    return RLHF_OK;
 }
 
 static rlhf_status load_one(const dataset *d, int i, const rollout_prompt_opts *o, const chat_template *chat,

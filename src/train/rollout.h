@@ -41,6 +41,21 @@ rlhf_status rollout_load_prompts(const dataset *d, const rollout_prompt_opts *o,
                                  int *max_prompt, rlhf_err *err);
 void rollout_prompts_free(rollout_prompt *p, int n);
 
+// The policy of an online trainer (ppo, grpo, rloo): from resume_dir when resuming (with peft: the checkpoint's
+// adapter on its 4-bit or full base), else model_dir with new adapters when peft->use_peft (a peft adapter
+// directory is refused: new adapters start from a full model), else model_dir with any adapter merged so the
+// whole model trains. Must be a causal LM; errors name --model_name_or_path.
+struct peft_options;
+rlhf_status rollout_load_policy(model **out, const char *model_dir, const char *resume_dir,
+                                const struct peft_options *peft, const model_load_opts *lo, rlhf_err *err);
+// The LoRA / QLoRA flag checks every online trainer makes (--load_in_4bit and --merge_adapter need --use_peft).
+rlhf_status rollout_check_peft(const struct peft_options *peft, int merge_adapter, rlhf_err *err);
+// --eval_split: moves ceil(frac x n) of the n prompts at *prompts, drawn by a seeded permutation
+// (RNG_STREAM_SPLIT, as the other trainers' splits), into *eval (n_eval); the rest stay in *prompts (*n), both
+// in file order and each array owning its prompts. Neither part may be empty (EINPUT naming --eval_split).
+rlhf_status rollout_split_prompts(rollout_prompt **prompts, int *n, double frac, uint64_t seed, rollout_prompt **eval,
+                                  int *n_eval, rlhf_err *err);
+
 typedef struct {
     int max_new_tokens;
     double temperature;        // the exact divisor of the logits (PPO passes temperature + 1e-7, as TRL)

@@ -251,8 +251,11 @@ static long long count_labels(const sft_set *s, const int *idx, int B) {
     return c;
 }
 
+// drop_pos: NULL, or (data-parallel) the rows' places in the global micro-batch whose longest example has
+// drop_T tokens, so each row gets the dropout masks one process running the whole micro-batch gives it.
 static rlhf_status batch_loss(model *m, const sft_set *s, const int *idx, int B, int pad_id, int training,
-                              uint64_t key, float grad_scale, double *loss, sft_scratch *sc, rlhf_err *err) {
+                              uint64_t key, const int64_t *drop_pos, int drop_T, float grad_scale, double *loss,
+                              sft_scratch *sc, rlhf_err *err) {
     int T = 0, V = m->cfg.vocab_size;
     for (int b = 0; b < B; b++)
         if (s->ex[idx[b]].n > T) T = s->ex[idx[b]].n;
@@ -277,7 +280,7 @@ static rlhf_status batch_loss(model *m, const sft_set *s, const int *idx, int B,
         }
     }
     model_batch mb = {.B = B, .T = T, .input_ids = sc->ids, .attention_mask = sc->mask, .training = training,
-                      .dropout_key = key};
+                      .dropout_key = key, .dropout_pos = drop_pos, .dropout_T = drop_T};
     RLHF_TRY(grad_scale > 0 ? model_forward(m, &mb, err) : model_forward_no_grad(m, &mb, err));
     int counted = 0;
     float l = cross_entropy_forward(m->out, sc->targets, (int)N, V, &counted);
@@ -301,7 +304,7 @@ rlhf_status sft_batch_loss(model *m, const sft_set *s, const int *idx, int B, in
                            uint64_t dropout_key, float grad_scale, double *loss, rlhf_err *err) {
     sft_scratch sc;
     memset(&sc, 0, sizeof sc);
-    rlhf_status st = batch_loss(m, s, idx, B, pad_id, training, dropout_key, grad_scale, loss, &sc, err);
+    rlhf_status st = batch_loss(m, s, idx, B, pad_id, training, dropout_key, NULL, 0, grad_scale, loss, &sc, err);
     scratch_free(&sc);
     return st;
 }
@@ -324,7 +327,7 @@ rlhf_status sft_evaluate_dist(model *m, const sft_set *s, int batch_size, dist *
         int B = s->n - r0 < batch_size ? s->n - r0 : batch_size;
         for (int i = 0; i < B; i++) idx[i] = r0 + i;
         double l;
-        st = batch_loss(m, s, idx, B, pad_id, 0, 0, 0.0f, &l, &sc, err);
+        st = batch_loss(m, s, idx, B, pad_id, 0, 0, NULL, 0, 0.0f, &l, &sc, err);
         sum += l * B;
     }
     if (st == RLHF_OK) st = dist_allreduce_sum_f64(d, &sum, 1, err);
@@ -488,6 +491,7 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
         st = csv_log_open(&log, path_join(path, sizeof path, a->output_dir, "training_log.csv"), cols,
                           SFT_LOG_N_COLUMNS, a->resume_from != NULL, err);
     int *order = malloc(sizeof(int) * (size_t)n), *idx = malloc(sizeof(int) * (size_t)bs);
+    int64_t *gpos = malloc(sizeof(int64_t) * (size_t)bs);  // idx's places in the global micro-batch
     ts.seed = a->seed;
     ts.n_train = n;
     ts.train_batch_size = gbs;  // HF TrainerState fields of trainer_state.json (global: any N resumes)
@@ -500,7 +504,7 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
     ts.num_train_epochs = (double)((total + steps_per_epoch - 1) / steps_per_epoch);
     sft_scratch sc;
     memset(&sc, 0, sizeof sc);
-    if (st == RLHF_OK && (!order || !idx)) st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    if (st == RLHF_OK && (!order || !idx || !gpos)) st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
     res->first_eval_loss = res->eval_loss = NAN;
     if (st == RLHF_OK && a->eval)
         st = sft_evaluate_dist(m, a->eval, a->eval_batch_size, d, &res->first_eval_loss, err);
@@ -520,10 +524,16 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
         int mb_end = n_batches;
         for (int mb = epoch == start_epoch ? skip : 0; mb < n_batches && st == RLHF_OK; mb++) {
             // the global micro-batch: positions [lo, hi) of the order; this rank's rows: lo + rank, lo + rank + N, ...
-            int lo = mb * gbs, hi = n - lo < gbs ? n : lo + gbs, B = 0;
-            for (int i = lo + rank; i < hi; i += N) idx[B++] = order[i];
+            int lo = mb * gbs, hi = n - lo < gbs ? n : lo + gbs, B = 0, GT = 1;
+            for (int i = lo + rank; i < hi; i += N) {
+                gpos[B] = i - lo;
+                idx[B++] = order[i];
+            }
+            for (int i = lo; N > 1 && i < hi; i++)
+                if (train->ex[order[i]].n > GT) GT = train->ex[order[i]].n;
             double loss = 0;
-            uint64_t key = rng_key(a->seed, RNG_STREAM_DROPOUT, (uint64_t)step, (uint64_t)mb * (uint64_t)N + (uint64_t)rank);
+            // dropout: keyed by (step, micro-batch), each row by its place in the global micro-batch (as one process)
+            uint64_t key = rng_key(a->seed, RNG_STREAM_DROPOUT, (uint64_t)step, (uint64_t)mb);
             // HF Trainer (4.44) divides every micro-batch loss by gradient_accumulation_steps. With processes a
             // rank's token mean is weighted by its share of the global micro-batch's labels (share 1 alone).
             double share = 1.0;
@@ -532,7 +542,7 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
                 share = global > 0 ? (double)local / (double)global : 0.0;
             }
             if (B > 0 && share > 0)
-                st = batch_loss(m, train, idx, B, pad_id, !a->disable_dropout, key,
+                st = batch_loss(m, train, idx, B, pad_id, !a->disable_dropout, key, N > 1 ? gpos : NULL, GT,
                                 N == 1 ? 1.0f / accum : (float)(share / accum), &loss, &sc, err);
             if (st != RLHF_OK) break;
             step_loss += loss * share / accum;
@@ -628,6 +638,7 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
     scratch_free(&sc);
     free(order);
     free(idx);
+    free(gpos);
     if (log) csv_log_close(log);
     adamw_free(&opt);
     return st;

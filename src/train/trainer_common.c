@@ -65,15 +65,17 @@ void reward_train_backward(float *drow, float g, int num_labels) {
 }
 
 rlhf_status pairs_forward_backward(model *m, const pref_set *set, const int *idx, int P, int pad_id,
-                                   float center_coef, int training, uint64_t dropout_key, int want_backward,
-                                   float grad_scale, pair_metrics *metrics, rlhf_err *err) {
+                                   float center_coef, int training, uint64_t dropout_key, const pair_places *places,
+                                   int want_backward, float grad_scale, pair_metrics *metrics, rlhf_err *err) {
     memset(metrics, 0, sizeof *metrics);
     int L = m->cfg.num_labels;
     const token_seq **seqs = malloc(sizeof(token_seq *) * (size_t)(2 * P));
     float *buf = calloc((size_t)P * 5 + (size_t)2 * P * L, sizeof(float));
-    if (!seqs || !buf) {
+    int64_t *pos = places && places->gpos ? malloc(sizeof(int64_t) * (size_t)(2 * P)) : NULL;
+    if (!seqs || !buf || (places && places->gpos && !pos)) {
         free(seqs);
         free(buf);
+        free(pos);
         return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
     }
     float *chosen = buf, *rejected = buf + P, *margin = buf + 2 * P, *dchosen = buf + 3 * P,
@@ -83,17 +85,23 @@ rlhf_status pairs_forward_backward(model *m, const pref_set *set, const int *idx
         seqs[p] = &r->chosen;
         seqs[P + p] = &r->rejected;
         margin[p] = r->margin;
+        if (pos) {
+            pos[p] = places->gpos[p];
+            pos[P + p] = places->GP + places->gpos[p];
+        }
     }
     padded_batch b;
     rlhf_status s = batch_collate(&b, seqs, 2 * P, pad_id, err);
     free(seqs);
     if (s) {
         free(buf);
+        free(pos);
         return s;
     }
     model_batch mb = {.B = b.B, .T = b.T, .input_ids = b.input_ids, .attention_mask = b.attention_mask,
                       .token_type_ids = m->cfg.type_vocab_size > 0 ? b.token_type_ids : NULL,
-                      .position_ids = NULL, .training = training, .dropout_key = dropout_key};
+                      .position_ids = NULL, .training = training, .dropout_key = dropout_key,
+                      .dropout_pos = pos, .dropout_T = pos ? places->GT : 0};
     s = want_backward ? model_forward(m, &mb, err) : model_forward_no_grad(m, &mb, err);
     if (!s) {
         for (int p = 0; p < P; p++) {
@@ -118,6 +126,7 @@ rlhf_status pairs_forward_backward(model *m, const pref_set *set, const int *idx
     }
     padded_batch_free(&b);
     free(buf);
+    free(pos);
     return s;
 }
 

@@ -49,10 +49,16 @@ typedef struct {
 
 // Forward of P pairs (rows[0..P) of set, by index idx) as one 2P-row batch: chosen rows first, then
 // rejected. Fills metrics; with want_backward, backpropagates the loss scaled by grad_scale into
-// m->grads. training: dropout on with dropout_key.
+// m->grads. training: dropout on with dropout_key. gpos: NULL, or (data-parallel) pair p's place in the
+// global micro-batch of GP pairs whose longest side is GT tokens: each row then gets the dropout mask it gets
+// when one process runs the whole micro-batch (chosen rows 0..GP, rejected rows GP..2GP).
+typedef struct {
+    const int *gpos;
+    int GP, GT;
+} pair_places;
 rlhf_status pairs_forward_backward(model *m, const pref_set *set, const int *idx, int P, int pad_id,
-                                   float center_coef, int training, uint64_t dropout_key, int want_backward,
-                                   float grad_scale, pair_metrics *metrics, rlhf_err *err);
+                                   float center_coef, int training, uint64_t dropout_key, const pair_places *places,
+                                   int want_backward, float grad_scale, pair_metrics *metrics, rlhf_err *err);
 
 // ---- loading a reward model -------------------------------------------------------------------
 

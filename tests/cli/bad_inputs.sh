@@ -181,6 +181,19 @@ expect2 scale-rewards grpo "--scale_rewards: expected group, batch or none" "$W/
 expect2 nan-beta rloo "--beta: expected a finite number, got 'nan'" "$W/gpt2" "$W/prompt.jsonl" --beta nan
 expect2 reward-model-head rloo "--reward_model_name_or_path .*/gpt2: not a reward model: its checkpoint has no score head" \
   "$W/gpt2" "$W/prompt.jsonl" --reward_model_name_or_path "$W/gpt2"
+# the shared TrainingArguments flags (cli/trainer_flags.h) and evaluation
+expect2 eval-without-set grpo "--eval_strategy steps needs an evaluation set \(--eval_dataset_name or --eval_split > 0\)" \
+  "$W/gpt2" "$W/prompt.jsonl" --eval_strategy steps
+expect2 eval-batch rloo "the evaluation batch \(--per_device_eval_batch_size 3 x 1 processes = 3 completions\) must be a multiple of --num_generations 2" \
+  "$W/gpt2" "$W/prompt.jsonl" --eval_dataset_name "$W/prompt.jsonl" --per_device_eval_batch_size 3
+expect2 scheduler grpo "--lr_scheduler_type" "$W/gpt2" "$W/prompt.jsonl" --lr_scheduler_type warmup_stable_decay
+expect2 save-total-limit rloo "--save_total_limit must be >= 0, got -1" "$W/gpt2" "$W/prompt.jsonl" --save_total_limit -1
+expect2 dropout grpo "--disable_dropout false: grpo samples and scores with dropout off" "$W/gpt2" "$W/prompt.jsonl" \
+  --disable_dropout false
+expect2 resume-none grpo "--resume_from_checkpoint" "$W/gpt2" "$W/prompt.jsonl" --resume_from_checkpoint
+expect2 eval-generations grpo "must be a multiple of --num_generations_eval 3" "$W/gpt2" "$W/prompt.jsonl" \
+  --eval_dataset_name "$W/prompt.jsonl" --num_generations_eval 3
+expect2 adam-beta rloo "--adam_beta1: expected in \[0, 1\), got 1" "$W/gpt2" "$W/prompt.jsonl" --adam_beta1 1
 expect2 reward-model-vocab grpo "gpt2_vocab/tokenizer\.json: the tokenizer has ids up to" "$W/gpt2" "$W/prompt.jsonl" \
   --reward_model_name_or_path "$W/gpt2_vocab" --allow_new_reward_head
 

@@ -2,7 +2,8 @@
 # `mpirun -np 2 rlhf reward` over loopback TCP equals one process at the same global batch: per_device 8 x 2
 # processes against per_device 16 x 1 (losses, grad norms, accuracy, eval metrics within 1e-4 relative, final
 # weights too); a rerun with 2 processes is bit-identical; a 2-process checkpoint resumes bit-identically with
-# 2 processes, and a 1-process checkpoint resumes with 2 processes to the same weights.
+# 2 processes, and a 1-process checkpoint resumes with 2 processes to the same weights. With dropout on (0.1 in
+# every BERT site), 2 processes still equal one: each row's masks follow its place in the global micro-batch.
 set -u
 RLHF=${1:?usage: mpi_reward.sh path/to/rlhf}
 source "$(dirname "$0")/mpi_common.bash"
@@ -36,6 +37,17 @@ done
 cmp -s "$W/np2a/model.safetensors" "$W/r22/model.safetensors" || fail "np 2 resumed from np 2 checkpoint: model differs"
 cmp -s "$W/np2a/training_log.csv" "$W/r22/training_log.csv" || fail "np 2 resumed from np 2 checkpoint: log differs"
 msg=$(close_weights "$W/np2a/model.safetensors" "$W/r12/model.safetensors" 2>&1) || fail "np 2 resumed from np 1 checkpoint: $msg"
+# dropout on: masks keyed by the row's place in the global micro-batch, so np 2 equals np 1 (within 1e-4)
+dargs=("${args[@]}" --disable_dropout false --eval_strategy no --save_strategy no)
+"$RLHF" "${dargs[@]}" --per_device_train_batch_size 16 --output_dir "$W/d1" >/dev/null 2>"$W/d1.err" ||
+  { tail -n 3 "$W/d1.err"; fail "dropout np 1 run"; }
+"${MPIRUN[@]}" "$RLHF" "${dargs[@]}" --per_device_train_batch_size 8 --output_dir "$W/d2" >"$W/d2.out" 2>&1 ||
+  { tail -n 5 "$W/d2.out"; fail "dropout np 2 run"; }
+msg=$(close_logs "$W/d1/training_log.csv" "$W/d2/training_log.csv" loss,grad_norm,accuracy,margin 2>&1) ||
+  fail "dropout: np 2 log vs np 1: $msg"
+msg=$(close_weights "$W/d1/model.safetensors" "$W/d2/model.safetensors" 2>&1) || fail "dropout: np 2 weights vs np 1: $msg"
+# (and dropout was on: the losses differ from the run without it)
+cmp -s <(cut -d, -f1-3 "$W/d1/training_log.csv") <(cut -d, -f1-3 "$W/np1/training_log.csv") && fail "dropout had no effect"
 # a global batch other than the checkpoint's is refused (exit 2, naming the flag)
 mkdir -p "$W/bad" && cp -r "$W/np1/checkpoint-3" "$W/bad/"
 "${MPIRUN[@]}" "$RLHF" "${args[@]}" --per_device_train_batch_size 16 --output_dir "$W/bad" \

@@ -2,7 +2,8 @@
 # `mpirun -np 2 rlhf sft` over loopback TCP equals one process at the same global batch (per_device 2 x 2
 # processes against 4 x 1): rows of different lengths, so each micro-batch's token mean must be taken over the
 # global micro-batch's tokens, not averaged per rank; losses, grad norms, eval_loss and the final weights
-# within 1e-4 relative; a rerun with 2 processes is bit-identical; a 1-process checkpoint resumes with 2.
+# within 1e-4 relative; a rerun with 2 processes is bit-identical; a 1-process checkpoint resumes with 2. With
+# dropout on (GPT-2's 0.1 everywhere), 2 processes still equal one: masks follow a row's place in the global batch.
 set -u
 RLHF=${1:?usage: mpi_sft.sh path/to/rlhf}
 source "$(dirname "$0")/mpi_common.bash"
@@ -43,4 +44,13 @@ mkdir -p "$W/r12" && cp -r "$W/np1/checkpoint-2" "$W/r12/"
 "${MPIRUN[@]}" "$RLHF" "${args[@]}" --per_device_train_batch_size 2 --output_dir "$W/r12" \
   --resume_from_checkpoint "$W/r12/checkpoint-2" >"$W/r12.out" 2>&1 || { tail -n 5 "$W/r12.out"; fail "resume r12"; }
 msg=$(close_weights "$W/np2a/model.safetensors" "$W/r12/model.safetensors" 2>&1) || fail "np 2 resumed from np 1 checkpoint: $msg"
+# dropout on: np 2 equals np 1
+dargs=("${args[@]}" --disable_dropout false --eval_strategy no --save_strategy no)
+"$RLHF" "${dargs[@]}" --per_device_train_batch_size 4 --output_dir "$W/d1" >/dev/null 2>"$W/d1.err" ||
+  { tail -n 3 "$W/d1.err"; fail "dropout np 1 run"; }
+"${MPIRUN[@]}" "$RLHF" "${dargs[@]}" --per_device_train_batch_size 2 --output_dir "$W/d2" >"$W/d2.out" 2>&1 ||
+  { tail -n 5 "$W/d2.out"; fail "dropout np 2 run"; }
+msg=$(close_logs "$W/d1/training_log.csv" "$W/d2/training_log.csv" loss,grad_norm 2>&1) || fail "dropout: np 2 vs np 1: $msg"
+msg=$(close_weights "$W/d1/model.safetensors" "$W/d2/model.safetensors" 2>&1) || fail "dropout: np 2 weights: $msg"
+cmp -s <(cut -d, -f1-3 "$W/d1/training_log.csv") <(cut -d, -f1-3 "$W/np1/training_log.csv") && fail "dropout had no effect"
 [ "$fails" = 0 ] && echo "mpi_sft: all passed" || { echo "mpi_sft: $fails failed"; exit 1; }

@@ -10,14 +10,12 @@
 # and the value is a head on the policy (--value_model head), so the 494M-parameter value model is not
 # trained in full. The checkpoint is written in bfloat16 (torch_dtype bfloat16, as Qwen2.5 ships): the trained
 # models widen it to fp32 master weights, the frozen reward model keeps it bf16 in memory. Prints table rows.
-# Opt-in (each row loads a 494M-parameter model twice: about 30 minutes on 2 busy cores): without
-# BENCH_QWEN25=1 it prints nothing, and the recorded section in bench/RESULTS.md stays as it is.
-# Every rlhf command runs holding BENCH_LOCK when set (flock; e.g. /work/wt/bench.lock on a shared machine).
-# usage: bench/qwen25.sh BUILD_DIR   (env: BENCH_QWEN25=1, ROWS="sft reward ppo", SETTINGS="lora qlora",
+# Not in `make bench`'s default set (each row loads a 494M-parameter model twice: over 30 minutes on 2 busy
+# cores): `make bench SECTIONS=qwen25`. Every rlhf command runs holding BENCH_LOCK when set (flock).
+# usage: bench/qwen25.sh BUILD_DIR   (env: ROWS="sft reward ppo", SETTINGS="lora qlora",
 #        THREADS, STEPS, MAXLEN, BS, RESP, QWEN_DIR = an existing init'ed dir, BENCH_LOCK)
 set -euo pipefail
 BUILD=${1:-build}
-[ "${BENCH_QWEN25:-0}" = 1 ] || { echo "bench/qwen25.sh: skipped (set BENCH_QWEN25=1)" >&2; exit 0; }
 cd "$(dirname "$0")/.."
 if grep -q avx512bw /proc/cpuinfo && [ -z "${OPENBLAS_CORETYPE:-}" ]; then export OPENBLAS_CORETYPE=SkylakeX; fi
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}

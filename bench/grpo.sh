@@ -71,6 +71,6 @@ echo "Fixed seeds: every run samples the same tokens."
 interleave_note
 echo
 interleave_header s/step
-row tiny 64 2 2 16 16 32 8 4
+row tiny 64 2 2 16 16 32 8 2
 row gpt2-small 768 12 12 16 16 16 8 1
 echo

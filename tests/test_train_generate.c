@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/rng.h"
 #include "models/model.h"
 #include "testutil.h"
 #include "train/generate.h"
@@ -132,6 +133,37 @@ static void run(const char *fixture) {
     model_free(m);
 }
 
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+// gen_topk_threshold (quickselect) against the reference: a full sort, element n - k
+static void test_topk_threshold(void) {
+    enum { N = 5003 };
+    float *x = malloc(sizeof(float) * N), *sorted = malloc(sizeof(float) * N), *scratch = malloc(sizeof(float) * N);
+    int bad = 0;
+    for (int trial = 0; trial < 6; trial++) {
+        int n = trial < 3 ? N : 1 + trial * 7;
+        for (int i = 0; i < n; i++) {
+            double u = rng_uniform_double(rng_key(11, 0, (uint64_t)trial, 0), (uint64_t)i);
+            // trials 1 and 4: few distinct values (ties); 2: sorted descending; else continuous
+            x[i] = trial % 3 == 1 ? (float)(int)(u * 5) : trial == 2 ? (float)(n - i) : (float)(u * 20 - 10);
+        }
+        memcpy(sorted, x, sizeof(float) * n);
+        qsort(sorted, (size_t)n, sizeof(float), cmp_float);
+        const int ks[] = {1, 2, 3, 40, n / 2, n - 1, n};
+        for (size_t j = 0; j < sizeof ks / sizeof *ks; j++) {
+            int k = ks[j] < 1 ? 1 : ks[j] > n ? n : ks[j];
+            bad += gen_topk_threshold(x, n, k, scratch) != sorted[n - k];
+        }
+    }
+    CHECK(bad == 0, "top-k threshold differs from the sorted reference in %d cases", bad);
+    free(x);
+    free(sorted);
+    free(scratch);
+}
+
 static void test_warpers(void) {
     const float logits[4] = {1, 2, 3, 4};
     float p[4];
@@ -161,6 +193,7 @@ static void test_warpers(void) {
 }
 
 int main(void) {
+    test_topk_threshold();
     test_warpers();
     run("gpt2_lm");
     run("gptneox_lm");

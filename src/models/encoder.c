@@ -195,10 +195,14 @@ static void carve_plan(encoder *e, carver *c, int B, int T, int no_grad, int che
         }
         return;
     }
-    float **d[] = {&e->d_a, &e->d_b, &e->d_res, &e->d_ln1, &e->d_q, &e->d_k, &e->d_v, &e->d_ctx, &e->d_tmp};
+    float **d[] = {&e->d_a, &e->d_b, &e->d_res, &e->d_ln1, &e->d_ctx, &e->d_tmp};
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) *d[i] = CARVE_F(c, BTC);
-    e->d_fc1 = CARVE_F(c, BTI);
+    // The q / k / v gradients are zeroed and filled after d_ln1, d_res and d_tmp are last read in a layer's
+    // backward (layer_backward): they share those buffers. With an in-place activation backward the
+    // pre-activation gradient overwrites d_act.
+    e->d_q = e->d_ln1, e->d_k = e->d_res, e->d_v = e->d_tmp;
     e->d_act = CARVE_F(c, BTI);
+    e->d_fc1 = activation_has_inplace_backward(hp->act) ? e->d_act : CARVE_F(c, BTI);
     for (int i = 0; i < 4; i++) e->d_head[i] = CARVE_F(c, BC);
     if (hp->rel_attention) {
         e->rel_idx = carve(c, (size_t)T * T * sizeof(int32_t));
@@ -309,15 +313,18 @@ static rlhf_status prepare_inputs(encoder *e, const model_batch *b, rlhf_err *er
 
 // emb_sum: (BT, C) = word[ids] + type[type_ids] + pos[pos_ids] (HF's order of the sums; DeBERTa
 // may have neither types nor positions)
-static void embeddings_sum(encoder *e, const float *params, int BT) {
+static void embeddings_sum(const model *m, encoder *e, const float *params, int BT) {
     const int C = e->hp.C;
     const float *word = params + e->word_emb;
+    // a frozen model's bf16 word embeddings: the rows widened into emb_sum first, then summed in place
+    const int bf16 = model_bf16_weight(m, e->word_emb) != NULL;
+    if (bf16) model_embedding_forward(m, e->word_emb, e->emb_sum, e->ids, BT, C);
     const float *pos = e->pos_emb != ENC_NONE ? params + e->pos_emb : NULL;
     const float *type = e->type_emb != ENC_NONE ? params + e->type_emb : NULL;
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < BT; n++) {
         float *o = e->emb_sum + (size_t)n * C;
-        const float *w = word + (size_t)e->ids[n] * C;
+        const float *w = bf16 ? o : word + (size_t)e->ids[n] * C;
         const float *ty = type ? type + (size_t)e->type_ids[n] * C : NULL;
         const float *p = pos ? pos + (size_t)e->pos_ids[n] * C : NULL;
         if (ty && p) {
@@ -326,7 +333,7 @@ static void embeddings_sum(encoder *e, const float *params, int BT) {
             for (int c = 0; c < C; c++) o[c] = w[c] + p[c];
         } else if (ty) {
             for (int c = 0; c < C; c++) o[c] = w[c] + ty[c];
-        } else {
+        } else if (w != o) {
             memcpy(o, w, (size_t)C * sizeof *o);
         }
     }
@@ -443,7 +450,7 @@ rlhf_status encoder_forward(model *m, const model_batch *b, rlhf_err *err) {
     RLHF_TRY(prepare_inputs(e, b, err));
     const int BT = b->B * b->T;
     const float *params = m->params;
-    embeddings_sum(e, params, BT);
+    embeddings_sum(m, e, params, BT);
     layernorm_forward(e->emb_ln, e->emb_mean, e->emb_rstd, e->emb_sum, params + e->emb_ln_w, params + e->emb_ln_b, BT,
                       hp->C, hp->ln_eps);
     if (hp->emb_mask) mask_rows(e->emb_ln, e->mask, BT, hp->C);
@@ -514,8 +521,10 @@ static rlhf_status layer_backward(model *m, encoder *e, const float *params, int
     activation_forward(hp->act, e->scratch_i, a->fc1, (int64_t)BTI);
     zero(e->d_act, BTI);
     LINB(e->d_act, p->fc2_w, p->fc2_b, e->d_tmp, e->scratch_i, BT, I, C);
-    zero(e->d_fc1, BTI);
-    activation_backward(hp->act, e->d_fc1, e->d_act, a->fc1, e->scratch_i, (int64_t)BTI);
+    if (!activation_backward_inplace(hp->act, e->d_act, a->fc1, (int64_t)BTI)) {  // else d_fc1 == d_act
+        zero(e->d_fc1, BTI);
+        activation_backward(hp->act, e->d_fc1, e->d_act, a->fc1, e->scratch_i, (int64_t)BTI);
+    }
     LINB(e->d_ln1, p->fc1_w, p->fc1_b, e->d_fc1, a->ln1, BT, C, I);
     // LayerNorm 1 and its residual: d_res -> dx (skip) and the attention branch.
     zero(e->d_res, BTC);

@@ -23,6 +23,33 @@ static int cmp_pair(const void *a, const void *b) {
     return x->i - y->i;
 }
 
+float gen_topk_threshold(const float *x, int n, int k, float *scratch) {
+    // quickselect for ascending rank n - k (the k-th largest value): a value, so the same whatever the order
+    // of ties, and what the sort in tests/test_train_generate.c's reference gives
+    memcpy(scratch, x, sizeof(float) * (size_t)n);
+    int lo = 0, hi = n - 1, want = n - k;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        // median of three as the pivot
+        float a = scratch[lo], b = scratch[mid], c = scratch[hi];
+        float pivot = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
+        int i = lo, j = hi;
+        while (i <= j) {  // Hoare partition: [lo, j] <= pivot <= [i, hi]
+            while (scratch[i] < pivot) i++;
+            while (scratch[j] > pivot) j--;
+            if (i <= j) {
+                float t = scratch[i];
+                scratch[i++] = scratch[j];
+                scratch[j--] = t;
+            }
+        }
+        if (want <= j) hi = j;
+        else if (want >= i) lo = i;
+        else break;  // want lies between j and i: equal to the pivot
+    }
+    return scratch[want];
+}
+
 // gen_warp_probs with the caller's scratch: expd (V) keeps each exp from the normalising pass for the
 // division, so the V double exps are taken once, not twice (same values as computing them again).
 static void warp_probs(float *probs, double *expd, const float *logits, int V, float temperature, int top_k,
@@ -30,12 +57,9 @@ static void warp_probs(float *probs, double *expd, const float *logits, int V, f
     float inv_t = 1.0f / temperature;
     for (int i = 0; i < V; i++) probs[i] = logits[i] * inv_t;  // warped logits, -INF when removed
     if (top_k > 0 && top_k < V) {
-        // TopKLogitsWarper: remove scores < the k-th largest (ties with it survive).
-        pair_fi *p = malloc(sizeof *p * (size_t)V);
-        for (int i = 0; i < V; i++) p[i].v = probs[i], p[i].i = i;
-        qsort(p, (size_t)V, sizeof *p, cmp_pair);
-        float kth = p[V - top_k].v;
-        free(p);
+        // TopKLogitsWarper: remove scores < the k-th largest (ties with it survive). expd is free until the
+        // exps below: V doubles hold the V-float copy the selection reorders.
+        float kth = gen_topk_threshold(probs, V, top_k, (float *)expd);
         for (int i = 0; i < V; i++)
             if (probs[i] < kth) probs[i] = -INFINITY;
     }

@@ -46,6 +46,9 @@ void gen_output_free(gen_output *o);
 // probability 0.
 void gen_warp_probs(float *probs, const float *logits, int V, float temperature, int top_k, float top_p,
                     float min_p);
+// The k-th largest of x[0..n) (1 <= k <= n), in O(n) (quickselect on a copy in scratch, n floats): the top-k
+// warper's threshold, the value a full ascending sort has at n - k.
+float gen_topk_threshold(const float *x, int n, int k, float *scratch);
 // RepetitionPenaltyLogitsProcessor on one row: every token id in hist[0..n) once, its logit divided by
 // penalty when positive, multiplied when negative (in place).
 void gen_repetition_penalty(float *logits, const int32_t *hist, int n, float penalty);

@@ -78,7 +78,7 @@ run() { # CMD NAME N FLAGS...
            --max_length "$MAXLEN" --save_strategy no --logging_steps 1 --learning_rate 1e-4 --threads "$THREADS" \
            --quiet "$@" ;;
     ppo) timed "$cmd.$name.$n" ppo --model_name_or_path "$POLICY" --sft_model_path "$POLICY" \
-           --reward_model_path "$RM" --value_model head --dataset_name "$W/prompts.jsonl" \
+           --reward_model_path "$RM" --allow_new_reward_head --value_model head --dataset_name "$W/prompts.jsonl" \
            --output_dir "$W/out.$cmd.$name.$n" --total_episodes $((n * BS)) --per_device_train_batch_size "$BS" \
            --local_rollout_forward_batch_size "$BS" --response_length "$RESP" --num_ppo_epochs 1 \
            --learning_rate 1e-5 --save_steps 0 --num_sample_generations 0 --threads "$THREADS" --quiet "$@" ;;

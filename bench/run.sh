@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs benchmark sections and rebuilds bench/RESULTS.md from every section's last results.
-# usage: bench/run.sh [BUILD_DIR] [SECTION... | --all | --list]
+# usage: bench/run.sh [BUILD_DIR] [SECTION... | --all | --list | --assemble]
 #   no SECTION: the default set ($DEFAULT below: every row of issue 19's table, ~25 min on 2 cores);
-#   SECTION: the name of a bench/SECTION.sh (e.g. qwen25, serve, mpi); --all: every section.
+#   SECTION: the name of a bench/SECTION.sh (e.g. qwen25, serve, mpi); --all: every section; --assemble: none,
+#   only rebuild RESULTS.md from bench/results/ (after editing a hand-written section file).
 # Each section bench/NAME.sh prints markdown; it goes to bench/results/NAME.md under a line saying when and
 # under what load it ran, and the raw JSON of interleaved runs to bench/results/raw/NAME.jsonl. A section
 # that is not rerun keeps its last file (and date), so slow opt-in sections are not lost. A section script
@@ -14,24 +15,26 @@ cd "$(dirname "$0")/.."
 BUILD=build
 if [ $# -gt 0 ] && [ -d "$1" ]; then BUILD=$1; shift; fi
 DEFAULT="system reward_step profile decoder ppo"
-ORDER="system reward_step profile gemm_libs decoder ppo grpo dpo memory checkpointing reward_e2e tokenizer_bench serve mpi qwen25"
+ORDER="issue19 system reward_step profile gemm_libs decoder ppo grpo dpo memory checkpointing reward_e2e tokenizer_bench serve mpi qwen25"
 all_sections() { for s in bench/*.sh; do s=${s#bench/}; s=${s%.sh}; case $s in run | lib) ;; *) echo "$s" ;; esac; done; }
 sections=()
 if [ $# -eq 0 ]; then
   read -r -a sections <<<"$DEFAULT"
 elif [ "$1" = --all ]; then
   mapfile -t sections < <(all_sections)
+elif [ "$1" = --assemble ]; then
+  sections=()
 elif [ "$1" = --list ]; then
   echo "default: $DEFAULT"; echo "all: $(all_sections | tr '\n' ' ')"; exit 0
 else
   sections=("$@")
 fi
-for s in "${sections[@]}"; do
+for s in "${sections[@]+"${sections[@]}"}"; do
   [ -f "bench/$s.sh" ] || { echo "bench/run.sh: no section '$s' (bench/$s.sh); try --list" >&2; exit 2; }
 done
 mkdir -p bench/results/raw
 . bench/lib.sh   # OPENBLAS_CORETYPE, THREADS
-for s in "${sections[@]}"; do
+for s in "${sections[@]+"${sections[@]}"}"; do
   echo "running bench/$s.sh ($(date -u +%H:%M:%S), load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
   tmp=bench/results/$s.md.tmp
   load0=$(cut -d' ' -f1 /proc/loadavg)

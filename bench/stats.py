@@ -25,6 +25,10 @@ def load(path):
 a, b = load(fa), load(fb)
 va = [r[metric] for r in a if metric in r]
 vb = [r[metric] for r in b if metric in r]
+# per-pair ratios only where both runs of the pair (same index: run i of each side) succeeded
+pa = [r.get(metric) for r in a]
+pb = [r.get(metric) for r in b]
+both = [(x, y) for x, y in zip(pa, pb) if x is not None and y is not None]
 
 
 def cell(v, fmt):
@@ -37,7 +41,7 @@ fmt = "%.3f" if va and max(va + vb) < 10 else "%.1f"
 ratio = "n/a"
 if va and vb:
     ma, mb = statistics.median(va), statistics.median(vb)
-    pairs = [(x / y if direction == "higher" else y / x) for x, y in zip(va, vb)]
+    pairs = [(x / y if direction == "higher" else y / x) for x, y in both] or [0.0]
     r = ma / mb if direction == "higher" else mb / ma
     ratio = "%.2fx [%.2f-%.2f]" % (r, min(pairs), max(pairs))
 ra = max((r.get("peak_rss_mb", 0) for r in a), default=0)

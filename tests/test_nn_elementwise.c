@@ -48,6 +48,15 @@ static void test_activation(const char *name, float hand_in, float hand_out) {
     gc_numeric_grad(act_ref, &c, xd, N, N, wd, num);
     snprintf(msg, sizeof msg, "%s backward", name);
     gc_compare(msg, dx, num, N, GC_ATOL, GC_RTOL);
+    // the in-place backward (d *= f'(x)) gives activation_backward's values (the reference) exactly
+    float d[N];
+    memcpy(d, w, sizeof d);
+    int has = activation_backward_inplace(k, d, x, N);
+    CHECK(has == activation_has_inplace_backward(k), "%s in-place backward availability", name);
+    if (has)
+        for (int i = 0; i < N; i++) CHECK(d[i] == dx[i], "%s in-place backward [%d]: %g vs %g", name, i, d[i], dx[i]);
+    else
+        CHECK(memcmp(d, w, sizeof d) == 0, "%s: no in-place backward leaves d as it was", name);
 }
 
 typedef struct { int n; } swiglu_ctx;

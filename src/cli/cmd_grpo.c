@@ -49,7 +49,7 @@ static int run(grpo_algo algo, int argc, char **argv) {
     const char *loss_type = NULL, *scale_rewards = NULL, *is_level = NULL;
     const char *weights[ARG_MULTI_MAX], *clip_range = NULL, *models[ARG_MULTI_MAX], *funcs[ARG_MULTI_MAX];
     int n_weights = 0, n_models = 0, n_funcs = 0;
-    long long num_gen, max_prompt, max_compl, top_k, iters, spg, n_log;
+    long long num_gen, num_gen_eval, max_prompt, max_compl, top_k, iters, spg, n_log;
     double epsilon_high = -1;
     int mask_trunc = 0, normalize = 0;
     cli_peft_flags pf;
@@ -91,6 +91,8 @@ static int run(grpo_algo algo, int argc, char **argv) {
         {"steps_per_generation", ARG_INT, &spg, "0",
          "micro-batches per generation batch (0 = --gradient_accumulation_steps)", NULL, 0},
         {"num_completions_to_log", ARG_INT, &n_log, "4", "completions written to samples.jsonl at each logged step", NULL, 0},
+        {"num_generations_eval", ARG_INT, &num_gen_eval, "0", "completions per prompt in evaluation (0: --num_generations)",
+         NULL, 0},
         {"adam_beta1", ARG_FLOAT, &a.adam_beta1, "0.9", "AdamW beta1 (TrainingArguments')", NULL, 0},
         {"adam_beta2", ARG_FLOAT, &a.adam_beta2, "0.999", "AdamW beta2", NULL, 0},
         {"adam_epsilon", ARG_FLOAT, &a.adam_epsilon, "1e-8", "AdamW epsilon", NULL, 0},
@@ -141,6 +143,7 @@ static int run(grpo_algo algo, int argc, char **argv) {
                                          "with); dropout is not used here", cmd), err.msg);
     struct { const char *name; long long v, lo, hi; int *dest; } ints[] = {
         {"num_generations", num_gen, 1, 1 << 20, &a.num_generations},
+        {"num_generations_eval", num_gen_eval, 0, 1 << 20, &a.num_generations_eval},
         {"max_prompt_length", max_prompt, 0, 1 << 24, &a.max_prompt_length},
         {"max_completion_length", max_compl, 1, 1 << 24, &a.max_completion_length},
         {"top_k", top_k, 0, 1 << 30, &a.top_k},

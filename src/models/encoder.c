@@ -195,10 +195,14 @@ static void carve_plan(encoder *e, carver *c, int B, int T, int no_grad, int che
         }
         return;
     }
-    float **d[] = {&e->d_a, &e->d_b, &e->d_res, &e->d_ln1, &e->d_q, &e->d_k, &e->d_v, &e->d_ctx, &e->d_tmp};
+    float **d[] = {&e->d_a, &e->d_b, &e->d_res, &e->d_ln1, &e->d_ctx, &e->d_tmp};
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) *d[i] = CARVE_F(c, BTC);
-    e->d_fc1 = CARVE_F(c, BTI);
+    // The q / k / v gradients are zeroed and filled after d_ln1, d_res and d_tmp are last read in a layer's
+    // backward (layer_backward): they share those buffers. With an in-place activation backward the
+    // pre-activation gradient overwrites d_act.
+    e->d_q = e->d_ln1, e->d_k = e->d_res, e->d_v = e->d_tmp;
     e->d_act = CARVE_F(c, BTI);
+    e->d_fc1 = activation_has_inplace_backward(hp->act) ? e->d_act : CARVE_F(c, BTI);
     for (int i = 0; i < 4; i++) e->d_head[i] = CARVE_F(c, BC);
     if (hp->rel_attention) {
         e->rel_idx = carve(c, (size_t)T * T * sizeof(int32_t));
@@ -514,8 +518,10 @@ static rlhf_status layer_backward(model *m, encoder *e, const float *params, int
     activation_forward(hp->act, e->scratch_i, a->fc1, (int64_t)BTI);
     zero(e->d_act, BTI);
     LINB(e->d_act, p->fc2_w, p->fc2_b, e->d_tmp, e->scratch_i, BT, I, C);
-    zero(e->d_fc1, BTI);
-    activation_backward(hp->act, e->d_fc1, e->d_act, a->fc1, e->scratch_i, (int64_t)BTI);
+    if (!activation_backward_inplace(hp->act, e->d_act, a->fc1, (int64_t)BTI)) {  // else d_fc1 == d_act
+        zero(e->d_fc1, BTI);
+        activation_backward(hp->act, e->d_fc1, e->d_act, a->fc1, e->scratch_i, (int64_t)BTI);
+    }
     LINB(e->d_ln1, p->fc1_w, p->fc1_b, e->d_fc1, a->ln1, BT, C, I);
     // LayerNorm 1 and its residual: d_res -> dx (skip) and the attention branch.
     zero(e->d_res, BTC);

@@ -170,6 +170,34 @@ void activation_backward(activation_kind k, float *dinp, const float *dout, cons
     }
 }
 
+int activation_has_inplace_backward(activation_kind k) { return k == ACT_GELU_ERF || k == ACT_GELU_TANH; }
+
+// The derivative expressions are gelu_erf_backward's and gelu_tanh_backward's, term for term.
+int activation_backward_inplace(activation_kind k, float *d, const float *inp, int64_t n) {
+    if (k == ACT_GELU_ERF) {
+#pragma omp parallel for simd PAR_IF
+        for (int64_t i = 0; i < n; i++) {
+            float x = inp[i];
+            float cdf = 0.5f * (1.0f + nn_erff(x * INV_SQRT_2));
+            float pdf = INV_SQRT_2PI * nn_expf(-0.5f * x * x);
+            d[i] = d[i] * (cdf + x * pdf);
+        }
+        return 1;
+    }
+    if (k == ACT_GELU_TANH) {
+#pragma omp parallel for simd PAR_IF
+        for (int64_t i = 0; i < n; i++) {
+            float x = inp[i];
+            float u = SQRT_2_OVER_PI * (x + GELU_TANH_COEF * x * x * x);
+            float s = 1.0f / (1.0f + nn_expf(-2.0f * u));
+            float du = SQRT_2_OVER_PI * (1.0f + 3.0f * GELU_TANH_COEF * x * x);
+            d[i] = d[i] * (s + 2.0f * x * s * (1.0f - s) * du);
+        }
+        return 1;
+    }
+    return 0;
+}
+
 void add_forward(float *out, const float *a, const float *b, int64_t n) {
 #pragma omp parallel for simd PAR_IF
     for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];

@@ -68,6 +68,11 @@ void activation_forward(activation_kind k, float *out, const float *inp, int64_t
 // inp is the activation's input; out its output (tanh uses it)
 void activation_backward(activation_kind k, float *dinp, const float *dout, const float *inp, const float *out,
                          int64_t n);
+// In place: d = d * f'(inp), the same values as activation_backward into a zeroed buffer, with one buffer and
+// one pass fewer. Only for activations whose derivative needs just the input (1 if k has it, else 0 and d is
+// untouched: use activation_backward).
+int activation_has_inplace_backward(activation_kind k);
+int activation_backward_inplace(activation_kind k, float *d, const float *inp, int64_t n);
 
 // ---- softmax -----------------------------------------------------------------------------------
 // Row-wise over (N, C); backward: dinp += out * (dout - sum(dout * out))

@@ -139,11 +139,15 @@ rlhf_status grpo_args_check(const grpo_args *a, rlhf_err *err) {
                a->eval_steps);
     CHECK_FLAG(a->per_device_eval_batch_size >= 1, "--per_device_eval_batch_size: expected >= 1, got %d",
                a->per_device_eval_batch_size);
+    CHECK_FLAG(a->num_generations_eval >= 0, "--num_generations_eval: expected >= 0, got %d", a->num_generations_eval);
+    CHECK_FLAG(a->algo == ALGO_GRPO || a->num_generations_eval != 1,
+               "--num_generations_eval 1: the leave-one-out baseline needs at least 2 completions per prompt");
+    const int ge = a->num_generations_eval ? a->num_generations_eval : a->num_generations;
     long long eval_batch = (long long)a->per_device_eval_batch_size * dist_size(a->dist);
-    CHECK_FLAG(a->eval_strategy == STRATEGY_NO || eval_batch % a->num_generations == 0,
+    CHECK_FLAG(a->eval_strategy == STRATEGY_NO || eval_batch % ge == 0,
                "the evaluation batch (--per_device_eval_batch_size %d x %d processes = %lld completions) must be a "
-               "multiple of --num_generations %d", a->per_device_eval_batch_size, dist_size(a->dist), eval_batch,
-               a->num_generations);
+               "multiple of %s %d", a->per_device_eval_batch_size, dist_size(a->dist), eval_batch,
+               a->num_generations_eval ? "--num_generations_eval" : "--num_generations", ge);
     CHECK_FLAG(a->num_completions_to_log >= 0, "--num_completions_to_log: expected >= 0");
     int spg = a->steps_per_generation ? a->steps_per_generation : a->gradient_accumulation_steps;
     long long gen_batch = (long long)a->per_device_train_batch_size * spg * dist_size(a->dist);
@@ -722,7 +726,7 @@ static rlhf_status optimizer_step(grpo_run *r, double lr, double *norm_out, int 
 
 // ---- evaluation ---------------------------------------------------------------------------------------
 
-// TRL's GRPOTrainer.evaluate: every evaluation prompt sampled num_generations times, in batches of
+// TRL's GRPOTrainer.evaluate: every evaluation prompt sampled num_generations(_eval) times, in batches of
 // per_device_eval_batch_size completions per process, scored and turned into advantages as in training,
 // the loss computed without an update (on-policy: ratio 1); the batch metrics averaged into one row of
 // eval_* columns. The batches' rows are split over the processes as a generation batch is, and every
@@ -734,6 +738,8 @@ static rlhf_status evaluate(grpo_run *r, long long step, grpo_log_row *row, rlhf
     r->prompts_of = r->eval_prompts;
     r->rows_of = a->eval_dataset_name ? &r->eval_data : &r->data;
     r->evaluating = 1;
+    const int train_G = r->G;
+    if (a->num_generations_eval) r->G = a->num_generations_eval;  // TRL's num_generations_eval
     const int N = r->N, R = r->R, W = r->world, G = r->G;
     const int per_batch = N * W / G;  // prompts per evaluation batch
     const size_t NR = (size_t)N * R, NgR = NR * W;
@@ -777,6 +783,7 @@ static rlhf_status evaluate(grpo_run *r, long long step, grpo_log_row *row, rlhf
     }
     free(buf);
     r->evaluating = 0;
+    r->G = train_G;
     r->eval = r->batch;
     r->batch = train;
     r->prompts_of = r->prompts;

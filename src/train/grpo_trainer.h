@@ -90,6 +90,7 @@ typedef struct {
     interval_strategy eval_strategy;  // with an evaluation set: steps (every eval_steps), epoch, or no
     long long eval_steps;
     int per_device_eval_batch_size;   // completions per evaluation batch and process
+    int num_generations_eval;         // completions per prompt in evaluation (0: num_generations)
     int num_completions_to_log;       // completions of each logged step written to samples.jsonl
 
     volatile sig_atomic_t *stop;

@@ -191,6 +191,8 @@ expect2 save-total-limit rloo "--save_total_limit must be >= 0, got -1" "$W/gpt2
 expect2 dropout grpo "--disable_dropout false: grpo samples and scores with dropout off" "$W/gpt2" "$W/prompt.jsonl" \
   --disable_dropout false
 expect2 resume-none grpo "--resume_from_checkpoint" "$W/gpt2" "$W/prompt.jsonl" --resume_from_checkpoint
+expect2 eval-generations grpo "must be a multiple of --num_generations_eval 3" "$W/gpt2" "$W/prompt.jsonl" \
+  --eval_dataset_name "$W/prompt.jsonl" --num_generations_eval 3
 expect2 adam-beta rloo "--adam_beta1: expected in \[0, 1\), got 1" "$W/gpt2" "$W/prompt.jsonl" --adam_beta1 1
 expect2 reward-model-vocab grpo "gpt2_vocab/tokenizer\.json: the tokenizer has ids up to" "$W/gpt2" "$W/prompt.jsonl" \
   --reward_model_name_or_path "$W/gpt2_vocab" --allow_new_reward_head

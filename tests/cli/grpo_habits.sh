@@ -110,9 +110,12 @@ cmp -s "$W/g/training_log.csv" "$W/g-ckpt/training_log.csv" && cmp -s "$W/g/mode
 [ "$(csv_col "$W/g-cos/training_log.csv" learning_rate | grep -v nan | head -n 2 | paste -sd' ')" = "0.005 0.00475242217" ] ||
   fail "cosine learning_rate: $(csv_col "$W/g-cos/training_log.csv" learning_rate | paste -sd' ')"
 ls -d "$W/g-cos"/checkpoint-* >/dev/null 2>&1 && fail "--save_strategy no wrote checkpoints"
-# --adam_beta1 / --adam_beta2 / --adam_epsilon reach the optimizer
+# --adam_beta1 / --adam_beta2 / --adam_epsilon reach the optimizer; --num_generations_eval 2 allows evaluation
+# batches of 2 completions (with --num_generations 4 that is exit 2)
 "$RLHF" "${grpo_args[@]}" --quiet --adam_beta1 0.5 --adam_epsilon 1e-6 --save_strategy no --output_dir "$W/g-adam" \
-  >/dev/null 2>"$W/g-adam.err" || fail "grpo --adam_*: $(tail -n 2 "$W/g-adam.err")"
+  --num_generations_eval 2 --per_device_eval_batch_size 2 >/dev/null 2>"$W/g-adam.err" ||
+  fail "grpo --adam_* --num_generations_eval: $(tail -n 2 "$W/g-adam.err")"
+[ "$(csv_col "$W/g-adam/training_log.csv" eval_reward | grep -vc nan)" = 2 ] || fail "--num_generations_eval 2: no evaluations"
 cmp -s "$W/g/model.safetensors" "$W/g-adam/model.safetensors" && fail "--adam_beta1 / --adam_epsilon had no effect"
 
 # resume: --resume_from_checkpoint alone takes the newest checkpoint-<N> (a *.tmp is ignored and removed);

@@ -8,11 +8,21 @@
 # The reward model is the same checkpoint loaded as Qwen2ForSequenceClassification (a fresh score head, as
 # AutoModelForSequenceClassification gives); in ppo it is the frozen reward model (4-bit with --load_in_4bit)
 # and the value is a head on the policy (--value_model head), so the 494M-parameter value model is not
-# trained in full. Prints a markdown section.
-# usage: bench/qwen25.sh BUILD_DIR   (env: THREADS, STEPS, MAXLEN, BS, RESP, QWEN_DIR = an existing init'ed dir)
+# trained in full. The checkpoint is written in bfloat16 (torch_dtype bfloat16, as Qwen2.5 ships): the trained
+# models widen it to fp32 master weights, the frozen reward model keeps it bf16 in memory. Prints table rows.
+# Not in `make bench`'s default set (each row loads a 494M-parameter model twice: over 30 minutes on 2 busy
+# cores): `make bench SECTIONS=qwen25`. Every rlhf command runs holding BENCH_LOCK when set (flock).
+# usage: bench/qwen25.sh BUILD_DIR   (env: ROWS="sft reward ppo", SETTINGS="lora qlora",
+#        THREADS, STEPS, MAXLEN, BS, RESP, QWEN_DIR = an existing init'ed dir, BENCH_LOCK)
 set -euo pipefail
 BUILD=${1:-build}
+cd "$(dirname "$0")/.."
+if grep -q avx512bw /proc/cpuinfo && [ -z "${OPENBLAS_CORETYPE:-}" ]; then export OPENBLAS_CORETYPE=SkylakeX; fi
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+ROWS=${ROWS:-sft reward ppo}
+SETTINGS=${SETTINGS:-lora qlora}
+LOCK=()
+[ -n "${BENCH_LOCK:-}" ] && LOCK=(flock "$BENCH_LOCK")
 THREADS=${THREADS:-$(nproc)}
 STEPS=${STEPS:-2}    # optimizer steps timed after the first
 MAXLEN=${MAXLEN:-128}
@@ -27,7 +37,7 @@ else
   cat >"$W/lm.json" <<'JSON'
 {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_size": 151936, "hidden_size": 896,
  "intermediate_size": 4864, "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2,
- "max_position_embeddings": 32768, "rope_theta": 1000000.0, "rms_norm_eps": 1e-06, "tie_word_embeddings": true,
+ "max_position_embeddings": 32768, "rope_theta": 1000000.0, "torch_dtype": "bfloat16", "rms_norm_eps": 1e-06, "tie_word_embeddings": true,
  "use_sliding_window": false, "sliding_window": 32768, "max_window_layers": 21, "hidden_act": "silu",
  "attention_dropout": 0.0, "initializer_range": 0.02, "bos_token_id": 50256, "eos_token_id": 50256,
  "pad_token_id": 50256}
@@ -52,7 +62,7 @@ head -n 16 data/demo/prompts.jsonl >"$W/prompts.jsonl"
 # timed TAG ARGS... : rlhf ARGS under /usr/bin/time -> "peak_kib seconds"
 timed() {
   local tag=$1; shift
-  /usr/bin/time -f "%M %e" -o "$W/$tag.time" "$RLHF" "$@" >/dev/null 2>"$W/$tag.err" ||
+  "${LOCK[@]}" /usr/bin/time -f "%M %e" -o "$W/$tag.time" "$RLHF" "$@" >/dev/null 2>"$W/$tag.err" ||
     { tail -n 3 "$W/$tag.err" >&2; exit 1; }
   cat "$W/$tag.time"
 }
@@ -68,7 +78,7 @@ run() { # CMD NAME N FLAGS...
            --max_length "$MAXLEN" --save_strategy no --logging_steps 1 --learning_rate 1e-4 --threads "$THREADS" \
            --quiet "$@" ;;
     ppo) timed "$cmd.$name.$n" ppo --model_name_or_path "$POLICY" --sft_model_path "$POLICY" \
-           --reward_model_path "$RM" --value_model head --dataset_name "$W/prompts.jsonl" \
+           --reward_model_path "$RM" --allow_new_reward_head --value_model head --dataset_name "$W/prompts.jsonl" \
            --output_dir "$W/out.$cmd.$name.$n" --total_episodes $((n * BS)) --per_device_train_batch_size "$BS" \
            --local_rollout_forward_batch_size "$BS" --response_length "$RESP" --num_ppo_epochs 1 \
            --learning_rate 1e-5 --save_steps 0 --num_sample_generations 0 --threads "$THREADS" --quiet "$@" ;;
@@ -99,7 +109,7 @@ echo "(time of 1 + $STEPS steps - time of 1 step) / $STEPS."
 echo
 echo "| command | setting | peak RSS MiB | s/step | s for a 1-step run (load + step) |"
 echo "|---|---|---|---|---|"
-for cmd in sft reward ppo; do
-  row "$cmd" "LoRA" --use_peft
-  row "$cmd" "QLoRA (NF4)" --use_peft --load_in_4bit --bnb_4bit_use_double_quant
+for cmd in $ROWS; do
+  case " $SETTINGS " in *" lora "*) row "$cmd" "LoRA" --use_peft ;; esac
+  case " $SETTINGS " in *" qlora "*) row "$cmd" "QLoRA (NF4)" --use_peft --load_in_4bit --bnb_4bit_use_double_quant ;; esac
 done

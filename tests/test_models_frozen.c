@@ -1,12 +1,16 @@
 // Frozen models: the no_grad forward (torch.no_grad: one layer's activations, reused by every layer) of
 // every family gives bit-identical outputs to the training forward with a smaller activation arena, and
-// a backward after it is refused.
+// a backward after it is refused; a frozen model loaded from a bf16 checkpoint keeps its weights bf16 and
+// gives the outputs of the fp32 model loaded from the same file; the bf16 panel kernels equal fp32 ones.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "io/json_util.h"
 #include "models/model.h"
+#include "models/peft.h"
+#include "nn/linear_bf16.h"
+#include "nn/ops.h"
 #include "testutil.h"
 
 typedef struct {
@@ -88,6 +92,91 @@ out:
     model_free(b);
 }
 
+// The fixture saved in bf16 (model_save rounds to nearest even), then loaded twice: plain (fp32 widened
+// from bf16) and frozen (bf16 kept): the outputs agree bit for bit, the frozen one holds its big tensors
+// in half the bytes, and a backward on it is refused.
+static void bf16_case(const char *name, model_head head) {
+    char dir[256], tmp[] = "/tmp/rlhf-frozen-XXXXXX";
+    snprintf(dir, sizeof dir, TU_FIXTURES "/hf/%s", name);
+    rlhf_err err;
+    model *src = NULL, *a = NULL, *b = NULL;
+    model_load_opts opts = {.quiet = 1, .init_seed = 0}, fro = {.quiet = 1, .init_seed = 0, .frozen = 1};
+    CHECK(mkdtemp(tmp) != NULL, "mkdtemp");
+    if (model_load(&src, dir, head, &opts, &err) != RLHF_OK || model_set_torch_dtype(src, "bfloat16", &err) ||
+        model_save(src, tmp, &err) || model_load(&a, tmp, head, &opts, &err) ||
+        model_load(&b, tmp, head, &fro, &err)) {
+        CHECK(0, "%s: bf16 round trip: %s", name, err.msg);
+        goto out;
+    }
+    int nt = 0;
+    int64_t bytes = peft_bf16_bytes(b, &nt);
+    CHECK(nt > 0 && bytes > (int64_t)a->n_params, "%s: %d tensors (%lld bytes) kept bf16", name, nt, (long long)bytes);
+    CHECK(b->no_grad == 1 && peft_bf16_bytes(a, NULL) == 0, "%s: frozen flags", name);
+    fx_case c = {0};
+    CHECK(load_case(dir, &c), "%s: inputs", name);
+    if (c.ids) {
+        model_batch mb = {.B = c.B, .T = c.T, .input_ids = c.ids, .attention_mask = c.mask};
+        CHECK(model_forward_no_grad(a, &mb, &err) == RLHF_OK, "%s: fp32 forward: %s", name, err.msg);
+        CHECK(model_forward(b, &mb, &err) == RLHF_OK, "%s: bf16 forward: %s", name, err.msg);
+        size_t n = out_size(a, &c);
+        CHECK(!memcmp(a->out, b->out, n * sizeof(float)), "%s: bf16-kept outputs differ from the fp32 load", name);
+        float *dout = calloc(n, sizeof(float));
+        CHECK(model_backward(b, dout, NULL, &err) != RLHF_OK, "%s: backward on a frozen bf16 model ran", name);
+        free(dout);
+        // merge_and_unload widens it back to a plain fp32 model with the same outputs
+        CHECK(peft_merge_and_unload(b, &err) == RLHF_OK && peft_bf16_bytes(b, NULL) == 0, "%s: unload", name);
+        float *keep = malloc(n * sizeof(float));
+        memcpy(keep, a->out, n * sizeof(float));
+        CHECK(model_forward(b, &mb, &err) == RLHF_OK && !memcmp(keep, b->out, n * sizeof(float)),
+              "%s: widened model's outputs", name);
+        free(keep);
+    }
+    free(c.ids);
+    free(c.mask);
+out:
+    if (tmp[0]) {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+        CHECK(system(cmd) == 0, "rm");
+    }
+    model_free(src);
+    model_free(a);
+    model_free(b);
+}
+
+static uint16_t to_bf16(float x) {  // truncation is enough for test data
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    return (uint16_t)(u >> 16);
+}
+
+// Several panels (a small panel size) against the fp32 op on the widened weight, both layouts.
+static void panel_kernels(void) {
+    const int N = 5, C = 7, OC = 11;
+    uint16_t w[7 * 11];
+    float wf[7 * 11], inp[5 * 7], bias[11], want[5 * 11], got[5 * 11], table_f[11 * 7], rows[3 * 7];
+    for (int i = 0; i < C * OC; i++) w[i] = to_bf16((float)((i * 37) % 23 - 11) / 7.0f);
+    bf16_to_f32(wf, w, (size_t)C * OC);
+    for (int i = 0; i < N * C; i++) inp[i] = (float)((i * 13) % 17 - 8) / 5.0f;
+    for (int j = 0; j < OC; j++) bias[j] = (float)j / 3.0f;
+    for (int conv = 0; conv < 2; conv++)
+        for (size_t panel = 1; panel <= (size_t)C * OC; panel += 20) {
+            float scratch[7 * 11 + 5 * 11];
+            CHECK(linear_bf16_scratch(N, C, OC, panel) <= sizeof scratch / sizeof *scratch, "scratch size");
+            if (conv)
+                conv1d_forward(want, inp, wf, bias, N, C, OC);
+            else
+                linear_forward(want, inp, wf, bias, N, C, OC);
+            linear_bf16_forward(got, inp, w, bias, N, C, OC, conv, scratch, panel);
+            CHECK(!memcmp(want, got, sizeof want), "bf16 %s panel %zu differs", conv ? "conv1d" : "linear", panel);
+        }
+    int32_t ids[3] = {4, 0, 10};
+    bf16_to_f32(table_f, w, (size_t)C * OC);  // as an (11, 7) table
+    embedding_bf16_forward(rows, ids, w, 3, C);
+    for (int r = 0; r < 3; r++)
+        CHECK(!memcmp(rows + r * C, table_f + ids[r] * C, C * sizeof(float)), "bf16 embedding row %d", r);
+}
+
 int main(void) {
     static const char *const lm[] = {"gpt2_lm", "gptneox_lm", "llama_lm", "mistral_lm", "qwen2_lm",
                                      "gemma_lm", "gemma2_lm", "phi3_lm", NULL};
@@ -96,5 +185,8 @@ int main(void) {
                                          "distilbert_seqcls_1", "roberta_seqcls_1", "debertav2_seqcls_1", NULL};
     for (int i = 0; lm[i]; i++) no_grad_case(lm[i], HEAD_LM);
     for (int i = 0; seqcls[i]; i++) no_grad_case(seqcls[i], HEAD_SEQCLS);
+    for (int i = 0; lm[i]; i++) bf16_case(lm[i], HEAD_LM);
+    for (int i = 0; seqcls[i]; i++) bf16_case(seqcls[i], HEAD_SEQCLS);
+    panel_kernels();
     return tu_finish("models_frozen");
 }

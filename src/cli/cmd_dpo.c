@@ -37,7 +37,7 @@ static rlhf_status load_tokenizer(tokenizer **tok, const char *dir, const model 
 }
 
 static rlhf_status load_ref(model **ref, const char *dir, const model *policy, uint64_t seed, rlhf_err *err) {
-    model_load_opts opts = {.quiet = 1, .init_seed = seed};
+    model_load_opts opts = {.quiet = 1, .init_seed = seed, .frozen = 1};  // bf16 stays bf16
     RLHF_TRY(peft_load_model_dir(ref, dir, HEAD_LM, NULL, &opts, err));
     if ((*ref)->cfg.vocab_size != policy->cfg.vocab_size)
         return rlhf_fail(err, RLHF_EINPUT,

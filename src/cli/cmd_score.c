@@ -118,7 +118,7 @@ static rlhf_status run(const score_flags *f, rlhf_err *err) {
     po.double_quant = f->double_quant;
     RLHF_TRY(nf4_quant_type_parse(f->quant_type, &po.quant_type, err));
     RLHF_TRY(nf4_compute_parse(f->compute_dtype, &po.compute, err));
-    RLHF_TRY(reward_model_load_peft(&m, &tok, f->model, 0, f->load_in_4bit ? &po : NULL, err));
+    RLHF_TRY(reward_model_load_scoring(&m, &tok, f->model, f->load_in_4bit ? &po : NULL, err));
     pref_opts o;
     pref_encoding enc = PREF_ENCODING_PAIR;
     reward_encoding_parse(f->encoding, m, &enc, err);  // the value was validated with the flags

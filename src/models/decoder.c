@@ -550,7 +550,7 @@ rlhf_status decoder_forward(model *m, const model_batch *b, rlhf_err *err) {
 
     // embeddings: wte[ids] (+ wpe[pos]) (Gemma: * sqrt(hidden)) then embedding dropout
     float *x = a->resid;
-    embedding_forward(x, a->ids, P(m, c->wte), (int)N, C);
+    model_embedding_forward(m, c->wte, x, a->ids, (int)N, C);  // fp32, or bf16 rows of a frozen model
     if (c->wpe != DEC_NONE) {
         float *pe = a->attn_proj;  // scratch
         embedding_forward(pe, a->pos, P(m, c->wpe), (int)N, C);
@@ -574,7 +574,7 @@ rlhf_status decoder_forward(model *m, const model_batch *b, rlhf_err *err) {
             hin = a->head_in;
             rows = (size_t)B * a->head_count;
         }
-        linear_forward(m->out, hin, P(m, c->head), NULL, (int)rows, C, c->V);
+        RLHF_TRY(model_linear_forward(m, c->head, DEC_NONE, 0, m->out, hin, (int)rows, C, c->V, err));  // bf16 too
         if (c->final_softcap > 0) softcap_forward(m->out, m->out, c->final_softcap, (int64_t)rows * c->V);
     } else {
         decoder_pool_index(a->pool, a->mask, B, T);

@@ -124,7 +124,7 @@ rlhf_status decoder_decode(model *m, kv_cache *kc, const int32_t *ids, const int
         for (int t = 0; t < T_new; t++)
             kc->mask[(size_t)b * kc->max_T + kc->len + t] = mask ? mask[(size_t)b * T_new + t] : 1;
 
-    embedding_forward(x, ids, P(m, c->wte), (int)N, C);
+    model_embedding_forward(m, c->wte, x, ids, (int)N, C);
     if (c->wpe != DEC_NONE) {
         embedding_forward(proj, pos, P(m, c->wpe), (int)N, C);
         add_forward(x, x, proj, (int64_t)N * C);
@@ -186,7 +186,7 @@ rlhf_status decoder_decode(model *m, kv_cache *kc, const int32_t *ids, const int
     for (int b = 0; b < B; b++)
         memcpy(last + (size_t)b * C, x + ((size_t)b * T_new + T_new - 1) * C, C * sizeof(float));
     dec_norm_forward(c, lastn, mean, rstd, last, P(m, c->lnf_w), P(m, c->lnf_b), B);
-    linear_forward(logits, lastn, P(m, c->head), NULL, B, C, OUT);
+    RLHF_TRY(model_linear_forward(m, c->head, DEC_NONE, 0, logits, lastn, B, C, OUT, err));
     if (m->head == HEAD_LM && c->final_softcap > 0) softcap_forward(logits, logits, c->final_softcap, (int64_t)B * OUT);
     return RLHF_OK;
 }

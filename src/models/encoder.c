@@ -313,15 +313,18 @@ static rlhf_status prepare_inputs(encoder *e, const model_batch *b, rlhf_err *er
 
 // emb_sum: (BT, C) = word[ids] + type[type_ids] + pos[pos_ids] (HF's order of the sums; DeBERTa
 // may have neither types nor positions)
-static void embeddings_sum(encoder *e, const float *params, int BT) {
+static void embeddings_sum(const model *m, encoder *e, const float *params, int BT) {
     const int C = e->hp.C;
     const float *word = params + e->word_emb;
+    // a frozen model's bf16 word embeddings: the rows widened into emb_sum first, then summed in place
+    const int bf16 = model_bf16_weight(m, e->word_emb) != NULL;
+    if (bf16) model_embedding_forward(m, e->word_emb, e->emb_sum, e->ids, BT, C);
     const float *pos = e->pos_emb != ENC_NONE ? params + e->pos_emb : NULL;
     const float *type = e->type_emb != ENC_NONE ? params + e->type_emb : NULL;
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < BT; n++) {
         float *o = e->emb_sum + (size_t)n * C;
-        const float *w = word + (size_t)e->ids[n] * C;
+        const float *w = bf16 ? o : word + (size_t)e->ids[n] * C;
         const float *ty = type ? type + (size_t)e->type_ids[n] * C : NULL;
         const float *p = pos ? pos + (size_t)e->pos_ids[n] * C : NULL;
         if (ty && p) {
@@ -330,7 +333,7 @@ static void embeddings_sum(encoder *e, const float *params, int BT) {
             for (int c = 0; c < C; c++) o[c] = w[c] + p[c];
         } else if (ty) {
             for (int c = 0; c < C; c++) o[c] = w[c] + ty[c];
-        } else {
+        } else if (w != o) {
             memcpy(o, w, (size_t)C * sizeof *o);
         }
     }
@@ -447,7 +450,7 @@ rlhf_status encoder_forward(model *m, const model_batch *b, rlhf_err *err) {
     RLHF_TRY(prepare_inputs(e, b, err));
     const int BT = b->B * b->T;
     const float *params = m->params;
-    embeddings_sum(e, params, BT);
+    embeddings_sum(m, e, params, BT);
     layernorm_forward(e->emb_ln, e->emb_mean, e->emb_rstd, e->emb_sum, params + e->emb_ln_w, params + e->emb_ln_b, BT,
                       hp->C, hp->ln_eps);
     if (hp->emb_mask) mask_rows(e->emb_ln, e->mask, BT, hp->C);

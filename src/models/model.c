@@ -307,6 +307,28 @@ static void drop_file_pages(const st_tensor *t) {
     if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
+// A frozen model's parameter buffer: the tensors stored as BF16 in the checkpoint that may stay bf16
+// (peft_bf16_eligible) are kept so; the rest are fp32 in m->params. Without any, a plain buffer.
+static rlhf_status alloc_frozen(model *m, const st_file *f, const char *strip, rlhf_err *err) {
+    size_t *offs = malloc(sizeof(size_t) * (size_t)(m->n_specs + 1));
+    if (!offs) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory (loading)");
+    int n = 0;
+    for (int i = 0; i < m->n_specs; i++) {
+        const param_spec *p = &m->specs[i];
+        const st_tensor *t = find_checkpoint_tensor(f, p->name, strip);
+        if (!t || t->dtype != ST_BF16 || (size_t)t->numel != p->numel || !peft_bf16_eligible(m, p)) continue;
+        offs[n++] = p->offset;
+    }
+    rlhf_status st = RLHF_OK;
+    if (n)
+        st = peft_prepare_bf16(m, offs, n, err);
+    else if (!(m->params = rlhf_calloc_aligned(m->n_params * sizeof(float))))
+        st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory: %zu parameters (%.1f MiB)", m->n_params,
+                       (double)m->n_params * 4 / (1 << 20));
+    free(offs);
+    return st;
+}
+
 static rlhf_status load_weights(model *m, const char *dir, const model_load_opts *opts, rlhf_err *err) {
     st_file f;
     RLHF_TRY(st_open_model_dir(&f, dir, err));
@@ -321,6 +343,13 @@ static rlhf_status load_weights(model *m, const char *dir, const model_load_opts
         for (int i = 0; i < f.n && !has_prefix; i++)
             has_prefix = !strncmp(f.tensors[i].name, prefix, strlen(prefix));
     const char *strip = prefix && *prefix && !has_prefix ? prefix : NULL;
+    if (!m->params) {  // a frozen model: bf16 tensors planned from the file
+        rlhf_status s = alloc_frozen(m, &f, strip, err);
+        if (s != RLHF_OK) {
+            st_close(&f);
+            return s;
+        }
+    }
 
     uint8_t *used = calloc((size_t)f.n + 1, 1);
     const char **missing = calloc((size_t)m->n_specs + 1, sizeof *missing);
@@ -355,7 +384,9 @@ static rlhf_status load_weights(model *m, const char *dir, const model_load_opts
                            where, t->name, got, m->cfg.architecture, want);
             break;
         }
-        if (peft_quantizes(m, p->offset))
+        if (peft_stores_bf16(m, p->offset))
+            st = peft_load_bf16(m, p->offset, t, err);  // kept bf16: never held as fp32 in the model
+        else if (peft_quantizes(m, p->offset))
             st = peft_load_quantized(m, p->offset, t, err);  // never held as fp32 in the model
         else
             st = st_to_f32(t, m->params + p->offset, err);
@@ -398,7 +429,9 @@ rlhf_status model_load(model **out, const char *dir, model_head head, const mode
     }
     model *m;
     const int with_peft = opts && opts->peft && (opts->peft->use_peft || opts->peft->load_in_4bit);
-    st = model_build(&m, config, f, head, !with_peft, err);
+    const int frozen = opts && opts->frozen;
+    // a frozen model's buffer is allocated by load_weights, once it knows which tensors stay bf16
+    st = model_build(&m, config, f, head, !with_peft && !frozen, err);
     if (st != RLHF_OK) return rlhf_err_prefix(err, "%s: ", path);
     if (with_peft) st = peft_prepare_load(m, opts->peft, opts->init_seed, err);
     if (st == RLHF_OK) st = load_weights(m, dir, opts, err);
@@ -406,6 +439,7 @@ rlhf_status model_load(model **out, const char *dir, model_head head, const mode
         model_free(m);
         return st;
     }
+    m->no_grad = frozen;
     *out = m;
     return RLHF_OK;
 }
@@ -596,6 +630,8 @@ rlhf_status model_forward_no_grad(model *m, const model_batch *b, rlhf_err *err)
 }
 
 rlhf_status model_backward(model *m, const float *dout, const float *dhidden, rlhf_err *err) {
+    if (peft_bf16_bytes(m, NULL))
+        return rlhf_fail(err, RLHF_ERUNTIME, "%s: a frozen model kept in bf16 has no backward", m->cfg.architecture);
     RLHF_TRY(model_alloc_grads(m, err));
     return m->family->backward(m, dout, dhidden, err);
 }

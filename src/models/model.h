@@ -145,6 +145,10 @@ typedef struct {
     // Optional: LoRA adapters / 4-bit base applied while loading (models/peft.h), so 4-bit weights go
     // from the file straight to their blocks. NULL = a plain model.
     const struct peft_options *peft;
+    // A frozen model (a reference or reward model: no backward will run): m->no_grad is set, and without
+    // peft the tensors the checkpoint stores as BF16 (linear weights, word embeddings, an LM head) stay
+    // bf16 in memory, widened to fp32 as they are used, so outputs equal those of the fp32 load (models/peft.h).
+    int frozen;
 } model_load_opts;
 
 // Loads DIR/config.json and its weights for the given head, as from_pretrained does: a base

@@ -11,6 +11,7 @@
 
 #include "base/rng.h"
 #include "models/peft_internal.h"
+#include "nn/linear_bf16.h"
 #include "nn/ops.h"
 
 // Dropout site of the adapters inside the batch's dropout key (the families use small site ids).
@@ -233,6 +234,9 @@ static peft_slot *quantized_slot(const model_peft *p, size_t off) {
 static void release(model_peft *p) {
     for (int i = 0; i < p->n_slots; i++)
         if (p->slots[i].quantized) nf4_free(&p->slots[i].q);
+    for (int i = 0; i < p->n_bf; i++) free(p->bf[i].data);
+    free(p->bf);
+    free(p->bf_scratch);
     if (p->map) munmap(p->map, p->map_bytes ? p->map_bytes : 1);
     free(p->slots);
     free(p->view_specs);
@@ -419,9 +423,26 @@ static uint64_t slot_key(const model_peft *p, const peft_slot *s) {
     return rng_key(p->dropout_key, RNG_STREAM_DROPOUT, LORA_DROPOUT_SITE, s->w);
 }
 
+// out = inp @ W^T (+ bias) with W kept bf16, through the model's fp32 panel scratch.
+static rlhf_status bf16_linear(model *m, const uint16_t *w, const float *bias, int conv1d, float *out,
+                               const float *inp, int N, int C, int OC, rlhf_err *err) {
+    model_peft *p = m->peft;
+    size_t need = linear_bf16_scratch(N, C, OC, LINEAR_BF16_PANEL);
+    if (need > p->bf_scratch_n) {
+        free(p->bf_scratch);
+        p->bf_scratch = malloc(need * sizeof(float));
+        p->bf_scratch_n = p->bf_scratch ? need : 0;
+        if (!p->bf_scratch) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory (bf16 weight panel, %zu floats)", need);
+    }
+    linear_bf16_forward(out, inp, w, bias, N, C, OC, conv1d, p->bf_scratch, LINEAR_BF16_PANEL);
+    return RLHF_OK;
+}
+
 rlhf_status model_linear_forward(model *m, size_t w, size_t b, int conv1d, float *out, const float *inp, int N,
                                  int C, int OC, rlhf_err *err) {
     const float *bias = b == MODEL_NO_PARAM ? NULL : m->params + b;
+    const uint16_t *wb = model_bf16_weight(m, w);
+    if (wb) return bf16_linear(m, wb, bias, conv1d, out, inp, N, C, OC, err);
     const peft_slot *s = m->peft ? find_slot(m->peft, w) : NULL;
     if (!s) {
         if (conv1d)
@@ -462,6 +483,8 @@ static rlhf_status recompute_xa(float *xa, const model *m, const peft_slot *s, c
 
 rlhf_status model_linear_backward(model *m, size_t w, size_t b, int conv1d, float *dinp, const float *dout,
                                   const float *inp, int N, int C, int OC, rlhf_err *err) {
+    if (model_bf16_weight(m, w))
+        return rlhf_fail(err, RLHF_ERUNTIME, "%s: a frozen model kept in bf16 has no backward", m->cfg.architecture);
     const peft_slot *s = m->peft ? find_slot(m->peft, w) : NULL;
     if (!s) {
         if (conv1d)
@@ -500,6 +523,7 @@ rlhf_status peft_merge_and_unload(model *m, rlhf_err *err) {
     float *plain = rlhf_calloc_aligned(m->n_params * sizeof(float));
     if (!plain) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory: merged model (%zu parameters)", m->n_params);
     memcpy(plain, m->params, m->n_params * sizeof(float));
+    for (int i = 0; i < p->n_bf; i++) bf16_to_f32(plain + p->bf[i].off, p->bf[i].data, p->bf[i].numel);
     for (int i = 0; i < p->n_slots; i++) {
         const peft_slot *s = &p->slots[i];
         float *W = plain + s->w;
@@ -529,4 +553,115 @@ rlhf_status peft_merge_and_unload(model *m, rlhf_err *err) {
     rlhf_free(m->params);
     m->params = plain;
     return RLHF_OK;
+}
+
+// ---- frozen models kept in bf16 ------------------------------------------------------------------
+
+// Word-embedding tables (read row by row through model_embedding_forward).
+static const char *const WORD_EMBEDDINGS[] = {"wte", "embed_tokens", "embed_in", "word_embeddings", NULL};
+
+int peft_bf16_eligible(const model *m, const param_spec *p) {
+    if (p->ndim != 2 || !ends_with(p->name, ".weight")) return 0;
+    if (p->is_head) return m->head == HEAD_LM;  // an LM head (score heads stay fp32: small, read directly)
+    char module[MODEL_NAME_MAX];
+    if (linear_module(p, module, sizeof module)) return 1;
+    size_t len = strlen(p->name) - strlen(".weight");
+    snprintf(module, sizeof module, "%.*s", (int)len, p->name);
+    const char *last = strrchr(module, '.');
+    last = last ? last + 1 : module;
+    for (const char *const *e = WORD_EMBEDDINGS; *e; e++)
+        if (!strcmp(last, *e)) return 1;
+    return 0;
+}
+
+static const peft_bf16_tensor *find_bf16(const model_peft *p, size_t off) {
+    int lo = 0, hi = p->n_bf - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (p->bf[mid].off == off) return &p->bf[mid];
+        if (p->bf[mid].off < off)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return NULL;
+}
+
+const uint16_t *model_bf16_weight(const model *m, size_t off) {
+    if (!m->peft || !m->peft->n_bf || off == MODEL_NO_PARAM) return NULL;
+    const peft_bf16_tensor *t = find_bf16(m->peft, off);
+    return t ? t->data : NULL;
+}
+
+int peft_stores_bf16(const model *m, size_t off) { return model_bf16_weight(m, off) != NULL; }
+
+static int cmp_size(const void *a, const void *b) {
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+rlhf_status peft_prepare_bf16(model *m, const size_t *offs, int n, rlhf_err *err) {
+    peft_options o;
+    peft_options_default(&o);  // no adapters, no 4-bit: only the mapped buffer and the bf16 table
+    model_peft *p;
+    RLHF_TRY(prepare(m, &o, 0, &p, err));
+    p->bf = calloc((size_t)(n > 0 ? n : 1), sizeof *p->bf);
+    size_t *sorted = malloc(sizeof(size_t) * (size_t)(n > 0 ? n : 1));
+    rlhf_status st = p->bf && sorted ? RLHF_OK : rlhf_fail(err, RLHF_ERUNTIME, "out of memory (bf16 table)");
+    if (st == RLHF_OK) {
+        memcpy(sorted, offs, sizeof(size_t) * (size_t)n);
+        qsort(sorted, (size_t)n, sizeof *sorted, cmp_size);
+    }
+    for (int i = 0; i < n && st == RLHF_OK; i++) {
+        const param_spec *sp = NULL;
+        for (int k = 0; k < m->n_specs && !sp; k++)
+            if (m->specs[k].offset == sorted[i]) sp = &m->specs[k];
+        if (!sp) {
+            st = rlhf_fail(err, RLHF_ERUNTIME, "bf16 tensor at unknown offset %zu", sorted[i]);
+            break;
+        }
+        peft_bf16_tensor *t = &p->bf[p->n_bf];
+        t->off = sp->offset;
+        t->numel = sp->numel;
+        t->data = malloc(sizeof(uint16_t) * sp->numel);
+        if (!t->data) {
+            st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory: bf16 '%s' (%.1f MiB)", sp->name,
+                           (double)sp->numel * 2 / (1 << 20));
+            break;
+        }
+        p->n_bf++;
+    }
+    free(sorted);
+    if (st != RLHF_OK) {
+        release(p);
+        return st;
+    }
+    rlhf_free(m->params);
+    m->params = p->map;
+    m->peft = p;
+    return RLHF_OK;
+}
+
+rlhf_status peft_load_bf16(model *m, size_t off, const st_tensor *t, rlhf_err *err) {
+    const peft_bf16_tensor *b = m->peft ? find_bf16(m->peft, off) : NULL;
+    if (!b || t->dtype != ST_BF16 || (size_t)t->numel != b->numel)
+        return rlhf_fail(err, RLHF_ERUNTIME, "tensor '%s': not the planned bf16 tensor", t->name);
+    memcpy(b->data, t->data, b->numel * sizeof(uint16_t));
+    return RLHF_OK;
+}
+
+int64_t peft_bf16_bytes(const model *m, int *n_tensors) {
+    int64_t bytes = 0;
+    int n = m->peft ? m->peft->n_bf : 0;
+    for (int i = 0; i < n; i++) bytes += (int64_t)m->peft->bf[i].numel * 2;
+    if (n_tensors) *n_tensors = n;
+    return bytes;
+}
+
+void model_embedding_forward(const model *m, size_t off, float *out, const int32_t *ids, int N, int C) {
+    const uint16_t *bf = model_bf16_weight(m, off);
+    if (bf)
+        embedding_bf16_forward(out, ids, bf, N, C);
+    else
+        embedding_forward(out, ids, m->params + off, N, C);
 }

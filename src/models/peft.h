@@ -104,6 +104,26 @@ void peft_begin_forward(model *m, const model_batch *b);
 rlhf_status peft_alloc_grads(model *m, rlhf_err *err);
 void peft_zero_grads(model *m);
 
+// ---- frozen models kept in bf16 ------------------------------------------------------------------
+// model_load with opts->frozen (and no adapters / 4-bit): the tensors a bf16 checkpoint stores as BF16
+// among the linear weights, the word embeddings and an LM head stay bf16 in memory (half the bytes) and
+// are widened to fp32 panel by panel as they are used (exact: the outputs equal the fp32 model's built
+// from the same file). m->params is then peft's mapped buffer whose pages under those tensors are never
+// written; m->peft holds the bf16 copies (no adapters, nothing trainable, no backward).
+// 1 when the tensor p may be kept bf16 (whatever the file holds).
+int peft_bf16_eligible(const model *m, const param_spec *p);
+// Before the weights are read: maps m->params and allocates bf16 storage for the n tensors at offs.
+rlhf_status peft_prepare_bf16(model *m, const size_t *offs, int n, rlhf_err *err);
+int peft_stores_bf16(const model *m, size_t off);
+// Copies the checkpoint's BF16 tensor t (stored at offset off) as it is.
+rlhf_status peft_load_bf16(model *m, size_t off, const st_tensor *t, rlhf_err *err);
+// The bf16 data of the tensor at offset off, or NULL when it is held in fp32 in m->params.
+const uint16_t *model_bf16_weight(const model *m, size_t off);
+// Bytes held in bf16 and how many tensors.
+int64_t peft_bf16_bytes(const model *m, int *n_tensors);
+// out: (N, C) = rows ids of the embedding table at offset off (fp32 or bf16).
+void model_embedding_forward(const model *m, size_t off, float *out, const int32_t *ids, int N, int C);
+
 // ---- files ---------------------------------------------------------------------------------------
 // Writes DIR/adapter_config.json (peft's LoraConfig fields) and DIR/adapter_model.safetensors
 // ("base_model.model.<module>.lora_A.weight", heads as "base_model.model.<name>"), atomically.

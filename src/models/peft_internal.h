@@ -24,6 +24,12 @@ typedef struct {
     nf4_tensor q;                 // the frozen weight in (OC, C) layout, when quantized
 } peft_slot;
 
+// A tensor of a frozen model kept as bf16 (model_load_opts.frozen with a bf16 checkpoint).
+typedef struct {
+    size_t off, numel;            // place in m->params (its fp32 pages there are never written)
+    uint16_t *data;
+} peft_bf16_tensor;
+
 struct model_peft {
     peft_options o;
     char arch[96];
@@ -40,6 +46,10 @@ struct model_peft {
     int enabled;                  // adapters on (off: PPO's reference forward)
     int training;                 // of the current forward
     uint64_t dropout_key;
+    peft_bf16_tensor *bf;         // frozen bf16 tensors, offset order (n_bf of them)
+    int n_bf;
+    float *bf_scratch;            // fp32 panel of a bf16 weight (nn/linear_bf16.h)
+    size_t bf_scratch_n;
 };
 
 #endif

@@ -321,8 +321,10 @@ static rlhf_status setup(grpo_run *r, rlhf_err *err) {
     // beta 0: no reference model at all (TRL's GRPOTrainer does not load one). With LoRA the reference is
     // the policy with its adapters off.
     if (r->use_ref && !a->peft.use_peft) {
-        RLHF_TRY(peft_load_model_dir(&r->ref, a->model_name_or_path, HEAD_LM, NULL, &lo, err));
-        RLHF_TRY(peft_merge_and_unload(r->ref, err));
+        model_load_opts lf = lo;
+        lf.frozen = 1;  // no_grad; a bf16 checkpoint stays bf16 in memory
+        RLHF_TRY(peft_load_model_dir(&r->ref, a->model_name_or_path, HEAD_LM, NULL, &lf, err));
+        if (peft_n_adapted(r->ref)) RLHF_TRY(peft_merge_and_unload(r->ref, err));  // an adapter directory
     }
     if (a->peft.use_peft) {
         int64_t qb, fb;

@@ -274,8 +274,10 @@ static rlhf_status setup(ppo_run *r, rlhf_err *err) {
                         "policy with its adapters off (--sft_model_path %s is not loaded)\n", a->peft.lora.r,
                 peft_n_adapted(r->policy), tv.n, r->policy->n_params, qb ? " (4-bit base)" : "", a->sft_model_path);
     } else {
-        RLHF_TRY(peft_load_model_dir(&r->ref, a->sft_model_path, HEAD_LM, NULL, &lo, err));
-        RLHF_TRY(peft_merge_and_unload(r->ref, err));
+        model_load_opts lf = lo;
+        lf.frozen = 1;  // no_grad; a bf16 checkpoint stays bf16 in memory
+        RLHF_TRY(peft_load_model_dir(&r->ref, a->sft_model_path, HEAD_LM, NULL, &lf, err));
+        if (peft_n_adapted(r->ref)) RLHF_TRY(peft_merge_and_unload(r->ref, err));  // an adapter directory
         if (r->ref->cfg.vocab_size != r->policy->cfg.vocab_size)
             return rlhf_fail(err, RLHF_EINPUT, "--sft_model_path %s: vocabulary of %d tokens, the policy has %d",
                              a->sft_model_path, r->ref->cfg.vocab_size, r->policy->cfg.vocab_size);
@@ -285,6 +287,7 @@ static rlhf_status setup(ppo_run *r, rlhf_err *err) {
     const peft_options *rq = a->peft.load_in_4bit ? &quant : NULL;
     model_load_opts lr = lo;
     lr.peft = rq;
+    lr.frozen = 1;  // no_grad; a bf16 checkpoint stays bf16 in memory (without --load_in_4bit)
     const int remote = reward_source_is_url(a->reward_model_path);
     if (remote) {  // the rewards come from a server: it reads the decoded (prompt, response) texts
         reward_source_opts ro;

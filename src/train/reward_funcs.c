@@ -160,7 +160,7 @@ rlhf_status reward_model_fn_open(reward_fn **out, const char *dir, const tokeniz
     const char *slash = strrchr(dir, '/');
     const char *base = slash && slash[1] ? slash + 1 : dir;
     snprintf(r->base.name, sizeof r->base.name, "%s", base);
-    model_load_opts lo = {.quiet = 0, .init_seed = seed, .peft = quant};
+    model_load_opts lo = {.quiet = 0, .init_seed = seed, .peft = quant, .frozen = 1};
     rlhf_status st = peft_load_model_dir(&r->m, dir, HEAD_SEQCLS, quant, &lo, err);
     if (!st && r->m->n_new_head_tensors && !allow_new_head)
         st = rlhf_fail(err, RLHF_EINPUT, "--reward_model_name_or_path %s: not a reward model: its checkpoint has no "

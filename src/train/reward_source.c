@@ -62,7 +62,7 @@ rlhf_status reward_source_open(reward_source **out, const reward_source_opts *o,
             st = reward_remote_open(&s->remote, o->path, o->timeout_s, o->max_retries, key, err);
         }
     } else {
-        st = reward_model_load_peft(&s->m, &s->tok, o->path, 0, o->quant, err);
+        st = reward_model_load_scoring(&s->m, &s->tok, o->path, o->quant, err);
         if (!st && !s->tok)
             st = rlhf_fail(err, RLHF_EINPUT, "--reward_model_path %s: no tokenizer files; rewards are read from texts",
                            o->path);

@@ -134,15 +134,28 @@ int model_dir_has_tokenizer(const char *dir) {
     return tokenizer_files_present(dir);
 }
 
+static rlhf_status load_reward_model(model **m, tokenizer **tok, const char *dir, uint64_t init_seed,
+                                     const struct peft_options *peft, int frozen, rlhf_err *err);
+
 rlhf_status reward_model_load(model **m, tokenizer **tok, const char *dir, uint64_t init_seed, rlhf_err *err) {
-    return reward_model_load_peft(m, tok, dir, init_seed, NULL, err);
+    return load_reward_model(m, tok, dir, init_seed, NULL, 1, err);
 }
 
 rlhf_status reward_model_load_peft(model **m, tokenizer **tok, const char *dir, uint64_t init_seed,
                                    const struct peft_options *peft, rlhf_err *err) {
+    return load_reward_model(m, tok, dir, init_seed, peft, 0, err);
+}
+
+rlhf_status reward_model_load_scoring(model **m, tokenizer **tok, const char *dir, const struct peft_options *quant,
+                                      rlhf_err *err) {
+    return load_reward_model(m, tok, dir, 0, quant, 1, err);
+}
+
+static rlhf_status load_reward_model(model **m, tokenizer **tok, const char *dir, uint64_t init_seed,
+                                     const struct peft_options *peft, int frozen, rlhf_err *err) {
     *m = NULL;
     *tok = NULL;
-    model_load_opts lo = {.quiet = 0, .init_seed = init_seed, .peft = peft};
+    model_load_opts lo = {.quiet = 0, .init_seed = init_seed, .peft = peft, .frozen = frozen};
     char cfg[4096];
     // A peft adapter directory (no config.json of its own): its base with the adapter applied.
     if (peft_is_adapter_dir(dir) && !file_exists(path_join(cfg, sizeof cfg, dir, "config.json"))) {

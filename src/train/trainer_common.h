@@ -66,12 +66,17 @@ rlhf_status pairs_forward_backward(model *m, const pref_set *set, const int *idx
 int model_dir_has_tokenizer(const char *dir);
 
 // Loads dir as a sequence-classification model (1 or 2 labels: the contract's reward readings) and its
-// tokenizer when dir has tokenizer files (*tok NULL otherwise: only pre-tokenized rows can be read).
+// tokenizer when dir has tokenizer files (*tok NULL otherwise: only pre-tokenized rows can be read),
+// frozen for scoring (model_load_opts.frozen: no_grad, a bf16 checkpoint kept bf16).
 rlhf_status reward_model_load(model **m, tokenizer **tok, const char *dir, uint64_t init_seed, rlhf_err *err);
 // The same with adapters / a 4-bit base applied while loading (models/peft.h; NULL = none).
 struct peft_options;
 rlhf_status reward_model_load_peft(model **m, tokenizer **tok, const char *dir, uint64_t init_seed,
                                    const struct peft_options *peft, rlhf_err *err);
+// A reward model that only scores (score, a local reward source): frozen as reward_model_load, with
+// quant's 4-bit settings (NULL = none).
+rlhf_status reward_model_load_scoring(model **m, tokenizer **tok, const char *dir, const struct peft_options *quant,
+                                      rlhf_err *err);
 
 // Encoding options for m: vocabulary bounds, EOS/BOS for decoders, max_length clamped to the model's
 // positions (max_length <= 0: the model's limit).

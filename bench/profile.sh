@@ -13,7 +13,7 @@ trap 'rm -rf "$W"' EXIT
 prof() { # name kind args...
   local name=$1; shift
   BENCH_MARKS=1 timed perf record -q -k CLOCK_MONOTONIC -F 999 -o "$W/$name.data" -- "$@" >"$W/$name.json" 2>"$W/$name.marks"
-  perf script -i "$W/$name.data" -F time,dso,sym 2>/dev/null | /usr/bin/python3 bench/profile_table.py "$name" \
+  perf script -i "$W/$name.data" -F time,ip,sym,dso 2>/dev/null | /usr/bin/python3 bench/profile_table.py "$name" \
     "$W/$name.marks" "$W/$name.json" bench/results/system.json >"$W/$name.md"
 }
 prof bert-base "$BUILD/bench_reward_step" 768 12 12 3072 256 8 2 0.1

@@ -1,6 +1,6 @@
-"""Turn `perf script -F time,dso,sym` (stdin) of one bench run into a markdown roofline table (bench/profile.sh).
+"""Turn `perf script -F time,ip,sym,dso` (stdin) of one bench run into a markdown roofline table (bench/profile.sh).
 
-usage: perf script ... | python3 bench/profile_table.py NAME MARKS_FILE BENCH_JSON SYSTEM_JSON
+usage: perf script -F time,ip,sym,dso ... | python3 bench/profile_table.py NAME MARKS_FILE BENCH_JSON SYSTEM_JSON
 """
 import collections
 import json
@@ -47,15 +47,11 @@ def group(dso, sym):
 
 
 counts = collections.defaultdict(lambda: collections.Counter())
-for line in sys.stdin:
-    m = re.match(r"\s*(\d+\.\d+):\s+(\S+)\s+\((.*)\)\s*$", line)
+for line in sys.stdin:  # "TIME:  IP SYMBOL (DSO)" from perf script -F time,ip,sym,dso
+    m = re.match(r"\s*(\d+\.\d+):\s+[0-9a-f]+\s+(.*?)\s+\((.*)\)\s*$", line)
     if not m:
-        m2 = re.match(r"\s*(\d+\.\d+):\s+(.*)$", line)
-        if not m2:
-            continue
-        t, sym, dso = float(m2.group(1)), m2.group(2), ""
-    else:
-        t, sym, dso = float(m.group(1)), m.group(2), m.group(3)
+        continue
+    t, sym, dso = float(m.group(1)), m.group(2), m.group(3)
     sym = re.sub(r"\+0x[0-9a-f]+$", "", sym)
     for ph, a, b in marks:
         if a <= t < b:

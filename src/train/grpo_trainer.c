@@ -164,8 +164,12 @@ int grpo_column(const grpo_run *r, const char *name) {
     return -1;
 }
 
-static void add_column(grpo_run *r, const char *fmt, const char *arg) {
-    snprintf(r->column_names[r->n_columns], sizeof r->column_names[0], fmt, arg);
+// Appends the column PREFIX + fmt (fmt holds one %s, filled with arg).
+static void add_column(grpo_run *r, const char *prefix, const char *fmt, const char *arg) {
+    char *name = r->column_names[r->n_columns];
+    size_t len = strlen(prefix);  // a short literal ("" or "eval_")
+    memcpy(name, prefix, len);
+    snprintf(name + len, sizeof r->column_names[0] - len, fmt, arg);
     r->columns[r->n_columns] = r->column_names[r->n_columns];
     r->n_columns++;
 }
@@ -179,37 +183,37 @@ static void metric_add(grpo_run *r, const char *name, double v) {
     r->acc_n[c]++;
 }
 
-static void build_columns(grpo_run *r) {
-    static const char *const fixed[GC_FIXED] = {
-        "step", "epoch", "loss", "grad_norm", "learning_rate", "num_tokens", "completions/mean_length",
-        "completions/min_length", "completions/max_length", "completions/clipped_ratio",
-        "completions/mean_terminated_length"};
-    for (int i = 0; i < GC_FIXED; i++) add_column(r, "%s", fixed[i]);
+static const char *const fixed_columns[GC_FIXED] = {
+    "step", "epoch", "loss", "grad_norm", "learning_rate", "num_tokens", "completions/mean_length",
+    "completions/min_length", "completions/max_length", "completions/clipped_ratio",
+    "completions/mean_terminated_length"};
+
+// The columns of a batch of sampled completions, which training and evaluation both log (evaluation with
+// prefix "eval_"): completion lengths, each reward source's mean and std, the reward, and the KL.
+static void add_sampling_columns(grpo_run *r, const char *prefix) {
+    for (int i = GC_MEAN_LEN; i <= GC_MEAN_TERM; i++) add_column(r, prefix, "%s", fixed_columns[i]);
     for (int k = 0; k < r->K; k++) {
-        add_column(r, "rewards/%s/mean", r->rewards[k]->name);
-        add_column(r, "rewards/%s/std", r->rewards[k]->name);
+        add_column(r, prefix, "rewards/%s/mean", r->rewards[k]->name);
+        add_column(r, prefix, "rewards/%s/std", r->rewards[k]->name);
     }
-    add_column(r, "%s", "reward");
-    add_column(r, "%s", "reward_std");
-    add_column(r, "%s", "frac_reward_zero_std");
-    if (r->use_ref) add_column(r, "%s", "kl");
-    add_column(r, "%s", "entropy");
-    add_column(r, "%s", "clip_ratio/low_mean");
-    add_column(r, "%s", "clip_ratio/high_mean");
-    add_column(r, "%s", "clip_ratio/region_mean");
+    add_column(r, prefix, "%s", "reward");
+    add_column(r, prefix, "%s", "reward_std");
+    add_column(r, prefix, "%s", "frac_reward_zero_std");
+    if (r->use_ref) add_column(r, prefix, "%s", "kl");
+}
+
+static void build_columns(grpo_run *r) {
+    for (int i = 0; i < GC_MEAN_LEN; i++) add_column(r, "", "%s", fixed_columns[i]);
+    add_sampling_columns(r, "");
+    add_column(r, "", "%s", "entropy");
+    add_column(r, "", "%s", "clip_ratio/low_mean");
+    add_column(r, "", "%s", "clip_ratio/high_mean");
+    add_column(r, "", "%s", "clip_ratio/region_mean");
     if (r->n_eval && r->a->eval_strategy != STRATEGY_NO) {
         // TRL logs the evaluation's metrics with an eval_ prefix (GRPOTrainer.log in eval mode)
         r->first_eval_column = r->n_columns;
-        add_column(r, "%s", "eval_loss");
-        for (int i = GC_MEAN_LEN; i <= GC_MEAN_TERM; i++) add_column(r, "eval_%s", fixed[i]);
-        for (int k = 0; k < r->K; k++) {
-            add_column(r, "eval_rewards/%s/mean", r->rewards[k]->name);
-            add_column(r, "eval_rewards/%s/std", r->rewards[k]->name);
-        }
-        add_column(r, "%s", "eval_reward");
-        add_column(r, "%s", "eval_reward_std");
-        add_column(r, "%s", "eval_frac_reward_zero_std");
-        if (r->use_ref) add_column(r, "%s", "eval_kl");
+        add_column(r, "eval_", "%s", "loss");
+        add_sampling_columns(r, "eval_");
     }
 }
 

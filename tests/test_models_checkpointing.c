@@ -1,7 +1,8 @@
 // Gradient checkpointing (model.gradient_checkpointing, --gradient_checkpointing): for every encoder and
 // decoder family, with dropout on and a padded batch, the logits and every parameter gradient equal
 // (bit for bit) those of the same model trained without it, over two steps; and the activation arena of
-// a checkpointing forward is smaller (only the residual stream and one layer's activations are kept).
+// a checkpointing forward is smaller (only the residual stream and one layer's activations are kept). The same
+// holds against keep_hidden_states (every activation kept), whose arena is bigger than an encoder's plain one.
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,8 +39,10 @@ typedef struct {
     size_t arena_peak;
 } run_result;
 
-// Two forward/backward steps (different batches and dropout keys) accumulating gradients.
-static int run(const char *fixture, model_head head, int checkpointing, run_result *r) {
+// Two forward/backward steps (different batches and dropout keys) accumulating gradients. mode 0: plain (an
+// encoder's lean plan recomputes ln1 and the hidden states in the backward), 1: gradient checkpointing, 2: plain
+// with keep_hidden_states (every activation kept).
+static int run(const char *fixture, model_head head, int mode, run_result *r) {
     cJSON *cfg = config(fixture);
     if (!cfg) return 0;
     rlhf_err err = {0};
@@ -50,7 +53,8 @@ static int run(const char *fixture, model_head head, int checkpointing, run_resu
     if (!ok) return 0;
     CHECK(model_alloc_grads(m, &err) == RLHF_OK, "%s", err.msg);
     model_zero_grads(m);
-    m->gradient_checkpointing = checkpointing;
+    m->gradient_checkpointing = mode == 1;
+    m->keep_hidden_states = mode == 2;
     const int B = 2, T = 7;
     int32_t ids[2 * 7], mask[2 * 7];
     for (int step = 0; step < 2 && ok; step++) {
@@ -85,11 +89,20 @@ static int run(const char *fixture, model_head head, int checkpointing, run_resu
     return ok ? (int)(n > 0) : 0;
 }
 
+// The first gradient that differs between a and b (n when none)
+static size_t first_diff(const run_result *a, const run_result *b, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&a->grads[i], &b->grads[i], sizeof(float))) return i;
+    return n;
+}
+
 static void test_family(const char *fixture, model_head head) {
-    run_result plain = {0}, ckpt = {0};
-    if (run(fixture, head, 0, &plain) && run(fixture, head, 1, &ckpt)) {
+    run_result plain = {0}, ckpt = {0}, keep = {0};
+    if (run(fixture, head, 0, &plain) && run(fixture, head, 1, &ckpt) && run(fixture, head, 2, &keep)) {
         CHECK(plain.n_out == ckpt.n_out && !memcmp(plain.out, ckpt.out, plain.n_out * sizeof(float)),
               "%s: logits differ with gradient checkpointing", fixture);
+        CHECK(plain.n_out == keep.n_out && !memcmp(plain.out, keep.out, plain.n_out * sizeof(float)),
+              "%s: logits differ with keep_hidden_states", fixture);
         size_t n = 0;
         // the parameter count is the same model's: compare every gradient bit for bit
         cJSON *cfg = config(fixture);
@@ -98,19 +111,27 @@ static void test_family(const char *fixture, model_head head) {
         if (cfg && model_create(&m, cfg, head, 5, &err) == RLHF_OK) n = m->n_params;
         model_free(m);
         cJSON_Delete(cfg);
-        size_t first = n;
-        for (size_t i = 0; i < n && first == n; i++)
-            if (memcmp(&plain.grads[i], &ckpt.grads[i], sizeof(float))) first = i;
+        size_t first = first_diff(&plain, &ckpt, n);
         CHECK(n > 0 && first == n, "%s: gradient %zu of %zu differs with checkpointing (%.9g vs %.9g)", fixture, first,
               n, first < n ? plain.grads[first] : 0.0, first < n ? ckpt.grads[first] : 0.0);
+        first = first_diff(&plain, &keep, n);
+        CHECK(n > 0 && first == n, "%s: gradient %zu of %zu differs with keep_hidden_states (%.9g vs %.9g)", fixture,
+              first, n, first < n ? plain.grads[first] : 0.0, first < n ? keep.grads[first] : 0.0);
         CHECK(ckpt.arena_peak < plain.arena_peak, "%s: checkpointing arena %zu bytes, not below %zu", fixture,
               ckpt.arena_peak, plain.arena_peak);
-        printf("%-20s bit-identical; activation arena %zu -> %zu bytes\n", fixture, plain.arena_peak, ckpt.arena_peak);
+        // encoders: the plain plan keeps neither ln1 nor the hidden states (2 (B, T, C) buffers less per layer)
+        if (head == HEAD_SEQCLS && strncmp(fixture, "gpt2", 4) != 0)
+            CHECK(plain.arena_peak < keep.arena_peak, "%s: plain arena %zu bytes, not below keep_hidden_states' %zu",
+                  fixture, plain.arena_peak, keep.arena_peak);
+        printf("%-20s bit-identical; activation arena %zu (all kept) -> %zu -> %zu (checkpointing) bytes\n", fixture,
+               keep.arena_peak, plain.arena_peak, ckpt.arena_peak);
     }
     free(plain.out);
     free(plain.grads);
     free(ckpt.out);
     free(ckpt.grads);
+    free(keep.out);
+    free(keep.grads);
 }
 
 int main(void) {

@@ -157,6 +157,14 @@ static void test_determinism(void) {
     layernorm_backward(d1, d1 + N * C, d1 + N * C + C, g, x, w, m, r, N, C);
     layernorm_backward(d2, d2 + N * C, d2 + N * C + C, g, x, w, m, r, N, C);
     CHECK(memcmp(d1, d2, sizeof(float) * (N * C + 2 * C)) == 0, "layernorm backward deterministic");
+    // the output recomputed from the kept statistics (what the encoder's backward does) is the forward's
+    gc_fill(b, NULL, C, 34, 1.0f);
+    layernorm_forward(y, m, r, x, w, b, N, C, 1e-5f);
+    layernorm_apply(d1, x, m, r, w, b, N, C);
+    CHECK(memcmp(y, d1, sizeof(float) * N * C) == 0, "layernorm_apply == layernorm_forward's output");
+    layernorm_forward(y, m, r, x, NULL, NULL, N, C, 1e-5f);
+    layernorm_apply(d1, x, m, r, NULL, NULL, N, C);
+    CHECK(memcmp(y, d1, sizeof(float) * N * C) == 0, "layernorm_apply without affine");
     free(x); free(g); free(w); free(b); free(y); free(m); free(r); free(d1); free(d2);
 }
 

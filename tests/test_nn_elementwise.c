@@ -230,6 +230,25 @@ static void test_dropout(void) {
     free(x); free(y); free(y2); free(dx); free(g);
 }
 
+// The SIMD-lane Philox mask (nn_dropout_mask) against the one-block-at-a-time reference, bit for bit, at
+// every alignment of the first element and lengths around the lane chunk, for keys with both key words set.
+static void test_dropout_mask_lanes(void) {
+    enum { N = 700 };
+    float a[N], b[N];
+    int bad = 0;
+    const float ps[] = {0.1f, 0.5f, 0.9f};
+    for (int pi = 0; pi < 3; pi++)
+        for (int64_t first = 0; first < 9; first++)
+            for (int n = 0; n <= N; n += (n < 140 ? 1 : 37)) {
+                uint64_t key = rng_key(7, RNG_STREAM_DROPOUT, (uint64_t)pi, (uint64_t)first);
+                int64_t f = first + (first & 1 ? ((int64_t)1 << 33) : 0);   // counters above 2^32 too
+                nn_dropout_mask_ref(a, key, f, n, ps[pi]);
+                nn_dropout_mask(b, key, f, n, ps[pi]);
+                if (memcmp(a, b, sizeof(float) * (size_t)n)) bad++;
+            }
+    CHECK(bad == 0, "%d (p, first, n) cases where nn_dropout_mask differs from nn_dropout_mask_ref", bad);
+}
+
 // The vectorisable exp and erf behind every activation, softmax and loss.
 static void test_fast_math(void) {
     double worst_ulp = 0, worst_erf = 0;
@@ -262,5 +281,6 @@ int main(void) {
     test_names_and_add();
     test_softmax();
     test_dropout();
+    test_dropout_mask_lanes();
     return tu_finish("nn_elementwise");
 }

@@ -87,30 +87,20 @@ int cmd_dpo(int argc, char **argv) {
                                  "  direct preference optimisation (TRL DPOTrainer) of a causal LM on preference pairs",
                                  specs, n, argc, argv);
     if (parsed >= 0) return parsed;
-    const char *out = tf.output_dir, *eval_data = tf.eval_dataset, *resume = tf.resume;
-    const long long bs = tf.train_bs, eval_bs = tf.eval_bs, seed = tf.seed;
-    const int quiet = tf.quiet;
     const int has_rpo = args_find(specs, n, "rpo_alpha")->seen;
     dpo_args a;
     memset(&a, 0, sizeof a);
-    a.output_dir = out, a.train_batch_size = (int)bs, a.grad_accum = (int)tf.accum, a.num_train_epochs = tf.epochs;
-    a.max_steps = tf.max_steps, a.learning_rate = tf.lr, a.weight_decay = tf.weight_decay;
-    a.warmup_ratio = tf.warmup_ratio, a.warmup_steps = tf.warmup_steps, a.max_grad_norm = tf.max_grad_norm;
-    a.seed = (uint64_t)seed, a.shuffle = !tf.no_shuffle, a.disable_dropout = tf.disable_dropout;
-    a.logging_steps = tf.logging_steps;
+    const trainer_common_args *t = &a.common;
     a.loss.beta = beta, a.loss.label_smoothing = label_smoothing, a.loss.discopop_tau = tau;
     a.rpo_alpha = has_rpo ? rpo_alpha : NAN;
 #define BAD(...) return cli_report("dpo", rlhf_fail(&err, RLHF_EINPUT, __VA_ARGS__), err.msg)
     if (!model_dir) BAD("--model_name_or_path is required");
     if (!data) BAD("--dataset_name is required");
-    if (!out) BAD("--output_dir is required");
-    char resume_dir[4096];
-    rlhf_status st = checkpoint_resolve_resume(resume, out, resume_dir, sizeof resume_dir, &err);
+    if (!tf.output_dir) BAD("--output_dir is required");
+    rlhf_status st = cli_trainer_resume(&tf, &a.common, &err);
     if (st != RLHF_OK) return cli_report("dpo", st, err.msg);
-    resume = resume_dir[0] ? resume_dir : NULL;
-    a.resume_from = resume;
+    const char *out = tf.output_dir, *resume = t->resume_from;
     const char *load_dir = resume ? resume : model_dir;  // a checkpoint is a whole model directory
-    a.save_total_limit = tf.save_total_limit;
     st = dpo_loss_type_parse(loss_type, &a.loss.type, &err);
     if (st != RLHF_OK) return cli_report("dpo", st, err.msg);
     if (max_length < 1) BAD("--max_length must be >= 1, got %lld", max_length);
@@ -123,17 +113,9 @@ int cmd_dpo(int argc, char **argv) {
     if (has_rpo && !(rpo_alpha >= 0)) BAD("--rpo_alpha must be >= 0, got %g", rpo_alpha);
     if (!(tau > 0)) BAD("--discopop_tau must be > 0, got %g", tau);
     if (pre_bs < 0) BAD("--precompute_ref_batch_size must be >= 0, got %lld", pre_bs);
-    cli_trainer_plan plan;
-    st = cli_trainer_check(&tf, &plan, &err);
+    st = cli_trainer_check(&tf, &a.common, &err);
     if (st != RLHF_OK) return cli_report("dpo", st, err.msg);
-    a.schedule = plan.schedule;
-    a.save_epochs = plan.save_strategy == STRATEGY_EPOCH;
-    a.save_steps = plan.save_strategy == STRATEGY_STEPS ? tf.save_steps : 0;
-    a.eval_epochs = plan.eval_strategy == STRATEGY_EPOCH;
-    a.eval_steps = plan.eval_strategy == STRATEGY_STEPS ? plan.eval_steps : 0;
-    a.eval_batch_size = (int)eval_bs;
-    a.quiet = quiet;
-    const int eval_on = plan.eval_strategy != STRATEGY_NO;
+    const int eval_on = t->eval_strategy != STRATEGY_NO;
     peft_options po;
     st = cli_peft_check_train(&pf, &po, &err);
     if (st == RLHF_OK && resume && dir_exists(resume)) st = cli_peft_check_resume(&pf, resume, &err);
@@ -143,12 +125,10 @@ int cmd_dpo(int argc, char **argv) {
     if (file_exists(out) && !dir_exists(out)) BAD("--output_dir %s: exists and is not a directory", out);
     if (resume && !dir_exists(resume)) BAD("--resume_from_checkpoint %s: no such checkpoint directory", resume);
     if (ref_dir && !dir_exists(ref_dir)) BAD("--ref_model_name_or_path %s: no such model directory", ref_dir);
-    if (dir_nonempty(out) && !tf.overwrite && !resume)
+    if (dir_nonempty(out) && !t->overwrite_output_dir && !resume)
         BAD("--output_dir %s: exists and is not empty (use --overwrite_output_dir)", out);
 #undef BAD
-    const double eval_split = tf.eval_split;
-    const long long threads = tf.threads;
-    cli_set_threads(threads);
+    cli_set_threads(tf.threads);
 
     dataset d, ed;
     memset(&d, 0, sizeof d);
@@ -161,9 +141,9 @@ int cmd_dpo(int argc, char **argv) {
     memset(&eval, 0, sizeof eval);
     double *ref_train = NULL, *ref_eval = NULL;
     st = dataset_load(&d, data, &err);
-    if (st == RLHF_OK && eval_data) st = dataset_load(&ed, eval_data, &err);
+    if (st == RLHF_OK && t->eval_dataset_name) st = dataset_load(&ed, t->eval_dataset_name, &err);
     if (st == RLHF_OK) {
-        model_load_opts opts = {.quiet = 0, .init_seed = (uint64_t)seed};
+        model_load_opts opts = {.quiet = 0, .init_seed = t->seed};
         if (pf.use_peft && resume) {
             peft_options quant = po;
             quant.use_peft = 0;
@@ -181,7 +161,7 @@ int cmd_dpo(int argc, char **argv) {
             st = rlhf_fail(&err, RLHF_EINPUT, "--model_name_or_path %s: model_type '%s' is not a causal LM", load_dir,
                            m->cfg.model_type);
         if (st == RLHF_OK && pf.use_peft) cli_peft_notice("dpo", m);
-        if (st == RLHF_OK) m->gradient_checkpointing = tf.gradient_checkpointing;
+        if (st == RLHF_OK) m->gradient_checkpointing = t->gradient_checkpointing;
     }
     if (st == RLHF_OK) st = load_tokenizer(&tok, load_dir, m, &err);
     if (st == RLHF_OK) {
@@ -194,14 +174,14 @@ int cmd_dpo(int argc, char **argv) {
         o.bos_id = -1, o.model_dir = load_dir, o.dpo = 1, o.max_prompt_length = (int)max_prompt;
         o.max_completion_length = (int)max_completion, o.keep_start = !strcmp(trunc_mode, "keep_start");
         st = pref_set_build(&all, &d, &o, &err);
-        if (st == RLHF_OK && eval_data) st = pref_set_build(&eval, &ed, &o, &err);
-        if (st == RLHF_OK && eval_split > 0) {
-            st = pref_set_split(&all, eval_split, (uint64_t)seed, &set, &eval, &err);
+        if (st == RLHF_OK && t->eval_dataset_name) st = pref_set_build(&eval, &ed, &o, &err);
+        if (st == RLHF_OK && t->eval_split > 0) {
+            st = pref_set_split(&all, t->eval_split, t->seed, &set, &eval, &err);
         } else if (st == RLHF_OK) {
             set = all;
             memset(&all, 0, sizeof all);
         }
-        if (st == RLHF_OK && set.n_truncated > 0 && !quiet)
+        if (st == RLHF_OK && set.n_truncated > 0 && !t->quiet)
             fprintf(stderr, "rlhf dpo: %d of %d training pairs truncated (--max_length %d, --max_prompt_length %lld)\n",
                     set.n_truncated, set.n, maxlen, max_prompt);
         a.eval = eval.n && eval_on ? &eval : NULL;
@@ -213,7 +193,7 @@ int cmd_dpo(int argc, char **argv) {
         if (precompute && !ref_dir && !resume)
             ref = NULL;  // the policy before its first step is the reference: no copy needed
         else
-            st = load_ref(&ref, rd, m, (uint64_t)seed, &err);
+            st = load_ref(&ref, rd, m, t->seed, &err);
     }
     if (st == RLHF_OK && precompute) {
         ref_train = malloc(sizeof(double) * 2 * (size_t)set.n);
@@ -222,9 +202,9 @@ int cmd_dpo(int argc, char **argv) {
         model *rm = ref ? ref : m;
         int ipo = a.loss.type == DPO_IPO;
         if (st == RLHF_OK)
-            st = dpo_reference_logps(rm, &set, pre_bs > 0 ? (int)pre_bs : (int)bs, ipo, ref_train, &err);
+            st = dpo_reference_logps(rm, &set, pre_bs > 0 ? (int)pre_bs : t->train_batch_size, ipo, ref_train, &err);
         if (st == RLHF_OK && a.eval)
-            st = dpo_reference_logps(rm, &eval, pre_bs > 0 ? (int)pre_bs : (int)eval_bs, ipo, ref_eval, &err);
+            st = dpo_reference_logps(rm, &eval, pre_bs > 0 ? (int)pre_bs : t->eval_batch_size, ipo, ref_eval, &err);
         model_free(ref);  // freed before training: only the policy stays in memory
         ref = NULL;
         a.ref_train = ref_train, a.ref_eval = ref_eval;
@@ -257,7 +237,7 @@ int cmd_dpo(int argc, char **argv) {
     pref_set_free(&all);
     pref_set_free(&set);
     pref_set_free(&eval);
-    if (eval_data) dataset_free(&ed);
+    if (t->eval_dataset_name) dataset_free(&ed);
     tokenizer_free(tok);
     model_free(ref);
     model_free(m);

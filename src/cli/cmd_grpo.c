@@ -131,27 +131,23 @@ static int run(grpo_algo algo, int argc, char **argv) {
     int parsed = cli_parse_flags(cmd, usage, specs, n, argc, argv);
     if (parsed >= 0) return parsed;
     rlhf_err err = {0};
-    cli_trainer_plan plan;
     // --save_steps 0 means no checkpoints (as in ppo) unless a strategy is named
     const arg_spec *ss = args_find(specs, n, "save_strategy");
     if (tf.save_steps == 0 && !(ss && ss->seen)) tf.save_strategy = "no";
-    rlhf_status st = cli_trainer_check(&tf, &plan, &err);
+    rlhf_status st = cli_trainer_check(&tf, &a.common, &err);
     if (st) return cli_report(cmd, st, err.msg);
     if (!tf.disable_dropout)
         return cli_report(cmd, rlhf_fail(&err, RLHF_EINPUT, "--disable_dropout false: %s samples and scores with "
                                          "dropout off (the log-probs must be those the completions were sampled "
                                          "with); dropout is not used here", cmd), err.msg);
-    struct { const char *name; long long v, lo, hi; int *dest; } ints[] = {
+    struct { const char *name; long long v, lo, hi; int *dest; } ints[] = {  // dest NULL: a range check only
         {"num_generations", num_gen, 1, 1 << 20, &a.num_generations},
         {"num_generations_eval", num_gen_eval, 0, 1 << 20, &a.num_generations_eval},
         {"max_prompt_length", max_prompt, 0, 1 << 24, &a.max_prompt_length},
         {"max_completion_length", max_compl, 1, 1 << 24, &a.max_completion_length},
         {"top_k", top_k, 0, 1 << 30, &a.top_k},
         {"num_iterations", iters, 1, 1 << 20, &a.num_iterations},
-        {"per_device_train_batch_size", tf.train_bs, 1, 1 << 20, &a.per_device_train_batch_size},
-        {"per_device_eval_batch_size", tf.eval_bs, 1, 1 << 20, &a.per_device_eval_batch_size},
-        {"gradient_accumulation_steps", tf.accum, 1, 1 << 20, &a.gradient_accumulation_steps},
-        {"logging_steps", tf.logging_steps, 1, 1 << 30, &a.logging_steps},
+        {"logging_steps", tf.logging_steps, 1, 1 << 30, NULL},
         {"steps_per_generation", spg, 0, 1 << 20, &a.steps_per_generation},
         {"num_completions_to_log", n_log, 0, 1 << 20, &a.num_completions_to_log},
     };
@@ -161,36 +157,12 @@ static int run(grpo_algo algo, int argc, char **argv) {
                       ints[i].hi, ints[i].v);
             return cli_report(cmd, RLHF_EINPUT, err.msg);
         }
-        *ints[i].dest = (int)ints[i].v;
+        if (ints[i].dest) *ints[i].dest = (int)ints[i].v;
     }
-    a.output_dir = tf.output_dir;
-    a.eval_dataset_name = tf.eval_dataset;
-    a.eval_split = tf.eval_split;
-    a.learning_rate = tf.lr;
-    a.lr_scheduler_type = plan.schedule;
-    a.warmup_ratio = tf.warmup_ratio;
-    a.warmup_steps = tf.warmup_steps;
-    a.weight_decay = tf.weight_decay;
-    a.max_grad_norm = tf.max_grad_norm;
-    a.num_train_epochs = tf.epochs;
-    a.max_steps = tf.max_steps;
-    a.seed = (uint64_t)tf.seed;
-    a.shuffle = !tf.no_shuffle;
-    a.gradient_checkpointing = tf.gradient_checkpointing;
-    a.torch_dtype = tf.torch_dtype;
-    a.save_strategy = plan.save_strategy;
-    a.save_steps = tf.save_steps;
-    a.save_total_limit = tf.save_total_limit;
-    a.eval_strategy = plan.eval_strategy;
-    a.eval_steps = plan.eval_steps;
     a.mask_truncated_completions = mask_trunc;
     a.normalize_advantages = normalize;
-    a.overwrite_output_dir = tf.overwrite;
-    a.quiet = tf.quiet;
-    char resume_dir[4096];
-    st = checkpoint_resolve_resume(tf.resume, tf.output_dir, resume_dir, sizeof resume_dir, &err);
+    st = cli_trainer_resume(&tf, &a.common, &err);
     if (st) return cli_report(cmd, st, err.msg);
-    a.resume_from_checkpoint = resume_dir[0] ? resume_dir : NULL;
     const arg_spec *eh = args_find(specs, n, "epsilon_high");
     a.epsilon_high = eh && eh->seen ? epsilon_high : -1;
     if (eh && eh->seen && !(isfinite(epsilon_high) && epsilon_high >= 0)) {
@@ -224,7 +196,7 @@ static int run(grpo_algo algo, int argc, char **argv) {
     if (!st && a.encoding && strcmp(a.encoding, "pair") && strcmp(a.encoding, "concat"))
         st = rlhf_fail(&err, RLHF_EINPUT, "--encoding: expected pair or concat, got '%s'", a.encoding);
     if (!st) st = cli_peft_check_train(&pf, &a.peft, &err);
-    if (!st && a.resume_from_checkpoint) st = cli_peft_check_resume(&pf, a.resume_from_checkpoint, &err);
+    if (!st && a.common.resume_from) st = cli_peft_check_resume(&pf, a.common.resume_from, &err);
     if (st) return cli_report(cmd, st, err.msg);
     a.merge_adapter = pf.merge_adapter;
     cli_set_threads(tf.threads);

@@ -57,10 +57,10 @@ static int build_specs(arg_spec *s, int cap, reward_flags *f) {
 }
 
 // Flag checks that need no file: each names its flag.
-static rlhf_status validate_flags(const reward_flags *f, cli_trainer_plan *plan, rlhf_err *err) {
+static rlhf_status validate_flags(const reward_flags *f, trainer_common_args *t, rlhf_err *err) {
     if (!f->model) return rlhf_fail(err, RLHF_EINPUT, "--model_name_or_path is required");
     if (!f->dataset) return rlhf_fail(err, RLHF_EINPUT, "--dataset_name is required");
-    RLHF_TRY(cli_trainer_check(&f->t, plan, err));
+    RLHF_TRY(cli_trainer_check(&f->t, t, err));
     if (f->max_length < 1) return rlhf_fail(err, RLHF_EINPUT, "--max_length must be >= 1, got %lld", f->max_length);
     if (!(f->center >= 0)) return rlhf_fail(err, RLHF_EINPUT, "--center_rewards_coefficient must be >= 0, got %g", f->center);
     if (f->zero_stage != 0 && f->zero_stage != 1)
@@ -113,55 +113,50 @@ static rlhf_status load_pairs(pref_set *out, const char *path, const pref_opts *
 }
 
 static rlhf_status run(reward_flags *f, volatile sig_atomic_t **stop, rlhf_err *err) {
-    cli_trainer_plan plan;
-    RLHF_TRY(validate_flags(f, &plan, err));
-    char resume_dir[4096];
-    RLHF_TRY(checkpoint_resolve_resume(f->t.resume, f->t.output_dir, resume_dir, sizeof resume_dir, err));
-    f->t.resume = resume_dir[0] ? resume_dir : NULL;
     reward_train_args a = {0};
-    a.schedule = plan.schedule;
-    a.save_strategy = plan.save_strategy;
-    a.eval_strategy = plan.eval_strategy;
-    if (f->t.resume) {
+    const trainer_common_args *t = &a.common;
+    RLHF_TRY(validate_flags(f, &a.common, err));
+    RLHF_TRY(cli_trainer_resume(&f->t, &a.common, err));
+    if (t->resume_from) {
         char p[4096];
-        if (!file_exists(path_join(p, sizeof p, f->t.resume, "trainer_state.json")))
+        if (!file_exists(path_join(p, sizeof p, t->resume_from, "trainer_state.json")))
             return rlhf_fail(err, RLHF_EINPUT, "--resume_from_checkpoint %s: no trainer_state.json there (expected a "
-                             "checkpoint-* directory of an earlier run)", f->t.resume);
-    } else if (holds_run(f->t.output_dir) && !f->t.overwrite) {
+                             "checkpoint-* directory of an earlier run)", t->resume_from);
+    } else if (holds_run(t->output_dir) && !t->overwrite_output_dir) {
         return rlhf_fail(err, RLHF_EINPUT, "--output_dir %s already holds a run; give --overwrite_output_dir to "
-                         "replace it or --resume_from_checkpoint to continue it", f->t.output_dir);
+                         "replace it or --resume_from_checkpoint to continue it", t->output_dir);
     }
     cli_set_threads(f->t.threads);
 
     // Everything is read and validated before anything is written.
     model *m = NULL;
     tokenizer *tok = NULL;
-    const char *model_dir = f->t.resume ? f->t.resume : f->model;
+    const char *model_dir = t->resume_from ? t->resume_from : f->model;
     peft_options po;
     RLHF_TRY(cli_peft_options(&f->peft, &po, err));
-    if (f->t.resume) RLHF_TRY(cli_peft_check_resume(&f->peft, f->t.resume, err));
-    if (f->peft.use_peft && f->t.resume) {
+    if (t->resume_from) RLHF_TRY(cli_peft_check_resume(&f->peft, t->resume_from, err));
+    if (f->peft.use_peft && t->resume_from) {
         // The checkpoint is an adapter: its base (base_model_name_or_path) with the adapter applied,
         // quantized as the flags say.
         peft_options quant = po;
         quant.use_peft = 0;
-        RLHF_TRY(reward_model_load_peft(&m, &tok, model_dir, (uint64_t)f->t.seed, &quant, err));
+        RLHF_TRY(reward_model_load_peft(&m, &tok, model_dir, t->seed, &quant, err));
     } else {
         // With --use_peft the adapters are set up while loading (4-bit weights never held in fp32).
-        RLHF_TRY(reward_model_load_peft(&m, &tok, model_dir, (uint64_t)f->t.seed, f->peft.use_peft ? &po : NULL, err));
+        RLHF_TRY(reward_model_load_peft(&m, &tok, model_dir, t->seed, f->peft.use_peft ? &po : NULL, err));
     }
     if (f->peft.use_peft) cli_peft_notice(CMD, m);
-    m->gradient_checkpointing = f->t.gradient_checkpointing;
+    m->gradient_checkpointing = t->gradient_checkpointing;
     pref_set all = {0}, train = {0}, eval = {0};
     pref_opts o;
     pref_encoding enc = PREF_ENCODING_PAIR;
     reward_encoding_parse(f->encoding, m, &enc, err);  // the value was validated with the flags
     pref_opts_for_model(&o, m, tok, (int)f->max_length, enc, model_dir);
     rlhf_status s = load_pairs(&all, f->dataset, &o, err);
-    if (!s && f->t.eval_dataset) s = load_pairs(&eval, f->t.eval_dataset, &o, err);
+    if (!s && t->eval_dataset_name) s = load_pairs(&eval, t->eval_dataset_name, &o, err);
     if (!s) {
-        if (f->t.eval_split > 0) {
-            s = pref_set_split(&all, f->t.eval_split, (uint64_t)f->t.seed, &train, &eval, err);
+        if (t->eval_split > 0) {
+            s = pref_set_split(&all, t->eval_split, t->seed, &train, &eval, err);
         } else {
             train = all;
             memset(&all, 0, sizeof all);
@@ -176,34 +171,14 @@ static rlhf_status run(reward_flags *f, volatile sig_atomic_t **stop, rlhf_err *
     }
     if (!s) s = reward_encoding_record(m, enc, err);  // score/ppo read pairs as this model was trained
     if (!s) s = reward_max_length_record(m, o.max_length, err);
-    if (!s) s = model_set_torch_dtype(m, f->t.torch_dtype, err);  // the dtype the final model is saved in
+    if (!s) s = model_set_torch_dtype(m, t->torch_dtype, err);  // the dtype the final model is saved in
     dist *d = cli_dist();
     s = dist_agree(d, s, err);  // every rank validated its inputs: all go on, or all stop with one message
-    if (!s && dist_is_main(d)) s = make_dirs(f->t.output_dir, err);
-    if (!s && dist_is_main(d) && f->t.overwrite && !f->t.resume) s = clear_old_run(f->t.output_dir, err);
+    if (!s && dist_is_main(d)) s = make_dirs(t->output_dir, err);
+    if (!s && dist_is_main(d) && t->overwrite_output_dir && !t->resume_from) s = clear_old_run(t->output_dir, err);
     s = dist_agree(d, s, err);  // rank 0 prepared the output directory
     if (!s) {
-        a.output_dir = f->t.output_dir;
-        a.train_batch_size = (int)f->t.train_bs;
-        a.eval_batch_size = (int)f->t.eval_bs;
-        a.grad_accum = (int)f->t.accum;
-        a.num_train_epochs = f->t.epochs;
-        a.max_steps = f->t.max_steps;
-        a.learning_rate = f->t.lr;
-        a.weight_decay = f->t.weight_decay;
-        a.warmup_ratio = f->t.warmup_ratio;
-        a.warmup_steps = f->t.warmup_steps;
-        a.max_grad_norm = f->t.max_grad_norm;
         a.center_rewards_coefficient = f->center;
-        a.seed = (uint64_t)f->t.seed;
-        a.shuffle = !f->t.no_shuffle;
-        a.disable_dropout = f->t.disable_dropout;
-        a.logging_steps = f->t.logging_steps;
-        a.eval_steps = plan.eval_steps;
-        a.save_steps = f->t.save_steps;
-        a.save_total_limit = f->t.save_total_limit;
-        a.resume_from = f->t.resume;
-        a.quiet = f->t.quiet;
         a.base_model_name = f->model;
         a.merge_adapter = f->peft.merge_adapter;
         a.dist = d;
@@ -221,7 +196,7 @@ static rlhf_status run(reward_flags *f, volatile sig_atomic_t **stop, rlhf_err *
             if (isfinite(res.eval_accuracy))
                 fprintf(stderr, "; eval accuracy %.4f, margin %.4f, loss %.4f", res.eval_accuracy, res.eval_margin,
                         res.eval_loss);
-            fprintf(stderr, "; model in %s\n", f->t.output_dir);
+            fprintf(stderr, "; model in %s\n", t->output_dir);
         }
     }
     pref_set_free(&all);

@@ -31,15 +31,8 @@ static int dir_nonempty(const char *dir) {
 }
 
 int cmd_sft(int argc, char **argv) {
-    const char *model_dir = NULL, *data = NULL, *out = NULL, *eval_data = NULL, *resume = NULL, *text_field = NULL,
-               *prompt_field = NULL, *completion_field = NULL;
-    long long save_steps = 0;
-    int quiet = 0;
-    double eval_split = 0;
-    long long eval_bs = 0;
-    long long bs = 0, accum = 0, max_length = 0, max_steps = 0, seed = 0, logging = 0, threads = 0;
-    double epochs = 0, lr = 0, warmup = 0, wd = 0, clip = 0;
-    int no_shuffle = 0, disable_dropout = 0, overwrite = 0;
+    const char *model_dir = NULL, *data = NULL, *text_field = NULL, *prompt_field = NULL, *completion_field = NULL;
+    long long max_length = 0;
     cli_peft_flags pf;
     memset(&pf, 0, sizeof pf);
     cli_trainer_flags tf;  // the TrainingArguments flags sft and reward share (cli/trainer_flags.h)
@@ -71,39 +64,19 @@ int cmd_sft(int argc, char **argv) {
                         "    {\"question\", \"answer\"}                    loss on the answer\n"
                         "  EOS is appended to every example (chat templates write their own).", specs, n, argc, argv);
     if (parsed >= 0) return parsed;
-    out = tf.output_dir, eval_data = tf.eval_dataset;
-    resume = tf.resume, eval_split = tf.eval_split, epochs = tf.epochs, lr = tf.lr;
-    warmup = tf.warmup_ratio, wd = tf.weight_decay, clip = tf.max_grad_norm, bs = tf.train_bs, eval_bs = tf.eval_bs;
-    accum = tf.accum, seed = tf.seed, logging = tf.logging_steps;
-    save_steps = tf.save_steps, max_steps = tf.max_steps, threads = tf.threads, no_shuffle = tf.no_shuffle;
-    disable_dropout = tf.disable_dropout, overwrite = tf.overwrite, quiet = tf.quiet;
     sft_args a = {0};
-    a.output_dir = out, a.train_batch_size = (int)bs, a.grad_accum = (int)accum, a.num_train_epochs = epochs;
-    a.max_steps = max_steps, a.learning_rate = lr, a.weight_decay = wd, a.warmup_ratio = warmup;
-    a.max_grad_norm = clip, a.seed = (uint64_t)seed, a.shuffle = !no_shuffle, a.disable_dropout = disable_dropout;
-    a.logging_steps = logging;
+    const trainer_common_args *t = &a.common;
 #define BAD(...) return cli_report("sft", rlhf_fail(&err, RLHF_EINPUT, __VA_ARGS__), err.msg)
     if (!model_dir) BAD("--model_name_or_path is required");
     if (!data) BAD("--dataset_name is required");
-    if (!out) BAD("--output_dir is required");
-    char resume_dir[4096];
-    rlhf_status rs = checkpoint_resolve_resume(resume, out, resume_dir, sizeof resume_dir, &err);
-    if (rs != RLHF_OK) return cli_report("sft", rs, err.msg);
-    resume = resume_dir[0] ? resume_dir : NULL;
-    a.resume_from = resume;
-    const char *load_dir = resume ? resume : model_dir;  // a checkpoint is a whole model directory
-    a.save_total_limit = tf.save_total_limit;
-    if (max_length < 1) BAD("--max_length must be >= 1, got %lld", max_length);
-    cli_trainer_plan plan;
-    rlhf_status st = cli_trainer_check(&tf, &plan, &err);
+    if (!tf.output_dir) BAD("--output_dir is required");
+    rlhf_status st = cli_trainer_resume(&tf, &a.common, &err);
     if (st != RLHF_OK) return cli_report("sft", st, err.msg);
-    a.schedule = plan.schedule;
-    a.warmup_steps = tf.warmup_steps;
-    a.save_epochs = plan.save_strategy == STRATEGY_EPOCH;
-    a.save_steps = plan.save_strategy == STRATEGY_STEPS ? save_steps : 0;
-    a.eval_epochs = plan.eval_strategy == STRATEGY_EPOCH;
-    a.eval_steps = plan.eval_strategy == STRATEGY_STEPS ? plan.eval_steps : 0;
-    a.quiet = quiet;
+    const char *out = tf.output_dir, *resume = t->resume_from;
+    const char *load_dir = resume ? resume : model_dir;  // a checkpoint is a whole model directory
+    if (max_length < 1) BAD("--max_length must be >= 1, got %lld", max_length);
+    st = cli_trainer_check(&tf, &a.common, &err);
+    if (st != RLHF_OK) return cli_report("sft", st, err.msg);
     peft_options po;
     st = cli_peft_check_train(&pf, &po, &err);
     if (st == RLHF_OK && resume && dir_exists(resume)) st = cli_peft_check_resume(&pf, resume, &err);
@@ -112,9 +85,10 @@ int cmd_sft(int argc, char **argv) {
     a.merge_adapter = pf.merge_adapter;
     if (file_exists(out) && !dir_exists(out)) BAD("--output_dir %s: exists and is not a directory", out);
     if (resume && !dir_exists(resume)) BAD("--resume_from_checkpoint %s: no such checkpoint directory", resume);
-    if (dir_nonempty(out) && !overwrite && !resume) BAD("--output_dir %s: exists and is not empty (use --overwrite_output_dir)", out);
+    if (dir_nonempty(out) && !t->overwrite_output_dir && !resume)
+        BAD("--output_dir %s: exists and is not empty (use --overwrite_output_dir)", out);
 #undef BAD
-    cli_set_threads(threads);
+    cli_set_threads(tf.threads);
 
     dataset d;
     memset(&d, 0, sizeof d);
@@ -127,9 +101,9 @@ int cmd_sft(int argc, char **argv) {
     dataset ed;
     memset(&ed, 0, sizeof ed);
     st = dataset_load(&d, data, &err);
-    if (st == RLHF_OK && eval_data) st = dataset_load(&ed, eval_data, &err);
+    if (st == RLHF_OK && t->eval_dataset_name) st = dataset_load(&ed, t->eval_dataset_name, &err);
     if (st == RLHF_OK) {
-        model_load_opts opts = {.quiet = 0, .init_seed = (uint64_t)seed};
+        model_load_opts opts = {.quiet = 0, .init_seed = t->seed};
         if (pf.use_peft && resume) {
             // The checkpoint is an adapter: its base with the adapter applied, quantized as the flags say.
             peft_options quant = po;
@@ -144,8 +118,8 @@ int cmd_sft(int argc, char **argv) {
             st = model_load(&m, load_dir, HEAD_LM, &opts, &err);
         }
         if (st == RLHF_OK && pf.use_peft) cli_peft_notice("sft", m);
-        if (st == RLHF_OK) st = model_set_torch_dtype(m, tf.torch_dtype, &err);  // the saved model's dtype
-        if (st == RLHF_OK) m->gradient_checkpointing = tf.gradient_checkpointing;
+        if (st == RLHF_OK) st = model_set_torch_dtype(m, t->torch_dtype, &err);  // the saved model's dtype
+        if (st == RLHF_OK) m->gradient_checkpointing = t->gradient_checkpointing;
     }
     if (st == RLHF_OK) {
         if (tokenizer_files_present(load_dir)) st = tokenizer_load(&tok, load_dir, &err);
@@ -161,11 +135,10 @@ int cmd_sft(int argc, char **argv) {
         sft_fields fields = {text_field, prompt_field, completion_field};
         if (st == RLHF_OK)
             st = sft_set_load_fields(&set, &d, tok, m->cfg.vocab_size, eos, maxlen, chat, load_dir, &fields, &err);
-        if (st == RLHF_OK && eval_data)
+        if (st == RLHF_OK && t->eval_dataset_name)
             st = sft_set_load_fields(&eval, &ed, tok, m->cfg.vocab_size, eos, maxlen, chat, load_dir, &fields, &err);
-        if (st == RLHF_OK && eval_split > 0) st = sft_set_split(&set, &eval, eval_split, (uint64_t)seed, &err);
-        a.eval = eval.n && plan.eval_strategy != STRATEGY_NO ? &eval : NULL;
-        a.eval_batch_size = (int)eval_bs;
+        if (st == RLHF_OK && t->eval_split > 0) st = sft_set_split(&set, &eval, t->eval_split, t->seed, &err);
+        a.eval = eval.n && t->eval_strategy != STRATEGY_NO ? &eval : NULL;
     }
     // every rank validated its inputs: all go on, or all stop with one message; then rank 0 makes the directory
     dist *dd = cli_dist();
@@ -187,7 +160,7 @@ int cmd_sft(int argc, char **argv) {
     }
     sft_set_free(&set);
     sft_set_free(&eval);
-    if (eval_data) dataset_free(&ed);
+    if (t->eval_dataset_name) dataset_free(&ed);
     chat_template_free(chat);
     tokenizer_free(tok);
     model_free(m);

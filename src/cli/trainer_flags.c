@@ -4,6 +4,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "train/checkpoint.h"
+
 int cli_trainer_flag_specs(arg_spec *s, int n, int cap, cli_trainer_flags *f, const char *default_lr) {
     f->rows = n + CLI_TRAINER_N_FLAGS <= cap ? s + n : NULL;
 #define F(name, type, dest, def, help) \
@@ -57,8 +59,7 @@ static rlhf_status parse_strategy(const char *flag, const char *v, interval_stra
     return RLHF_OK;
 }
 
-rlhf_status cli_trainer_check(const cli_trainer_flags *f, cli_trainer_plan *plan, rlhf_err *err) {
-    memset(plan, 0, sizeof *plan);
+rlhf_status cli_trainer_check(const cli_trainer_flags *f, trainer_common_args *t, rlhf_err *err) {
     if (!f->output_dir) return rlhf_fail(err, RLHF_EINPUT, "--output_dir is required");
     if (f->torch_dtype && strcmp(f->torch_dtype, "auto") && strcmp(f->torch_dtype, "float32") &&
         strcmp(f->torch_dtype, "bfloat16") && strcmp(f->torch_dtype, "float16"))
@@ -94,17 +95,46 @@ rlhf_status cli_trainer_check(const cli_trainer_flags *f, cli_trainer_plan *plan
     if (f->save_total_limit < 0)
         return rlhf_fail(err, RLHF_EINPUT, "--save_total_limit must be >= 0, got %lld", f->save_total_limit);
     if (f->threads < 0) return rlhf_fail(err, RLHF_EINPUT, "--threads must be >= 0, got %lld", f->threads);
-    RLHF_TRY(lr_schedule_parse(f->scheduler, &plan->schedule, err));
-    RLHF_TRY(parse_strategy("save_strategy", f->save_strategy, &plan->save_strategy, err));
-    if (plan->save_strategy == STRATEGY_STEPS && f->save_steps < 1)
+    RLHF_TRY(lr_schedule_parse(f->scheduler, &t->schedule, err));
+    RLHF_TRY(parse_strategy("save_strategy", f->save_strategy, &t->save_strategy, err));
+    if (t->save_strategy == STRATEGY_STEPS && f->save_steps < 1)
         return rlhf_fail(err, RLHF_EINPUT, "--save_steps must be >= 1 with --save_strategy steps, got %lld",
                          f->save_steps);
-    plan->has_eval = f->eval_dataset || f->eval_split > 0;
-    plan->eval_strategy = plan->has_eval ? STRATEGY_EPOCH : STRATEGY_NO;
-    if (f->eval_strategy) RLHF_TRY(parse_strategy("eval_strategy", f->eval_strategy, &plan->eval_strategy, err));
-    if (plan->eval_strategy != STRATEGY_NO && !plan->has_eval)
+    const int has_eval = f->eval_dataset || f->eval_split > 0;
+    t->eval_strategy = has_eval ? STRATEGY_EPOCH : STRATEGY_NO;
+    if (f->eval_strategy) RLHF_TRY(parse_strategy("eval_strategy", f->eval_strategy, &t->eval_strategy, err));
+    if (t->eval_strategy != STRATEGY_NO && !has_eval)
         return rlhf_fail(err, RLHF_EINPUT, "--eval_strategy %s needs an evaluation set (--eval_dataset_name or "
                          "--eval_split > 0)", f->eval_strategy);
-    plan->eval_steps = f->eval_steps > 0 ? f->eval_steps : f->logging_steps;
+    t->eval_steps = f->eval_steps > 0 ? f->eval_steps : f->logging_steps;
+    t->output_dir = f->output_dir;
+    t->overwrite_output_dir = f->overwrite;
+    t->eval_dataset_name = f->eval_dataset;
+    t->eval_split = f->eval_split;
+    t->train_batch_size = (int)f->train_bs;
+    t->eval_batch_size = (int)f->eval_bs;
+    t->grad_accum = (int)f->accum;
+    t->num_train_epochs = f->epochs;
+    t->max_steps = f->max_steps;
+    t->learning_rate = f->lr;
+    t->warmup_ratio = f->warmup_ratio;
+    t->warmup_steps = f->warmup_steps;
+    t->weight_decay = f->weight_decay;
+    t->max_grad_norm = f->max_grad_norm;
+    t->seed = (uint64_t)f->seed;
+    t->shuffle = !f->no_shuffle;
+    t->disable_dropout = f->disable_dropout;
+    t->gradient_checkpointing = f->gradient_checkpointing;
+    t->logging_steps = f->logging_steps;
+    t->save_steps = f->save_steps;
+    t->save_total_limit = f->save_total_limit;
+    t->torch_dtype = f->torch_dtype;
+    t->quiet = f->quiet;
+    return RLHF_OK;
+}
+
+rlhf_status cli_trainer_resume(cli_trainer_flags *f, trainer_common_args *t, rlhf_err *err) {
+    RLHF_TRY(checkpoint_resolve_resume(f->resume, f->output_dir, f->resume_dir, sizeof f->resume_dir, err));
+    t->resume_from = f->resume_dir[0] ? f->resume_dir : NULL;
     return RLHF_OK;
 }

@@ -6,8 +6,7 @@
 
 #include "base/error.h"
 #include "cli/args.h"
-#include "train/reward_trainer.h"
-#include "train/schedule.h"
+#include "train/trainer_args.h"
 
 #define CLI_TRAINER_N_FLAGS 29  // rows cli_trainer_flag_specs appends
 
@@ -18,21 +17,17 @@ typedef struct {
     long long threads, save_total_limit;
     int no_shuffle, disable_dropout, overwrite, quiet, gradient_checkpointing;
     const arg_spec *rows;  // the rows cli_trainer_flag_specs wrote (to ask which flags were given)
+    char resume_dir[4096];  // --resume_from_checkpoint resolved (cli_trainer_resume)
 } cli_trainer_flags;
-
-// What the flags mean once checked.
-typedef struct {
-    lr_schedule schedule;
-    interval_strategy eval_strategy;  // default: epoch with an evaluation set, else no
-    interval_strategy save_strategy;
-    long long eval_steps;             // with STRATEGY_STEPS: --eval_steps, or --logging_steps when 0
-    int has_eval;                     // --eval_dataset_name or --eval_split > 0
-} cli_trainer_plan;
 
 // Writes the rows at s[n..] while they fit under cap and returns n + CLI_TRAINER_N_FLAGS (more than cap:
 // the caller's table is too small). default_lr: the command's --learning_rate default (TRL's config).
 int cli_trainer_flag_specs(arg_spec *s, int n, int cap, cli_trainer_flags *f, const char *default_lr);
-// Checks every shared flag (errors name the flag) and fills plan.
-rlhf_status cli_trainer_check(const cli_trainer_flags *f, cli_trainer_plan *plan, rlhf_err *err);
+// Checks every shared flag (errors name the flag) and fills t with what they mean: every field but
+// resume_from, which cli_trainer_resume fills (the commands check it at different points).
+rlhf_status cli_trainer_check(const cli_trainer_flags *f, trainer_common_args *t, rlhf_err *err);
+// Resolves --resume_from_checkpoint against --output_dir (train/checkpoint.h) into t->resume_from (NULL: a
+// fresh run); the path lives in f.
+rlhf_status cli_trainer_resume(cli_trainer_flags *f, trainer_common_args *t, rlhf_err *err);
 
 #endif

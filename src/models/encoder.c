@@ -132,7 +132,7 @@ static void *carve(carver *c, size_t bytes) {
 
 // no_grad or checkpointing: every layer shares layer 0's activation buffers except its output (the next
 // layer's input); a checkpointing backward re-runs each layer's forward into them first.
-static void carve_plan(encoder *e, carver *c, int B, int T, int no_grad, int checkpointing) {
+static void carve_plan(encoder *e, carver *c, int B, int T, int no_grad, int checkpointing, int lean) {
     const encoder_hparams *hp = &e->hp;
     size_t BT = (size_t)B * T, BTC = BT * hp->C, BTI = BT * hp->I, BC = (size_t)B * hp->C;
     size_t R2 = (size_t)2 * hp->rel_span, R2C = R2 * hp->C;
@@ -145,6 +145,22 @@ static void carve_plan(encoder *e, carver *c, int B, int T, int no_grad, int che
     e->emb_mean = CARVE_F(c, BT);
     e->emb_rstd = CARVE_F(c, BT);
     e->emb_out = CARVE_F(c, BTC);
+    if (!no_grad) {
+        // Backward scratch (the lean plan's forward also keeps ln1 and the hidden states in some of it).
+        float **d[] = {&e->d_a, &e->d_b, &e->d_res, &e->d_ln1, &e->d_ctx, &e->d_tmp};
+        for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) *d[i] = CARVE_F(c, BTC);
+        // The q / k / v gradients are zeroed and filled after d_ln1, d_res and d_tmp are last read in a layer's
+        // backward (layer_backward): they share those buffers. With an in-place activation backward the
+        // pre-activation gradient overwrites d_act.
+        e->d_q = e->d_ln1, e->d_k = e->d_res, e->d_v = e->d_tmp;
+        e->d_act = CARVE_F(c, BTI);
+        e->d_fc1 = activation_has_inplace_backward(hp->act) ? e->d_act : CARVE_F(c, BTI);
+        for (int i = 0; i < 4; i++) e->d_head[i] = CARVE_F(c, BC);
+    } else {
+        e->d_a = e->d_b = e->d_res = e->d_ln1 = e->d_q = e->d_k = e->d_v = e->d_ctx = e->d_tmp = NULL;
+        e->d_fc1 = e->d_act = NULL;
+        for (int i = 0; i < 4; i++) e->d_head[i] = NULL;
+    }
     for (int l = 0; l < hp->L; l++) {
         encoder_layer_acts *a = &e->acts[l];
         if ((no_grad || checkpointing) && l > 0) {
@@ -160,12 +176,12 @@ static void carve_plan(encoder *e, carver *c, int B, int T, int no_grad, int che
         a->probs = hp->rel_attention ? CARVE_F(c, (size_t)B * hp->NH * T * T) : NULL;
         a->ctx = CARVE_F(c, BTC);
         a->res1 = CARVE_F(c, BTC);
-        a->ln1 = CARVE_F(c, BTC);
+        a->ln1 = lean ? e->d_ctx : CARVE_F(c, BTC);
         a->ln1_mean = CARVE_F(c, BT);
         a->ln1_rstd = CARVE_F(c, BT);
         a->fc1 = CARVE_F(c, BTI);
         a->res2 = CARVE_F(c, BTC);
-        a->out = CARVE_F(c, BTC);
+        a->out = !lean ? CARVE_F(c, BTC) : l == hp->L - 1 ? CARVE_F(c, BTC) : (l % 2 ? e->d_tmp : e->d_res);
         a->ln2_mean = CARVE_F(c, BT);
         a->ln2_rstd = CARVE_F(c, BT);
         if (hp->rel_attention) {
@@ -182,33 +198,17 @@ static void carve_plan(encoder *e, carver *c, int B, int T, int no_grad, int che
     e->logits = CARVE_F(c, (size_t)B * hp->num_labels);
     e->scratch_c = CARVE_F(c, BTC);
     e->scratch_i = CARVE_F(c, BTI);
-    if (no_grad) {
-        e->d_a = e->d_b = e->d_res = e->d_ln1 = e->d_q = e->d_k = e->d_v = e->d_ctx = e->d_tmp = NULL;
-        e->d_fc1 = e->d_act = NULL;
-        for (int i = 0; i < 4; i++) e->d_head[i] = NULL;
-        e->d_rel = e->d_rel_l = e->d_pk = e->d_pq = NULL;
-        if (hp->rel_attention) {
-            e->rel_idx = carve(c, (size_t)T * T * sizeof(int32_t));
-            e->rel_ln = CARVE_F(c, R2C);
-            e->rel_mean = CARVE_F(c, R2);
-            e->rel_rstd = CARVE_F(c, R2);
-        }
-        return;
-    }
-    float **d[] = {&e->d_a, &e->d_b, &e->d_res, &e->d_ln1, &e->d_ctx, &e->d_tmp};
-    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) *d[i] = CARVE_F(c, BTC);
-    // The q / k / v gradients are zeroed and filled after d_ln1, d_res and d_tmp are last read in a layer's
-    // backward (layer_backward): they share those buffers. With an in-place activation backward the
-    // pre-activation gradient overwrites d_act.
-    e->d_q = e->d_ln1, e->d_k = e->d_res, e->d_v = e->d_tmp;
-    e->d_act = CARVE_F(c, BTI);
-    e->d_fc1 = activation_has_inplace_backward(hp->act) ? e->d_act : CARVE_F(c, BTI);
-    for (int i = 0; i < 4; i++) e->d_head[i] = CARVE_F(c, BC);
     if (hp->rel_attention) {
         e->rel_idx = carve(c, (size_t)T * T * sizeof(int32_t));
         e->rel_ln = CARVE_F(c, R2C);
         e->rel_mean = CARVE_F(c, R2);
         e->rel_rstd = CARVE_F(c, R2);
+    }
+    if (no_grad) {
+        e->d_rel = e->d_rel_l = e->d_pk = e->d_pq = NULL;
+        return;
+    }
+    if (hp->rel_attention) {
         e->d_rel = CARVE_F(c, R2C);
         e->d_rel_l = CARVE_F(c, R2C);
         e->d_pk = CARVE_F(c, R2C);
@@ -219,20 +219,25 @@ static void carve_plan(encoder *e, carver *c, int B, int T, int no_grad, int che
 static rlhf_status plan(model *m, int B, int T, rlhf_err *err) {
     encoder *e = m->impl;
     int no_grad = m->no_grad != 0, checkpointing = m->gradient_checkpointing && !no_grad;
-    if (e->B == B && e->T == T && e->no_grad == no_grad && e->checkpointing == checkpointing) return RLHF_OK;
+    int keep_hidden = m->keep_hidden_states != 0, lean = !no_grad && !checkpointing && !keep_hidden;
+    if (e->B == B && e->T == T && e->no_grad == no_grad && e->checkpointing == checkpointing &&
+        e->keep_hidden == keep_hidden)
+        return RLHF_OK;
     carver c = {NULL, 0};
-    carve_plan(e, &c, B, T, no_grad, checkpointing);
+    carve_plan(e, &c, B, T, no_grad, checkpointing, lean);
     e->B = e->T = 0;
     // Grows only: a smaller batch reuses the buffer (its contents are not needed across shapes).
     RLHF_TRY(arena_reserve(&m->acts, c.bytes, err));
     arena_reset(&m->acts);
     c.arena = &m->acts;
     c.bytes = 0;
-    carve_plan(e, &c, B, T, no_grad, checkpointing);
+    carve_plan(e, &c, B, T, no_grad, checkpointing, lean);
     e->B = B;
     e->T = T;
     e->no_grad = no_grad;
     e->checkpointing = checkpointing;
+    e->keep_hidden = keep_hidden;
+    e->lean = lean;
     e->have_forward = 0;
     return RLHF_OK;
 }
@@ -511,6 +516,8 @@ static rlhf_status layer_backward(model *m, encoder *e, const float *params, int
     const size_t BTC = (size_t)BT * C, BTI = (size_t)BT * I;
 #define W(off) (params + (off))
 #define G(off) model_grad(m, (off))  // NULL for frozen tensors (LoRA)
+    // The lean plan did not keep ln1 (a->ln1 is d_ctx, free until fc1's backward has read it): recompute it.
+    if (e->lean) layernorm_apply(a->ln1, a->res1, a->ln1_mean, a->ln1_rstd, W(p->ln1_w), W(p->ln1_b), BT, C);
     // LayerNorm 2 and its residual: d_res -> d_ln1 (skip) and the feed-forward branch.
     zero(e->d_res, BTC);
     layernorm_backward(e->d_res, G(p->ln2_w), G(p->ln2_b), dout, a->res2, W(p->ln2_w), a->ln2_mean, a->ln2_rstd, BT, C);
@@ -581,6 +588,13 @@ rlhf_status encoder_backward(model *m, const float *dout, const float *dhidden, 
     if (dout) RLHF_TRY(head_backward(m, e, dout, dh, err));
     for (int l = hp->L - 1; l >= 0; l--) {
         const float *x = l ? e->acts[l - 1].out : e->emb_out;
+        if (e->lean && l > 0) {  // the lean plan did not keep the hidden state: recompute it into scratch_c
+            const encoder_layer_acts *pa = &e->acts[l - 1];
+            const encoder_layer_params *pp = &e->layers[l - 1];
+            layernorm_apply(e->scratch_c, pa->res2, pa->ln2_mean, pa->ln2_rstd, params + pp->ln2_w, params + pp->ln2_b,
+                            BT, C);
+            x = e->scratch_c;
+        }
         // checkpointing: refill the shared buffers with this layer's activations (the last layer's are
         // still there from the forward)
         if (e->checkpointing && l < hp->L - 1) RLHF_TRY(layer_forward(m, e, params, l, x, err));

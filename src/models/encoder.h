@@ -69,6 +69,12 @@ typedef struct {
     int B, T;
     int no_grad;                                // the plan keeps one layer's activations, no backward
     int checkpointing;                          // the plan keeps one layer's activations, backward recomputes
+    int keep_hidden;                            // model.keep_hidden_states when the plan was made
+    // Training without checkpointing (and without keep_hidden_states): a layer keeps res1 / res2 and their
+    // LayerNorm statistics but not ln1 / out; ln1 lives in d_ctx and out in d_res / d_tmp (by turns, the last
+    // layer's in its own buffer) during the forward, and the backward recomputes both (layernorm_apply,
+    // bit-identical) into d_ctx and scratch_c: 2 (B, T, C) buffers less per layer.
+    int lean;
     int training;
     uint64_t dropout_key;
     const int64_t *drop_pos;                    // model_batch.dropout_pos (NULL: this batch) and its T

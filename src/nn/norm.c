@@ -10,6 +10,19 @@
 // Columns per parallel chunk of the weight-gradient column sums.
 #define NORM_COL_CHUNK 64
 
+// One output row of LayerNorm from its statistics: o = (x - m) * r * weight + bias. layernorm_forward and
+// layernorm_apply both use it, so an output recomputed from kept statistics is bit-identical.
+static inline void ln_row_apply(float *o, const float *x, float m, float r, const float *weight, const float *bias,
+                                int C) {
+#pragma omp simd
+    for (int c = 0; c < C; c++) {
+        float y = (x[c] - m) * r;
+        if (weight) y *= weight[c];
+        if (bias) y += bias[c];
+        o[c] = y;
+    }
+}
+
 // out, inp: (N, C); mean, rstd: (N); weight, bias: (C) (either may be NULL: identity)
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
                        const float *bias, int N, int C, float eps) {
@@ -28,16 +41,18 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
             v += d * d;
         }
         float r = (float)(1.0 / sqrt(v / C + (double)eps));
-#pragma omp simd
-        for (int c = 0; c < C; c++) {
-            float y = (x[c] - m) * r;
-            if (weight) y *= weight[c];
-            if (bias) y += bias[c];
-            o[c] = y;
-        }
+        ln_row_apply(o, x, m, r, weight, bias, C);
         if (mean) mean[n] = m;
         if (rstd) rstd[n] = r;
     }
+}
+
+// out (N, C) = layernorm_forward's output recomputed from its input and the mean / rstd it kept (bit-identical)
+void layernorm_apply(float *out, const float *inp, const float *mean, const float *rstd, const float *weight,
+                     const float *bias, int N, int C) {
+#pragma omp parallel for if ((int64_t)N * C > NN_PARALLEL_MIN)
+    for (int n = 0; n < N; n++)
+        ln_row_apply(out + (int64_t)n * C, inp + (int64_t)n * C, mean[n], rstd[n], weight, bias, C);
 }
 
 // dinp += rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dout * weight, xhat = (x - mean) * rstd

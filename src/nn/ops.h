@@ -31,6 +31,10 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
                        const float *bias, int N, int C, float eps);
 void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                         const float *weight, const float *mean, const float *rstd, int N, int C);
+// layernorm_forward's out again from its inp and the mean / rstd it saved, bit-identical (a backward that did
+// not keep the output recomputes it)
+void layernorm_apply(float *out, const float *inp, const float *mean, const float *rstd, const float *weight,
+                     const float *bias, int N, int C);
 // Llama's RMSNorm: out = weight * inp * rsqrt(mean(inp^2) + eps); rstd: (N)
 void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N, int C, float eps);
 void rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight,

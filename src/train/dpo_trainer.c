@@ -232,7 +232,7 @@ static rlhf_status dpo_batch(dpo_run *r, const pref_set *s, const int *idx, int 
         if (a->ref) arena_free(&a->ref->acts);
     }
     if (!st) {
-        mb.training = training && !a->disable_dropout;
+        mb.training = training && !a->common.disable_dropout;
         mb.dropout_key = key;
         st = model_forward(m, &mb, err);
     }
@@ -325,7 +325,7 @@ static rlhf_status dpo_batch(dpo_run *r, const pref_set *s, const int *idx, int 
 static rlhf_status dpo_evaluate(dpo_run *r, double *out, rlhf_err *err) {
     const dpo_args *a = r->a;
     const pref_set *s = a->eval;
-    int bs = a->eval_batch_size > 0 ? a->eval_batch_size : 1;
+    int bs = a->common.eval_batch_size > 0 ? a->common.eval_batch_size : 1;
     int W = dist_size(a->dist), rank = dist_rank(a->dist);
     // DistributedSampler without shuffling: rank r reads rows r, r + W, ... (padded by wrapping around)
     int per = (s->n + W - 1) / W;
@@ -389,7 +389,7 @@ static rlhf_status log_row(csv_log *log, const dpo_args *a, double epoch, long l
     }
     for (int i = 0; i < DPO_LOG_N_COLUMNS; i++) vals[i] = cells[i];
     if (!dist_is_main(a->dist)) return RLHF_OK;
-    if (!a->quiet) {
+    if (!a->common.quiet) {
         const char *const *cols = log_columns();
         printf("{\"epoch\": %.4g, \"step\": %lld", epoch, step);
         for (int i = 2; i < DPO_LOG_N_COLUMNS; i++)
@@ -438,7 +438,7 @@ static rlhf_status write_report(const dpo_args *a, const dpo_result *res, int n_
     char path[4200];
     double *v;
     int n;
-    RLHF_TRY(read_log(path_join(path, sizeof path, a->output_dir, "training_log.csv"), &v, &n, err));
+    RLHF_TRY(read_log(path_join(path, sizeof path, a->common.output_dir, "training_log.csv"), &v, &n, err));
     double *x = malloc(sizeof(double) * (size_t)(n + 1) * 9);
     if (!x) {
         free(v);
@@ -474,7 +474,7 @@ static rlhf_status write_report(const dpo_args *a, const dpo_result *res, int n_
              res->global_step, n_train, dpo_loss_type_name(a->loss.type), a->loss.beta, res->last_loss,
              res->first_eval[DPO_M_REWARDS_ACCURACIES], res->eval[DPO_M_REWARDS_ACCURACIES],
              res->first_eval[DPO_M_REWARDS_CHOSEN], res->eval[DPO_M_REWARDS_CHOSEN]);
-    rlhf_status st = report_write_html(path_join(path, sizeof path, a->output_dir, "report.html"), "rlhf dpo", summary,
+    rlhf_status st = report_write_html(path_join(path, sizeof path, a->common.output_dir, "report.html"), "rlhf dpo", summary,
                                        ch, 4, err);
     free(x);
     free(v);
@@ -484,9 +484,9 @@ static rlhf_status write_report(const dpo_args *a, const dpo_result *res, int n_
 // A resume drops the rows logged after its checkpoint (a run killed later logged more), then appends.
 static rlhf_status open_log(csv_log **log, const dpo_args *a, long long resume_step, rlhf_err *err) {
     char path[4200];
-    path_join(path, sizeof path, a->output_dir, "training_log.csv");
+    path_join(path, sizeof path, a->common.output_dir, "training_log.csv");
     const char *const *cols = log_columns();
-    if (a->resume_from && file_exists(path)) {
+    if (a->common.resume_from && file_exists(path)) {
         double *v;
         int n;
         RLHF_TRY(read_log(path, &v, &n, err));
@@ -517,7 +517,7 @@ static rlhf_status open_log(csv_log **log, const dpo_args *a, long long resume_s
 
 // The final directory: the model (HF layout), or the peft adapter (+ the merged model).
 static rlhf_status save_model_dir(model *m, const tokenizer *tok, const dpo_args *a, rlhf_err *err) {
-    return sft_save_model_dir(m, tok, a->output_dir, a->base_model_name, a->merge_adapter, err);
+    return sft_save_model_dir(m, tok, a->common.output_dir, a->base_model_name, a->merge_adapter, err);
 }
 
 // checkpoint-{STEP} (HF naming whatever the strategy), then --save_total_limit's rotation; a step saved
@@ -533,17 +533,17 @@ static rlhf_status save_checkpoint(dpo_run *r, const tokenizer *tok, const adamw
         ts->aux[2] = r->running.count;
         ts->n_aux = 3;
     }
-    RLHF_TRY(checkpoint_save(checkpoint_path(path, sizeof path, r->a->output_dir, ts->global_step), r->m, tok, opt, ts,
+    RLHF_TRY(checkpoint_save(checkpoint_path(path, sizeof path, r->a->common.output_dir, ts->global_step), r->m, tok, opt, ts,
                              r->a->base_model_name, err));
     *last_saved = ts->global_step;
-    return checkpoint_rotate(r->a->output_dir, r->a->save_total_limit, ts->global_step, err);
+    return checkpoint_rotate(r->a->common.output_dir, r->a->common.save_total_limit, ts->global_step, err);
 }
 
 // DistributedSampler: the epoch's permutation (or identity), padded by wrapping to a multiple of the
 // process count; this rank's share is every W-th entry from its rank. Returns the share's length.
 static int epoch_rows(const dpo_args *a, int n, int epoch, int *perm, int *mine) {
-    if (a->shuffle)
-        rng_permutation(rng_key(a->seed, RNG_STREAM_SHUFFLE, (uint64_t)epoch, 0), perm, n);
+    if (a->common.shuffle)
+        rng_permutation(rng_key(a->common.seed, RNG_STREAM_SHUFFLE, (uint64_t)epoch, 0), perm, n);
     else
         for (int i = 0; i < n; i++) perm[i] = i;
     int W = dist_size(a->dist), rank = dist_rank(a->dist), per = (n + W - 1) / W;
@@ -555,14 +555,14 @@ rlhf_status dpo_train(model *m, const tokenizer *tok, const pref_set *train, con
                       rlhf_err *err) {
     memset(res, 0, sizeof *res);
     for (int i = 0; i < DPO_N_METRICS; i++) res->first_eval[i] = res->eval[i] = NAN;
-    const int n = train->n, bs = a->train_batch_size, accum = a->grad_accum, W = dist_size(a->dist);
+    const long long save_every = trainer_save_every(&a->common), eval_every = trainer_eval_every(&a->common);
+    const int n = train->n, bs = a->common.train_batch_size, accum = a->common.grad_accum, W = dist_size(a->dist);
     const int per = (n + W - 1) / W;
     const int n_batches = (per + bs - 1) / bs;
     const long long steps_per_epoch = (n_batches + accum - 1) / accum;
-    long long total = a->max_steps > 0 ? a->max_steps : (long long)ceil(a->num_train_epochs * steps_per_epoch);
-    if (total < 1) total = 1;
-    const long long warmup = a->warmup_steps > 0 ? a->warmup_steps : (long long)ceil(a->warmup_ratio * (double)total);
-    adamw_config ac = {ADAMW_DEFAULT_BETA1, ADAMW_DEFAULT_BETA2, ADAMW_DEFAULT_EPS, a->weight_decay};
+    const long long total = trainer_total_steps(&a->common, steps_per_epoch);
+    const long long warmup = trainer_warmup_steps(&a->common, total);
+    adamw_config ac = {ADAMW_DEFAULT_BETA1, ADAMW_DEFAULT_BETA2, ADAMW_DEFAULT_EPS, a->common.weight_decay};
     dpo_run run;
     memset(&run, 0, sizeof run);
     run.a = a, run.m = m;
@@ -580,22 +580,23 @@ rlhf_status dpo_train(model *m, const tokenizer *tok, const pref_set *train, con
     csv_log *log = NULL;
     trainer_state ts;
     memset(&ts, 0, sizeof ts);
-    rlhf_status st = dist_is_main(a->dist) ? checkpoint_remove_stale(a->output_dir, err) : RLHF_OK;
+    rlhf_status st = dist_is_main(a->dist) ? checkpoint_remove_stale(a->common.output_dir, err) : RLHF_OK;
     long long last_saved = -1;
-    if (st == RLHF_OK && a->resume_from) {
-        st = trainer_state_load(path_join(path, sizeof path, a->resume_from, "trainer_state.json"), &ts, err);
-        if (st == RLHF_OK && (ts.n_train != n || ts.seed != a->seed))
+    if (st == RLHF_OK && a->common.resume_from) {
+        st = trainer_state_load(path_join(path, sizeof path, a->common.resume_from, "trainer_state.json"), &ts, err);
+        if (st == RLHF_OK && (ts.n_train != n || ts.seed != a->common.seed))
             st = rlhf_fail(err, RLHF_EINPUT,
                            "--resume_from_checkpoint %s: it trained on %d pairs with seed %llu; this run has %d "
                            "with seed %llu",
-                           a->resume_from, ts.n_train, (unsigned long long)ts.seed, n, (unsigned long long)a->seed);
+                           a->common.resume_from, ts.n_train, (unsigned long long)ts.seed, n,
+                           (unsigned long long)a->common.seed);
         if (st == RLHF_OK && ts.train_batch_size && (ts.train_batch_size != bs || ts.grad_accum != accum))
             st = rlhf_fail(err, RLHF_EINPUT,
                            "--resume_from_checkpoint %s: it used --per_device_train_batch_size %d and "
                            "--gradient_accumulation_steps %d; this run has %d and %d",
-                           a->resume_from, ts.train_batch_size, ts.grad_accum, bs, accum);
+                           a->common.resume_from, ts.train_batch_size, ts.grad_accum, bs, accum);
         if (st == RLHF_OK)
-            st = optimizer_state_load(path_join(path, sizeof path, a->resume_from, "optimizer.safetensors"), m, &opt,
+            st = optimizer_state_load(path_join(path, sizeof path, a->common.resume_from, "optimizer.safetensors"), m, &opt,
                                       err);
         if (st == RLHF_OK && a->loss.type == DPO_BCO_PAIR && ts.n_aux >= 3)
             run.running.mean = ts.aux[0], run.running.var = ts.aux[1], run.running.count = ts.aux[2];
@@ -604,19 +605,19 @@ rlhf_status dpo_train(model *m, const tokenizer *tok, const pref_set *train, con
     }
     if (st == RLHF_OK && dist_is_main(a->dist)) st = open_log(&log, a, ts.global_step, err);
     int *perm = malloc(sizeof(int) * (size_t)n), *mine = malloc(sizeof(int) * (size_t)per);
-    ts.seed = a->seed;
+    ts.seed = a->common.seed;
     ts.n_train = n;
     ts.train_batch_size = bs;  // and the HF TrainerState fields of trainer_state.json
     ts.grad_accum = accum;
     ts.micro_per_epoch = n_batches;
     ts.max_steps = total;
-    ts.logging_steps = a->logging_steps;
-    ts.eval_steps = a->eval_steps;
-    ts.save_steps = a->save_steps;
+    ts.logging_steps = a->common.logging_steps;
+    ts.eval_steps = eval_every;
+    ts.save_steps = save_every;
     ts.num_train_epochs = (double)((total + steps_per_epoch - 1) / steps_per_epoch);
     if (st == RLHF_OK && (!perm || !mine)) st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
-    if (st == RLHF_OK && a->eval && !a->resume_from) st = dpo_evaluate(&run, res->first_eval, err);
-    progress *pg = a->quiet || !dist_is_main(a->dist) ? NULL : progress_start("dpo", total, "steps");
+    if (st == RLHF_OK && a->eval && !a->common.resume_from) st = dpo_evaluate(&run, res->first_eval, err);
+    progress *pg = a->common.quiet || !dist_is_main(a->dist) ? NULL : progress_start("dpo", total, "steps");
     long long step = ts.global_step;
     int start_epoch = ts.epochs_done, skip = ts.micro_in_epoch;
     double log_sum[DPO_N_METRICS] = {0}, log_loss = 0;
@@ -628,7 +629,7 @@ rlhf_status dpo_train(model *m, const tokenizer *tok, const pref_set *train, con
         for (int mb = epoch == start_epoch ? skip : 0; mb < n_batches && st == RLHF_OK; mb++) {
             int B = per - mb * bs < bs ? per - mb * bs : bs;
             double mt[DPO_N_METRICS];
-            uint64_t key = rng_key(a->seed, RNG_STREAM_DROPOUT, (uint64_t)step,
+            uint64_t key = rng_key(a->common.seed, RNG_STREAM_DROPOUT, (uint64_t)step,
                                    (uint64_t)mb * (uint64_t)W + (uint64_t)dist_rank(a->dist));
             // HF Trainer divides every micro-batch loss by gradient_accumulation_steps; DDP averages ranks
             st = dpo_batch(&run, train, mine + (size_t)mb * bs, B, a->ref_train, 1, key, 1.0f / (float)(accum * W),
@@ -640,8 +641,8 @@ rlhf_status dpo_train(model *m, const tokenizer *tok, const pref_set *train, con
             if ((mb + 1) % accum != 0 && mb != n_batches - 1) continue;
             st = dist_allreduce_sum_f32(a->dist, tv.grads, tv.n, err);
             if (st != RLHF_OK) break;
-            double norm = clip_grad_norm(tv.grads, tv.n, a->max_grad_norm);
-            double lr = lr_at(a->schedule, a->learning_rate, step, warmup, total);
+            double norm = clip_grad_norm(tv.grads, tv.n, a->common.max_grad_norm);
+            double lr = lr_at(a->common.schedule, a->common.learning_rate, step, warmup, total);
             if (isfinite(norm) && isfinite(step_loss)) {
                 skip_streak = 0;
                 adamw_step(&opt, tv.params, tv.grads, tv.specs, tv.n_specs, lr, &ac);
@@ -665,7 +666,7 @@ rlhf_status dpo_train(model *m, const tokenizer *tok, const pref_set *train, con
             log_loss += step_loss, log_steps++;
             step_loss = 0;
             double ep = epoch + (double)(mb + 1) / n_batches;
-            if (step % a->logging_steps == 0 || step == total) {
+            if (step % a->common.logging_steps == 0 || step == total) {
                 // TRL: loss = mean step loss since the last log; the other metrics the mean of the
                 // micro-batch values stored since then
                 double lm[DPO_N_METRICS];
@@ -679,11 +680,11 @@ rlhf_status dpo_train(model *m, const tokenizer *tok, const pref_set *train, con
                 log_loss = 0, log_micro = 0, log_steps = 0;
             }
             int epoch_end = mb + 1 >= n_batches;
-            if (st == RLHF_OK && a->eval && a->eval_steps > 0 && step % a->eval_steps == 0 && !epoch_end) {
+            if (st == RLHF_OK && a->eval && eval_every > 0 && step % eval_every == 0 && !epoch_end) {
                 st = dpo_evaluate(&run, res->eval, err);
                 if (st == RLHF_OK) st = log_row(log, a, ep, step, 0, 0, NULL, res->eval, err);
             }
-            if (st == RLHF_OK && a->save_steps > 0 && step % a->save_steps == 0 && !epoch_end && step < total) {
+            if (st == RLHF_OK && save_every > 0 && step % save_every == 0 && !epoch_end && step < total) {
                 ts.epochs_done = epoch, ts.micro_in_epoch = mb + 1, ts.global_step = step;
                 st = save_checkpoint(&run, tok, &opt, &ts, &last_saved, err);
             }
@@ -702,7 +703,7 @@ rlhf_status dpo_train(model *m, const tokenizer *tok, const pref_set *train, con
             if (step >= total) break;
         }
         int ended = st == RLHF_OK && !(res->interrupted && mb_end < n_batches);
-        int eval_now = a->eval && (a->eval_epochs || (a->eval_steps > 0 && step % a->eval_steps == 0));
+        int eval_now = a->eval && (a->common.eval_strategy == STRATEGY_EPOCH || (eval_every > 0 && step % eval_every == 0));
         if (ended && eval_now) {
             st = dpo_evaluate(&run, res->eval, err);
             if (st == RLHF_OK) st = log_row(log, a, epoch + 1.0, step, 0, 0, NULL, res->eval, err);
@@ -711,9 +712,9 @@ rlhf_status dpo_train(model *m, const tokenizer *tok, const pref_set *train, con
         ts.micro_in_epoch = res->interrupted ? mb_end : 0;
         ts.global_step = step;
         if (st == RLHF_OK && dist_any(a->dist, a->stop && *a->stop)) res->interrupted = 1;
-        if (st == RLHF_OK && a->save_epochs && ts.micro_in_epoch == 0)
+        if (st == RLHF_OK && a->common.save_strategy == STRATEGY_EPOCH && ts.micro_in_epoch == 0)
             st = save_checkpoint(&run, tok, &opt, &ts, &last_saved, err);
-        if (st == RLHF_OK && a->save_steps > 0 && step % a->save_steps == 0 && !res->interrupted && step > 0)
+        if (st == RLHF_OK && save_every > 0 && step % save_every == 0 && !res->interrupted && step > 0)
             st = save_checkpoint(&run, tok, &opt, &ts, &last_saved, err);
     }
     if (pg) progress_finish(pg, NULL);
@@ -722,7 +723,7 @@ rlhf_status dpo_train(model *m, const tokenizer *tok, const pref_set *train, con
         ts.global_step = step;
         st = save_checkpoint(&run, tok, &opt, &ts, &last_saved, err);
         if (st == RLHF_OK)
-            st = rlhf_fail(err, RLHF_EINTERRUPT, "interrupted: saved %s/checkpoint-%lld", a->output_dir, step);
+            st = rlhf_fail(err, RLHF_EINTERRUPT, "interrupted: saved %s/checkpoint-%lld", a->common.output_dir, step);
     }
     if (log) csv_log_close(log);
     log = NULL;

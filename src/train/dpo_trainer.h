@@ -19,7 +19,7 @@
 #include "tokenizer/tokenizer.h"
 #include "train/dpo_loss.h"
 #include "train/preference_data.h"
-#include "train/schedule.h"
+#include "train/trainer_args.h"
 
 // The metrics of one batch, TRL's names (eval_ prefixed for evaluation), means over its pairs.
 enum {
@@ -38,28 +38,10 @@ enum {
 extern const char *const dpo_metric_names[DPO_N_METRICS];  // "loss", "rewards/chosen", ...
 
 typedef struct {
-    const char *output_dir;
-    int train_batch_size;
-    int grad_accum;
-    double num_train_epochs;
-    long long max_steps;
-    double learning_rate, weight_decay, warmup_ratio, max_grad_norm;
-    long long warmup_steps;           // > 0 overrides warmup_ratio
-    lr_schedule schedule;
-    uint64_t seed;
-    int shuffle;
-    int disable_dropout;              // TRL DPOConfig default: true
-    long long logging_steps;
-    int save_epochs;                  // checkpoint-{STEP}/ after each epoch
-    long long save_steps;             // > 0: checkpoint-{STEP}/ every save_steps optimizer steps
-    long long save_total_limit;       // > 0: keep only the newest N checkpoint-{STEP}/ directories
+    trainer_common_args common;       // disable_dropout: TRL DPOConfig default true; resume_from: the caller
+                                      // loaded the policy from that checkpoint
     const pref_set *eval;             // held-out pairs (NULL: none)
-    int eval_epochs;
-    long long eval_steps;
-    int eval_batch_size;
-    const char *resume_from;          // checkpoint directory (the caller loaded the policy from it)
     volatile sig_atomic_t *stop;      // SIGINT/SIGTERM flag (may be NULL)
-    int quiet;
     const char *base_model_name;      // adapters: base_model_name_or_path of the saved adapter
     int merge_adapter;
     // DPO

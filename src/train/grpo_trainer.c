@@ -47,23 +47,23 @@ void grpo_args_defaults(grpo_args *a, grpo_algo algo) {
     a->scale_rewards = GRPO_SCALE_GROUP;
     a->importance_sampling_level = GRPO_IS_TOKEN;
     a->num_iterations = 1;
-    a->learning_rate = 1e-6;
-    a->max_grad_norm = 1.0;
-    a->per_device_train_batch_size = 8;
-    a->gradient_accumulation_steps = 1;
-    a->max_steps = -1;
-    a->num_train_epochs = 3.0;
-    a->seed = 42;
-    a->logging_steps = 10;
-    a->lr_scheduler_type = SCHED_LINEAR;
+    a->common.learning_rate = 1e-6;
+    a->common.max_grad_norm = 1.0;
+    a->common.train_batch_size = 8;
+    a->common.grad_accum = 1;
+    a->common.max_steps = -1;
+    a->common.num_train_epochs = 3.0;
+    a->common.seed = 42;
+    a->common.logging_steps = 10;
+    a->common.schedule = SCHED_LINEAR;
     a->adam_beta1 = ADAMW_DEFAULT_BETA1;
     a->adam_beta2 = ADAMW_DEFAULT_BETA2;
     a->adam_epsilon = ADAMW_DEFAULT_EPS;
-    a->shuffle = 1;
-    a->save_strategy = STRATEGY_STEPS;
-    a->save_steps = 500;
-    a->eval_strategy = STRATEGY_NO;
-    a->per_device_eval_batch_size = 8;
+    a->common.shuffle = 1;
+    a->common.save_strategy = STRATEGY_STEPS;
+    a->common.save_steps = 500;
+    a->common.eval_strategy = STRATEGY_NO;
+    a->common.eval_batch_size = 8;
     a->num_completions_to_log = 4;
 }
 
@@ -75,7 +75,7 @@ void grpo_args_defaults(grpo_args *a, grpo_algo algo) {
 rlhf_status grpo_args_check(const grpo_args *a, rlhf_err *err) {
     CHECK_FLAG(a->model_name_or_path, "--model_name_or_path is required");
     CHECK_FLAG(a->dataset_name, "--dataset_name is required");
-    CHECK_FLAG(a->output_dir && *a->output_dir, "--output_dir is required");
+    CHECK_FLAG(a->common.output_dir && *a->common.output_dir, "--output_dir is required");
     CHECK_FLAG(a->n_reward_models + a->n_reward_funcs > 0,
                "no reward: pass --reward_model_name_or_path DIR and/or --reward_funcs accuracy_reward|"
                "think_format_reward|\"exec:COMMAND\"");
@@ -105,56 +105,58 @@ rlhf_status grpo_args_check(const grpo_args *a, rlhf_err *err) {
     CHECK_FLAG(!a->has_reward_clip || (isfinite(a->reward_clip[0]) && isfinite(a->reward_clip[1]) &&
                                        a->reward_clip[0] <= a->reward_clip[1]),
                "--reward_clip_range: expected LOW,HIGH with LOW <= HIGH");
-    CHECK_FLAG(isfinite(a->learning_rate) && a->learning_rate > 0, "--learning_rate: expected > 0, got %g",
-               a->learning_rate);
-    CHECK_FLAG(isfinite(a->weight_decay) && a->weight_decay >= 0, "--weight_decay: expected >= 0, got %g", a->weight_decay);
-    CHECK_FLAG(!isnan(a->max_grad_norm), "--max_grad_norm: expected a number");
+    CHECK_FLAG(isfinite(a->common.learning_rate) && a->common.learning_rate > 0, "--learning_rate: expected > 0, got %g",
+               a->common.learning_rate);
+    CHECK_FLAG(isfinite(a->common.weight_decay) && a->common.weight_decay >= 0, "--weight_decay: expected >= 0, got %g",
+               a->common.weight_decay);
+    CHECK_FLAG(!isnan(a->common.max_grad_norm), "--max_grad_norm: expected a number");
     CHECK_FLAG(isfinite(a->adam_beta1) && a->adam_beta1 >= 0 && a->adam_beta1 < 1, "--adam_beta1: expected in [0, 1), got %g",
                a->adam_beta1);
     CHECK_FLAG(isfinite(a->adam_beta2) && a->adam_beta2 >= 0 && a->adam_beta2 < 1, "--adam_beta2: expected in [0, 1), got %g",
                a->adam_beta2);
     CHECK_FLAG(isfinite(a->adam_epsilon) && a->adam_epsilon > 0, "--adam_epsilon: expected > 0, got %g", a->adam_epsilon);
-    CHECK_FLAG(isfinite(a->warmup_ratio) && a->warmup_ratio >= 0 && a->warmup_ratio <= 1,
-               "--warmup_ratio: expected in [0, 1], got %g", a->warmup_ratio);
-    CHECK_FLAG(a->warmup_steps >= 0, "--warmup_steps: expected >= 0, got %lld", a->warmup_steps);
-    CHECK_FLAG(a->per_device_train_batch_size >= 1, "--per_device_train_batch_size: expected >= 1, got %d",
-               a->per_device_train_batch_size);
-    CHECK_FLAG(a->gradient_accumulation_steps >= 1, "--gradient_accumulation_steps: expected >= 1, got %d",
-               a->gradient_accumulation_steps);
+    CHECK_FLAG(isfinite(a->common.warmup_ratio) && a->common.warmup_ratio >= 0 && a->common.warmup_ratio <= 1,
+               "--warmup_ratio: expected in [0, 1], got %g", a->common.warmup_ratio);
+    CHECK_FLAG(a->common.warmup_steps >= 0, "--warmup_steps: expected >= 0, got %lld", a->common.warmup_steps);
+    CHECK_FLAG(a->common.train_batch_size >= 1, "--per_device_train_batch_size: expected >= 1, got %d",
+               a->common.train_batch_size);
+    CHECK_FLAG(a->common.grad_accum >= 1, "--gradient_accumulation_steps: expected >= 1, got %d",
+               a->common.grad_accum);
     CHECK_FLAG(a->steps_per_generation >= 0, "--steps_per_generation: expected >= 1, got %d", a->steps_per_generation);
-    CHECK_FLAG(isfinite(a->num_train_epochs) && a->num_train_epochs > 0, "--num_train_epochs: expected > 0, got %g",
-               a->num_train_epochs);
-    CHECK_FLAG(a->logging_steps >= 1, "--logging_steps: expected >= 1, got %d", a->logging_steps);
-    CHECK_FLAG(a->save_strategy != STRATEGY_STEPS || a->save_steps >= 1,
-               "--save_steps: expected >= 1 with --save_strategy steps, got %lld", a->save_steps);
-    CHECK_FLAG(a->save_total_limit >= 0, "--save_total_limit: expected >= 0, got %lld", a->save_total_limit);
-    CHECK_FLAG(isfinite(a->eval_split) && a->eval_split >= 0 && a->eval_split < 1,
-               "--eval_split: expected in [0, 1), got %g", a->eval_split);
-    CHECK_FLAG(!(a->eval_split > 0 && a->eval_dataset_name), "--eval_split and --eval_dataset_name exclude each other");
-    const int has_eval = a->eval_dataset_name || a->eval_split > 0;
-    CHECK_FLAG(a->eval_strategy == STRATEGY_NO || has_eval,
+    CHECK_FLAG(isfinite(a->common.num_train_epochs) && a->common.num_train_epochs > 0,
+               "--num_train_epochs: expected > 0, got %g", a->common.num_train_epochs);
+    CHECK_FLAG(a->common.logging_steps >= 1, "--logging_steps: expected >= 1, got %lld", a->common.logging_steps);
+    CHECK_FLAG(a->common.save_strategy != STRATEGY_STEPS || a->common.save_steps >= 1,
+               "--save_steps: expected >= 1 with --save_strategy steps, got %lld", a->common.save_steps);
+    CHECK_FLAG(a->common.save_total_limit >= 0, "--save_total_limit: expected >= 0, got %lld", a->common.save_total_limit);
+    CHECK_FLAG(isfinite(a->common.eval_split) && a->common.eval_split >= 0 && a->common.eval_split < 1,
+               "--eval_split: expected in [0, 1), got %g", a->common.eval_split);
+    CHECK_FLAG(!(a->common.eval_split > 0 && a->common.eval_dataset_name),
+               "--eval_split and --eval_dataset_name exclude each other");
+    const int has_eval = a->common.eval_dataset_name || a->common.eval_split > 0;
+    CHECK_FLAG(a->common.eval_strategy == STRATEGY_NO || has_eval,
                "--eval_strategy %s needs an evaluation set (--eval_dataset_name or --eval_split > 0)",
-               a->eval_strategy == STRATEGY_STEPS ? "steps" : "epoch");
-    CHECK_FLAG(a->eval_strategy != STRATEGY_STEPS || a->eval_steps >= 1, "--eval_steps: expected >= 1, got %lld",
-               a->eval_steps);
-    CHECK_FLAG(a->per_device_eval_batch_size >= 1, "--per_device_eval_batch_size: expected >= 1, got %d",
-               a->per_device_eval_batch_size);
+               a->common.eval_strategy == STRATEGY_STEPS ? "steps" : "epoch");
+    CHECK_FLAG(a->common.eval_strategy != STRATEGY_STEPS || a->common.eval_steps >= 1, "--eval_steps: expected >= 1, got %lld",
+               a->common.eval_steps);
+    CHECK_FLAG(a->common.eval_batch_size >= 1, "--per_device_eval_batch_size: expected >= 1, got %d",
+               a->common.eval_batch_size);
     CHECK_FLAG(a->num_generations_eval >= 0, "--num_generations_eval: expected >= 0, got %d", a->num_generations_eval);
     CHECK_FLAG(a->algo == ALGO_GRPO || a->num_generations_eval != 1,
                "--num_generations_eval 1: the leave-one-out baseline needs at least 2 completions per prompt");
     const int ge = a->num_generations_eval ? a->num_generations_eval : a->num_generations;
-    long long eval_batch = (long long)a->per_device_eval_batch_size * dist_size(a->dist);
-    CHECK_FLAG(a->eval_strategy == STRATEGY_NO || eval_batch % ge == 0,
+    long long eval_batch = (long long)a->common.eval_batch_size * dist_size(a->dist);
+    CHECK_FLAG(a->common.eval_strategy == STRATEGY_NO || eval_batch % ge == 0,
                "the evaluation batch (--per_device_eval_batch_size %d x %d processes = %lld completions) must be a "
-               "multiple of %s %d", a->per_device_eval_batch_size, dist_size(a->dist), eval_batch,
+               "multiple of %s %d", a->common.eval_batch_size, dist_size(a->dist), eval_batch,
                a->num_generations_eval ? "--num_generations_eval" : "--num_generations", ge);
     CHECK_FLAG(a->num_completions_to_log >= 0, "--num_completions_to_log: expected >= 0");
-    int spg = a->steps_per_generation ? a->steps_per_generation : a->gradient_accumulation_steps;
-    long long gen_batch = (long long)a->per_device_train_batch_size * spg * dist_size(a->dist);
+    int spg = a->steps_per_generation ? a->steps_per_generation : a->common.grad_accum;
+    long long gen_batch = (long long)a->common.train_batch_size * spg * dist_size(a->dist);
     CHECK_FLAG(gen_batch % a->num_generations == 0,
                "the generation batch (--per_device_train_batch_size %d x --steps_per_generation %d x %d processes = "
                "%lld completions) must be a multiple of --num_generations %d",
-               a->per_device_train_batch_size, spg, dist_size(a->dist), gen_batch, a->num_generations);
+               a->common.train_batch_size, spg, dist_size(a->dist), gen_batch, a->num_generations);
     return rollout_check_peft(&a->peft, a->merge_adapter, err);
 }
 
@@ -164,8 +166,12 @@ int grpo_column(const grpo_run *r, const char *name) {
     return -1;
 }
 
-static void add_column(grpo_run *r, const char *fmt, const char *arg) {
-    snprintf(r->column_names[r->n_columns], sizeof r->column_names[0], fmt, arg);
+// Appends the column PREFIX + fmt (fmt holds one %s, filled with arg).
+static void add_column(grpo_run *r, const char *prefix, const char *fmt, const char *arg) {
+    char *name = r->column_names[r->n_columns];
+    size_t len = strlen(prefix);  // a short literal ("" or "eval_")
+    memcpy(name, prefix, len);
+    snprintf(name + len, sizeof r->column_names[0] - len, fmt, arg);
     r->columns[r->n_columns] = r->column_names[r->n_columns];
     r->n_columns++;
 }
@@ -179,37 +185,37 @@ static void metric_add(grpo_run *r, const char *name, double v) {
     r->acc_n[c]++;
 }
 
-static void build_columns(grpo_run *r) {
-    static const char *const fixed[GC_FIXED] = {
-        "step", "epoch", "loss", "grad_norm", "learning_rate", "num_tokens", "completions/mean_length",
-        "completions/min_length", "completions/max_length", "completions/clipped_ratio",
-        "completions/mean_terminated_length"};
-    for (int i = 0; i < GC_FIXED; i++) add_column(r, "%s", fixed[i]);
+static const char *const fixed_columns[GC_FIXED] = {
+    "step", "epoch", "loss", "grad_norm", "learning_rate", "num_tokens", "completions/mean_length",
+    "completions/min_length", "completions/max_length", "completions/clipped_ratio",
+    "completions/mean_terminated_length"};
+
+// The columns of a batch of sampled completions, which training and evaluation both log (evaluation with
+// prefix "eval_"): completion lengths, each reward source's mean and std, the reward, and the KL.
+static void add_sampling_columns(grpo_run *r, const char *prefix) {
+    for (int i = GC_MEAN_LEN; i <= GC_MEAN_TERM; i++) add_column(r, prefix, "%s", fixed_columns[i]);
     for (int k = 0; k < r->K; k++) {
-        add_column(r, "rewards/%s/mean", r->rewards[k]->name);
-        add_column(r, "rewards/%s/std", r->rewards[k]->name);
+        add_column(r, prefix, "rewards/%s/mean", r->rewards[k]->name);
+        add_column(r, prefix, "rewards/%s/std", r->rewards[k]->name);
     }
-    add_column(r, "%s", "reward");
-    add_column(r, "%s", "reward_std");
-    add_column(r, "%s", "frac_reward_zero_std");
-    if (r->use_ref) add_column(r, "%s", "kl");
-    add_column(r, "%s", "entropy");
-    add_column(r, "%s", "clip_ratio/low_mean");
-    add_column(r, "%s", "clip_ratio/high_mean");
-    add_column(r, "%s", "clip_ratio/region_mean");
-    if (r->n_eval && r->a->eval_strategy != STRATEGY_NO) {
+    add_column(r, prefix, "%s", "reward");
+    add_column(r, prefix, "%s", "reward_std");
+    add_column(r, prefix, "%s", "frac_reward_zero_std");
+    if (r->use_ref) add_column(r, prefix, "%s", "kl");
+}
+
+static void build_columns(grpo_run *r) {
+    for (int i = 0; i < GC_MEAN_LEN; i++) add_column(r, "", "%s", fixed_columns[i]);
+    add_sampling_columns(r, "");
+    add_column(r, "", "%s", "entropy");
+    add_column(r, "", "%s", "clip_ratio/low_mean");
+    add_column(r, "", "%s", "clip_ratio/high_mean");
+    add_column(r, "", "%s", "clip_ratio/region_mean");
+    if (r->n_eval && r->a->common.eval_strategy != STRATEGY_NO) {
         // TRL logs the evaluation's metrics with an eval_ prefix (GRPOTrainer.log in eval mode)
         r->first_eval_column = r->n_columns;
-        add_column(r, "%s", "eval_loss");
-        for (int i = GC_MEAN_LEN; i <= GC_MEAN_TERM; i++) add_column(r, "eval_%s", fixed[i]);
-        for (int k = 0; k < r->K; k++) {
-            add_column(r, "eval_rewards/%s/mean", r->rewards[k]->name);
-            add_column(r, "eval_rewards/%s/std", r->rewards[k]->name);
-        }
-        add_column(r, "%s", "eval_reward");
-        add_column(r, "%s", "eval_reward_std");
-        add_column(r, "%s", "eval_frac_reward_zero_std");
-        if (r->use_ref) add_column(r, "%s", "eval_kl");
+        add_column(r, "eval_", "%s", "loss");
+        add_sampling_columns(r, "eval_");
     }
 }
 
@@ -274,7 +280,7 @@ static rlhf_status open_rewards(grpo_run *r, rlhf_err *err) {
             continue;
         }
         RLHF_TRY(reward_model_fn_open(&r->rewards[r->K], a->reward_models[i], r->tok, r->policy->cfg.vocab_size,
-                                          a->encoding, a->peft.load_in_4bit ? &quant : NULL, a->seed,
+                                          a->encoding, a->peft.load_in_4bit ? &quant : NULL, a->common.seed,
                                           a->allow_new_reward_head, a->dataset_name, err));
         r->K++;
     }
@@ -293,7 +299,7 @@ static rlhf_status open_rewards(grpo_run *r, rlhf_err *err) {
                 for (int j = 0; j < d->n; j++)
                     if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(d->rows[j], "solution")))
                         return rlhf_fail(err, RLHF_EINPUT, "%s:%d: --reward_funcs accuracy_reward needs a \"solution\" "
-                                         "string field in every row", e ? a->eval_dataset_name : a->dataset_name,
+                                         "string field in every row", e ? a->common.eval_dataset_name : a->dataset_name,
                                          d->lines[j]);
             }
             continue;
@@ -315,8 +321,8 @@ static rlhf_status open_rewards(grpo_run *r, rlhf_err *err) {
 
 static rlhf_status setup(grpo_run *r, rlhf_err *err) {
     const grpo_args *a = r->a;
-    model_load_opts lo = {.quiet = 0, .init_seed = a->seed};
-    RLHF_TRY(rollout_load_policy(&r->policy, a->model_name_or_path, a->resume_from_checkpoint, &a->peft, &lo, err));
+    model_load_opts lo = {.quiet = 0, .init_seed = a->common.seed};
+    RLHF_TRY(rollout_load_policy(&r->policy, a->model_name_or_path, a->common.resume_from, &a->peft, &lo, err));
     r->use_ref = a->beta != 0.0;
     // beta 0: no reference model at all (TRL's GRPOTrainer does not load one). With LoRA the reference is
     // the policy with its adapters off.
@@ -347,26 +353,26 @@ static rlhf_status setup(grpo_run *r, rlhf_err *err) {
                               .max_prompt_length = a->max_prompt_length, .cmd = r->cmd};
     RLHF_TRY(rollout_load_prompts(&r->data, &po, &r->prompts, &r->n_prompts, &r->max_prompt, err));
     // the evaluation prompts: --eval_dataset_name read as the training file is, or --eval_split's share
-    if (a->eval_dataset_name) {
-        RLHF_TRY(dataset_load(&r->eval_data, a->eval_dataset_name, err));
-        po.dataset_name = a->eval_dataset_name;
+    if (a->common.eval_dataset_name) {
+        RLHF_TRY(dataset_load(&r->eval_data, a->common.eval_dataset_name, err));
+        po.dataset_name = a->common.eval_dataset_name;
         int longest = 0;
         RLHF_TRY(rollout_load_prompts(&r->eval_data, &po, &r->eval_prompts, &r->n_eval, &longest, err));
         if (longest > r->max_prompt) r->max_prompt = longest;
-    } else if (a->eval_split > 0) {
-        RLHF_TRY(rollout_split_prompts(&r->prompts, &r->n_prompts, a->eval_split, a->seed, &r->eval_prompts, &r->n_eval,
-                                       err));
+    } else if (a->common.eval_split > 0) {
+        RLHF_TRY(rollout_split_prompts(&r->prompts, &r->n_prompts, a->common.eval_split, a->common.seed,
+                                       &r->eval_prompts, &r->n_eval, err));
     }
     r->prompts_of = r->prompts;
     r->rows_of = &r->data;
-    r->policy->gradient_checkpointing = a->gradient_checkpointing;
-    RLHF_TRY(model_set_torch_dtype(r->policy, a->torch_dtype, err));  // the saved policy's dtype
+    r->policy->gradient_checkpointing = a->common.gradient_checkpointing;
+    RLHF_TRY(model_set_torch_dtype(r->policy, a->common.torch_dtype, err));  // the saved policy's dtype
     RLHF_TRY(open_rewards(r, err));
 
     r->G = a->num_generations;
     r->R = a->max_completion_length;
-    r->micro = a->per_device_train_batch_size;
-    r->ga = a->gradient_accumulation_steps;
+    r->micro = a->common.train_batch_size;
+    r->ga = a->common.grad_accum;
     r->spg = a->steps_per_generation ? a->steps_per_generation : r->ga;
     r->iters = a->num_iterations;
     r->world = dist_size(a->dist);
@@ -382,8 +388,7 @@ static rlhf_status setup(grpo_run *r, rlhf_err *err) {
     long long micro_per_epoch = r->gens_per_epoch * r->spg * r->iters;
     long long steps_per_epoch = (micro_per_epoch + r->ga - 1) / r->ga;
     r->steps_per_epoch = steps_per_epoch;
-    r->max_steps = a->max_steps > 0 ? a->max_steps : (long long)ceil(a->num_train_epochs * (double)steps_per_epoch);
-    if (r->max_steps < 1) r->max_steps = 1;
+    r->max_steps = trainer_total_steps(&a->common, steps_per_epoch);
     // TRL computes old log-probs when a generation batch outlives one optimizer step (or always in RLOO)
     r->need_old = a->algo == ALGO_RLOO || (r->ga % (r->spg * r->iters)) != 0;
 
@@ -393,7 +398,7 @@ static rlhf_status setup(grpo_run *r, rlhf_err *err) {
     RLHF_TRY(adamw_init(&r->opt, tv.n, err));
 
     RLHF_TRY(batch_alloc(&r->batch, r, r->micro * r->spg, err));
-    if (r->n_eval) RLHF_TRY(batch_alloc(&r->eval, r, a->per_device_eval_batch_size, err));
+    if (r->n_eval) RLHF_TRY(batch_alloc(&r->eval, r, a->common.eval_batch_size, err));
     r->gen_index = -1;
     build_columns(r);
     return RLHF_OK;
@@ -445,7 +450,8 @@ static rlhf_status generate_batch(grpo_run *r, long long g, int *order, long lon
     const int N = r->N, G = r->G;
     long long epoch = g / r->gens_per_epoch, chunk = g % r->gens_per_epoch;
     if (epoch != *order_epoch) {
-        if (a->shuffle) rng_permutation(rng_key(a->seed, RNG_STREAM_SHUFFLE, (uint64_t)epoch, 0), order, r->n_prompts);
+        if (a->common.shuffle)
+            rng_permutation(rng_key(a->common.seed, RNG_STREAM_SHUFFLE, (uint64_t)epoch, 0), order, r->n_prompts);
         else for (int i = 0; i < r->n_prompts; i++) order[i] = i;
         *order_epoch = epoch;
     }
@@ -453,10 +459,10 @@ static rlhf_status generate_batch(grpo_run *r, long long g, int *order, long lon
     const long long first = (long long)r->rank * N;
     for (int i = 0; i < N; i++) r->row_prompt[i] = order[chunk * r->prompts_per_gen + (first + i) / G];
     batch_spec bs = {.eval = 0, .n_valid = N, .total = N * r->world,
-                     .sample_seed = rng_key(a->seed, RNG_STREAM_SAMPLE, (uint64_t)g, 0)};
+                     .sample_seed = rng_key(a->common.seed, RNG_STREAM_SAMPLE, (uint64_t)g, 0)};
     RLHF_TRY(sample_and_score(r, &bs, err));
     // TRL shuffles the generation batch before splitting it into steps_per_generation micro-batches
-    rng_permutation(rng_key(a->seed, RNG_STREAM_GRPO, (uint64_t)g, (uint64_t)r->rank), r->perm, N);
+    rng_permutation(rng_key(a->common.seed, RNG_STREAM_GRPO, (uint64_t)g, (uint64_t)r->rank), r->perm, N);
     r->gen_index = g;
     return RLHF_OK;
 }
@@ -723,9 +729,9 @@ static rlhf_status optimizer_step(grpo_run *r, double lr, double *norm_out, int 
     size_t covered = 0;
     for (int k = 0; k < p.n_specs; k++) covered += p.specs[k].numel;
     if (*stepped) {
-        adamw_config c = {a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->weight_decay};
-        adamw_step_clipped(&r->opt, p.params, p.grads, grad_clip_scale(norm, a->max_grad_norm), p.specs, p.n_specs,
-                           lr, &c);
+        adamw_config c = {a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->common.weight_decay};
+        adamw_step_clipped(&r->opt, p.params, p.grads, grad_clip_scale(norm, a->common.max_grad_norm), p.specs,
+                           p.n_specs, lr, &c);
     }
     // the fused pass zeroed every gradient when the specs tile the whole buffer (a model's always do)
     if (!*stepped || covered != p.n || p.n_specs <= 0 || p.grads != r->policy->grads) model_zero_grads(r->policy);
@@ -744,7 +750,7 @@ static rlhf_status evaluate(grpo_run *r, long long step, grpo_log_row *row, rlhf
     grpo_batch train = r->batch;
     r->batch = r->eval;
     r->prompts_of = r->eval_prompts;
-    r->rows_of = a->eval_dataset_name ? &r->eval_data : &r->data;
+    r->rows_of = a->common.eval_dataset_name ? &r->eval_data : &r->data;
     r->evaluating = 1;
     const int train_G = r->G;
     if (a->num_generations_eval) r->G = a->num_generations_eval;  // TRL's num_generations_eval
@@ -760,7 +766,7 @@ static rlhf_status evaluate(grpo_run *r, long long step, grpo_log_row *row, rlhf
         int nv = total - first < 0 ? 0 : total - first > N ? N : total - first;
         for (int i = 0; i < nv; i++) r->row_prompt[i] = b0 + (first + i) / G;
         batch_spec bs = {.eval = 1, .n_valid = nv, .total = total,
-                         .sample_seed = rng_key(a->seed, RNG_STREAM_SAMPLE, (1ull << 63) | (uint64_t)step,
+                         .sample_seed = rng_key(a->common.seed, RNG_STREAM_SAMPLE, (1ull << 63) | (uint64_t)step,
                                                 (uint64_t)n_batches)};
         if ((st = sample_and_score(r, &bs, err))) break;
         // the loss over the batch's global rows: log-probs, masks and advantages of every process
@@ -810,18 +816,18 @@ static rlhf_status evaluate(grpo_run *r, long long step, grpo_log_row *row, rlhf
 
 static rlhf_status check_output_dir(const grpo_args *a, const char *cmd, rlhf_err *err) {
     char p[4200];
-    if (a->resume_from_checkpoint) {
-        if (!file_exists(path_join(p, sizeof p, a->resume_from_checkpoint, "grpo_state.json")))
+    if (a->common.resume_from) {
+        if (!file_exists(path_join(p, sizeof p, a->common.resume_from, "grpo_state.json")))
             return rlhf_fail(err, RLHF_EINPUT, "--resume_from_checkpoint %s: not a %s checkpoint (no grpo_state.json)",
-                             a->resume_from_checkpoint, cmd);
+                             a->common.resume_from, cmd);
         return RLHF_OK;
     }
-    if (a->overwrite_output_dir || !dir_exists(a->output_dir)) return RLHF_OK;
-    if (file_exists(path_join(p, sizeof p, a->output_dir, "training_log.csv")) ||
-        file_exists(path_join(p, sizeof p, a->output_dir, "config.json")))
+    if (a->common.overwrite_output_dir || !dir_exists(a->common.output_dir)) return RLHF_OK;
+    if (file_exists(path_join(p, sizeof p, a->common.output_dir, "training_log.csv")) ||
+        file_exists(path_join(p, sizeof p, a->common.output_dir, "config.json")))
         return rlhf_fail(err, RLHF_EINPUT,
                          "--output_dir %s already holds a run; pass --overwrite_output_dir or --resume_from_checkpoint",
-                         a->output_dir);
+                         a->common.output_dir);
     return RLHF_OK;
 }
 
@@ -870,15 +876,15 @@ static rlhf_status train_loop(grpo_run *r, grpo_result *res, rlhf_err *err) {
     const grpo_args *a = r->a;
     const int main_rank = dist_is_main(a->dist);
     long long start = 0;
-    if (a->resume_from_checkpoint) RLHF_TRY(grpo_checkpoint_load(r, a->resume_from_checkpoint, &start, err));
+    if (a->common.resume_from) RLHF_TRY(grpo_checkpoint_load(r, a->common.resume_from, &start, err));
     csv_log *log = NULL;
     char path[4200];
-    path_join(path, sizeof path, a->output_dir, "training_log.csv");
+    path_join(path, sizeof path, a->common.output_dir, "training_log.csv");
     if (main_rank) {
-        RLHF_TRY(make_dirs(a->output_dir, err));
-        RLHF_TRY(checkpoint_remove_stale(a->output_dir, err));  // checkpoint-*.tmp left by a killed run
-        if (a->resume_from_checkpoint) RLHF_TRY(grpo_log_rewrite(r, path, err));
-        RLHF_TRY(csv_log_open(&log, path, r->columns, r->n_columns, a->resume_from_checkpoint != NULL, err));
+        RLHF_TRY(make_dirs(a->common.output_dir, err));
+        RLHF_TRY(checkpoint_remove_stale(a->common.output_dir, err));  // checkpoint-*.tmp left by a killed run
+        if (a->common.resume_from) RLHF_TRY(grpo_log_rewrite(r, path, err));
+        RLHF_TRY(csv_log_open(&log, path, r->columns, r->n_columns, a->common.resume_from != NULL, err));
     }
     int *order = malloc((size_t)r->n_prompts * sizeof(int));
     grpo_scratch s;
@@ -887,15 +893,15 @@ static rlhf_status train_loop(grpo_run *r, grpo_result *res, rlhf_err *err) {
     long long order_epoch = -1;
     const long long gen_every = (long long)r->spg * r->iters;
     // transformers' get_warmup_steps: --warmup_steps when > 0, else ceil(warmup_ratio x max_steps)
-    long long warmup = a->warmup_steps > 0 ? a->warmup_steps : (long long)ceil(a->warmup_ratio * (double)r->max_steps);
+    long long warmup = trainer_warmup_steps(&a->common, r->max_steps);
     // checkpoints and evaluations every N steps (--*_strategy steps) or at the end of every epoch (epoch)
-    long long save_every = a->save_strategy == STRATEGY_STEPS ? a->save_steps
-                           : a->save_strategy == STRATEGY_EPOCH ? r->steps_per_epoch : 0;
-    long long eval_every = !r->first_eval_column ? 0 : a->eval_strategy == STRATEGY_STEPS ? a->eval_steps
-                           : a->eval_strategy == STRATEGY_EPOCH ? r->steps_per_epoch : 0;
+    long long save_every = a->common.save_strategy == STRATEGY_STEPS ? a->common.save_steps
+                           : a->common.save_strategy == STRATEGY_EPOCH ? r->steps_per_epoch : 0;
+    long long eval_every = !r->first_eval_column ? 0 : a->common.eval_strategy == STRATEGY_STEPS ? a->common.eval_steps
+                           : a->common.eval_strategy == STRATEGY_EPOCH ? r->steps_per_epoch : 0;
     int skipped = 0, streak = 0, pending_save = 0;
     double step_loss = 0, grad_norm = NAN, lr = 0;
-    progress *pg = a->quiet || !main_rank ? NULL : progress_start(r->cmd, r->max_steps, "step");
+    progress *pg = a->common.quiet || !main_rank ? NULL : progress_start(r->cmd, r->max_steps, "step");
     progress_update(pg, start, NULL);
     char extra[160] = "";
     res->steps_done = start;
@@ -903,7 +909,7 @@ static rlhf_status train_loop(grpo_run *r, grpo_result *res, rlhf_err *err) {
     int reward_col = grpo_column(r, "reward");
     // micro-step k of the run: generation k / gen_every, slice k % spg (TRL's _step % steps_per_generation)
     for (long long step = start + 1; step <= r->max_steps && !st; step++) {
-        lr = lr_at(a->lr_scheduler_type, a->learning_rate, step - 1, warmup, r->max_steps);
+        lr = lr_at(a->common.schedule, a->common.learning_rate, step - 1, warmup, r->max_steps);
         step_loss = 0;
         for (int j = 0; j < r->ga && !st; j++) {
             long long k = (step - 1) * r->ga + j;
@@ -932,7 +938,7 @@ static rlhf_status train_loop(grpo_run *r, grpo_result *res, rlhf_err *err) {
         r->loss_since_log += sl / r->world;
         r->steps_since_log++;
         res->steps_done = step;
-        if (step % a->logging_steps == 0 || step == r->max_steps) {
+        if (step % a->common.logging_steps == 0 || step == r->max_steps) {
             grpo_log_row row;
             take_row(r, step, lr, grad_norm, &row);
             st = grpo_log_add(r, &row, err);
@@ -942,12 +948,12 @@ static rlhf_status train_loop(grpo_run *r, grpo_result *res, rlhf_err *err) {
             if (isnan(res->first_reward)) res->first_reward = row.v[reward_col];
             res->last_reward = row.v[reward_col];
             snprintf(extra, sizeof extra, "reward %.3f loss %.4f", row.v[reward_col], row.v[GC_LOSS]);
-            if (main_rank && !a->quiet) log_line_print(r, &row);
+            if (main_rank && !a->common.quiet) log_line_print(r, &row);
         }
         // evaluation after the step's log row, as the HF Trainer's _maybe_log_save_evaluate (and at the end of
         // the run with --eval_strategy epoch when the last epoch is cut short)
         if (eval_every > 0 && (step % eval_every == 0 ||
-                               (a->eval_strategy == STRATEGY_EPOCH && step == r->max_steps))) {
+                               (a->common.eval_strategy == STRATEGY_EPOCH && step == r->max_steps))) {
             grpo_log_row row;
             st = evaluate(r, step, &row, err);
             if (!st) st = grpo_log_add(r, &row, err);
@@ -956,7 +962,7 @@ static rlhf_status train_loop(grpo_run *r, grpo_result *res, rlhf_err *err) {
             int ec = grpo_column(r, "eval_reward");
             if (isnan(res->first_eval_reward)) res->first_eval_reward = row.v[ec];
             res->last_eval_reward = row.v[ec];
-            if (main_rank && !a->quiet) log_line_print(r, &row);
+            if (main_rank && !a->common.quiet) log_line_print(r, &row);
         }
         progress_update(pg, step, extra);
         // checkpoints only where a generation batch is used up (a resume starts a fresh one)
@@ -967,17 +973,18 @@ static rlhf_status train_loop(grpo_run *r, grpo_result *res, rlhf_err *err) {
             st = grpo_checkpoint_save(r, step, err);
             pending_save = 0;
             if (!st && stop) {
-                st = rlhf_fail(err, RLHF_EINTERRUPT, "interrupted: state saved in %s/checkpoint-%lld", a->output_dir, step);
+                st = rlhf_fail(err, RLHF_EINTERRUPT, "interrupted: state saved in %s/checkpoint-%lld",
+                               a->common.output_dir, step);
                 res->interrupted = 1;
             }
         }
     }
     progress_finish(pg, extra);
     csv_log_close(log);
-    if (!st && main_rank) st = grpo_save_policy_dir(r, a->output_dir, 0, err);
+    if (!st && main_rank) st = grpo_save_policy_dir(r, a->common.output_dir, 0, err);
     if (!st && main_rank && a->merge_adapter && peft_active(r->policy)) {
         st = peft_merge_and_unload(r->policy, err);
-        if (!st) st = model_save(r->policy, a->output_dir, err);
+        if (!st) st = model_save(r->policy, a->common.output_dir, err);
     }
     if ((!st || st == RLHF_EINTERRUPT) && main_rank) {
         rlhf_err e2;
@@ -1003,8 +1010,9 @@ rlhf_status grpo_train(const grpo_args *a, grpo_result *res, rlhf_err *err) {
     // every rank loaded and validated its inputs: all go on, or all stop with one message (base/dist.h)
     st = dist_agree(a->dist, st, err);
     if (!st) {
-        if (a->overwrite_output_dir && !a->resume_from_checkpoint && dir_exists(a->output_dir) && dist_is_main(a->dist))
-            st = remove_tree(a->output_dir, err);
+        if (a->common.overwrite_output_dir && !a->common.resume_from && dir_exists(a->common.output_dir) &&
+            dist_is_main(a->dist))
+            st = remove_tree(a->common.output_dir, err);
         st = dist_agree(a->dist, st, err);
         if (!st) st = train_loop(r, res, err);
     }

@@ -21,7 +21,7 @@
 #include "train/grpo_math.h"
 #include "train/preference_data.h"
 #include "train/reward_trainer.h"
-#include "train/schedule.h"
+#include "train/trainer_args.h"
 
 typedef enum { ALGO_GRPO, ALGO_RLOO } grpo_algo;
 
@@ -31,11 +31,10 @@ typedef struct {
     grpo_algo algo;
     const char *model_name_or_path;
     const char *dataset_name;         // rows {"prompt": str | [messages]} or {"prompt_ids": [...]}, plus any fields
-    const char *eval_dataset_name;    // evaluation prompts (NULL: none, or --eval_split)
-    double eval_split;                // > 0: this share of the prompts held out for evaluation instead
-    const char *output_dir;
-    const char *resume_from_checkpoint;
-    int overwrite_output_dir;
+    // output_dir, resume_from, the evaluation prompts (eval_dataset_name or eval_split), the optimisation,
+    // schedule, logging, checkpoint and evaluation settings; train_batch_size: completions per micro-batch,
+    // eval_batch_size: completions per evaluation batch and process, logging_steps 10 (TRL's GRPOConfig)
+    trainer_common_args common;
     dist *dist;                       // NULL: one process
 
     // rewards: reward models and functions, in the order given; one weight each (NULL: all 1)
@@ -68,33 +67,15 @@ typedef struct {
     int has_reward_clip;              // RLOO --reward_clip_range
     double reward_clip[2];
 
-    // optimisation and schedule
-    double learning_rate;             // 1e-6
-    lr_schedule lr_scheduler_type;    // linear
+    // optimisation (the rest is in common)
     double adam_beta1, adam_beta2, adam_epsilon;  // torch's AdamW defaults 0.9, 0.999, 1e-8
-    double weight_decay, max_grad_norm, warmup_ratio;
-    long long warmup_steps;           // > 0 overrides warmup_ratio
-    int shuffle;                      // the prompt order is shuffled every epoch (TRL's shuffle_dataset)
-    int gradient_checkpointing;       // recompute activations in backward (same numbers, less memory)
-    const char *torch_dtype;          // dtype of the saved policy (NULL / auto: its config's)
-    int per_device_train_batch_size;  // completions per micro-batch
-    int gradient_accumulation_steps;
     int steps_per_generation;         // 0: = gradient_accumulation_steps
-    long long max_steps;              // > 0 overrides num_train_epochs
-    double num_train_epochs;
-    uint64_t seed;
-    int logging_steps;                // 10 (TRL's GRPOConfig)
-    interval_strategy save_strategy;  // steps (every save_steps), epoch, or no
-    long long save_steps;             // with STRATEGY_STEPS: checkpoint every N optimizer steps
-    long long save_total_limit;       // > 0: keep only the newest N checkpoint-<STEP> directories
-    interval_strategy eval_strategy;  // with an evaluation set: steps (every eval_steps), epoch, or no
-    long long eval_steps;
-    int per_device_eval_batch_size;   // completions per evaluation batch and process
+
+    // evaluation and samples
     int num_generations_eval;         // completions per prompt in evaluation (0: num_generations)
     int num_completions_to_log;       // completions of each logged step written to samples.jsonl
 
     volatile sig_atomic_t *stop;
-    int quiet;
     peft_options peft;
     int merge_adapter;
 } grpo_args;

@@ -109,7 +109,8 @@ rlhf_status grpo_samples_add(grpo_run *r, long long step, rlhf_err *err) {
         free(line);
     }
     char path[4200];
-    return atomic_write(path_join(path, sizeof path, r->a->output_dir, "samples.jsonl"), r->samples, r->samples_len, err);
+    return atomic_write(path_join(path, sizeof path, r->a->common.output_dir, "samples.jsonl"), r->samples,
+                        r->samples_len, err);
 }
 
 rlhf_status grpo_save_policy_dir(const grpo_run *r, const char *dir, int checkpoint, rlhf_err *err) {
@@ -132,7 +133,7 @@ static cJSON *state_json(const grpo_run *r, long long step) {
     cJSON_AddNumberToObject(o, "num_generations", r->G);
     cJSON_AddNumberToObject(o, "n_prompts", r->n_prompts);
     char seed[32];
-    snprintf(seed, sizeof seed, "%llu", (unsigned long long)r->a->seed);
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)r->a->common.seed);
     cJSON_AddStringToObject(o, "seed", seed);
     cJSON *c = cJSON_AddArrayToObject(o, "log_columns");
     for (int i = 0; i < r->n_columns; i++) cJSON_AddItemToArray(c, cJSON_CreateString(r->columns[i]));
@@ -154,8 +155,8 @@ static cJSON *hf_state_json(const grpo_run *r, long long step) {
     for (int i = 0; hist && i < r->n_log; i++) cJSON_AddItemToArray(hist, hf_log_entry(r->columns, r->log[i].v, r->n_columns));
     const grpo_args *a = r->a;
     long long micro_per_epoch = r->gens_per_epoch * r->spg * r->iters;
-    hf_state_fields h = {(double)step * r->ga / (double)micro_per_epoch, step, r->max_steps, a->logging_steps,
-                         a->eval_steps, a->save_steps, a->per_device_train_batch_size, a->num_train_epochs};
+    hf_state_fields h = {(double)step * r->ga / (double)micro_per_epoch, step, r->max_steps, a->common.logging_steps,
+                         a->common.eval_steps, a->common.save_steps, a->common.train_batch_size, a->common.num_train_epochs};
     cJSON *j = hf_trainer_state_json(&h, hist, NULL);
     if (j) cJSON_ReplaceItemInObject(j, "num_input_tokens_seen", cJSON_CreateNumber(r->num_tokens));
     return j;
@@ -181,7 +182,7 @@ static rlhf_status checkpoint_write(grpo_run *r, const char *tmp, long long step
 rlhf_status grpo_checkpoint_save(grpo_run *r, long long step, rlhf_err *err) {
     if (!dist_is_main(r->a->dist)) return RLHF_OK;
     char dir[4200], tmp[4300];
-    checkpoint_path(dir, sizeof dir, r->a->output_dir, step);
+    checkpoint_path(dir, sizeof dir, r->a->common.output_dir, step);
     RLHF_TRY(checkpoint_begin(dir, tmp, sizeof tmp, err));
     rlhf_status st = checkpoint_write(r, tmp, step, err);
     if (st) {  // a failed write (full disk) leaves the previous checkpoints as they were
@@ -189,7 +190,7 @@ rlhf_status grpo_checkpoint_save(grpo_run *r, long long step, rlhf_err *err) {
         return st;
     }
     RLHF_TRY(checkpoint_commit(tmp, dir, err));
-    RLHF_TRY(checkpoint_rotate(r->a->output_dir, r->a->save_total_limit, step, err));
+    RLHF_TRY(checkpoint_rotate(r->a->common.output_dir, r->a->common.save_total_limit, step, err));
     return grpo_report_write(r, err);
 }
 
@@ -201,7 +202,7 @@ rlhf_status grpo_checkpoint_load(grpo_run *r, const char *dir, long long *step, 
     long long u = 0, gb = 0, g = 0, n_prompts = 0;
     double tokens = 0;
     char seed[32];
-    snprintf(seed, sizeof seed, "%llu", (unsigned long long)r->a->seed);
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)r->a->common.seed);
     if ((st = json_get_int(s, "global_step", -1, &u, p, err)) ||
         (st = json_get_int(s, "generation_batch", -1, &gb, p, err)) ||
         (st = json_get_int(s, "num_generations", -1, &g, p, err)) ||
@@ -304,7 +305,8 @@ rlhf_status grpo_report_write(const grpo_run *r, rlhf_err *err) {
     }
     char p[4200], title[32];
     snprintf(title, sizeof title, "rlhf %s", r->cmd);
-    st = report_write_html(path_join(p, sizeof p, r->a->output_dir, "report.html"), title, summary, charts, NS - 1, err);
+    st = report_write_html(path_join(p, sizeof p, r->a->common.output_dir, "report.html"), title, summary, charts,
+                           NS - 1, err);
 out:
     free(x);
     for (int k = 0; k < NS; k++) free(y[k]);

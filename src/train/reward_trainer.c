@@ -36,18 +36,18 @@ static long long ceil_div(long long a, long long b) { return (a + b - 1) / b; }
 
 // Pairs per global micro-batch: per process x processes.
 static long long global_batch(const reward_train_args *a) {
-    return (long long)a->train_batch_size * dist_size(a->dist);
+    return (long long)a->common.train_batch_size * dist_size(a->dist);
 }
 
 static long long updates_per_epoch(int n_train, const reward_train_args *a) {
     long long batches = ceil_div(n_train, global_batch(a));
-    long long u = ceil_div(batches, a->grad_accum);
+    long long u = ceil_div(batches, a->common.grad_accum);
     return u > 0 ? u : 1;
 }
 
 long long reward_total_steps(int n_train, const reward_train_args *a) {
-    if (a->max_steps > 0) return a->max_steps;
-    long long t = (long long)ceil(a->num_train_epochs * (double)updates_per_epoch(n_train, a) - 1e-9);
+    if (a->common.max_steps > 0) return a->common.max_steps;
+    long long t = (long long)ceil(a->common.num_train_epochs * (double)updates_per_epoch(n_train, a) - 1e-9);
     return t > 0 ? t : 1;
 }
 
@@ -91,13 +91,13 @@ static rlhf_status record_reward_stats(model *m, const pref_set *set, const char
                                        rlhf_err *err) {
     double *v = malloc(sizeof(double) * (size_t)set->n * 2);
     if (!v) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
-    rlhf_status s = reward_score_set(m, set, a->eval_batch_size, v, v + set->n, err);
+    rlhf_status s = reward_score_set(m, set, a->common.eval_batch_size, v, v + set->n, err);
     long n = set->n;
     for (int r = 0; r < set->n; r++)
         if (set->rows[r].is_pair) v[n++] = v[set->n + r];
     double mean = 0, std = 0;
     if (!s) s = reward_norm_record(m, v, n, &mean, &std, err);
-    if (!s && !a->quiet)
+    if (!s && !a->common.quiet)
         fprintf(stderr, "rlhf reward: rewards on the %d %s pairs: mean %.6g, std %.6g (saved in config.json as "
                         "\"mean\"/\"std\" for --normalize_reward)\n", set->n, which, mean, std);
     free(v);
@@ -195,14 +195,14 @@ static rlhf_status save_checkpoint(const reward_train_args *a, const model *m, c
                                    const adamw_state *opt, trainer_state *st, const int *order, const char *summary,
                                    rlhf_err *err) {
     char dir[PATH_LEN];
-    checkpoint_path(dir, sizeof dir, a->output_dir, st->global_step);
+    checkpoint_path(dir, sizeof dir, a->common.output_dir, st->global_step);
     int *saved = st->order;
     st->order = st->micro_in_epoch > 0 ? (int *)order : NULL;  // only a partial epoch needs its order
     // With adapters the checkpoint holds the adapter (peft layout) and the moments of the trainable range.
     rlhf_status s = checkpoint_save(dir, m, tok, opt, st, a->base_model_name, err);
     st->order = saved;
-    if (!s) s = checkpoint_rotate(a->output_dir, a->save_total_limit, st->global_step, err);
-    if (!s) s = write_report(a->output_dir, st, summary, err);
+    if (!s) s = checkpoint_rotate(a->common.output_dir, a->common.save_total_limit, st->global_step, err);
+    if (!s) s = write_report(a->common.output_dir, st, summary, err);
     return s;
 }
 
@@ -238,7 +238,7 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
                          const reward_train_args *a, reward_train_result *res, rlhf_err *err) {
     memset(res, 0, sizeof *res);
     res->eval_loss = res->eval_accuracy = res->eval_margin = NAN;
-    const int n = train->n, B = a->train_batch_size;
+    const int n = train->n, B = a->common.train_batch_size;
     dist *d = a->dist;
     const int N = dist_size(d), rank = dist_rank(d), main_rank = dist_is_main(d);
     const long long GB = global_batch(a);
@@ -247,10 +247,10 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
     const long long upe = updates_per_epoch(n, a);
     const int n_epochs = (int)ceil_div(total, upe);
     const long long warmup =
-        a->warmup_steps > 0 ? a->warmup_steps : (long long)ceil(a->warmup_ratio * (double)total - 1e-9);
-    const int have_eval = eval && eval->n > 0 && a->eval_strategy != STRATEGY_NO;
+        a->common.warmup_steps > 0 ? a->common.warmup_steps : (long long)ceil(a->common.warmup_ratio * (double)total - 1e-9);
+    const int have_eval = eval && eval->n > 0 && a->common.eval_strategy != STRATEGY_NO;
     const float center = (float)a->center_rewards_coefficient;
-    const adamw_config acfg = {ADAM_BETA1, ADAM_BETA2, ADAM_EPS, a->weight_decay};
+    const adamw_config acfg = {ADAM_BETA1, ADAM_BETA2, ADAM_EPS, a->common.weight_decay};
 
     trainer_state st = {0};
     adamw_state opt = {0};
@@ -269,38 +269,38 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
     if ((s = model_alloc_grads(m, err))) goto done;
     model_trainable_view(m, &tv);
     if ((s = adamw_init(&opt, tv.n, err))) goto done;
-    st.seed = a->seed;
+    st.seed = a->common.seed;
     st.n_train = n;
     // The state records the global micro-batch, so a checkpoint resumes with any process count that
     // keeps per_device x processes.
     st.train_batch_size = (int)GB;
-    st.grad_accum = a->grad_accum;
-    if (main_rank && (s = checkpoint_remove_stale(a->output_dir, err))) goto done;
-    if (a->resume_from) {
-        if ((s = trainer_state_load(path_join(path, sizeof path, a->resume_from, "trainer_state.json"), &st, err)))
+    st.grad_accum = a->common.grad_accum;
+    if (main_rank && (s = checkpoint_remove_stale(a->common.output_dir, err))) goto done;
+    if (a->common.resume_from) {
+        if ((s = trainer_state_load(path_join(path, sizeof path, a->common.resume_from, "trainer_state.json"), &st, err)))
             goto done;
         if (st.n_train != n) {
             s = rlhf_fail(err, RLHF_EINPUT,
                           "--resume_from_checkpoint %s: the checkpoint was trained on %d pairs, this dataset gives %d",
-                          a->resume_from, st.n_train, n);
+                          a->common.resume_from, st.n_train, n);
             goto done;
         }
-        if ((st.train_batch_size && st.train_batch_size != GB) || (st.grad_accum && st.grad_accum != a->grad_accum)) {
+        if ((st.train_batch_size && st.train_batch_size != GB) || (st.grad_accum && st.grad_accum != a->common.grad_accum)) {
             s = rlhf_fail(err, RLHF_EINPUT, "--resume_from_checkpoint %s: the checkpoint ran with "
                           "--per_device_train_batch_size %d --gradient_accumulation_steps %d (per device x "
                           "processes); give values with the same product to continue it (got %d x %d processes and "
-                          "%d)", a->resume_from, st.train_batch_size, st.grad_accum, B, N, a->grad_accum);
+                          "%d)", a->common.resume_from, st.train_batch_size, st.grad_accum, B, N, a->common.grad_accum);
             goto done;
         }
         st.train_batch_size = (int)GB;
-        st.grad_accum = a->grad_accum;
-        if (st.seed != a->seed) {
+        st.grad_accum = a->common.grad_accum;
+        if (st.seed != a->common.seed) {
             s = rlhf_fail(err, RLHF_EINPUT, "--seed %llu differs from the checkpoint's %llu (the data order and "
-                          "dropout would not continue the run)", (unsigned long long)a->seed,
+                          "dropout would not continue the run)", (unsigned long long)a->common.seed,
                           (unsigned long long)st.seed);
             goto done;
         }
-        if ((s = optimizer_state_load(path_join(path, sizeof path, a->resume_from, "optimizer.safetensors"), m,
+        if ((s = optimizer_state_load(path_join(path, sizeof path, a->common.resume_from, "optimizer.safetensors"), m,
                                       &opt, err)))
             goto done;
     }
@@ -308,17 +308,17 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
     // HF TrainerState fields of trainer_state.json
     st.micro_per_epoch = (int)n_micro;
     st.max_steps = total;
-    st.logging_steps = a->logging_steps;
-    st.eval_steps = a->eval_steps;
-    st.save_steps = a->save_steps;
+    st.logging_steps = a->common.logging_steps;
+    st.eval_steps = a->common.eval_steps;
+    st.save_steps = a->common.save_steps;
     st.num_train_epochs = n_epochs;
-    if (main_rank && (s = open_log(&log, path_join(path, sizeof path, a->output_dir, "training_log.csv"), &st, err)))
+    if (main_rank && (s = open_log(&log, path_join(path, sizeof path, a->common.output_dir, "training_log.csv"), &st, err)))
         goto done;
-    if (!a->quiet && main_rank) {
+    if (!a->common.quiet && main_rank) {
         fprintf(stderr, "rlhf reward: %d training pairs, %d evaluation pairs; %lld optimizer steps (%d epochs of "
                         "%lld), %lld warmup%s\n",
                 n, eval ? eval->n : 0, total, n_epochs, upe, warmup,
-                a->resume_from ? "; resuming" : "");
+                a->common.resume_from ? "; resuming" : "");
         bar = progress_start("reward", total, "steps");
         progress_update(bar, st.global_step, NULL);
     }
@@ -328,11 +328,11 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
     int skip_streak = 0;
     for (int epoch = st.epochs_done; epoch < n_epochs && st.global_step < total; epoch++) {
         for (int i = 0; i < n; i++) order[i] = i;
-        if (a->shuffle) rng_permutation(rng_key(a->seed, RNG_STREAM_SHUFFLE, (uint64_t)epoch, 0), order, n);
+        if (a->common.shuffle) rng_permutation(rng_key(a->common.seed, RNG_STREAM_SHUFFLE, (uint64_t)epoch, 0), order, n);
         if (st.order && st.micro_in_epoch > 0) {  // resuming inside this epoch: same data order?
             if (memcmp(st.order, order, sizeof(int) * (size_t)n) != 0) {
                 s = rlhf_fail(err, RLHF_EINPUT, "--resume_from_checkpoint %s: the data order differs from the "
-                              "checkpoint's (different --no_shuffle or dataset?)", a->resume_from);
+                              "checkpoint's (different --no_shuffle or dataset?)", a->common.resume_from);
                 goto done;
             }
         }
@@ -340,7 +340,7 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
         st.order = NULL;
         long long micro = epoch == st.epochs_done ? st.micro_in_epoch : 0;
         while (micro < n_micro && st.global_step < total) {
-            long long group_start = micro, group_end = micro + a->grad_accum;
+            long long group_start = micro, group_end = micro + a->common.grad_accum;
             if (group_end > n_micro) group_end = n_micro;
             // Each micro-batch's mean loss is divided by the micro-batches in its step, as HF Trainer
             // divides by gradient_accumulation_steps (a short last step keeps a mean, not a fraction).
@@ -360,7 +360,7 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
                 double share = (double)P / (double)(hi - lo);
                 // Dropout keys per (step, micro-batch); with N processes each row takes the mask of its place
                 // in the global micro-batch (the longest of its sides sets the row length), as one process.
-                uint64_t key = rng_key(a->seed, RNG_STREAM_DROPOUT, (uint64_t)st.global_step,
+                uint64_t key = rng_key(a->common.seed, RNG_STREAM_DROPOUT, (uint64_t)st.global_step,
                                        (uint64_t)(k - group_start));
                 pair_places places = {.gpos = gpos, .GP = (int)(hi - lo), .GT = 1};
                 for (long long i = lo; N > 1 && i < hi; i++) {
@@ -369,7 +369,7 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
                     if (r->rejected.n > places.GT) places.GT = r->rejected.n;
                 }
                 pair_metrics pm;
-                if ((s = pairs_forward_backward(m, train, idx, P, model_pad_id(m), center, !a->disable_dropout, key,
+                if ((s = pairs_forward_backward(m, train, idx, P, model_pad_id(m), center, !a->common.disable_dropout, key,
                                                 N > 1 ? &places : NULL, 1, (float)(grad_scale * share), &pm, err)))
                     goto done;
                 step_sums[0] += pm.loss * share;  // the mean of micro-batch means, as HF logs (share 1: one process)
@@ -382,8 +382,8 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
             double step_loss = step_sums[0] / (double)(group_end - group_start);
             long step_pairs = (long)step_sums[1], step_correct = (long)step_sums[2];
             double step_margin = step_sums[3];
-            double lr = lr_at(a->schedule, a->learning_rate, st.global_step, warmup, total);
-            double norm = clip_grad_norm(tv.grads, tv.n, a->max_grad_norm);
+            double lr = lr_at(a->common.schedule, a->common.learning_rate, st.global_step, warmup, total);
+            double norm = clip_grad_norm(tv.grads, tv.n, a->common.max_grad_norm);
             if (!isfinite(step_loss) || !isfinite(norm)) {
                 st.skipped_steps++;
                 if (++skip_streak >= MAX_CONSECUTIVE_SKIPS) {
@@ -416,9 +416,10 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
 
             // -- step boundary: log, evaluate, save, stop --
             int final_step = st.global_step == total;
-            int do_log = pend.steps > 0 && (st.global_step % a->logging_steps == 0 || final_step);
-            int do_eval = have_eval && ((a->eval_strategy == STRATEGY_STEPS && st.global_step % a->eval_steps == 0) ||
-                                        (a->eval_strategy == STRATEGY_EPOCH && epoch_end) || final_step);
+            int do_log = pend.steps > 0 && (st.global_step % a->common.logging_steps == 0 || final_step);
+            int do_eval = have_eval && ((a->common.eval_strategy == STRATEGY_STEPS &&
+                                         st.global_step % a->common.eval_steps == 0) ||
+                                        (a->common.eval_strategy == STRATEGY_EPOCH && epoch_end) || final_step);
             if (do_log || do_eval) {
                 train_log_entry e = {epoch + (double)micro / (double)n_micro, st.global_step, NAN, NAN, NAN, NAN,
                                      NAN, NAN, NAN, NAN};
@@ -432,23 +433,23 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
                 }
                 if (do_eval) {
                     reward_eval_result ev;
-                    if ((s = reward_evaluate(m, eval, a->eval_batch_size, center, d, &ev, err))) goto done;
+                    if ((s = reward_evaluate(m, eval, a->common.eval_batch_size, center, d, &ev, err))) goto done;
                     e.eval_loss = res->eval_loss = ev.loss;
                     e.eval_accuracy = res->eval_accuracy = ev.accuracy;
                     e.eval_margin = res->eval_margin = ev.margin;
                 }
                 if ((s = trainer_state_add_log(&st, &e, err)) || (log && (s = log_row_write(log, &e, err)))) goto done;
-                if (!a->quiet) {
+                if (!a->common.quiet) {
                     if (bar) fprintf(stderr, "\n");
                     log_row_print(&e);
                 }
             }
             summary_text(summary, sizeof summary, &st, total, n, eval ? eval->n : 0);
-            int saved = (a->save_strategy == STRATEGY_STEPS && st.global_step % a->save_steps == 0) ||
-                        (a->save_strategy == STRATEGY_EPOCH && epoch_end);
+            int saved = (a->common.save_strategy == STRATEGY_STEPS && st.global_step % a->common.save_steps == 0) ||
+                        (a->common.save_strategy == STRATEGY_EPOCH && epoch_end);
             if (saved && (s = save_checkpoint_dist(a, m, tok, &opt, &st, order, summary, err))) goto done;
-            if (saved && main_rank && a->save_strategy == STRATEGY_EPOCH &&
-                (s = checkpoint_epoch_alias(a->output_dir, epoch + 1, st.global_step, err)))
+            if (saved && main_rank && a->common.save_strategy == STRATEGY_EPOCH &&
+                (s = checkpoint_epoch_alias(a->common.output_dir, epoch + 1, st.global_step, err)))
                 goto done;
             if (bar) {
                 char extra[128];
@@ -460,7 +461,7 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
                 if (!saved && (s = save_checkpoint_dist(a, m, tok, &opt, &st, order, summary, err))) goto done;
                 res->interrupted = 1;
                 s = rlhf_fail(err, RLHF_EINTERRUPT, "interrupted: state saved in %s/checkpoint-%lld (continue "
-                              "with --resume_from_checkpoint)", a->output_dir, st.global_step);
+                              "with --resume_from_checkpoint)", a->common.output_dir, st.global_step);
                 goto done;
             }
         }
@@ -475,15 +476,15 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
         // only rank 0 writes
     } else if (peft_active(m)) {
         // peft's save_pretrained layout; --merge_adapter also writes the merged model in HF layout.
-        if ((s = peft_save_adapter(m, a->output_dir, a->base_model_name, err))) goto done;
-        if (a->merge_adapter && ((s = peft_merge_and_unload(m, err)) || (s = model_save(m, a->output_dir, err))))
+        if ((s = peft_save_adapter(m, a->common.output_dir, a->base_model_name, err))) goto done;
+        if (a->merge_adapter && ((s = peft_merge_and_unload(m, err)) || (s = model_save(m, a->common.output_dir, err))))
             goto done;
-    } else if ((s = model_save(m, a->output_dir, err))) {
+    } else if ((s = model_save(m, a->common.output_dir, err))) {
         goto done;
     }
-    if (main_rank && tok && (s = tokenizer_save(tok, a->output_dir, err))) goto done;
+    if (main_rank && tok && (s = tokenizer_save(tok, a->common.output_dir, err))) goto done;
     summary_text(summary, sizeof summary, &st, total, n, eval ? eval->n : 0);
-    if (main_rank && (s = write_report(a->output_dir, &st, summary, err))) goto done;
+    if (main_rank && (s = write_report(a->common.output_dir, &st, summary, err))) goto done;
 done:
     if (bar) progress_finish(bar, s == RLHF_OK ? "done" : "stopped");
     res->global_step = st.global_step;

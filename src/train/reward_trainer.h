@@ -16,8 +16,7 @@
 #include "tokenizer/tokenizer.h"
 #include "train/preference_data.h"
 #include "train/schedule.h"
-
-typedef enum { STRATEGY_NO, STRATEGY_EPOCH, STRATEGY_STEPS } interval_strategy;
+#include "train/trainer_args.h"
 
 // The columns of training_log.csv for `rlhf reward` (the contract's, in this order).
 #define REWARD_LOG_COLUMNS \
@@ -26,31 +25,9 @@ typedef enum { STRATEGY_NO, STRATEGY_EPOCH, STRATEGY_STEPS } interval_strategy;
 #define REWARD_LOG_N_COLUMNS 10
 
 typedef struct {
-    const char *output_dir;
-    int train_batch_size;         // pairs per micro-batch (per_device_train_batch_size)
-    int eval_batch_size;
-    int grad_accum;               // gradient_accumulation_steps
-    double num_train_epochs;
-    long long max_steps;          // > 0 overrides num_train_epochs
-    double learning_rate;
-    double weight_decay;
-    double warmup_ratio;
-    long long warmup_steps;       // > 0 overrides warmup_ratio
-    double max_grad_norm;         // <= 0: no clipping
-    lr_schedule schedule;
+    trainer_common_args common;   // train_batch_size: pairs per micro-batch; max_grad_norm <= 0: no clipping
     double center_rewards_coefficient;
-    uint64_t seed;
-    int shuffle;                  // 0: --no_shuffle
-    int disable_dropout;
-    long long logging_steps;
-    interval_strategy eval_strategy;
-    long long eval_steps;
-    interval_strategy save_strategy;
-    long long save_steps;
-    long long save_total_limit;   // > 0: keep only the newest N checkpoint-<STEP> directories
-    const char *resume_from;      // checkpoint directory, or NULL
     volatile sig_atomic_t *stop;  // set by the CLI's SIGINT/SIGTERM handler; may be NULL
-    int quiet;                    // no progress bar / per-log lines
     // With adapters (models/peft.h): the final directory holds the adapter (base_model_name goes to
     // adapter_config.json's base_model_name_or_path) and, when merge_adapter, the merged model too.
     const char *base_model_name;

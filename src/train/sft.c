@@ -395,7 +395,7 @@ rlhf_status sft_save_model_dir(model *m, const tokenizer *tok, const char *dir, 
 // One evaluation: eval_loss over the held-out set, logged as its own row (epoch, step, eval_loss).
 static rlhf_status eval_and_log(model *m, const sft_args *a, csv_log *log, trainer_state *ts, double epoch,
                                 long long step, double *eval_loss, rlhf_err *err) {
-    RLHF_TRY(sft_evaluate_dist(m, a->eval, a->eval_batch_size, a->dist, eval_loss, err));
+    RLHF_TRY(sft_evaluate_dist(m, a->eval, a->common.eval_batch_size, a->dist, eval_loss, err));
     char v[2][48], e[48];
     fmt(v[0], 48, epoch), snprintf(v[1], 48, "%lld", step);
     fmt(e, 48, *eval_loss);
@@ -411,10 +411,10 @@ static rlhf_status save_ckpt(const model *m, const tokenizer *tok, const adamw_s
                              const sft_args *a, long long *last_saved, rlhf_err *err) {
     if (*last_saved == ts->global_step || !dist_is_main(a->dist)) return RLHF_OK;  // rank 0 writes
     char path[4200];
-    RLHF_TRY(checkpoint_save(checkpoint_path(path, sizeof path, a->output_dir, ts->global_step), m, tok, opt, ts,
+    RLHF_TRY(checkpoint_save(checkpoint_path(path, sizeof path, a->common.output_dir, ts->global_step), m, tok, opt, ts,
                              a->base_model_name, err));
     *last_saved = ts->global_step;
-    return checkpoint_rotate(a->output_dir, a->save_total_limit, ts->global_step, err);
+    return checkpoint_rotate(a->common.output_dir, a->common.save_total_limit, ts->global_step, err);
 }
 
 // report.html: train loss and eval loss (the logged rows of training_log.csv, resumed history included) on
@@ -439,7 +439,7 @@ static rlhf_status write_report(const sft_args *a, const trainer_state *ts, long
     char summary[256], path[4200];
     snprintf(summary, sizeof summary, "%lld optimizer steps on %d examples; final loss %.4f; eval loss %.4f -> %.4f",
              step, n_train, res->last_loss, res->first_eval_loss, res->eval_loss);
-    rlhf_status st = report_write_html(path_join(path, sizeof path, a->output_dir, "report.html"), "rlhf sft", summary,
+    rlhf_status st = report_write_html(path_join(path, sizeof path, a->common.output_dir, "report.html"), "rlhf sft", summary,
                                        ch, 3, err);
     free(buf);
     return st;
@@ -449,16 +449,16 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
                       rlhf_err *err) {
     memset(res, 0, sizeof *res);
     dist *d = a->dist;
+    const long long save_every = trainer_save_every(&a->common), eval_every = trainer_eval_every(&a->common);
     const int N = dist_size(d), rank = dist_rank(d), main_rank = dist_is_main(d);
     // bs: rows per process; gbs: rows of a global micro-batch, the unit of the data order
-    int n = train->n, bs = a->train_batch_size, accum = a->grad_accum, gbs = bs * N;
+    int n = train->n, bs = a->common.train_batch_size, accum = a->common.grad_accum, gbs = bs * N;
     int n_batches = (n + gbs - 1) / gbs;
     long long steps_per_epoch = (n_batches + accum - 1) / accum;
-    long long total = a->max_steps > 0 ? a->max_steps : (long long)ceil(a->num_train_epochs * steps_per_epoch);
-    if (total < 1) total = 1;
-    long long warmup = a->warmup_steps > 0 ? a->warmup_steps : (long long)ceil(a->warmup_ratio * (double)total);
+    const long long total = trainer_total_steps(&a->common, steps_per_epoch);
+    const long long warmup = trainer_warmup_steps(&a->common, total);
     int pad_id = m->cfg.pad_token_id >= 0 && m->cfg.pad_token_id < m->cfg.vocab_size ? m->cfg.pad_token_id : 0;
-    adamw_config ac = {0.9, 0.999, 1e-8, a->weight_decay};
+    adamw_config ac = {0.9, 0.999, 1e-8, a->common.weight_decay};
 
     RLHF_TRY(model_alloc_grads(m, err));
     model_zero_grads(m);
@@ -472,43 +472,44 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
     static const char *const cols[] = {SFT_LOG_COLUMNS};
     trainer_state ts;
     memset(&ts, 0, sizeof ts);
-    rlhf_status st = main_rank ? checkpoint_remove_stale(a->output_dir, err) : RLHF_OK;
+    rlhf_status st = main_rank ? checkpoint_remove_stale(a->common.output_dir, err) : RLHF_OK;
     long long last_saved = -1;
-    if (st == RLHF_OK && a->resume_from) {
-        st = trainer_state_load(path_join(path, sizeof path, a->resume_from, "trainer_state.json"), &ts, err);
-        if (st == RLHF_OK && (ts.n_train != n || ts.seed != a->seed))
+    if (st == RLHF_OK && a->common.resume_from) {
+        st = trainer_state_load(path_join(path, sizeof path, a->common.resume_from, "trainer_state.json"), &ts, err);
+        if (st == RLHF_OK && (ts.n_train != n || ts.seed != a->common.seed))
             st = rlhf_fail(err, RLHF_EINPUT,
                            "--resume_from_checkpoint %s: it trained on %d examples with seed %llu; this run has %d "
                            "with seed %llu",
-                           a->resume_from, ts.n_train, (unsigned long long)ts.seed, n, (unsigned long long)a->seed);
+                           a->common.resume_from, ts.n_train, (unsigned long long)ts.seed, n,
+                           (unsigned long long)a->common.seed);
         if (st == RLHF_OK)
-            st = optimizer_state_load(path_join(path, sizeof path, a->resume_from, "optimizer.safetensors"), m, &opt,
+            st = optimizer_state_load(path_join(path, sizeof path, a->common.resume_from, "optimizer.safetensors"), m, &opt,
                                       err);
         free(ts.order);  // recomputed from (seed, epoch)
         ts.order = NULL;
     }
     if (st == RLHF_OK && main_rank)
-        st = csv_log_open(&log, path_join(path, sizeof path, a->output_dir, "training_log.csv"), cols,
-                          SFT_LOG_N_COLUMNS, a->resume_from != NULL, err);
+        st = csv_log_open(&log, path_join(path, sizeof path, a->common.output_dir, "training_log.csv"), cols,
+                          SFT_LOG_N_COLUMNS, a->common.resume_from != NULL, err);
     int *order = malloc(sizeof(int) * (size_t)n), *idx = malloc(sizeof(int) * (size_t)bs);
     int64_t *gpos = malloc(sizeof(int64_t) * (size_t)bs);  // idx's places in the global micro-batch
-    ts.seed = a->seed;
+    ts.seed = a->common.seed;
     ts.n_train = n;
     ts.train_batch_size = gbs;  // HF TrainerState fields of trainer_state.json (global: any N resumes)
     ts.grad_accum = accum;
     ts.micro_per_epoch = n_batches;
     ts.max_steps = total;
-    ts.logging_steps = a->logging_steps;
-    ts.eval_steps = a->eval_steps;
-    ts.save_steps = a->save_steps;
+    ts.logging_steps = a->common.logging_steps;
+    ts.eval_steps = eval_every;
+    ts.save_steps = save_every;
     ts.num_train_epochs = (double)((total + steps_per_epoch - 1) / steps_per_epoch);
     sft_scratch sc;
     memset(&sc, 0, sizeof sc);
     if (st == RLHF_OK && (!order || !idx || !gpos)) st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
     res->first_eval_loss = res->eval_loss = NAN;
     if (st == RLHF_OK && a->eval)
-        st = sft_evaluate_dist(m, a->eval, a->eval_batch_size, d, &res->first_eval_loss, err);
-    progress *pg = a->quiet || !main_rank ? NULL : progress_start("sft", total, "steps");
+        st = sft_evaluate_dist(m, a->eval, a->common.eval_batch_size, d, &res->first_eval_loss, err);
+    progress *pg = a->common.quiet || !main_rank ? NULL : progress_start("sft", total, "steps");
     // a resumed run replays the same (seed, epoch) orders and skips the micro-batches already consumed
     long long step = ts.global_step;
     int start_epoch = ts.epochs_done, skip = ts.micro_in_epoch;
@@ -516,8 +517,8 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
     int log_count = 0;
     int skip_streak = 0;  // consecutive skipped (non-finite) steps
     for (int epoch = start_epoch; st == RLHF_OK && step < total && !res->interrupted; epoch++) {
-        if (a->shuffle)
-            rng_permutation(rng_key(a->seed, RNG_STREAM_SHUFFLE, (uint64_t)epoch, 0), order, n);
+        if (a->common.shuffle)
+            rng_permutation(rng_key(a->common.seed, RNG_STREAM_SHUFFLE, (uint64_t)epoch, 0), order, n);
         else
             for (int i = 0; i < n; i++) order[i] = i;
         double step_loss = 0;
@@ -533,7 +534,7 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
                 if (train->ex[order[i]].n > GT) GT = train->ex[order[i]].n;
             double loss = 0;
             // dropout: keyed by (step, micro-batch), each row by its place in the global micro-batch (as one process)
-            uint64_t key = rng_key(a->seed, RNG_STREAM_DROPOUT, (uint64_t)step, (uint64_t)mb);
+            uint64_t key = rng_key(a->common.seed, RNG_STREAM_DROPOUT, (uint64_t)step, (uint64_t)mb);
             // HF Trainer (4.44) divides every micro-batch loss by gradient_accumulation_steps. With processes a
             // rank's token mean is weighted by its share of the global micro-batch's labels (share 1 alone).
             double share = 1.0;
@@ -542,15 +543,15 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
                 share = global > 0 ? (double)local / (double)global : 0.0;
             }
             if (B > 0 && share > 0)
-                st = batch_loss(m, train, idx, B, pad_id, !a->disable_dropout, key, N > 1 ? gpos : NULL, GT,
+                st = batch_loss(m, train, idx, B, pad_id, !a->common.disable_dropout, key, N > 1 ? gpos : NULL, GT,
                                 N == 1 ? 1.0f / accum : (float)(share / accum), &loss, &sc, err);
             if (st != RLHF_OK) break;
             step_loss += loss * share / accum;
             if ((mb + 1) % accum != 0 && mb != n_batches - 1) continue;
             if ((st = dist_allreduce_sum_f32(d, tv.grads, tv.n, err)) || (st = dist_allreduce_sum_f64(d, &step_loss, 1, err)))
                 break;
-            double norm = clip_grad_norm(tv.grads, tv.n, a->max_grad_norm);
-            double lr = lr_at(a->schedule, a->learning_rate, step, warmup, total);
+            double norm = clip_grad_norm(tv.grads, tv.n, a->common.max_grad_norm);
+            double lr = lr_at(a->common.schedule, a->common.learning_rate, step, warmup, total);
             // NaN/Inf guard (as the reward trainer): a non-finite loss or gradient norm skips the update and is
             // counted; a streak of SFT_MAX_CONSECUTIVE_SKIPS means the weights themselves went bad.
             if (isfinite(norm) && isfinite(step_loss)) {
@@ -574,7 +575,7 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
             log_loss += step_loss, log_count++;
             step_loss = 0;
             double ep = epoch + (double)(mb + 1) / n_batches;
-            if (step % a->logging_steps == 0 || step == total) {
+            if (step % a->common.logging_steps == 0 || step == total) {
                 char v[SFT_LOG_N_COLUMNS][48];
                 fmt(v[0], 48, ep), snprintf(v[1], 48, "%lld", step), fmt(v[2], 48, log_loss / log_count);
                 fmt(v[3], 48, lr), fmt(v[4], 48, norm), v[5][0] = 0;
@@ -587,9 +588,9 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
             // Step-based evaluation and checkpoints inside an epoch; at an epoch's last step they wait for the
             // epoch's end below, so that a checkpoint there resumes at the next epoch with the log complete.
             int epoch_end = mb + 1 >= n_batches;
-            if (st == RLHF_OK && a->eval && a->eval_steps > 0 && step % a->eval_steps == 0 && !epoch_end)
+            if (st == RLHF_OK && a->eval && eval_every > 0 && step % eval_every == 0 && !epoch_end)
                 st = eval_and_log(m, a, log, &ts, ep, step, &res->eval_loss, err);
-            if (st == RLHF_OK && a->save_steps > 0 && step % a->save_steps == 0 && !epoch_end && step < total) {
+            if (st == RLHF_OK && save_every > 0 && step % save_every == 0 && !epoch_end && step < total) {
                 ts.epochs_done = epoch, ts.micro_in_epoch = mb + 1, ts.global_step = step, ts.order = order;
                 st = save_ckpt(m, tok, &opt, &ts, a, &last_saved, err);
             }
@@ -608,16 +609,16 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
             if (step >= total) break;
         }
         int ended = st == RLHF_OK && !(res->interrupted && mb_end < n_batches);
-        int eval_now = a->eval && (a->eval_epochs || (a->eval_steps > 0 && step % a->eval_steps == 0));
+        int eval_now = a->eval && (a->common.eval_strategy == STRATEGY_EPOCH || (eval_every > 0 && step % eval_every == 0));
         if (ended && eval_now) st = eval_and_log(m, a, log, &ts, epoch + 1.0, step, &res->eval_loss, err);
         ts.epochs_done = res->interrupted ? epoch : epoch + 1;
         ts.micro_in_epoch = res->interrupted ? mb_end : 0;
         ts.global_step = step;
         ts.order = order;
         if (dist_any(d, a->stop && *a->stop)) res->interrupted = 1;  // stopped on the epoch's last step: resume at the next
-        if (st == RLHF_OK && a->save_epochs && ts.micro_in_epoch == 0)
+        if (st == RLHF_OK && a->common.save_strategy == STRATEGY_EPOCH && ts.micro_in_epoch == 0)
             st = save_ckpt(m, tok, &opt, &ts, a, &last_saved, err);
-        if (st == RLHF_OK && a->save_steps > 0 && step % a->save_steps == 0 && !res->interrupted && step > 0)
+        if (st == RLHF_OK && save_every > 0 && step % save_every == 0 && !res->interrupted && step > 0)
             st = save_ckpt(m, tok, &opt, &ts, a, &last_saved, err);
     }
     if (pg) progress_finish(pg, NULL);
@@ -626,10 +627,10 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
         ts.global_step = step;
         st = save_ckpt(m, tok, &opt, &ts, a, &last_saved, err);
         if (st == RLHF_OK)
-            st = rlhf_fail(err, RLHF_EINTERRUPT, "interrupted: saved %s/checkpoint-%lld", a->output_dir, step);
+            st = rlhf_fail(err, RLHF_EINTERRUPT, "interrupted: saved %s/checkpoint-%lld", a->common.output_dir, step);
     }
     if (st == RLHF_OK && main_rank)
-        st = sft_save_model_dir(m, tok, a->output_dir, a->base_model_name, a->merge_adapter, err);
+        st = sft_save_model_dir(m, tok, a->common.output_dir, a->base_model_name, a->merge_adapter, err);
     if (st == RLHF_OK && main_rank) {
         st = write_report(a, &ts, step, n, res, err);
     }

@@ -15,7 +15,7 @@
 #include "io/dataset.h"
 #include "models/model.h"
 #include "tokenizer/tokenizer.h"
-#include "train/schedule.h"
+#include "train/trainer_args.h"
 
 #define SFT_LOG_COLUMNS "epoch", "step", "loss", "learning_rate", "grad_norm", "eval_loss"
 #define SFT_LOG_N_COLUMNS 6
@@ -57,29 +57,9 @@ rlhf_status sft_set_load_fields(sft_set *s, const dataset *d, const tokenizer *t
 void sft_set_free(sft_set *s);
 
 typedef struct {
-    const char *output_dir;
-    int train_batch_size;
-    int grad_accum;
-    double num_train_epochs;
-    long long max_steps;
-    double learning_rate, weight_decay, warmup_ratio, max_grad_norm;
-    long long warmup_steps;           // > 0 overrides warmup_ratio
-    lr_schedule schedule;
-    uint64_t seed;
-    int shuffle;
-    int disable_dropout;
-    long long logging_steps;
-    int save_epochs;                  // write checkpoint-{STEP}/ after each epoch
-    long long save_steps;             // > 0: write checkpoint-{STEP}/ every save_steps optimizer steps
-    long long save_total_limit;       // > 0: keep only the newest N checkpoint-{STEP}/ directories
+    trainer_common_args common;       // resume_from: the caller loaded the model from that checkpoint
     const sft_set *eval;              // held-out set (NULL: none)
-    int eval_epochs;                  // evaluate after each epoch
-    long long eval_steps;             // > 0: evaluate every eval_steps optimizer steps
-    const char *resume_from;          // checkpoint directory whose optimizer and trainer state continue
-                                      // (the caller loaded the model from it); NULL: start fresh
-    int eval_batch_size;
     volatile sig_atomic_t *stop;      // SIGINT/SIGTERM flag (may be NULL): stop at a step boundary
-    int quiet;
     // With adapters (models/peft.h) the optimizer sees only model_trainable_view; checkpoints and the
     // final directory hold the peft adapter (base_model_name is its base_model_name_or_path), and with
     // merge_adapter the final directory also holds the merged model (HF layout).

@@ -28,9 +28,6 @@
 #define ADAM_BETA1 0.9
 #define ADAM_BETA2 0.999
 #define ADAM_EPS 1e-8
-// Steps skipped in a row (non-finite loss or gradient norm) after which the run is declared diverged:
-// fp32 training has no loss scaler to recover, so a streak means the weights themselves went bad.
-#define MAX_CONSECUTIVE_SKIPS 20
 
 static long long ceil_div(long long a, long long b) { return (a + b - 1) / b; }
 
@@ -408,19 +405,11 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
             double step_margin = step_sums[3];
             double lr = lr_at(a->common.schedule, a->common.learning_rate, st.global_step, warmup, total);
             double norm = clip_grad_norm(tv.grads, tv.n, a->common.max_grad_norm);
-            if (!isfinite(step_loss) || !isfinite(norm)) {
-                st.skipped_steps++;
-                if (++skip_streak >= MAX_CONSECUTIVE_SKIPS) {
-                    s = rlhf_fail(err, RLHF_ERUNTIME, "training diverged: %d steps in a row with a non-finite loss or "
-                                  "gradient norm (up to step %lld); try a lower --learning_rate or --max_grad_norm",
-                                  skip_streak, st.global_step + 1);
-                    goto done;
-                }
-                fprintf(stderr, "%srlhf reward: step %lld: non-finite %s (%g); step skipped (%lld skipped so far)\n",
-                        bar ? "\n" : "", st.global_step + 1, isfinite(step_loss) ? "gradient norm" : "loss",
-                        isfinite(step_loss) ? norm : step_loss, st.skipped_steps);
-            } else {
-                skip_streak = 0;
+            int take;
+            if ((s = trainer_skip_guard("reward", step_loss, norm, st.global_step, 1, bar != NULL, &skip_streak,
+                                        &st.skipped_steps, &take, err)))
+                goto done;
+            if (take) {
                 adamw_step(&opt, tv.params, tv.grads, tv.specs, tv.n_specs, lr, &acfg);
                 if ((s = adamw_gather_params(&opt, d, tv.params, err))) goto done;  // ZeRO-1: the others' slices
                 pend.loss_sum += step_loss;

@@ -58,6 +58,20 @@ c["num_labels"] = 1
 json.dump(c, open(sys.argv[2], "w"), indent=2)
 PY
 head -n 16 data/demo/prompts.jsonl >"$W/prompts.jsonl"
+# sft and reward rows long enough to be truncated at MAXLEN, so every row of every step has MAXLEN tokens on
+# both sides (the bundled demo rows are ~40 tokens)
+/usr/bin/python3 - "$W" <<'PY'
+import json, sys
+words = "the quick brown fox jumps over a lazy dog while seven small birds sing about morning light".split()
+def text(k, n):
+    return " ".join(words[(k * 7 + i) % len(words)] for i in range(n))
+with open(sys.argv[1] + "/sft.jsonl", "w") as f:
+    for k in range(64):
+        f.write(json.dumps({"prompt": text(k, 24) + "\n", "completion": " " + text(k + 1, 400)}) + "\n")
+with open(sys.argv[1] + "/pairs.jsonl", "w") as f:
+    for k in range(64):
+        f.write(json.dumps({"prompt": text(k, 24), "chosen": text(k + 2, 400), "rejected": text(k + 3, 400)}) + "\n")
+PY
 
 # timed TAG ARGS... : rlhf ARGS under /usr/bin/time -> "peak_kib seconds"
 timed() {
@@ -69,11 +83,11 @@ timed() {
 run() { # CMD NAME N FLAGS...
   local cmd=$1 name=$2 n=$3; shift 3
   case $cmd in
-    sft) timed "$cmd.$name.$n" sft --model_name_or_path "$POLICY" --dataset_name data/demo/sft.jsonl \
+    sft) timed "$cmd.$name.$n" sft --model_name_or_path "$POLICY" --dataset_name "$W/sft.jsonl" \
            --output_dir "$W/out.$cmd.$name.$n" --max_steps "$n" --per_device_train_batch_size "$BS" \
            --max_length "$MAXLEN" --save_strategy no --logging_steps 1 --learning_rate 1e-4 --threads "$THREADS" \
            --quiet "$@" ;;
-    reward) timed "$cmd.$name.$n" reward --model_name_or_path "$RM" --dataset_name data/learn-demo/train.jsonl \
+    reward) timed "$cmd.$name.$n" reward --model_name_or_path "$RM" --dataset_name "$W/pairs.jsonl" --eval_strategy no \
            --output_dir "$W/out.$cmd.$name.$n" --max_steps "$n" --per_device_train_batch_size "$BS" \
            --max_length "$MAXLEN" --save_strategy no --logging_steps 1 --learning_rate 1e-4 --threads "$THREADS" \
            --quiet "$@" ;;
@@ -84,16 +98,32 @@ run() { # CMD NAME N FLAGS...
            --learning_rate 1e-5 --save_steps 0 --num_sample_generations 0 --threads "$THREADS" --quiet "$@" ;;
   esac
 }
+# torch_row CMD: PyTorch's same LoRA step (bench/torch_qwen25.py) -> "step_s peak_mib", or "n/a n/a"
+torch_row() {
+  case $1 in sft | reward) ;; *) echo "n/a n/a"; return ;; esac
+  [ "${QWEN_TORCH:-1}" = 1 ] && /usr/bin/python3 -c 'import torch' 2>/dev/null || { echo "n/a n/a"; return; }
+  "${LOCK[@]}" /usr/bin/python3 bench/torch_qwen25.py "$1" "$BS" "$MAXLEN" "$STEPS" "$THREADS" 2>"$W/torch.$1.err" |
+    /usr/bin/python3 -c 'import json, sys; d = json.loads(sys.stdin.read()); print("%.2f %.0f" % (d["step_s"], d["peak_rss_mb"]))' ||
+    { tail -n 3 "$W/torch.$1.err" >&2; echo "n/a n/a"; }
+}
 row() { # CMD NAME FLAGS...
   local cmd=$1 name=$2; shift 2
-  local one many
+  local one many torch="n/a n/a"
   one=$(run "$cmd" "$name" 1 "$@")
   many=$(run "$cmd" "$name" $((STEPS + 1)) "$@")
-  /usr/bin/python3 - "$cmd" "$name" "$one" "$many" "$STEPS" <<'PY'
+  [ "$name" = LoRA ] && torch=$(torch_row "$cmd")
+  /usr/bin/python3 - "$cmd" "$name" "$one" "$many" "$STEPS" "$torch" <<'PY'
 import sys
 cmd, name, one, many, n = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4].split(), int(sys.argv[5])
+ts, tr = sys.argv[6].split()
 peak = max(int(one[0]), int(many[0])) / 1024
-print("| %s | %s | %.0f | %.1f | %.0f |" % (cmd, name, peak, (float(many[1]) - float(one[1])) / n, float(one[1])))
+step = (float(many[1]) - float(one[1])) / n
+cells = [cmd, name, "%.0f" % peak, "%.1f" % step if step > 0 else "n/a", "%.0f" % float(one[1])]
+if ts == "n/a":
+    cells += ["n/a", "n/a", "", ""]
+else:
+    cells += [ts, tr, "%.2fx" % (float(ts) / step) if step > 0 else "", "%.0f%%" % (100 * peak / float(tr))]
+print("| " + " | ".join(cells) + " |")
 PY
 }
 echo "## Qwen2.5-0.5B's shape: sft, reward, ppo with LoRA and QLoRA (issue 16)"
@@ -101,15 +131,24 @@ echo
 echo "Qwen2ForCausalLM / Qwen2ForSequenceClassification with Qwen2.5-0.5B's shape (hidden 896, 24 layers, 14 heads,"
 echo "2 KV heads, intermediate 4864, vocabulary 151936, tied embeddings; 494M parameters), random init by \`rlhf init\`,"
 echo "GPT-2's byte-level BPE tokenizer. LoRA r 16 / alpha 32 on all-linear (168 layers, 8.8M trainable); QLoRA:"
-echo "NF4, double quantization, fp32 compute (the tied 151936 x 896 embedding stays fp32). sft: data/demo/sft.jsonl,"
-echo "batch $BS, max_length $MAXLEN; reward: data/learn-demo pairs, batch $BS; ppo: $BS prompts per update,"
+echo "NF4, double quantization, fp32 compute (the tied 151936 x 896 embedding stays fp32). sft: batch $BS rows and"
+echo "reward: batch $BS pairs, every row truncated to max_length $MAXLEN (generated rows longer than that, so both"
+echo "sides run $BS x $MAXLEN tokens per step for sft and $((2 * BS)) x $MAXLEN for reward); ppo: $BS prompts per update,"
 echo "response_length $RESP, 1 epoch, value head on the policy, the same-shaped reward model frozen (4-bit with"
 echo "--load_in_4bit). $THREADS threads, OMP_WAIT_POLICY=$OMP_WAIT_POLICY. Peak RSS of the whole process; s/step ="
-echo "(time of 1 + $STEPS steps - time of 1 step) / $STEPS."
+echo "(time of 1 + $STEPS steps - time of 1 step) / $STEPS. PyTorch: bench/torch_qwen25.py, the same LoRA step in plain"
+echo "torch 1.13 (no transformers/peft in Debian), base weights fp32 as rlhf's trained model, median of $STEPS steps after"
+echo "a warm-up step; no peer for QLoRA (no 4-bit CPU kernels in PyTorch 1.13) or ppo (not written)."
 echo
-echo "| command | setting | peak RSS MiB | s/step | s for a 1-step run (load + step) |"
-echo "|---|---|---|---|---|"
+echo "| command | setting | rlhf peak RSS MiB | rlhf s/step | rlhf s for a 1-step run (load + step) | PyTorch s/step | PyTorch peak RSS MiB | speed ratio | RSS ratio |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for cmd in $ROWS; do
   case " $SETTINGS " in *" lora "*) row "$cmd" "LoRA" --use_peft ;; esac
   case " $SETTINGS " in *" qlora "*) row "$cmd" "QLoRA (NF4)" --use_peft --load_in_4bit --bnb_4bit_use_double_quant ;; esac
 done
+echo
+echo "Reading the table: a 1-step run's time includes loading (the bf16 checkpoint widened to fp32) and, for \`reward\`,"
+echo "one no_grad pass over the training pairs that records the reward mean/std in config.json (OpenRLHF's"
+echo "normalisation statistics; taken on the evaluation set when there is one): that pass is most of reward's 1-step"
+echo "time and cancels out of s/step. n/a: the longer run did not take longer (noise larger than the steps)."
+echo

@@ -6,9 +6,13 @@ token); rewards from a GPT-2 reward model (score head at the last token); group 
 1e-4); one forward + backward of the policy over the B completions (logits of the R completion positions
 only, TRL's logits_to_keep; selective_log_softmax; entropies under no_grad) with the clipped surrogate summed
 over tokens / the token count; global-norm clipping; AdamW. GPT-2 written out (tied head, gelu_new, pre-LN), random init.
+With a last argument `lora`: the policy is frozen and every linear layer of the blocks (c_attn, attn c_proj, c_fc,
+mlp c_proj: rlhf's all-linear default for GPT-2) gets a LoRA adapter as peft's (r 16, alpha 32, so scaling 2;
+A kaiming-uniform(a = sqrt(5)), B zeros; no bias; the adapters' dropout off, as TRL's disable_dropout and
+`rlhf grpo`), written out by hand (peft is not a Debian package); only the adapters are clipped and stepped.
 Prints one JSON line: {"completions_per_s", "step_s", "peak_rss_mb"}.
 
-usage: python3 bench/torch_grpo.py VOCAB HIDDEN LAYERS HEADS P R B G STEPS THREADS
+usage: python3 bench/torch_grpo.py VOCAB HIDDEN LAYERS HEADS P R B G STEPS THREADS [lora]
 """
 import json
 import math
@@ -21,6 +25,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 VOCAB, H, L, NH, P, R, B, G, STEPS, THREADS = map(int, sys.argv[1:11])
+LORA = sys.argv[11:12] == ["lora"]
+LORA_R, LORA_ALPHA = 16, 32
 torch.set_num_threads(THREADS)
 torch.set_flush_denormal(True)  # denormal gradients of fresh models make the generic mm kernels crawl
 torch.manual_seed(0)
@@ -78,9 +84,30 @@ class GPT2(nn.Module):
         return (self.score(x).squeeze(-1) if self.score is not None else x @ self.wte.weight.T), new
 
 
+class LoRALinear(nn.Module):
+    """peft's lora.Linear: base(x) + B(A(x)) * alpha / r, the base frozen."""
+
+    def __init__(self, base):
+        super().__init__()
+        self.base = base
+        self.lora_A = nn.Linear(base.in_features, LORA_R, bias=False)
+        self.lora_B = nn.Linear(LORA_R, base.out_features, bias=False)
+        nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))
+        nn.init.zeros_(self.lora_B.weight)
+        self.scaling = LORA_ALPHA / LORA_R
+
+    def forward(self, x):
+        return self.base(x) + self.lora_B(self.lora_A(x)) * self.scaling
+
+
 policy, reward = GPT2(), GPT2(score=True)
 reward.requires_grad_(False)
-params = list(policy.parameters())
+if LORA:
+    policy.requires_grad_(False)
+    for blk in policy.h:
+        for name in ("c_attn", "c_proj", "c_fc", "mlp_proj"):
+            setattr(blk, name, LoRALinear(getattr(blk, name)))
+params = [p for p in policy.parameters() if p.requires_grad]
 opt = torch.optim.AdamW(params, lr=1e-6, eps=1e-8, weight_decay=0.0)
 g = torch.Generator().manual_seed(1)
 

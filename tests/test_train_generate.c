@@ -77,6 +77,38 @@ static void check_batch_equals_single(model *m, const char *name, const gen_conf
     }
 }
 
+// Repeated prompts (GRPO's num_generations copies; the same pointer or an equal copy) share one prefill: every
+// row still samples what it samples alone, with its own (seed, row) draws.
+static void check_repeated_prompts(model *m, const char *name) {
+    rlhf_err err;
+    int32_t p1_copy[5];
+    memcpy(p1_copy, P1, sizeof p1_copy);
+    const int32_t *const rep[] = {P0, P1, P0, p1_copy, P2, P0};
+    const int lens[] = {8, 5, 8, 5, 3, 8};
+    enum { NR = 6 };
+    uint64_t rows[NR] = {200, 201, 202, 203, 204, 205};
+    gen_config samp = {.max_new_tokens = MAX_NEW, .do_sample = 1, .temperature = 0.9f, .top_p = 1.0f,
+                       .eos_token_id = -1, .stop_token_id = -1, .pad_token_id = -1, .seed = 11};
+    gen_output o;
+    if (generate(m, rep, lens, rows, NR, &samp, &o, &err) != RLHF_OK) {
+        CHECK(0, "%s repeated prompts: %s", name, err.msg);
+        return;
+    }
+    for (int b = 0; b < NR; b++) {
+        gen_output one;
+        CHECK(generate(m, &rep[b], &lens[b], &rows[b], 1, &samp, &one, &err) == RLHF_OK, "%s", err.msg);
+        for (int s = 0; s < MAX_NEW; s++) {
+            CHECK(one.tokens[s] == o.tokens[b * o.max_new + s], "%s repeated row %d step %d: %d alone, %d batched",
+                  name, b, s, one.tokens[s], o.tokens[b * o.max_new + s]);
+            CHECK(fabsf(one.logprobs[s] - o.logprobs[b * o.max_new + s]) <= LOGPROB_ATOL,
+                  "%s repeated row %d step %d log-prob %g alone, %g batched", name, b, s, one.logprobs[s],
+                  o.logprobs[b * o.max_new + s]);
+        }
+        gen_output_free(&one);
+    }
+    gen_output_free(&o);
+}
+
 static void run(const char *fixture) {
     char dir[256];
     snprintf(dir, sizeof dir, TU_FIXTURES "/hf/%s", fixture);
@@ -123,6 +155,7 @@ static void run(const char *fixture) {
     gen_output o2;
     CHECK(generate(m, PROMPTS, LENS, rows, NP, &samp, &o2, &err) == RLHF_OK, "%s", err.msg);
     check_batch_equals_single(m, fixture, &samp, &o2);
+    check_repeated_prompts(m, fixture);
     samp.seed = 8;
     gen_output o3;
     CHECK(generate(m, PROMPTS, LENS, rows, NP, &samp, &o3, &err) == RLHF_OK, "%s", err.msg);

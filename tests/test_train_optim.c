@@ -144,6 +144,42 @@ static void test_clip(void) {
     free(big);
 }
 
+// The fused clip + AdamW + zero_grad pass equals clip_grad_norm then adamw_step bit for bit (clipping engaged or
+// not, decay and no-decay groups, the parallel path), and leaves the gradients zero.
+static void test_adamw_clipped(void) {
+    enum { N = 200003 };
+    float *p1 = malloc(sizeof(float) * N), *p2 = malloc(sizeof(float) * N);
+    float *g1 = malloc(sizeof(float) * N), *g2 = malloc(sizeof(float) * N);
+    param_spec specs[2] = {{.offset = 0, .numel = 150000}, {.offset = 150000, .numel = N - 150000, .no_decay = 1}};
+    adamw_config c = {0.9, 0.999, 1e-8, 0.01};
+    for (int round = 0; round < 2; round++) {
+        double max_norm = round ? 1e9 : 1.0;  // clipped, then not clipped
+        adamw_state s1, s2;
+        CHECK(adamw_init(&s1, N, NULL) == RLHF_OK && adamw_init(&s2, N, NULL) == RLHF_OK, "init");
+        for (int i = 0; i < N; i++) p1[i] = p2[i] = (float)cos(i * 0.11);
+        for (int step = 0; step < 3; step++) {
+            for (int i = 0; i < N; i++) g1[i] = g2[i] = (float)sin(i * 0.37 + step) * 0.01f;
+            double n1 = clip_grad_norm(g1, N, max_norm);
+            adamw_step(&s1, p1, g1, specs, 2, 1e-3, &c);
+            double n2 = grad_norm(g2, N);
+            float cf = grad_clip_scale(n2, max_norm);
+            CHECK(round ? cf == 1.0f : cf < 1.0f, "round %d: clip scale %g", round, cf);
+            adamw_step_clipped(&s2, p2, g2, cf, specs, 2, 1e-3, &c);
+            CHECK(n1 == n2, "norms %.17g %.17g", n1, n2);
+        }
+        CHECK(!memcmp(p1, p2, sizeof(float) * N) && !memcmp(s1.m, s2.m, sizeof(float) * N) &&
+                  !memcmp(s1.v, s2.v, sizeof(float) * N),
+              "round %d: fused step differs from clip + adamw_step", round);
+        int nonzero = 0;
+        for (int i = 0; i < N; i++) nonzero += g2[i] != 0.0f;
+        CHECK(nonzero == 0, "fused step left %d gradients non-zero", nonzero);
+        adamw_free(&s1);
+        adamw_free(&s2);
+    }
+    CHECK(grad_clip_scale(NAN, 1.0) == 1.0f && grad_clip_scale(5.0, 0.0) == 1.0f, "no scale for NaN / max_norm 0");
+    free(p1), free(p2), free(g1), free(g2);
+}
+
 static void test_schedules(void) {
     cJSON *j = load_json(TU_FIXTURES "/optim/schedules.json");
     CHECK(j != NULL, "cannot read schedules.json");
@@ -179,6 +215,7 @@ static void test_schedules(void) {
 int main(void) {
     test_adamw_hand();
     test_clip();
+    test_adamw_clipped();
     test_adamw_torch();
     test_schedules();
     return tu_finish("train_optim");

@@ -4,13 +4,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static size_t round_up(size_t n) { return (n + RLHF_ALIGN - 1) & ~(size_t)(RLHF_ALIGN - 1); }
 
+// Buffers from this size on (parameters, gradients, optimizer moments of real models) are asked for on
+// transparent huge pages: decoding streams the whole parameter buffer once per token, and with 4 KiB pages
+// GPT-2 small's tied lm_head read at 23 GB/s instead of 28 (two threads). Where THP is off, or "madvise" is
+// refused, the buffer is an ordinary one.
+#define HUGE_MIN_BYTES ((size_t)8 << 20)
+#define HUGE_PAGE_BYTES ((size_t)2 << 20)
+
 void *rlhf_calloc_aligned(size_t bytes) {
     void *p = NULL;
-    size_t n = round_up(bytes ? bytes : 1);
-    if (posix_memalign(&p, RLHF_ALIGN, n) != 0) return NULL;
+    size_t n = round_up(bytes ? bytes : 1), align = RLHF_ALIGN;
+#ifdef MADV_HUGEPAGE
+    if (n >= HUGE_MIN_BYTES) align = HUGE_PAGE_BYTES, n = (n + HUGE_PAGE_BYTES - 1) & ~(HUGE_PAGE_BYTES - 1);
+#endif
+    if (posix_memalign(&p, align, n) != 0) return NULL;
+#ifdef MADV_HUGEPAGE
+    if (align == HUGE_PAGE_BYTES) (void)madvise(p, n, MADV_HUGEPAGE);  // a hint: failure leaves 4 KiB pages
+#endif
     memset(p, 0, n);
     return p;
 }

@@ -1,6 +1,5 @@
 // `rlhf dpo`: direct preference optimisation of a causal LM on preference pairs, with TRL DPOConfig's
 // flags and defaults (trl 0.27). Validates every flag and row before writing anything.
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,17 +16,6 @@
 #include "train/checkpoint.h"
 #include "train/dpo_trainer.h"
 #include "train/trainer_common.h"
-
-static int dir_nonempty(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return 0;
-    struct dirent *e;
-    int any = 0;
-    while (!any && (e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) any = 1;
-    closedir(d);
-    return any;
-}
 
 static rlhf_status load_tokenizer(tokenizer **tok, const char *dir, const model *m, rlhf_err *err) {
     *tok = NULL;

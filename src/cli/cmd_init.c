@@ -1,7 +1,6 @@
 // `rlhf init`: a randomly initialised Hugging Face model directory from a config.json (HF
 // _init_weights), with the tokenizer files copied beside it. The head comes from the config's
 // "architectures" entry: the family's sequence-classification class or its causal-LM class.
-#include <dirent.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -72,17 +71,6 @@ static rlhf_status pick_head(const cJSON *config, const char *path, model_head *
     return rlhf_fail(err, RLHF_EINPUT, "%s: model_type '%s' has no head class", path, f->model_type);
 }
 
-static int dir_is_empty(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return 1;
-    struct dirent *e;
-    int empty = 1;
-    while (empty && (e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = 0;
-    closedir(d);
-    return empty;
-}
-
 static rlhf_status run_init(const char *config_path, const char *tok_dir, const char *out_dir, long long seed,
                             int overwrite, rlhf_err *err) {
     if (!config_path) return rlhf_fail(err, RLHF_EINPUT, "--config is required (a config.json)");
@@ -103,7 +91,7 @@ static rlhf_status run_init(const char *config_path, const char *tok_dir, const 
                          "in the directory", tok_dir);
     if (file_exists(out_dir) && !dir_exists(out_dir))
         return rlhf_fail(err, RLHF_EINPUT, "--output_dir %s: exists and is not a directory", out_dir);
-    if (dir_exists(out_dir) && !dir_is_empty(out_dir) && !overwrite)
+    if (dir_nonempty(out_dir) && !overwrite)
         return rlhf_fail(err, RLHF_EINPUT, "--output_dir %s: exists and is not empty (use --overwrite_output_dir)",
                          out_dir);
     cJSON *config = NULL;

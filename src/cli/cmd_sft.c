@@ -1,6 +1,5 @@
 // `rlhf sft`: supervised fine-tuning of a causal LM on {"prompt", "completion"} or {"text"} rows (or
 // their pre-tokenized forms). Validates every flag and row before writing anything.
-#include <dirent.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,17 +17,6 @@
 
 #define SFT_DEFAULT_LR "2e-5"        // TRL SFTConfig.learning_rate
 #define SFT_DEFAULT_MAX_LENGTH "1024" // TRL SFTConfig.max_length
-
-static int dir_nonempty(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return 0;
-    struct dirent *e;
-    int any = 0;
-    while (!any && (e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) any = 1;
-    closedir(d);
-    return any;
-}
 
 int cmd_sft(int argc, char **argv) {
     const char *model_dir = NULL, *data = NULL, *text_field = NULL, *prompt_field = NULL, *completion_field = NULL;

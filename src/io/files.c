@@ -4,6 +4,7 @@
 // or the new one, never a torn one.
 #include "io/files.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -336,6 +337,17 @@ int file_exists(const char *path) {
 int dir_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int dir_nonempty(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) return 0;
+    struct dirent *e;
+    int any = 0;
+    while (!any && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) any = 1;
+    closedir(d);
+    return any;
 }
 
 rlhf_status make_dirs(const char *path, rlhf_err *err) {

@@ -18,6 +18,8 @@ rlhf_status copy_file(const char *src, const char *dst, rlhf_err *err);
 rlhf_status make_dirs(const char *path, rlhf_err *err);
 int file_exists(const char *path);
 int dir_exists(const char *path);
+// 1 when path is a directory holding anything (an --output_dir that would be overwritten).
+int dir_nonempty(const char *path);
 // fsync a directory (after a rename inside it).
 rlhf_status fsync_dir(const char *dir, rlhf_err *err);
 // Joins dir and name into out (size n). Returns out.

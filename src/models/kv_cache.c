@@ -32,6 +32,19 @@ rlhf_status kv_cache_for_model(kv_cache *c, const model *m, int B, int max_T, rl
     return kv_cache_init(c, d->L, B, max_T, d->NKV, d->HD, err);
 }
 
+void kv_cache_copy_rows(kv_cache *dst, const kv_cache *src, const int *rows) {
+    const size_t n = (size_t)src->len * src->NKV * src->HD * sizeof(float);
+    for (int l = 0; l < dst->L; l++)
+        for (int b = 0; b < dst->B; b++) {
+            memcpy(kv_cache_k(dst, l, b, 0), kv_cache_k(src, l, rows[b], 0), n);
+            memcpy(kv_cache_v(dst, l, b, 0), kv_cache_v(src, l, rows[b], 0), n);
+        }
+    for (int b = 0; b < dst->B; b++)
+        memcpy(dst->mask + (size_t)b * dst->max_T, src->mask + (size_t)rows[b] * src->max_T,
+               (size_t)src->len * sizeof(int32_t));
+    dst->len = src->len;
+}
+
 void kv_cache_clear(kv_cache *c) { c->len = 0; }
 
 void kv_cache_free(kv_cache *c) {

@@ -21,6 +21,9 @@ struct model;
 // A cache shaped for a causal LM (its layers, key/value heads and head size); RLHF_EINPUT when the
 // model's family has no KV-cache decoding.
 rlhf_status kv_cache_for_model(kv_cache *c, const struct model *m, int B, int max_T, rlhf_err *err);
+// Fills dst (fresh, len 0) with the cached positions of src: dst row b gets src row rows[b] (keys, values and
+// mask), for dst's B rows; dst->len = src->len. Shapes (L, NKV, HD) must match and src->len <= dst->max_T.
+void kv_cache_copy_rows(kv_cache *dst, const kv_cache *src, const int *rows);
 // Forgets the cached positions (keeps the allocation).
 void kv_cache_clear(kv_cache *c);
 void kv_cache_free(kv_cache *c);

@@ -15,10 +15,9 @@
 #include "train/checkpoint.h"
 #include "train/optimizer.h"
 #include "train/report.h"
+#include "train/trainer_common.h"
 #include "train/sft.h"
 
-// Steps skipped in a row (non-finite loss or gradient norm) after which the run is declared diverged.
-#define DPO_MAX_CONSECUTIVE_SKIPS 20
 
 const char *const dpo_metric_names[DPO_N_METRICS] = {
     "loss",         "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins",
@@ -643,23 +642,11 @@ rlhf_status dpo_train(model *m, const tokenizer *tok, const pref_set *train, con
             if (st != RLHF_OK) break;
             double norm = clip_grad_norm(tv.grads, tv.n, a->common.max_grad_norm);
             double lr = lr_at(a->common.schedule, a->common.learning_rate, step, warmup, total);
-            if (isfinite(norm) && isfinite(step_loss)) {
-                skip_streak = 0;
-                adamw_step(&opt, tv.params, tv.grads, tv.specs, tv.n_specs, lr, &ac);
-            } else {
-                ts.skipped_steps++;
-                if (++skip_streak >= DPO_MAX_CONSECUTIVE_SKIPS) {
-                    st = rlhf_fail(err, RLHF_ERUNTIME,
-                                   "training diverged: %d steps in a row with a non-finite loss or gradient norm (up "
-                                   "to step %lld); try a lower --learning_rate or --max_grad_norm",
-                                   skip_streak, step + 1);
-                    break;
-                }
-                if (dist_is_main(a->dist))
-                    fprintf(stderr, "%srlhf dpo: step %lld: non-finite %s (%g); step skipped (%lld skipped so far)\n",
-                            pg ? "\n" : "", step + 1, isfinite(step_loss) ? "gradient norm" : "loss",
-                            isfinite(step_loss) ? norm : step_loss, ts.skipped_steps);
-            }
+            int take;
+            st = trainer_skip_guard("dpo", step_loss, norm, step, dist_is_main(a->dist), pg != NULL, &skip_streak,
+                                    &ts.skipped_steps, &take, err);
+            if (st != RLHF_OK) break;
+            if (take) adamw_step(&opt, tv.params, tv.grads, tv.specs, tv.n_specs, lr, &ac);
             model_zero_grads(m);
             step++;
             res->last_loss = step_loss;

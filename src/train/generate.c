@@ -156,6 +156,64 @@ void gen_output_free(gen_output *o) {
     memset(o, 0, sizeof *o);
 }
 
+// The prompts' forward into the cache and the logits of their last positions. Rows whose prompt equals an
+// earlier row's (GRPO's num_generations copies of a prompt) are computed once: the distinct prompts run
+// through the model and their cached keys / values and logits are copied to every row that repeats them (rows
+// are independent in the forward, so this is the same computation, done once per distinct prompt).
+static rlhf_status prefill(model *m, kv_cache *kc, const int32_t *ids, const int32_t *mask, const int32_t *pos,
+                           const int32_t *const *prompts, const int *prompt_lens, int B, int Tp, float *logits,
+                           rlhf_err *err) {
+    int *of = malloc(sizeof(int) * (size_t)B), *first = malloc(sizeof(int) * (size_t)B);
+    if (!of || !first) {
+        free(of);
+        free(first);
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory (generate)");
+    }
+    int Bu = 0;
+    for (int b = 0; b < B; b++) {
+        int u = 0;
+        while (u < Bu && !(prompt_lens[first[u]] == prompt_lens[b] &&
+                           (prompts[first[u]] == prompts[b] ||
+                            !memcmp(prompts[first[u]], prompts[b], sizeof(int32_t) * (size_t)prompt_lens[b]))))
+            u++;
+        if (u == Bu) first[Bu++] = b;
+        of[b] = u;
+    }
+    rlhf_status st = RLHF_OK;
+    if (Bu == B) {
+        st = m->family->decode(m, kc, ids, mask, pos, Tp, logits, err);
+    } else {
+        const int V = m->cfg.vocab_size;
+        const size_t n = (size_t)Bu * Tp;
+        kv_cache ku = {0};
+        st = kv_cache_for_model(&ku, m, Bu, Tp, err);
+        int32_t *uids = malloc(sizeof(int32_t) * n * 3);
+        float *ulogits = malloc(sizeof(float) * (size_t)Bu * V);
+        if (!st && (!uids || !ulogits)) st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory (generate)");
+        if (!st) {
+            int32_t *umask = uids + n, *upos = uids + 2 * n;
+            for (int u = 0; u < Bu; u++) {
+                size_t o = (size_t)first[u] * Tp, d = (size_t)u * Tp;
+                memcpy(uids + d, ids + o, sizeof(int32_t) * (size_t)Tp);
+                memcpy(umask + d, mask + o, sizeof(int32_t) * (size_t)Tp);
+                memcpy(upos + d, pos + o, sizeof(int32_t) * (size_t)Tp);
+            }
+            st = m->family->decode(m, &ku, uids, umask, upos, Tp, ulogits, err);
+        }
+        if (!st) {
+            kv_cache_copy_rows(kc, &ku, of);
+            for (int b = 0; b < B; b++)
+                memcpy(logits + (size_t)b * V, ulogits + (size_t)of[b] * V, sizeof(float) * (size_t)V);
+        }
+        if (ku.k) kv_cache_free(&ku);
+        free(uids);
+        free(ulogits);
+    }
+    free(of);
+    free(first);
+    return st;
+}
+
 rlhf_status generate(model *m, const int32_t *const *prompts, const int *prompt_lens, const uint64_t *row_ids,
                      int B, const gen_config *g, gen_output *out, rlhf_err *err) {
     memset(out, 0, sizeof *out);
@@ -213,7 +271,7 @@ rlhf_status generate(model *m, const int32_t *const *prompts, const int *prompt_
             n_real[b] = prompt_lens[b];
         }
         for (size_t i = 0; i < (size_t)B * M; i++) out->tokens[i] = pad;
-        st = m->family->decode(m, &kc, ids, mask, pos, Tp, logits, err);
+        st = prefill(m, &kc, ids, mask, pos, prompts, prompt_lens, B, Tp, logits, err);
     }
     for (int step = 0; st == RLHF_OK && step < M; step++) {
         // rows are independent (their own sampling counters): one row per thread, sampled or greedy

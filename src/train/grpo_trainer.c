@@ -721,14 +721,20 @@ static rlhf_status optimizer_step(grpo_run *r, double lr, double *norm_out, int 
         float inv = 1.0f / (float)r->world;
         for (size_t i = 0; i < p.n; i++) p.grads[i] *= inv;
     }
-    double norm = clip_grad_norm(p.grads, p.n, a->common.max_grad_norm > 0 ? a->common.max_grad_norm : 0.0);
+    // torch's clip_grad_norm_ + AdamW + zero_grad in two passes over the buffers (norm, then the fused update that
+    // clips, steps and zeroes; bit-identical to the three separate passes)
+    double norm = grad_norm(p.grads, p.n);
     *norm_out = norm;
     *stepped = isfinite(norm);
+    size_t covered = 0;
+    for (int k = 0; k < p.n_specs; k++) covered += p.specs[k].numel;
     if (*stepped) {
         adamw_config c = {a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->common.weight_decay};
-        adamw_step(&r->opt, p.params, p.grads, p.specs, p.n_specs, lr, &c);
+        adamw_step_clipped(&r->opt, p.params, p.grads, grad_clip_scale(norm, a->common.max_grad_norm), p.specs,
+                           p.n_specs, lr, &c);
     }
-    model_zero_grads(r->policy);
+    // the fused pass zeroed every gradient when the specs tile the whole buffer (a model's always do)
+    if (!*stepped || covered != p.n || p.n_specs <= 0 || p.grads != r->policy->grads) model_zero_grads(r->policy);
     return RLHF_OK;
 }
 

@@ -92,21 +92,7 @@ rlhf_status grpo_samples_add(grpo_run *r, long long step, rlhf_err *err) {
         float tot = r->rewards_all[gb];
         cJSON_AddItemToObject(o, "reward", isnan(tot) ? cJSON_CreateNull() : cJSON_CreateNumber(tot));
         cJSON_AddNumberToObject(o, "advantage", r->adv[b]);
-        char *line = cJSON_PrintUnformatted(o);
-        cJSON_Delete(o);
-        if (!line) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
-        size_t len = strlen(line);
-        char *grown = realloc(r->samples, r->samples_len + len + 2);
-        if (!grown) {
-            free(line);
-            return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
-        }
-        r->samples = grown;
-        memcpy(r->samples + r->samples_len, line, len);
-        r->samples_len += len;
-        r->samples[r->samples_len++] = '\n';
-        r->samples[r->samples_len] = 0;
-        free(line);
+        RLHF_TRY(rollout_samples_append(&r->samples, &r->samples_len, o, err));
     }
     char path[4200];
     return atomic_write(path_join(path, sizeof path, r->a->common.output_dir, "samples.jsonl"), r->samples,

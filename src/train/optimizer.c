@@ -39,24 +39,38 @@ void adamw_free(adamw_state *s) {
     s->n = s->lo = s->hi = 0;
 }
 
-// One AdamW update of params[0..n) with moments m, v
-static void adamw_range(float *p, const float *g, float *m, float *v, int64_t n, float decay_mul, float b1,
-                        float one_minus_b1, float b2, float one_minus_b2, float bc2_sqrt, float eps,
+// One AdamW update of params[0..n) with moments m, v and the gradient g[i] * gs (gs 1: g as it is; the product
+// is the float torch's clip_grad_norm_ would have stored in the gradient). zero_g: g[i] = 0 once read (the
+// zero_grad of the next step, fused into this pass).
+static void adamw_range(float *p, float *g, float gs, int zero_g, float *m, float *v, int64_t n, float decay_mul,
+                        float b1, float one_minus_b1, float b2, float one_minus_b2, float bc2_sqrt, float eps,
                         float neg_step_size) {
+#define ADAMW_BODY                                                    \
+    float gi = g[i] * gs;                                             \
+    float pi = p[i] * decay_mul;                                      \
+    float mi = m[i] * b1 + gi * one_minus_b1;                         \
+    float vi = v[i] * b2 + one_minus_b2 * gi * gi;                    \
+    float denom = sqrtf(vi) / bc2_sqrt + eps;                         \
+    m[i] = mi;                                                        \
+    v[i] = vi;                                                        \
+    p[i] = pi + neg_step_size * (mi / denom);
+    if (zero_g) {
 #pragma omp parallel for if (n > OPT_PARALLEL_MIN)
-    for (int64_t i = 0; i < n; i++) {
-        float pi = p[i] * decay_mul;
-        float mi = m[i] * b1 + g[i] * one_minus_b1;
-        float vi = v[i] * b2 + one_minus_b2 * g[i] * g[i];
-        float denom = sqrtf(vi) / bc2_sqrt + eps;
-        m[i] = mi;
-        v[i] = vi;
-        p[i] = pi + neg_step_size * (mi / denom);
+        for (int64_t i = 0; i < n; i++) {
+            ADAMW_BODY
+            g[i] = 0.0f;
+        }
+    } else {
+#pragma omp parallel for if (n > OPT_PARALLEL_MIN)
+        for (int64_t i = 0; i < n; i++) {
+            ADAMW_BODY
+        }
     }
+#undef ADAMW_BODY
 }
 
-void adamw_step(adamw_state *s, float *params, const float *grads, const param_spec *specs, int n_specs,
-                double lr, const adamw_config *c) {
+static void adamw_apply(adamw_state *s, float *params, float *grads, float gs, int zero_g, const param_spec *specs,
+                        int n_specs, double lr, const adamw_config *c) {
     s->step++;
     double bc1 = 1.0 - pow(c->beta1, (double)s->step);
     double bc2 = 1.0 - pow(c->beta2, (double)s->step);
@@ -65,8 +79,8 @@ void adamw_step(adamw_state *s, float *params, const float *grads, const param_s
     float bc2_sqrt = (float)sqrt(bc2), eps = (float)c->eps, neg_step = (float)(-lr / bc1);
     float decay_mul = (float)(1.0 - lr * c->weight_decay);
     if (!specs || n_specs <= 0) {   // no groups: the whole buffer (this rank's slice of it) decays
-        adamw_range(params + s->lo, grads + s->lo, s->m, s->v, (int64_t)(s->hi - s->lo), decay_mul, b1, omb1, b2,
-                    omb2, bc2_sqrt, eps, neg_step);
+        adamw_range(params + s->lo, grads + s->lo, gs, zero_g, s->m, s->v, (int64_t)(s->hi - s->lo), decay_mul, b1,
+                    omb1, b2, omb2, bc2_sqrt, eps, neg_step);
         return;
     }
     for (int k = 0; k < n_specs; k++) {
@@ -74,9 +88,20 @@ void adamw_step(adamw_state *s, float *params, const float *grads, const param_s
         if (o < s->lo) o = s->lo;
         if (e > s->hi) e = s->hi;
         if (o >= e) continue;
-        adamw_range(params + o, grads + o, s->m + (o - s->lo), s->v + (o - s->lo), (int64_t)(e - o),
+        adamw_range(params + o, grads + o, gs, zero_g, s->m + (o - s->lo), s->v + (o - s->lo), (int64_t)(e - o),
                     specs[k].no_decay ? 1.0f : decay_mul, b1, omb1, b2, omb2, bc2_sqrt, eps, neg_step);
     }
+}
+
+void adamw_step(adamw_state *s, float *params, const float *grads, const param_spec *specs, int n_specs,
+                double lr, const adamw_config *c) {
+    // gs 1 and no zeroing: grads is only read
+    adamw_apply(s, params, (float *)grads, 1.0f, 0, specs, n_specs, lr, c);
+}
+
+void adamw_step_clipped(adamw_state *s, float *params, float *grads, float grad_scale, const param_spec *specs,
+                        int n_specs, double lr, const adamw_config *c) {
+    adamw_apply(s, params, grads, grad_scale, 1, specs, n_specs, lr, c);
 }
 
 // Where rank r's slice starts: N near-equal contiguous parts, the first n % N one element longer.
@@ -143,7 +168,7 @@ rlhf_status adamw_gather(const adamw_state *s, dist *d, adamw_state *full, rlhf_
     return st;
 }
 
-double clip_grad_norm(float *grads, size_t n, double max_norm) {
+double grad_norm(const float *grads, size_t n) {
     double part[NORM_CHUNKS] = {0};
     size_t per = (n + NORM_CHUNKS - 1) / NORM_CHUNKS;
 #pragma omp parallel for schedule(static) if (n > OPT_PARALLEL_MIN)
@@ -154,14 +179,23 @@ double clip_grad_norm(float *grads, size_t n, double max_norm) {
     }
     double total = 0.0;
     for (int ch = 0; ch < NORM_CHUNKS; ch++) total += part[ch];
-    double norm = sqrt(total);
+    return sqrt(total);
+}
+
+float grad_clip_scale(double norm, double max_norm) {
     if (max_norm > 0.0 && isfinite(norm)) {
         double coef = max_norm / (norm + CLIP_NORM_EPS);
-        if (coef < 1.0) {
-            float cf = (float)coef;
+        if (coef < 1.0) return (float)coef;
+    }
+    return 1.0f;
+}
+
+double clip_grad_norm(float *grads, size_t n, double max_norm) {
+    double norm = grad_norm(grads, n);
+    float cf = grad_clip_scale(norm, max_norm);
+    if (cf != 1.0f) {
 #pragma omp parallel for if (n > OPT_PARALLEL_MIN)
-            for (size_t i = 0; i < n; i++) grads[i] *= cf;
-        }
+        for (size_t i = 0; i < n; i++) grads[i] *= cf;
     }
     return norm;
 }

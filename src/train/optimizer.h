@@ -25,6 +25,12 @@ void adamw_free(adamw_state *s);
 // weight decay (HF Trainer groups). Increments s->step first (bias correction uses the new step).
 void adamw_step(adamw_state *s, float *params, const float *grads, const param_spec *specs, int n_specs,
                 double lr, const adamw_config *c);
+// adamw_step on the gradient clipped by grad_scale (grad_clip_scale's factor: each g[i] * grad_scale is the
+// float clip_grad_norm would have stored, so the update is bit-identical to clip_grad_norm + adamw_step), and
+// grads zeroed in the same pass (model_zero_grads' memset): one pass over the buffers instead of three.
+// Only the (unsharded) elements the step updates are zeroed.
+void adamw_step_clipped(adamw_state *s, float *params, float *grads, float grad_scale, const param_spec *specs,
+                        int n_specs, double lr, const adamw_config *c);
 // ZeRO-1: keeps only this rank's contiguous slice of the moments (N near-equal parts of the flat buffer, by rank),
 // from a whole state (fresh or loaded from a checkpoint). adamw_step then updates only the slice's parameters,
 // with the same per-element arithmetic (so results equal an unsharded run bit for bit), and
@@ -38,5 +44,9 @@ rlhf_status adamw_gather(const adamw_state *s, dist *d, adamw_state *full, rlhf_
 // Global L2 norm of grads; if max_norm > 0 and the norm exceeds it, scales grads by max_norm/(norm+1e-6) as
 // torch.nn.utils.clip_grad_norm_. Returns the pre-clip norm (NaN/Inf propagate so callers can skip the step).
 double clip_grad_norm(float *grads, size_t n, double max_norm);
+// The parts of clip_grad_norm: the global L2 norm (same fixed chunking, so the same value), and the factor the
+// gradients are multiplied by (1 when max_norm <= 0, the norm is within it, or it is not finite).
+double grad_norm(const float *grads, size_t n);
+float grad_clip_scale(double norm, double max_norm);
 
 #endif

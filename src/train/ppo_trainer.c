@@ -754,21 +754,7 @@ static rlhf_status add_samples(ppo_run *r, long long update, rlhf_err *err) {
         cJSON *ids = cJSON_AddArrayToObject(o, "response_ids");
         for (int i = 0; i < r->lengths[b]; i++) cJSON_AddItemToArray(ids, cJSON_CreateNumber(r->responses[(size_t)b * r->R + i]));
         cJSON_AddNumberToObject(o, "score", r->scores[b]);
-        char *line = cJSON_PrintUnformatted(o);
-        cJSON_Delete(o);
-        if (!line) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
-        size_t len = strlen(line);
-        char *grown = realloc(r->samples, r->samples_len + len + 2);
-        if (!grown) {
-            free(line);
-            return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
-        }
-        r->samples = grown;
-        memcpy(r->samples + r->samples_len, line, len);
-        r->samples_len += len;
-        r->samples[r->samples_len++] = '\n';
-        r->samples[r->samples_len] = 0;
-        free(line);
+        RLHF_TRY(rollout_samples_append(&r->samples, &r->samples_len, o, err));
     }
     char path[4200];
     return atomic_write(path_join(path, sizeof path, r->a->output_dir, "samples.jsonl"), r->samples, r->samples_len,

@@ -335,3 +335,22 @@ rlhf_status rollout_samples_restore(const char *dir, long long step, char **out,
     *len = kept;
     return RLHF_OK;
 }
+
+rlhf_status rollout_samples_append(char **buf, size_t *len, cJSON *o, rlhf_err *err) {
+    char *line = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!line) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    size_t n = strlen(line);
+    char *grown = realloc(*buf, *len + n + 2);
+    if (!grown) {
+        free(line);
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    }
+    *buf = grown;
+    memcpy(grown + *len, line, n);
+    *len += n;
+    grown[(*len)++] = '\n';
+    grown[*len] = 0;
+    free(line);
+    return RLHF_OK;
+}

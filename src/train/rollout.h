@@ -99,5 +99,9 @@ void rollout_logprobs_backward(float *dlogits, float *entropy, const float *logi
 // samples.jsonl of a checkpoint dir, keeping the lines whose "step" <= step (the resumed run may write
 // to another --output_dir). *out (malloc'd, NUL-terminated, *len bytes) stays NULL when there is no file.
 rlhf_status rollout_samples_restore(const char *dir, long long step, char **out, size_t *len, rlhf_err *err);
+// Appends o as one line of samples.jsonl to the NUL-terminated buffer *buf (*len bytes, grown here) and
+// deletes o.
+struct cJSON;
+rlhf_status rollout_samples_append(char **buf, size_t *len, struct cJSON *o, rlhf_err *err);
 
 #endif

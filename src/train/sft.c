@@ -18,10 +18,7 @@
 #include "train/checkpoint.h"
 #include "train/optimizer.h"
 #include "train/report.h"
-
-// Steps skipped in a row (non-finite loss or gradient norm) after which the run is declared diverged,
-// as reward_trainer.c's MAX_CONSECUTIVE_SKIPS: fp32 has no loss scaler to recover.
-#define SFT_MAX_CONSECUTIVE_SKIPS 20
+#include "train/trainer_common.h"
 
 // ---- data ----------------------------------------------------------------------------------------
 
@@ -552,23 +549,12 @@ rlhf_status sft_train(model *m, const tokenizer *tok, const sft_set *train, cons
                 break;
             double norm = clip_grad_norm(tv.grads, tv.n, a->common.max_grad_norm);
             double lr = lr_at(a->common.schedule, a->common.learning_rate, step, warmup, total);
-            // NaN/Inf guard (as the reward trainer): a non-finite loss or gradient norm skips the update and is
-            // counted; a streak of SFT_MAX_CONSECUTIVE_SKIPS means the weights themselves went bad.
-            if (isfinite(norm) && isfinite(step_loss)) {
-                skip_streak = 0;
-                adamw_step(&opt, tv.params, tv.grads, tv.specs, tv.n_specs, lr, &ac);
-            } else {
-                ts.skipped_steps++;
-                if (++skip_streak >= SFT_MAX_CONSECUTIVE_SKIPS) {
-                    st = rlhf_fail(err, RLHF_ERUNTIME, "training diverged: %d steps in a row with a non-finite loss or "
-                                   "gradient norm (up to step %lld); try a lower --learning_rate or --max_grad_norm",
-                                   skip_streak, step + 1);
-                    break;
-                }
-                fprintf(stderr, "%srlhf sft: step %lld: non-finite %s (%g); step skipped (%lld skipped so far)\n",
-                        pg ? "\n" : "", step + 1, isfinite(step_loss) ? "gradient norm" : "loss",
-                        isfinite(step_loss) ? norm : step_loss, ts.skipped_steps);
-            }
+            // NaN/Inf guard (as the reward trainer): a non-finite loss or gradient norm skips the update
+            int take;
+            st = trainer_skip_guard("sft", step_loss, norm, step, 1, pg != NULL, &skip_streak, &ts.skipped_steps, &take,
+                                    err);
+            if (st != RLHF_OK) break;
+            if (take) adamw_step(&opt, tv.params, tv.grads, tv.specs, tv.n_specs, lr, &ac);
             model_zero_grads(m);
             step++;
             res->last_loss = step_loss;

@@ -2,6 +2,7 @@
 #include "train/trainer_common.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -250,5 +251,23 @@ rlhf_status reward_encoding_parse(const char *flag_value, const model *m, pref_e
     if (!strcmp(flag_value, "pair")) *out = PREF_ENCODING_PAIR;
     else if (!strcmp(flag_value, "concat")) *out = PREF_ENCODING_CONCAT;
     else return rlhf_fail(err, RLHF_EINPUT, "--encoding: expected pair or concat, got '%s'", flag_value);
+    return RLHF_OK;
+}
+
+rlhf_status trainer_skip_guard(const char *command, double loss, double norm, long long step, int notice,
+                               int newline, int *streak, long long *skipped, int *take, rlhf_err *err) {
+    *take = isfinite(loss) && isfinite(norm);
+    if (*take) {
+        *streak = 0;
+        return RLHF_OK;
+    }
+    (*skipped)++;
+    if (++*streak >= TRAINER_MAX_CONSECUTIVE_SKIPS)
+        return rlhf_fail(err, RLHF_ERUNTIME, "training diverged: %d steps in a row with a non-finite loss or gradient "
+                         "norm (up to step %lld); try a lower --learning_rate or --max_grad_norm", *streak, step + 1);
+    if (notice)
+        fprintf(stderr, "%srlhf %s: step %lld: non-finite %s (%g); step skipped (%lld skipped so far)\n",
+                newline ? "\n" : "", command, step + 1, isfinite(loss) ? "gradient norm" : "loss",
+                isfinite(loss) ? norm : loss, *skipped);
     return RLHF_OK;
 }

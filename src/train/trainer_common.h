@@ -97,4 +97,16 @@ rlhf_status reward_encoding_parse(const char *flag_value, const model *m, pref_e
 rlhf_status reward_max_length_record(model *m, int max_length, rlhf_err *err);
 int reward_max_length_of(const model *m);
 
+// ---- the NaN/Inf guard of an optimizer step (reward, sft, dpo) ---------------------------------------
+
+// Steps skipped in a row (non-finite loss or gradient norm) after which the run is declared diverged:
+// fp32 training has no loss scaler to recover, so a streak means the weights themselves went bad.
+#define TRAINER_MAX_CONSECUTIVE_SKIPS 20
+// Before optimizer step `step` (0-based): with a finite loss and gradient norm sets *take and resets
+// *streak; else counts the skip in *skipped and, when notice, prints "rlhf COMMAND: step N: non-finite ...
+// step skipped" to stderr (after a newline when newline: a progress bar is drawn). RLHF_ERUNTIME once
+// TRAINER_MAX_CONSECUTIVE_SKIPS steps in a row were skipped.
+rlhf_status trainer_skip_guard(const char *command, double loss, double norm, long long step, int notice,
+                               int newline, int *streak, long long *skipped, int *take, rlhf_err *err);
+
 #endif

@@ -82,22 +82,46 @@ rlhf_status reward_evaluate(model *m, const pref_set *set, int batch_size, float
     return RLHF_OK;
 }
 
+// Without an evaluation set the statistics come from at most this many training pairs, evenly spaced: the
+// whole training set would be one more forward pass over it (a third of an epoch) for two numbers.
+#define REWARD_STATS_MAX_TRAIN_PAIRS 1024
+
 // Scores every sequence of set (chosen and rejected rewards, read as `rlhf score` reads them) and records
-// their mean and std in m's config.json ("mean", "std", OpenRLHF's keys).
-static rlhf_status record_reward_stats(model *m, const pref_set *set, const char *which, const reward_train_args *a,
-                                       rlhf_err *err) {
-    double *v = malloc(sizeof(double) * (size_t)set->n * 2);
-    if (!v) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
-    rlhf_status s = reward_score_set(m, set, a->common.eval_batch_size, v, v + set->n, err);
-    long n = set->n;
-    for (int r = 0; r < set->n; r++)
-        if (set->rows[r].is_pair) v[n++] = v[set->n + r];
+// their mean and std in m's config.json ("mean", "std", OpenRLHF's keys). max_pairs > 0: only that many
+// rows of set, evenly spaced (row i * n / max_pairs).
+static rlhf_status record_reward_stats(model *m, const pref_set *set, const char *which, int max_pairs,
+                                       const reward_train_args *a, rlhf_err *err) {
+    pref_set view = *set;
+    pref_row *picked = NULL;
+    if (max_pairs > 0 && set->n > max_pairs) {
+        picked = malloc(sizeof(pref_row) * (size_t)max_pairs);
+        if (!picked) return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+        for (int i = 0; i < max_pairs; i++) picked[i] = set->rows[(int64_t)i * set->n / max_pairs];
+        view.rows = picked;
+        view.n = max_pairs;
+    }
+    double *v = malloc(sizeof(double) * (size_t)view.n * 2);
+    if (!v) {
+        free(picked);
+        return rlhf_fail(err, RLHF_ERUNTIME, "out of memory");
+    }
+    rlhf_status s = reward_score_set(m, &view, a->common.eval_batch_size, v, v + view.n, err);
+    long n = view.n;
+    for (int r = 0; r < view.n; r++)
+        if (view.rows[r].is_pair) v[n++] = v[view.n + r];
     double mean = 0, std = 0;
     if (!s) s = reward_norm_record(m, v, n, &mean, &std, err);
-    if (!s && !a->common.quiet)
-        fprintf(stderr, "rlhf reward: rewards on the %d %s pairs: mean %.6g, std %.6g (saved in config.json as "
-                        "\"mean\"/\"std\" for --normalize_reward)\n", set->n, which, mean, std);
+    if (!s && !a->common.quiet) {
+        if (view.n < set->n)
+            fprintf(stderr, "rlhf reward: rewards on %d of the %d %s pairs (evenly spaced): mean %.6g, std %.6g "
+                            "(saved in config.json as \"mean\"/\"std\" for --normalize_reward)\n",
+                    view.n, set->n, which, mean, std);
+        else
+            fprintf(stderr, "rlhf reward: rewards on the %d %s pairs: mean %.6g, std %.6g (saved in config.json as "
+                            "\"mean\"/\"std\" for --normalize_reward)\n", set->n, which, mean, std);
+    }
     free(v);
+    free(picked);
     return s;
 }
 
@@ -457,8 +481,9 @@ rlhf_status reward_train(model *m, const tokenizer *tok, const pref_set *train, 
     }
     // OpenRLHF's reward normalisation statistics: mean and std of the rewards of the evaluation set (here:
     // else the training set), saved in config.json for --normalize_reward.
-    if ((s = record_reward_stats(m, eval && eval->n > 0 ? eval : train, eval && eval->n > 0 ? "evaluation" : "training",
-                                 a, err)))
+    int stats_on_eval = eval && eval->n > 0;
+    if ((s = record_reward_stats(m, stats_on_eval ? eval : train, stats_on_eval ? "evaluation" : "training",
+                                 stats_on_eval ? 0 : REWARD_STATS_MAX_TRAIN_PAIRS, a, err)))
         goto done;
     // The final model (HF layout) at the output directory's root, then the report.
     if (!main_rank) {

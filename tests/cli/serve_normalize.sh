@@ -1,6 +1,6 @@
 #!/bin/bash
 # Reward normalisation as OpenRLHF: `rlhf reward` writes the mean and (unbiased) std of its rewards on the
-# evaluation set into config.json ("mean", "std"), else those of the training set; --normalize_reward in
+# evaluation set into config.json ("mean", "std"), else those of (up to 1024 of) the training pairs; --normalize_reward in
 # `score`, `serve` and `ppo` returns (r - mean) / std (exit 2 for a model without them); ppo with a local
 # normalised reward model and ppo against `rlhf serve --normalize_reward` give the same run.
 set -u
@@ -41,6 +41,19 @@ EOF
 }
 stats "$W/rm" "$W/eval.jsonl"
 stats "$W/rm_noeval" data/learn-demo/train.jsonl
+# more than 1024 training pairs and no evaluation set: the statistics of 1024 of them, row i * n / 1024
+python3 - "$W" <<'EOF'
+import sys
+rows = [l for _ in range(3) for l in open("data/learn-demo/train.jsonl")][:1100]
+open(sys.argv[1] + "/big.jsonl", "w").writelines(rows)
+open(sys.argv[1] + "/big_picked.jsonl", "w").writelines(rows[i * 1100 // 1024] for i in range(1024))
+EOF
+"$RLHF" reward --model_name_or_path "$W/rm0" --dataset_name "$W/big.jsonl" --output_dir "$W/rm_big" --max_steps 1 \
+  --per_device_train_batch_size 8 --max_length 64 --save_strategy no --threads 2 >/dev/null 2>"$W/rm_big.err" ||
+  fail "reward rm_big: $(tail -n 2 "$W/rm_big.err")"
+grep -q 'rewards on 1024 of the 1100 training pairs (evenly spaced)' "$W/rm_big.err" ||
+  fail "reward rm_big: no message about the 1024 pairs: $(grep rewards "$W/rm_big.err")"
+stats "$W/rm_big" "$W/big_picked.jsonl"
 
 # score --normalize_reward == (r - mean) / std
 raw=$("$RLHF" score --model_name_or_path "$W/rm" --prompt "Can you help me?" --response " Of course, gladly." --threads 1)

@@ -103,7 +103,12 @@ static void attention_case(const char *name, attention_shape s, const int32_t *k
     attention_backward_recompute(dx3, dx3 + nq, dx3 + nq + nk, w, NULL, x, x + nq, x + nq + nk, key_mask, &s);
     CHECK(memcmp(y, y3, sizeof(float) * nq) == 0, "%s forward without kept probs", name);
     CHECK(memcmp(dx, dx3, sizeof(float) * nin) == 0, "%s backward with recomputed probs", name);
-    free(y3); free(dx3);
+    // the backward that also rebuilds the forward's output: the same gradients, and the forward's out bit for bit
+    float *y4 = gc_floats(nq), *dx4 = gc_floats(nin);
+    attention_backward_recompute_ctx(dx4, dx4 + nq, dx4 + nq + nk, y4, w, x, x + nq, x + nq + nk, key_mask, &s);
+    CHECK(memcmp(y, y4, sizeof(float) * nq) == 0, "%s out rebuilt by the backward", name);
+    CHECK(memcmp(dx, dx4, sizeof(float) * nin) == 0, "%s backward that rebuilds out", name);
+    free(y3); free(dx3); free(y4); free(dx4);
     free(x); free(y); free(w); free(dx); free(probs); free(y2); free(dx2);
     free(xd); free(yd); free(wd); free(num);
 }

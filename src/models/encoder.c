@@ -132,7 +132,7 @@ static void *carve(carver *c, size_t bytes) {
 
 // no_grad or checkpointing: every layer shares layer 0's activation buffers except its output (the next
 // layer's input); a checkpointing backward re-runs each layer's forward into them first.
-static void carve_plan(encoder *e, carver *c, int B, int T, int no_grad, int checkpointing, int lean) {
+static void carve_plan(encoder *e, carver *c, int B, int T, int no_grad, int checkpointing, int lean, int lean_ctx) {
     const encoder_hparams *hp = &e->hp;
     size_t BT = (size_t)B * T, BTC = BT * hp->C, BTI = BT * hp->I, BC = (size_t)B * hp->C;
     size_t R2 = (size_t)2 * hp->rel_span, R2C = R2 * hp->C;
@@ -145,6 +145,8 @@ static void carve_plan(encoder *e, carver *c, int B, int T, int no_grad, int che
     e->emb_mean = CARVE_F(c, BT);
     e->emb_rstd = CARVE_F(c, BT);
     e->emb_out = CARVE_F(c, BTC);
+    e->scratch_c = CARVE_F(c, BTC);
+    e->scratch_i = CARVE_F(c, BTI);
     if (!no_grad) {
         // Backward scratch (the lean plan's forward also keeps ln1 and the hidden states in some of it).
         float **d[] = {&e->d_a, &e->d_b, &e->d_res, &e->d_ln1, &e->d_ctx, &e->d_tmp};
@@ -174,7 +176,7 @@ static void carve_plan(encoder *e, carver *c, int B, int T, int no_grad, int che
         a->v = CARVE_F(c, BTC);
         // Plain attention keeps no probabilities (the backward recomputes them, nn/ops.h); DeBERTa's keeps them.
         a->probs = hp->rel_attention ? CARVE_F(c, (size_t)B * hp->NH * T * T) : NULL;
-        a->ctx = CARVE_F(c, BTC);
+        a->ctx = lean_ctx ? e->scratch_i : CARVE_F(c, BTC);
         a->res1 = CARVE_F(c, BTC);
         a->ln1 = lean ? e->d_ctx : CARVE_F(c, BTC);
         a->ln1_mean = CARVE_F(c, BT);
@@ -196,8 +198,6 @@ static void carve_plan(encoder *e, carver *c, int B, int T, int no_grad, int che
     e->head_act = CARVE_F(c, BC);
     e->head_in = CARVE_F(c, BC);
     e->logits = CARVE_F(c, (size_t)B * hp->num_labels);
-    e->scratch_c = CARVE_F(c, BTC);
-    e->scratch_i = CARVE_F(c, BTI);
     if (hp->rel_attention) {
         e->rel_idx = carve(c, (size_t)T * T * sizeof(int32_t));
         e->rel_ln = CARVE_F(c, R2C);
@@ -220,24 +220,27 @@ static rlhf_status plan(model *m, int B, int T, rlhf_err *err) {
     encoder *e = m->impl;
     int no_grad = m->no_grad != 0, checkpointing = m->gradient_checkpointing && !no_grad;
     int keep_hidden = m->keep_hidden_states != 0, lean = !no_grad && !checkpointing && !keep_hidden;
+    int peft = m->peft != NULL, lean_ctx = lean && !peft && !e->hp.rel_attention;
     if (e->B == B && e->T == T && e->no_grad == no_grad && e->checkpointing == checkpointing &&
-        e->keep_hidden == keep_hidden)
+        e->keep_hidden == keep_hidden && e->peft == peft)
         return RLHF_OK;
     carver c = {NULL, 0};
-    carve_plan(e, &c, B, T, no_grad, checkpointing, lean);
+    carve_plan(e, &c, B, T, no_grad, checkpointing, lean, lean_ctx);
     e->B = e->T = 0;
     // Grows only: a smaller batch reuses the buffer (its contents are not needed across shapes).
     RLHF_TRY(arena_reserve(&m->acts, c.bytes, err));
     arena_reset(&m->acts);
     c.arena = &m->acts;
     c.bytes = 0;
-    carve_plan(e, &c, B, T, no_grad, checkpointing, lean);
+    carve_plan(e, &c, B, T, no_grad, checkpointing, lean, lean_ctx);
     e->B = B;
     e->T = T;
     e->no_grad = no_grad;
     e->checkpointing = checkpointing;
     e->keep_hidden = keep_hidden;
     e->lean = lean;
+    e->lean_ctx = lean_ctx;
+    e->peft = peft;
     e->have_forward = 0;
     return RLHF_OK;
 }
@@ -541,6 +544,23 @@ static rlhf_status layer_backward(model *m, encoder *e, const float *params, int
     zero(e->d_tmp, BTC);
     drop_tokens_back(e, e->d_tmp, e->d_res, dropout_p(e, hp->attn_out_dropout), dropout_key(e, l + 1, SITE_ATTN_OUT));
     zero(e->d_ctx, BTC);
+    if (e->lean_ctx && !m->peft) {
+        // ctx was not kept: the projection's input gradient now, its weight gradient once the attention
+        // backward has rebuilt ctx (into scratch_i, free since fc2's backward). d_tmp (d_v's buffer) is read
+        // until then, so dv goes to d_act (free since fc1's backward).
+        float *dv = e->d_act;
+        linear_backward(e->d_ctx, NULL, NULL, e->d_tmp, NULL, W(p->o_w), BT, C, C);
+        zero(e->d_q, BTC);
+        zero(e->d_k, BTC);
+        zero(dv, BTC);
+        attention_shape s = attn_shape(e, l);
+        attention_backward_recompute_ctx(e->d_q, e->d_k, dv, a->ctx, e->d_ctx, a->q, a->k, a->v, e->mask, &s);
+        linear_backward(NULL, G(p->o_w), G(p->o_b), e->d_tmp, a->ctx, W(p->o_w), BT, C, C);
+        LINB(dx, p->q_w, p->q_b, e->d_q, x, BT, C, C);
+        LINB(dx, p->k_w, p->k_b, e->d_k, x, BT, C, C);
+        LINB(dx, p->v_w, p->v_b, dv, x, BT, C, C);
+        return RLHF_OK;
+    }
     LINB(e->d_ctx, p->o_w, p->o_b, e->d_tmp, a->ctx, BT, C, C);
     zero(e->d_q, BTC);
     zero(e->d_k, BTC);

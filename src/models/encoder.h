@@ -75,6 +75,11 @@ typedef struct {
     // layer's in its own buffer) during the forward, and the backward recomputes both (layernorm_apply,
     // bit-identical) into d_ctx and scratch_c: 2 (B, T, C) buffers less per layer.
     int lean;
+    // lean, plain attention and no adapters: ctx is not kept either (it lives in scratch_i); the backward takes
+    // the output projection's input gradient first and gets ctx back from the attention backward
+    // (attention_backward_recompute_ctx, bit-identical) for its weight gradient: one (B, T, C) less per layer.
+    int lean_ctx;
+    int peft;                                   // model.peft was set when the plan was made
     int training;
     uint64_t dropout_key;
     const int64_t *drop_pos;                    // model_batch.dropout_pos (NULL: this batch) and its T

@@ -164,9 +164,27 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
     attention_backward_recompute(dq, dk, dv, dout, probs, q, k, v, NULL, s);
 }
 
+static void backward_impl(float *dq, float *dk, float *dv, float *ctx, const float *dout, const float *probs,
+                          const float *q, const float *k, const float *v, const int32_t *key_mask,
+                          const attention_shape *s);
+
 void attention_backward_recompute(float *dq, float *dk, float *dv, const float *dout, const float *probs,
                                   const float *q, const float *k, const float *v, const int32_t *key_mask,
                                   const attention_shape *s) {
+    backward_impl(dq, dk, dv, NULL, dout, probs, q, k, v, key_mask, s);
+}
+
+void attention_backward_recompute_ctx(float *dq, float *dk, float *dv, float *ctx, const float *dout,
+                                      const float *q, const float *k, const float *v, const int32_t *key_mask,
+                                      const attention_shape *s) {
+    backward_impl(dq, dk, dv, ctx, dout, NULL, q, k, v, key_mask, s);
+}
+
+// ctx (B, T, NH * HD), when not NULL: the forward's output again, each row block the same sgemm of the same
+// (dropped) probabilities the forward multiplied by V.
+static void backward_impl(float *dq, float *dk, float *dv, float *ctx, const float *dout, const float *probs,
+                          const float *q, const float *k, const float *v, const int32_t *key_mask,
+                          const attention_shape *s) {
     const int B = s->B, T = s->T, NH = s->NH, NKV = s->NKV, HD = s->HD, rep = NH / NKV;
     const int ldq = NH * HD, ldk = NKV * HD, RB = row_block(s);
     const int dropping = s->dropout_p > 0.0f;
@@ -215,6 +233,11 @@ void attention_backward_recompute(float *dq, float *dk, float *dv, const float *
 #pragma omp simd
                             for (int j = 0; j < jn; j++) pm[o + j] = P[o + j] * mask[o + j];
                         }
+                    // ctx[i0:i1] (M, HD) = (P * mask)[i0:i1, jlo:jhi] V[jlo:jhi], as attention_forward
+                    if (ctx)
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, HD, jn, 1.0f, (dropping ? pm : P) + blk,
+                                    T, vp + (int64_t)jlo * ldk, ldk, 0.0f,
+                                    ctx + (int64_t)b * T * ldq + (int64_t)h * HD + (int64_t)i0 * ldq, ldq);
                     // dV[jlo:jhi] (jn, HD) += (P * mask)^T dO
                     if (dvp)
                         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, jn, HD, M, 1.0f, (dropping ? pm : P) + blk,
@@ -263,4 +286,5 @@ void attention_backward_recompute(float *dq, float *dk, float *dv, const float *
         free(ps);
     }
     if (failed && dq) fill_nan(dq, (int64_t)B * T * NH * HD);
+    if (failed && ctx) fill_nan(ctx, (int64_t)B * T * NH * HD);
 }

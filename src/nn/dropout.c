@@ -48,7 +48,7 @@ void dropout_forward(float *out, const float *inp, float p, uint64_t key, int64_
 void dropout_backward(float *dinp, const float *dout, float p, uint64_t key, int64_t n) {
     if (p >= 1.0f) return;
     if (p <= 0.0f) {
-#pragma omp parallel for simd if (n > NN_PARALLEL_MIN)
+#pragma omp parallel for simd if (parallel : n > NN_PARALLEL_MIN)
         for (int64_t i = 0; i < n; i++) dinp[i] += dout[i];
         return;
     }

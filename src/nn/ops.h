@@ -163,6 +163,12 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
 void attention_backward_recompute(float *dq, float *dk, float *dv, const float *dout, const float *probs,
                                   const float *q, const float *k, const float *v, const int32_t *key_mask,
                                   const attention_shape *s);
+// attention_backward_recompute (probs NULL) that also writes ctx (B, T, NH * HD) = attention_forward's out,
+// bit-identical, from the probabilities it recomputes anyway (one more P V product): a caller need not keep the
+// forward's output for the output projection's weight gradient.
+void attention_backward_recompute_ctx(float *dq, float *dk, float *dv, float *ctx, const float *dout,
+                                      const float *q, const float *k, const float *v, const int32_t *key_mask,
+                                      const attention_shape *s);
 
 // ---- losses ------------------------------------------------------------------------------------
 // Pairwise reward loss over P pairs: loss = mean_p -logsigmoid(chosen[p] - rejected[p] - margin[p])

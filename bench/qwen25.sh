@@ -100,9 +100,10 @@ run() { # CMD NAME N FLAGS...
 }
 # torch_row CMD: PyTorch's same LoRA step (bench/torch_qwen25.py) -> "step_s peak_mib", or "n/a n/a"
 torch_row() {
-  case $1 in sft | reward) ;; *) echo "n/a n/a"; return ;; esac
+  local n=$MAXLEN
+  case $1 in sft | reward) ;; ppo) n=$RESP ;; *) echo "n/a n/a"; return ;; esac
   [ "${QWEN_TORCH:-1}" = 1 ] && /usr/bin/python3 -c 'import torch' 2>/dev/null || { echo "n/a n/a"; return; }
-  "${LOCK[@]}" /usr/bin/python3 bench/torch_qwen25.py "$1" "$BS" "$MAXLEN" "$STEPS" "$THREADS" 2>"$W/torch.$1.err" |
+  "${LOCK[@]}" /usr/bin/python3 bench/torch_qwen25.py "$1" "$BS" "$n" "$STEPS" "$THREADS" 2>"$W/torch.$1.err" |
     /usr/bin/python3 -c 'import json, sys; d = json.loads(sys.stdin.read()); print("%.2f %.0f" % (d["step_s"], d["peak_rss_mb"]))' ||
     { tail -n 3 "$W/torch.$1.err" >&2; echo "n/a n/a"; }
 }
@@ -138,7 +139,8 @@ echo "response_length $RESP, 1 epoch, value head on the policy, the same-shaped 
 echo "--load_in_4bit). $THREADS threads, OMP_WAIT_POLICY=$OMP_WAIT_POLICY. Peak RSS of the whole process; s/step ="
 echo "(time of 1 + $STEPS steps - time of 1 step) / $STEPS. PyTorch: bench/torch_qwen25.py, the same LoRA step in plain"
 echo "torch 1.13 (no transformers/peft in Debian), base weights fp32 as rlhf's trained model, median of $STEPS steps after"
-echo "a warm-up step; no peer for QLoRA (no 4-bit CPU kernels in PyTorch 1.13) or ppo (not written)."
+echo "a warm-up step (ppo: prompts of 16 random ids, the reward model a separate fp32 Qwen2 with a score head, the"
+echo "reference the policy with its adapters disabled); no peer for QLoRA (no 4-bit CPU kernels in PyTorch 1.13)."
 echo
 echo "| command | setting | rlhf peak RSS MiB | rlhf s/step | rlhf s for a 1-step run (load + step) | PyTorch s/step | PyTorch peak RSS MiB | speed ratio | RSS ratio |"
 echo "|---|---|---|---|---|---|---|---|---|"

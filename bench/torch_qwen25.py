@@ -5,9 +5,14 @@ on every q/k/v/o/gate/up/down projection (168 layers), the base frozen in fp32.
   sft:    causal-LM loss over B rows of T tokens (all real), backward, AdamW on the adapters.
   reward: Qwen2ForSequenceClassification (score head trained in full, as peft's modules_to_save) over the chosen
           and rejected rows of P pairs (2P rows of T tokens), -logsigmoid(chosen - rejected), backward, AdamW.
+  ppo:    `rlhf ppo --use_peft --value_model head` (TRL PPOTrainer.train): ROWS prompts of 16 random ids, T tokens
+          sampled with a KV cache at temperature 0.7; policy log-probs, reference log-probs (the same model with
+          the adapters disabled, as peft's reference), values from a head on the policy's last hidden states,
+          the score of a separate frozen Qwen2ForSequenceClassification (fp32) at the last token; k1 KL penalty,
+          GAE, whitened advantages; one PPO epoch: clipped policy + value loss, backward, clipping, AdamW.
 Prints one JSON line: {"step_s": median seconds per step after one warm-up step, "peak_rss_mb": ru_maxrss}.
 
-usage: python3 bench/torch_qwen25.py sft|reward ROWS_OR_PAIRS T STEPS THREADS
+usage: python3 bench/torch_qwen25.py sft|reward|ppo ROWS_OR_PAIRS T STEPS THREADS
 """
 import json
 import math
@@ -44,7 +49,11 @@ class LoraLinear(nn.Module):
         self.drop = nn.Dropout(LORA_DROPOUT)
         self.scaling = ALPHA / R
 
+    enabled = True  # False: the base model alone (peft's disable_adapter(), the PPO reference)
+
     def forward(self, x):
+        if not LoraLinear.enabled:
+            return self.base(x)
         return self.base(x) + (self.drop(x) @ self.lora_A.t() @ self.lora_B.t()) * self.scaling
 
 
@@ -58,9 +67,9 @@ class RMSNorm(nn.Module):
         return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps))
 
 
-def rope_cache(T):
+def rope_cache(T, start=0):
     inv = 1.0 / (1e6 ** (torch.arange(0, HD, 2, dtype=torch.float32) / HD))
-    f = torch.outer(torch.arange(T, dtype=torch.float32), inv)
+    f = torch.outer(torch.arange(start, start + T, dtype=torch.float32), inv)
     emb = torch.cat([f, f], -1)
     return emb.cos(), emb.sin()
 
@@ -82,20 +91,25 @@ class Block(nn.Module):
         self.up = LoraLinear(C, I, False)
         self.down = LoraLinear(I, C, False)
 
-    def forward(self, x, cos, sin, mask):
+    def forward(self, x, cos, sin, mask, past=None):
         B, T, _ = x.shape
         h = self.ln1(x)
         q = self.q(h).view(B, T, NH, HD).transpose(1, 2)
         k = self.k(h).view(B, T, NKV, HD).transpose(1, 2)
         v = self.v(h).view(B, T, NKV, HD).transpose(1, 2)
         q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+        if past is not None:  # the KV cache of the earlier positions
+            k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)
+        kv = (k, v)
         k = k.repeat_interleave(NH // NKV, 1)
         v = v.repeat_interleave(NH // NKV, 1)
-        s = (q @ k.transpose(-1, -2)) / math.sqrt(HD) + mask
+        s = (q @ k.transpose(-1, -2)) / math.sqrt(HD)
+        if mask is not None:
+            s = s + mask
         y = (s.softmax(-1) @ v).transpose(1, 2).reshape(B, T, NH * HD)
         x = x + self.o(y)
         h = self.ln2(x)
-        return x + self.down(F.silu(self.gate(h)) * self.up(h))
+        return x + self.down(F.silu(self.gate(h)) * self.up(h)), kv
 
 
 class Qwen2(nn.Module):
@@ -108,31 +122,97 @@ class Qwen2(nn.Module):
         self.norm = RMSNorm()
         self.score = nn.Linear(C, 1, bias=False) if seqcls else None  # trained in full
 
-    def forward(self, ids):
+    def forward(self, ids, start=0, past=None, keep=None, hidden=False):
         T = ids.shape[1]
-        cos, sin = rope_cache(T)
-        mask = torch.full((T, T), float("-inf")).triu(1)
+        cos, sin = rope_cache(T, start)
+        mask = torch.full((T, T), float("-inf")).triu(1) if T > 1 else None  # one new token sees every key
         x = self.embed(ids)
-        for blk in self.layers:
-            x = blk(x, cos, sin, mask)
+        new = []
+        for i, blk in enumerate(self.layers):
+            x, kv = blk(x, cos, sin, mask, None if past is None else past[i])
+            new.append(kv)
+        if keep is not None:  # transformers' logits_to_keep: positions keep[0] .. keep[1] - 1 only
+            x = x[:, keep[0]:keep[1]]
         x = self.norm(x)
+        if hidden:
+            return x, new
         if self.score is not None:
             return self.score(x[:, -1])[:, 0]  # every row full length: the last token is the pooled one
-        return x @ self.embed.weight.t()  # tied LM head
+        return x @ self.embed.weight.t(), new  # tied LM head
 
 
 model = Qwen2(MODE == "reward")
 model.train()
+value_head = None
+if MODE == "ppo":
+    value_head = nn.Linear(C, 1)  # rlhf ppo --value_model head: trained with the policy's adapters
+    reward_model = Qwen2(True)
+    reward_model.requires_grad_(False)
+    reward_model.eval()
 trainable = [p for p in model.parameters() if p.requires_grad]
-opt = torch.optim.AdamW(trainable, lr=1e-4, weight_decay=0.0)
+if value_head is not None:
+    trainable += list(value_head.parameters())
+opt = torch.optim.AdamW(trainable, lr=1e-4 if MODE != "ppo" else 1e-5, weight_decay=0.0)
 g = torch.Generator().manual_seed(1)
-rows = NB if MODE == "sft" else 2 * NB
+rows = NB if MODE != "reward" else 2 * NB
 ids = torch.randint(0, 50257, (rows, T), generator=g)
+P, TEMP = 16, 0.7 + 1e-7
+
+
+def ppo_logprobs(logits, resp):
+    return torch.gather(F.log_softmax(logits / TEMP, -1), 2, resp.unsqueeze(-1)).squeeze(-1)
+
+
+def ppo_step():
+    B, R = NB, T
+    queries = torch.randint(0, 50257, (B, P), generator=g)
+    with torch.no_grad():
+        logits, past = model(queries, keep=(P - 1, P))  # generate: the head on the last prompt position only
+        toks = []
+        for s in range(R):
+            nxt = torch.multinomial(F.softmax(logits[:, -1] / TEMP, -1), 1)
+            toks.append(nxt)
+            if s + 1 < R:
+                logits, past = model(nxt, P + s, past)
+        resp = torch.cat(toks, 1)
+        qr = torch.cat([queries, resp], 1)
+        h, _ = model(qr, hidden=True)
+        old_lp = ppo_logprobs(h[:, P - 1:-1] @ model.embed.weight.t(), resp)
+        old_v = value_head(h[:, P - 1:-1])[..., 0]
+        LoraLinear.enabled = False
+        ref_lp = ppo_logprobs(model(qr, keep=(P - 1, P + R - 1))[0], resp)
+        LoraLinear.enabled = True
+        scores = reward_model(qr)
+        rewards = -0.05 * (old_lp - ref_lp)
+        rewards[:, -1] += scores
+        adv_rev, last = [], 0.0
+        for t in reversed(range(R)):
+            nv = old_v[:, t + 1] if t < R - 1 else 0.0
+            last = rewards[:, t] + nv - old_v[:, t] + 0.95 * last
+            adv_rev.append(last)
+        adv = torch.stack(adv_rev[::-1], 1)
+        ret = adv + old_v
+        adv = (adv - adv.mean()) * torch.rsqrt(adv.var() + 1e-8)
+    h, _ = model(qr, hidden=True)
+    h = h[:, P - 1:-1]
+    new_lp = ppo_logprobs(h @ model.embed.weight.t(), resp)
+    vpred = value_head(h)[..., 0]
+    vclip = torch.clamp(vpred, old_v - 0.2, old_v + 0.2)
+    vf = 0.5 * torch.max((vpred - ret) ** 2, (vclip - ret) ** 2).mean()
+    ratio = torch.exp(new_lp - old_lp)
+    pg = torch.max(-adv * ratio, -adv * torch.clamp(ratio, 0.8, 1.2)).mean()
+    loss = pg + 0.1 * vf
+    opt.zero_grad(set_to_none=False)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+    opt.step()
 
 
 def step():
+    if MODE == "ppo":
+        return ppo_step()
     if MODE == "sft":
-        logits = model(ids)
+        logits, _ = model(ids)
         loss = F.cross_entropy(logits[:, :-1].reshape(-1, V), ids[:, 1:].reshape(-1))
     else:
         r = model(ids)

@@ -72,5 +72,5 @@ interleave_note
 echo
 interleave_header episodes/s
 row tiny 64 2 2 16 16 16 4 3
-row gpt2-small 768 12 12 16 16 8 1 2
+row gpt2-small 768 12 12 16 16 8 1 5
 echo

@@ -24,6 +24,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from torch_common import sample
+
 VOCAB, H, L, NH, P, R, B, G, STEPS, THREADS = map(int, sys.argv[1:11])
 LORA = sys.argv[11:12] == ["lora"]
 LORA_R, LORA_ALPHA = 16, 32
@@ -126,14 +128,7 @@ def logprobs(logits, resp):
 def step():
     queries = torch.randint(0, VOCAB, (B // G, P), generator=g).repeat_interleave(G, 0)
     with torch.no_grad():
-        logits, past = policy(queries, keep=(P - 1, P))  # generate: logits of the last prompt position only
-        toks = []
-        for s in range(R):
-            nxt = torch.multinomial(F.softmax(logits[:, -1] / TEMP, -1), 1)
-            toks.append(nxt)
-            if s + 1 < R:
-                logits, past = policy(nxt, P + s, past)
-        resp = torch.cat(toks, 1)
+        resp = sample(policy, queries, R, TEMP)  # KV cache, the head on the last prompt position
         qr = torch.cat([queries, resp], 1)
         rewards = reward(qr)[0][:, -1]
         grouped = rewards.view(-1, G)

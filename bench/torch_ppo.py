@@ -18,6 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from torch_common import sample
+
 VOCAB, H, L, NH, P, R, B, EPOCHS, UPDATES, THREADS = map(int, sys.argv[1:11])
 torch.set_num_threads(THREADS)
 torch.set_flush_denormal(True)  # denormal gradients of fresh models make the generic mm kernels crawl
@@ -94,14 +96,7 @@ def logprobs(logits, resp):
 def update():
     queries = torch.randint(0, VOCAB, (B, P), generator=g)
     with torch.no_grad():
-        logits, past = policy(queries, keep=(P - 1, P))  # generate: logits of the last prompt position only
-        toks = []
-        for s in range(R):
-            nxt = torch.multinomial(F.softmax(logits[:, -1] / TEMP, -1), 1)
-            toks.append(nxt)
-            if s + 1 < R:
-                logits, past = policy(nxt, P + s, past)
-        resp = torch.cat(toks, 1)
+        resp = sample(policy, queries, R, TEMP)  # KV cache, the head on the last prompt position
         qr = torch.cat([queries, resp], 1)
         old_lp = logprobs(policy(qr)[0], resp)
         ref_lp = logprobs(ref(qr)[0], resp)

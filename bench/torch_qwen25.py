@@ -26,6 +26,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from torch_common import sample
+
 MODE, NB, T, STEPS, THREADS = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 torch.set_num_threads(THREADS)
 torch.set_flush_denormal(True)
@@ -167,14 +169,7 @@ def ppo_step():
     B, R = NB, T
     queries = torch.randint(0, 50257, (B, P), generator=g)
     with torch.no_grad():
-        logits, past = model(queries, keep=(P - 1, P))  # generate: the head on the last prompt position only
-        toks = []
-        for s in range(R):
-            nxt = torch.multinomial(F.softmax(logits[:, -1] / TEMP, -1), 1)
-            toks.append(nxt)
-            if s + 1 < R:
-                logits, past = model(nxt, P + s, past)
-        resp = torch.cat(toks, 1)
+        resp = sample(model, queries, R, TEMP)  # KV cache, the head on the last prompt position
         qr = torch.cat([queries, resp], 1)
         h, _ = model(qr, hidden=True)
         old_lp = ppo_logprobs(h[:, P - 1:-1] @ model.embed.weight.t(), resp)

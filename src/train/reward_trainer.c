@@ -112,13 +112,11 @@ static rlhf_status record_reward_stats(model *m, const pref_set *set, const char
     double mean = 0, std = 0;
     if (!s) s = reward_norm_record(m, v, n, &mean, &std, err);
     if (!s && !a->common.quiet) {
-        if (view.n < set->n)
-            fprintf(stderr, "rlhf reward: rewards on %d of the %d %s pairs (evenly spaced): mean %.6g, std %.6g "
-                            "(saved in config.json as \"mean\"/\"std\" for --normalize_reward)\n",
-                    view.n, set->n, which, mean, std);
-        else
-            fprintf(stderr, "rlhf reward: rewards on the %d %s pairs: mean %.6g, std %.6g (saved in config.json as "
-                            "\"mean\"/\"std\" for --normalize_reward)\n", set->n, which, mean, std);
+        char rows[96];
+        if (view.n < set->n) snprintf(rows, sizeof rows, "%d of the %d %s pairs (evenly spaced)", view.n, set->n, which);
+        else snprintf(rows, sizeof rows, "the %d %s pairs", set->n, which);
+        fprintf(stderr, "rlhf reward: rewards on %s: mean %.6g, std %.6g (saved in config.json as \"mean\"/\"std\" for "
+                        "--normalize_reward)\n", rows, mean, std);
     }
     free(v);
     free(picked);

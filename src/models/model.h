@@ -114,6 +114,10 @@ struct model {
     float *grads;           // same layout; NULL until model_alloc_grads
     size_t n_params;
     float *out;             // forward output (see model_family.forward)
+    // Set by families whose backward reads m->out (Gemma 2's final logit soft-cap). When 0, m->out is dead
+    // once its gradient is known: a trainer may write the gradient over it and pass m->out as dout (no
+    // second (B, T, V) buffer).
+    int backward_reads_out;
     float *last_hidden;     // (B, T, C)
     int keep_hidden_states;
     // Set by callers that only score (rlhf score, PPO's reward model): the forward keeps no

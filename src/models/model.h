@@ -190,6 +190,11 @@ rlhf_status model_backward(model *m, const float *dout, const float *dhidden, rl
 // activations are not kept per layer; the outputs are bit-identical to model_forward's.
 rlhf_status model_forward_no_grad(model *m, const model_batch *b, rlhf_err *err);
 
+// Frees the activation arena of a model that only scores (a reward or reference model) between its uses, so
+// its activations are not resident while the policy trains; the next forward allocates it again. m->out and
+// m->last_hidden are invalid until then, and no backward may follow.
+void model_release_activations(model *m);
+
 // Helper for families: the label count as transformers derives it: len(id2label), else num_labels,
 // else 2. Errors name config.json's field.
 rlhf_status model_config_num_labels(const cJSON *config, int *out, rlhf_err *err);

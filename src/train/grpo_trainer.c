@@ -538,6 +538,7 @@ static rlhf_status sample_and_score(grpo_run *r, const batch_spec *bs, rlhf_err 
 
     if (r->need_old || bs->eval) st = batch_logprobs(r, r->policy, r->old_lp, N, err);
     if (!st && r->use_ref) st = batch_logprobs(r, r->ref, r->ref_lp, N, err);
+    if (r->ref) model_release_activations(r->ref);  // not resident while the policy trains
     if (st) goto out;
 
     // rewards, each source over this process's completions

@@ -10,13 +10,15 @@ With a last argument `lora`: the policy is frozen and every linear layer of the 
 mlp c_proj: rlhf's all-linear default for GPT-2) gets a LoRA adapter as peft's (r 16, alpha 32, so scaling 2;
 A kaiming-uniform(a = sqrt(5)), B zeros; no bias; the adapters' dropout off, as TRL's disable_dropout and
 `rlhf grpo`), written out by hand (peft is not a Debian package); only the adapters are clipped and stepped.
-Prints one JSON line: {"completions_per_s", "step_s", "peak_rss_mb"}.
+One warm-up step, then STEPS timed: prints one JSON line {"completions_per_s", "step_s" (the median step), "steps_s"
+(every timed step), "peak_rss_mb"}.
 
 usage: python3 bench/torch_grpo.py VOCAB HIDDEN LAYERS HEADS P R B G STEPS THREADS [lora]
 """
 import json
 import math
 import resource
+import statistics
 import sys
 import time
 
@@ -146,9 +148,11 @@ def step():
 
 
 step()  # warm-up
-t0 = time.time()
+steps = []
 for _ in range(STEPS):
+    t0 = time.perf_counter()
     step()
-dt = (time.time() - t0) / STEPS
-print(json.dumps({"completions_per_s": B / dt, "step_s": dt,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    steps.append(time.perf_counter() - t0)
+dt = statistics.median(steps)
+print(json.dumps({"completions_per_s": round(B / dt, 4), "step_s": round(dt, 4), "steps_s": [round(x, 4) for x in steps],
+                  "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))

@@ -4,13 +4,15 @@ policy and reference log-probs by full forwards; values from a copy of the rewar
 token, TRL's default value model); reward-model score at the last token; k1 KL penalty, score at the last
 token, GAE, whitened advantages; EPOCHS PPO epochs over one mini-batch of B rows: clipped policy + value
 loss, backward through policy and value model, global-norm clipping, AdamW. GPT-2 written out (tied head,
-gelu_new, pre-LN), random init. Prints one JSON line: {"episodes_per_s", "update_s", "peak_rss_mb"}.
+gelu_new, pre-LN), random init. One warm-up update, then UPDATES timed; prints one JSON line: {"episodes_per_s",
+"update_s" (the median timed update), "steps_s" (every timed update), "peak_rss_mb"}.
 
 usage: python3 bench/torch_ppo.py VOCAB HIDDEN LAYERS HEADS P R B EPOCHS UPDATES THREADS
 """
 import json
 import math
 import resource
+import statistics
 import sys
 import time
 
@@ -131,9 +133,11 @@ def update():
 
 
 update()  # warm-up
-t0 = time.time()
+steps = []
 for _ in range(UPDATES):
+    t0 = time.perf_counter()
     update()
-dt = (time.time() - t0) / UPDATES
-print(json.dumps({"episodes_per_s": B / dt, "update_s": dt,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    steps.append(time.perf_counter() - t0)
+dt = statistics.median(steps)
+print(json.dumps({"episodes_per_s": round(B / dt, 4), "update_s": round(dt, 4), "steps_s": [round(x, 4) for x in steps],
+                  "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))

@@ -26,6 +26,7 @@ fi
 
 row() { # name H L NH P R B G STEPS [lora]
   local name=$1 H=$2 L=$3 NH=$4 P=$5 R=$6 B=$7 G=$8 N=$9 lora=${10:-} flags="" label=""
+  row_wanted "$name" || return 0
   [ -d "$W/$name-policy" ] || gpt2_setup "$W" "$name" "$H" "$L" "$NH" "$P"
   # LoRA: rlhf's defaults for GPT-2 (r 16, alpha 32, all-linear: c_attn, c_proj, c_fc, mlp c_proj), as the peer
   [ -n "$lora" ] && flags="--use_peft --lora_r 16 --lora_alpha 32" label=", LoRA r 16 all-linear"

@@ -26,6 +26,7 @@ fi
 
 row() { # name H L NH P R B EPOCHS UPDATES
   local name=$1 H=$2 L=$3 NH=$4 P=$5 R=$6 B=$7 E=$8 N=$9
+  row_wanted "$name" || return 0
   gpt2_setup "$W" "$name" "$H" "$L" "$NH" "$P"
   interleave "$name (H $H, L $L, prompt $P, response $R, batch $B, $E PPO epochs)" episodes_per_s higher \
     "bash bench/ppo.sh '$BUILD' --rlhf '$W' $name $B $R $E $N" \

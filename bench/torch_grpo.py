@@ -15,18 +15,14 @@ One warm-up step, then STEPS timed: prints one JSON line {"completions_per_s", "
 
 usage: python3 bench/torch_grpo.py VOCAB HIDDEN LAYERS HEADS P R B G STEPS THREADS [lora]
 """
-import json
 import math
-import resource
-import statistics
 import sys
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from torch_common import sample
+from torch_common import sample, time_steps
 
 VOCAB, H, L, NH, P, R, B, G, STEPS, THREADS = map(int, sys.argv[1:11])
 LORA = sys.argv[11:12] == ["lora"]
@@ -147,12 +143,4 @@ def step():
     opt.zero_grad()
 
 
-step()  # warm-up
-steps = []
-for _ in range(STEPS):
-    t0 = time.perf_counter()
-    step()
-    steps.append(time.perf_counter() - t0)
-dt = statistics.median(steps)
-print(json.dumps({"completions_per_s": round(B / dt, 4), "step_s": round(dt, 4), "steps_s": [round(x, 4) for x in steps],
-                  "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
+time_steps(step, STEPS, B, "completions_per_s", "step_s")

@@ -9,18 +9,14 @@ gelu_new, pre-LN), random init. One warm-up update, then UPDATES timed; prints o
 
 usage: python3 bench/torch_ppo.py VOCAB HIDDEN LAYERS HEADS P R B EPOCHS UPDATES THREADS
 """
-import json
 import math
-import resource
-import statistics
 import sys
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from torch_common import sample
+from torch_common import sample, time_steps
 
 VOCAB, H, L, NH, P, R, B, EPOCHS, UPDATES, THREADS = map(int, sys.argv[1:11])
 torch.set_num_threads(THREADS)
@@ -132,12 +128,4 @@ def update():
         opt.zero_grad()
 
 
-update()  # warm-up
-steps = []
-for _ in range(UPDATES):
-    t0 = time.perf_counter()
-    update()
-    steps.append(time.perf_counter() - t0)
-dt = statistics.median(steps)
-print(json.dumps({"episodes_per_s": round(B / dt, 4), "update_s": round(dt, 4), "steps_s": [round(x, 4) for x in steps],
-                  "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
+time_steps(update, UPDATES, B, "episodes_per_s", "update_s")

@@ -14,18 +14,19 @@ static inline const float *P(const model *m, size_t off) { return off == DEC_NON
 // Work items per thread that cached_attention aims for (heads are split into groups when rows are few).
 #define ATTN_ITEMS_PER_THREAD 2
 
-// Attention of the T_new new queries of every row over the cached keys 0 .. len + T_new - 1.
-// q, out: (B, T_new, NH, HD). A cached key j is visible to the query at cache position i when j <= i,
+// Attention of the new queries t0 .. T_new - 1 of every row over the cached keys 0 .. len + T_new - 1.
+// q: (B, T_new, NH, HD), out: (B, T_new - t0, NH, HD) (t0 > 0: a prefill's last layer, see decoder_decode).
+// A cached key j is visible to the query at cache position i when j <= i,
 // the cache mask marks it real, and (with the layer's sliding window) i - j < window, as in decoder_forward.
 // One work item is a query and a group of consecutive heads, so it walks the cached rows of its batch row
 // in order, reading each position's keys (values) of all its heads as one contiguous run: a head at a time
 // would stride NKV * HD floats per key and wait on memory. scores_all: (threads, NH * (max_T + 2)).
 static void cached_attention(float *out, float *scores_all, const float *q, const kv_cache *kc, int l,
-                             const decoder_cfg *c, int T_new, float scale) {
+                             const decoder_cfg *c, int T_new, int t0, float scale) {
     const int window = dec_layer_window(c, l);
     const float cap = c->attn_softcap;
     int B = kc->B, NH = c->NH, HD = c->HD, group = c->NH / c->NKV, len0 = kc->len;
-    int want = ATTN_ITEMS_PER_THREAD * omp_get_max_threads(), queries = B * T_new;
+    int TQ = T_new - t0, want = ATTN_ITEMS_PER_THREAD * omp_get_max_threads(), queries = B * TQ;
     int groups = queries >= want ? 1 : (want + queries - 1) / queries;
     if (groups > NH) groups = NH;
     int per = (NH + groups - 1) / groups;
@@ -33,11 +34,11 @@ static void cached_attention(float *out, float *scores_all, const float *q, cons
 #pragma omp parallel for schedule(dynamic, 1)
     for (int w = 0; w < total; w++) {
         int bt = w / groups, h0 = (w % groups) * per, h1 = h0 + per < NH ? h0 + per : NH;
-        int b = bt / T_new, t = bt % T_new, i = len0 + t;
+        int b = bt / TQ, t = t0 + bt % TQ, i = len0 + t;
         // this thread's scratch: scores (NH, max_T), then the running max and 1 / sum of every head
         float *scores = scores_all + (size_t)omp_get_thread_num() * NH * (kc->max_T + 2);
         float *mx = scores + (size_t)NH * kc->max_T, *inv = mx + NH;
-        const float *qrow = q + (size_t)bt * NH * HD;
+        const float *qrow = q + ((size_t)b * T_new + t) * NH * HD;
         float *orow = out + (size_t)bt * NH * HD;
         const int32_t *mask = kc->mask + (size_t)b * kc->max_T;
         int j0 = window > 0 && i - window + 1 > 0 ? i - window + 1 : 0;
@@ -131,6 +132,12 @@ rlhf_status decoder_decode(model *m, kv_cache *kc, const int32_t *ids, const int
     }
     if (c->embed_scale > 0)
         for (size_t i = 0; i < N * C; i++) x[i] *= c->embed_scale;
+    // The logits are those of each row's last new position only, so the last layer needs its keys and
+    // values at every new position (they go into the cache) but the rest of it (attention output, MLP) only
+    // at the last one: from there on the stream is `last` (B, C), NR = B rows (a prefill's saving: its last
+    // layer's attention output and MLP on B rows instead of B * T_new).
+    float *xs = x;  // the residual stream: x (N rows), then last (B rows)
+    size_t NR = N;
     for (int l = 0; l < c->L; l++) {
         const dec_layer_offsets *o = &c->layers[l];
         dec_norm_forward(c, ln, mean, rstd, x, P(m, o->ln1_w), P(m, o->ln1_b), (int)N);
@@ -151,40 +158,46 @@ rlhf_status decoder_decode(model *m, kv_cache *kc, const int32_t *ids, const int
                 memcpy(kv_cache_k(kc, l, b, kc->len + t), k + ((size_t)b * T_new + t) * KD, KD * sizeof(float));
                 memcpy(kv_cache_v(kc, l, b, kc->len + t), v + ((size_t)b * T_new + t) * KD, KD * sizeof(float));
             }
-        cached_attention(atty, scores, q, kc, l, c, T_new, dec_attn_scale(c, l));
-        dec_proj_forward(m, proj, atty, o->o_w, o->o_b, (int)N, QD, C);
+        int t0 = 0;  // the first new position whose output is needed
+        if (l == c->L - 1 && T_new > 1) {
+            for (int b = 0; b < B; b++)
+                memcpy(last + (size_t)b * C, x + ((size_t)b * T_new + T_new - 1) * C, C * sizeof(float));
+            xs = last, NR = (size_t)B, t0 = T_new - 1;
+        }
+        cached_attention(atty, scores, q, kc, l, c, T_new, t0, dec_attn_scale(c, l));
+        dec_proj_forward(m, proj, atty, o->o_w, o->o_b, (int)NR, QD, C);
         if (o->post_attn_w != DEC_NONE) {  // Gemma 2: normed branch output (ln is free here)
-            dec_norm_forward(c, ln, mean, rstd, proj, P(m, o->post_attn_w), NULL, (int)N);
-            memcpy(proj, ln, N * C * sizeof(float));
+            dec_norm_forward(c, ln, mean, rstd, proj, P(m, o->post_attn_w), NULL, (int)NR);
+            memcpy(proj, ln, NR * C * sizeof(float));
         }
         // sequential: x += attn, then the MLP reads norm2(x); parallel: the MLP reads norm2(x) of the
         // block input, so norm2 runs before the attention residual is added.
-        if (!c->parallel_residual) add_forward(x, x, proj, (int64_t)N * C);
-        dec_norm_forward(c, ln, mean, rstd, x, P(m, o->ln2_w), P(m, o->ln2_b), (int)N);
-        if (c->parallel_residual) add_forward(x, x, proj, (int64_t)N * C);
+        if (!c->parallel_residual) add_forward(xs, xs, proj, (int64_t)NR * C);
+        dec_norm_forward(c, ln, mean, rstd, xs, P(m, o->ln2_w), P(m, o->ln2_b), (int)NR);
+        if (c->parallel_residual) add_forward(xs, xs, proj, (int64_t)NR * C);
         if (c->mlp == DEC_MLP_GATED) {
             if (c->fused_gate_up) {
-                dec_proj_forward(m, gu, ln, o->fc_w, o->fc_b, (int)N, C, 2 * I);
-                dec_split_gate_up(fc, up, gu, N, I);
+                dec_proj_forward(m, gu, ln, o->fc_w, o->fc_b, (int)NR, C, 2 * I);
+                dec_split_gate_up(fc, up, gu, NR, I);
             } else {
-                dec_proj_forward(m, fc, ln, o->fc_w, o->fc_b, (int)N, C, I);
-                dec_proj_forward(m, up, ln, o->up_w, o->up_b, (int)N, C, I);
+                dec_proj_forward(m, fc, ln, o->fc_w, o->fc_b, (int)NR, C, I);
+                dec_proj_forward(m, up, ln, o->up_w, o->up_b, (int)NR, C, I);
             }
-            dec_gated_forward(c, act, fc, up, (int64_t)N * I);
+            dec_gated_forward(c, act, fc, up, (int64_t)NR * I);
         } else {
-            dec_proj_forward(m, fc, ln, o->fc_w, o->fc_b, (int)N, C, I);
-            activation_forward(c->act, act, fc, (int64_t)N * I);
+            dec_proj_forward(m, fc, ln, o->fc_w, o->fc_b, (int)NR, C, I);
+            activation_forward(c->act, act, fc, (int64_t)NR * I);
         }
-        dec_proj_forward(m, proj, act, o->down_w, o->down_b, (int)N, I, C);
+        dec_proj_forward(m, proj, act, o->down_w, o->down_b, (int)NR, I, C);
         if (o->post_mlp_w != DEC_NONE) {
-            dec_norm_forward(c, ln, mean, rstd, proj, P(m, o->post_mlp_w), NULL, (int)N);
-            memcpy(proj, ln, N * C * sizeof(float));
+            dec_norm_forward(c, ln, mean, rstd, proj, P(m, o->post_mlp_w), NULL, (int)NR);
+            memcpy(proj, ln, NR * C * sizeof(float));
         }
-        add_forward(x, x, proj, (int64_t)N * C);
+        add_forward(xs, xs, proj, (int64_t)NR * C);
     }
     kc->len += T_new;
-    for (int b = 0; b < B; b++)
-        memcpy(last + (size_t)b * C, x + ((size_t)b * T_new + T_new - 1) * C, C * sizeof(float));
+    if (xs == x)  // one new position (or no layers): x's rows are the last positions
+        memcpy(last, x, (size_t)B * C * sizeof(float));
     dec_norm_forward(c, lastn, mean, rstd, last, P(m, c->lnf_w), P(m, c->lnf_b), B);
     RLHF_TRY(model_linear_forward(m, c->head, DEC_NONE, 0, logits, lastn, B, C, OUT, err));
     if (m->head == HEAD_LM && c->final_softcap > 0) softcap_forward(logits, logits, c->final_softcap, (int64_t)B * OUT);

@@ -39,6 +39,16 @@ static inline vfloat vbroadcast(float x) {
 // The scalar remainders round as the vector lanes do.
 static inline float smuladd(float acc, float a, float b) { return acc + a * b; }
 
+// An empty asm that takes v in a vector register and may change it: the compiler must load v once and
+// cannot fold the load into each use (no code is emitted).
+#if defined(__x86_64__) || defined(__i386__)
+#define KEEP_IN_REGISTER(v) __asm__("" : "+v"(v))
+#elif defined(__aarch64__)
+#define KEEP_IN_REGISTER(v) __asm__("" : "+w"(v))
+#else
+#define KEEP_IN_REGISTER(v) (void)(v)
+#endif
+
 // Unaligned vector load/store (memcpy compiles to one instruction and keeps strict aliasing).
 static inline vfloat vload(const float *p) {
     vfloat v;
@@ -113,6 +123,9 @@ static inline __attribute__((always_inline)) void linear_block(float *out, const
 #pragma GCC unroll 16
         for (int r = 0; r < LS_ROWS; r++) {
             vfloat xv = vload(x + (size_t)r * C + c);
+            // One load per x vector, kept in a register: left alone, GCC folds it into each of the LS_JV
+            // multiplies, and the loads (18 a step instead of 10) were the limit: GPT-2's lm_head 30 -> 46 GB/s.
+            KEEP_IN_REGISTER(xv);
 #pragma GCC unroll 2
             for (int j = 0; j < J; j++) acc[r][j] = vmuladd(acc[r][j], xv, wv[j]);
         }
@@ -190,7 +203,8 @@ void linear_small_n_forward(float *out, const float *inp, const float *weight, i
 // every tile cold: with a 384-column range, 4 blocks of 12; 14 -> 25 GB/s on GPT-2's 768-wide outputs.)
 #define CONV_PREFETCH_BLOCKS 4
 
-// acc (LS_ROWS rows of stride ld) += rows c0 .. c1 - 1 of the product for columns j0 .. j0 + CONV_COLS - 1;
+// acc (LS_ROWS rows of stride ld) += rows c0 .. c1 - 1 of the product for columns j0 .. j0 + CONV_COLS - 1
+// (c0 == 0: acc = those rows' sum, the buffer's old contents not read);
 // xt: (C, LS_ROWS) the block's rows transposed (padding rows zero), so one feature's values are adjacent.
 // pf: where to prefetch, the weight row of c0 at the block CONV_PREFETCH_BLOCKS ahead (read only as a hint).
 static void conv1d_tile(float *acc_buf, size_t ld, const float *xt, const float *weight, int c0, int c1, int OC,
@@ -199,7 +213,7 @@ static void conv1d_tile(float *acc_buf, size_t ld, const float *xt, const float 
 #pragma GCC unroll 16
     for (int r = 0; r < LS_ROWS; r++)
 #pragma GCC unroll 2
-        for (int v = 0; v < LS_JV; v++) acc[r][v] = vload(acc_buf + r * ld + v * LS_VF);
+        for (int v = 0; v < LS_JV; v++) acc[r][v] = c0 == 0 ? (vfloat){0} : vload(acc_buf + r * ld + v * LS_VF);
     const float *w = weight + j0;
     for (int c = c0; c < c1; c++) {
         vfloat wv[LS_JV];
@@ -226,7 +240,7 @@ void conv1d_small_n_forward(float *out, const float *inp, const float *weight, i
     int nblocks = (N + LS_ROWS - 1) / LS_ROWS, nfull = OC / CONV_COLS;
     size_t ld = (size_t)nfull * CONV_COLS, rows = (size_t)nblocks * LS_ROWS;
     float *xt = malloc(sizeof(float) * rows * (C > 0 ? C : 1));
-    float *acc = calloc(rows * (ld > 0 ? ld : 1), sizeof(float));  // (rows, ld) block accumulators
+    float *acc = malloc(sizeof(float) * rows * (ld > 0 ? ld : 1));  // (rows, ld) block accumulators
     if (!xt || !acc) {  // no room for the buffers: the same sums, one output at a time
         free(xt), free(acc);
         for (int n = 0; n < N; n++)
@@ -237,15 +251,19 @@ void conv1d_small_n_forward(float *out, const float *inp, const float *weight, i
             }
         return;
     }
-    for (int b = 0; b < nblocks; b++)
-        for (int c = 0; c < C; c++)
-            for (int r = 0; r < LS_ROWS; r++) {
-                int n = b * LS_ROWS + r;
-                xt[((size_t)b * C + c) * LS_ROWS + r] = n < N ? inp[(size_t)n * C + c] : 0.0f;
-            }
+    if (C <= 0) memset(acc, 0, sizeof(float) * rows * (ld > 0 ? ld : 1));  // no tile sets them: empty sums
+    // One parallel region per call: the threads transpose the input (each a range of features), then each
+    // sums its own columns; the first tile of rows sets the accumulators, so nothing is cleared first.
 #pragma omp parallel if ((int64_t)OC * C > NN_PARALLEL_MIN)
     {
         int nt = omp_get_num_threads(), t = omp_get_thread_num();
+#pragma omp for schedule(static)
+        for (int c = 0; c < C; c++)
+            for (int b = 0; b < nblocks; b++)
+                for (int r = 0; r < LS_ROWS; r++) {
+                    int n = b * LS_ROWS + r;
+                    xt[((size_t)b * C + c) * LS_ROWS + r] = n < N ? inp[(size_t)n * C + c] : 0.0f;
+                }
         int cb0 = (int)((int64_t)nfull * t / nt), cb1 = (int)((int64_t)nfull * (t + 1) / nt);
         for (int c0 = 0; c0 < C; c0 += CONV_TILE_ROWS) {
             int c1 = C - c0 < CONV_TILE_ROWS ? C : c0 + CONV_TILE_ROWS;

@@ -118,6 +118,14 @@ static void test_cross_entropy(void) {
     float l1 = cross_entropy_forward(bx, bt, BN, BV, &bcnt), l2 = cross_entropy_forward(bx, bt, BN, BV, &bcnt);
     ce_ref(&bc, bxd, &yd);
     CHECK(l1 == l2, "cross-entropy deterministic");
+    // in place (SFT writes the gradient over the logits): bit-identical to the zeroed out-of-place buffer
+    float *bd = calloc((size_t)BN * BV, sizeof(float)), *bi = gc_floats(BN * BV);
+    memcpy(bi, bx, sizeof(float) * BN * BV);
+    cross_entropy_backward(bd, bx, bt, BN, BV, bcnt, 0.5f);
+    cross_entropy_backward_inplace(bi, bt, BN, BV, bcnt, 0.5f);
+    CHECK(memcmp(bd, bi, sizeof(float) * BN * BV) == 0, "cross-entropy in-place backward == out-of-place");
+    free(bd);
+    free(bi);
     gc_compare_fwd("cross-entropy big forward", &l1, &yd, 1, 1e-6, 1e-6);
     free(bx);
     free(bxd);

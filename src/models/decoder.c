@@ -41,6 +41,9 @@ typedef struct {
     int no_grad;            // no backward follows: layers share layers[0]'s buffers (and, without
                             // keep_hidden_states, the stream is two (N, C) buffers used in turn)
     int pingpong;           // resid holds 2 streams: block l reads stream l % 2, writes (l + 1) % 2
+    int shared;             // training without checkpointing: ln1, qkv, ln2 and act are one buffer each, shared
+                            // by every layer; the backward recomputes ln1 / ln2 / act of a block from its kept
+                            // inputs (the stream, res1, fc / up) before its backward (same kernels, same bits)
     uint64_t dropout_key;
     const int64_t *drop_pos;  // model_batch.dropout_pos (NULL: this batch) and its row length
     int drop_T;
@@ -311,6 +314,7 @@ void decoder_fill_model_config(model *m, int bos_def, int eos_def) {
     mc->eos_token_id = decoder_token_id(m->config_json, "eos_token_id", eos_def);
     mc->type_vocab_size = 0;
     mc->is_decoder = 1;
+    m->backward_reads_out = m->head == HEAD_LM && c->final_softcap > 0;  // the soft-cap's backward reads it
 }
 
 void decoder_pool_index(int *pool, const int32_t *mask, int B, int T) {
@@ -350,28 +354,39 @@ static dec_acts *layout_acts(model *m, int B, int T, int head_count, carver *cv)
     const int pingpong = no_grad && !m->keep_hidden_states && c->L > 1;
     float *resid = carve_f(cv, (size_t)(pingpong ? 2 : c->L + 1) * N * C);
     dec_layer_acts tmp[1];
+    // Training: a block's backward needs its inputs of the projections' weight gradients, but ln1, ln2 and
+    // act are cheap functions of what is kept (the stream, res1, fc / up) and qkv is only split into q, k, v:
+    // one buffer each for all layers (layer_refill recomputes them), 9 (N, C) per layer less for GPT-2.
+    const int shared = !checkpointing && !no_grad && c->L > 1;
     for (int l = 0; l < c->L; l++) {
         if ((checkpointing || no_grad) && l > 0) {
             if (cv->a) layers[l] = layers[0];
             continue;
         }
         dec_layer_acts *la = cv->a ? &layers[l] : tmp;
-        la->ln1 = carve_f(cv, N * C);
+        if (shared && l > 0) {
+            if (cv->a) {
+                la->ln1 = layers[0].ln1, la->qkv = layers[0].qkv;
+                la->ln2 = layers[0].ln2, la->act = layers[0].act;
+            }
+        } else {
+            la->ln1 = carve_f(cv, N * C);
+            la->qkv = c->qkv == DEC_QKV_SEPARATE ? NULL : carve_f(cv, N * dec_qkv_width(c));
+            la->ln2 = carve_f(cv, N * C);
+            la->act = carve_f(cv, N * c->I);
+        }
         la->ln1_mean = carve_f(cv, N);
         la->ln1_rstd = carve_f(cv, N);
-        la->qkv = c->qkv == DEC_QKV_SEPARATE ? NULL : carve_f(cv, N * dec_qkv_width(c));
         la->q = carve_f(cv, N * QD);
         la->k = carve_f(cv, N * KD);
         la->v = carve_f(cv, N * KD);
         la->probs = NULL;  // not kept: the backward recomputes the probabilities (nn/ops.h)
         la->atty = carve_f(cv, N * QD);
         la->res1 = c->parallel_residual ? NULL : carve_f(cv, N * C);
-        la->ln2 = carve_f(cv, N * C);
         la->ln2_mean = carve_f(cv, N);
         la->ln2_rstd = carve_f(cv, N);
         la->fc = carve_f(cv, N * c->I);
         la->up = c->mlp == DEC_MLP_GATED ? carve_f(cv, N * c->I) : NULL;
-        la->act = carve_f(cv, N * c->I);
         int sandwich = c->layers[l].post_attn_w != DEC_NONE;
         la->attn_br = sandwich ? carve_f(cv, N * C) : NULL;
         la->attn_br_rstd = sandwich ? carve_f(cv, N) : NULL;
@@ -395,6 +410,7 @@ static dec_acts *layout_acts(model *m, int B, int T, int head_count, carver *cv)
     a->checkpointing = checkpointing;
     a->no_grad = no_grad;
     a->pingpong = pingpong;
+    a->shared = shared;
     a->layers = layers, a->ids = ids, a->mask = mask, a->pos = pos, a->resid = resid;
     a->lnf_mean = lnf_mean, a->lnf_rstd = lnf_rstd, a->attn_proj = attn_proj, a->mlp_proj = mlp_proj;
     a->pool = pool, a->pooled = pooled, a->gu = gu;
@@ -519,6 +535,23 @@ static void layer_forward(model *m, dec_acts *a, int l) {
     }
 }
 
+// Shared buffers (a->shared): ln1, ln2 and act of block l recomputed from what the forward kept (its input
+// stream, res1, fc / up) by the forward's own kernels, so they hold the forward's values bit for bit.
+static void layer_refill(model *m, dec_acts *a, int l) {
+    const decoder_cfg *c = &((decoder_state *)m->impl)->cfg;
+    size_t N = (size_t)a->B * a->T;
+    const dec_layer_offsets *o = &c->layers[l];
+    dec_layer_acts *la = &a->layers[l];
+    const float *xin = stream(a, l, N * c->C);
+    dec_norm_forward(c, la->ln1, la->ln1_mean, la->ln1_rstd, xin, P(m, o->ln1_w), P(m, o->ln1_b), (int)N);
+    dec_norm_forward(c, la->ln2, la->ln2_mean, la->ln2_rstd, c->parallel_residual ? xin : la->res1, P(m, o->ln2_w),
+                     P(m, o->ln2_b), (int)N);
+    if (c->mlp == DEC_MLP_GATED)
+        dec_gated_forward(c, la->act, la->fc, la->up, (int64_t)N * c->I);
+    else
+        activation_forward(c->act, la->act, la->fc, (int64_t)N * c->I);
+}
+
 rlhf_status decoder_forward(model *m, const model_batch *b, rlhf_err *err) {
     decoder_state *st = m->impl;
     const decoder_cfg *c = &st->cfg;
@@ -623,18 +656,21 @@ rlhf_status decoder_backward(model *m, const float *dout, const float *dhidden, 
     const float *hin = a->head_count ? a->head_in : m->last_hidden;
     size_t cap_rows = NO < SOFTCAP_ROWS ? NO : SOFTCAP_ROWS;
     size_t need = 0;
-    size_t sizes[] = {NC, NC, NC, NC, NC, NC, N * big, N * I, N * I, N * QD, N * KD, N * KD, N * QD, (size_t)B * C,
-                      NC, capped ? cap_rows * c->V : 1};
+    int gated = c->mlp == DEC_MLP_GATED, sandwich = 0;
+    for (int l = 0; l < c->L; l++) sandwich |= c->layers[l].post_attn_w != DEC_NONE;
+    size_t n_up = gated ? N * I : 1, n_br = sandwich ? NC : 1;  // dup: gated MLPs only; dbr: sandwich norms only
+    size_t sizes[] = {NC, NC, NC, NC, NC, NC, N * big, N * I, n_up, N * QD, N * KD, N * KD, N * QD, (size_t)B * C,
+                      n_br, capped ? cap_rows * c->V : 1};
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) need += round_up64(sizes[i] * sizeof(float));
     RLHF_TRY(arena_reserve(&st->bwd, need, err));
     arena_reset(&st->bwd);
     float *dlh = arena_floats(&st->bwd, NC), *dx = arena_floats(&st->bwd, NC), *dxin = arena_floats(&st->bwd, NC);
     float *dres1 = arena_floats(&st->bwd, NC), *dln = arena_floats(&st->bwd, NC), *dtmp = arena_floats(&st->bwd, NC);
     float *dbig = arena_floats(&st->bwd, N * big), *dfc = arena_floats(&st->bwd, N * I);
-    float *dup = arena_floats(&st->bwd, N * I), *dq = arena_floats(&st->bwd, N * QD);
+    float *dup = arena_floats(&st->bwd, n_up), *dq = arena_floats(&st->bwd, N * QD);
     float *dk = arena_floats(&st->bwd, N * KD), *dv = arena_floats(&st->bwd, N * KD);
     float *datty = arena_floats(&st->bwd, N * QD), *dpooled = arena_floats(&st->bwd, (size_t)B * C);
-    float *dbr = arena_floats(&st->bwd, NC), *dcap = arena_floats(&st->bwd, capped ? cap_rows * c->V : 1);
+    float *dbr = arena_floats(&st->bwd, n_br), *dcap = arena_floats(&st->bwd, capped ? cap_rows * c->V : 1);
 
     memset(dlh, 0, NC * sizeof(float));
     if (dout) {
@@ -676,6 +712,7 @@ rlhf_status decoder_backward(model *m, const float *dout, const float *dhidden, 
         // checkpointing: refill the shared buffers with this block's activations (the last block's are
         // still there from the forward)
         if (a->checkpointing && l < c->L - 1) layer_forward(m, a, l);
+        if (a->shared && l < c->L - 1) layer_refill(m, a, l);  // the last block's are still there
         // dx: gradient of this block's output. MLP branch first.
         const float *dmlp = branch_grad(a, C, dtmp, dx, drop, c->resid_pdrop,
                                          drop_key(a->dropout_key, l + 1, SITE_MLP_OUT));

@@ -614,6 +614,12 @@ void model_free(model *m) {
     free(m);
 }
 
+void model_release_activations(model *m) {
+    if (!m) return;
+    arena_free(&m->acts);
+    m->out = m->last_hidden = NULL;
+}
+
 rlhf_status model_forward(model *m, const model_batch *b, rlhf_err *err) {
     if (b->B <= 0 || b->T <= 0)
         return rlhf_fail(err, RLHF_EINPUT, "empty batch (B=%d, T=%d)", b->B, b->T);

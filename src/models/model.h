@@ -114,6 +114,10 @@ struct model {
     float *grads;           // same layout; NULL until model_alloc_grads
     size_t n_params;
     float *out;             // forward output (see model_family.forward)
+    // Set by families whose backward reads m->out (Gemma 2's final logit soft-cap). When 0, m->out is dead
+    // once its gradient is known: a trainer may write the gradient over it and pass m->out as dout (no
+    // second (B, T, V) buffer).
+    int backward_reads_out;
     float *last_hidden;     // (B, T, C)
     int keep_hidden_states;
     // Set by callers that only score (rlhf score, PPO's reward model): the forward keeps no
@@ -185,6 +189,11 @@ rlhf_status model_backward(model *m, const float *dout, const float *dhidden, rl
 // A forward no backward will follow (torch.no_grad): model_forward with m->no_grad set for the call, so
 // activations are not kept per layer; the outputs are bit-identical to model_forward's.
 rlhf_status model_forward_no_grad(model *m, const model_batch *b, rlhf_err *err);
+
+// Frees the activation arena of a model that only scores (a reward or reference model) between its uses, so
+// its activations are not resident while the policy trains; the next forward allocates it again. m->out and
+// m->last_hidden are invalid until then, and no backward may follow.
+void model_release_activations(model *m);
 
 // Helper for families: the label count as transformers derives it: len(id2label), else num_labels,
 // else 2. Errors name config.json's field.

@@ -97,6 +97,24 @@ void cross_entropy_backward(float *dlogits, const float *logits, const int32_t *
     }
 }
 
+void cross_entropy_backward_inplace(float *logits, const int32_t *targets, int N, int V, int n_counted,
+                                    float grad_scale) {
+    float k = n_counted > 0 ? grad_scale / (float)n_counted : 0.0f;
+#pragma omp parallel for if ((int64_t)N * V > NN_PARALLEL_MIN)
+    for (int64_t n = 0; n < N; n++) {
+        float *x = logits + n * V;
+        if (n_counted <= 0 || !counted(targets[n], V)) {
+            memset(x, 0, sizeof(float) * (size_t)V);
+            continue;
+        }
+        float lse = (float)row_logsumexp(x, V, 1.0f);
+        // 0 + e * k in the out-of-place form: e * k (k > 0, so no -0 to tell apart)
+#pragma omp simd
+        for (int v = 0; v < V; v++) x[v] = nn_expf(x[v] - lse) * k;
+        x[targets[n]] -= k;
+    }
+}
+
 // out (N) = log_softmax(logits / temperature)[target]; rows with no valid target get 0. TRL divides
 // by (temperature + 1e-7): pass that sum if bit-matching TRL matters.
 void token_logprobs_forward(float *out, const float *logits, const int32_t *targets, int N, int V,

@@ -185,6 +185,10 @@ void pairwise_loss_backward(float *dchosen, float *drejected, const float *chose
 float cross_entropy_forward(const float *logits, const int32_t *targets, int N, int V, int *n_counted);
 void cross_entropy_backward(float *dlogits, const float *logits, const int32_t *targets, int N, int V,
                             int n_counted, float grad_scale);
+// The same gradient written over the logits (rows not counted become zeros), bit-identical to
+// cross_entropy_backward into a zeroed buffer: saves an (N, V) buffer when the logits are not needed after.
+void cross_entropy_backward_inplace(float *logits, const int32_t *targets, int N, int V, int n_counted,
+                                    float grad_scale);
 // log_softmax(logits / temperature)[target] per row: out (N); logits (N, V). Used for policy/ref
 // log-probs; rows whose target is ignore_index get 0. TRL divides by (temperature + 1e-7): pass that.
 void token_logprobs_forward(float *out, const float *logits, const int32_t *targets, int N, int V,

@@ -308,9 +308,21 @@ static rlhf_status dpo_batch(dpo_run *r, const pref_set *s, const int *idx, int 
                 sc->dout[i] = sc->targets[i] != CE_IGNORE_INDEX ? (float)(gk * grad_scale) : 0.0f;
             }
         }
-        // the logits are not needed any more: their gradient overwrites them (no second (2P, T, V) buffer)
-        token_logprobs_backward_inplace(m->out, sc->dout, sc->targets, (int)N, V, 1.0f);
-        st = model_backward(m, m->out, NULL, err);
+        // the logits are not needed any more: their gradient overwrites them (no second (2P, T, V) buffer),
+        // unless the backward reads them (Gemma 2's final soft-cap): then a buffer of its own
+        if (!m->backward_reads_out) {
+            token_logprobs_backward_inplace(m->out, sc->dout, sc->targets, (int)N, V, 1.0f);
+            st = model_backward(m, m->out, NULL, err);
+        } else {
+            float *dl = calloc(N * (size_t)V, sizeof(float));
+            if (!dl) {
+                st = rlhf_fail(err, RLHF_ERUNTIME, "out of memory (logit gradients)");
+            } else {
+                token_logprobs_backward(dl, sc->dout, m->out, sc->targets, (int)N, V, 1.0f);
+                st = model_backward(m, dl, NULL, err);
+                free(dl);
+            }
+        }
     }
     free(g);
     free(ref);

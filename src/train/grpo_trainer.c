@@ -538,6 +538,7 @@ static rlhf_status sample_and_score(grpo_run *r, const batch_spec *bs, rlhf_err 
 
     if (r->need_old || bs->eval) st = batch_logprobs(r, r->policy, r->old_lp, N, err);
     if (!st && r->use_ref) st = batch_logprobs(r, r->ref, r->ref_lp, N, err);
+    if (r->ref) model_release_activations(r->ref);  // not resident while the policy trains
     if (st) goto out;
 
     // rewards, each source over this process's completions
@@ -633,7 +634,8 @@ typedef struct {
     int32_t *ids, *mask, *pos, *resp;     // (micro, T) / (micro, R)
     float *old_lp, *ref_lp, *lmask, *new_lp, *lse, *dlp, *entropy;  // (micro, R)
     float *adv;                           // (micro)
-    float *dlogits;                       // (micro, R, V): the head runs on the completion slots only
+    float *dlogits;                       // (micro, R, V): the head runs on the completion slots only; NULL:
+                                          // the gradient overwrites the logits (policy->out)
 } grpo_scratch;
 
 static void scratch_free(grpo_scratch *s) {
@@ -650,7 +652,8 @@ static rlhf_status scratch_init(grpo_scratch *s, const grpo_run *r, rlhf_err *er
              (s->resp = malloc(M * R * 4)) && (s->adv = calloc(M, sizeof(float)));
     float **fs[] = {&s->old_lp, &s->ref_lp, &s->lmask, &s->new_lp, &s->lse, &s->dlp, &s->entropy};
     for (size_t i = 0; i < sizeof fs / sizeof *fs; i++) ok = ok && (*fs[i] = calloc(M * R, sizeof(float)));
-    ok = ok && (s->dlogits = malloc(M * R * V * sizeof(float)));  // the head runs on the R completion slots
+    if (r->policy->backward_reads_out)  // else the logits' gradient overwrites them (no second (M, R, V) buffer)
+        ok = ok && (s->dlogits = malloc(M * R * V * sizeof(float)));  // the head runs on the R completion slots
     if (!ok) {
         scratch_free(s);
         return rlhf_fail(err, RLHF_ERUNTIME, "out of memory allocating %s update buffers", r->cmd);
@@ -693,7 +696,8 @@ static rlhf_status micro_step(grpo_run *r, grpo_scratch *s, int slice, double *l
         rloo_loss_forward(&ls, s->new_lp, old, s->adv, s->lmask, (float)a->epsilon, eps_high, (double)r->ga, m, R);
         rloo_loss_backward(s->dlp, s->new_lp, old, s->adv, s->lmask, (float)a->epsilon, eps_high, (double)r->ga, m, R);
     }
-    rollout_logprobs_backward(s->dlogits, s->entropy, logits, s->lse, s->resp, s->dlp, m, R, 1, R, V, a->temperature);
+    float *dlogits = s->dlogits ? s->dlogits : r->policy->out;  // in place: each slot read before it is written
+    rollout_logprobs_backward(dlogits, s->entropy, logits, s->lse, s->resp, s->dlp, m, R, 1, R, V, a->temperature);
     // metrics as TRL's global masked means of this micro-batch (sums over processes)
     double ent = 0;
     for (size_t i = 0; i < (size_t)m * R; i++)
@@ -707,7 +711,7 @@ static rlhf_status micro_step(grpo_run *r, grpo_scratch *s, int slice, double *l
     metric_add(r, "clip_ratio/high_mean", sums[4] / clip);
     metric_add(r, "clip_ratio/region_mean", sums[5] / clip);
     *loss = ls.loss;
-    return model_backward(r->policy, s->dlogits, NULL, err);
+    return model_backward(r->policy, dlogits, NULL, err);
 }
 
 // Gradient all-reduce (mean over processes, as DDP), global-norm clipping, AdamW. A non-finite norm skips

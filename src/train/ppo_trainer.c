@@ -419,7 +419,7 @@ typedef struct {
     int32_t *ids, *mask, *pos, *resp;                        // (micro, T) / (micro, R)
     float *old_lp, *old_v, *adv, *ret, *rmask;               // (micro, R) gathered from the rollout
     float *new_lp, *new_v, *entropy, *lse, *dlp, *dval;      // (micro, R)
-    float *dlogits;                                          // (micro, R, V): the head's response slots
+    float *dlogits;  // (micro, R, V): the head's response slots; NULL: the gradient overwrites policy->out
     float *dhidden, *dhidden_v;                              // (micro, T, C) policy / value model
 } ppo_scratch;
 
@@ -439,7 +439,9 @@ static rlhf_status scratch_init(ppo_scratch *s, const ppo_run *r, rlhf_err *err)
     float **fs[] = {&s->old_lp, &s->old_v, &s->adv, &s->ret, &s->rmask, &s->new_lp, &s->new_v, &s->entropy,
                     &s->lse, &s->dlp, &s->dval};
     for (size_t i = 0; i < sizeof fs / sizeof *fs; i++) ok = ok && (*fs[i] = calloc(M * R, sizeof(float)));
-    ok = ok && (s->dlogits = malloc(M * R * V * sizeof(float))) && (s->dhidden = malloc(M * T * C * sizeof(float)));
+    if (r->policy->backward_reads_out)  // else the logits' gradient overwrites them (no second (M, R, V) buffer)
+        ok = ok && (s->dlogits = malloc(M * R * V * sizeof(float)));
+    ok = ok && (s->dhidden = malloc(M * T * C * sizeof(float)));
     if (ok && r->value) ok = (s->dhidden_v = malloc(M * T * (size_t)r->value->cfg.hidden_size * sizeof(float))) != NULL;
     if (!ok) {
         scratch_free(s);
@@ -504,7 +506,8 @@ static rlhf_status micro_step(ppo_run *r, ppo_scratch *s, const int *idx, int m,
                                       : (float)(share / a->gradient_accumulation_steps),
                       m, R);
     // d loss / d logits on response slots (zero on the prompt), entropy on the way (policy/entropy_avg)
-    rollout_logprobs_backward(s->dlogits, s->entropy, logits, s->lse, s->resp, s->dlp, m, R, 1, R, V,
+    float *dlogits = s->dlogits ? s->dlogits : r->policy->out;  // in place: each slot read before it is written
+    rollout_logprobs_backward(dlogits, s->entropy, logits, s->lse, s->resp, s->dlp, m, R, 1, R, V,
                               a->temperature + PPO_TEMPERATURE_EPS);
     es->entropy += ppo_masked_mean(s->entropy, s->rmask, (int64_t)m * R) * share;
     // value gradients: v = h . w + b at hidden positions P-1+t
@@ -528,9 +531,9 @@ static rlhf_status micro_step(ppo_run *r, ppo_scratch *s, const int *idx, int m,
     if (r->value) {
         // the value model's activations are the live ones only until its next forward: backward it first
         RLHF_TRY(model_backward(r->value, NULL, s->dhidden_v, err));
-        RLHF_TRY(model_backward(r->policy, s->dlogits, NULL, err));
+        RLHF_TRY(model_backward(r->policy, dlogits, NULL, err));
     } else {
-        RLHF_TRY(model_backward(r->policy, s->dlogits, s->dhidden, err));
+        RLHF_TRY(model_backward(r->policy, dlogits, s->dhidden, err));
     }
     return RLHF_OK;
 }

@@ -170,6 +170,9 @@ rlhf_status ppo_rollout(ppo_run *r, long long update, rlhf_err *err) {
         }
         RLHF_TRY(score_chunk(r, b0, nb, err));
     }
+    // the frozen models' activations are not resident while the policy trains
+    if (r->ref) model_release_activations(r->ref);
+    if (r->reward && !r->remote) model_release_activations(r->reward);
     RLHF_TRY(gather_rows(r, r->logprobs, (size_t)R * sizeof(float), err));
     RLHF_TRY(gather_rows(r, r->ref_logprobs, (size_t)R * sizeof(float), err));
     RLHF_TRY(gather_rows(r, r->values, (size_t)R * sizeof(float), err));

@@ -138,6 +138,7 @@ static rlhf_status rm_source_score(reward_fn *s, const reward_item *items, int n
     rm_source *r = (rm_source *)s;
     for (int i = 0; i < n; i += RM_SOURCE_CHUNK)
         RLHF_TRY(rm_scorer_score(&r->sc, items + i, n - i < RM_SOURCE_CHUNK ? n - i : RM_SOURCE_CHUNK, out + i, err));
+    model_release_activations(r->m);  // not resident while the policy trains
     return RLHF_OK;
 }
 

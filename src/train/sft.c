@@ -282,7 +282,11 @@ static rlhf_status batch_loss(model *m, const sft_set *s, const int *idx, int B,
     int counted = 0;
     float l = cross_entropy_forward(m->out, sc->targets, (int)N, V, &counted);
     *loss = counted ? l : 0.0;
-    if (grad_scale > 0 && counted) {
+    if (grad_scale > 0 && counted && !m->backward_reads_out) {
+        // the logits are dead after the loss: their gradient overwrites them (no second (B, T, V) buffer)
+        cross_entropy_backward_inplace(m->out, sc->targets, (int)N, V, counted, grad_scale);
+        RLHF_TRY(model_backward(m, m->out, NULL, err));
+    } else if (grad_scale > 0 && counted) {
         size_t nl = N * V;
         if (nl > sc->cap_logits) {
             free(sc->dlogits);

@@ -10,21 +10,19 @@ With a last argument `lora`: the policy is frozen and every linear layer of the 
 mlp c_proj: rlhf's all-linear default for GPT-2) gets a LoRA adapter as peft's (r 16, alpha 32, so scaling 2;
 A kaiming-uniform(a = sqrt(5)), B zeros; no bias; the adapters' dropout off, as TRL's disable_dropout and
 `rlhf grpo`), written out by hand (peft is not a Debian package); only the adapters are clipped and stepped.
-Prints one JSON line: {"completions_per_s", "step_s", "peak_rss_mb"}.
+One warm-up step, then STEPS timed: prints one JSON line {"completions_per_s", "step_s" (the median step), "steps_s"
+(every timed step), "peak_rss_mb"}.
 
 usage: python3 bench/torch_grpo.py VOCAB HIDDEN LAYERS HEADS P R B G STEPS THREADS [lora]
 """
-import json
 import math
-import resource
 import sys
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from torch_common import sample
+from torch_common import sample, time_steps
 
 VOCAB, H, L, NH, P, R, B, G, STEPS, THREADS = map(int, sys.argv[1:11])
 LORA = sys.argv[11:12] == ["lora"]
@@ -145,10 +143,4 @@ def step():
     opt.zero_grad()
 
 
-step()  # warm-up
-t0 = time.time()
-for _ in range(STEPS):
-    step()
-dt = (time.time() - t0) / STEPS
-print(json.dumps({"completions_per_s": B / dt, "step_s": dt,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+time_steps(step, STEPS, B, "completions_per_s", "step_s")

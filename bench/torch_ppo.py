@@ -4,21 +4,19 @@ policy and reference log-probs by full forwards; values from a copy of the rewar
 token, TRL's default value model); reward-model score at the last token; k1 KL penalty, score at the last
 token, GAE, whitened advantages; EPOCHS PPO epochs over one mini-batch of B rows: clipped policy + value
 loss, backward through policy and value model, global-norm clipping, AdamW. GPT-2 written out (tied head,
-gelu_new, pre-LN), random init. Prints one JSON line: {"episodes_per_s", "update_s", "peak_rss_mb"}.
+gelu_new, pre-LN), random init. One warm-up update, then UPDATES timed; prints one JSON line: {"episodes_per_s",
+"update_s" (the median timed update), "steps_s" (every timed update), "peak_rss_mb"}.
 
 usage: python3 bench/torch_ppo.py VOCAB HIDDEN LAYERS HEADS P R B EPOCHS UPDATES THREADS
 """
-import json
 import math
-import resource
 import sys
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from torch_common import sample
+from torch_common import sample, time_steps
 
 VOCAB, H, L, NH, P, R, B, EPOCHS, UPDATES, THREADS = map(int, sys.argv[1:11])
 torch.set_num_threads(THREADS)
@@ -130,10 +128,4 @@ def update():
         opt.zero_grad()
 
 
-update()  # warm-up
-t0 = time.time()
-for _ in range(UPDATES):
-    update()
-dt = (time.time() - t0) / UPDATES
-print(json.dumps({"episodes_per_s": B / dt, "update_s": dt,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+time_steps(update, UPDATES, B, "episodes_per_s", "update_s")

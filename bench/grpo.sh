@@ -54,3 +54,5 @@ row tiny 64 2 2 16 16 32 8 3
 row gpt2-small 768 12 12 16 16 16 8 5
 row gpt2-small 768 12 12 16 16 16 8 5 lora
 echo
+echo "Where rlhf's peak RSS goes (per item, before/after the activation savings of 2026-12-08): bench/results/grpo_memory.md."
+echo

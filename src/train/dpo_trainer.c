@@ -228,7 +228,7 @@ static rlhf_status dpo_batch(dpo_run *r, const pref_set *s, const int *idx, int 
         }
         // a separate reference's activations and logits are released before the policy's forward, so the
         // peak holds one of the two (the decoder lays its arena out again on every forward)
-        if (a->ref) arena_free(&a->ref->acts);
+        if (a->ref) model_release_activations(a->ref);
     }
     if (!st) {
         mb.training = training && !a->common.disable_dropout;

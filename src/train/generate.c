@@ -274,12 +274,14 @@ rlhf_status generate(model *m, const int32_t *const *prompts, const int *prompt_
         st = prefill(m, &kc, ids, mask, pos, prompts, prompt_lens, B, Tp, logits, err);
     }
     for (int step = 0; st == RLHF_OK && step < M; step++) {
-        // rows are independent (their own sampling counters): one row per thread, sampled or greedy
+        // rows are independent (their own sampling counters): one row per thread, sampled or greedy, then
+        // the token's log_softmax(logits / temperature) (of the logits before any penalty), in one region
 #pragma omp parallel for schedule(dynamic, 1) if (B > 1)
         for (int b = 0; b < B; b++) {
             const float *lg = logits + (size_t)b * V;
             if (done[b]) {
                 chosen[b] = CE_IGNORE_INDEX;  // no token, log-prob 0
+                chosen_lp[b] = 0.0f;
                 continue;
             }
             if (pen) {  // the processor runs before the warpers and before greedy's argmax, as in HF
@@ -298,9 +300,8 @@ rlhf_status generate(model *m, const int32_t *const *prompts, const int *prompt_
             } else {
                 chosen[b] = argmax(lg, V);
             }
+            token_logprobs_forward(chosen_lp + b, logits + (size_t)b * V, chosen + b, 1, V, g->temperature);
         }
-        // log_softmax(logits / temperature)[token] of every row in one parallel, vectorised pass
-        token_logprobs_forward(chosen_lp, logits, chosen, B, V, g->temperature);
         int n_active = 0;
         for (int b = 0; b < B; b++) {
             if (done[b]) continue;

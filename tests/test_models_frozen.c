@@ -76,6 +76,13 @@ static void no_grad_case(const char *name, model_head head) {
     CHECK(b->acts.cap < a->acts.cap, "%s: no_grad arena %zu bytes, training forward's %zu", name, b->acts.cap,
           a->acts.cap);
     CHECK(b->no_grad == 0, "%s: model_forward_no_grad left no_grad set", name);
+    // a scorer's activations freed between uses (model_release_activations): the next forward lays its
+    // arena out again (a family that kept its old plan would write into freed memory) with the same outputs
+    model_release_activations(b);
+    CHECK(b->acts.base == NULL && b->out == NULL, "%s: activations not released", name);
+    CHECK(model_forward_no_grad(b, &mb, &err) == RLHF_OK, "%s: no_grad forward after release: %s", name, err.msg);
+    CHECK(b->acts.base != NULL && b->out != NULL && !memcmp(a->out, b->out, n * sizeof(float)),
+          "%s: no_grad forward after release differs", name);
     // a backward needs the training forward's activations
     float *dout = calloc(n, sizeof(float));
     CHECK(model_backward(b, dout, NULL, &err) != RLHF_OK && strstr(err.msg, "no_grad"),

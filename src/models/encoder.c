@@ -221,7 +221,8 @@ static rlhf_status plan(model *m, int B, int T, rlhf_err *err) {
     int no_grad = m->no_grad != 0, checkpointing = m->gradient_checkpointing && !no_grad;
     int keep_hidden = m->keep_hidden_states != 0, lean = !no_grad && !checkpointing && !keep_hidden;
     int peft = m->peft != NULL, lean_ctx = lean && !peft && !e->hp.rel_attention;
-    if (e->B == B && e->T == T && e->no_grad == no_grad && e->checkpointing == checkpointing &&
+    // the same plan stands while its arena does (model_release_activations frees it between a scorer's uses)
+    if (m->acts.base && e->B == B && e->T == T && e->no_grad == no_grad && e->checkpointing == checkpointing &&
         e->keep_hidden == keep_hidden && e->peft == peft)
         return RLHF_OK;
     carver c = {NULL, 0};

@@ -152,7 +152,7 @@ rlhf_status dpo_reference_logps(model *ref, const pref_set *s, int batch_size, i
         }
     }
     ref->no_grad = saved;
-    arena_free(&ref->acts);
+    model_release_activations(ref);  // the precomputed log-probs are all that is kept
     free(idx);
     scratch_free(&sc);
     return st;
